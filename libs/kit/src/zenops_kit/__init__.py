@@ -1,0 +1,1 @@
+"""ZenOps shared kit: the few mechanisms every service needs (nothing domain-specific)."""

@@ -1,0 +1,66 @@
+"""The per-request context (who is calling, for which tenant) every servicer reads.
+
+The server interceptor fills it from gRPC metadata: `x-request-id`, and the bearer token
+verified by the service's `TokenVerifier` (identity's JWKS verifier plugs in here).
+Unverified claims are never trusted: a token that cannot be verified is rejected.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .errors import PermissionDenied, Unauthenticated
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    request_id: str | None = None
+    tenant_id: str | None = None
+    user_id: str | None = None
+    audience: str | None = None
+    session_id: str | None = None
+    channel_id: str | None = None
+    roles: frozenset[str] = field(default_factory=frozenset)
+    capabilities: frozenset[str] = field(default_factory=frozenset)
+    # The caller's raw bearer token, forwarded on onward calls (never logged).
+    token: str | None = field(default=None, repr=False)
+
+    @property
+    def authenticated(self) -> bool:
+        return self.user_id is not None or self.audience == "service"
+
+    def require(self, *capabilities: str) -> None:
+        """Raise unless the caller holds every capability named."""
+        if not self.authenticated:
+            raise Unauthenticated("authentication required", reason="UNAUTHENTICATED")
+        missing = [c for c in capabilities if c not in self.capabilities]
+        if missing:
+            raise PermissionDenied(
+                "missing capability: " + ", ".join(missing),
+                reason="MISSING_CAPABILITY",
+                metadata={"missing": ",".join(missing)},
+            )
+
+
+ANONYMOUS = RequestContext()
+_current: ContextVar[RequestContext] = ContextVar("zenops_request_context", default=ANONYMOUS)
+
+
+def current_context() -> RequestContext:
+    return _current.get()
+
+
+def set_context(ctx: RequestContext):
+    return _current.set(ctx)
+
+
+def reset_context(token) -> None:
+    _current.reset(token)
+
+
+class TokenVerifier(Protocol):
+    """Verifies a bearer token and returns the request context its claims grant."""
+
+    async def verify(self, token: str, request_id: str | None) -> RequestContext: ...

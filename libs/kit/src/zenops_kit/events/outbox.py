@@ -1,0 +1,35 @@
+"""Append an event to the outbox inside the caller's transaction."""
+
+from __future__ import annotations
+
+from opentelemetry import propagate
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+from zenops.events.v1 import envelope_pb2
+
+from .envelope import subject_for
+
+_INSERT = text(
+    "INSERT INTO outbox (id, subject, event_type, tenant_id, envelope, traceparent, tracestate) "
+    "VALUES (CAST(:id AS uuid), :subject, :event_type, CAST(NULLIF(:tenant_id, '') AS uuid), :envelope, :tp, :ts)"
+)
+
+
+async def append_event(conn: AsyncConnection, env: envelope_pb2.EventEnvelope) -> None:
+    """Write `env` to the outbox in `conn`'s transaction: it is published iff this commits."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    env.trace_context.traceparent = carrier.get("traceparent", "")
+    env.trace_context.tracestate = carrier.get("tracestate", "")
+    await conn.execute(
+        _INSERT,
+        {
+            "id": env.event_id,
+            "subject": subject_for(env.event_type),
+            "event_type": env.event_type,
+            "tenant_id": env.tenant_id,
+            "envelope": env.SerializeToString(deterministic=True),
+            "tp": env.trace_context.traceparent or None,
+            "ts": env.trace_context.tracestate or None,
+        },
+    )

@@ -1,0 +1,75 @@
+"""Typed settings from the environment (twelve-factor).
+
+Every service subclasses `ServiceSettings`. Defaults are safe for a local run; secrets are
+`SecretStr` and a service refuses to start in production while any of them still has its
+shipped default (or the database URL still carries the local default password).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["local", "test", "development", "production"]
+
+# The password every local role gets unless devstack generated one; never valid in production.
+LOCAL_DEFAULT_DB_PASSWORD = "zenops-local"
+
+
+class DefaultSecretError(RuntimeError):
+    """A production service was configured with a shipped default secret."""
+
+
+class KitSettings(BaseSettings):
+    """Settings every process of the suite has (gateway included)."""
+
+    model_config = SettingsConfigDict(env_prefix="ZENOPS_", extra="ignore", frozen=True)
+
+    environment: Environment = "local"
+    log_level: str = "INFO"
+    nats_url: str = "nats://127.0.0.1:14222"
+    # JetStream replicas for the streams this service creates (3 in a cluster).
+    nats_stream_replicas: int = 1
+    version: str = "0.1.0"
+    git_sha: str = os.environ.get("ZENOPS_GIT_SHA", "unknown")
+    build_time: str = ""  # ISO-8601; empty means "process start time"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> "KitSettings":
+        if not self.is_production:
+            return self
+        offenders = []
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                secret = value.get_secret_value()
+                default = field.default.get_secret_value() if isinstance(field.default, SecretStr) else None
+                if not secret or secret == default or LOCAL_DEFAULT_DB_PASSWORD in secret:
+                    offenders.append(f"ZENOPS_{name.upper()}")
+        if offenders:
+            raise DefaultSecretError(
+                "refusing to start in production with default or empty secrets: " + ", ".join(sorted(offenders))
+            )
+        return self
+
+
+class ServiceSettings(KitSettings):
+    """Settings of a domain service (one gRPC server, one database)."""
+
+    grpc_host: str = "0.0.0.0"
+    grpc_port: int = 50051
+    database_url: SecretStr = SecretStr(f"postgresql://zenops:{LOCAL_DEFAULT_DB_PASSWORD}@127.0.0.1:15432/zenops")
+    database_pool_size: int = 4
+    # Seconds between health probes of the database and NATS.
+    health_interval: float = 1.0
+    # Seconds granted to in-flight RPCs on SIGTERM.
+    shutdown_grace: float = 10.0
+    # Whether this process runs the outbox relay and event consumers (the default role).
+    run_workers: bool = True
