@@ -57,9 +57,7 @@ def _find_named(items: Any, name: str, kind: str) -> dict[str, Any]:
     matches = [item for item in items if isinstance(item, dict) and item.get("name") == name]
     if len(matches) != 1:
         found = [item.get("name") for item in items if isinstance(item, dict)]
-        raise EnvoyConfigError(
-            f"{ENVOY_CONFIG}: expected exactly one {kind} named {name!r}, found {found!r}"
-        )
+        raise EnvoyConfigError(f"{ENVOY_CONFIG}: expected exactly one {kind} named {name!r}, found {found!r}")
     return matches[0]
 
 
@@ -98,17 +96,12 @@ def render_envoy_config(
         endpoints = cluster["load_assignment"]["endpoints"]
         lb_endpoints = [lb for group in endpoints for lb in group["lb_endpoints"]]
     except (KeyError, TypeError) as exc:
-        raise EnvoyConfigError(
-            f"{ENVOY_CONFIG}: cluster {GATEWAY_CLUSTER!r} has no load_assignment endpoints"
-        ) from exc
+        raise EnvoyConfigError(f"{ENVOY_CONFIG}: cluster {GATEWAY_CLUSTER!r} has no load_assignment endpoints") from exc
     if len(lb_endpoints) != 1:
         raise EnvoyConfigError(
-            f"{ENVOY_CONFIG}: cluster {GATEWAY_CLUSTER!r} must have exactly one endpoint, "
-            f"found {len(lb_endpoints)}"
+            f"{ENVOY_CONFIG}: cluster {GATEWAY_CLUSTER!r} must have exactly one endpoint, found {len(lb_endpoints)}"
         )
-    endpoint_sa = _socket_address(
-        lb_endpoints[0].get("endpoint", {}), f"cluster {GATEWAY_CLUSTER!r} endpoint"
-    )
+    endpoint_sa = _socket_address(lb_endpoints[0].get("endpoint", {}), f"cluster {GATEWAY_CLUSTER!r} endpoint")
     endpoint_sa["address"] = gateway_host
     endpoint_sa["port_value"] = int(gateway_port)
 
@@ -159,6 +152,4 @@ def validate_envoy_config(path: str | os.PathLike[str]) -> None:
         raise EnvoyConfigError(f"envoy --mode validate timed out on {path}") from exc
     if proc.returncode != 0:
         output = "\n".join(part for part in (proc.stderr.strip(), proc.stdout.strip()) if part)
-        raise EnvoyConfigError(
-            f"envoy rejected {path} (exit {proc.returncode}):\n{output}"
-        )
+        raise EnvoyConfigError(f"envoy rejected {path} (exit {proc.returncode}):\n{output}")

@@ -65,6 +65,7 @@ class OutboxRelay:
         # Fault-injection point for tests: awaited after the publish acks, before the mark.
         self.after_publish: Callable[[list[str]], Awaitable[None]] | None = None
         self.published_total = 0
+        self.listening = False
 
     async def publish_batch(self) -> int:
         """Publish one batch of unpublished rows; returns how many were marked published."""
@@ -123,6 +124,8 @@ class OutboxRelay:
         loop = asyncio.get_running_loop()
         try:
             while True:
+                # Cleared before the scan, so a commit notified during the scan is not lost.
+                self._wakeup.clear()
                 try:
                     token = otel_context.attach(otel_context.Context())  # relay work is not part of a request
                     try:
@@ -142,7 +145,6 @@ class OutboxRelay:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
-                self._wakeup.clear()
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll_interval)
                 except TimeoutError:
@@ -159,6 +161,7 @@ class OutboxRelay:
             try:
                 conn = await asyncpg.connect(self._listen_dsn, timeout=5)
                 await conn.add_listener(OUTBOX_CHANNEL, on_notify)
+                self.listening = True
                 self._wakeup.set()  # catch up on anything committed while we were not listening
                 while not conn.is_closed():
                     await asyncio.sleep(self.poll_interval)
@@ -168,5 +171,6 @@ class OutboxRelay:
                 log.debug("outbox listener reconnecting", extra={"error": repr(exc)})
                 await asyncio.sleep(self.poll_interval)
             finally:
+                self.listening = False
                 if conn is not None and not conn.is_closed():
                     conn.terminate()

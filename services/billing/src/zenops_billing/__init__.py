@@ -1,0 +1,1 @@
+"""ZenOps billing service."""

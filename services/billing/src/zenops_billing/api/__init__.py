@@ -1,0 +1,1 @@
+"""gRPC servicers of the billing service: translate proto ↔ domain, nothing else."""

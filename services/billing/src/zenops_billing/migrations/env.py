@@ -1,0 +1,3 @@
+from zenops_kit.migrations import run_env
+
+run_env()

@@ -1,0 +1,277 @@
+"""The ONE place where failures become HTTP: gRPC status → problem+json (RFC 9457).
+
+Route handlers never build error responses themselves. They let exceptions propagate:
+
+- `UpstreamError` (raised by `clients.base.UpstreamClient.call` for every failed RPC)
+  is mapped with `GRPC_TO_HTTP` (the table in shared/spec/gateway.md);
+- FastAPI's `RequestValidationError` becomes 400 with one `errors[]` entry per field;
+- Starlette's `HTTPException` (unknown route 404, 405, 413 from the body limit, ...)
+  becomes problem+json with the same shape;
+- anything else becomes 500 with the trace id and no internals (logged in full).
+
+Body: {"type","title","status","detail","code","errors":[{"field","message"}],
+"trace_id","request_id"}, media type application/problem+json.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from http import HTTPStatus
+from typing import Any
+
+import grpc
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from opentelemetry import trace
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from zenops_kit.errors import ErrorDetail, parse_rpc_error
+from zenops_kit.logging import request_id_var
+
+log = logging.getLogger("zenops.gateway.errors")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "urn:zenops:problem:"
+
+# shared/spec/gateway.md "Error mapping". Every code not listed → 500.
+GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.UNAVAILABLE: 503,
+}
+DEFAULT_RETRY_AFTER_SECONDS = 1
+# ErrorInfo metadata keys a service may set on RESOURCE_EXHAUSTED to say when to retry.
+RETRY_AFTER_METADATA_KEYS = ("retry_after_seconds", "retry_after")
+
+# Codes (machine reasons) of errors the gateway itself produces.
+HTTP_CODES: dict[int, str] = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "RATE_LIMITED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+# -- the response body (also the OpenAPI schema of every error response) -----------------------
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Path of the offending field, e.g. `amount` or `items[0].name`.")
+    message: str
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457 problem details), media type application/problem+json."""
+
+    type: str = Field(description="URI identifying the problem kind (`urn:zenops:problem:<code>`).")
+    title: str = Field(description="HTTP status phrase.")
+    status: int
+    detail: str | None = Field(None, description="Human-readable explanation, safe to show.")
+    code: str = Field(description="Machine-readable reason, e.g. `INSUFFICIENT_CREDITS`.")
+    errors: list[FieldError] = Field(default_factory=list, description="Field-level violations.")
+    trace_id: str | None = Field(None, description="Trace id to quote to support.")
+    request_id: str | None = None
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_MEDIA_TYPE
+
+
+def current_trace_id() -> str | None:
+    ctx = trace.get_current_span().get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+
+def problem_type(code: str) -> str:
+    return PROBLEM_TYPE_PREFIX + code.lower().replace("_", "-")
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str | None,
+    *,
+    errors: Iterable[FieldError] = (),
+    headers: dict[str, str] | None = None,
+    model: type[Problem] = Problem,
+    **extra: Any,
+) -> ProblemResponse:
+    """A problem+json response carrying the current trace and request ids."""
+    body = model(
+        type=problem_type(code),
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        code=code,
+        errors=list(errors),
+        trace_id=current_trace_id(),
+        request_id=request_id_var.get(),
+        **extra,
+    )
+    return ProblemResponse(jsonable_encoder(body), status_code=status, headers=headers)
+
+
+# -- gRPC errors ---------------------------------------------------------------------------------
+
+
+class UpstreamError(Exception):
+    """A failed RPC to `service`; raised by the typed clients, mapped by `upstream_error_response`."""
+
+    def __init__(self, service: str, detail: ErrorDetail) -> None:
+        super().__init__(f"{service}: {detail.code.name} {detail.reason}: {detail.message}")
+        self.service = service
+        self.detail = detail
+
+    @classmethod
+    def from_rpc_error(cls, service: str, err: grpc.aio.AioRpcError) -> UpstreamError:
+        return cls(service, parse_rpc_error(err))
+
+
+def http_status_for(code: grpc.StatusCode) -> int:
+    return GRPC_TO_HTTP.get(code, 500)
+
+
+def _retry_after(detail: ErrorDetail) -> str:
+    for key in RETRY_AFTER_METADATA_KEYS:
+        value = detail.metadata.get(key, "")
+        if value.strip().isdigit():
+            return str(int(value))
+    return str(DEFAULT_RETRY_AFTER_SECONDS)
+
+
+def upstream_error_response(err: UpstreamError) -> ProblemResponse:
+    d = err.detail
+    status = http_status_for(d.code)
+    headers: dict[str, str] = {}
+    if status >= 500:
+        # Never pass an upstream's message through on 5xx: grpc-core messages name
+        # addresses, and INTERNAL/UNKNOWN may carry exception text. The logs keep it.
+        log.warning(
+            "upstream call failed",
+            extra={"upstream": err.service, "grpc_code": d.code.name, "reason": d.reason, "error": d.message},
+        )
+        if status == 503:
+            return problem(503, d.reason or "UNAVAILABLE", f"The {err.service} service is unavailable; retry later.")
+        if status == 504:
+            return problem(504, "DEADLINE_EXCEEDED", f"The {err.service} service did not answer in time.")
+        return problem(500, "INTERNAL", "Internal error; quote the trace id to support.")
+    if status == 429:
+        headers["Retry-After"] = _retry_after(d)
+    elif status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="zenops"'
+    return problem(
+        status,
+        d.reason or HTTP_CODES.get(status, d.code.name),
+        d.message or HTTPStatus(status).description,
+        errors=[FieldError(field=v.field, message=v.description) for v in d.violations],
+        headers=headers or None,
+    )
+
+
+# -- request validation -------------------------------------------------------------------------
+
+_LOCATIONS = {"body", "query", "path", "header", "cookie"}
+
+
+def field_path(loc: Sequence[int | str]) -> str:
+    """`("body", "items", 0, "name")` → `items[0].name`; `("query", "limit")` → `query.limit`.
+
+    Body fields are named like the services' field violations (no prefix); parameters
+    carry their location so `limit` in the query and in a body cannot be confused.
+    """
+    parts = list(loc)
+    prefix = ""
+    if parts and parts[0] in _LOCATIONS:
+        where = parts.pop(0)
+        if where != "body":
+            prefix = str(where)
+        elif not parts:
+            return "body"
+    out = prefix
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "body"
+
+
+def validation_errors(exc: RequestValidationError) -> list[FieldError]:
+    return [FieldError(field=field_path(e.get("loc", ())), message=str(e.get("msg", "invalid"))) for e in exc.errors()]
+
+
+# -- handlers ------------------------------------------------------------------------------------
+
+
+class ProblemHTTPException(StarletteHTTPException):
+    """An HTTP error raised by the gateway itself, with its machine code."""
+
+    def __init__(self, status_code: int, code: str, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status_code=status_code, detail=detail, headers=headers)
+        self.code = code
+
+
+async def _on_upstream_error(request: Request, exc: UpstreamError) -> ProblemResponse:
+    return upstream_error_response(exc)
+
+
+async def _on_rpc_error(request: Request, exc: grpc.aio.AioRpcError) -> ProblemResponse:
+    # A call that bypassed UpstreamClient.call; still mapped the same way.
+    return upstream_error_response(UpstreamError.from_rpc_error("upstream", exc))
+
+
+async def _on_validation_error(request: Request, exc: RequestValidationError) -> ProblemResponse:
+    return problem(400, "VALIDATION_FAILED", "The request is invalid.", errors=validation_errors(exc))
+
+
+async def _on_http_exception(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
+    status = exc.status_code
+    code = getattr(exc, "code", None) or HTTP_CODES.get(status) or HTTPStatus(status).name
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).description
+    if status == 404 and detail == "Not Found":
+        detail = "No such resource."
+    elif status == 405 and detail == "Method Not Allowed":
+        detail = f"{request.method} is not allowed here."
+    return problem(status, code, detail, headers=exc.headers)
+
+
+def internal_error_response(exc: BaseException) -> ProblemResponse:
+    log.error("unhandled error", exc_info=exc)
+    return problem(500, "INTERNAL", "Internal error; quote the trace id to support.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(UpstreamError, _on_upstream_error)
+    app.add_exception_handler(grpc.aio.AioRpcError, _on_rpc_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    # Exception itself is handled by middleware.CatchAllMiddleware so that the 500 still
+    # passes through the request-id / security-header middleware (Starlette would answer
+    # it from ServerErrorMiddleware, outside every user middleware).
+
+
+# -- OpenAPI -------------------------------------------------------------------------------------
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries documenting problem+json answers (see app.custom_openapi)."""
+    return {s: {"model": Problem, "description": HTTPStatus(s).phrase} for s in statuses}

@@ -1,0 +1,1 @@
+"""ZenOps identity service."""

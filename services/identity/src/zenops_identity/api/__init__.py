@@ -1,0 +1,1 @@
+"""gRPC servicers of the identity service: translate proto ↔ domain, nothing else."""

@@ -1,0 +1,1 @@
+"""ZenOps ops service."""

@@ -1,0 +1,1 @@
+"""gRPC servicers of the ops service: translate proto ↔ domain, nothing else."""

@@ -1,0 +1,1 @@
+"""ZenOps repogen service."""

@@ -1,0 +1,1 @@
+"""gRPC servicers of the repogen service: translate proto ↔ domain, nothing else."""
