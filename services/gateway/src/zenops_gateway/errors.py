@@ -216,7 +216,14 @@ def field_path(loc: Sequence[int | str]) -> str:
 
 
 def validation_errors(exc: RequestValidationError) -> list[FieldError]:
-    return [FieldError(field=field_path(e.get("loc", ())), message=str(e.get("msg", "invalid"))) for e in exc.errors()]
+    out = []
+    for e in exc.errors():
+        if e.get("type") == "json_invalid":  # loc is ("body", <character offset>)
+            reason = (e.get("ctx") or {}).get("error")
+            out.append(FieldError(field="body", message=f"Invalid JSON: {reason}" if reason else "Invalid JSON"))
+        else:
+            out.append(FieldError(field=field_path(e.get("loc", ())), message=str(e.get("msg", "invalid"))))
+    return out
 
 
 # -- handlers ------------------------------------------------------------------------------------

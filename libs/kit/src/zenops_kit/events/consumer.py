@@ -137,19 +137,25 @@ class EventConsumer:
         await self.ensure()
         js = self.bus.js
         sub = await js.pull_subscribe_bind(durable=self.spec.name, stream=stream_name(self.spec.producer))
-        while True:
+        try:
+            while True:
+                try:
+                    msgs = await sub.fetch(self.spec.batch, timeout=1.0)
+                except (NatsTimeoutError, asyncio.TimeoutError):
+                    continue
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - NATS reconnecting: try again shortly
+                    log.warning("consumer fetch failed", extra={"consumer": self.spec.name, "error": repr(exc)})
+                    await asyncio.sleep(0.5)
+                    continue
+                for msg in msgs:
+                    await self.handle(msg)
+        finally:
             try:
-                msgs = await sub.fetch(self.spec.batch, timeout=1.0)
-            except (NatsTimeoutError, asyncio.TimeoutError):
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - NATS reconnecting: try again shortly
-                log.warning("consumer fetch failed", extra={"consumer": self.spec.name, "error": repr(exc)})
-                await asyncio.sleep(0.5)
-                continue
-            for msg in msgs:
-                await self.handle(msg)
+                await sub.unsubscribe()
+            except Exception:  # noqa: BLE001 - connection already gone
+                pass
 
     async def handle(self, msg) -> None:
         headers = dict(msg.headers or {})

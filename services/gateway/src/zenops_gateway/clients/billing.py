@@ -13,6 +13,6 @@ class BillingClient(UpstreamClient):
     stub_class = billing_pb2_grpc.BillingServiceStub
     stub: billing_pb2_grpc.BillingServiceStub
 
-    async def get_service_info(self) -> common_pb2.ServiceInfo:
-        resp = await self.call(self.stub.GetServiceInfo, billing_pb2.GetServiceInfoRequest())
+    async def get_service_info(self, *, timeout: float | None = None) -> common_pb2.ServiceInfo:
+        resp = await self.call(self.stub.GetServiceInfo, billing_pb2.GetServiceInfoRequest(), timeout=timeout)
         return resp.info

@@ -1,0 +1,79 @@
+"""`python -m zenops_gateway serve`: uvicorn (uvloop + httptools) serving `create_app()`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import time
+from types import FrameType
+
+import uvicorn
+
+from zenops_kit.logging import setup_logging
+
+from .app import SERVICE_NAME, create_app
+from .runtime import Runtime
+from .settings import GatewaySettings
+
+log = logging.getLogger("zenops.gateway")
+
+
+class GatewayServer(uvicorn.Server):
+    """uvicorn, plus a drain period: on the first SIGTERM/SIGINT readiness turns 503 at
+    once and the listener keeps serving for `shutdown_drain_seconds` (so Envoy / the
+    Kubernetes endpoints stop sending traffic), then uvicorn's graceful shutdown runs."""
+
+    def __init__(self, config: uvicorn.Config, runtime: Runtime, drain_seconds: float) -> None:
+        super().__init__(config)
+        self.runtime = runtime
+        self.drain_seconds = drain_seconds
+        self._drain_until: float | None = None
+        self._drain_signal: int | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.runtime.ready = False
+        if self._drain_until is None and self.drain_seconds > 0:
+            log.info("shutdown requested; draining", extra={"seconds": self.drain_seconds})
+            self._drain_until = time.monotonic() + self.drain_seconds
+            self._drain_signal = sig
+            return
+        super().handle_exit(sig, frame)  # no drain, or a second signal: proceed / force
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._drain_until is not None and not self.should_exit and time.monotonic() >= self._drain_until:
+            super().handle_exit(self._drain_signal or signal.SIGTERM, None)
+        return await super().on_tick(counter)
+
+
+def build_server(settings: GatewaySettings) -> GatewayServer:
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,  # Envoy writes the access log
+        log_config=None,  # keep kit's JSON logging on the root logger
+        server_header=False,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        timeout_graceful_shutdown=int(settings.shutdown_grace),
+    )
+    return GatewayServer(config, app.state.runtime, settings.shutdown_drain_seconds)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="zenops_gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="serve the HTTP API until SIGTERM")
+    parser.parse_args(argv)
+    settings = GatewaySettings()
+    setup_logging(SERVICE_NAME, settings.log_level)
+    build_server(settings).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""HTTP middleware, pure ASGI (no BaseHTTPMiddleware: no extra task, context vars flow).
+
+Order, outermost first (see `install_middleware`):
+
+    RequestContextMiddleware   request id in/out + `request_id_var`, security headers
+    CORSMiddleware             only when ZENOPS_CORS_ORIGINS is set
+    BodyLimitMiddleware        413 on a declared or streamed body over the limit
+    CatchAllMiddleware         any unhandled exception → 500 problem+json (inside the
+                               two above, so the 500 still gets request id and headers)
+    (FastAPI: ExceptionMiddleware → routes; errors.py handlers run there)
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+
+from fastapi import FastAPI
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from zenops_kit.logging import request_id_var
+
+from .errors import ProblemHTTPException, internal_error_response, problem
+from .settings import GatewaySettings
+
+REQUEST_ID_HEADER = "x-request-id"
+# Accept a caller's (Envoy's) request id only if it is short and harmless in logs/headers.
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")
+
+# API responses are JSON: nothing may be loaded, framed or submitted from them.
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+HSTS = "max-age=63072000; includeSubDomains"
+
+
+def sane_request_id(value: str | None) -> str | None:
+    return value if value and _SANE_REQUEST_ID.match(value) else None
+
+
+def security_headers(production: bool) -> list[tuple[str, str]]:
+    headers = [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        ("cross-origin-opener-policy", "same-origin"),
+        ("content-security-policy", API_CSP),
+        ("cache-control", "no-store"),
+    ]
+    if production:
+        headers.append(("strict-transport-security", HSTS))
+    return headers
+
+
+class RequestContextMiddleware:
+    """Request id (reuse a sane incoming `x-request-id`, else a UUID; echo it; expose it in
+    `request_id_var` for logs, problem bodies and onward gRPC metadata) and security headers
+    (a route may set its own `content-security-policy` / `cache-control`, e.g. the docs page)."""
+
+    def __init__(self, app: ASGIApp, *, production: bool) -> None:
+        self.app = app
+        self.headers = security_headers(production)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = sane_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER)) or str(uuid.uuid4())
+        token = request_id_var.set(rid)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = rid
+                for name, value in self.headers:
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            request_id_var.reset(token)
+
+
+class BodyLimitMiddleware:
+    """Reject bodies over `max_bytes`: a declared Content-Length at once (the body is not
+    read), a chunked/streamed body as soon as the running count passes the limit."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> ProblemHTTPException:
+        return ProblemHTTPException(
+            413, "PAYLOAD_TOO_LARGE", f"The request body exceeds the limit of {self.max_bytes} bytes."
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None:
+            if not declared.strip().isdigit():
+                await problem(400, "BAD_REQUEST", "Invalid Content-Length header.")(scope, receive, send)
+                return
+            if int(declared) > self.max_bytes:
+                exc = self._too_large()
+                await problem(413, exc.code, exc.detail, headers={"connection": "close"})(scope, receive, send)
+                return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # An HTTPException: FastAPI re-raises it from body parsing and the
+                    # central handler answers 413 problem+json.
+                    raise self._too_large()
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+class CatchAllMiddleware:
+    """The 500 of last resort, answered inside the request-id/security-header middleware."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise  # too late to answer; the server closes the connection
+            if isinstance(exc, ProblemHTTPException):  # raised outside FastAPI's handlers
+                await problem(exc.status_code, exc.code, exc.detail)(scope, receive, send)
+                return
+            await internal_error_response(exc)(scope, receive, send)
+
+
+def install_middleware(app: FastAPI, settings: GatewaySettings) -> None:
+    # add_middleware puts each new one OUTSIDE the previous: add innermost first.
+    add: Callable = app.add_middleware
+    add(CatchAllMiddleware)
+    add(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        add(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["authorization", "content-type", "idempotency-key", REQUEST_ID_HEADER],
+            expose_headers=[REQUEST_ID_HEADER, "retry-after"],
+            allow_credentials=False,  # bearer tokens, no cookies
+            max_age=600,
+        )
+    add(RequestContextMiddleware, production=settings.is_production)

@@ -1,0 +1,168 @@
+"""System routes: aggregated health, meta, Kubernetes probes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from datetime import datetime, timezone
+from typing import Literal
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from ..clients import HealthResult
+from ..deps import RuntimeDep
+from ..errors import Problem, UpstreamError, problem, problem_responses
+
+router = APIRouter(prefix="/v1", tags=["system"])
+
+APP_NAME = "zenops"
+SERVICE_ORDER = ("identity", "ops", "billing", "repogen")
+
+
+# -- models ------------------------------------------------------------------------------------
+
+
+class Check(BaseModel):
+    status: Literal["SERVING", "NOT_SERVING", "UNREACHABLE"]
+    reason: str | None = Field(None, description="Why it is not serving (absent when SERVING).")
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    checks: dict[str, Check] = Field(description="identity, ops, billing, repogen, nats, gateway.")
+
+
+class HealthProblem(Problem):
+    """503 body of /v1/health: a problem that still lists every check."""
+
+    checks: dict[str, Check]
+
+
+class ServiceMeta(BaseModel):
+    name: str
+    status: Literal["OK", "UNAVAILABLE"]
+    version: str | None = None
+    git_sha: str | None = None
+    build_time: datetime | None = Field(None, description="ISO-8601, UTC.")
+    environment: str | None = None
+    code: str | None = Field(None, description="Why the service did not answer (when UNAVAILABLE).")
+
+
+class Meta(BaseModel):
+    app: str = APP_NAME
+    environment: str
+    version: str = Field(description="Gateway version.")
+    git_sha: str = Field(description="Gateway git sha.")
+    build_time: datetime = Field(description="Gateway build time (ISO-8601, UTC).")
+    services: dict[str, ServiceMeta] = Field(description="identity, ops, billing, repogen, gateway.")
+
+
+class Status(BaseModel):
+    status: str
+
+
+# -- routes ------------------------------------------------------------------------------------
+
+
+async def _bounded(check: Awaitable[HealthResult], timeout: float) -> HealthResult:
+    """A check can never hang /v1/health nor make it 500."""
+    try:
+        return await asyncio.wait_for(check, timeout)
+    except TimeoutError:
+        return HealthResult("UNREACHABLE", f"no answer within {timeout:g}s")
+    except Exception as exc:  # noqa: BLE001
+        return HealthResult("UNREACHABLE", type(exc).__name__)
+
+
+@router.get(
+    "/health",
+    response_model=Health,
+    response_model_exclude_none=True,
+    summary="Aggregated health of every service, NATS and the gateway",
+    responses={503: {"model": HealthProblem, "description": "Some dependency is not serving."}},
+)
+async def health(rt: RuntimeDep):
+    timeout = rt.settings.health_timeout
+    names: list[str] = []
+    checks: list[Awaitable[HealthResult]] = []
+    if rt.upstreams is not None:
+        for name, client in rt.upstreams.all().items():
+            names.append(name)
+            checks.append(_bounded(client.check_health(timeout), timeout + 0.5))
+    names.append("nats")
+    checks.append(_bounded(rt.check_nats(timeout), timeout + 0.5))
+    results = dict(zip(names, await asyncio.gather(*checks), strict=True))
+    results["gateway"] = HealthResult("SERVING") if rt.ready else HealthResult("NOT_SERVING", "not ready")
+    for name in SERVICE_ORDER:  # before start-up the clients do not exist yet
+        results.setdefault(name, HealthResult("UNREACHABLE", "gateway not started"))
+
+    body = {name: Check(status=r.status, reason=r.reason) for name, r in results.items()}
+    failing = [name for name, r in results.items() if r.status != "SERVING"]
+    if not failing:
+        return Health(checks=body)
+    return problem(
+        503,
+        "UNHEALTHY",
+        "Not serving: " + ", ".join(f"{n} ({results[n].status})" for n in failing),
+        model=HealthProblem,
+        checks={n: c.model_dump(exclude_none=True) for n, c in body.items()},
+    )
+
+
+@router.get("/meta", response_model=Meta, summary="App, environment and every service's version")
+async def meta(rt: RuntimeDep) -> Meta:
+    s = rt.settings
+
+    async def info(name: str) -> ServiceMeta:
+        if rt.upstreams is None:
+            return ServiceMeta(name=name, status="UNAVAILABLE", code="NOT_STARTED")
+        client = rt.upstreams.all()[name]
+        try:
+            i = await client.get_service_info(timeout=s.health_timeout)
+        except UpstreamError as err:
+            return ServiceMeta(name=name, status="UNAVAILABLE", code=err.detail.reason or err.detail.code.name)
+        built = i.build_time.ToDatetime(tzinfo=timezone.utc) if i.HasField("build_time") else None
+        return ServiceMeta(
+            name=i.name or name,
+            status="OK",
+            version=i.version,
+            git_sha=i.git_sha,
+            build_time=built,
+            environment=i.environment,
+        )
+
+    services = dict(zip(SERVICE_ORDER, await asyncio.gather(*(info(n) for n in SERVICE_ORDER)), strict=True))
+    services["gateway"] = ServiceMeta(
+        name="gateway",
+        status="OK",
+        version=s.version,
+        git_sha=s.git_sha,
+        build_time=rt.build_time,
+        environment=s.environment,
+    )
+    return Meta(
+        environment=s.environment,
+        version=s.version,
+        git_sha=s.git_sha,
+        build_time=rt.build_time,
+        services=services,
+    )
+
+
+@router.get("/livez", response_model=Status, summary="Liveness: the process answers (no upstream calls)")
+async def livez() -> Status:
+    return Status(status="alive")
+
+
+@router.get(
+    "/readyz",
+    response_model=Status,
+    summary="Readiness: clients started and not shutting down",
+    responses=problem_responses(503),
+)
+async def readyz(rt: RuntimeDep) -> Status | JSONResponse:
+    if not rt.ready:
+        return problem(503, "NOT_READY", "The gateway is starting or shutting down.")
+    return Status(status="ready")
