@@ -9,7 +9,7 @@ from typing import Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_serializer
 
 from ..clients import HealthResult
 from ..deps import RuntimeDep
@@ -27,6 +27,13 @@ SERVICE_ORDER = ("identity", "ops", "billing", "repogen")
 class Check(BaseModel):
     status: Literal["SERVING", "NOT_SERVING", "UNREACHABLE"]
     reason: str | None = Field(None, description="Why it is not serving (absent when SERVING).")
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_reason(self, handler):
+        data = handler(self)
+        if data.get("reason") is None:
+            data.pop("reason", None)
+        return data
 
 
 class Health(BaseModel):
@@ -79,7 +86,6 @@ async def _bounded(check: Awaitable[HealthResult], timeout: float) -> HealthResu
 @router.get(
     "/health",
     response_model=Health,
-    response_model_exclude_none=True,
     summary="Aggregated health of every service, NATS and the gateway",
     responses={503: {"model": HealthProblem, "description": "Some dependency is not serving."}},
 )
@@ -107,7 +113,7 @@ async def health(rt: RuntimeDep):
         "UNHEALTHY",
         "Not serving: " + ", ".join(f"{n} ({results[n].status})" for n in failing),
         model=HealthProblem,
-        checks={n: c.model_dump(exclude_none=True) for n, c in body.items()},
+        checks=body,
     )
 
 

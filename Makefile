@@ -1,0 +1,82 @@
+# ZenOps — one Makefile drives everything. A fresh machine needs only: make run / make test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+PACKAGES := libs/contracts libs/kit libs/devstack services/identity services/ops services/billing services/repogen services/gateway
+PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
+STAMP := $(VENV)/.installed
+BUF := node_modules/.bin/buf
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help install run reset test test-unit test-fast protos proto-lint proto-breaking proto-check lint \
+        k8s-render k8s-validate envoy-validate bench clean lock
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+# --- installation (idempotent; reinstalls when the lock or a pyproject changes) --------------------
+$(STAMP): requirements/lock.txt $(PYPROJECTS)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/lock.txt
+	$(PY) -m pip install --quiet --no-deps $(addprefix -e ,$(PACKAGES))
+	@touch $@
+
+$(BUF): package.json package-lock.json
+	npm ci --silent --no-audit --no-fund
+	@touch $@
+
+install: $(STAMP) $(BUF) ## create .venv and install everything (Python packages, buf)
+
+lock: ## re-resolve requirements/lock.txt from requirements/base.in (needs network)
+	$(PYTHON) -m venv /tmp/zenops-lock-venv && /tmp/zenops-lock-venv/bin/pip install --quiet -r requirements/base.in
+	/tmp/zenops-lock-venv/bin/pip freeze --exclude-editable | grep -v '^zenops-' > requirements/lock.txt
+	rm -rf /tmp/zenops-lock-venv
+
+# --- the suite ----------------------------------------------------------------------------------
+run: $(STAMP) ## start the whole suite (PostgreSQL, NATS, services, gateway, Envoy on :8080); Ctrl-C stops
+	$(PY) -m zenops_devstack up
+
+reset: ## wipe the local data directory (.data)
+	$(PY) -m zenops_devstack reset
+
+# --- contracts ----------------------------------------------------------------------------------
+protos: $(STAMP) ## regenerate Python code from protos/
+	PYTHON=$(PY) bash scripts/gen_protos.sh
+
+proto-lint: $(BUF) ## buf lint
+	$(BUF) lint protos
+
+proto-breaking: $(BUF) ## buf breaking against the previous commit's contracts
+	BUF=$(BUF) bash scripts/buf_breaking.sh
+
+proto-check: protos ## fail if the committed generated code differs from `make protos`
+	@git add -N libs/contracts/src >/dev/null 2>&1 || true
+	@git diff --exit-code --stat -- libs/contracts/src || { echo "generated code drifted: run 'make protos' and commit"; exit 1; }
+
+# --- checks -------------------------------------------------------------------------------------
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check libs services tests bench
+
+envoy-validate: $(STAMP) ## envoy --mode validate on deploy/envoy/envoy.yaml
+	$(PY) -c "from zenops_devstack.envoy import ENVOY_CONFIG, validate_envoy_config as v; v(ENVOY_CONFIG); print('envoy config valid')"
+
+k8s-render k8s-validate: $(STAMP) ## render every overlay and validate it against the Kubernetes schemas
+	@command -v kubectl >/dev/null || { (apt-get update -qq && apt-get install -y -qq kubectl) || { echo "kubectl missing (Debian package kubectl)"; exit 1; }; }
+	bash deploy/k8s/validate.sh
+
+test: install proto-check proto-lint proto-breaking lint envoy-validate k8s-validate ## everything CI runs
+	$(PY) -m pytest
+
+test-fast: $(STAMP) ## the pytest suites only
+	$(PY) -m pytest
+
+bench: $(STAMP) ## benchmarks (print figures; not tests)
+	$(PY) bench/skeleton_path.py
+
+clean: ## remove the virtualenv and caches (keeps .data)
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

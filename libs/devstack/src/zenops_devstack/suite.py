@@ -1,0 +1,188 @@
+"""The whole ZenOps suite on one machine: `make run` and the end-to-end tests use this.
+
+One PostgreSQL (a database and a login role per service), NATS JetStream, the four domain
+services, the gateway and Envoy, as child processes, with data under one directory.
+Start order: PostgreSQL → NATS → migrations (one step per service) → services → gateway →
+Envoy; stop order is the reverse.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+
+from .envoy import envoy_binary, render_envoy_config, validate_envoy_config
+from .nats import NatsServer
+from .postgres import PostgresServer
+from .process import free_port, spawn, stop, wait_until
+
+DOMAIN_SERVICES = ("identity", "ops", "billing", "repogen")
+REPO_ROOT = Path(__file__).resolve().parents[4]
+
+
+@dataclass
+class Ports:
+    http: int = 8080
+    envoy_admin: int = 9901
+    gateway: int = 8000
+    postgres: int = 15432
+    nats: int = 14222
+    nats_monitor: int = 18222
+    grpc: dict[str, int] = field(
+        default_factory=lambda: {"identity": 50051, "ops": 50052, "billing": 50053, "repogen": 50054}
+    )
+
+    @classmethod
+    def from_env(cls) -> Ports:
+        ports = cls()
+        ports.http = int(os.environ.get("ZENOPS_HTTP_PORT", ports.http))
+        return ports
+
+    @classmethod
+    def free(cls) -> Ports:
+        return cls(http=free_port(), envoy_admin=free_port(), gateway=free_port(), postgres=free_port(),
+                   nats=free_port(), nats_monitor=free_port(), grpc={s: free_port() for s in DOMAIN_SERVICES})
+
+
+def _git_sha() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+class Suite:
+    def __init__(self, data_dir: Path, ports: Ports | None = None, *, extra_env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir.resolve()
+        self.ports = ports or Ports.from_env()
+        self.logs = self.data_dir / "logs"
+        self.pg = PostgresServer(self.data_dir / "postgres", self.ports.postgres)
+        self.nats = NatsServer(self.data_dir / "nats", self.ports.nats, self.ports.nats_monitor)
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.extra_env = extra_env or {}
+        self.base_env = {
+            **os.environ,
+            "ZENOPS_ENVIRONMENT": "local",
+            "ZENOPS_NATS_URL": self.nats.url,
+            "ZENOPS_GIT_SHA": _git_sha(),
+            "ZENOPS_BUILD_TIME": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "OTEL_TRACES_EXPORTER": os.environ.get("OTEL_TRACES_EXPORTER", "none"),
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
+
+    # -- secrets kept in the data directory (local only; production takes them from the env) ----
+
+    def _secrets(self) -> dict[str, str]:
+        path = self.data_dir / "secrets.json"
+        known = json.loads(path.read_text()) if path.exists() else {}
+        changed = False
+        for svc in DOMAIN_SERVICES:
+            key = f"db_password_{svc}"
+            if key not in known:
+                known[key] = secrets.token_urlsafe(24)
+                changed = True
+        if changed:
+            path.write_text(json.dumps(known, indent=2))
+            path.chmod(0o600)
+        return known
+
+    def database_url(self, svc: str) -> str:
+        return self.pg.url(svc, self._secrets()[f"db_password_{svc}"], svc)
+
+    def service_env(self, svc: str) -> dict[str, str]:
+        return {**self.base_env, "ZENOPS_DATABASE_URL": self.database_url(svc),
+                "ZENOPS_GRPC_HOST": "127.0.0.1", "ZENOPS_GRPC_PORT": str(self.ports.grpc[svc]),
+                "OTEL_SERVICE_NAME": svc}
+
+    def gateway_env(self) -> dict[str, str]:
+        env = {**self.base_env, "ZENOPS_GATEWAY_HOST": "127.0.0.1", "ZENOPS_GATEWAY_PORT": str(self.ports.gateway),
+               "OTEL_SERVICE_NAME": "gateway"}
+        for svc in DOMAIN_SERVICES:
+            env[f"ZENOPS_{svc.upper()}_ADDR"] = f"127.0.0.1:{self.ports.grpc[svc]}"
+        return env
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def up(self, *, say=print) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        try:
+            self.pg.start()
+            for svc in DOMAIN_SERVICES:
+                self.pg.provision(svc, self._secrets()[f"db_password_{svc}"])
+            say(f"  postgres   127.0.0.1:{self.ports.postgres}   (data {self.pg.pgdata})")
+            self.nats.start()
+            say(f"  nats       {self.nats.url}   (JetStream, sync_interval: always)")
+            self._migrate_all()
+            for svc in DOMAIN_SERVICES:
+                self._start(svc, [sys.executable, "-m", f"zenops_{svc}", "serve"], self.service_env(svc))
+            self._start("gateway", [sys.executable, "-m", "zenops_gateway", "serve"], self.gateway_env())
+            self._start_envoy()
+            self.wait_healthy()
+        except BaseException:
+            self.down()
+            raise
+        say(f"  ready in {time.monotonic() - started:.1f}s")
+
+    def _migrate_all(self) -> None:
+        procs = {svc: subprocess.run([sys.executable, "-m", f"zenops_{svc}", "migrate"], env=self.service_env(svc),
+                                     capture_output=True, text=True) for svc in DOMAIN_SERVICES}
+        failed = {svc: p.stderr[-2000:] for svc, p in procs.items() if p.returncode != 0}
+        if failed:
+            raise RuntimeError(f"migrations failed: {failed}")
+
+    def _start(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
+        self.procs[name] = spawn(cmd, log_path=self.logs / f"{name}.log", env=env, cwd=REPO_ROOT)
+
+    def _start_envoy(self) -> None:
+        config = self.data_dir / "envoy.yaml"
+        config.write_text(render_envoy_config(listen_port=self.ports.http, gateway_host="127.0.0.1",
+                                              gateway_port=self.ports.gateway, admin_port=self.ports.envoy_admin))
+        validate_envoy_config(config)
+        self._start("envoy", [envoy_binary(), "-c", str(config), "--concurrency", "1", "--disable-hot-restart",
+                              "--base-id", str(self.ports.http), "--log-level", "warn",
+                              "--drain-time-s", "2", "--drain-strategy", "immediate"], self.base_env)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.http}"
+
+    def health(self) -> tuple[int, dict]:
+        r = httpx.get(f"{self.url}/v1/health", timeout=3)
+        try:
+            return r.status_code, r.json()
+        except ValueError:
+            return r.status_code, {}
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        def ok() -> bool:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    tail = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
+            try:
+                return self.health()[0] == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ok, timeout=timeout, what="the suite (/v1/health through Envoy)", interval=0.2)
+
+    def crashed(self) -> dict[str, int]:
+        return {name: p.returncode for name, p in self.procs.items() if p.poll() is not None}
+
+    def down(self) -> None:
+        for name in ("envoy", "gateway", *reversed(DOMAIN_SERVICES)):
+            stop(self.procs.pop(name, None), timeout=20)
+        self.nats.stop()
+        self.pg.stop()

@@ -1,0 +1,75 @@
+"""The gateway in front of the REAL services (each with its own PostgreSQL database) and a
+real NATS JetStream: aggregated health and meta, then outages and recovery."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from gateway_testing import assert_problem, eventually, gateway_settings, running
+
+from zenops_gateway.app import create_app
+
+SERVICES = ("identity", "ops", "billing", "repogen")
+ALL_CHECKS = {*SERVICES, "nats", "gateway"}
+
+
+@asynccontextmanager
+async def suite(start_service, nats_server):
+    """All four services + a gateway pointed at them; yields (http client, {name: ServiceApp})."""
+    async with AsyncExitStack() as stack:
+        apps = {name: await stack.enter_async_context(start_service(name)) for name in SERVICES}
+        settings = gateway_settings(
+            nats_url=nats_server.url, **{f"{name}_addr": f"127.0.0.1:{app.port}" for name, app in apps.items()}
+        )
+        client = await stack.enter_async_context(running(create_app(settings)))
+        yield client, apps
+
+
+def all_serving(resp) -> bool:
+    return resp.status_code == 200
+
+
+async def test_health_and_meta_then_a_service_stops(start_service, nats_server):
+    async with suite(start_service, nats_server) as (client, apps):
+        # services turn SERVING once their own checks (database, NATS) pass: poll
+        resp = await eventually(lambda: client.get("/v1/health"), all_serving)
+        assert resp.json() == {"status": "ok", "checks": {name: {"status": "SERVING"} for name in ALL_CHECKS}}
+        assert resp.headers["content-type"] == "application/json"
+
+        meta = (await client.get("/v1/meta")).json()
+        assert list(meta["services"]) == [*SERVICES, "gateway"]
+        for name in SERVICES:
+            svc = meta["services"][name]
+            assert svc["status"] == "OK" and svc["name"] == name, svc
+            assert svc["environment"] == "test" and svc["version"] and svc["git_sha"]
+            assert svc["build_time"].endswith("Z")
+
+        await apps["billing"].stop()
+        resp = await eventually(lambda: client.get("/v1/health"), lambda r: r.status_code == 503)
+        body = assert_problem(resp, 503, "UNHEALTHY")
+        assert set(body["checks"]) == ALL_CHECKS
+        assert body["checks"]["billing"]["status"] in {"NOT_SERVING", "UNREACHABLE"}
+        assert body["checks"]["billing"]["reason"]
+        assert "billing" in body["detail"]
+        for name in ALL_CHECKS - {"billing"}:
+            assert body["checks"][name] == {"status": "SERVING"}, body
+        meta = (await client.get("/v1/meta")).json()
+        assert meta["services"]["billing"]["status"] == "UNAVAILABLE"
+        assert meta["services"]["ops"]["status"] == "OK"
+
+
+async def test_nats_outage_and_recovery(start_service, nats_server):
+    async with suite(start_service, nats_server) as (client, _apps):
+        await eventually(lambda: client.get("/v1/health"), all_serving)
+        nats_server.stop()
+        try:
+            resp = await eventually(
+                lambda: client.get("/v1/health"),
+                lambda r: r.status_code == 503 and r.json()["checks"]["nats"]["status"] != "SERVING",
+            )
+            body = assert_problem(resp, 503, "UNHEALTHY")
+            assert body["checks"]["nats"]["reason"] and "nats" in body["detail"]
+        finally:
+            nats_server.start()
+        resp = await eventually(lambda: client.get("/v1/health"), all_serving, timeout=30)
+        assert resp.json()["checks"]["nats"] == {"status": "SERVING"}
