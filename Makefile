@@ -46,7 +46,7 @@ reset: ## wipe the local data directory (.data)
 
 # --- contracts ----------------------------------------------------------------------------------
 protos: $(STAMP) ## regenerate Python code from protos/
-	PYTHON=$(PY) bash scripts/gen_protos.sh
+	PYTHON=$(CURDIR)/$(PY) bash scripts/gen_protos.sh
 
 proto-lint: $(BUF) ## buf lint
 	$(BUF) lint protos

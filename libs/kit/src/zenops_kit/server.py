@@ -23,6 +23,7 @@ import grpc
 import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from zenops.common.v1 import common_pb2
 from zenops.events.v1 import envelope_pb2
@@ -39,6 +40,8 @@ log = logging.getLogger("zenops.server")
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+_SCHEMA_REVISION = text("SELECT version_num FROM alembic_version")
 
 EventHandler = Callable[[AsyncConnection, envelope_pb2.EventEnvelope], Awaitable[None]]
 
@@ -59,12 +62,15 @@ class Runtime:
     bus: EventBus
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
-    def service_info(self) -> common_pb2.ServiceInfo:
+    async def service_info(self) -> common_pb2.ServiceInfo:
+        async with self.engine.connect() as conn:
+            revision = (await conn.execute(_SCHEMA_REVISION)).scalar() or ""
         info = common_pb2.ServiceInfo(
             name=self.name,
             version=self.settings.version,
             git_sha=self.settings.git_sha,
             environment=self.settings.environment,
+            schema_revision=revision,
         )
         built = datetime.fromisoformat(self.settings.build_time) if self.settings.build_time else self.started_at
         info.build_time.FromDatetime(built.astimezone(timezone.utc))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import time
 from types import FrameType
 
@@ -21,28 +20,33 @@ log = logging.getLogger("zenops.gateway")
 
 class GatewayServer(uvicorn.Server):
     """uvicorn, plus a drain period: on the first SIGTERM/SIGINT readiness turns 503 at
-    once and the listener keeps serving for `shutdown_drain_seconds` (so Envoy / the
-    Kubernetes endpoints stop sending traffic), then uvicorn's graceful shutdown runs."""
+    once while the listener keeps serving for `shutdown_drain_seconds` (so Envoy and the
+    Kubernetes endpoints stop sending traffic here), then uvicorn's graceful shutdown runs
+    (in-flight requests get `shutdown_grace` seconds, then the lifespan closes the clients).
+    A second signal skips the rest of the drain; a third SIGINT forces exit."""
 
     def __init__(self, config: uvicorn.Config, runtime: Runtime, drain_seconds: float) -> None:
         super().__init__(config)
         self.runtime = runtime
         self.drain_seconds = drain_seconds
         self._drain_until: float | None = None
-        self._drain_signal: int | None = None
 
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+    def begin_drain(self) -> None:
         self.runtime.ready = False
-        if self._drain_until is None and self.drain_seconds > 0:
+        if self._drain_until is None:
             log.info("shutdown requested; draining", extra={"seconds": self.drain_seconds})
             self._drain_until = time.monotonic() + self.drain_seconds
-            self._drain_signal = sig
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._drain_until is None and self.drain_seconds > 0 and not self.should_exit:
+            self.begin_drain()
             return
-        super().handle_exit(sig, frame)  # no drain, or a second signal: proceed / force
+        self.runtime.ready = False
+        super().handle_exit(sig, frame)
 
     async def on_tick(self, counter: int) -> bool:
-        if self._drain_until is not None and not self.should_exit and time.monotonic() >= self._drain_until:
-            super().handle_exit(self._drain_signal or signal.SIGTERM, None)
+        if self._drain_until is not None and time.monotonic() >= self._drain_until:
+            self.should_exit = True
         return await super().on_tick(counter)
 
 
@@ -60,7 +64,7 @@ def build_server(settings: GatewaySettings) -> GatewayServer:
         server_header=False,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
-        timeout_graceful_shutdown=int(settings.shutdown_grace),
+        timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]
     )
     return GatewayServer(config, app.state.runtime, settings.shutdown_drain_seconds)
 

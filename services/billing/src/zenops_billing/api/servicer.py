@@ -12,7 +12,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         self.runtime = runtime
 
     async def GetServiceInfo(self, request, context):
-        return billing_pb2.GetServiceInfoResponse(info=self.runtime.service_info())
+        return billing_pb2.GetServiceInfoResponse(info=await self.runtime.service_info())
 
 
 def register(server, runtime: Runtime) -> list[str]:

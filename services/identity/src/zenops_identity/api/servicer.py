@@ -12,7 +12,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self.runtime = runtime
 
     async def GetServiceInfo(self, request, context):
-        return identity_pb2.GetServiceInfoResponse(info=self.runtime.service_info())
+        return identity_pb2.GetServiceInfoResponse(info=await self.runtime.service_info())
 
 
 def register(server, runtime: Runtime) -> list[str]:

@@ -12,7 +12,7 @@ class OpsServicer(ops_pb2_grpc.OpsServiceServicer):
         self.runtime = runtime
 
     async def GetServiceInfo(self, request, context):
-        return ops_pb2.GetServiceInfoResponse(info=self.runtime.service_info())
+        return ops_pb2.GetServiceInfoResponse(info=await self.runtime.service_info())
 
 
 def register(server, runtime: Runtime) -> list[str]:

@@ -12,7 +12,7 @@ class RepogenServicer(repogen_pb2_grpc.RepogenServiceServicer):
         self.runtime = runtime
 
     async def GetServiceInfo(self, request, context):
-        return repogen_pb2.GetServiceInfoResponse(info=self.runtime.service_info())
+        return repogen_pb2.GetServiceInfoResponse(info=await self.runtime.service_info())
 
 
 def register(server, runtime: Runtime) -> list[str]:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dzenops/common/v1/common.proto\x12\x10zenops.common.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x01\n\x0bServiceInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0f\n\x07git_sha\x18\x03 \x01(\t\x12.\n\nbuild_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x65nvironment\x18\x05 \x01(\t\",\n\x0bPageRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"\x1f\n\x08PageInfo\x12\x13\n\x0bnext_cursor\x18\x01 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dzenops/common/v1/common.proto\x12\x10zenops.common.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x01\n\x0bServiceInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0f\n\x07git_sha\x18\x03 \x01(\t\x12.\n\nbuild_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x65nvironment\x18\x05 \x01(\t\x12\x17\n\x0fschema_revision\x18\x06 \x01(\t\",\n\x0bPageRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"\x1f\n\x08PageInfo\x12\x13\n\x0bnext_cursor\x18\x01 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,9 +33,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'zenops.common.v1.common_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SERVICEINFO']._serialized_start=85
-  _globals['_SERVICEINFO']._serialized_end=215
-  _globals['_PAGEREQUEST']._serialized_start=217
-  _globals['_PAGEREQUEST']._serialized_end=261
-  _globals['_PAGEINFO']._serialized_start=263
-  _globals['_PAGEINFO']._serialized_end=294
+  _globals['_SERVICEINFO']._serialized_end=240
+  _globals['_PAGEREQUEST']._serialized_start=242
+  _globals['_PAGEREQUEST']._serialized_end=286
+  _globals['_PAGEINFO']._serialized_start=288
+  _globals['_PAGEINFO']._serialized_end=319
 # @@protoc_insertion_point(module_scope)

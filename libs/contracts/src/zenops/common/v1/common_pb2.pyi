@@ -28,6 +28,7 @@ class ServiceInfo(_message.Message):
     GIT_SHA_FIELD_NUMBER: _builtins.int
     BUILD_TIME_FIELD_NUMBER: _builtins.int
     ENVIRONMENT_FIELD_NUMBER: _builtins.int
+    SCHEMA_REVISION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Service name, e.g. "billing"."""
     version: _builtins.str
@@ -36,6 +37,8 @@ class ServiceInfo(_message.Message):
     """Git commit the build came from ("unknown" outside a checkout)."""
     environment: _builtins.str
     """Deployment environment: "local", "test", "production", ..."""
+    schema_revision: _builtins.str
+    """Alembic revision the service's database is at (read from the database on each call)."""
     @_builtins.property
     def build_time(self) -> _timestamp_pb2.Timestamp:
         """When the build (or, locally, the process) was made."""
@@ -48,10 +51,11 @@ class ServiceInfo(_message.Message):
         git_sha: _builtins.str = ...,
         build_time: _timestamp_pb2.Timestamp | None = ...,
         environment: _builtins.str = ...,
+        schema_revision: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["build_time", b"build_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["build_time", b"build_time", "environment", b"environment", "git_sha", b"git_sha", "name", b"name", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["build_time", b"build_time", "environment", b"environment", "git_sha", b"git_sha", "name", b"name", "schema_revision", b"schema_revision", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

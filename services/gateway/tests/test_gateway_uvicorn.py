@@ -1,0 +1,95 @@
+"""The gateway as `python -m zenops_gateway serve` runs it: uvicorn + httptools on a real
+socket (the loop is pytest's; `run()` would pick uvloop)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import httpx
+import pytest
+from fastapi import APIRouter, Request
+from gateway_testing import assert_problem, eventually, gateway_settings
+
+from zenops_devstack.process import free_port
+from zenops_gateway.__main__ import build_server, main
+
+LIMIT = 4096
+
+extra_router = APIRouter(prefix="/test")
+
+
+@extra_router.post("/raw")
+async def raw(request: Request) -> dict:
+    return {"size": len(await request.body())}
+
+
+@pytest.fixture
+async def served(request):
+    drain = getattr(request, "param", 0.0)
+    port = free_port()
+    settings = gateway_settings(gateway_host="127.0.0.1", gateway_port=port, max_body_bytes=LIMIT,
+                                shutdown_drain_seconds=drain)
+    server = build_server(settings)
+    server.config.app.include_router(extra_router)
+    task = asyncio.create_task(server.serve())
+    await eventually(lambda: asyncio.sleep(0, server.started or task.done()), bool, timeout=10)
+    assert not task.done(), task
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        try:
+            yield server, client, task
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(task, 15)
+
+
+def test_server_config():
+    server = build_server(gateway_settings())
+    c = server.config
+    assert (c.loop, c.http, c.access_log, c.server_header, c.log_config) == ("uvloop", "httptools", False, False, None)
+    assert c.timeout_graceful_shutdown == 10.0
+
+
+def test_cli_requires_a_command():
+    with pytest.raises(SystemExit):
+        main([])
+
+
+async def test_real_server_headers_and_body_limits(served):
+    _, client, _ = served
+    resp = await client.get("/v1/livez", headers={"x-request-id": "real-1"})
+    assert resp.status_code == 200 and resp.headers["x-request-id"] == "real-1"
+    assert resp.headers["x-frame-options"] == "DENY" and "server" not in resp.headers
+
+    assert_problem(await client.post("/test/raw", content=b"x" * (LIMIT + 1)), 413, "PAYLOAD_TOO_LARGE")
+
+    async def chunks(total):
+        for _ in range(total // 512):
+            yield b"x" * 512
+
+    resp = await client.post("/test/raw", content=chunks(LIMIT + 1024))
+    assert resp.request.headers.get("transfer-encoding") == "chunked"
+    assert_problem(resp, 413, "PAYLOAD_TOO_LARGE")
+
+    ok = await client.post("/test/raw", content=chunks(LIMIT))
+    assert ok.status_code == 200 and ok.json() == {"size": LIMIT}
+
+
+@pytest.mark.parametrize("served", [0.5], indirect=True)
+async def test_sigterm_drains_with_readyz_503_then_exits(served):
+    server, client, task = served
+    assert (await client.get("/v1/readyz")).status_code == 200
+    server.begin_drain()  # what the first SIGTERM does (see GatewayServer.handle_exit)
+    assert_problem(await client.get("/v1/readyz"), 503, "NOT_READY")
+    assert (await client.get("/v1/livez")).status_code == 200  # still serving while draining
+    await asyncio.wait_for(task, 15)  # exits by itself once the drain period is over
+    assert server.should_exit and server.runtime.ready is False
+
+
+def test_handle_exit_drains_first_then_exits_on_second_signal():
+    server = build_server(gateway_settings(shutdown_drain_seconds=30))
+    server.runtime.ready = True
+    server.handle_exit(signal.SIGTERM, None)
+    assert server.runtime.ready is False and not server.should_exit
+    server.handle_exit(signal.SIGTERM, None)
+    assert server.should_exit

@@ -1,0 +1,15 @@
+"""The identity service starts on its own database, migrates both ways and serves."""
+
+from zenops_devstack.testing import check_migrations_round_trip, check_serving
+
+
+def test_migrations_apply_and_revert(pg_server, make_database):
+    check_migrations_round_trip("identity", pg_server, make_database("identity", migrate=False))
+
+
+async def test_serves_health_reflection_and_service_info(start_service):
+    async with start_service("identity") as app:
+        info = await check_serving("identity", app.port)
+    assert info["name"] == "identity"
+    assert info["environment"] == "test"
+    assert info["schema_revision"] == "0001"
