@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from fastapi import FastAPI
-
 from zenops_devstack.process import free_port
 from zenops_gateway.settings import GatewaySettings
 
@@ -43,16 +42,17 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-async def eventually(probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], *,
-                     timeout: float = 20.0, interval: float = 0.1) -> T:
+async def eventually(
+    probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], *, within: float = 20.0, interval: float = 0.1
+) -> T:
     """Poll `probe` until `check(result)` holds or the deadline passes (then fail)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         result = await probe()
         if check(result):
             return result
         if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s; last result: {result!r}")
+            pytest.fail(f"condition not met within {within}s; last result: {result!r}")
         await asyncio.sleep(interval)
 
 

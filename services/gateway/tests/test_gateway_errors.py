@@ -6,7 +6,6 @@ import json
 
 import grpc
 import pytest
-
 from zenops_gateway.errors import (
     GRPC_TO_HTTP,
     PROBLEM_MEDIA_TYPE,
@@ -19,8 +18,9 @@ from zenops_kit import errors as kit
 from zenops_kit.logging import request_id_var
 
 
-def rpc_error(err: kit.DomainError | None = None, *, code: grpc.StatusCode | None = None,
-              message: str = "") -> grpc.aio.AioRpcError:
+def rpc_error(
+    err: kit.DomainError | None = None, *, code: grpc.StatusCode | None = None, message: str = ""
+) -> grpc.aio.AioRpcError:
     """An AioRpcError as a client receives it from a service using the kit interceptor."""
     if err is not None:
         status = kit.to_grpc_status(err, "ops")
@@ -68,7 +68,8 @@ def test_domain_errors_map_per_table(err, status, code):
 
 def test_field_violations_become_errors():
     err = kit.FailedPrecondition(
-        "not enough credits", reason="INSUFFICIENT_CREDITS",
+        "not enough credits",
+        reason="INSUFFICIENT_CREDITS",
         violations=[kit.FieldViolation("amount", "exceeds balance"), kit.FieldViolation("items[0].qty", "too many")],
     )
     _, body = respond(rpc_error(err))
@@ -81,10 +82,12 @@ def test_field_violations_become_errors():
 def test_deadline_exceeded_is_504_and_unavailable_503_without_internals():
     resp, body = respond(rpc_error(code=grpc.StatusCode.DEADLINE_EXCEEDED, message="Deadline Exceeded"))
     assert resp.status_code == 504 and body["code"] == "DEADLINE_EXCEEDED"
-    resp, body = respond(rpc_error(
-        code=grpc.StatusCode.UNAVAILABLE,
-        message="failed to connect to all addresses; last error: ipv4:10.1.2.3:50052: connection refused",
-    ))
+    resp, body = respond(
+        rpc_error(
+            code=grpc.StatusCode.UNAVAILABLE,
+            message="failed to connect to all addresses; last error: ipv4:10.1.2.3:50052: connection refused",
+        )
+    )
     assert resp.status_code == 503 and body["code"] == "UNAVAILABLE"
     assert "10.1.2.3" not in resp.body.decode()
 
@@ -100,10 +103,21 @@ def test_every_other_code_is_500_without_internals(code):
 
 def test_table_is_the_spec():
     assert {c.name: http_status_for(c) for c in grpc.StatusCode if c != grpc.StatusCode.OK} == {
-        "INVALID_ARGUMENT": 400, "UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403, "NOT_FOUND": 404,
-        "ALREADY_EXISTS": 409, "ABORTED": 409, "FAILED_PRECONDITION": 409, "RESOURCE_EXHAUSTED": 429,
-        "DEADLINE_EXCEEDED": 504, "UNAVAILABLE": 503,
-        "CANCELLED": 500, "UNKNOWN": 500, "OUT_OF_RANGE": 500, "UNIMPLEMENTED": 500, "INTERNAL": 500,
+        "INVALID_ARGUMENT": 400,
+        "UNAUTHENTICATED": 401,
+        "PERMISSION_DENIED": 403,
+        "NOT_FOUND": 404,
+        "ALREADY_EXISTS": 409,
+        "ABORTED": 409,
+        "FAILED_PRECONDITION": 409,
+        "RESOURCE_EXHAUSTED": 429,
+        "DEADLINE_EXCEEDED": 504,
+        "UNAVAILABLE": 503,
+        "CANCELLED": 500,
+        "UNKNOWN": 500,
+        "OUT_OF_RANGE": 500,
+        "UNIMPLEMENTED": 500,
+        "INTERNAL": 500,
         "DATA_LOSS": 500,
     }
 
@@ -120,14 +134,17 @@ def test_401_has_www_authenticate():
     assert resp.headers["www-authenticate"].startswith("Bearer")
 
 
-@pytest.mark.parametrize(("loc", "path"), [
-    (("body", "amount"), "amount"),
-    (("body", "items", 0, "name"), "items[0].name"),
-    (("body",), "body"),
-    (("body", 0, "name"), "[0].name"),
-    (("query", "limit"), "query.limit"),
-    (("path", "task_id"), "path.task_id"),
-    (("header", "x-thing"), "header.x-thing"),
-])
+@pytest.mark.parametrize(
+    ("loc", "path"),
+    [
+        (("body", "amount"), "amount"),
+        (("body", "items", 0, "name"), "items[0].name"),
+        (("body",), "body"),
+        (("body", 0, "name"), "[0].name"),
+        (("query", "limit"), "query.limit"),
+        (("path", "task_id"), "path.task_id"),
+        (("header", "x-thing"), "header.x-thing"),
+    ],
+)
 def test_field_path(loc, path):
     assert field_path(loc) == path

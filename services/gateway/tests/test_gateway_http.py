@@ -9,7 +9,6 @@ import pytest
 from fastapi import APIRouter, Query, Request
 from gateway_testing import assert_problem, gateway_settings, running
 from pydantic import BaseModel, Field
-
 from zenops_gateway.app import create_app
 from zenops_gateway.middleware import API_CSP
 
@@ -175,7 +174,9 @@ async def test_openapi_documents_problem_json(client):
     assert health["503"]["content"]["application/problem+json"]["schema"]["$ref"].endswith("/HealthProblem")
     assert "application/problem+json" in spec["paths"]["/v1/meta"]["get"]["responses"]["500"]["content"]
     problem = spec["components"]["schemas"]["Problem"]
-    assert {"type", "title", "status", "detail", "code", "errors", "trace_id", "request_id"} <= set(problem["properties"])
+    assert {"type", "title", "status", "detail", "code", "errors", "trace_id", "request_id"} <= set(
+        problem["properties"]
+    )
     # request validation is documented as 400 problem+json, not FastAPI's 422
     orders = spec["paths"]["/test/orders"]["post"]["responses"]
     assert "422" not in orders and "application/problem+json" in orders["400"]["content"]
@@ -187,13 +188,19 @@ async def test_cors_only_for_configured_origins():
         resp = await c.get("/v1/livez", headers={"origin": "https://portal.example"})
         assert "access-control-allow-origin" not in resp.headers
     async with running(make_app(cors_origins=["https://portal.example"])) as c:
-        ok = await c.options("/v1/meta", headers={
-            "origin": "https://portal.example", "access-control-request-method": "GET",
-            "access-control-request-headers": "authorization"})
+        ok = await c.options(
+            "/v1/meta",
+            headers={
+                "origin": "https://portal.example",
+                "access-control-request-method": "GET",
+                "access-control-request-headers": "authorization",
+            },
+        )
         assert ok.status_code == 200
         assert ok.headers["access-control-allow-origin"] == "https://portal.example"
-        bad = await c.options("/v1/meta", headers={
-            "origin": "https://evil.example", "access-control-request-method": "GET"})
+        bad = await c.options(
+            "/v1/meta", headers={"origin": "https://evil.example", "access-control-request-method": "GET"}
+        )
         assert bad.status_code == 400 and "access-control-allow-origin" not in bad.headers
         simple = await c.get("/v1/livez", headers={"origin": "https://evil.example"})
         assert "access-control-allow-origin" not in simple.headers

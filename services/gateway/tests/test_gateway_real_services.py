@@ -6,7 +6,6 @@ from __future__ import annotations
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from gateway_testing import assert_problem, eventually, gateway_settings, running
-
 from zenops_gateway.app import create_app
 
 SERVICES = ("identity", "ops", "billing", "repogen")
@@ -71,5 +70,5 @@ async def test_nats_outage_and_recovery(start_service, nats_server):
             assert body["checks"]["nats"]["reason"] and "nats" in body["detail"]
         finally:
             nats_server.start()
-        resp = await eventually(lambda: client.get("/v1/health"), all_serving, timeout=30)
+        resp = await eventually(lambda: client.get("/v1/health"), all_serving, within=30)
         assert resp.json()["checks"]["nats"] == {"status": "SERVING"}

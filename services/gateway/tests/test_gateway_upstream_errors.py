@@ -4,7 +4,7 @@ DomainErrors; the gateway's typed client and central handler turn them into prob
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import grpc
 import pytest
@@ -14,7 +14,6 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry import trace
 from zenops.common.v1 import common_pb2
 from zenops.ops.v1 import ops_pb2
-
 from zenops_gateway.app import create_app
 from zenops_gateway.deps import OpsDep
 from zenops_kit import errors as kit
@@ -22,7 +21,7 @@ from zenops_kit.interceptors import ServiceInterceptor
 from zenops_kit.telemetry import setup_telemetry
 
 OPS_SERVICE = "zenops.ops.v1.OpsService"
-BUILD_TIME = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+BUILD_TIME = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 class FakeOps:
@@ -54,13 +53,20 @@ async def fake_ops():
     server = grpc.aio.server(
         interceptors=[ServiceInterceptor("ops", verifier=None, public_methods={f"/{OPS_SERVICE}/GetServiceInfo"})]
     )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(OPS_SERVICE, {
-        "GetServiceInfo": grpc.unary_unary_rpc_method_handler(
-            fake.get_service_info,
-            request_deserializer=ops_pb2.GetServiceInfoRequest.FromString,
-            response_serializer=ops_pb2.GetServiceInfoResponse.SerializeToString,
-        ),
-    }),))
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                OPS_SERVICE,
+                {
+                    "GetServiceInfo": grpc.unary_unary_rpc_method_handler(
+                        fake.get_service_info,
+                        request_deserializer=ops_pb2.GetServiceInfoRequest.FromString,
+                        response_serializer=ops_pb2.GetServiceInfoResponse.SerializeToString,
+                    ),
+                },
+            ),
+        )
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -97,16 +103,25 @@ def make_app(fake: FakeOps, **overrides):
 
 
 CASES = [
-    (kit.InvalidArgument("bad input", violations=[kit.FieldViolation("amount", "must be positive")]),
-     400, "VALIDATION_FAILED"),
+    (
+        kit.InvalidArgument("bad input", violations=[kit.FieldViolation("amount", "must be positive")]),
+        400,
+        "VALIDATION_FAILED",
+    ),
     (kit.Unauthenticated("token expired", reason="TOKEN_EXPIRED"), 401, "TOKEN_EXPIRED"),
     (kit.PermissionDenied("missing capability: ops.read", reason="MISSING_CAPABILITY"), 403, "MISSING_CAPABILITY"),
     (kit.NotFound("assignment not found", reason="ASSIGNMENT_NOT_FOUND"), 404, "ASSIGNMENT_NOT_FOUND"),
     (kit.AlreadyExists("key reused", reason="IDEMPOTENCY_KEY_REUSED"), 409, "IDEMPOTENCY_KEY_REUSED"),
     (kit.Aborted("version conflict"), 409, "VERSION_CONFLICT"),
-    (kit.FailedPrecondition("not enough credits", reason="INSUFFICIENT_CREDITS",
-                            violations=[kit.FieldViolation("amount", "exceeds the available 3 credits")]),
-     409, "INSUFFICIENT_CREDITS"),
+    (
+        kit.FailedPrecondition(
+            "not enough credits",
+            reason="INSUFFICIENT_CREDITS",
+            violations=[kit.FieldViolation("amount", "exceeds the available 3 credits")],
+        ),
+        409,
+        "INSUFFICIENT_CREDITS",
+    ),
     (kit.ResourceExhausted("too many requests", metadata={"retry_after_seconds": "7"}), 429, "RATE_LIMITED"),
     (kit.Unavailable("database unavailable"), 503, "DEPENDENCY_UNAVAILABLE"),
 ]
@@ -161,8 +176,15 @@ async def test_success_and_token_forwarding(fake_ops):
 async def test_meta_shows_a_failing_service_without_failing(fake_ops):
     async with running(make_app(fake_ops)) as client:
         ok = (await client.get("/v1/meta")).json()["services"]["ops"]
-        assert ok == {"name": "ops", "status": "OK", "version": "9.9.9", "git_sha": "abc1234",
-                      "build_time": "2025-01-02T03:04:05Z", "environment": "test", "code": None}
+        assert ok == {
+            "name": "ops",
+            "status": "OK",
+            "version": "9.9.9",
+            "git_sha": "abc1234",
+            "build_time": "2025-01-02T03:04:05Z",
+            "environment": "test",
+            "code": None,
+        }
         fake_ops.error = kit.FailedPrecondition("nope", reason="INSUFFICIENT_CREDITS")
         resp = await client.get("/v1/meta")
     assert resp.status_code == 200

@@ -10,7 +10,6 @@ import httpx
 import pytest
 from fastapi import APIRouter, Request
 from gateway_testing import assert_problem, eventually, gateway_settings
-
 from zenops_devstack.process import free_port
 from zenops_gateway.__main__ import build_server, main
 
@@ -28,12 +27,13 @@ async def raw(request: Request) -> dict:
 async def served(request):
     drain = getattr(request, "param", 0.0)
     port = free_port()
-    settings = gateway_settings(gateway_host="127.0.0.1", gateway_port=port, max_body_bytes=LIMIT,
-                                shutdown_drain_seconds=drain)
+    settings = gateway_settings(
+        gateway_host="127.0.0.1", gateway_port=port, max_body_bytes=LIMIT, shutdown_drain_seconds=drain
+    )
     server = build_server(settings)
     server.config.app.include_router(extra_router)
     task = asyncio.create_task(server.serve())
-    await eventually(lambda: asyncio.sleep(0, server.started or task.done()), bool, timeout=10)
+    await eventually(lambda: asyncio.sleep(0, server.started or task.done()), bool, within=10)
     assert not task.done(), task
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
         try:

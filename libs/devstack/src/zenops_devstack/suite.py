@@ -69,6 +69,7 @@ class Suite:
         self.pg = PostgresServer(self.data_dir / "postgres", self.ports.postgres)
         self.nats = NatsServer(self.data_dir / "nats", self.ports.nats, self.ports.nats_monitor)
         self.procs: dict[str, subprocess.Popen] = {}
+        self._commands: dict[str, tuple[list[str], dict[str, str]]] = {}
         self.extra_env = extra_env or {}
         self.base_env = {
             **os.environ,
@@ -143,7 +144,16 @@ class Suite:
             raise RuntimeError(f"migrations failed: {failed}")
 
     def _start(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
+        self._commands[name] = (cmd, env)
         self.procs[name] = spawn(cmd, log_path=self.logs / f"{name}.log", env=env, cwd=REPO_ROOT)
+
+    def stop_process(self, name: str) -> int | None:
+        """Stop one process (SIGTERM, graceful) — each service can be stopped alone."""
+        return stop(self.procs.pop(name, None), timeout=20)
+
+    def start_process(self, name: str) -> None:
+        cmd, env = self._commands[name]
+        self._start(name, cmd, env)
 
     def _start_envoy(self) -> None:
         config = self.data_dir / "envoy.yaml"

@@ -19,7 +19,6 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-
 from zenops_kit.events.bus import EventBus
 from zenops_kit.telemetry import setup_telemetry
 
@@ -86,9 +85,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 def _install_docs(app: FastAPI) -> None:
     html = get_swagger_ui_html(openapi_url=OPENAPI_URL, title=f"{app.title} — docs").body.decode()
     inline = re.findall(r"<script>(.*?)</script>", html, flags=re.DOTALL)
-    hashes = " ".join(
-        f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in inline
-    )
+    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in inline)
     cdn = "https://cdn.jsdelivr.net"
     csp = (
         "default-src 'none'; "
@@ -110,9 +107,7 @@ def _install_docs(app: FastAPI) -> None:
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
-    schema = get_openapi(
-        title=app.title, version=app.version, description=app.description, routes=app.routes
-    )
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(problem_schema.pop("$defs", {}))

@@ -1,9 +1,9 @@
 """FastAPI dependencies giving route handlers the process's typed clients.
 
-    from ..deps import OpsDep
+from ..deps import OpsDep
 
-    @router.get("/things/{id}")
-    async def get_thing(id: str, ops: OpsDep) -> Thing: ...
+@router.get("/things/{id}")
+async def get_thing(id: str, ops: OpsDep) -> Thing: ...
 """
 
 from __future__ import annotations

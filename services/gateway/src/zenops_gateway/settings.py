@@ -6,7 +6,6 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
-
 from zenops_kit.settings import KitSettings
 
 MiB = 1024 * 1024

@@ -18,7 +18,6 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from zenops_kit.logging import request_id_var
 
 from ..errors import UpstreamError
@@ -76,22 +75,23 @@ class UpstreamClient:
         request: Any,
         *,
         token: str | None = None,
-        timeout: float | None = None,
+        deadline: float | None = None,
         metadata: dict[str, str] | None = None,
     ) -> Any:
-        """Invoke a unary RPC of this upstream with a deadline; failures raise `UpstreamError`."""
+        """Invoke a unary RPC of this upstream with a deadline (seconds; default `rpc_timeout`);
+        failures raise `UpstreamError`."""
         try:
             return await method(
                 request,
-                timeout=timeout if timeout is not None else self.timeout,
+                timeout=deadline if deadline is not None else self.timeout,
                 metadata=outgoing_metadata(token, metadata),
             )
         except grpc.aio.AioRpcError as err:
             raise UpstreamError.from_rpc_error(self.service, err) from None
 
-    async def check_health(self, timeout: float | None = None) -> HealthResult:
+    async def check_health(self, deadline: float | None = None) -> HealthResult:
         """`grpc.health.v1.Health/Check` for the whole server (service "")."""
-        deadline = timeout if timeout is not None else self.health_timeout
+        deadline = deadline if deadline is not None else self.health_timeout
         try:
             resp = await self._health.Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=deadline, metadata=outgoing_metadata()

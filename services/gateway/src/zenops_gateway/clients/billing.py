@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from zenops.common.v1 import common_pb2
 from zenops.billing.v1 import billing_pb2, billing_pb2_grpc
+from zenops.common.v1 import common_pb2
 
 from .base import UpstreamClient
 
@@ -13,6 +13,6 @@ class BillingClient(UpstreamClient):
     stub_class = billing_pb2_grpc.BillingServiceStub
     stub: billing_pb2_grpc.BillingServiceStub
 
-    async def get_service_info(self, *, timeout: float | None = None) -> common_pb2.ServiceInfo:
-        resp = await self.call(self.stub.GetServiceInfo, billing_pb2.GetServiceInfoRequest(), timeout=timeout)
+    async def get_service_info(self, *, deadline: float | None = None) -> common_pb2.ServiceInfo:
+        resp = await self.call(self.stub.GetServiceInfo, billing_pb2.GetServiceInfoRequest(), deadline=deadline)
         return resp.info

@@ -13,6 +13,6 @@ class IdentityClient(UpstreamClient):
     stub_class = identity_pb2_grpc.IdentityServiceStub
     stub: identity_pb2_grpc.IdentityServiceStub
 
-    async def get_service_info(self, *, timeout: float | None = None) -> common_pb2.ServiceInfo:
-        resp = await self.call(self.stub.GetServiceInfo, identity_pb2.GetServiceInfoRequest(), timeout=timeout)
+    async def get_service_info(self, *, deadline: float | None = None) -> common_pb2.ServiceInfo:
+        resp = await self.call(self.stub.GetServiceInfo, identity_pb2.GetServiceInfoRequest(), deadline=deadline)
         return resp.info

@@ -13,6 +13,6 @@ class RepogenClient(UpstreamClient):
     stub_class = repogen_pb2_grpc.RepogenServiceStub
     stub: repogen_pb2_grpc.RepogenServiceStub
 
-    async def get_service_info(self, *, timeout: float | None = None) -> common_pb2.ServiceInfo:
-        resp = await self.call(self.stub.GetServiceInfo, repogen_pb2.GetServiceInfoRequest(), timeout=timeout)
+    async def get_service_info(self, *, deadline: float | None = None) -> common_pb2.ServiceInfo:
+        resp = await self.call(self.stub.GetServiceInfo, repogen_pb2.GetServiceInfoRequest(), deadline=deadline)
         return resp.info

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import APIRouter
@@ -73,12 +73,12 @@ class Status(BaseModel):
 # -- routes ------------------------------------------------------------------------------------
 
 
-async def _bounded(check: Awaitable[HealthResult], timeout: float) -> HealthResult:
+async def _bounded(check: Awaitable[HealthResult], deadline: float) -> HealthResult:
     """A check can never hang /v1/health nor make it 500."""
     try:
-        return await asyncio.wait_for(check, timeout)
+        return await asyncio.wait_for(check, deadline)
     except TimeoutError:
-        return HealthResult("UNREACHABLE", f"no answer within {timeout:g}s")
+        return HealthResult("UNREACHABLE", f"no answer within {deadline:g}s")
     except Exception as exc:  # noqa: BLE001
         return HealthResult("UNREACHABLE", type(exc).__name__)
 
@@ -126,10 +126,10 @@ async def meta(rt: RuntimeDep) -> Meta:
             return ServiceMeta(name=name, status="UNAVAILABLE", code="NOT_STARTED")
         client = rt.upstreams.all()[name]
         try:
-            i = await client.get_service_info(timeout=s.health_timeout)
+            i = await client.get_service_info(deadline=s.health_timeout)
         except UpstreamError as err:
             return ServiceMeta(name=name, status="UNAVAILABLE", code=err.detail.reason or err.detail.code.name)
-        built = i.build_time.ToDatetime(tzinfo=timezone.utc) if i.HasField("build_time") else None
+        built = i.build_time.ToDatetime(tzinfo=UTC) if i.HasField("build_time") else None
         return ServiceMeta(
             name=i.name or name,
             status="OK",
