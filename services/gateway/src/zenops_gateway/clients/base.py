@@ -14,15 +14,13 @@ which the central handler in `errors.py` maps to problem+json.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from zenops_kit.logging import request_id_var
 
 from ..errors import UpstreamError
-
-R = TypeVar("R")
 
 CheckStatus = Literal["SERVING", "NOT_SERVING", "UNREACHABLE"]
 
