@@ -3,8 +3,8 @@
 import importlib
 
 import pytest
-from zenops.events.v1 import envelope_pb2
 
+from zenops.events.v1 import envelope_pb2
 from zenops_kit.events import stream_name, subject_for
 from zenops_kit.events.streams import stream_config
 

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+
 from zenops_devstack import envoy as edge
 
 ONE_MIB = 1024 * 1024

@@ -38,8 +38,9 @@ async def test_rolled_back_transaction_publishes_nothing(engine, bus, kit_db_url
     await ensure_stream(bus.js, producer)
     with pytest.raises(RuntimeError, match="boom"):
         async with engine.begin() as conn:
-            from zenops_kit.events import append_event, new_event
             from google.protobuf import wrappers_pb2
+
+            from zenops_kit.events import append_event, new_event
 
             await append_event(conn, new_event(
                 event_type=f"{producer}.note.created", payload=wrappers_pb2.StringValue(value="x"),

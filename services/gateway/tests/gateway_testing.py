@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from fastapi import FastAPI
+
 from zenops_devstack.process import free_port
 from zenops_gateway.settings import GatewaySettings
 

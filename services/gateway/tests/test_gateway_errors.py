@@ -6,6 +6,7 @@ import json
 
 import grpc
 import pytest
+
 from zenops_gateway.errors import (
     GRPC_TO_HTTP,
     PROBLEM_MEDIA_TYPE,

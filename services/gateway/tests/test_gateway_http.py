@@ -9,6 +9,7 @@ import pytest
 from fastapi import APIRouter, Query, Request
 from gateway_testing import assert_problem, gateway_settings, running
 from pydantic import BaseModel, Field
+
 from zenops_gateway.app import create_app
 from zenops_gateway.middleware import API_CSP
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from gateway_testing import assert_problem, eventually, gateway_settings, running
+
 from zenops_gateway.app import create_app
 
 SERVICES = ("identity", "ops", "billing", "repogen")

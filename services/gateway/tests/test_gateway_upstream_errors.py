@@ -12,6 +12,7 @@ from fastapi import APIRouter
 from gateway_testing import assert_problem, gateway_settings, running
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry import trace
+
 from zenops.common.v1 import common_pb2
 from zenops.ops.v1 import ops_pb2
 from zenops_gateway.app import create_app

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, Request
 from gateway_testing import assert_problem, eventually, gateway_settings
+
 from zenops_devstack.process import free_port
 from zenops_gateway.__main__ import build_server, main
 

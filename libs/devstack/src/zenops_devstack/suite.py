@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -76,7 +76,7 @@ class Suite:
             "ZENOPS_ENVIRONMENT": "local",
             "ZENOPS_NATS_URL": self.nats.url,
             "ZENOPS_GIT_SHA": _git_sha(),
-            "ZENOPS_BUILD_TIME": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "ZENOPS_BUILD_TIME": datetime.now(UTC).isoformat(timespec="seconds"),
             "OTEL_TRACES_EXPORTER": os.environ.get("OTEL_TRACES_EXPORTER", "none"),
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,

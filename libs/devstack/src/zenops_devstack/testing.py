@@ -22,7 +22,7 @@ def check_migrations_round_trip(service: str, pg: PostgresServer, url: str) -> N
     """head → base → head: every migration applies and reverts cleanly."""
     from zenops_kit.migrations import downgrade, upgrade
 
-    migrations = getattr(importlib.import_module(f"zenops_{service}.app"), "MIGRATIONS")
+    migrations = importlib.import_module(f"zenops_{service}.app").MIGRATIONS
     database = url.rsplit("/", 1)[1]
     upgrade(migrations, url)
     at_head = tables(pg, database)

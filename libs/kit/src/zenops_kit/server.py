@@ -17,7 +17,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import grpc
 import uvloop
@@ -25,6 +25,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
 from zenops.common.v1 import common_pb2
 from zenops.events.v1 import envelope_pb2
 
@@ -60,7 +61,7 @@ class Runtime:
     name: str
     engine: AsyncEngine
     bus: EventBus
-    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     async def service_info(self) -> common_pb2.ServiceInfo:
         async with self.engine.connect() as conn:
@@ -73,7 +74,7 @@ class Runtime:
             schema_revision=revision,
         )
         built = datetime.fromisoformat(self.settings.build_time) if self.settings.build_time else self.started_at
-        info.build_time.FromDatetime(built.astimezone(timezone.utc))
+        info.build_time.FromDatetime(built.astimezone(UTC))
         return info
 
 

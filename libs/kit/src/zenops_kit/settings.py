@@ -42,7 +42,7 @@ class KitSettings(BaseSettings):
         return self.environment == "production"
 
     @model_validator(mode="after")
-    def _refuse_default_secrets(self) -> "KitSettings":
+    def _refuse_default_secrets(self) -> KitSettings:
         if not self.is_production:
             return self
         offenders = []

@@ -8,6 +8,7 @@ import time
 from types import FrameType
 
 import uvicorn
+
 from zenops_kit.logging import setup_logging
 
 from .app import SERVICE_NAME, create_app

@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
 from zenops_kit.errors import ErrorDetail, parse_rpc_error
 from zenops_kit.logging import request_id_var
 

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from zenops_kit.logging import request_id_var
 
 from .errors import ProblemHTTPException, internal_error_response, problem

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
+
 from zenops_kit.settings import KitSettings
 
 MiB = 1024 * 1024

@@ -23,6 +23,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, SpanKind
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
 from zenops.events.v1 import envelope_pb2
 
 from .bus import EventBus
@@ -141,7 +142,7 @@ class EventConsumer:
             while True:
                 try:
                     msgs = await sub.fetch(self.spec.batch, timeout=1.0)
-                except (NatsTimeoutError, asyncio.TimeoutError):
+                except (TimeoutError, NatsTimeoutError):
                     continue
                 except asyncio.CancelledError:
                     raise

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
+
 from zenops.events.v1 import envelope_pb2
 
 
@@ -43,7 +44,7 @@ def new_event(
         aggregate_id=aggregate_id,
         aggregate_version=aggregate_version,
     )
-    env.occurred_at.FromDatetime(occurred_at or datetime.now(timezone.utc))
+    env.occurred_at.FromDatetime(occurred_at or datetime.now(UTC))
     packed = any_pb2.Any()
     packed.Pack(payload, type_url_prefix="type.zenops.dev/")
     env.payload.CopyFrom(packed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from opentelemetry import propagate
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
+
 from zenops.events.v1 import envelope_pb2
 
 from .envelope import subject_for

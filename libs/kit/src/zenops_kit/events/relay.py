@@ -10,6 +10,7 @@ JetStream drops the duplicates within its window (consumers' inbox covers the re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -160,11 +161,14 @@ class OutboxRelay:
             conn = None
             try:
                 conn = await asyncpg.connect(self._listen_dsn, timeout=5)
+                closed = asyncio.Event()
+                conn.add_termination_listener(lambda *_, closed=closed: closed.set())
                 await conn.add_listener(OUTBOX_CHANNEL, on_notify)
                 self.listening = True
                 self._wakeup.set()  # catch up on anything committed while we were not listening
                 while not conn.is_closed():
-                    await asyncio.sleep(self.poll_interval)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(closed.wait(), timeout=5)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - polling continues meanwhile

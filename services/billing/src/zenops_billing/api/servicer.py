@@ -1,7 +1,6 @@
 """zenops.billing.v1.BillingService."""
 
 from zenops.billing.v1 import billing_pb2, billing_pb2_grpc
-
 from zenops_kit.server import Runtime
 
 SERVICE_NAME = billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name

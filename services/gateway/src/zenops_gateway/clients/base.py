@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from zenops_kit.logging import request_id_var
 
 from ..errors import UpstreamError

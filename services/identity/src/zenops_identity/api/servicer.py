@@ -1,7 +1,6 @@
 """zenops.identity.v1.IdentityService."""
 
 from zenops.identity.v1 import identity_pb2, identity_pb2_grpc
-
 from zenops_kit.server import Runtime
 
 SERVICE_NAME = identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name

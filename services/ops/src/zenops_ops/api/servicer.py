@@ -1,7 +1,6 @@
 """zenops.ops.v1.OpsService."""
 
 from zenops.ops.v1 import ops_pb2, ops_pb2_grpc
-
 from zenops_kit.server import Runtime
 
 SERVICE_NAME = ops_pb2.DESCRIPTOR.services_by_name["OpsService"].full_name

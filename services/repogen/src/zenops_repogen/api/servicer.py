@@ -1,7 +1,6 @@
 """zenops.repogen.v1.RepogenService."""
 
 from zenops.repogen.v1 import repogen_pb2, repogen_pb2_grpc
-
 from zenops_kit.server import Runtime
 
 SERVICE_NAME = repogen_pb2.DESCRIPTOR.services_by_name["RepogenService"].full_name

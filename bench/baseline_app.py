@@ -1,0 +1,72 @@
+"""The baseline of `skeleton_path.py`: the same read as `GET /v1/meta/{service}` without the
+architecture — one process, Starlette + asyncpg, uvicorn with uvloop + httptools, ONE worker.
+
+It runs the same single query (`SELECT version_num FROM alembic_version`) on the same
+database and returns the same JSON shape (name, version, git_sha, build_time, environment,
+schema_revision). Configuration comes from the environment so that the database password
+never appears in a process listing:
+
+    BASELINE_DATABASE_URL   postgresql://role:password@host:port/db   (required)
+    BASELINE_POOL_SIZE      asyncpg pool size (default 4)
+    BASELINE_VERSION / BASELINE_GIT_SHA / BASELINE_BUILD_TIME / BASELINE_ENVIRONMENT
+
+    python bench/baseline_app.py --port 8765
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import asyncpg
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+QUERY = "SELECT version_num FROM alembic_version"
+
+_STATIC = {
+    "version": os.environ.get("BASELINE_VERSION", "0.0.0"),
+    "git_sha": os.environ.get("BASELINE_GIT_SHA", "unknown"),
+    "build_time": os.environ.get("BASELINE_BUILD_TIME") or datetime.now(UTC).isoformat(timespec="seconds"),
+    "environment": os.environ.get("BASELINE_ENVIRONMENT", "local"),
+}
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette):
+    size = int(os.environ.get("BASELINE_POOL_SIZE", "4"))
+    app.state.pool = await asyncpg.create_pool(os.environ["BASELINE_DATABASE_URL"], min_size=size, max_size=size)
+    try:
+        yield
+    finally:
+        await app.state.pool.close()
+
+
+async def meta(request: Request) -> JSONResponse:
+    revision = await request.app.state.pool.fetchval(QUERY)
+    return JSONResponse({"name": request.path_params["service"], **_STATIC, "schema_revision": revision or ""})
+
+
+async def livez(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "alive"})
+
+
+app = Starlette(routes=[Route("/v1/meta/{service}", meta), Route("/v1/livez", livez)], lifespan=lifespan)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http="httptools", workers=1,
+                access_log=False, log_level="warning", lifespan="on")
+
+
+if __name__ == "__main__":
+    main()
