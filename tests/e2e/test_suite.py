@@ -65,3 +65,10 @@ def test_service_logs_are_structured_json(suite):
     lines = [json.loads(line) for line in (suite.logs / "billing.log").read_text().splitlines()
              if line.startswith("{")]
     assert lines and all("ts" in entry and "level" in entry for entry in lines)
+
+
+def test_one_service_meta_reads_its_schema_revision(suite):
+    r = httpx.get(f"{suite.url}/v1/meta/ops")
+    assert r.status_code == 200
+    assert r.json()["name"] == "ops" and r.json()["schema_revision"] == "0001"
+    assert httpx.get(f"{suite.url}/v1/meta/nope").status_code == 400

@@ -24,7 +24,8 @@ log = logging.getLogger("zenops.grpc")
 
 # Always callable without a token.
 PUBLIC_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
-_CONNECTION_ERRORS = (OSError, ConnectionError, InterfaceError, OperationalError, PoolTimeout)
+# Losing the database or the network is UNAVAILABLE (retry later); other OSErrors are bugs.
+_CONNECTION_ERRORS = (ConnectionError, TimeoutError, InterfaceError, OperationalError, PoolTimeout)
 
 
 def _is_connection_error(exc: BaseException) -> bool:

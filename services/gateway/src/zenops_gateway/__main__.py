@@ -69,11 +69,6 @@ def build_server(settings: GatewaySettings) -> GatewayServer:
     return GatewayServer(config, app.state.runtime, settings.shutdown_drain_seconds)
 
 
-def _drop_color_message(record: logging.LogRecord) -> bool:
-    record.__dict__.pop("color_message", None)  # uvicorn's ANSI copy of the message
-    return True
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="zenops_gateway")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -81,7 +76,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.parse_args(argv)
     settings = GatewaySettings()
     setup_logging(SERVICE_NAME, settings.log_level)
-    logging.getLogger("uvicorn.error").addFilter(_drop_color_message)
     build_server(settings).run()
 
 

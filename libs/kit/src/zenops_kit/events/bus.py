@@ -82,6 +82,7 @@ class EventBus:
         """Finish in-flight messages and close (the shutdown step after the gRPC server)."""
         if self._task and not self._task.done():
             self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
         if self.nc is not None and not self.nc.is_closed:
             try:
                 await asyncio.wait_for(self.nc.drain(), timeout=5)

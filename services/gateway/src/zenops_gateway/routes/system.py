@@ -54,6 +54,7 @@ class ServiceMeta(BaseModel):
     git_sha: str | None = None
     build_time: datetime | None = Field(None, description="ISO-8601, UTC.")
     environment: str | None = None
+    schema_revision: str | None = Field(None, description="Migration revision of the service's database.")
     code: str | None = Field(None, description="Why the service did not answer (when UNAVAILABLE).")
 
 
@@ -117,6 +118,19 @@ async def health(rt: RuntimeDep):
     )
 
 
+def _service_meta(name: str, i) -> ServiceMeta:
+    built = i.build_time.ToDatetime(tzinfo=UTC) if i.HasField("build_time") else None
+    return ServiceMeta(
+        name=i.name or name,
+        status="OK",
+        version=i.version,
+        git_sha=i.git_sha,
+        build_time=built,
+        environment=i.environment,
+        schema_revision=i.schema_revision,
+    )
+
+
 @router.get("/meta", response_model=Meta, summary="App, environment and every service's version")
 async def meta(rt: RuntimeDep) -> Meta:
     s = rt.settings
@@ -124,20 +138,11 @@ async def meta(rt: RuntimeDep) -> Meta:
     async def info(name: str) -> ServiceMeta:
         if rt.upstreams is None:
             return ServiceMeta(name=name, status="UNAVAILABLE", code="NOT_STARTED")
-        client = rt.upstreams.all()[name]
         try:
-            i = await client.get_service_info(deadline=s.health_timeout)
+            i = await rt.upstreams.all()[name].get_service_info(deadline=s.health_timeout)
         except UpstreamError as err:
             return ServiceMeta(name=name, status="UNAVAILABLE", code=err.detail.reason or err.detail.code.name)
-        built = i.build_time.ToDatetime(tzinfo=UTC) if i.HasField("build_time") else None
-        return ServiceMeta(
-            name=i.name or name,
-            status="OK",
-            version=i.version,
-            git_sha=i.git_sha,
-            build_time=built,
-            environment=i.environment,
-        )
+        return _service_meta(name, i)
 
     services = dict(zip(SERVICE_ORDER, await asyncio.gather(*(info(n) for n in SERVICE_ORDER)), strict=True))
     services["gateway"] = ServiceMeta(
@@ -155,6 +160,19 @@ async def meta(rt: RuntimeDep) -> Meta:
         build_time=rt.build_time,
         services=services,
     )
+
+
+@router.get(
+    "/meta/{service}",
+    response_model=ServiceMeta,
+    summary="One service's version and schema revision (one gRPC call, one database round trip)",
+    responses=problem_responses(400, 503, 504),
+)
+async def service_meta(service: Literal["identity", "ops", "billing", "repogen"], rt: RuntimeDep) -> ServiceMeta:
+    if rt.upstreams is None:
+        return problem(503, "NOT_READY", "The gateway is starting or shutting down.")
+    # An unanswered call propagates as UpstreamError: the central handler maps it (503/504).
+    return _service_meta(service, await rt.upstreams.all()[service].get_service_info(deadline=rt.settings.rpc_timeout))
 
 
 @router.get("/livez", response_model=Status, summary="Liveness: the process answers (no upstream calls)")
