@@ -3,7 +3,7 @@ architecture — one process, Starlette + asyncpg, uvicorn with uvloop + httptoo
 
 It runs the same single query (`SELECT version_num FROM alembic_version`) on the same
 database and returns the same JSON shape (name, version, git_sha, build_time, environment,
-schema_revision). Configuration comes from the environment so that the database password
+schema_revision, plus the gateway's status/code). Configuration comes from the environment so that the database password
 never appears in a process listing:
 
     BASELINE_DATABASE_URL   postgresql://role:password@host:port/db   (required)
@@ -29,12 +29,18 @@ from starlette.routing import Route
 
 QUERY = "SELECT version_num FROM alembic_version"
 
-_STATIC = {
-    "version": os.environ.get("BASELINE_VERSION", "0.0.0"),
-    "git_sha": os.environ.get("BASELINE_GIT_SHA", "unknown"),
-    "build_time": os.environ.get("BASELINE_BUILD_TIME") or datetime.now(UTC).isoformat(timespec="seconds"),
-    "environment": os.environ.get("BASELINE_ENVIRONMENT", "local"),
-}
+
+def _build_time() -> str:
+    """ISO-8601 UTC with a `Z`, as the gateway's pydantic models serialise it."""
+    raw = os.environ.get("BASELINE_BUILD_TIME")
+    built = datetime.fromisoformat(raw) if raw else datetime.now(UTC)
+    return built.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# The gateway's ServiceMeta fields, in its order; only schema_revision comes from the database.
+_BEFORE = {"status": "OK", "version": os.environ.get("BASELINE_VERSION", "0.0.0"),
+           "git_sha": os.environ.get("BASELINE_GIT_SHA", "unknown"), "build_time": _build_time(),
+           "environment": os.environ.get("BASELINE_ENVIRONMENT", "local")}
 
 
 @asynccontextmanager
@@ -49,7 +55,8 @@ async def lifespan(app: Starlette):
 
 async def meta(request: Request) -> JSONResponse:
     revision = await request.app.state.pool.fetchval(QUERY)
-    return JSONResponse({"name": request.path_params["service"], **_STATIC, "schema_revision": revision or ""})
+    return JSONResponse({"name": request.path_params["service"], **_BEFORE, "schema_revision": revision or "",
+                         "code": None})
 
 
 async def livez(request: Request) -> JSONResponse:

@@ -184,6 +184,7 @@ async def test_meta_shows_a_failing_service_without_failing(fake_ops):
             "git_sha": "abc1234",
             "build_time": "2025-01-02T03:04:05Z",
             "environment": "test",
+            "schema_revision": "",
             "code": None,
         }
         fake_ops.error = kit.FailedPrecondition("nope", reason="INSUFFICIENT_CREDITS")
