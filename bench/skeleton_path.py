@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -169,6 +170,27 @@ def cpu_snapshot(groups: dict[str, int]) -> dict[str, float]:
     return {name: tree_cpu_seconds(pid) for name, pid in groups.items()}
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent not idle (all cores), to see interference."""
+    t = psutil.cpu_times()  # guest time is already inside user; steal is the hypervisor's
+    return t.user + t.system + sum(getattr(t, k, 0.0) for k in ("nice", "irq", "softirq"))
+
+
+def reaped_children_seconds() -> float:
+    """user+sys of this process's waited-for children: wrk's CPU, once it has exited."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def db_transactions(suite: Suite, database: str) -> int | None:
+    """Committed + rolled-back transactions of one database (pg_stat_database), or None."""
+    try:
+        out = suite.pg.psql(f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{database}'")
+        return int(out)
+    except (RuntimeError, ValueError):
+        return None
+
+
 # -- one measured target ---------------------------------------------------------------------
 
 
@@ -180,6 +202,9 @@ class Measurement:
     cpu_seconds: dict[str, float]  # per serving process group, during the measured run
     wall_seconds: float
     idle_cpu_seconds: dict[str, float] = field(default_factory=dict)  # suite processes not serving
+    wrk_cpu_seconds: float = float("nan")
+    machine_busy_seconds: float = float("nan")  # every process on the machine, all cores
+    db_xacts_per_request: float | None = None
 
     @property
     def cpu_total(self) -> float:
@@ -211,24 +236,47 @@ class Measurement:
             "cpu_seconds": {k: round(v, 3) for k, v in self.cpu_seconds.items()},
             "cores_busy": round(self.cores_busy, 3),
             "idle_suite_cpu_seconds": {k: round(v, 3) for k, v in self.idle_cpu_seconds.items()},
+            "wrk_cpu_seconds": round(self.wrk_cpu_seconds, 3),
+            "machine_busy_cores": round(self.machine_busy_seconds / self.wall_seconds, 3),
+            "other_cpu_seconds": round(self.other_cpu_seconds, 3),
+            "db_transactions_per_request": None if self.db_xacts_per_request is None
+            else round(self.db_xacts_per_request, 3),
         }
+
+    @property
+    def other_cpu_seconds(self) -> float:
+        """Machine CPU not accounted for by the counted processes, the idle suite or wrk."""
+        return max(0.0, self.machine_busy_seconds - self.cpu_total - sum(self.idle_cpu_seconds.values())
+                   - self.wrk_cpu_seconds)
 
 
 def measure(label: str, wrk: str, url: str, groups: dict[str, int], args: argparse.Namespace,
-            idle_groups: dict[str, int] | None = None) -> Measurement:
+            idle_groups: dict[str, int] | None = None, xacts=None) -> Measurement:
+    """`xacts`: a callable returning the database's transaction count (or None)."""
     idle_groups = idle_groups or {}
     say(f"\n[{label}] warm-up {args.warmup:g}s ... {url}")
     run_wrk(wrk, url, seconds=args.warmup, connections=args.connections, threads=args.threads)
     say(f"[{label}] measuring {args.duration:g}s, {args.connections} connections, {args.threads} threads ...")
+    time.sleep(1.5)  # let the warm-up's statistics reach pg_stat_database
+    x0 = xacts() if xacts else None
     before, idle_before = cpu_snapshot(groups), cpu_snapshot(idle_groups)
-    t0 = time.monotonic()
+    wrk0, busy0, t0 = reaped_children_seconds(), machine_busy_seconds(), time.monotonic()
     out = run_wrk(wrk, url, seconds=args.duration, connections=args.connections, threads=args.threads)
     wall = time.monotonic() - t0
+    wrk1, busy1 = reaped_children_seconds(), machine_busy_seconds()
     after, idle_after = cpu_snapshot(groups), cpu_snapshot(idle_groups)
     result = parse_wrk(out)
+    xacts_per_request = None
+    if xacts and x0 is not None:
+        time.sleep(1.5)  # backends flush their statistics about once a second when idle
+        x1 = xacts()
+        if x1 is not None and result.requests:
+            xacts_per_request = (x1 - x0) / result.requests
     m = Measurement(label=label, url=url, wrk=result, wall_seconds=wall,
                     cpu_seconds={k: max(0.0, after[k] - before[k]) for k in groups},
-                    idle_cpu_seconds={k: max(0.0, idle_after[k] - idle_before[k]) for k in idle_groups})
+                    idle_cpu_seconds={k: max(0.0, idle_after[k] - idle_before[k]) for k in idle_groups},
+                    wrk_cpu_seconds=wrk1 - wrk0, machine_busy_seconds=busy1 - busy0,
+                    db_xacts_per_request=xacts_per_request)
     say(f"[{label}] {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, "
         f"{result.errors} errors, {m.cpu_ms_per_request:.3f} ms CPU/request")
     return m
@@ -297,6 +345,15 @@ def print_report(a: Measurement, b: Measurement, machine: dict, tracing: str) ->
     if a.idle_cpu_seconds:
         say("    (not counted: the rest of the suite used "
             + ", ".join(f"{k} {v:.2f}s" for k, v in a.idle_cpu_seconds.items()) + " during (a))")
+    say("  database transactions per request (pg_stat_database, ops db; background work included):")
+    say("    " + ", ".join(f"({n}) " + ("n/a" if m.db_xacts_per_request is None else f"{m.db_xacts_per_request:.2f}")
+                          for n, m in (("a", a), ("b", b))))
+    say("  machine CPU during each run, in cores (counted / wrk / anything else on the machine):")
+    for n, m in (("a", a), ("b", b)):
+        other = m.other_cpu_seconds / m.wall_seconds
+        say(f"    ({n}) {m.machine_busy_seconds / m.wall_seconds:.2f} busy = {m.cores_busy:.2f} counted"
+            f" / {m.wrk_cpu_seconds / m.wall_seconds:.2f} wrk / {other:.2f} other"
+            + ("   <- another load shared the machine: figures are noisy" if other > 0.25 else ""))
     say("")
     say(f"  CPU per request, ours ÷ baseline:  {cpu_ratio:.2f}×")
     say(f"  throughput, ours ÷ baseline:       {rps_ratio:.2f}×")
@@ -391,8 +448,9 @@ def main(argv: list[str] | None = None) -> int:
             idle_groups = {n: suite.procs[n].pid for n in ("identity", "billing", "repogen") if n in suite.procs}
             base_groups = {"baseline": baseline.pid, "postgres": pg_pid}
 
-            a = measure("a: suite", wrk, ours_url, ours_groups, args, idle_groups)
-            b = measure("b: baseline", wrk, base_url, base_groups, args)
+            xacts = lambda: db_transactions(suite, "ops")  # noqa: E731
+            a = measure("a: suite", wrk, ours_url, ours_groups, args, idle_groups, xacts)
+            b = measure("b: baseline", wrk, base_url, base_groups, args, xacts=xacts)
             if crashed := suite.crashed():
                 say(f"warning: suite processes exited during the run: {crashed}")
 
