@@ -27,7 +27,7 @@ $(STAMP): requirements/lock.txt $(PYPROJECTS)
 	@touch $@
 
 $(BUF): package.json package-lock.json
-	npm ci --silent --no-audit --no-fund
+	npm install --silent --no-audit --no-fund
 	@touch $@
 
 install: $(STAMP) $(BUF) ## create .venv and install everything (Python packages, buf)
