@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import text
 
 from zenops_kit.db import create_engine
+from zenops_kit.events import EventBus
 from zenops_kit.events.schema import EVENT_TABLES_UP, tenant_rls
 
 NOTES_DDL = [
@@ -40,3 +43,12 @@ async def engine(kit_db_url):
 async def clean(engine):
     async with engine.begin() as conn:
         await conn.execute(text("TRUNCATE outbox, inbox, dead_letters, effects"))
+
+
+@pytest.fixture
+async def bus(nats_server):
+    b = EventBus(nats_server.url, "kit-tests")
+    b.start()
+    await asyncio.wait_for(b.ready(), 10)
+    yield b
+    await b.drain()

@@ -14,7 +14,6 @@ from sqlalchemy import text
 
 from zenops_kit.events import (
     ConsumerConfigMismatch,
-    EventBus,
     OutboxRelay,
     append_event,
     ensure_stream,
@@ -23,15 +22,6 @@ from zenops_kit.events import (
 )
 
 from eventing import effects, make_consumer, poll, unique_producer, write_events
-
-
-@pytest.fixture
-async def bus(nats_server):
-    b = EventBus(nats_server.url, "kit-consumer-tests")
-    b.start()
-    await asyncio.wait_for(b.ready(), 10)
-    yield b
-    await b.drain()
 
 
 async def publish_all(engine, bus, url):

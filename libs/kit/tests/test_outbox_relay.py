@@ -11,15 +11,6 @@ from zenops_kit.events import EventBus, OutboxRelay, ensure_stream, stream_name
 from eventing import effects, make_consumer, poll, unique_producer, write_events
 
 
-@pytest.fixture
-async def bus(nats_server):
-    b = EventBus(nats_server.url, "kit-tests")
-    b.start()
-    await asyncio.wait_for(b.ready(), 10)
-    yield b
-    await b.drain()
-
-
 def relay_for(engine, bus, url, **kw) -> OutboxRelay:
     return OutboxRelay(engine, bus, database_url=url, poll_interval=0.2, **kw)
 
