@@ -182,11 +182,14 @@ def reaped_children_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def db_transactions(suite: Suite, database: str) -> int | None:
-    """Committed + rolled-back transactions of one database (pg_stat_database), or None."""
+def db_counters(suite: Suite, database: str) -> dict[str, int] | None:
+    """Transactions (committed + rolled back) and sessions opened so far on one database
+    (pg_stat_database), or None if they cannot be read."""
     try:
-        out = suite.pg.psql(f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{database}'")
-        return int(out)
+        out = suite.pg.psql("SELECT xact_commit + xact_rollback, sessions FROM pg_stat_database "
+                            f"WHERE datname = '{database}'")
+        xacts, sessions = (int(x) for x in out.split("|"))
+        return {"transactions": xacts, "sessions": sessions}
     except (RuntimeError, ValueError):
         return None
 
@@ -204,7 +207,7 @@ class Measurement:
     idle_cpu_seconds: dict[str, float] = field(default_factory=dict)  # suite processes not serving
     wrk_cpu_seconds: float = float("nan")
     machine_busy_seconds: float = float("nan")  # every process on the machine, all cores
-    db_xacts_per_request: float | None = None
+    db_per_request: dict[str, float] | None = None  # transactions / new sessions per request
 
     @property
     def cpu_total(self) -> float:
@@ -239,8 +242,8 @@ class Measurement:
             "wrk_cpu_seconds": round(self.wrk_cpu_seconds, 3),
             "machine_busy_cores": round(self.machine_busy_seconds / self.wall_seconds, 3),
             "other_cpu_seconds": round(self.other_cpu_seconds, 3),
-            "db_transactions_per_request": None if self.db_xacts_per_request is None
-            else round(self.db_xacts_per_request, 3),
+            "db_per_request": None if self.db_per_request is None
+            else {k: round(v, 4) for k, v in self.db_per_request.items()},
         }
 
     @property
@@ -251,14 +254,14 @@ class Measurement:
 
 
 def measure(label: str, wrk: str, url: str, groups: dict[str, int], args: argparse.Namespace,
-            idle_groups: dict[str, int] | None = None, xacts=None) -> Measurement:
-    """`xacts`: a callable returning the database's transaction count (or None)."""
+            idle_groups: dict[str, int] | None = None, db=None) -> Measurement:
+    """`db`: a callable returning the database's counters (`db_counters`) or None."""
     idle_groups = idle_groups or {}
     say(f"\n[{label}] warm-up {args.warmup:g}s ... {url}")
     run_wrk(wrk, url, seconds=args.warmup, connections=args.connections, threads=args.threads)
     say(f"[{label}] measuring {args.duration:g}s, {args.connections} connections, {args.threads} threads ...")
     time.sleep(1.5)  # let the warm-up's statistics reach pg_stat_database
-    x0 = xacts() if xacts else None
+    db0 = db() if db else None
     before, idle_before = cpu_snapshot(groups), cpu_snapshot(idle_groups)
     wrk0, busy0, t0 = reaped_children_seconds(), machine_busy_seconds(), time.monotonic()
     out = run_wrk(wrk, url, seconds=args.duration, connections=args.connections, threads=args.threads)
@@ -266,17 +269,17 @@ def measure(label: str, wrk: str, url: str, groups: dict[str, int], args: argpar
     wrk1, busy1 = reaped_children_seconds(), machine_busy_seconds()
     after, idle_after = cpu_snapshot(groups), cpu_snapshot(idle_groups)
     result = parse_wrk(out)
-    xacts_per_request = None
-    if xacts and x0 is not None:
+    db_per_request = None
+    if db and db0 is not None:
         time.sleep(1.5)  # backends flush their statistics about once a second when idle
-        x1 = xacts()
-        if x1 is not None and result.requests:
-            xacts_per_request = (x1 - x0) / result.requests
+        db1 = db()
+        if db1 is not None and result.requests:
+            db_per_request = {k: (db1[k] - db0[k]) / result.requests for k in db0}
     m = Measurement(label=label, url=url, wrk=result, wall_seconds=wall,
                     cpu_seconds={k: max(0.0, after[k] - before[k]) for k in groups},
                     idle_cpu_seconds={k: max(0.0, idle_after[k] - idle_before[k]) for k in idle_groups},
                     wrk_cpu_seconds=wrk1 - wrk0, machine_busy_seconds=busy1 - busy0,
-                    db_xacts_per_request=xacts_per_request)
+                    db_per_request=db_per_request)
     say(f"[{label}] {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, "
         f"{result.errors} errors, {m.cpu_ms_per_request:.3f} ms CPU/request")
     return m
@@ -345,9 +348,11 @@ def print_report(a: Measurement, b: Measurement, machine: dict, tracing: str) ->
     if a.idle_cpu_seconds:
         say("    (not counted: the rest of the suite used "
             + ", ".join(f"{k} {v:.2f}s" for k, v in a.idle_cpu_seconds.items()) + " during (a))")
-    say("  database transactions per request (pg_stat_database, ops db; background work included):")
-    say("    " + ", ".join(f"({n}) " + ("n/a" if m.db_xacts_per_request is None else f"{m.db_xacts_per_request:.2f}")
-                          for n, m in (("a", a), ("b", b))))
+    say("  ops database per request (pg_stat_database; the service's background work included):")
+    for n, m in (("a", a), ("b", b)):
+        d = m.db_per_request
+        say(f"    ({n}) " + ("n/a" if d is None else f"{d['transactions']:.2f} transactions, "
+                                               f"{d['sessions'] * 1000:.1f} new connections per 1,000 requests"))
     say("  machine CPU during each run, in cores (counted / wrk / anything else on the machine):")
     for n, m in (("a", a), ("b", b)):
         other = m.other_cpu_seconds / m.wall_seconds
@@ -448,9 +453,9 @@ def main(argv: list[str] | None = None) -> int:
             idle_groups = {n: suite.procs[n].pid for n in ("identity", "billing", "repogen") if n in suite.procs}
             base_groups = {"baseline": baseline.pid, "postgres": pg_pid}
 
-            xacts = lambda: db_transactions(suite, "ops")  # noqa: E731
-            a = measure("a: suite", wrk, ours_url, ours_groups, args, idle_groups, xacts)
-            b = measure("b: baseline", wrk, base_url, base_groups, args, xacts=xacts)
+            db = lambda: db_counters(suite, "ops")  # noqa: E731
+            a = measure("a: suite", wrk, ours_url, ours_groups, args, idle_groups, db)
+            b = measure("b: baseline", wrk, base_url, base_groups, args, db=db)
             if crashed := suite.crashed():
                 say(f"warning: suite processes exited during the run: {crashed}")
 

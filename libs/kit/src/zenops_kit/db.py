@@ -31,12 +31,15 @@ def async_url(url: str) -> str:
 
 
 def create_engine(url: str, *, pool_size: int = 4, application_name: str = "zenops") -> AsyncEngine:
-    # The default async pool is right (QueuePool is rejected for async engines).
+    # The default async pool is right (QueuePool is rejected for async engines). A fixed
+    # pool: overflow connections would be opened and closed under load (a PostgreSQL
+    # process and a SCRAM handshake each). No pre-ping: it costs a round trip per checkout;
+    # a connection lost with the database is invalidated on its first error (the caller gets
+    # UNAVAILABLE) and the health loop reports the outage.
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
+        max_overflow=0,
         pool_timeout=5,
         connect_args={"server_settings": {"application_name": application_name}, "timeout": 5},
     )
@@ -65,6 +68,13 @@ async def system_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
-async def ping(engine: AsyncEngine) -> None:
+@asynccontextmanager
+async def autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection without BEGIN/ROLLBACK around it: one round trip per single-statement read."""
     async with engine.connect() as conn:
+        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with autocommit(engine) as conn:
         await conn.execute(text("SELECT 1"))

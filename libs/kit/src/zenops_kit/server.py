@@ -30,7 +30,7 @@ from zenops.common.v1 import common_pb2
 from zenops.events.v1 import envelope_pb2
 
 from .context import TokenVerifier
-from .db import create_engine, ping
+from .db import autocommit, create_engine, ping
 from .events import ConsumerSpec, EventBus, EventConsumer, OutboxRelay, ensure_stream
 from .interceptors import ServiceInterceptor
 from .logging import setup_logging
@@ -64,7 +64,7 @@ class Runtime:
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     async def service_info(self) -> common_pb2.ServiceInfo:
-        async with self.engine.connect() as conn:
+        async with autocommit(self.engine) as conn:
             revision = (await conn.execute(_SCHEMA_REVISION)).scalar() or ""
         info = common_pb2.ServiceInfo(
             name=self.name,

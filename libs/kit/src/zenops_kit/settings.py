@@ -66,7 +66,7 @@ class ServiceSettings(KitSettings):
     grpc_host: str = "0.0.0.0"
     grpc_port: int = 50051
     database_url: SecretStr = SecretStr(f"postgresql://zenops:{LOCAL_DEFAULT_DB_PASSWORD}@127.0.0.1:15432/zenops")
-    database_pool_size: int = 4
+    database_pool_size: int = 8
     # Seconds between health probes of the database and NATS.
     health_interval: float = 1.0
     # Seconds granted to in-flight RPCs on SIGTERM.
