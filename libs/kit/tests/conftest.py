@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 from sqlalchemy import text
@@ -22,8 +23,6 @@ NOTES_DDL = [
 @pytest.fixture(scope="module")
 def kit_db_url(pg_server) -> str:
     """A fresh database owned by a non-superuser, non-BYPASSRLS role, with the kit's tables."""
-    import uuid
-
     name = f"kit_{uuid.uuid4().hex[:10]}"
     url = pg_server.provision(name, uuid.uuid4().hex)
     for stmt in [*EVENT_TABLES_UP, *NOTES_DDL]:

@@ -13,6 +13,7 @@ from zenops_kit.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    ResourceExhausted,
     parse_rpc_error,
 )
 from zenops_kit.interceptors import ServiceInterceptor
@@ -23,6 +24,7 @@ RAISES = {
     "exists": AlreadyExists("duplicate", reason="IDEMPOTENCY_KEY_REUSED", metadata={"mismatched": "amount"}),
     "broke": FailedPrecondition("not enough credit", reason="INSUFFICIENT_CREDITS"),
     "denied": PermissionDenied("nope", reason="MISSING_CAPABILITY"),
+    "slow": ResourceExhausted("slow down", retry_after=2.5),
     "db": OperationalError("SELECT secret_column FROM t", {}, ConnectionRefusedError("refused")),
     "bug": ZeroDivisionError("password=hunter2 in a traceback"),
 }
@@ -104,3 +106,11 @@ async def test_non_public_methods_need_a_verifiable_token(server, metadata, reas
 
 async def test_request_id_reaches_the_handler(server):
     assert await call(server, "Public", "whoami", (("x-request-id", "req-123"),)) == b"req-123"
+
+
+async def test_retry_delay_travels_as_retry_info(server):
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call(server, "Public", "slow")
+    detail = parse_rpc_error(info.value)
+    assert (detail.code, detail.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
+    assert detail.retry_after == 2.5 and detail.retry_after_seconds == 3

@@ -4,9 +4,10 @@ import asyncio
 from collections import Counter
 
 import pytest
+from google.protobuf import wrappers_pb2
 from sqlalchemy import text
 
-from zenops_kit.events import EventBus, OutboxRelay, ensure_stream, stream_name
+from zenops_kit.events import EventBus, OutboxRelay, append_event, ensure_stream, new_event, stream_name
 
 from eventing import effects, make_consumer, poll, unique_producer, write_events
 
@@ -29,10 +30,6 @@ async def test_rolled_back_transaction_publishes_nothing(engine, bus, kit_db_url
     await ensure_stream(bus.js, producer)
     with pytest.raises(RuntimeError, match="boom"):
         async with engine.begin() as conn:
-            from google.protobuf import wrappers_pb2
-
-            from zenops_kit.events import append_event, new_event
-
             await append_event(conn, new_event(
                 event_type=f"{producer}.note.created", payload=wrappers_pb2.StringValue(value="x"),
                 producer=producer, producer_version="t", aggregate_type="note", aggregate_id="1",

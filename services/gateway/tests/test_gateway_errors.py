@@ -126,7 +126,7 @@ def test_table_is_the_spec():
 def test_429_has_retry_after_default_and_from_metadata():
     resp, _ = respond(rpc_error(kit.ResourceExhausted("slow down")))
     assert resp.headers["retry-after"] == "1"
-    resp, _ = respond(rpc_error(kit.ResourceExhausted("slow down", metadata={"retry_after_seconds": "30"})))
+    resp, _ = respond(rpc_error(kit.ResourceExhausted("slow down", retry_after=30)))
     assert resp.headers["retry-after"] == "30"
 
 

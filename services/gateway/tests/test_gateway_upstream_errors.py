@@ -123,7 +123,7 @@ CASES = [
         409,
         "INSUFFICIENT_CREDITS",
     ),
-    (kit.ResourceExhausted("too many requests", metadata={"retry_after_seconds": "7"}), 429, "RATE_LIMITED"),
+    (kit.ResourceExhausted("too many requests", retry_after=7), 429, "RATE_LIMITED"),
     (kit.Unavailable("database unavailable"), 503, "DEPENDENCY_UNAVAILABLE"),
 ]
 

@@ -7,11 +7,12 @@ clients turn a failed call back into an `ErrorDetail` with `parse_rpc_error`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import grpc
-from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 ERROR_DOMAIN = "zenops"
@@ -36,12 +37,15 @@ class DomainError(Exception):
         reason: str | None = None,
         violations: list[FieldViolation] | None = None,
         metadata: dict[str, str] | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.reason = reason or self.default_reason
         self.violations = list(violations or [])
         self.metadata = dict(metadata or {})
+        # Seconds the caller should wait before retrying (google.rpc.RetryInfo).
+        self.retry_after = retry_after
 
 
 class InvalidArgument(DomainError):
@@ -106,6 +110,12 @@ def to_grpc_status(err: DomainError, service: str) -> grpc.Status:
         packed = any_pb2.Any()
         packed.Pack(bad)
         details.append(packed)
+    if err.retry_after is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(int(err.retry_after * 1e9))
+        packed = any_pb2.Any()
+        packed.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+        details.append(packed)
     status = status_pb2.Status(code=err.status.value[0], message=err.message, details=details)
     return rpc_status.to_status(status)
 
@@ -119,6 +129,12 @@ class ErrorDetail:
     reason: str
     violations: list[FieldViolation] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)
+    retry_after: float | None = None
+
+    @property
+    def retry_after_seconds(self) -> int | None:
+        """Whole seconds, rounded up (what an HTTP Retry-After header carries)."""
+        return None if self.retry_after is None else max(0, math.ceil(self.retry_after))
 
 
 _CODES = {c.value[0]: c for c in grpc.StatusCode}
@@ -141,7 +157,8 @@ def parse_rpc_error(err: grpc.aio.AioRpcError) -> ErrorDetail:
                 bad = error_details_pb2.BadRequest()
                 any_msg.Unpack(bad)
                 detail.violations = [FieldViolation(v.field, v.description) for v in bad.field_violations]
+            elif any_msg.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                retry = error_details_pb2.RetryInfo()
+                any_msg.Unpack(retry)
+                detail.retry_after = retry.retry_delay.ToNanoseconds() / 1e9
     return detail
-
-
-assert code_pb2.OK == 0  # google.rpc.Code and grpc.StatusCode share numbering

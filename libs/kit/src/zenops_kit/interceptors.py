@@ -123,7 +123,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
     async def _translate(self, context, exc: Exception):
         if isinstance(exc, DomainError):
             await self._abort(context, exc)
-        if isinstance(exc, grpc.aio.AbortError) or type(exc).__name__ == "AbortError":
+        if isinstance(exc, grpc.aio.AbortError):  # context.abort() inside the handler
             raise exc
         trace_id = format(trace.get_current_span().get_span_context().trace_id, "032x")
         if _is_connection_error(exc):

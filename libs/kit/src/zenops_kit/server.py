@@ -110,6 +110,7 @@ class ServiceApp:
         self._service_names: list[str] = []
         self._tasks: list[asyncio.Task] = []
         self._stopping = asyncio.Event()
+        self._last_status: int | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -225,7 +226,7 @@ class ServiceApp:
             return
         problems = {k: v for k, v in (await self.check_dependencies()).items() if v}
         status = NOT_SERVING if problems else SERVING
-        if status != getattr(self, "_last_status", None):
+        if status != self._last_status:
             log.log(logging.INFO if status == SERVING else logging.WARNING, "health changed",
                     extra={"serving": status == SERVING, "problems": problems})
             self._last_status = status

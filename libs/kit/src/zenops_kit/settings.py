@@ -7,7 +7,6 @@ shipped default (or the database URL still carries the local default password).
 
 from __future__ import annotations
 
-import os
 from typing import Literal
 
 from pydantic import SecretStr, model_validator
@@ -34,7 +33,7 @@ class KitSettings(BaseSettings):
     # JetStream replicas for the streams this service creates (3 in a cluster).
     nats_stream_replicas: int = 1
     version: str = "0.1.0"
-    git_sha: str = os.environ.get("ZENOPS_GIT_SHA", "unknown")
+    git_sha: str = "unknown"
     build_time: str = ""  # ISO-8601; empty means "process start time"
 
     @property

@@ -52,7 +52,6 @@ GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
 }
 DEFAULT_RETRY_AFTER_SECONDS = 1
 # ErrorInfo metadata keys a service may set on RESOURCE_EXHAUSTED to say when to retry.
-RETRY_AFTER_METADATA_KEYS = ("retry_after_seconds", "retry_after")
 
 # Codes (machine reasons) of errors the gateway itself produces.
 HTTP_CODES: dict[int, str] = {
@@ -151,11 +150,8 @@ def http_status_for(code: grpc.StatusCode) -> int:
 
 
 def _retry_after(detail: ErrorDetail) -> str:
-    for key in RETRY_AFTER_METADATA_KEYS:
-        value = detail.metadata.get(key, "")
-        if value.strip().isdigit():
-            return str(int(value))
-    return str(DEFAULT_RETRY_AFTER_SECONDS)
+    seconds = detail.retry_after_seconds
+    return str(DEFAULT_RETRY_AFTER_SECONDS if seconds is None else seconds)
 
 
 def upstream_error_response(err: UpstreamError) -> ProblemResponse:

@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -86,7 +86,6 @@ class ConsumerStats:
     failures: int = 0
     dead_lettered: int = 0
     invalid: int = 0
-    last_errors: list[str] = field(default_factory=list)
 
 
 class EventConsumer:
@@ -196,7 +195,6 @@ class EventConsumer:
             except Exception as exc:  # noqa: BLE001 - handler failure: retry or dead-letter
                 span.record_exception(exc)
                 self.stats.failures += 1
-                self.stats.last_errors = (self.stats.last_errors + [repr(exc)])[-10:]
                 if deliveries >= self.spec.max_deliver:
                     log.error(
                         "event dead-lettered",
