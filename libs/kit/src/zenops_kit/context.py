@@ -18,18 +18,29 @@ from .errors import PermissionDenied, Unauthenticated
 class RequestContext:
     request_id: str | None = None
     tenant_id: str | None = None
+    # `sub` of the token: a user id, or "service:<name>" for a service token.
+    subject: str | None = None
     user_id: str | None = None
     audience: str | None = None
     session_id: str | None = None
     channel_id: str | None = None
     roles: frozenset[str] = field(default_factory=frozenset)
     capabilities: frozenset[str] = field(default_factory=frozenset)
+    token_id: str | None = None  # `jti`
+    expires_at: float | None = None  # `exp`, seconds since the epoch
+    # The end user's address and user agent as the gateway saw them (audit only).
+    client_ip: str | None = None
+    user_agent: str | None = None
     # The caller's raw bearer token, forwarded on onward calls (never logged).
     token: str | None = field(default=None, repr=False)
 
     @property
     def authenticated(self) -> bool:
         return self.user_id is not None or self.audience == "service"
+
+    @property
+    def is_service(self) -> bool:
+        return self.audience == "service"
 
     def require(self, *capabilities: str) -> None:
         """Raise unless the caller holds every capability named."""
@@ -61,6 +72,8 @@ def reset_context(token) -> None:
 
 
 class TokenVerifier(Protocol):
-    """Verifies a bearer token and returns the request context its claims grant."""
+    """Verifies a bearer token and returns the request context its claims grant
+    (request_id, client_ip and user_agent are filled in by the interceptor); raises
+    `Unauthenticated` with a TOKEN_* reason when the token is not acceptable."""
 
     async def verify(self, token: str, request_id: str | None) -> RequestContext: ...

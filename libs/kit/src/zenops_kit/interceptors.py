@@ -8,6 +8,7 @@ INTERNAL with the trace id and no internals.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 
@@ -44,9 +45,13 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         return method in self.public_methods or method.startswith(PUBLIC_METHOD_PREFIXES)
 
     async def _context(self, method: str, metadata: dict[str, str], request_id: str) -> RequestContext:
-        auth = metadata.get("authorization", "")
+        client = {"client_ip": metadata.get("x-client-ip"), "user_agent": metadata.get("x-client-user-agent")}
         if self._is_public(method):
-            return RequestContext(request_id=request_id)
+            return RequestContext(request_id=request_id, **client)
+        ctx = await self._verify(metadata.get("authorization", ""), request_id)
+        return dataclasses.replace(ctx, request_id=request_id, **client)
+
+    async def _verify(self, auth: str, request_id: str) -> RequestContext:
         if not auth:
             raise Unauthenticated("a bearer token is required", reason="TOKEN_MISSING")
         scheme, _, token = auth.partition(" ")

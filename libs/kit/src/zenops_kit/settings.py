@@ -16,6 +16,8 @@ Environment = Literal["local", "test", "development", "production"]
 
 # The password every local role gets unless devstack generated one; never valid in production.
 LOCAL_DEFAULT_DB_PASSWORD = "zenops-local"
+# The service client secret every local process shares unless devstack generated them.
+LOCAL_SERVICE_CLIENT_SECRET = "zenops-local-service-secret"
 
 
 class DefaultSecretError(RuntimeError):
@@ -35,6 +37,12 @@ class KitSettings(BaseSettings):
     version: str = "0.1.0"
     git_sha: str = "unknown"
     build_time: str = ""  # ISO-8601; empty means "process start time"
+
+    # Authentication: identity issues tokens; everyone verifies them against its JWKS.
+    identity_addr: str = "127.0.0.1:50051"
+    jwt_issuer: str = "zenops-identity"
+    # This process's client secret for identity's IssueServiceToken (client id = service name).
+    service_client_secret: SecretStr = SecretStr(LOCAL_SERVICE_CLIENT_SECRET)
 
     @property
     def is_production(self) -> bool:

@@ -16,8 +16,7 @@ class GatewaySettings(KitSettings):
     gateway_host: str = "0.0.0.0"
     gateway_port: int = 8000
 
-    # Upstream gRPC addresses (host:port); one long-lived channel each.
-    identity_addr: str = "127.0.0.1:50051"
+    # Upstream gRPC addresses (host:port); one long-lived channel each (identity_addr: kit).
     ops_addr: str = "127.0.0.1:50052"
     billing_addr: str = "127.0.0.1:50053"
     repogen_addr: str = "127.0.0.1:50054"

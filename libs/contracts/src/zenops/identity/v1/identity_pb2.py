@@ -22,20 +22,130 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from zenops.common.v1 import common_pb2 as zenops_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!zenops/identity/v1/identity.proto\x12\x12zenops.identity.v1\x1a\x1dzenops/common/v1/common.proto\"\x17\n\x15GetServiceInfoRequest\"E\n\x16GetServiceInfoResponse\x12+\n\x04info\x18\x01 \x01(\x0b\x32\x1d.zenops.common.v1.ServiceInfo2z\n\x0fIdentityService\x12g\n\x0eGetServiceInfo\x12).zenops.identity.v1.GetServiceInfoRequest\x1a*.zenops.identity.v1.GetServiceInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!zenops/identity/v1/identity.proto\x12\x12zenops.identity.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dzenops/common/v1/common.proto\"\x17\n\x15GetServiceInfoRequest\"E\n\x16GetServiceInfoResponse\x12+\n\x04info\x18\x01 \x01(\x0b\x32\x1d.zenops.common.v1.ServiceInfo\"\xc0\x01\n\x06Tenant\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04slug\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12,\n\x04kind\x18\x04 \x01(\x0e\x32\x1e.zenops.identity.v1.TenantKind\x12\x30\n\x06status\x18\x05 \x01(\x0e\x32 .zenops.identity.v1.TenantStatus\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe2\x02\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\x12.\n\x06status\x18\x05 \x01(\x0e\x32\x1e.zenops.identity.v1.UserStatus\x12\r\n\x05roles\x18\x06 \x03(\t\x12\x12\n\nchannel_id\x18\x07 \x01(\t\x12\x31\n\rlast_login_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clocked_until\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x90\x01\n\tTokenPair\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\ntoken_type\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\x12\x1a\n\x12refresh_expires_in\x18\x05 \x01(\x05\x12\x12\n\nsession_id\x18\x06 \x01(\t\"\xfb\x01\n\x07Session\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08\x61udience\x18\x03 \x01(\t\x12\n\n\x02ip\x18\x04 \x01(\t\x12\x12\n\nuser_agent\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_used_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63urrent\x18\t \x01(\x08\"T\n\x0cLoginRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x10\n\x08\x61udience\x18\x03 \x01(\t\x12\x11\n\ttenant_id\x18\x04 \x01(\t\">\n\rLoginResponse\x12-\n\x06tokens\x18\x01 \x01(\x0b\x32\x1d.zenops.identity.v1.TokenPair\"\'\n\x0eRefreshRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"@\n\x0fRefreshResponse\x12-\n\x06tokens\x18\x01 \x01(\x0b\x32\x1d.zenops.identity.v1.TokenPair\"\x0f\n\rLogoutRequest\"\x10\n\x0eLogoutResponse\"\'\n\x16IntrospectTokenRequest\x12\r\n\x05token\x18\x01 \x01(\t\"\xec\x01\n\x17IntrospectTokenResponse\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x11\n\ttenant_id\x18\x04 \x01(\t\x12\x10\n\x08\x61udience\x18\x05 \x01(\t\x12\x12\n\nsession_id\x18\x06 \x01(\t\x12\r\n\x05roles\x18\x07 \x03(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x08 \x03(\t\x12\x12\n\nchannel_id\x18\t \x01(\t\x12.\n\nexpires_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\\\n\x03Jwk\x12\x0b\n\x03kty\x18\x01 \x01(\t\x12\x0b\n\x03kid\x18\x02 \x01(\t\x12\x0b\n\x03\x61lg\x18\x03 \x01(\t\x12\x0b\n\x03use\x18\x04 \x01(\t\x12\x0b\n\x03\x63rv\x18\x05 \x01(\t\x12\t\n\x01x\x18\x06 \x01(\t\x12\t\n\x01y\x18\x07 \x01(\t\"\x10\n\x0eGetJwksRequest\"8\n\x0fGetJwksResponse\x12%\n\x04keys\x18\x01 \x03(\x0b\x32\x17.zenops.identity.v1.Jwk\"D\n\x18IssueServiceTokenRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x15\n\rclient_secret\x18\x02 \x01(\t\"E\n\x19IssueServiceTokenResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x12\n\nexpires_in\x18\x02 \x01(\x05\"\x19\n\x17RotateSigningKeyRequest\"\'\n\x18RotateSigningKeyResponse\x12\x0b\n\x03kid\x18\x01 \x01(\t\"\x0e\n\x0cGetMeRequest\"\x9f\x01\n\rGetMeResponse\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x18.zenops.identity.v1.User\x12*\n\x06tenant\x18\x02 \x01(\x0b\x32\x1a.zenops.identity.v1.Tenant\x12\x14\n\x0c\x63\x61pabilities\x18\x03 \x03(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x10\n\x08\x61udience\x18\x05 \x01(\t\"G\n\x15\x43hangePasswordRequest\x12\x18\n\x10\x63urrent_password\x18\x01 \x01(\t\x12\x14\n\x0cnew_password\x18\x02 \x01(\t\"2\n\x16\x43hangePasswordResponse\x12\x18\n\x10revoked_sessions\x18\x01 \x01(\x05\"\x15\n\x13ListSessionsRequest\"E\n\x14ListSessionsResponse\x12-\n\x08sessions\x18\x01 \x03(\x0b\x32\x1b.zenops.identity.v1.Session\"*\n\x14RevokeSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x17\n\x15RevokeSessionResponse\"_\n\x13\x43reateTenantRequest\x12\x0c\n\x04slug\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12,\n\x04kind\x18\x03 \x01(\x0e\x32\x1e.zenops.identity.v1.TenantKind\"B\n\x14\x43reateTenantResponse\x12*\n\x06tenant\x18\x01 \x01(\x0b\x32\x1a.zenops.identity.v1.Tenant\"\x14\n\x12ListTenantsRequest\"B\n\x13ListTenantsResponse\x12+\n\x07tenants\x18\x01 \x03(\x0b\x32\x1a.zenops.identity.v1.Tenant\"\x80\x01\n\x11\x43reateUserRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x10\n\x08password\x18\x03 \x01(\t\x12\r\n\x05roles\x18\x04 \x03(\t\x12\x12\n\nchannel_id\x18\x05 \x01(\t\x12\x11\n\ttenant_id\x18\x06 \x01(\t\"<\n\x12\x43reateUserResponse\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x18.zenops.identity.v1.User\"\x1c\n\x0eGetUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\"9\n\x0fGetUserResponse\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x18.zenops.identity.v1.User\"~\n\x10ListUsersRequest\x12+\n\x04page\x18\x01 \x01(\x0b\x32\x1d.zenops.common.v1.PageRequest\x12\r\n\x05query\x18\x02 \x01(\t\x12.\n\x06status\x18\x03 \x01(\x0e\x32\x1e.zenops.identity.v1.UserStatus\"f\n\x11ListUsersResponse\x12\'\n\x05users\x18\x01 \x03(\x0b\x32\x18.zenops.identity.v1.User\x12(\n\x04page\x18\x02 \x01(\x0b\x32\x1a.zenops.common.v1.PageInfo\"x\n\x11UpdateUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12&\n\x04user\x18\x02 \x01(\x0b\x32\x18.zenops.identity.v1.User\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"<\n\x12UpdateUserResponse\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x18.zenops.identity.v1.User\" \n\x12\x44isableUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\"W\n\x13\x44isableUserResponse\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x18.zenops.identity.v1.User\x12\x18\n\x10revoked_sessions\x18\x02 \x01(\x05\"0\n\x13SetUserRolesRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\">\n\x14SetUserRolesResponse\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x18.zenops.identity.v1.User\"G\n\x0cRoleTemplate\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x03 \x03(\t\"\x1a\n\x18ListRoleTemplatesRequest\"]\n\x19ListRoleTemplatesResponse\x12/\n\x05roles\x18\x01 \x03(\x0b\x32 .zenops.identity.v1.RoleTemplate\x12\x0f\n\x07version\x18\x02 \x01(\x05\"\xa6\x02\n\nAuditEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x0e\n\x06target\x18\x05 \x01(\t\x12\n\n\x02ip\x18\x06 \x01(\t\x12\x12\n\nuser_agent\x18\x07 \x01(\t\x12\x10\n\x08trace_id\x18\x08 \x01(\t\x12:\n\x06\x64\x65tail\x18\t \x03(\x0b\x32*.zenops.identity.v1.AuditEvent.DetailEntry\x12/\n\x0boccurred_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0b\x44\x65tailEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"d\n\x16ListAuditEventsRequest\x12+\n\x04page\x18\x01 \x01(\x0b\x32\x1d.zenops.common.v1.PageRequest\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\"s\n\x17ListAuditEventsResponse\x12.\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1e.zenops.identity.v1.AuditEvent\x12(\n\x04page\x18\x02 \x01(\x0b\x32\x1a.zenops.common.v1.PageInfo*w\n\nTenantKind\x12\x1b\n\x17TENANT_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14TENANT_KIND_INTERNAL\x10\x01\x12\x18\n\x14TENANT_KIND_EXTERNAL\x10\x02\x12\x18\n\x14TENANT_KIND_CUSTOMER\x10\x03*d\n\x0cTenantStatus\x12\x1d\n\x19TENANT_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14TENANT_STATUS_ACTIVE\x10\x01\x12\x1b\n\x17TENANT_STATUS_SUSPENDED\x10\x02*[\n\nUserStatus\x12\x1b\n\x17USER_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12USER_STATUS_ACTIVE\x10\x01\x12\x18\n\x14USER_STATUS_DISABLED\x10\x02\x32\xda\x10\n\x0fIdentityService\x12g\n\x0eGetServiceInfo\x12).zenops.identity.v1.GetServiceInfoRequest\x1a*.zenops.identity.v1.GetServiceInfoResponse\x12L\n\x05Login\x12 .zenops.identity.v1.LoginRequest\x1a!.zenops.identity.v1.LoginResponse\x12R\n\x07Refresh\x12\".zenops.identity.v1.RefreshRequest\x1a#.zenops.identity.v1.RefreshResponse\x12O\n\x06Logout\x12!.zenops.identity.v1.LogoutRequest\x1a\".zenops.identity.v1.LogoutResponse\x12j\n\x0fIntrospectToken\x12*.zenops.identity.v1.IntrospectTokenRequest\x1a+.zenops.identity.v1.IntrospectTokenResponse\x12R\n\x07GetJwks\x12\".zenops.identity.v1.GetJwksRequest\x1a#.zenops.identity.v1.GetJwksResponse\x12p\n\x11IssueServiceToken\x12,.zenops.identity.v1.IssueServiceTokenRequest\x1a-.zenops.identity.v1.IssueServiceTokenResponse\x12m\n\x10RotateSigningKey\x12+.zenops.identity.v1.RotateSigningKeyRequest\x1a,.zenops.identity.v1.RotateSigningKeyResponse\x12L\n\x05GetMe\x12 .zenops.identity.v1.GetMeRequest\x1a!.zenops.identity.v1.GetMeResponse\x12g\n\x0e\x43hangePassword\x12).zenops.identity.v1.ChangePasswordRequest\x1a*.zenops.identity.v1.ChangePasswordResponse\x12\x61\n\x0cListSessions\x12\'.zenops.identity.v1.ListSessionsRequest\x1a(.zenops.identity.v1.ListSessionsResponse\x12\x64\n\rRevokeSession\x12(.zenops.identity.v1.RevokeSessionRequest\x1a).zenops.identity.v1.RevokeSessionResponse\x12\x61\n\x0c\x43reateTenant\x12\'.zenops.identity.v1.CreateTenantRequest\x1a(.zenops.identity.v1.CreateTenantResponse\x12^\n\x0bListTenants\x12&.zenops.identity.v1.ListTenantsRequest\x1a\'.zenops.identity.v1.ListTenantsResponse\x12[\n\nCreateUser\x12%.zenops.identity.v1.CreateUserRequest\x1a&.zenops.identity.v1.CreateUserResponse\x12R\n\x07GetUser\x12\".zenops.identity.v1.GetUserRequest\x1a#.zenops.identity.v1.GetUserResponse\x12X\n\tListUsers\x12$.zenops.identity.v1.ListUsersRequest\x1a%.zenops.identity.v1.ListUsersResponse\x12[\n\nUpdateUser\x12%.zenops.identity.v1.UpdateUserRequest\x1a&.zenops.identity.v1.UpdateUserResponse\x12^\n\x0b\x44isableUser\x12&.zenops.identity.v1.DisableUserRequest\x1a\'.zenops.identity.v1.DisableUserResponse\x12\x61\n\x0cSetUserRoles\x12\'.zenops.identity.v1.SetUserRolesRequest\x1a(.zenops.identity.v1.SetUserRolesResponse\x12p\n\x11ListRoleTemplates\x12,.zenops.identity.v1.ListRoleTemplatesRequest\x1a-.zenops.identity.v1.ListRoleTemplatesResponse\x12j\n\x0fListAuditEvents\x12*.zenops.identity.v1.ListAuditEventsRequest\x1a+.zenops.identity.v1.ListAuditEventsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'zenops.identity.v1.identity_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETSERVICEINFOREQUEST']._serialized_start=88
-  _globals['_GETSERVICEINFOREQUEST']._serialized_end=111
-  _globals['_GETSERVICEINFORESPONSE']._serialized_start=113
-  _globals['_GETSERVICEINFORESPONSE']._serialized_end=182
-  _globals['_IDENTITYSERVICE']._serialized_start=184
-  _globals['_IDENTITYSERVICE']._serialized_end=306
+  _globals['_AUDITEVENT_DETAILENTRY']._loaded_options = None
+  _globals['_AUDITEVENT_DETAILENTRY']._serialized_options = b'8\001'
+  _globals['_TENANTKIND']._serialized_start=4523
+  _globals['_TENANTKIND']._serialized_end=4642
+  _globals['_TENANTSTATUS']._serialized_start=4644
+  _globals['_TENANTSTATUS']._serialized_end=4744
+  _globals['_USERSTATUS']._serialized_start=4746
+  _globals['_USERSTATUS']._serialized_end=4837
+  _globals['_GETSERVICEINFOREQUEST']._serialized_start=155
+  _globals['_GETSERVICEINFOREQUEST']._serialized_end=178
+  _globals['_GETSERVICEINFORESPONSE']._serialized_start=180
+  _globals['_GETSERVICEINFORESPONSE']._serialized_end=249
+  _globals['_TENANT']._serialized_start=252
+  _globals['_TENANT']._serialized_end=444
+  _globals['_USER']._serialized_start=447
+  _globals['_USER']._serialized_end=801
+  _globals['_TOKENPAIR']._serialized_start=804
+  _globals['_TOKENPAIR']._serialized_end=948
+  _globals['_SESSION']._serialized_start=951
+  _globals['_SESSION']._serialized_end=1202
+  _globals['_LOGINREQUEST']._serialized_start=1204
+  _globals['_LOGINREQUEST']._serialized_end=1288
+  _globals['_LOGINRESPONSE']._serialized_start=1290
+  _globals['_LOGINRESPONSE']._serialized_end=1352
+  _globals['_REFRESHREQUEST']._serialized_start=1354
+  _globals['_REFRESHREQUEST']._serialized_end=1393
+  _globals['_REFRESHRESPONSE']._serialized_start=1395
+  _globals['_REFRESHRESPONSE']._serialized_end=1459
+  _globals['_LOGOUTREQUEST']._serialized_start=1461
+  _globals['_LOGOUTREQUEST']._serialized_end=1476
+  _globals['_LOGOUTRESPONSE']._serialized_start=1478
+  _globals['_LOGOUTRESPONSE']._serialized_end=1494
+  _globals['_INTROSPECTTOKENREQUEST']._serialized_start=1496
+  _globals['_INTROSPECTTOKENREQUEST']._serialized_end=1535
+  _globals['_INTROSPECTTOKENRESPONSE']._serialized_start=1538
+  _globals['_INTROSPECTTOKENRESPONSE']._serialized_end=1774
+  _globals['_JWK']._serialized_start=1776
+  _globals['_JWK']._serialized_end=1868
+  _globals['_GETJWKSREQUEST']._serialized_start=1870
+  _globals['_GETJWKSREQUEST']._serialized_end=1886
+  _globals['_GETJWKSRESPONSE']._serialized_start=1888
+  _globals['_GETJWKSRESPONSE']._serialized_end=1944
+  _globals['_ISSUESERVICETOKENREQUEST']._serialized_start=1946
+  _globals['_ISSUESERVICETOKENREQUEST']._serialized_end=2014
+  _globals['_ISSUESERVICETOKENRESPONSE']._serialized_start=2016
+  _globals['_ISSUESERVICETOKENRESPONSE']._serialized_end=2085
+  _globals['_ROTATESIGNINGKEYREQUEST']._serialized_start=2087
+  _globals['_ROTATESIGNINGKEYREQUEST']._serialized_end=2112
+  _globals['_ROTATESIGNINGKEYRESPONSE']._serialized_start=2114
+  _globals['_ROTATESIGNINGKEYRESPONSE']._serialized_end=2153
+  _globals['_GETMEREQUEST']._serialized_start=2155
+  _globals['_GETMEREQUEST']._serialized_end=2169
+  _globals['_GETMERESPONSE']._serialized_start=2172
+  _globals['_GETMERESPONSE']._serialized_end=2331
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_start=2333
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_end=2404
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_start=2406
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_end=2456
+  _globals['_LISTSESSIONSREQUEST']._serialized_start=2458
+  _globals['_LISTSESSIONSREQUEST']._serialized_end=2479
+  _globals['_LISTSESSIONSRESPONSE']._serialized_start=2481
+  _globals['_LISTSESSIONSRESPONSE']._serialized_end=2550
+  _globals['_REVOKESESSIONREQUEST']._serialized_start=2552
+  _globals['_REVOKESESSIONREQUEST']._serialized_end=2594
+  _globals['_REVOKESESSIONRESPONSE']._serialized_start=2596
+  _globals['_REVOKESESSIONRESPONSE']._serialized_end=2619
+  _globals['_CREATETENANTREQUEST']._serialized_start=2621
+  _globals['_CREATETENANTREQUEST']._serialized_end=2716
+  _globals['_CREATETENANTRESPONSE']._serialized_start=2718
+  _globals['_CREATETENANTRESPONSE']._serialized_end=2784
+  _globals['_LISTTENANTSREQUEST']._serialized_start=2786
+  _globals['_LISTTENANTSREQUEST']._serialized_end=2806
+  _globals['_LISTTENANTSRESPONSE']._serialized_start=2808
+  _globals['_LISTTENANTSRESPONSE']._serialized_end=2874
+  _globals['_CREATEUSERREQUEST']._serialized_start=2877
+  _globals['_CREATEUSERREQUEST']._serialized_end=3005
+  _globals['_CREATEUSERRESPONSE']._serialized_start=3007
+  _globals['_CREATEUSERRESPONSE']._serialized_end=3067
+  _globals['_GETUSERREQUEST']._serialized_start=3069
+  _globals['_GETUSERREQUEST']._serialized_end=3097
+  _globals['_GETUSERRESPONSE']._serialized_start=3099
+  _globals['_GETUSERRESPONSE']._serialized_end=3156
+  _globals['_LISTUSERSREQUEST']._serialized_start=3158
+  _globals['_LISTUSERSREQUEST']._serialized_end=3284
+  _globals['_LISTUSERSRESPONSE']._serialized_start=3286
+  _globals['_LISTUSERSRESPONSE']._serialized_end=3388
+  _globals['_UPDATEUSERREQUEST']._serialized_start=3390
+  _globals['_UPDATEUSERREQUEST']._serialized_end=3510
+  _globals['_UPDATEUSERRESPONSE']._serialized_start=3512
+  _globals['_UPDATEUSERRESPONSE']._serialized_end=3572
+  _globals['_DISABLEUSERREQUEST']._serialized_start=3574
+  _globals['_DISABLEUSERREQUEST']._serialized_end=3606
+  _globals['_DISABLEUSERRESPONSE']._serialized_start=3608
+  _globals['_DISABLEUSERRESPONSE']._serialized_end=3695
+  _globals['_SETUSERROLESREQUEST']._serialized_start=3697
+  _globals['_SETUSERROLESREQUEST']._serialized_end=3745
+  _globals['_SETUSERROLESRESPONSE']._serialized_start=3747
+  _globals['_SETUSERROLESRESPONSE']._serialized_end=3809
+  _globals['_ROLETEMPLATE']._serialized_start=3811
+  _globals['_ROLETEMPLATE']._serialized_end=3882
+  _globals['_LISTROLETEMPLATESREQUEST']._serialized_start=3884
+  _globals['_LISTROLETEMPLATESREQUEST']._serialized_end=3910
+  _globals['_LISTROLETEMPLATESRESPONSE']._serialized_start=3912
+  _globals['_LISTROLETEMPLATESRESPONSE']._serialized_end=4005
+  _globals['_AUDITEVENT']._serialized_start=4008
+  _globals['_AUDITEVENT']._serialized_end=4302
+  _globals['_AUDITEVENT_DETAILENTRY']._serialized_start=4257
+  _globals['_AUDITEVENT_DETAILENTRY']._serialized_end=4302
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=4304
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=4404
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=4406
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=4521
+  _globals['_IDENTITYSERVICE']._serialized_start=4840
+  _globals['_IDENTITYSERVICE']._serialized_end=6978
 # @@protoc_insertion_point(module_scope)

@@ -26,7 +26,12 @@ if _version_not_supported:
 
 
 class IdentityServiceStub:
-    """The identity service's public contract.
+    """Tenants, users, roles and capabilities, credentials, sessions, signing keys and the
+    authentication audit trail. The only issuer of tokens.
+
+    Public (no token): Login, Refresh, GetJwks, IssueServiceToken. Everything else needs a
+    bearer token in the `authorization` metadata; the caller's address and user agent
+    travel in the `x-client-ip` and `x-client-user-agent` metadata (set by the gateway).
     """
 
     def __init__(self, channel):
@@ -40,14 +45,272 @@ class IdentityServiceStub:
                 request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.GetServiceInfoRequest.SerializeToString,
                 response_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.GetServiceInfoResponse.FromString,
                 _registered_method=True)
+        self.Login = channel.unary_unary(
+                '/zenops.identity.v1.IdentityService/Login',
+                request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.LoginRequest.SerializeToString,
+                response_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.LoginResponse.FromString,
+                _registered_method=True)
+        self.Refresh = channel.unary_unary(
+                '/zenops.identity.v1.IdentityService/Refresh',
+                request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.RefreshRequest.SerializeToString,
+                response_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.RefreshResponse.FromString,
+                _registered_method=True)
+        self.Logout = channel.unary_unary(
+                '/zenops.identity.v1.IdentityService/Logout',
+                request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.LogoutRequest.SerializeToString,
+                response_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.LogoutResponse.FromString,
+                _registered_method=True)
+        self.IntrospectToken = channel.unary_unary(
+                '/zenops.identity.v1.IdentityService/IntrospectToken',
+                request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.IntrospectTokenRequest.SerializeToString,
+                response_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.IntrospectTokenResponse.FromString,
+                _registered_method=True)
+        self.GetJwks = channel.unary_unary(
+                '/zenops.identity.v1.IdentityService/GetJwks',
+                request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.GetJwksRequest.SerializeToString,
+                response_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.GetJwksResponse.FromString,
+                _registered_method=True)
+        self.IssueServiceToken = channel.unary_unary(
+                '/zenops.identity.v1.IdentityService/IssueServiceToken',
+                request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.IssueServiceTokenRequest.SerializeToString,
+                response_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.IssueServiceTokenResponse.FromString,
+                _registered_method=True)
+        self.RotateSigningKey = channel.unary_unary(
+                '/zenops.identity.v1.IdentityService/RotateSigningKey',
+                request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.RotateSigningKeyRequest.SerializeToString,
+                response_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.RotateSigningKeyResponse.FromString,
+                _registered_method=True)
+        self.GetMe = channel.unary_unary(
+                '/zenops.identity.v1.IdentityService/GetMe',
+                request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.GetMeRequest.SerializeToString,
+                response_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.GetMeResponse.FromString,
+                _registered_method=True)
+        self.ChangePassword = channel.unary_unary(
+                '/zenops.identity.v1.IdentityService/ChangePassword',
+                request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordRequest.SerializeToString,
+                response_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordResponse.FromString,
+                _registered_method=True)
+        self.ListSessions = channel.unary_unary(
+                '/zenops.identity.v1.IdentityService/ListSessions',
+                request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ListSessionsRequest.SerializeToString,
+                response_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ListSessionsResponse.FromString,
+                _registered_method=True)
+        self.RevokeSession = channel.unary_unary(
+                '/zenops.identity.v1.IdentityService/RevokeSession',
+                request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.RevokeSessionRequest.SerializeToString,
+                response_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.RevokeSessionResponse.FromString,
+                _registered_method=True)
+        self.CreateTenant = channel.unary_unary(
+                '/zenops.identity.v1.IdentityService/CreateTenant',
+                request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.CreateTenantRequest.SerializeToString,
+                response_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.CreateTenantResponse.FromString,
+                _registered_method=True)
+        self.ListTenants = channel.unary_unary(
+                '/zenops.identity.v1.IdentityService/ListTenants',
+                request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ListTenantsRequest.SerializeToString,
+                response_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ListTenantsResponse.FromString,
+                _registered_method=True)
+        self.CreateUser = channel.unary_unary(
+                '/zenops.identity.v1.IdentityService/CreateUser',
+                request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.CreateUserRequest.SerializeToString,
+                response_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.CreateUserResponse.FromString,
+                _registered_method=True)
+        self.GetUser = channel.unary_unary(
+                '/zenops.identity.v1.IdentityService/GetUser',
+                request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.GetUserRequest.SerializeToString,
+                response_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.GetUserResponse.FromString,
+                _registered_method=True)
+        self.ListUsers = channel.unary_unary(
+                '/zenops.identity.v1.IdentityService/ListUsers',
+                request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ListUsersRequest.SerializeToString,
+                response_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ListUsersResponse.FromString,
+                _registered_method=True)
+        self.UpdateUser = channel.unary_unary(
+                '/zenops.identity.v1.IdentityService/UpdateUser',
+                request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.UpdateUserRequest.SerializeToString,
+                response_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.UpdateUserResponse.FromString,
+                _registered_method=True)
+        self.DisableUser = channel.unary_unary(
+                '/zenops.identity.v1.IdentityService/DisableUser',
+                request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.DisableUserRequest.SerializeToString,
+                response_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.DisableUserResponse.FromString,
+                _registered_method=True)
+        self.SetUserRoles = channel.unary_unary(
+                '/zenops.identity.v1.IdentityService/SetUserRoles',
+                request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.SetUserRolesRequest.SerializeToString,
+                response_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.SetUserRolesResponse.FromString,
+                _registered_method=True)
+        self.ListRoleTemplates = channel.unary_unary(
+                '/zenops.identity.v1.IdentityService/ListRoleTemplates',
+                request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ListRoleTemplatesRequest.SerializeToString,
+                response_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ListRoleTemplatesResponse.FromString,
+                _registered_method=True)
+        self.ListAuditEvents = channel.unary_unary(
+                '/zenops.identity.v1.IdentityService/ListAuditEvents',
+                request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
-    """The identity service's public contract.
+    """Tenants, users, roles and capabilities, credentials, sessions, signing keys and the
+    authentication audit trail. The only issuer of tokens.
+
+    Public (no token): Login, Refresh, GetJwks, IssueServiceToken. Everything else needs a
+    bearer token in the `authorization` metadata; the caller's address and user agent
+    travel in the `x-client-ip` and `x-client-user-agent` metadata (set by the gateway).
     """
 
     def GetServiceInfo(self, request, context):
         """Name, version, git sha and build time of the running identity service.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Login(self, request, context):
+        """Email + password → a new session and its token pair. Every failure (unknown email,
+        wrong password, locked or disabled account) is UNAUTHENTICATED/INVALID_CREDENTIALS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Refresh(self, request, context):
+        """Rotates a refresh token: the old one is spent, a new pair is returned.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Logout(self, request, context):
+        """Revokes the caller's session (the `sid` of its access token).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IntrospectToken(self, request, context):
+        """Authoritative answer on an access token: signature, expiry and session state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJwks(self, request, context):
+        """Public signing keys (RFC 7517) that verify access tokens.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IssueServiceToken(self, request, context):
+        """A short-lived `aud=service` token for a service authenticating with its client secret.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateSigningKey(self, request, context):
+        """Starts signing with a new key; the old public key stays published until its tokens expire.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMe(self, request, context):
+        """The caller: user, tenant, roles, capabilities and session.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangePassword(self, request, context):
+        """Changes the caller's password (the current one is required); revokes its other sessions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSessions(self, request, context):
+        """The caller's active sessions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeSession(self, request, context):
+        """Revokes one of the caller's sessions (or any session of the tenant with users.write).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateTenant(self, request, context):
+        """Creates a tenant (multi-tenant mode only; tenants.write).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTenants(self, request, context):
+        """Tenants the caller may see.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateUser(self, request, context):
+        """Creates a user in the caller's tenant (users.write).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUser(self, request, context):
+        """One user of the caller's tenant (users.read, or the caller itself).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUsers(self, request, context):
+        """Users of the caller's tenant, by email (users.read).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateUser(self, request, context):
+        """Changes the fields named in `update_mask` (users.write).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisableUser(self, request, context):
+        """Disables a user and revokes all its sessions (users.write).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetUserRoles(self, request, context):
+        """Replaces a user's roles (users.write).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRoleTemplates(self, request, context):
+        """The role → capability table in force.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditEvents(self, request, context):
+        """The authentication audit trail of the caller's tenant (users.read), newest first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -61,6 +324,111 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     request_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.GetServiceInfoRequest.FromString,
                     response_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.GetServiceInfoResponse.SerializeToString,
             ),
+            'Login': grpc.unary_unary_rpc_method_handler(
+                    servicer.Login,
+                    request_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.LoginRequest.FromString,
+                    response_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.LoginResponse.SerializeToString,
+            ),
+            'Refresh': grpc.unary_unary_rpc_method_handler(
+                    servicer.Refresh,
+                    request_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.RefreshRequest.FromString,
+                    response_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.RefreshResponse.SerializeToString,
+            ),
+            'Logout': grpc.unary_unary_rpc_method_handler(
+                    servicer.Logout,
+                    request_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.LogoutRequest.FromString,
+                    response_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.LogoutResponse.SerializeToString,
+            ),
+            'IntrospectToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.IntrospectToken,
+                    request_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.IntrospectTokenRequest.FromString,
+                    response_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.IntrospectTokenResponse.SerializeToString,
+            ),
+            'GetJwks': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJwks,
+                    request_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.GetJwksRequest.FromString,
+                    response_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.GetJwksResponse.SerializeToString,
+            ),
+            'IssueServiceToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueServiceToken,
+                    request_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.IssueServiceTokenRequest.FromString,
+                    response_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.IssueServiceTokenResponse.SerializeToString,
+            ),
+            'RotateSigningKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateSigningKey,
+                    request_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.RotateSigningKeyRequest.FromString,
+                    response_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.RotateSigningKeyResponse.SerializeToString,
+            ),
+            'GetMe': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMe,
+                    request_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.GetMeRequest.FromString,
+                    response_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.GetMeResponse.SerializeToString,
+            ),
+            'ChangePassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangePassword,
+                    request_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordRequest.FromString,
+                    response_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordResponse.SerializeToString,
+            ),
+            'ListSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSessions,
+                    request_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ListSessionsRequest.FromString,
+                    response_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ListSessionsResponse.SerializeToString,
+            ),
+            'RevokeSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeSession,
+                    request_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.RevokeSessionRequest.FromString,
+                    response_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.RevokeSessionResponse.SerializeToString,
+            ),
+            'CreateTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTenant,
+                    request_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.CreateTenantRequest.FromString,
+                    response_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.CreateTenantResponse.SerializeToString,
+            ),
+            'ListTenants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTenants,
+                    request_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ListTenantsRequest.FromString,
+                    response_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ListTenantsResponse.SerializeToString,
+            ),
+            'CreateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateUser,
+                    request_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.CreateUserRequest.FromString,
+                    response_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.CreateUserResponse.SerializeToString,
+            ),
+            'GetUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUser,
+                    request_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.GetUserRequest.FromString,
+                    response_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.GetUserResponse.SerializeToString,
+            ),
+            'ListUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUsers,
+                    request_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ListUsersRequest.FromString,
+                    response_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ListUsersResponse.SerializeToString,
+            ),
+            'UpdateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateUser,
+                    request_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.UpdateUserRequest.FromString,
+                    response_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.UpdateUserResponse.SerializeToString,
+            ),
+            'DisableUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisableUser,
+                    request_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.DisableUserRequest.FromString,
+                    response_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.DisableUserResponse.SerializeToString,
+            ),
+            'SetUserRoles': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetUserRoles,
+                    request_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.SetUserRolesRequest.FromString,
+                    response_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.SetUserRolesResponse.SerializeToString,
+            ),
+            'ListRoleTemplates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRoleTemplates,
+                    request_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ListRoleTemplatesRequest.FromString,
+                    response_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ListRoleTemplatesResponse.SerializeToString,
+            ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'zenops.identity.v1.IdentityService', rpc_method_handlers)
@@ -70,7 +438,12 @@ def add_IdentityServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class IdentityService:
-    """The identity service's public contract.
+    """Tenants, users, roles and capabilities, credentials, sessions, signing keys and the
+    authentication audit trail. The only issuer of tokens.
+
+    Public (no token): Login, Refresh, GetJwks, IssueServiceToken. Everything else needs a
+    bearer token in the `authorization` metadata; the caller's address and user agent
+    travel in the `x-client-ip` and `x-client-user-agent` metadata (set by the gateway).
     """
 
     @staticmethod
@@ -90,6 +463,573 @@ class IdentityService:
             '/zenops.identity.v1.IdentityService/GetServiceInfo',
             zenops_dot_identity_dot_v1_dot_identity__pb2.GetServiceInfoRequest.SerializeToString,
             zenops_dot_identity_dot_v1_dot_identity__pb2.GetServiceInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Login(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.identity.v1.IdentityService/Login',
+            zenops_dot_identity_dot_v1_dot_identity__pb2.LoginRequest.SerializeToString,
+            zenops_dot_identity_dot_v1_dot_identity__pb2.LoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Refresh(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.identity.v1.IdentityService/Refresh',
+            zenops_dot_identity_dot_v1_dot_identity__pb2.RefreshRequest.SerializeToString,
+            zenops_dot_identity_dot_v1_dot_identity__pb2.RefreshResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.identity.v1.IdentityService/Logout',
+            zenops_dot_identity_dot_v1_dot_identity__pb2.LogoutRequest.SerializeToString,
+            zenops_dot_identity_dot_v1_dot_identity__pb2.LogoutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IntrospectToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.identity.v1.IdentityService/IntrospectToken',
+            zenops_dot_identity_dot_v1_dot_identity__pb2.IntrospectTokenRequest.SerializeToString,
+            zenops_dot_identity_dot_v1_dot_identity__pb2.IntrospectTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJwks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.identity.v1.IdentityService/GetJwks',
+            zenops_dot_identity_dot_v1_dot_identity__pb2.GetJwksRequest.SerializeToString,
+            zenops_dot_identity_dot_v1_dot_identity__pb2.GetJwksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueServiceToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.identity.v1.IdentityService/IssueServiceToken',
+            zenops_dot_identity_dot_v1_dot_identity__pb2.IssueServiceTokenRequest.SerializeToString,
+            zenops_dot_identity_dot_v1_dot_identity__pb2.IssueServiceTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateSigningKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.identity.v1.IdentityService/RotateSigningKey',
+            zenops_dot_identity_dot_v1_dot_identity__pb2.RotateSigningKeyRequest.SerializeToString,
+            zenops_dot_identity_dot_v1_dot_identity__pb2.RotateSigningKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.identity.v1.IdentityService/GetMe',
+            zenops_dot_identity_dot_v1_dot_identity__pb2.GetMeRequest.SerializeToString,
+            zenops_dot_identity_dot_v1_dot_identity__pb2.GetMeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangePassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.identity.v1.IdentityService/ChangePassword',
+            zenops_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordRequest.SerializeToString,
+            zenops_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.identity.v1.IdentityService/ListSessions',
+            zenops_dot_identity_dot_v1_dot_identity__pb2.ListSessionsRequest.SerializeToString,
+            zenops_dot_identity_dot_v1_dot_identity__pb2.ListSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.identity.v1.IdentityService/RevokeSession',
+            zenops_dot_identity_dot_v1_dot_identity__pb2.RevokeSessionRequest.SerializeToString,
+            zenops_dot_identity_dot_v1_dot_identity__pb2.RevokeSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.identity.v1.IdentityService/CreateTenant',
+            zenops_dot_identity_dot_v1_dot_identity__pb2.CreateTenantRequest.SerializeToString,
+            zenops_dot_identity_dot_v1_dot_identity__pb2.CreateTenantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTenants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.identity.v1.IdentityService/ListTenants',
+            zenops_dot_identity_dot_v1_dot_identity__pb2.ListTenantsRequest.SerializeToString,
+            zenops_dot_identity_dot_v1_dot_identity__pb2.ListTenantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.identity.v1.IdentityService/CreateUser',
+            zenops_dot_identity_dot_v1_dot_identity__pb2.CreateUserRequest.SerializeToString,
+            zenops_dot_identity_dot_v1_dot_identity__pb2.CreateUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.identity.v1.IdentityService/GetUser',
+            zenops_dot_identity_dot_v1_dot_identity__pb2.GetUserRequest.SerializeToString,
+            zenops_dot_identity_dot_v1_dot_identity__pb2.GetUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.identity.v1.IdentityService/ListUsers',
+            zenops_dot_identity_dot_v1_dot_identity__pb2.ListUsersRequest.SerializeToString,
+            zenops_dot_identity_dot_v1_dot_identity__pb2.ListUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.identity.v1.IdentityService/UpdateUser',
+            zenops_dot_identity_dot_v1_dot_identity__pb2.UpdateUserRequest.SerializeToString,
+            zenops_dot_identity_dot_v1_dot_identity__pb2.UpdateUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisableUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.identity.v1.IdentityService/DisableUser',
+            zenops_dot_identity_dot_v1_dot_identity__pb2.DisableUserRequest.SerializeToString,
+            zenops_dot_identity_dot_v1_dot_identity__pb2.DisableUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetUserRoles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.identity.v1.IdentityService/SetUserRoles',
+            zenops_dot_identity_dot_v1_dot_identity__pb2.SetUserRolesRequest.SerializeToString,
+            zenops_dot_identity_dot_v1_dot_identity__pb2.SetUserRolesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRoleTemplates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.identity.v1.IdentityService/ListRoleTemplates',
+            zenops_dot_identity_dot_v1_dot_identity__pb2.ListRoleTemplatesRequest.SerializeToString,
+            zenops_dot_identity_dot_v1_dot_identity__pb2.ListRoleTemplatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.identity.v1.IdentityService/ListAuditEvents',
+            zenops_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsRequest.SerializeToString,
+            zenops_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

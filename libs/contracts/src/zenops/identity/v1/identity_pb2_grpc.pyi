@@ -27,7 +27,13 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class IdentityServiceStub:
-    """The identity service's public contract."""
+    """Tenants, users, roles and capabilities, credentials, sessions, signing keys and the
+    authentication audit trail. The only issuer of tokens.
+
+    Public (no token): Login, Refresh, GetJwks, IssueServiceToken. Everything else needs a
+    bearer token in the `authorization` metadata; the caller's address and user agent
+    travel in the `x-client-ip` and `x-client-user-agent` metadata (set by the gateway).
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -35,17 +41,117 @@ class IdentityServiceStub:
     def __new__(cls, channel: _aio.Channel) -> IdentityServiceAsyncStub: ...
     GetServiceInfo: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetServiceInfoRequest, _identity_pb2.GetServiceInfoResponse]
     """Name, version, git sha and build time of the running identity service."""
+    Login: _grpc.UnaryUnaryMultiCallable[_identity_pb2.LoginRequest, _identity_pb2.LoginResponse]
+    """Email + password → a new session and its token pair. Every failure (unknown email,
+    wrong password, locked or disabled account) is UNAUTHENTICATED/INVALID_CREDENTIALS.
+    """
+    Refresh: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RefreshRequest, _identity_pb2.RefreshResponse]
+    """Rotates a refresh token: the old one is spent, a new pair is returned."""
+    Logout: _grpc.UnaryUnaryMultiCallable[_identity_pb2.LogoutRequest, _identity_pb2.LogoutResponse]
+    """Revokes the caller's session (the `sid` of its access token)."""
+    IntrospectToken: _grpc.UnaryUnaryMultiCallable[_identity_pb2.IntrospectTokenRequest, _identity_pb2.IntrospectTokenResponse]
+    """Authoritative answer on an access token: signature, expiry and session state."""
+    GetJwks: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetJwksRequest, _identity_pb2.GetJwksResponse]
+    """Public signing keys (RFC 7517) that verify access tokens."""
+    IssueServiceToken: _grpc.UnaryUnaryMultiCallable[_identity_pb2.IssueServiceTokenRequest, _identity_pb2.IssueServiceTokenResponse]
+    """A short-lived `aud=service` token for a service authenticating with its client secret."""
+    RotateSigningKey: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RotateSigningKeyRequest, _identity_pb2.RotateSigningKeyResponse]
+    """Starts signing with a new key; the old public key stays published until its tokens expire."""
+    GetMe: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetMeRequest, _identity_pb2.GetMeResponse]
+    """The caller: user, tenant, roles, capabilities and session."""
+    ChangePassword: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ChangePasswordRequest, _identity_pb2.ChangePasswordResponse]
+    """Changes the caller's password (the current one is required); revokes its other sessions."""
+    ListSessions: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListSessionsRequest, _identity_pb2.ListSessionsResponse]
+    """The caller's active sessions."""
+    RevokeSession: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RevokeSessionRequest, _identity_pb2.RevokeSessionResponse]
+    """Revokes one of the caller's sessions (or any session of the tenant with users.write)."""
+    CreateTenant: _grpc.UnaryUnaryMultiCallable[_identity_pb2.CreateTenantRequest, _identity_pb2.CreateTenantResponse]
+    """Creates a tenant (multi-tenant mode only; tenants.write)."""
+    ListTenants: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListTenantsRequest, _identity_pb2.ListTenantsResponse]
+    """Tenants the caller may see."""
+    CreateUser: _grpc.UnaryUnaryMultiCallable[_identity_pb2.CreateUserRequest, _identity_pb2.CreateUserResponse]
+    """Creates a user in the caller's tenant (users.write)."""
+    GetUser: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetUserRequest, _identity_pb2.GetUserResponse]
+    """One user of the caller's tenant (users.read, or the caller itself)."""
+    ListUsers: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListUsersRequest, _identity_pb2.ListUsersResponse]
+    """Users of the caller's tenant, by email (users.read)."""
+    UpdateUser: _grpc.UnaryUnaryMultiCallable[_identity_pb2.UpdateUserRequest, _identity_pb2.UpdateUserResponse]
+    """Changes the fields named in `update_mask` (users.write)."""
+    DisableUser: _grpc.UnaryUnaryMultiCallable[_identity_pb2.DisableUserRequest, _identity_pb2.DisableUserResponse]
+    """Disables a user and revokes all its sessions (users.write)."""
+    SetUserRoles: _grpc.UnaryUnaryMultiCallable[_identity_pb2.SetUserRolesRequest, _identity_pb2.SetUserRolesResponse]
+    """Replaces a user's roles (users.write)."""
+    ListRoleTemplates: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListRoleTemplatesRequest, _identity_pb2.ListRoleTemplatesResponse]
+    """The role → capability table in force."""
+    ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListAuditEventsRequest, _identity_pb2.ListAuditEventsResponse]
+    """The authentication audit trail of the caller's tenant (users.read), newest first."""
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
-    """The identity service's public contract."""
+    """Tenants, users, roles and capabilities, credentials, sessions, signing keys and the
+    authentication audit trail. The only issuer of tokens.
+
+    Public (no token): Login, Refresh, GetJwks, IssueServiceToken. Everything else needs a
+    bearer token in the `authorization` metadata; the caller's address and user agent
+    travel in the `x-client-ip` and `x-client-user-agent` metadata (set by the gateway).
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetServiceInfo: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetServiceInfoRequest, _identity_pb2.GetServiceInfoResponse]  # type: ignore[assignment]
     """Name, version, git sha and build time of the running identity service."""
+    Login: _aio.UnaryUnaryMultiCallable[_identity_pb2.LoginRequest, _identity_pb2.LoginResponse]  # type: ignore[assignment]
+    """Email + password → a new session and its token pair. Every failure (unknown email,
+    wrong password, locked or disabled account) is UNAUTHENTICATED/INVALID_CREDENTIALS.
+    """
+    Refresh: _aio.UnaryUnaryMultiCallable[_identity_pb2.RefreshRequest, _identity_pb2.RefreshResponse]  # type: ignore[assignment]
+    """Rotates a refresh token: the old one is spent, a new pair is returned."""
+    Logout: _aio.UnaryUnaryMultiCallable[_identity_pb2.LogoutRequest, _identity_pb2.LogoutResponse]  # type: ignore[assignment]
+    """Revokes the caller's session (the `sid` of its access token)."""
+    IntrospectToken: _aio.UnaryUnaryMultiCallable[_identity_pb2.IntrospectTokenRequest, _identity_pb2.IntrospectTokenResponse]  # type: ignore[assignment]
+    """Authoritative answer on an access token: signature, expiry and session state."""
+    GetJwks: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetJwksRequest, _identity_pb2.GetJwksResponse]  # type: ignore[assignment]
+    """Public signing keys (RFC 7517) that verify access tokens."""
+    IssueServiceToken: _aio.UnaryUnaryMultiCallable[_identity_pb2.IssueServiceTokenRequest, _identity_pb2.IssueServiceTokenResponse]  # type: ignore[assignment]
+    """A short-lived `aud=service` token for a service authenticating with its client secret."""
+    RotateSigningKey: _aio.UnaryUnaryMultiCallable[_identity_pb2.RotateSigningKeyRequest, _identity_pb2.RotateSigningKeyResponse]  # type: ignore[assignment]
+    """Starts signing with a new key; the old public key stays published until its tokens expire."""
+    GetMe: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetMeRequest, _identity_pb2.GetMeResponse]  # type: ignore[assignment]
+    """The caller: user, tenant, roles, capabilities and session."""
+    ChangePassword: _aio.UnaryUnaryMultiCallable[_identity_pb2.ChangePasswordRequest, _identity_pb2.ChangePasswordResponse]  # type: ignore[assignment]
+    """Changes the caller's password (the current one is required); revokes its other sessions."""
+    ListSessions: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListSessionsRequest, _identity_pb2.ListSessionsResponse]  # type: ignore[assignment]
+    """The caller's active sessions."""
+    RevokeSession: _aio.UnaryUnaryMultiCallable[_identity_pb2.RevokeSessionRequest, _identity_pb2.RevokeSessionResponse]  # type: ignore[assignment]
+    """Revokes one of the caller's sessions (or any session of the tenant with users.write)."""
+    CreateTenant: _aio.UnaryUnaryMultiCallable[_identity_pb2.CreateTenantRequest, _identity_pb2.CreateTenantResponse]  # type: ignore[assignment]
+    """Creates a tenant (multi-tenant mode only; tenants.write)."""
+    ListTenants: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListTenantsRequest, _identity_pb2.ListTenantsResponse]  # type: ignore[assignment]
+    """Tenants the caller may see."""
+    CreateUser: _aio.UnaryUnaryMultiCallable[_identity_pb2.CreateUserRequest, _identity_pb2.CreateUserResponse]  # type: ignore[assignment]
+    """Creates a user in the caller's tenant (users.write)."""
+    GetUser: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetUserRequest, _identity_pb2.GetUserResponse]  # type: ignore[assignment]
+    """One user of the caller's tenant (users.read, or the caller itself)."""
+    ListUsers: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListUsersRequest, _identity_pb2.ListUsersResponse]  # type: ignore[assignment]
+    """Users of the caller's tenant, by email (users.read)."""
+    UpdateUser: _aio.UnaryUnaryMultiCallable[_identity_pb2.UpdateUserRequest, _identity_pb2.UpdateUserResponse]  # type: ignore[assignment]
+    """Changes the fields named in `update_mask` (users.write)."""
+    DisableUser: _aio.UnaryUnaryMultiCallable[_identity_pb2.DisableUserRequest, _identity_pb2.DisableUserResponse]  # type: ignore[assignment]
+    """Disables a user and revokes all its sessions (users.write)."""
+    SetUserRoles: _aio.UnaryUnaryMultiCallable[_identity_pb2.SetUserRolesRequest, _identity_pb2.SetUserRolesResponse]  # type: ignore[assignment]
+    """Replaces a user's roles (users.write)."""
+    ListRoleTemplates: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListRoleTemplatesRequest, _identity_pb2.ListRoleTemplatesResponse]  # type: ignore[assignment]
+    """The role → capability table in force."""
+    ListAuditEvents: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListAuditEventsRequest, _identity_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
+    """The authentication audit trail of the caller's tenant (users.read), newest first."""
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
-    """The identity service's public contract."""
+    """Tenants, users, roles and capabilities, credentials, sessions, signing keys and the
+    authentication audit trail. The only issuer of tokens.
+
+    Public (no token): Login, Refresh, GetJwks, IssueServiceToken. Everything else needs a
+    bearer token in the `authorization` metadata; the caller's address and user agent
+    travel in the `x-client-ip` and `x-client-user-agent` metadata (set by the gateway).
+    """
 
     @_abc_1.abstractmethod
     def GetServiceInfo(
@@ -54,5 +160,175 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.GetServiceInfoResponse, _abc.Awaitable[_identity_pb2.GetServiceInfoResponse]]:
         """Name, version, git sha and build time of the running identity service."""
+
+    @_abc_1.abstractmethod
+    def Login(
+        self,
+        request: _identity_pb2.LoginRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.LoginResponse, _abc.Awaitable[_identity_pb2.LoginResponse]]:
+        """Email + password → a new session and its token pair. Every failure (unknown email,
+        wrong password, locked or disabled account) is UNAUTHENTICATED/INVALID_CREDENTIALS.
+        """
+
+    @_abc_1.abstractmethod
+    def Refresh(
+        self,
+        request: _identity_pb2.RefreshRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.RefreshResponse, _abc.Awaitable[_identity_pb2.RefreshResponse]]:
+        """Rotates a refresh token: the old one is spent, a new pair is returned."""
+
+    @_abc_1.abstractmethod
+    def Logout(
+        self,
+        request: _identity_pb2.LogoutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.LogoutResponse, _abc.Awaitable[_identity_pb2.LogoutResponse]]:
+        """Revokes the caller's session (the `sid` of its access token)."""
+
+    @_abc_1.abstractmethod
+    def IntrospectToken(
+        self,
+        request: _identity_pb2.IntrospectTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.IntrospectTokenResponse, _abc.Awaitable[_identity_pb2.IntrospectTokenResponse]]:
+        """Authoritative answer on an access token: signature, expiry and session state."""
+
+    @_abc_1.abstractmethod
+    def GetJwks(
+        self,
+        request: _identity_pb2.GetJwksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.GetJwksResponse, _abc.Awaitable[_identity_pb2.GetJwksResponse]]:
+        """Public signing keys (RFC 7517) that verify access tokens."""
+
+    @_abc_1.abstractmethod
+    def IssueServiceToken(
+        self,
+        request: _identity_pb2.IssueServiceTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.IssueServiceTokenResponse, _abc.Awaitable[_identity_pb2.IssueServiceTokenResponse]]:
+        """A short-lived `aud=service` token for a service authenticating with its client secret."""
+
+    @_abc_1.abstractmethod
+    def RotateSigningKey(
+        self,
+        request: _identity_pb2.RotateSigningKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.RotateSigningKeyResponse, _abc.Awaitable[_identity_pb2.RotateSigningKeyResponse]]:
+        """Starts signing with a new key; the old public key stays published until its tokens expire."""
+
+    @_abc_1.abstractmethod
+    def GetMe(
+        self,
+        request: _identity_pb2.GetMeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.GetMeResponse, _abc.Awaitable[_identity_pb2.GetMeResponse]]:
+        """The caller: user, tenant, roles, capabilities and session."""
+
+    @_abc_1.abstractmethod
+    def ChangePassword(
+        self,
+        request: _identity_pb2.ChangePasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ChangePasswordResponse, _abc.Awaitable[_identity_pb2.ChangePasswordResponse]]:
+        """Changes the caller's password (the current one is required); revokes its other sessions."""
+
+    @_abc_1.abstractmethod
+    def ListSessions(
+        self,
+        request: _identity_pb2.ListSessionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ListSessionsResponse, _abc.Awaitable[_identity_pb2.ListSessionsResponse]]:
+        """The caller's active sessions."""
+
+    @_abc_1.abstractmethod
+    def RevokeSession(
+        self,
+        request: _identity_pb2.RevokeSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.RevokeSessionResponse, _abc.Awaitable[_identity_pb2.RevokeSessionResponse]]:
+        """Revokes one of the caller's sessions (or any session of the tenant with users.write)."""
+
+    @_abc_1.abstractmethod
+    def CreateTenant(
+        self,
+        request: _identity_pb2.CreateTenantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.CreateTenantResponse, _abc.Awaitable[_identity_pb2.CreateTenantResponse]]:
+        """Creates a tenant (multi-tenant mode only; tenants.write)."""
+
+    @_abc_1.abstractmethod
+    def ListTenants(
+        self,
+        request: _identity_pb2.ListTenantsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ListTenantsResponse, _abc.Awaitable[_identity_pb2.ListTenantsResponse]]:
+        """Tenants the caller may see."""
+
+    @_abc_1.abstractmethod
+    def CreateUser(
+        self,
+        request: _identity_pb2.CreateUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.CreateUserResponse, _abc.Awaitable[_identity_pb2.CreateUserResponse]]:
+        """Creates a user in the caller's tenant (users.write)."""
+
+    @_abc_1.abstractmethod
+    def GetUser(
+        self,
+        request: _identity_pb2.GetUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.GetUserResponse, _abc.Awaitable[_identity_pb2.GetUserResponse]]:
+        """One user of the caller's tenant (users.read, or the caller itself)."""
+
+    @_abc_1.abstractmethod
+    def ListUsers(
+        self,
+        request: _identity_pb2.ListUsersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ListUsersResponse, _abc.Awaitable[_identity_pb2.ListUsersResponse]]:
+        """Users of the caller's tenant, by email (users.read)."""
+
+    @_abc_1.abstractmethod
+    def UpdateUser(
+        self,
+        request: _identity_pb2.UpdateUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.UpdateUserResponse, _abc.Awaitable[_identity_pb2.UpdateUserResponse]]:
+        """Changes the fields named in `update_mask` (users.write)."""
+
+    @_abc_1.abstractmethod
+    def DisableUser(
+        self,
+        request: _identity_pb2.DisableUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.DisableUserResponse, _abc.Awaitable[_identity_pb2.DisableUserResponse]]:
+        """Disables a user and revokes all its sessions (users.write)."""
+
+    @_abc_1.abstractmethod
+    def SetUserRoles(
+        self,
+        request: _identity_pb2.SetUserRolesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.SetUserRolesResponse, _abc.Awaitable[_identity_pb2.SetUserRolesResponse]]:
+        """Replaces a user's roles (users.write)."""
+
+    @_abc_1.abstractmethod
+    def ListRoleTemplates(
+        self,
+        request: _identity_pb2.ListRoleTemplatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ListRoleTemplatesResponse, _abc.Awaitable[_identity_pb2.ListRoleTemplatesResponse]]:
+        """The role → capability table in force."""
+
+    @_abc_1.abstractmethod
+    def ListAuditEvents(
+        self,
+        request: _identity_pb2.ListAuditEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ListAuditEventsResponse, _abc.Awaitable[_identity_pb2.ListAuditEventsResponse]]:
+        """The authentication audit trail of the caller's tenant (users.read), newest first."""
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
