@@ -42,6 +42,16 @@ ZenOps is running.
   logs                  {suite.logs}/
   data                  {suite.data_dir}  (make reset wipes it)
 Press Ctrl-C to stop.""", flush=True)
+    email, password = suite.admin_credentials
+    if suite.new_admin_password:
+        # Shown once, on the run that generated it; afterwards only the file has it.
+        print(f"""
+  First start: a super admin was created.
+    email     {email}
+    password  {password}
+  (kept in {suite.data_dir / "secrets.json"}; it is not shown again)""", flush=True)
+    else:
+        print(f"  super admin           {email} (password in {suite.data_dir / 'secrets.json'})", flush=True)
     while not stop.wait(1.0):
         crashed = suite.crashed()
         if crashed:

@@ -26,6 +26,9 @@ from .postgres import PostgresServer
 from .process import free_port, spawn, stop, wait_until
 
 DOMAIN_SERVICES = ("identity", "ops", "billing", "repogen")
+# Processes that authenticate to identity with a client secret (IssueServiceToken).
+SERVICE_CLIENTS = ("gateway", "ops", "billing", "repogen")
+DEFAULT_ADMIN_EMAIL = "admin@zenops.local"
 REPO_ROOT = Path(__file__).resolve().parents[4]
 
 
@@ -71,6 +74,8 @@ class Suite:
         self.procs: dict[str, subprocess.Popen] = {}
         self._commands: dict[str, tuple[list[str], dict[str, str]]] = {}
         self.extra_env = extra_env or {}
+        # Set when this run generated the bootstrap admin's password (`make run` prints it once).
+        self.new_admin_password = False
         self.base_env = {
             **os.environ,
             "ZENOPS_ENVIRONMENT": "local",
@@ -85,30 +90,62 @@ class Suite:
     # -- secrets kept in the data directory (local only; production takes them from the env) ----
 
     def _secrets(self) -> dict[str, str]:
+        """Generated once per data directory: database passwords, service client secrets,
+        identity's key-encryption secret and the bootstrap admin (unless the environment
+        gives ZENOPS_BOOTSTRAP_ADMIN_EMAIL / _PASSWORD)."""
         path = self.data_dir / "secrets.json"
         known = json.loads(path.read_text()) if path.exists() else {}
+        wanted = {f"db_password_{svc}": None for svc in DOMAIN_SERVICES}
+        wanted |= {f"service_secret_{client}": None for client in SERVICE_CLIENTS}
+        wanted |= {
+            "identity_key_encryption_secret": None,
+            "bootstrap_admin_email": self.base_env.get("ZENOPS_BOOTSTRAP_ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL,
+            "bootstrap_admin_password": self.base_env.get("ZENOPS_BOOTSTRAP_ADMIN_PASSWORD") or None,
+        }
         changed = False
-        for svc in DOMAIN_SERVICES:
-            key = f"db_password_{svc}"
+        for key, given in wanted.items():
             if key not in known:
-                known[key] = secrets.token_urlsafe(24)
+                known[key] = given or secrets.token_urlsafe(24)
                 changed = True
+                if key == "bootstrap_admin_password":
+                    self.new_admin_password = True
         if changed:
             path.write_text(json.dumps(known, indent=2))
             path.chmod(0o600)
         return known
 
+    @property
+    def admin_credentials(self) -> tuple[str, str]:
+        """(email, password) of the bootstrap super admin."""
+        s = self._secrets()
+        return s["bootstrap_admin_email"], s["bootstrap_admin_password"]
+
     def database_url(self, svc: str) -> str:
         return self.pg.url(svc, self._secrets()[f"db_password_{svc}"], svc)
 
+    def _auth_env(self, client: str | None) -> dict[str, str]:
+        env = {"ZENOPS_IDENTITY_ADDR": f"127.0.0.1:{self.ports.grpc['identity']}"}
+        if client is not None:
+            env["ZENOPS_SERVICE_CLIENT_SECRET"] = self._secrets()[f"service_secret_{client}"]
+        return env
+
     def service_env(self, svc: str) -> dict[str, str]:
-        return {**self.base_env, "ZENOPS_DATABASE_URL": self.database_url(svc),
-                "ZENOPS_GRPC_HOST": "127.0.0.1", "ZENOPS_GRPC_PORT": str(self.ports.grpc[svc]),
-                "OTEL_SERVICE_NAME": svc}
+        env = {**self.base_env, "ZENOPS_DATABASE_URL": self.database_url(svc),
+               "ZENOPS_GRPC_HOST": "127.0.0.1", "ZENOPS_GRPC_PORT": str(self.ports.grpc[svc]),
+               "OTEL_SERVICE_NAME": svc, **self._auth_env(svc if svc in SERVICE_CLIENTS else None)}
+        if svc == "identity":
+            s = self._secrets()
+            env |= {
+                "ZENOPS_SERVICE_CLIENT_SECRETS": json.dumps({c: s[f"service_secret_{c}"] for c in SERVICE_CLIENTS}),
+                "ZENOPS_KEY_ENCRYPTION_SECRET": s["identity_key_encryption_secret"],
+                "ZENOPS_BOOTSTRAP_ADMIN_EMAIL": s["bootstrap_admin_email"],
+                "ZENOPS_BOOTSTRAP_ADMIN_PASSWORD": s["bootstrap_admin_password"],
+            }
+        return env
 
     def gateway_env(self) -> dict[str, str]:
         env = {**self.base_env, "ZENOPS_GATEWAY_HOST": "127.0.0.1", "ZENOPS_GATEWAY_PORT": str(self.ports.gateway),
-               "OTEL_SERVICE_NAME": "gateway"}
+               "OTEL_SERVICE_NAME": "gateway", **self._auth_env("gateway")}
         for svc in DOMAIN_SERVICES:
             env[f"ZENOPS_{svc.upper()}_ADDR"] = f"127.0.0.1:{self.ports.grpc[svc]}"
         return env
