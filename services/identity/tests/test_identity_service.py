@@ -12,4 +12,4 @@ async def test_serves_health_reflection_and_service_info(start_service):
         info = await check_serving("identity", app.port)
     assert info["name"] == "identity"
     assert info["environment"] == "test"
-    assert info["schema_revision"] == "0001"
+    assert info["schema_revision"] == "0002"
