@@ -1,6 +1,6 @@
 """The ops service starts on its own database, migrates both ways and serves."""
 
-from zenops_devstack.testing import check_migrations_round_trip, check_serving
+from zenops_devstack.testing import TokenSigner, check_migrations_round_trip, check_serving
 
 
 def test_migrations_apply_and_revert(pg_server, make_database):
@@ -8,8 +8,11 @@ def test_migrations_apply_and_revert(pg_server, make_database):
 
 
 async def test_serves_health_reflection_and_service_info(start_service):
-    async with start_service("ops") as app:
-        info = await check_serving("ops", app.port)
+    # identity is not running here: a key of the test's own stands in for its JWKS
+    signer = TokenSigner()
+    async with start_service("ops", verifier=signer.verifier()) as app:
+        info = await check_serving("ops", app.port, token=signer.token())
     assert info["name"] == "ops"
     assert info["environment"] == "test"
     assert info["schema_revision"] == "0001"
+

@@ -77,10 +77,13 @@ def make_database(pg_server: PostgresServer) -> Callable[[str], str]:
 
 @pytest.fixture
 def start_service(make_database, nats_server: NatsServer):
-    """`async with start_service("ops", **overrides) as app:` — the real ServiceApp."""
+    """`async with start_service("ops", **overrides) as app:` — the real ServiceApp.
+
+    `verifier` (optional) replaces the app's default token verifier (identity's JWKS), for
+    tests that sign their own tokens: it is handed to `build_app(settings, verifier=...)`."""
 
     @asynccontextmanager
-    async def start(service: str, *, database_url: str | None = None, **overrides) -> AsyncIterator:
+    async def start(service: str, *, database_url: str | None = None, verifier=None, **overrides) -> AsyncIterator:
         settings_cls = getattr(importlib.import_module(f"zenops_{service}.settings"), f"{service.capitalize()}Settings")
         settings = settings_cls(
             database_url=database_url or make_database(service),
@@ -91,7 +94,8 @@ def start_service(make_database, nats_server: NatsServer):
             health_interval=overrides.pop("health_interval", 0.2),
             **overrides,
         )
-        app = service_module(service, "build_app")(settings)
+        build_app = service_module(service, "build_app")
+        app = build_app(settings) if verifier is None else build_app(settings, verifier=verifier)
         await app.start()
         try:
             yield app

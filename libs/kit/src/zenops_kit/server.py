@@ -5,9 +5,12 @@
 
 Start-up: telemetry → engine → NATS (in the background) → gRPC server with the standard
 health servicer (flipped by real checks: database `SELECT 1`, NATS connected), reflection
-and the service's servicers → outbox relay and consumers.
+and the service's servicers → revocation follower, outbox relay and consumers.
 Shutdown: health NOT_SERVING → `server.stop(grace)` (in-flight RPCs complete) → stop the
-workers → drain NATS → dispose the engine.
+workers → close the JWKS source → drain NATS → dispose the engine.
+
+Every RPC but health and reflection (and the app's `public_methods`) needs a bearer token;
+unless the app brings its own verifier, it is checked against identity's JWKS.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from zenops.common.v1 import common_pb2
 from zenops.events.v1 import envelope_pb2
 
+from .auth import JwksKeySource, JwtVerifier, RevocationList
 from .context import TokenVerifier
 from .db import autocommit, create_engine, ping
 from .events import ConsumerSpec, EventBus, EventConsumer, OutboxRelay, ensure_stream
@@ -98,6 +102,14 @@ class ServiceApp:
         self.name = name
         self.register = register
         self.public_methods = set(public_methods or ())
+        # The default: identity's JWKS, and identity's revocation events (followed by every
+        # process that serves RPCs, workers or not: the list lives in each process's memory).
+        self.key_source: JwksKeySource | None = None
+        self.revocations: RevocationList | None = None
+        if verifier is None:
+            self.key_source = JwksKeySource.from_identity(settings.identity_addr)
+            self.revocations = RevocationList()
+            verifier = JwtVerifier(self.key_source, issuer=settings.jwt_issuer, revocations=self.revocations)
         self.verifier = verifier
         self.subscriptions = list(subscriptions or ())
         self.produces_events = produces_events
@@ -145,6 +157,8 @@ class ServiceApp:
         await self.server.start()
         await self._check_health()
         self._tasks.append(asyncio.create_task(self._health_loop(), name="health"))
+        if self.revocations is not None:
+            self._tasks.append(asyncio.create_task(self.revocations.follow(bus), name="revocations"))
         if s.run_workers:
             self._start_workers()
         log.info("service started", extra={"service": self.name, "port": self.port})
@@ -184,6 +198,8 @@ class ServiceApp:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.key_source is not None:
+            await self.key_source.close()
         if self.runtime is not None:
             await self.runtime.bus.drain()
             await self.runtime.engine.dispose()

@@ -2,14 +2,17 @@
 
 from pathlib import Path
 
+from zenops_kit.context import TokenVerifier
 from zenops_kit.server import ServiceApp
 
-from .api.servicer import SERVICE_NAME, register
+from .api.servicer import register
 from .settings import RepogenSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-PUBLIC_METHODS = {f"/{SERVICE_NAME}/GetServiceInfo"}
+# Every RPC needs a bearer token; only health and reflection are public (the kit's rule).
+PUBLIC_METHODS: set[str] = set()
 
 
-def build_app(settings: RepogenSettings) -> ServiceApp:
-    return ServiceApp(settings, name="repogen", register=register, public_methods=PUBLIC_METHODS)
+def build_app(settings: RepogenSettings, *, verifier: TokenVerifier | None = None) -> ServiceApp:
+    """`verifier` None: the kit's default (identity's JWKS + revocation events)."""
+    return ServiceApp(settings, name="repogen", register=register, public_methods=PUBLIC_METHODS, verifier=verifier)

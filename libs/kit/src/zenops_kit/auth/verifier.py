@@ -1,0 +1,258 @@
+"""Access-token verification: a bearer JWT → the RequestContext its claims grant.
+
+Order of checks (each failure is `Unauthenticated` with its own TOKEN_* reason; messages
+never echo the token): shape (3 base64url parts of JSON) → `alg` in the allow-list →
+`kid` names a known key (one refetch) → the key's own algorithm is the header's
+(key-confusion defence) → signature → claims (PyJWT: required, exp, nbf/iat, iss, aud;
+then our types) → session not revoked.
+
+Verified tokens are cached (bounded LRU keyed by the exact token string) until they
+expire, so the gateway and a service do not redo the signature for every request of the
+same token; expiry, revocation and "its key is still published" are checked on every call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from ..context import RequestContext
+from ..errors import Unauthenticated
+from .keys import ALLOWED_ALGORITHMS, KeySource, PublicKey, b64url_decode, key_algorithm
+from .revocation import RevocationList
+
+# The `aud` values identity issues: one per client family, and service-to-service.
+AUDIENCES: tuple[str, ...] = ("web", "studio", "portal", "service")
+SERVICE_AUDIENCE = "service"
+SERVICE_SUBJECT_PREFIX = "service:"
+REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti")
+USER_REQUIRED_CLAIMS = ("tid", "sid")
+# Far above any token identity issues; bounds the work an oversized header can cause.
+MAX_TOKEN_LENGTH = 8192
+
+# Claims validated by PyJWT; signature algorithms are passed per call (the key's own).
+_PYJWT = jwt.PyJWT({"require": list(REQUIRED_CLAIMS), "verify_sub": True, "verify_jti": True})
+
+
+def _reject(reason: str, message: str) -> Unauthenticated:
+    return Unauthenticated(message, reason=reason)
+
+
+def _clip(value: object, n: int = 40) -> str:
+    """An attacker-controlled header value, safe to put in a message."""
+    text = repr(value)
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_uuid(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(slots=True)
+class _Verified:
+    claims: dict[str, Any]
+    context: RequestContext
+    exp: float
+    kid: str
+    key: PublicKey
+
+
+class JwtVerifier:
+    """The suite's TokenVerifier: identity-issued EdDSA/ES256 access tokens."""
+
+    def __init__(
+        self,
+        keys: KeySource,
+        *,
+        issuer: str,
+        audiences: Iterable[str] = AUDIENCES,
+        leeway: float = 5.0,
+        revocations: RevocationList | None = None,
+        cache_size: int = 10_000,
+    ) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.audiences = frozenset(audiences)
+        if not self.audiences:
+            raise ValueError("audiences must name at least one audience")
+        self.leeway = leeway
+        self.revocations = revocations
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, _Verified] = OrderedDict()
+
+    async def verify(self, token: str, request_id: str | None = None) -> RequestContext:
+        ctx = (await self._verified(token)).context
+        return dataclasses.replace(ctx, request_id=request_id) if request_id is not None else ctx
+
+    async def claims(self, token: str) -> dict:
+        """The token's verified claims (a copy)."""
+        return dict((await self._verified(token)).claims)
+
+    # -- the checks ----------------------------------------------------------------------------
+
+    async def _verified(self, token: str) -> _Verified:
+        entry = self._cache.get(token)
+        if entry is not None:
+            # A key identity stopped publishing (or replaced) no longer vouches for its tokens.
+            if await self.keys.key(entry.kid) is entry.key:
+                self._cache.move_to_end(token)
+            else:
+                self._cache.pop(token, None)
+                entry = None
+        if entry is None:
+            entry = await self._verify_fully(token)
+            if self.cache_size > 0:
+                self._cache[token] = entry
+                if len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        # Checked on every call, cached or not.
+        if entry.exp <= time.time() - self.leeway:
+            self._cache.pop(token, None)
+            raise _reject("TOKEN_EXPIRED", "the token has expired")
+        if self.revocations is not None and self.revocations.is_revoked(entry.context.session_id):
+            raise _reject("TOKEN_REVOKED", "the token's session has been revoked")
+        return entry
+
+    async def _verify_fully(self, token: str) -> _Verified:
+        header, payload = self._parse(token)
+        alg = header.get("alg")
+        if alg not in ALLOWED_ALGORITHMS:
+            raise _reject("TOKEN_ALGORITHM_NOT_ALLOWED",
+                          f"token algorithm {_clip(alg)} is not allowed (allowed: {', '.join(ALLOWED_ALGORITHMS)})")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise _reject("TOKEN_KEY_UNKNOWN", "the token header names no signing key (kid)")
+        key = await self.keys.key(kid)
+        if key is None:
+            raise _reject("TOKEN_KEY_UNKNOWN", f"the token's signing key {_clip(kid, 72)} is unknown")
+        key_alg = key_algorithm(key)
+        if key_alg != alg:
+            # e.g. an ES256 header pointing at an Ed25519 key: never let the token pick the algorithm.
+            raise _reject("TOKEN_ALGORITHM_NOT_ALLOWED",
+                          f"signing key {_clip(kid, 72)} verifies {key_alg or 'no'} tokens, not {alg}")
+        try:
+            claims = _PYJWT.decode(token, key, algorithms=[key_alg], issuer=self.issuer,
+                                   audience=self.audiences, leeway=self.leeway)
+        except jwt.InvalidSignatureError:
+            raise _reject("TOKEN_SIGNATURE_INVALID", "the token signature does not verify") from None
+        except jwt.ExpiredSignatureError:
+            raise _reject("TOKEN_EXPIRED", "the token has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise _reject("TOKEN_NOT_YET_VALID", "the token is not valid yet (nbf/iat in the future)") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise _reject("TOKEN_CLAIMS_INVALID", f"the token lacks the {exc.claim!r} claim") from None
+        except jwt.InvalidIssuerError:
+            if not isinstance(payload.get("iss"), str):
+                raise _reject("TOKEN_CLAIMS_INVALID", "claim 'iss' must be a string") from None
+            raise _reject("TOKEN_ISSUER_INVALID", f"the token was not issued by {self.issuer!r}") from None
+        except jwt.InvalidAudienceError:
+            if not isinstance(payload.get("aud"), str):
+                raise _reject("TOKEN_CLAIMS_INVALID", "claim 'aud' must be one string") from None
+            raise _reject("TOKEN_AUDIENCE_INVALID",
+                          f"token audience {_clip(payload.get('aud'))} is not accepted here") from None
+        except jwt.DecodeError as exc:
+            # The shape was checked above, so what PyJWT still refuses is a claim's type (exp/nbf).
+            raise _reject("TOKEN_CLAIMS_INVALID", f"the token claims are invalid: {exc}") from None
+        except (jwt.InvalidIssuedAtError, jwt.exceptions.InvalidSubjectError, jwt.exceptions.InvalidJTIError) as exc:
+            raise _reject("TOKEN_CLAIMS_INVALID", f"the token claims are invalid: {exc}") from None
+        except jwt.PyJWTError as exc:
+            raise _reject("TOKEN_MALFORMED", f"the token is not acceptable: {type(exc).__name__}") from None
+        context = self._context(claims, token)
+        return _Verified(claims=claims, context=context, exp=float(claims["exp"]), kid=kid, key=key)
+
+    @staticmethod
+    def _parse(token: str) -> tuple[dict, dict]:
+        """The unverified header and payload, to pick the reason code; TOKEN_MALFORMED otherwise."""
+        if not isinstance(token, str) or not token:
+            raise _reject("TOKEN_MALFORMED", "the bearer token is empty")
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise _reject("TOKEN_MALFORMED", f"the bearer token is longer than {MAX_TOKEN_LENGTH} characters")
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise _reject("TOKEN_MALFORMED", "the bearer token is not a JWT (three base64url parts separated by dots)")
+        decoded = []
+        for part, what in zip(parts[:2], ("header", "payload"), strict=True):
+            try:
+                value = json.loads(b64url_decode(part, what))
+            except (ValueError, RecursionError):
+                raise _reject("TOKEN_MALFORMED", f"the token {what} is not base64url-encoded JSON") from None
+            if not isinstance(value, dict):
+                raise _reject("TOKEN_MALFORMED", f"the token {what} is not a JSON object")
+            decoded.append(value)
+        try:
+            b64url_decode(parts[2], "signature")
+        except ValueError:
+            raise _reject("TOKEN_MALFORMED", "the token signature is not base64url") from None
+        header, payload = decoded
+        if "crit" in header or "b64" in header:
+            raise _reject("TOKEN_MALFORMED", "the token uses JWS extensions (crit/b64) this suite does not accept")
+        return header, payload
+
+    @staticmethod
+    def _context(claims: dict[str, Any], token: str) -> RequestContext:
+        def invalid(message: str) -> Unauthenticated:
+            return _reject("TOKEN_CLAIMS_INVALID", message)
+
+        aud, sub, jti = claims["aud"], claims["sub"], claims["jti"]
+        if not isinstance(aud, str):
+            raise invalid("claim 'aud' must be one string")
+        for name in ("exp", "iat", *(("nbf",) if "nbf" in claims else ())):
+            if not _is_number(claims[name]):
+                raise invalid(f"claim {name!r} must be a number of seconds since the epoch")
+        if not sub or not jti:
+            raise invalid("claims 'sub' and 'jti' must be non-empty strings")
+        is_service = aud == SERVICE_AUDIENCE
+        if is_service != sub.startswith(SERVICE_SUBJECT_PREFIX):
+            raise invalid("claim 'sub' must be 'service:<name>' exactly when 'aud' is 'service'")
+        if not is_service:
+            for name in USER_REQUIRED_CLAIMS:
+                if claims.get(name) is None:
+                    raise invalid(f"the token lacks the {name!r} claim")
+            if not _is_uuid(sub):
+                raise invalid("claim 'sub' must be a user id (UUID)")
+        for name in ("tid", "sid"):
+            if claims.get(name) is not None and not _is_uuid(claims[name]):
+                raise invalid(f"claim {name!r} must be a UUID")
+        channel_id = claims.get("channel_id")
+        if channel_id is not None and (not isinstance(channel_id, str) or not channel_id):
+            raise invalid("claim 'channel_id' must be a non-empty string")
+        if "cv" in claims and (not isinstance(claims["cv"], int) or isinstance(claims["cv"], bool)):
+            raise invalid("claim 'cv' must be an integer")
+        lists = {}
+        for name in ("roles", "caps"):
+            value = claims.get(name, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise invalid(f"claim {name!r} must be a list of strings")
+            lists[name] = frozenset(value)
+        return RequestContext(
+            tenant_id=claims.get("tid"),
+            subject=sub,
+            user_id=None if is_service else sub,
+            audience=aud,
+            session_id=claims.get("sid"),
+            channel_id=channel_id,
+            roles=lists["roles"],
+            capabilities=lists["caps"],
+            token_id=jti,
+            expires_at=float(claims["exp"]),
+            token=token,
+        )
