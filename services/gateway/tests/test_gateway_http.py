@@ -152,7 +152,8 @@ async def test_security_headers(client):
 
 
 async def test_hsts_in_production():
-    async with running(make_app(environment="production")) as c:
+    # production refuses shipped default secrets: give the gateway its own client secret
+    async with running(make_app(environment="production", service_client_secret="gw-" + uuid.uuid4().hex)) as c:
         resp = await c.get("/v1/livez")
     assert resp.headers["strict-transport-security"].startswith("max-age=")
 
@@ -243,8 +244,9 @@ async def test_meta_lists_five_services_even_when_upstreams_are_down(client):
     meta = resp.json()
     assert meta["app"] == "zenops" and meta["environment"] == "test"
     assert list(meta["services"]) == ["identity", "ops", "billing", "repogen", "gateway"]
+    # services answer GetServiceInfo only with a token; identity (the token issuer) is down too
     for name in ("identity", "ops", "billing", "repogen"):
         assert meta["services"][name]["status"] == "UNAVAILABLE"
-        assert meta["services"][name]["code"] == "UNAVAILABLE"
+        assert meta["services"][name]["code"] == "SERVICE_TOKEN_UNAVAILABLE"
     gw = meta["services"]["gateway"]
     assert gw["status"] == "OK" and gw["version"] == meta["version"] and gw["build_time"].endswith("Z")

@@ -15,9 +15,15 @@ ALL_CHECKS = {*SERVICES, "nats", "gateway"}
 
 @asynccontextmanager
 async def suite(start_service, nats_server):
-    """All four services + a gateway pointed at them; yields (http client, {name: ServiceApp})."""
+    """All four services + a gateway pointed at them; yields (http client, {name: ServiceApp}).
+    Identity first: the others verify tokens against its JWKS, and the gateway's /v1/meta asks
+    every service with the service token identity issues it."""
     async with AsyncExitStack() as stack:
-        apps = {name: await stack.enter_async_context(start_service(name)) for name in SERVICES}
+        identity = await stack.enter_async_context(start_service("identity"))
+        identity_addr = f"127.0.0.1:{identity.port}"
+        apps = {"identity": identity}
+        for name in SERVICES[1:]:
+            apps[name] = await stack.enter_async_context(start_service(name, identity_addr=identity_addr))
         settings = gateway_settings(
             nats_url=nats_server.url, **{f"{name}_addr": f"127.0.0.1:{app.port}" for name, app in apps.items()}
         )

@@ -87,7 +87,7 @@ extra_router = APIRouter(prefix="/test")
 
 @extra_router.get("/ops-info")
 async def ops_info(ops: OpsDep) -> dict:
-    info = await ops.get_service_info()
+    info = await ops.get_service_info(token=None)
     return {"name": info.name, "version": info.version}
 
 
@@ -166,16 +166,27 @@ async def test_slow_service_is_504(fake_ops):
 
 async def test_success_and_token_forwarding(fake_ops):
     async with running(make_app(fake_ops)) as client:
-        ok = await client.get("/test/ops-info")
+        ok = await client.get("/test/ops-info", headers={"user-agent": "zenops-test/1.0"})
         assert ok.status_code == 200 and ok.json() == {"name": "ops", "version": "9.9.9"}
         assert "authorization" not in fake_ops.calls[-1]
-        ok = await client.get("/test/ops-info-as-user")
+        # the end user's address (the ASGI peer: uvicorn already applied trusted X-Forwarded-For)
+        # and user agent travel on every onward call, authenticated or not
+        assert fake_ops.calls[-1]["x-client-ip"] == "127.0.0.1"
+        assert fake_ops.calls[-1]["x-client-user-agent"] == "zenops-test/1.0"
+        ok = await client.get("/test/ops-info-as-user", headers={"user-agent": b"evil\xff\x01agent" + b"x" * 600})
         assert ok.status_code == 200
         assert fake_ops.calls[-1]["authorization"] == "Bearer user-token"
+        # metadata must be printable ASCII: an attacker's user agent is made safe and bounded
+        sent = fake_ops.calls[-1]["x-client-user-agent"]
+        assert sent.startswith("evil??agent") and len(sent) == 512
 
 
-async def test_meta_shows_a_failing_service_without_failing(fake_ops):
-    async with running(make_app(fake_ops)) as client:
+async def test_meta_shows_a_failing_service_without_failing(fake_ops, start_service):
+    # /v1/meta asks every service with the gateway's service token: a real identity issues it
+    async with (
+        start_service("identity") as identity,
+        running(make_app(fake_ops, identity_addr=f"127.0.0.1:{identity.port}")) as client,
+    ):
         ok = (await client.get("/v1/meta")).json()["services"]["ops"]
         assert ok == {
             "name": "ops",
@@ -187,6 +198,7 @@ async def test_meta_shows_a_failing_service_without_failing(fake_ops):
             "schema_revision": "",
             "code": None,
         }
+        assert fake_ops.calls[-1]["authorization"].startswith("Bearer ey")  # the service token
         fake_ops.error = kit.FailedPrecondition("nope", reason="INSUFFICIENT_CREDITS")
         resp = await client.get("/v1/meta")
     assert resp.status_code == 200

@@ -1,12 +1,16 @@
 """`create_app(settings)`: the gateway's ASGI app.
 
 Lifespan: telemetry → one typed gRPC client (one channel) per upstream → NATS in the
-background → ready. Shutdown: not ready → close the channels → drain NATS.
+background → token verification (identity's JWKS, session revocations followed from NATS)
+and the gateway's service token → ready. Shutdown: not ready → stop following
+revocations → close the key source, the token provider and the channels → drain NATS.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import logging
 import re
@@ -20,6 +24,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+from zenops_kit.auth import JwksKeySource, JwtVerifier, RevocationList, ServiceTokenProvider
 from zenops_kit.events.bus import EventBus
 from zenops_kit.telemetry import setup_telemetry
 
@@ -37,6 +42,24 @@ OPENAPI_URL = "/v1/openapi.json"
 DOCS_URL = "/v1/docs"
 # Probes are polled every few seconds: no spans for them.
 UNTRACED_URLS = "/v1/livez,/v1/readyz"
+# Tokens the gateway accepts from HTTP callers: users' tokens. `aud=service` tokens are for
+# service-to-service calls and are refused here (TOKEN_AUDIENCE_INVALID).
+USER_AUDIENCES = ("web", "studio", "portal")
+# Pause before following revocations again after the follower failed.
+FOLLOW_RETRY_SECONDS = 1.0
+
+
+async def follow_revocations(revocations: RevocationList, bus: EventBus) -> None:
+    """Keep the revocation list fed for the life of the process: a failure (NATS lost, the
+    identity stream not created yet) must not silently stop revoked tokens being refused."""
+    while True:
+        try:
+            await revocations.follow(bus)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - logged, retried
+            log.warning("following session revocations failed; retrying", extra={"error": repr(exc)})
+        await asyncio.sleep(FOLLOW_RETRY_SECONDS)
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -49,12 +72,26 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         runtime.upstreams = Upstreams.from_settings(settings)
         runtime.bus = EventBus(settings.nats_url, name=f"zenops-{SERVICE_NAME}")
         runtime.bus.start()
+        keys = JwksKeySource.from_identity(settings.identity_addr)
+        revocations = RevocationList()
+        runtime.verifier = JwtVerifier(
+            keys, issuer=settings.jwt_issuer, audiences=USER_AUDIENCES, revocations=revocations
+        )
+        runtime.service_tokens = ServiceTokenProvider.from_identity(
+            settings.identity_addr, SERVICE_NAME, settings.service_client_secret.get_secret_value()
+        )
+        follower = asyncio.create_task(follow_revocations(revocations, runtime.bus), name="follow-revocations")
         runtime.ready = True
         log.info("gateway started", extra={"environment": settings.environment})
         try:
             yield
         finally:
             runtime.ready = False
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+            await asyncio.gather(keys.close(), runtime.service_tokens.close(), return_exceptions=True)
+            runtime.verifier = runtime.service_tokens = None
             await runtime.upstreams.close()
             await runtime.bus.drain()
             log.info("gateway stopped")

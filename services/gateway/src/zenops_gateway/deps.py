@@ -1,18 +1,26 @@
-"""FastAPI dependencies giving route handlers the process's typed clients.
+"""FastAPI dependencies giving route handlers the caller and the process's typed clients.
 
-from ..deps import OpsDep
+from ..deps import CallerDep, OpsDep
 
 @router.get("/things/{id}")
-async def get_thing(id: str, ops: OpsDep) -> Thing: ...
+async def get_thing(id: str, caller: CallerDep, ops: OpsDep) -> Thing:
+    t = await ops.get_thing(GetThingRequest(id=id), token=caller.token)
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from zenops_kit.context import RequestContext
+from zenops_kit.errors import Unauthenticated
+from zenops_kit.logging import request_id_var
 
 from .clients import BillingClient, IdentityClient, OpsClient, RepogenClient, Upstreams
+from .clients.base import ClientInfo, client_info_var
 from .runtime import Runtime
 from .settings import GatewaySettings
 
@@ -45,6 +53,43 @@ def get_repogen(request: Request) -> RepogenClient:
     return get_upstreams(request).repogen
 
 
+# Documents the scheme in OpenAPI (and Swagger UI's "Authorize"); `get_caller` parses the
+# header itself so that a missing and a malformed header get different reasons.
+bearer_scheme = HTTPBearer(
+    scheme_name="bearer",
+    bearerFormat="JWT",
+    description="Access token from `POST /v1/auth/login` or `POST /v1/auth/refresh`.",
+    auto_error=False,
+)
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header; Unauthenticated otherwise."""
+    if not authorization:
+        raise Unauthenticated("a bearer token is required", reason="TOKEN_MISSING")
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("authorization must be 'Bearer <token>'", reason="TOKEN_MALFORMED")
+    return token
+
+
+async def get_caller(
+    request: Request, _documented: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+) -> RequestContext:
+    """The verified caller. The access token is checked locally (signature against identity's
+    JWKS, algorithm allow-list, iss/aud/exp/nbf, revoked sessions from NATS): any failure is
+    401 with the TOKEN_* reason, identity unreachable while fetching keys is 503. Capabilities
+    are NOT checked here: the services decide (their PERMISSION_DENIED becomes 403)."""
+    token = bearer_token(request.headers.get("authorization"))
+    ctx = await get_runtime(request).require_verifier().verify(token, request_id_var.get())
+    client = client_info_var.get() or ClientInfo()
+    return dataclasses.replace(
+        ctx, request_id=request_id_var.get(), client_ip=client.ip, user_agent=client.user_agent, token=token
+    )
+
+
+CallerDep = Annotated[RequestContext, Depends(get_caller)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
 UpstreamsDep = Annotated[Upstreams, Depends(get_upstreams)]

@@ -4,6 +4,9 @@ Route handlers never build error responses themselves. They let exceptions propa
 
 - `UpstreamError` (raised by `clients.base.UpstreamClient.call` for every failed RPC)
   is mapped with `GRPC_TO_HTTP` (the table in shared/spec/gateway.md);
+- a kit `DomainError` raised in the gateway itself (the token verifier's
+  `Unauthenticated(reason=TOKEN_*)`, `Unavailable` when identity's keys cannot be fetched)
+  goes through the same table via its gRPC status;
 - FastAPI's `RequestValidationError` becomes 400 with one `errors[]` entry per field;
 - Starlette's `HTTPException` (unknown route 404, 405, 413 from the body limit, ...)
   becomes problem+json with the same shape;
@@ -29,7 +32,7 @@ from opentelemetry import trace
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from zenops_kit.errors import ErrorDetail, parse_rpc_error
+from zenops_kit.errors import DomainError, ErrorDetail, parse_rpc_error
 from zenops_kit.logging import request_id_var
 
 log = logging.getLogger("zenops.gateway.errors")
@@ -144,6 +147,21 @@ class UpstreamError(Exception):
     def from_rpc_error(cls, service: str, err: grpc.aio.AioRpcError) -> UpstreamError:
         return cls(service, parse_rpc_error(err))
 
+    @classmethod
+    def from_domain_error(cls, service: str, err: DomainError) -> UpstreamError:
+        """A kit error raised on this side of the wire, as if `service` had answered it."""
+        return cls(
+            service,
+            ErrorDetail(
+                code=err.status,
+                message=err.message,
+                reason=err.reason,
+                violations=list(err.violations),
+                metadata=dict(err.metadata),
+                retry_after=err.retry_after,
+            ),
+        )
+
 
 def http_status_for(code: grpc.StatusCode) -> int:
     return GRPC_TO_HTTP.get(code, 500)
@@ -152,6 +170,14 @@ def http_status_for(code: grpc.StatusCode) -> int:
 def _retry_after(detail: ErrorDetail) -> str:
     seconds = detail.retry_after_seconds
     return str(DEFAULT_RETRY_AFTER_SECONDS if seconds is None else seconds)
+
+
+def www_authenticate(reason: str) -> str:
+    """RFC 6750 §3: a request without credentials gets the bare challenge; a token that was
+    presented and refused gets `error="invalid_token"` (the TOKEN_* reason is in the body)."""
+    if reason.startswith("TOKEN_") and reason != "TOKEN_MISSING":
+        return 'Bearer realm="zenops", error="invalid_token"'
+    return 'Bearer realm="zenops"'
 
 
 def upstream_error_response(err: UpstreamError) -> ProblemResponse:
@@ -173,7 +199,7 @@ def upstream_error_response(err: UpstreamError) -> ProblemResponse:
     if status == 429:
         headers["Retry-After"] = _retry_after(d)
     elif status == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="zenops"'
+        headers["WWW-Authenticate"] = www_authenticate(d.reason)
     return problem(
         status,
         d.reason or HTTP_CODES.get(status, d.code.name),
@@ -242,6 +268,12 @@ async def _on_rpc_error(request: Request, exc: grpc.aio.AioRpcError) -> ProblemR
     return upstream_error_response(UpstreamError.from_rpc_error("upstream", exc))
 
 
+async def _on_domain_error(request: Request, exc: DomainError) -> ProblemResponse:
+    # Raised by kit code running in the gateway: token verification, fetching identity's
+    # keys or the gateway's service token. The identity service is the other end of each.
+    return upstream_error_response(UpstreamError.from_domain_error("identity", exc))
+
+
 async def _on_validation_error(request: Request, exc: RequestValidationError) -> ProblemResponse:
     return problem(400, "VALIDATION_FAILED", "The request is invalid.", errors=validation_errors(exc))
 
@@ -265,6 +297,7 @@ def internal_error_response(exc: BaseException) -> ProblemResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(UpstreamError, _on_upstream_error)
     app.add_exception_handler(grpc.aio.AioRpcError, _on_rpc_error)
+    app.add_exception_handler(DomainError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     # Exception itself is handled by middleware.CatchAllMiddleware so that the 500 still

@@ -2,7 +2,8 @@
 
 Order, outermost first (see `install_middleware`):
 
-    RequestContextMiddleware   request id in/out + `request_id_var`, security headers
+    RequestContextMiddleware   request id in/out + `request_id_var`, the caller's address and
+                               user agent (`client_info_var`, sent on to services), security headers
     CORSMiddleware             only when ZENOPS_CORS_ORIGINS is set
     BodyLimitMiddleware        413 on a declared or streamed body over the limit
     CatchAllMiddleware         any unhandled exception → 500 problem+json (inside the
@@ -23,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zenops_kit.logging import request_id_var
 
+from .clients.base import client_info, client_info_var
 from .errors import ProblemHTTPException, internal_error_response, problem
 from .settings import GatewaySettings
 
@@ -55,8 +57,11 @@ def security_headers(production: bool) -> list[tuple[str, str]]:
 
 class RequestContextMiddleware:
     """Request id (reuse a sane incoming `x-request-id`, else a UUID; echo it; expose it in
-    `request_id_var` for logs, problem bodies and onward gRPC metadata) and security headers
-    (a route may set its own `content-security-policy` / `cache-control`, e.g. the docs page)."""
+    `request_id_var` for logs, problem bodies and onward gRPC metadata), the caller's address
+    and user agent in `client_info_var` (onward metadata `x-client-ip` / `x-client-user-agent`;
+    the address is uvicorn's, which already applied X-Forwarded-For from trusted proxies) and
+    security headers (a route may set its own `content-security-policy` / `cache-control`,
+    e.g. the docs page or the JWKS)."""
 
     def __init__(self, app: ASGIApp, *, production: bool) -> None:
         self.app = app
@@ -66,8 +71,11 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = sane_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER)) or str(uuid.uuid4())
+        request_headers = Headers(scope=scope)
+        rid = sane_request_id(request_headers.get(REQUEST_ID_HEADER)) or str(uuid.uuid4())
         token = request_id_var.set(rid)
+        peer = scope.get("client")
+        client_token = client_info_var.set(client_info(peer[0] if peer else None, request_headers.get("user-agent")))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -81,6 +89,7 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
+            client_info_var.reset(client_token)
             request_id_var.reset(token)
 
 

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from zenops_kit.auth import JwtVerifier, ServiceTokenProvider
+from zenops_kit.errors import Unauthenticated, Unavailable
 from zenops_kit.events.bus import EventBus
 
 from .clients import HealthResult, Upstreams
 from .settings import GatewaySettings
+
+log = logging.getLogger("zenops.gateway")
+
+SERVICE_TOKEN_UNAVAILABLE = "SERVICE_TOKEN_UNAVAILABLE"
 
 
 @dataclass
@@ -18,6 +25,10 @@ class Runtime:
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     upstreams: Upstreams | None = None
     bus: EventBus | None = None
+    # Verifies callers' access tokens against identity's JWKS and the revocations from NATS.
+    verifier: JwtVerifier | None = None
+    # The gateway's own `aud=service` token (for calls made on nobody's behalf, e.g. /v1/meta).
+    service_tokens: ServiceTokenProvider | None = None
     # True between "clients created" and "shutdown begun" (GET /v1/readyz).
     ready: bool = False
 
@@ -33,6 +44,30 @@ class Runtime:
         if self.upstreams is None:
             raise RuntimeError("the gateway has not started its clients")
         return self.upstreams
+
+    def require_verifier(self) -> JwtVerifier:
+        if self.verifier is None:
+            raise Unavailable("the gateway is starting or shutting down", reason="NOT_READY")
+        return self.verifier
+
+    async def service_token(self) -> str:
+        """The gateway's service token (cached and renewed by the kit's provider). Failures
+        raise kit `Unavailable` (mapped to 503 by errors.py)."""
+        if self.service_tokens is None:
+            raise Unavailable("the gateway is starting or shutting down", reason="NOT_READY")
+        try:
+            return await self.service_tokens.token()
+        except Unauthenticated as err:
+            # Identity refused the gateway's own client secret: a deployment fault, never the
+            # HTTP caller's (who must not get a 401 for it).
+            log.error("identity refused the gateway's service credentials", extra={"reason": err.reason})
+            raise Unavailable("the gateway cannot authenticate to the services", reason=err.reason) from None
+        except Unavailable as err:
+            raise Unavailable(
+                "the gateway cannot get its service token from identity",
+                reason=SERVICE_TOKEN_UNAVAILABLE,
+                retry_after=err.retry_after,
+            ) from None
 
     async def check_nats(self, deadline: float) -> HealthResult:
         """Connected AND a JetStream round trip (account info) within `deadline` seconds."""

@@ -13,6 +13,8 @@ which the central handler in `errors.py` maps to problem+json.
 
 from __future__ import annotations
 
+import re
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -41,12 +43,40 @@ class HealthResult:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class ClientInfo:
+    """The end user's address and user agent as the gateway saw them (services audit them)."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+# Set per HTTP request by middleware.RequestContextMiddleware, read by `outgoing_metadata`.
+client_info_var: ContextVar[ClientInfo | None] = ContextVar("zenops_gateway_client", default=None)
+
+# gRPC metadata values must be printable ASCII; a user agent is attacker-controlled text.
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
+MAX_USER_AGENT = 512
+
+
+def client_info(ip: str | None, user_agent: str | None) -> ClientInfo:
+    ua = _UNPRINTABLE.sub("?", user_agent)[:MAX_USER_AGENT] if user_agent else None
+    return ClientInfo(ip=ip or None, user_agent=ua or None)
+
+
 def outgoing_metadata(token: str | None = None, extra: dict[str, str] | None = None) -> list[tuple[str, str]]:
-    """gRPC metadata of an onward call: the request id and, if given, the caller's token."""
+    """gRPC metadata of an onward call: the request id, the end user's address and user
+    agent (`x-client-ip`, `x-client-user-agent`) and, if given, the caller's token."""
     md: list[tuple[str, str]] = []
     rid = request_id_var.get()
     if rid:
         md.append(("x-request-id", rid))
+    client = client_info_var.get()
+    if client is not None:
+        if client.ip:
+            md.append(("x-client-ip", client.ip))
+        if client.user_agent:
+            md.append(("x-client-user-agent", client.user_agent))
     if token:
         md.append(("authorization", f"Bearer {token}"))
     for key, value in (extra or {}).items():

@@ -13,6 +13,8 @@ class BillingClient(UpstreamClient):
     stub_class = billing_pb2_grpc.BillingServiceStub
     stub: billing_pb2_grpc.BillingServiceStub
 
-    async def get_service_info(self, *, deadline: float | None = None) -> common_pb2.ServiceInfo:
-        resp = await self.call(self.stub.GetServiceInfo, billing_pb2.GetServiceInfoRequest(), deadline=deadline)
+    async def get_service_info(self, *, token: str | None, deadline: float | None = None) -> common_pb2.ServiceInfo:
+        resp = await self.call(
+            self.stub.GetServiceInfo, billing_pb2.GetServiceInfoRequest(), token=token, deadline=deadline
+        )
         return resp.info

@@ -13,6 +13,8 @@ class OpsClient(UpstreamClient):
     stub_class = ops_pb2_grpc.OpsServiceStub
     stub: ops_pb2_grpc.OpsServiceStub
 
-    async def get_service_info(self, *, deadline: float | None = None) -> common_pb2.ServiceInfo:
-        resp = await self.call(self.stub.GetServiceInfo, ops_pb2.GetServiceInfoRequest(), deadline=deadline)
+    async def get_service_info(self, *, token: str | None, deadline: float | None = None) -> common_pb2.ServiceInfo:
+        resp = await self.call(
+            self.stub.GetServiceInfo, ops_pb2.GetServiceInfoRequest(), token=token, deadline=deadline
+        )
         return resp.info

@@ -13,6 +13,8 @@ class RepogenClient(UpstreamClient):
     stub_class = repogen_pb2_grpc.RepogenServiceStub
     stub: repogen_pb2_grpc.RepogenServiceStub
 
-    async def get_service_info(self, *, deadline: float | None = None) -> common_pb2.ServiceInfo:
-        resp = await self.call(self.stub.GetServiceInfo, repogen_pb2.GetServiceInfoRequest(), deadline=deadline)
+    async def get_service_info(self, *, token: str | None, deadline: float | None = None) -> common_pb2.ServiceInfo:
+        resp = await self.call(
+            self.stub.GetServiceInfo, repogen_pb2.GetServiceInfoRequest(), token=token, deadline=deadline
+        )
         return resp.info

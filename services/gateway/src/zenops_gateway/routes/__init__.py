@@ -1,13 +1,14 @@
-"""HTTP routes, one module per area (`system.py`, later `tasks.py`, `billing.py`, ...).
+"""HTTP routes, one module per area (`system.py`, `auth.py`, `users.py`, ...).
 
 To add an area: write `routes/<area>.py` with an `APIRouter(prefix="/v1", tags=["<area>"])`
-whose handlers take a typed client via `deps.<Svc>Dep`, call one client method (which
-calls the RPC with a deadline and raises `UpstreamError` on failure — never catch it) and
-return a pydantic response model; then list the router in `ROUTERS` below. See README.
+whose handlers take the verified caller (`deps.CallerDep`) and a typed client via
+`deps.<Svc>Dep`, call one client method with `token=caller.token` (it calls the RPC with a
+deadline and raises `UpstreamError` on failure — never catch it) and return a pydantic
+response model (`models/<area>.py`); then list the router in `ROUTERS` below. See README.
 """
 
 from fastapi import APIRouter
 
-from . import system
+from . import audit, auth, system, tenants, users
 
-ROUTERS: list[APIRouter] = [system.router]
+ROUTERS: list[APIRouter] = [system.router, auth.router, tenants.router, users.router, audit.router]

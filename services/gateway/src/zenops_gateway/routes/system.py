@@ -11,6 +11,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_serializer
 
+from zenops_kit.errors import DomainError
+
 from ..clients import HealthResult
 from ..deps import RuntimeDep
 from ..errors import Problem, UpstreamError, problem, problem_responses
@@ -131,17 +133,33 @@ def _service_meta(name: str, i) -> ServiceMeta:
     )
 
 
+def _failure_code(err: UpstreamError | DomainError) -> str:
+    if isinstance(err, UpstreamError):
+        return err.detail.reason or err.detail.code.name
+    return err.reason
+
+
 @router.get("/meta", response_model=Meta, summary="App, environment and every service's version")
 async def meta(rt: RuntimeDep) -> Meta:
     s = rt.settings
+    # Services answer GetServiceInfo to authenticated callers only: the gateway asks with its
+    # own service token. Without one (identity down) no service can be asked.
+    token: str | None = None
+    token_error: str | None = None
+    try:
+        token = await rt.service_token()
+    except (UpstreamError, DomainError) as err:
+        token_error = _failure_code(err)
 
     async def info(name: str) -> ServiceMeta:
         if rt.upstreams is None:
             return ServiceMeta(name=name, status="UNAVAILABLE", code="NOT_STARTED")
+        if token is None:
+            return ServiceMeta(name=name, status="UNAVAILABLE", code=token_error)
         try:
-            i = await rt.upstreams.all()[name].get_service_info(deadline=s.health_timeout)
+            i = await rt.upstreams.all()[name].get_service_info(token=token, deadline=s.health_timeout)
         except UpstreamError as err:
-            return ServiceMeta(name=name, status="UNAVAILABLE", code=err.detail.reason or err.detail.code.name)
+            return ServiceMeta(name=name, status="UNAVAILABLE", code=_failure_code(err))
         return _service_meta(name, i)
 
     services = dict(zip(SERVICE_ORDER, await asyncio.gather(*(info(n) for n in SERVICE_ORDER)), strict=True))
@@ -171,8 +189,10 @@ async def meta(rt: RuntimeDep) -> Meta:
 async def service_meta(service: Literal["identity", "ops", "billing", "repogen"], rt: RuntimeDep) -> ServiceMeta:
     if rt.upstreams is None:
         return problem(503, "NOT_READY", "The gateway is starting or shutting down.")
-    # An unanswered call propagates as UpstreamError: the central handler maps it (503/504).
-    return _service_meta(service, await rt.upstreams.all()[service].get_service_info(deadline=rt.settings.rpc_timeout))
+    # A failure (no service token, an unanswered call) propagates: errors.py maps it (503/504).
+    token = await rt.service_token()
+    client = rt.upstreams.all()[service]
+    return _service_meta(service, await client.get_service_info(token=token, deadline=rt.settings.rpc_timeout))
 
 
 @router.get("/livez", response_model=Status, summary="Liveness: the process answers (no upstream calls)")
