@@ -192,7 +192,10 @@ def upstream_error_response(err: UpstreamError) -> ProblemResponse:
             extra={"upstream": err.service, "grpc_code": d.code.name, "reason": d.reason, "error": d.message},
         )
         if status == 503:
-            return problem(503, d.reason or "UNAVAILABLE", f"The {err.service} service is unavailable; retry later.")
+            retry = {"Retry-After": _retry_after(d)} if d.retry_after is not None else None
+            return problem(
+                503, d.reason or "UNAVAILABLE", f"The {err.service} service is unavailable; retry later.", headers=retry
+            )
         if status == 504:
             return problem(504, "DEADLINE_EXCEEDED", f"The {err.service} service did not answer in time.")
         return problem(500, "INTERNAL", "Internal error; quote the trace id to support.")
