@@ -1,0 +1,1 @@
+"""Domain rules of the identity service: pure data and functions, no I/O."""
