@@ -7,9 +7,9 @@ def test_migrations_apply_and_revert(pg_server, make_database):
     check_migrations_round_trip("identity", pg_server, make_database("identity", migrate=False))
 
 
-async def test_serves_health_reflection_and_service_info(start_service):
-    async with start_service("identity") as app:
-        info = await check_serving("identity", app.port)
+async def test_serves_health_reflection_and_service_info(identity):
+    async with identity() as h:
+        info = await check_serving("identity", h.app.port, token=await h.admin())
     assert info["name"] == "identity"
     assert info["environment"] == "test"
     assert info["schema_revision"] == "0002"

@@ -1,0 +1,1 @@
+"""Administration use cases: tenants, users and roles, the audit trail."""
