@@ -13,6 +13,7 @@ from gateway_testing import assert_problem, eventually, gateway_settings
 
 from zenops_devstack.process import free_port
 from zenops_gateway.__main__ import build_server, main
+from zenops_gateway.clients import outgoing_metadata
 
 LIMIT = 4096
 
@@ -24,12 +25,22 @@ async def raw(request: Request) -> dict:
     return {"size": len(await request.body())}
 
 
+@extra_router.get("/onward-metadata")
+async def onward_metadata() -> dict:
+    """What a gRPC call made while handling this request would carry."""
+    return dict(outgoing_metadata(token="t"))
+
+
 @pytest.fixture
 async def served(request):
-    drain = getattr(request, "param", 0.0)
+    params = getattr(request, "param", {})
     port = free_port()
     settings = gateway_settings(
-        gateway_host="127.0.0.1", gateway_port=port, max_body_bytes=LIMIT, shutdown_drain_seconds=drain
+        gateway_host="127.0.0.1",
+        gateway_port=port,
+        max_body_bytes=LIMIT,
+        shutdown_drain_seconds=params.get("drain", 0.0),
+        forwarded_allow_ips=params.get("trust", "127.0.0.1"),
     )
     server = build_server(settings)
     server.config.app.include_router(extra_router)
@@ -76,7 +87,7 @@ async def test_real_server_headers_and_body_limits(served):
     assert ok.status_code == 200 and ok.json() == {"size": LIMIT}
 
 
-@pytest.mark.parametrize("served", [0.5], indirect=True)
+@pytest.mark.parametrize("served", [{"drain": 0.5}], indirect=True)
 async def test_sigterm_drains_with_readyz_503_then_exits(served):
     server, client, task = served
     assert (await client.get("/v1/readyz")).status_code == 200
@@ -94,3 +105,22 @@ def test_handle_exit_drains_first_then_exits_on_second_signal():
     assert server.runtime.ready is False and not server.should_exit
     server.handle_exit(signal.SIGTERM, None)
     assert server.should_exit
+
+
+async def test_client_address_from_a_trusted_proxy(served):
+    """Behind Envoy (a trusted peer) the end user's address is X-Forwarded-For's, and it is
+    what services receive as `x-client-ip`, with the user agent."""
+    _, client, _ = served
+    resp = await client.get(
+        "/test/onward-metadata", headers={"x-forwarded-for": "203.0.113.9", "user-agent": "portal-app/2.1"}
+    )
+    md = resp.json()
+    assert md["x-client-ip"] == "203.0.113.9" and md["x-client-user-agent"] == "portal-app/2.1"
+    assert md["authorization"] == "Bearer t" and md["x-request-id"] == resp.headers["x-request-id"]
+
+
+@pytest.mark.parametrize("served", [{"trust": "10.9.9.9"}], indirect=True)
+async def test_client_address_ignores_untrusted_forwarded_for(served):
+    _, client, _ = served
+    md = (await client.get("/test/onward-metadata", headers={"x-forwarded-for": "203.0.113.9"})).json()
+    assert md["x-client-ip"] == "127.0.0.1"  # the real peer: a client cannot choose its address
