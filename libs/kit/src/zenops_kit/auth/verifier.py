@@ -39,8 +39,11 @@ USER_REQUIRED_CLAIMS = ("tid", "sid")
 # Far above any token identity issues; bounds the work an oversized header can cause.
 MAX_TOKEN_LENGTH = 8192
 
-# Claims validated by PyJWT; signature algorithms are passed per call (the key's own).
-_PYJWT = jwt.PyJWT({"require": list(REQUIRED_CLAIMS), "verify_sub": True, "verify_jti": True})
+# PyJWT checks the signature, the required claims, iss and aud (algorithms are passed per
+# call: the key's own). Times are checked here, after their types: PyJWT takes "123" or
+# true for a number.
+_PYJWT = jwt.PyJWT({"require": list(REQUIRED_CLAIMS), "verify_exp": False, "verify_nbf": False,
+                    "verify_iat": False})
 
 
 def _reject(reason: str, message: str) -> Unauthenticated:
@@ -154,10 +157,6 @@ class JwtVerifier:
                                    audience=self.audiences, leeway=self.leeway)
         except jwt.InvalidSignatureError:
             raise _reject("TOKEN_SIGNATURE_INVALID", "the token signature does not verify") from None
-        except jwt.ExpiredSignatureError:
-            raise _reject("TOKEN_EXPIRED", "the token has expired") from None
-        except jwt.ImmatureSignatureError:
-            raise _reject("TOKEN_NOT_YET_VALID", "the token is not valid yet (nbf/iat in the future)") from None
         except jwt.MissingRequiredClaimError as exc:
             raise _reject("TOKEN_CLAIMS_INVALID", f"the token lacks the {exc.claim!r} claim") from None
         except jwt.InvalidIssuerError:
@@ -169,15 +168,23 @@ class JwtVerifier:
                 raise _reject("TOKEN_CLAIMS_INVALID", "claim 'aud' must be one string") from None
             raise _reject("TOKEN_AUDIENCE_INVALID",
                           f"token audience {_clip(payload.get('aud'))} is not accepted here") from None
-        except jwt.DecodeError as exc:
-            # The shape was checked above, so what PyJWT still refuses is a claim's type (exp/nbf).
+        except (jwt.exceptions.InvalidSubjectError, jwt.exceptions.InvalidJTIError) as exc:
             raise _reject("TOKEN_CLAIMS_INVALID", f"the token claims are invalid: {exc}") from None
-        except (jwt.InvalidIssuedAtError, jwt.exceptions.InvalidSubjectError, jwt.exceptions.InvalidJTIError) as exc:
-            raise _reject("TOKEN_CLAIMS_INVALID", f"the token claims are invalid: {exc}") from None
-        except jwt.PyJWTError as exc:
+        except jwt.PyJWTError as exc:  # the shape was checked above: not expected
             raise _reject("TOKEN_MALFORMED", f"the token is not acceptable: {type(exc).__name__}") from None
         context = self._context(claims, token)
+        self._check_times(claims)
         return _Verified(claims=claims, context=context, exp=float(claims["exp"]), kid=kid, key=key)
+
+    def _check_times(self, claims: dict[str, Any]) -> None:
+        """As PyJWT would, with `leeway` for clock skew (types were checked by _context)."""
+        now = time.time()
+        if claims["exp"] <= now - self.leeway:
+            raise _reject("TOKEN_EXPIRED", "the token has expired")
+        if claims.get("nbf", 0) > now + self.leeway:
+            raise _reject("TOKEN_NOT_YET_VALID", "the token is not valid yet (nbf in the future)")
+        if claims["iat"] > now + self.leeway:
+            raise _reject("TOKEN_NOT_YET_VALID", "the token is not valid yet (iat in the future)")
 
     @staticmethod
     def _parse(token: str) -> tuple[dict, dict]:
