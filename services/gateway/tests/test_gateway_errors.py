@@ -149,3 +149,25 @@ def test_401_has_www_authenticate():
 )
 def test_field_path(loc, path):
     assert field_path(loc) == path
+
+
+def test_service_field_paths_named_as_the_http_body():
+    from zenops_gateway.errors import http_field_names
+
+    err = kit.InvalidArgument(
+        "bad",
+        violations=[
+            kit.FieldViolation("user.channel_id", "only portal users have a channel"),
+            kit.FieldViolation("audience", "must be one of web, studio, portal"),
+            kit.FieldViolation("roles[1]", "unknown role"),
+        ],
+    )
+    with pytest.raises(UpstreamError) as raised, http_field_names(strip_prefix="user.", renames={"audience": "aud"}):
+        raise UpstreamError.from_rpc_error("identity", rpc_error(err))
+    _, body = respond_to(raised.value)
+    assert [e["field"] for e in body["errors"]] == ["channel_id", "aud", "roles[1]"]
+
+
+def respond_to(err: UpstreamError):
+    resp = upstream_error_response(err)
+    return resp, json.loads(resp.body)

@@ -19,7 +19,8 @@ Body: {"type","title","status","detail","code","errors":[{"field","message"}],
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from http import HTTPStatus
 from typing import Any
 
@@ -32,7 +33,7 @@ from opentelemetry import trace
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from zenops_kit.errors import DomainError, ErrorDetail, parse_rpc_error
+from zenops_kit.errors import DomainError, ErrorDetail, FieldViolation, parse_rpc_error
 from zenops_kit.logging import request_id_var
 
 log = logging.getLogger("zenops.gateway.errors")
@@ -161,6 +162,23 @@ class UpstreamError(Exception):
                 retry_after=err.retry_after,
             ),
         )
+
+
+@contextmanager
+def http_field_names(*, strip_prefix: str = "", renames: dict[str, str] | None = None) -> Iterator[None]:
+    """Name a service's field violations as the HTTP body names them, where the two differ:
+    `user.channel_id` (UpdateUserRequest.user) is the patch body's `channel_id`; `audience`
+    is the login body's `aud`. The error still propagates to the central handler."""
+    try:
+        yield
+    except UpstreamError as err:
+        renames = renames or {}
+        for i, v in enumerate(err.detail.violations):
+            field = v.field.removeprefix(strip_prefix) if strip_prefix else v.field
+            head, sep, rest = field.partition(".")
+            field = renames.get(head, head) + sep + rest
+            err.detail.violations[i] = FieldViolation(field, v.description)
+        raise
 
 
 def http_status_for(code: grpc.StatusCode) -> int:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Response
 from zenops.identity.v1 import identity_pb2 as pb
 
 from ..deps import CallerDep, IdentityDep
-from ..errors import problem_responses
+from ..errors import http_field_names, problem_responses
 from ..models.identity import (
     ChangePasswordBody,
     Jwk,
@@ -46,14 +46,15 @@ AUTHENTICATED = (401, 503)
     responses=problem_responses(401, 403, 429, 503),
 )
 async def login(body: LoginBody, identity: IdentityDep, response: Response) -> TokenPair:
-    resp = await identity.login(
-        pb.LoginRequest(
-            email=body.email,
-            password=body.password.get_secret_value(),
-            audience=body.aud,
-            tenant_id=str(body.tenant_id) if body.tenant_id else "",
+    with http_field_names(renames={"audience": "aud"}):
+        resp = await identity.login(
+            pb.LoginRequest(
+                email=body.email,
+                password=body.password.get_secret_value(),
+                audience=body.aud,
+                tenant_id=str(body.tenant_id) if body.tenant_id else "",
+            )
         )
-    )
     response.headers.update(NO_STORE)
     return TokenPair.from_proto(resp.tokens)
 
@@ -122,8 +123,8 @@ async def revoke_session(
     "/v1/auth/password",
     response_model=PasswordChanged,
     summary="Change the caller's password (the current one is required); revokes its other sessions",
-    description="400 names each failed rule of the password policy under `new_password`; a wrong "
-    "current password is 400 naming `current_password`, or as identity answers it.",
+    description="400 `VALIDATION_FAILED` names `new_password` with each failed rule of the password policy; "
+    "400 `CURRENT_PASSWORD_INVALID` names `current_password` (and counts towards the lockout).",
     responses=problem_responses(*AUTHENTICATED),
 )
 async def change_password(body: ChangePasswordBody, caller: CallerDep, identity: IdentityDep) -> PasswordChanged:

@@ -13,7 +13,7 @@ from zenops.common.v1 import common_pb2
 from zenops.identity.v1 import identity_pb2 as pb
 
 from ..deps import CallerDep, IdentityDep
-from ..errors import problem_responses
+from ..errors import http_field_names, problem_responses
 from ..models.common import Cursor, Limit, enum_value, or_none
 from ..models.identity import (
     CreateUserBody,
@@ -120,9 +120,10 @@ async def update_user(
         display_name=patch.display_name or "",
         channel_id=str(patch.channel_id) if patch.channel_id else "",
     )
-    resp = await identity.update_user(
-        pb.UpdateUserRequest(id=str(user_id), user=user, update_mask=FieldMask(paths=paths)), token=caller.token
-    )
+    with http_field_names(strip_prefix="user."):  # the body is the User message's fields
+        resp = await identity.update_user(
+            pb.UpdateUserRequest(id=str(user_id), user=user, update_mask=FieldMask(paths=paths)), token=caller.token
+        )
     return User.from_proto(resp.user)
 
 
