@@ -250,3 +250,9 @@ async def test_meta_lists_five_services_even_when_upstreams_are_down(client):
         assert meta["services"][name]["code"] == "SERVICE_TOKEN_UNAVAILABLE"
     gw = meta["services"]["gateway"]
     assert gw["status"] == "OK" and gw["version"] == meta["version"] and gw["build_time"].endswith("Z")
+
+
+async def test_one_service_meta_is_503_without_a_service_token(client):
+    # identity (which issues the gateway's service token) is down: no service can be asked
+    body = assert_problem(await client.get("/v1/meta/ops"), 503, "SERVICE_TOKEN_UNAVAILABLE")
+    assert "identity" in body["detail"]

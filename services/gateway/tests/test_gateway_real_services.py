@@ -50,6 +50,14 @@ async def test_health_and_meta_then_a_service_stops(start_service, nats_server):
             assert svc["environment"] == "test" and svc["version"] and svc["git_sha"]
             assert svc["build_time"].endswith("Z")
 
+        # one service, asked with the gateway's service token
+        for name in SERVICES:
+            one = await client.get(f"/v1/meta/{name}")
+            assert one.status_code == 200, one.text
+            assert one.json()["name"] == name and one.json()["schema_revision"], one.json()
+        body = assert_problem(await client.get("/v1/meta/nope"), 400, "VALIDATION_FAILED")
+        assert [e["field"] for e in body["errors"]] == ["path.service"]
+
         await apps["billing"].stop()
         resp = await eventually(lambda: client.get("/v1/health"), lambda r: r.status_code == 503)
         body = assert_problem(resp, 503, "UNHEALTHY")
