@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import httpx
 import jwt
-import pytest
 from gateway_testing import assert_problem, eventually, gateway_settings, running
 
 from zenops_devstack.testing import TokenSigner
@@ -493,9 +492,32 @@ async def test_no_password_or_token_in_any_log_line(start_service, nats_server, 
             assert secret.rsplit(".", 1)[1] not in text, f"{what} secret part appears in the logs"
 
 
-@pytest.mark.parametrize("aud", ["studio"])
-async def test_other_audiences_log_in(start_service, nats_server, aud):
+async def test_studio_and_portal_logins(start_service, nats_server):
     async with suite(start_service, nats_server) as s:
-        tokens = await s.tokens(aud=aud)
-        me = (await s.call("GET", "/v1/me", tokens["access_token"])).json()
-        assert me["audience"] == aud
+        studio = (await s.tokens(aud="studio"))["access_token"]
+        assert (await s.call("GET", "/v1/me", studio)).json()["audience"] == "studio"
+
+        admin = (await s.tokens())["access_token"]
+        channel = str(uuid.uuid4())
+        partner = await s.create_user(admin, ["portal_user"], channel_id=channel)
+        # portal users log in to the portal only; the token carries their channel
+        assert_problem(await s.login(partner["email"], USER_PASSWORD, aud="web"), 401, "INVALID_CREDENTIALS")
+        portal = (await s.tokens(partner["email"], USER_PASSWORD, aud="portal"))["access_token"]
+        me = (await s.call("GET", "/v1/me", portal)).json()
+        assert me["audience"] == "portal" and me["tenant"]["kind"] == "external"
+        assert me["user"]["channel_id"] == channel
+        assert jwt.decode(portal, options={"verify_signature": False})["channel_id"] == channel
+
+
+async def test_multi_tenant_mode_creates_tenants(start_service, nats_server):
+    async with suite(start_service, nats_server, multi_tenant_enabled=True) as s:
+        admin = (await s.tokens())["access_token"]
+        resp = await s.call("POST", "/v1/tenants", admin, json={"slug": "acme", "name": "Acme", "kind": "customer"})
+        assert resp.status_code == 201, resp.text
+        acme = resp.json()
+        assert acme["slug"] == "acme" and acme["kind"] == "customer" and acme["status"] == "active"
+        assert uuid.UUID(acme["id"]) and acme["created_at"].endswith("Z")
+        listed = (await s.call("GET", "/v1/tenants", admin)).json()["items"]
+        assert acme in listed
+        again = await s.call("POST", "/v1/tenants", admin, json={"slug": "acme", "name": "Acme 2", "kind": "customer"})
+        assert_problem(again, 409)
