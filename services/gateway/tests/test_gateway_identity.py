@@ -521,3 +521,24 @@ async def test_multi_tenant_mode_creates_tenants(start_service, nats_server):
         assert acme in listed
         again = await s.call("POST", "/v1/tenants", admin, json={"slug": "acme", "name": "Acme 2", "kind": "customer"})
         assert_problem(again, 409)
+
+
+async def test_a_refused_gateway_secret_is_a_503_never_a_401(start_service, nats_server):
+    async with start_service("identity", bootstrap_admin_password=ADMIN_PASSWORD) as identity:
+        settings = gateway_settings(
+            identity_addr=f"127.0.0.1:{identity.port}", nats_url=nats_server.url, service_client_secret="wrong-secret"
+        )
+        async with running(create_app(settings)) as client:
+            body = assert_problem(await client.get("/v1/meta/identity"), 503, "SERVICE_CREDENTIALS_REJECTED")
+            assert "wrong-secret" not in str(body)
+            meta = (await client.get("/v1/meta")).json()["services"]
+            assert meta["identity"] == {
+                **meta["identity"],
+                "status": "UNAVAILABLE",
+                "code": "SERVICE_CREDENTIALS_REJECTED",
+            }
+            # users are unaffected: their tokens are verified with identity's public keys
+            resp = await client.post(
+                "/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "aud": "web"}
+            )
+            assert resp.status_code == 200

@@ -133,10 +133,8 @@ def _service_meta(name: str, i) -> ServiceMeta:
     )
 
 
-def _failure_code(err: UpstreamError | DomainError) -> str:
-    if isinstance(err, UpstreamError):
-        return err.detail.reason or err.detail.code.name
-    return err.reason
+def _failure_code(err: UpstreamError) -> str:
+    return err.detail.reason or err.detail.code.name
 
 
 @router.get("/meta", response_model=Meta, summary="App, environment and every service's version")
@@ -148,8 +146,8 @@ async def meta(rt: RuntimeDep) -> Meta:
     token_error: str | None = None
     try:
         token = await rt.service_token()
-    except (UpstreamError, DomainError) as err:
-        token_error = _failure_code(err)
+    except DomainError as err:  # Unavailable: SERVICE_TOKEN_UNAVAILABLE, SERVICE_CREDENTIALS_REJECTED
+        token_error = err.reason
 
     async def info(name: str) -> ServiceMeta:
         if rt.upstreams is None:
