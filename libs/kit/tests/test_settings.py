@@ -17,10 +17,18 @@ def test_production_refuses_default_secrets_and_names_them():
 def test_production_accepts_real_secrets(monkeypatch):
     monkeypatch.setenv("ZENOPS_ENVIRONMENT", "production")
     monkeypatch.setenv("ZENOPS_DATABASE_URL", "postgresql://billing:s3cr3t-from-vault@db:5432/billing")
+    monkeypatch.setenv("ZENOPS_SERVICE_CLIENT_SECRET", "client-s3cr3t-from-vault")
     settings = ServiceSettings()
     assert settings.is_production
     assert isinstance(settings.database_url, SecretStr)
     assert "s3cr3t" not in repr(settings)  # secrets never print
+
+
+def test_production_refuses_the_local_service_client_secret(monkeypatch):
+    monkeypatch.setenv("ZENOPS_ENVIRONMENT", "production")
+    monkeypatch.setenv("ZENOPS_DATABASE_URL", "postgresql://billing:s3cr3t-from-vault@db:5432/billing")
+    with pytest.raises(DefaultSecretError, match="ZENOPS_SERVICE_CLIENT_SECRET"):
+        ServiceSettings()
 
 
 def test_operator_urls_are_driven_by_asyncpg():
