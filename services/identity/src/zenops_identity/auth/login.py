@@ -50,7 +50,7 @@ async def login(
         await idn.hasher.verify_dummy(password)
         # An unknown tenant has no trail of its own: the platform's (internal) one keeps it.
         where = target if tenant is not None else idn.tenancy.internal_tenant_id
-        await _record_failure(idn, ctx, where, target=email, cause=kinds.UNKNOWN_TENANT, tenant_id=target)
+        await _record_failure(idn, ctx, where, target=email, cause=kinds.UNKNOWN_TENANT, requested_tenant=target)
         raise invalid_credentials()
 
     async with tenant_tx(idn.engine, target) as conn:
