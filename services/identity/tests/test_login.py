@@ -42,6 +42,7 @@ async def test_login_issues_a_verifiable_token_pair_with_the_contract_claims(ide
         assert me.session_id == pair.session_id and me.audience == "web" and me.user.last_login_at.seconds
         ok = await h.audit_rows(kind="login.succeeded")
         assert ok[-1].ip == "203.0.113.9" and ok[-1].user_agent == "pytest/1" and ok[-1].actor == me.user.id
+        assert len(ok[-1].trace_id) == 32 and int(ok[-1].trace_id, 16)
 
 
 async def test_es256_signing_algorithm(identity):

@@ -57,7 +57,8 @@ async def bootstrap(idn: Identity, *, out=None) -> bool:
                 password_hash=await idn.hasher.hash(password), roles=[SUPER_ADMIN], channel_id=None, now=utcnow(),
             )
             await recording.audit(conn, ANONYMOUS, tenant_id=internal, kind=kinds.BOOTSTRAP_ADMIN_CREATED,
-                                  actor="system", target=email, detail={"generated_password": generated})
+                                  actor="system", target=email,
+                                  detail={"credentials": "generated" if generated else "environment"})
     if created and generated:
         # Once, on the terminal of whoever started it; never through the JSON logs.
         print(f"\nidentity: first start — super admin created\n  email     {email}\n  password  {password}\n"

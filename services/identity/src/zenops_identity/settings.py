@@ -62,8 +62,9 @@ class IdentitySettings(ServiceSettings):
     # How often a replica checks whether the active key is due for rotation.
     signing_key_check_interval: float = Field(3600.0, gt=0)
     # How long a replica keeps using the active key it read (rotations by another replica
-    # are picked up within this; the retired key stays published long enough to cover it).
-    signing_key_cache_seconds: float = Field(30.0, ge=0, le=60)
+    # are picked up within this; the retired key stays published 60 s beyond the access-token
+    # lifetime, which covers it).
+    signing_key_cache_seconds: float = Field(30.0, ge=0, le=45)
     # Encrypts private signing keys at rest (and derives the refresh-token pepper).
     key_encryption_secret: SecretStr = SecretStr(LOCAL_KEY_ENCRYPTION_SECRET)
 
