@@ -10,11 +10,19 @@ from zenops_identity.domain.audit import clean_detail
 from zenops_identity.domain.claims import service_claims, user_claims
 from zenops_identity.domain.lockout import Lockout, LockState
 from zenops_identity.domain.paging import MAX_LIMIT, decode_cursor, encode_cursor, page_limit
-from zenops_identity.domain.roles import ALL_CAPABILITIES, CAPABILITY_TABLE_VERSION
+from zenops_identity.domain.roles import ALL_CAPABILITIES, CAPABILITY_TABLE_VERSION, ROLES
 from zenops_identity.domain.service_clients import SERVICE_CLIENT_CAPABILITIES
 from zenops_identity.domain.sessions import RefreshDecision, SessionPolicy, decide_refresh
 from zenops_identity.domain.tenancy import Tenancy, audience_allowed, check_audience
-from zenops_identity.domain.users import check_keeps_a_super_admin, check_update_mask
+from zenops_identity.domain.users import (
+    check_disable,
+    check_grantable,
+    check_keeps_a_super_admin,
+    check_role_change,
+    check_update_mask,
+    clean_channel_id,
+    clean_display_name,
+)
 from zenops_identity.settings import KNOWN_SERVICE_CLIENTS, IdentitySettings
 from zenops_identity.tokens import refresh
 from zenops_kit.errors import FailedPrecondition, InvalidArgument, PermissionDenied
@@ -174,6 +182,39 @@ def test_update_mask_and_last_super_admin():
     with pytest.raises(FailedPrecondition) as err:
         check_keeps_a_super_admin(["super_admin"], ["valuer"], 0)
     assert err.value.reason == "LAST_SUPER_ADMIN"
+
+
+def test_nobody_grants_more_than_they_hold():
+    hr_caps = ROLES["hr"].capabilities
+    check_grantable(hr_caps, ["hr"])
+    with pytest.raises(PermissionDenied) as err:
+        check_grantable(hr_caps, ["hr", "accounts", "super_admin"])
+    assert err.value.reason == "ROLE_NOT_GRANTABLE" and err.value.metadata["roles"] == "accounts,super_admin"
+    check_grantable(ALL_CAPABILITIES, list(ROLES))
+
+
+def test_user_field_rules():
+    assert clean_display_name("  Mary-Jane   O'Neil ") == "Mary-Jane O'Neil"
+    for bad in ("", "   ", "x" * 201, "bell\x07"):
+        with pytest.raises(InvalidArgument):
+            clean_display_name(bad)
+    channel = "5f0c6a7e-1d2b-4c3d-8e9f-0a1b2c3d4e5f"
+    assert clean_channel_id(channel.upper(), ["portal_user"]) == channel
+    assert clean_channel_id("", ["valuer"]) is None
+    for value, roles in (("", ["portal_user"]), ("nope", ["portal_user"]), (channel, ["valuer"])):
+        with pytest.raises(InvalidArgument) as err:
+            clean_channel_id(value, roles)
+        assert err.value.violations[0].field == "channel_id"
+    with pytest.raises(InvalidArgument):
+        check_role_change(["portal_user"], ["valuer"])
+    check_role_change(["valuer"], ["hr"])
+    with pytest.raises(FailedPrecondition) as err:
+        check_disable("me", "me", ["valuer"], 3)
+    assert err.value.reason == "CANNOT_DISABLE_SELF"
+    with pytest.raises(FailedPrecondition) as err:
+        check_disable("them", "me", ["super_admin"], 0)
+    assert err.value.reason == "LAST_SUPER_ADMIN"
+    check_disable("them", "me", ["super_admin"], 1)
 
 
 def test_cursors_are_opaque_and_checked():
