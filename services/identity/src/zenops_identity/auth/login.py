@@ -61,7 +61,7 @@ async def login(
         raise invalid_credentials()
 
     matched = await idn.hasher.verify(user.password_hash, password)
-    cause = _failure_cause(idn, user, matched, audience)
+    cause = _failure_cause(user, matched, audience)
     if cause == kinds.WRONG_PASSWORD:
         await _count_failure(idn, ctx, user)
         raise invalid_credentials()
@@ -75,7 +75,7 @@ async def login(
     async with tenant_tx(idn.engine, target) as conn:
         current = await users.get(conn, user.id, for_update=True)
         # Disabled or locked between the read and now: the same refusal.
-        cause = _failure_cause(idn, current, True, audience) if current else kinds.UNKNOWN_EMAIL
+        cause = _failure_cause(current, True, audience) if current else kinds.UNKNOWN_EMAIL
         if cause is None:
             await users.record_login(conn, user.id, now, new_hash)
             pair = await open_session(idn, conn, current, audience, ip=ctx.client_ip or "",
@@ -89,7 +89,7 @@ async def login(
     return pair
 
 
-def _failure_cause(idn: Identity, user: User, matched: bool, audience: str) -> str | None:
+def _failure_cause(user: User, matched: bool, audience: str) -> str | None:
     if user.status != USER_ACTIVE:
         return kinds.DISABLED
     if LockState(user.failed_login_count, user.locked_until).is_locked(utcnow()):
