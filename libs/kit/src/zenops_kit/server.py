@@ -230,7 +230,8 @@ class ServiceApp:
         rt = self.runtime
         result: dict[str, str | None] = {"database": None, "nats": None}
         try:
-            await asyncio.wait_for(ping(rt.engine), timeout=2)
+            async with asyncio.timeout(2):  # not wait_for: it can swallow a cancel (gh-86296)
+                await ping(rt.engine)
         except Exception as exc:  # noqa: BLE001 - any failure means not serving
             result["database"] = repr(exc)[:200]
         if not rt.bus.connected:

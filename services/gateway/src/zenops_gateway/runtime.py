@@ -75,7 +75,8 @@ class Runtime:
         if bus is None or not bus.connected:
             return HealthResult("UNREACHABLE", "not connected")
         try:
-            await asyncio.wait_for(bus.js.account_info(), deadline)
+            async with asyncio.timeout(deadline):
+                await bus.js.account_info()
         except TimeoutError:
             return HealthResult("UNREACHABLE", f"JetStream did not answer within {deadline:g}s")
         except Exception as exc:  # noqa: BLE001 - any failure means not serving

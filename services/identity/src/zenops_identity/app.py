@@ -51,24 +51,6 @@ class IdentityApp(ServiceApp):
             signing.maintain(self.identity, self.settings.signing_key_check_interval), name="signing-keys"))
         return port
 
-    async def stop(self) -> None:
-        watchdog = asyncio.create_task(self._recancel(), name="recancel")
-        try:
-            await super().stop()
-        finally:
-            watchdog.cancel()
-
-    async def _recancel(self) -> None:
-        """Re-cancel tasks whose cancellation was lost. On Python 3.11 `asyncio.wait_for`
-        swallows a cancel that lands as the awaited future completes (gh-86296); the kit's
-        outbox relay waits that way on its wake-up event, so a stop right after start could
-        hang forever. Remove once the kit's relay no longer uses wait_for."""
-        while True:
-            await asyncio.sleep(0.1)
-            for task in self._tasks:
-                if not task.done() and task.cancelling():
-                    task.cancel()
-
 
 def build_app(settings: IdentitySettings, verifier: TokenVerifier | None = None) -> ServiceApp:
     """`verifier` replaces identity's own (tests that sign their own tokens); None: identity's."""

@@ -85,6 +85,7 @@ class EventBus:
             await asyncio.gather(self._task, return_exceptions=True)
         if self.nc is not None and not self.nc.is_closed:
             try:
-                await asyncio.wait_for(self.nc.drain(), timeout=5)
+                async with asyncio.timeout(5):
+                    await self.nc.drain()
             except Exception:  # noqa: BLE001 - shutting down; close regardless
                 await self.nc.close()

@@ -146,10 +146,11 @@ class OutboxRelay:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll_interval)
-                except TimeoutError:
-                    pass
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel
+                # that lands as the event fires (gh-86296), and stop() would hang.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll_interval):
+                        await self._wakeup.wait()
         finally:
             listener.cancel()
 
@@ -168,7 +169,8 @@ class OutboxRelay:
                 self._wakeup.set()  # catch up on anything committed while we were not listening
                 while not conn.is_closed():
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(closed.wait(), timeout=5)
+                        async with asyncio.timeout(5):
+                            await closed.wait()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - polling continues meanwhile

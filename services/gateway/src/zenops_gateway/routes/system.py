@@ -79,7 +79,8 @@ class Status(BaseModel):
 async def _bounded(check: Awaitable[HealthResult], deadline: float) -> HealthResult:
     """A check can never hang /v1/health nor make it 500."""
     try:
-        return await asyncio.wait_for(check, deadline)
+        async with asyncio.timeout(deadline):
+            return await check
     except TimeoutError:
         return HealthResult("UNREACHABLE", f"no answer within {deadline:g}s")
     except Exception as exc:  # noqa: BLE001
