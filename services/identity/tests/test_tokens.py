@@ -48,14 +48,16 @@ async def test_refresh_rotates_and_the_new_pair_works(identity):
         assert len(await h.audit_rows(kind="token.refreshed")) == 2
 
 
-async def test_the_same_token_within_the_grace_period_returns_the_same_successor(identity):
+async def test_the_same_token_within_the_grace_period_returns_the_same_pair(identity):
     async with identity() as h:
         first = await h.login()
-        # Two tabs refreshing at once: both get the same new refresh token, neither is logged out.
+        # Two tabs refreshing at once: both get the same new pair, neither is logged out.
         a, b = await asyncio.gather(refresh(h, first.refresh_token), refresh(h, first.refresh_token))
         assert a.refresh_token == b.refresh_token != first.refresh_token
+        assert a.access_token == b.access_token != first.access_token
         c = await refresh(h, first.refresh_token)
-        assert c.refresh_token == a.refresh_token and c.session_id == first.session_id
+        assert (c.refresh_token, c.access_token) == (a.refresh_token, a.access_token)
+        assert c.session_id == first.session_id
         for pair in (a, b, c):
             assert (await h.call("GetMe", pb.GetMeRequest(), pair.access_token)).session_id == first.session_id
         # The successor still rotates normally.

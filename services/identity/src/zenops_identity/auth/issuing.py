@@ -17,12 +17,15 @@ from ..tokens.minting import mint
 from .common import TokenPair
 
 
-async def access_token(idn: Identity, user: User, audience: str, session_id: str) -> str:
-    now = int(time.time())
+async def access_token(idn: Identity, user: User, audience: str, session_id: str, *,
+                       issued_at: int | None = None, jti: str | None = None) -> str:
+    """`issued_at` and `jti` pin the token (EdDSA signatures are deterministic): a refresh
+    replayed in the grace period gets the same access token as the first presentation."""
+    now = int(time.time()) if issued_at is None else issued_at
     claims = user_claims(
         issuer=idn.settings.jwt_issuer, user_id=user.id, tenant_id=user.tenant_id, audience=audience,
         roles=user.roles, session_id=session_id, channel_id=user.channel_id, now=now,
-        ttl=idn.settings.access_token_ttl,
+        ttl=idn.settings.access_token_ttl, jti=jti,
     )
     return mint(await idn.keys.active(), claims)
 

@@ -2,8 +2,9 @@
 
 The token names its tenant, so the look-up runs under that tenant's RLS; the token row
 and its session are locked, so concurrent presentations of one token are decided in turn:
-the first rotates, the next ones within the grace period get the same successor (derived,
-not stored), later ones are reuse — the session is revoked, audited and announced.
+the first rotates, the next ones within the grace period get the same pair (the successor
+and the access token's jti are derived from the spent token, the access token's iat is the
+moment it was spent, and EdDSA signatures are deterministic: nothing is stored), later ones are reuse — the session is revoked, audited and announced.
 """
 
 from __future__ import annotations
@@ -65,8 +66,13 @@ async def refresh(idn: Identity, ctx: RequestContext, token: str) -> TokenPair:
                 await recording.audit(conn, ctx, tenant_id=tenant_id, kind=kinds.TOKEN_REFRESHED, actor=user.id,
                                       target=user.id, detail={"session_id": session.id,
                                                               "grace": decision is RefreshDecision.REPLAY_IN_GRACE})
+                # The pair is a function of the spent token and the moment it was spent, so
+                # every presentation in the grace period gets the same pair (two tabs).
+                spent_at = now if decision is RefreshDecision.ROTATE else row.used_at
                 pair = TokenPair(
-                    access_token=await access_token(idn, user, session.audience, session.id),
+                    access_token=await access_token(
+                        idn, user, session.audience, session.id, issued_at=int(spent_at.timestamp()),
+                        jti=refresh_tokens.successor_jti(idn.refresh_pepper, successor)),
                     refresh_token=successor,
                     expires_in=idn.settings.access_token_ttl,
                     refresh_expires_in=seconds_until(idle_expires_at, now),

@@ -20,6 +20,7 @@ def user_claims(
     channel_id: str | None,
     now: int,
     ttl: int,
+    jti: str | None = None,
 ) -> dict:
     roles = sorted(set(roles))
     claims = {
@@ -31,7 +32,7 @@ def user_claims(
         "caps": sorted(capabilities_for(roles)),
         "cv": CAPABILITY_TABLE_VERSION,
         "sid": session_id,
-        "jti": uuid.uuid4().hex,
+        "jti": jti or uuid.uuid4().hex,
         "iat": now,
         "nbf": now,
         "exp": now + ttl,

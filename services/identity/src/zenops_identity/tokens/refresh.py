@@ -32,6 +32,12 @@ def successor(pepper: bytes, token: str) -> str:
     return f"{PREFIX}.{tenant_hex}.{_b64(hmac.new(pepper, token.encode('ascii'), hashlib.sha256).digest())}"
 
 
+def successor_jti(pepper: bytes, successor_token: str) -> str:
+    """The `jti` of the access token issued with `successor_token`: derived like the
+    successor, so a replay in the grace period re-mints the very same access token."""
+    return hmac.new(pepper, b"jti:" + successor_token.encode("ascii"), hashlib.sha256).hexdigest()[:32]
+
+
 def tenant_of(token: str) -> str | None:
     """The tenant a well-formed token names; None for anything else."""
     match = _FORMAT.fullmatch(token)
