@@ -38,8 +38,8 @@ from pathlib import Path
 import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from skeleton_path import cpu_snapshot, ensure_wrk, machine_info, parse_wrk
+
 from zenops_devstack.suite import Ports, Suite
 from zenops_identity.credentials.hashing import PasswordHasher
 from zenops_kit.auth import JwksKeySource, JwtVerifier
