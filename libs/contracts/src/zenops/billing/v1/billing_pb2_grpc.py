@@ -26,7 +26,12 @@ if _version_not_supported:
 
 
 class BillingServiceStub:
-    """The billing service's public contract.
+    """The financial truth of ZenOps: accounts and policies, the prepaid credit wallet with
+    two-phase reservations, subscriptions and refills, the release gate, usage events and
+    reconciliation. Every credit operation takes an idempotency key (metadata
+    `idempotency-key` or the request's `idempotency_key` field; the field wins): the same key
+    with the same request returns the original result, failures included; with a different
+    request it fails ALREADY_EXISTS / IDEMPOTENCY_KEY_REUSED naming the mismatched fields.
     """
 
     def __init__(self, channel):
@@ -40,14 +45,277 @@ class BillingServiceStub:
                 request_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.GetServiceInfoRequest.SerializeToString,
                 response_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.GetServiceInfoResponse.FromString,
                 _registered_method=True)
+        self.CreateAccount = channel.unary_unary(
+                '/zenops.billing.v1.BillingService/CreateAccount',
+                request_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.CreateAccountRequest.SerializeToString,
+                response_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.CreateAccountResponse.FromString,
+                _registered_method=True)
+        self.GetAccount = channel.unary_unary(
+                '/zenops.billing.v1.BillingService/GetAccount',
+                request_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.GetAccountRequest.SerializeToString,
+                response_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.GetAccountResponse.FromString,
+                _registered_method=True)
+        self.ListAccounts = channel.unary_unary(
+                '/zenops.billing.v1.BillingService/ListAccounts',
+                request_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ListAccountsRequest.SerializeToString,
+                response_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ListAccountsResponse.FromString,
+                _registered_method=True)
+        self.UpdateAccount = channel.unary_unary(
+                '/zenops.billing.v1.BillingService/UpdateAccount',
+                request_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.UpdateAccountRequest.SerializeToString,
+                response_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.UpdateAccountResponse.FromString,
+                _registered_method=True)
+        self.GetAccountStatus = channel.unary_unary(
+                '/zenops.billing.v1.BillingService/GetAccountStatus',
+                request_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.GetAccountStatusRequest.SerializeToString,
+                response_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.GetAccountStatusResponse.FromString,
+                _registered_method=True)
+        self.GrantCredits = channel.unary_unary(
+                '/zenops.billing.v1.BillingService/GrantCredits',
+                request_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.GrantCreditsRequest.SerializeToString,
+                response_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.GrantCreditsResponse.FromString,
+                _registered_method=True)
+        self.ReserveCredits = channel.unary_unary(
+                '/zenops.billing.v1.BillingService/ReserveCredits',
+                request_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ReserveCreditsRequest.SerializeToString,
+                response_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ReserveCreditsResponse.FromString,
+                _registered_method=True)
+        self.ConsumeReservation = channel.unary_unary(
+                '/zenops.billing.v1.BillingService/ConsumeReservation',
+                request_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ConsumeReservationRequest.SerializeToString,
+                response_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ConsumeReservationResponse.FromString,
+                _registered_method=True)
+        self.ReleaseReservation = channel.unary_unary(
+                '/zenops.billing.v1.BillingService/ReleaseReservation',
+                request_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ReleaseReservationRequest.SerializeToString,
+                response_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ReleaseReservationResponse.FromString,
+                _registered_method=True)
+        self.ListReservations = channel.unary_unary(
+                '/zenops.billing.v1.BillingService/ListReservations',
+                request_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ListReservationsRequest.SerializeToString,
+                response_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ListReservationsResponse.FromString,
+                _registered_method=True)
+        self.GetTimeline = channel.unary_unary(
+                '/zenops.billing.v1.BillingService/GetTimeline',
+                request_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.GetTimelineRequest.SerializeToString,
+                response_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.GetTimelineResponse.FromString,
+                _registered_method=True)
+        self.GetCreditAggregate = channel.unary_unary(
+                '/zenops.billing.v1.BillingService/GetCreditAggregate',
+                request_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.GetCreditAggregateRequest.SerializeToString,
+                response_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.GetCreditAggregateResponse.FromString,
+                _registered_method=True)
+        self.CreatePlan = channel.unary_unary(
+                '/zenops.billing.v1.BillingService/CreatePlan',
+                request_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.CreatePlanRequest.SerializeToString,
+                response_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.CreatePlanResponse.FromString,
+                _registered_method=True)
+        self.ListPlans = channel.unary_unary(
+                '/zenops.billing.v1.BillingService/ListPlans',
+                request_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ListPlansRequest.SerializeToString,
+                response_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ListPlansResponse.FromString,
+                _registered_method=True)
+        self.Subscribe = channel.unary_unary(
+                '/zenops.billing.v1.BillingService/Subscribe',
+                request_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.SubscribeRequest.SerializeToString,
+                response_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.SubscribeResponse.FromString,
+                _registered_method=True)
+        self.PauseSubscription = channel.unary_unary(
+                '/zenops.billing.v1.BillingService/PauseSubscription',
+                request_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.PauseSubscriptionRequest.SerializeToString,
+                response_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.PauseSubscriptionResponse.FromString,
+                _registered_method=True)
+        self.ResumeSubscription = channel.unary_unary(
+                '/zenops.billing.v1.BillingService/ResumeSubscription',
+                request_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ResumeSubscriptionRequest.SerializeToString,
+                response_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ResumeSubscriptionResponse.FromString,
+                _registered_method=True)
+        self.CancelSubscription = channel.unary_unary(
+                '/zenops.billing.v1.BillingService/CancelSubscription',
+                request_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.CancelSubscriptionRequest.SerializeToString,
+                response_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.CancelSubscriptionResponse.FromString,
+                _registered_method=True)
+        self.RunRefills = channel.unary_unary(
+                '/zenops.billing.v1.BillingService/RunRefills',
+                request_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.RunRefillsRequest.SerializeToString,
+                response_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.RunRefillsResponse.FromString,
+                _registered_method=True)
+        self.AuthorizeRelease = channel.unary_unary(
+                '/zenops.billing.v1.BillingService/AuthorizeRelease',
+                request_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.AuthorizeReleaseRequest.SerializeToString,
+                response_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.AuthorizeReleaseResponse.FromString,
+                _registered_method=True)
+        self.RecordUsage = channel.unary_unary(
+                '/zenops.billing.v1.BillingService/RecordUsage',
+                request_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.RecordUsageRequest.SerializeToString,
+                response_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.RecordUsageResponse.FromString,
+                _registered_method=True)
+        self.Reconcile = channel.unary_unary(
+                '/zenops.billing.v1.BillingService/Reconcile',
+                request_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ReconcileRequest.SerializeToString,
+                response_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ReconcileResponse.FromString,
+                _registered_method=True)
 
 
 class BillingServiceServicer:
-    """The billing service's public contract.
+    """The financial truth of ZenOps: accounts and policies, the prepaid credit wallet with
+    two-phase reservations, subscriptions and refills, the release gate, usage events and
+    reconciliation. Every credit operation takes an idempotency key (metadata
+    `idempotency-key` or the request's `idempotency_key` field; the field wins): the same key
+    with the same request returns the original result, failures included; with a different
+    request it fails ALREADY_EXISTS / IDEMPOTENCY_KEY_REUSED naming the mismatched fields.
     """
 
     def GetServiceInfo(self, request, context):
         """Name, version, git sha and build time of the running billing service.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateAccount(self, request, context):
+        """-- accounts (billing.read / billing.write) --
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAccount(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAccounts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateAccount(self, request, context):
+        """Changes the fields named in update_mask; a policy change is audited in the ledger.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAccountStatus(self, request, context):
+        """Policy, wallet figures, open reservations: by id or by external key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GrantCredits(self, request, context):
+        """-- wallet --
+        Adds credits (GRANT, TOPUP or ADJUSTMENT) with a reason (billing.credits.write).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReserveCredits(self, request, context):
+        """Moves credits from available to reserved (billing.write; override needs billing.override).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConsumeReservation(self, request, context):
+        """Moves reserved to consumed; a partial consume releases the remainder (billing.write).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseReservation(self, request, context):
+        """Returns a reservation to available (billing.write).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReservations(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTimeline(self, request, context):
+        """Ledger entries, reservations, usage and overrides of one account, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCreditAggregate(self, request, context):
+        """Wallet totals over the caller's tenant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreatePlan(self, request, context):
+        """-- subscriptions --
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPlans(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Subscribe(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseSubscription(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeSubscription(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelSubscription(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunRefills(self, request, context):
+        """Grants every due refill now (the scheduler's work, on demand; control.write).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AuthorizeRelease(self, request, context):
+        """-- release gate, usage, reconciliation --
+        Called by repogen before releasing a deliverable (billing.write or a service token).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordUsage(self, request, context):
+        """Usage from external systems, idempotent by event_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Reconcile(self, request, context):
+        """Resolves stale ACTIVE reservations with their owners (billing.reconcile).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -61,6 +329,116 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     request_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.GetServiceInfoRequest.FromString,
                     response_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.GetServiceInfoResponse.SerializeToString,
             ),
+            'CreateAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAccount,
+                    request_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.CreateAccountRequest.FromString,
+                    response_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.CreateAccountResponse.SerializeToString,
+            ),
+            'GetAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccount,
+                    request_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.GetAccountRequest.FromString,
+                    response_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.GetAccountResponse.SerializeToString,
+            ),
+            'ListAccounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccounts,
+                    request_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ListAccountsRequest.FromString,
+                    response_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ListAccountsResponse.SerializeToString,
+            ),
+            'UpdateAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateAccount,
+                    request_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.UpdateAccountRequest.FromString,
+                    response_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.UpdateAccountResponse.SerializeToString,
+            ),
+            'GetAccountStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccountStatus,
+                    request_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.GetAccountStatusRequest.FromString,
+                    response_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.GetAccountStatusResponse.SerializeToString,
+            ),
+            'GrantCredits': grpc.unary_unary_rpc_method_handler(
+                    servicer.GrantCredits,
+                    request_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.GrantCreditsRequest.FromString,
+                    response_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.GrantCreditsResponse.SerializeToString,
+            ),
+            'ReserveCredits': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReserveCredits,
+                    request_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ReserveCreditsRequest.FromString,
+                    response_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ReserveCreditsResponse.SerializeToString,
+            ),
+            'ConsumeReservation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConsumeReservation,
+                    request_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ConsumeReservationRequest.FromString,
+                    response_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ConsumeReservationResponse.SerializeToString,
+            ),
+            'ReleaseReservation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseReservation,
+                    request_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ReleaseReservationRequest.FromString,
+                    response_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ReleaseReservationResponse.SerializeToString,
+            ),
+            'ListReservations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReservations,
+                    request_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ListReservationsRequest.FromString,
+                    response_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ListReservationsResponse.SerializeToString,
+            ),
+            'GetTimeline': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTimeline,
+                    request_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.GetTimelineRequest.FromString,
+                    response_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.GetTimelineResponse.SerializeToString,
+            ),
+            'GetCreditAggregate': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCreditAggregate,
+                    request_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.GetCreditAggregateRequest.FromString,
+                    response_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.GetCreditAggregateResponse.SerializeToString,
+            ),
+            'CreatePlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePlan,
+                    request_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.CreatePlanRequest.FromString,
+                    response_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.CreatePlanResponse.SerializeToString,
+            ),
+            'ListPlans': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPlans,
+                    request_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ListPlansRequest.FromString,
+                    response_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ListPlansResponse.SerializeToString,
+            ),
+            'Subscribe': grpc.unary_unary_rpc_method_handler(
+                    servicer.Subscribe,
+                    request_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.SubscribeRequest.FromString,
+                    response_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.SubscribeResponse.SerializeToString,
+            ),
+            'PauseSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseSubscription,
+                    request_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.PauseSubscriptionRequest.FromString,
+                    response_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.PauseSubscriptionResponse.SerializeToString,
+            ),
+            'ResumeSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeSubscription,
+                    request_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ResumeSubscriptionRequest.FromString,
+                    response_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ResumeSubscriptionResponse.SerializeToString,
+            ),
+            'CancelSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelSubscription,
+                    request_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.CancelSubscriptionRequest.FromString,
+                    response_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.CancelSubscriptionResponse.SerializeToString,
+            ),
+            'RunRefills': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunRefills,
+                    request_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.RunRefillsRequest.FromString,
+                    response_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.RunRefillsResponse.SerializeToString,
+            ),
+            'AuthorizeRelease': grpc.unary_unary_rpc_method_handler(
+                    servicer.AuthorizeRelease,
+                    request_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.AuthorizeReleaseRequest.FromString,
+                    response_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.AuthorizeReleaseResponse.SerializeToString,
+            ),
+            'RecordUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordUsage,
+                    request_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.RecordUsageRequest.FromString,
+                    response_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.RecordUsageResponse.SerializeToString,
+            ),
+            'Reconcile': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reconcile,
+                    request_deserializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ReconcileRequest.FromString,
+                    response_serializer=zenops_dot_billing_dot_v1_dot_billing__pb2.ReconcileResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'zenops.billing.v1.BillingService', rpc_method_handlers)
@@ -70,7 +448,12 @@ def add_BillingServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class BillingService:
-    """The billing service's public contract.
+    """The financial truth of ZenOps: accounts and policies, the prepaid credit wallet with
+    two-phase reservations, subscriptions and refills, the release gate, usage events and
+    reconciliation. Every credit operation takes an idempotency key (metadata
+    `idempotency-key` or the request's `idempotency_key` field; the field wins): the same key
+    with the same request returns the original result, failures included; with a different
+    request it fails ALREADY_EXISTS / IDEMPOTENCY_KEY_REUSED naming the mismatched fields.
     """
 
     @staticmethod
@@ -90,6 +473,600 @@ class BillingService:
             '/zenops.billing.v1.BillingService/GetServiceInfo',
             zenops_dot_billing_dot_v1_dot_billing__pb2.GetServiceInfoRequest.SerializeToString,
             zenops_dot_billing_dot_v1_dot_billing__pb2.GetServiceInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.billing.v1.BillingService/CreateAccount',
+            zenops_dot_billing_dot_v1_dot_billing__pb2.CreateAccountRequest.SerializeToString,
+            zenops_dot_billing_dot_v1_dot_billing__pb2.CreateAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.billing.v1.BillingService/GetAccount',
+            zenops_dot_billing_dot_v1_dot_billing__pb2.GetAccountRequest.SerializeToString,
+            zenops_dot_billing_dot_v1_dot_billing__pb2.GetAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAccounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.billing.v1.BillingService/ListAccounts',
+            zenops_dot_billing_dot_v1_dot_billing__pb2.ListAccountsRequest.SerializeToString,
+            zenops_dot_billing_dot_v1_dot_billing__pb2.ListAccountsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.billing.v1.BillingService/UpdateAccount',
+            zenops_dot_billing_dot_v1_dot_billing__pb2.UpdateAccountRequest.SerializeToString,
+            zenops_dot_billing_dot_v1_dot_billing__pb2.UpdateAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAccountStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.billing.v1.BillingService/GetAccountStatus',
+            zenops_dot_billing_dot_v1_dot_billing__pb2.GetAccountStatusRequest.SerializeToString,
+            zenops_dot_billing_dot_v1_dot_billing__pb2.GetAccountStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GrantCredits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.billing.v1.BillingService/GrantCredits',
+            zenops_dot_billing_dot_v1_dot_billing__pb2.GrantCreditsRequest.SerializeToString,
+            zenops_dot_billing_dot_v1_dot_billing__pb2.GrantCreditsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReserveCredits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.billing.v1.BillingService/ReserveCredits',
+            zenops_dot_billing_dot_v1_dot_billing__pb2.ReserveCreditsRequest.SerializeToString,
+            zenops_dot_billing_dot_v1_dot_billing__pb2.ReserveCreditsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConsumeReservation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.billing.v1.BillingService/ConsumeReservation',
+            zenops_dot_billing_dot_v1_dot_billing__pb2.ConsumeReservationRequest.SerializeToString,
+            zenops_dot_billing_dot_v1_dot_billing__pb2.ConsumeReservationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseReservation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.billing.v1.BillingService/ReleaseReservation',
+            zenops_dot_billing_dot_v1_dot_billing__pb2.ReleaseReservationRequest.SerializeToString,
+            zenops_dot_billing_dot_v1_dot_billing__pb2.ReleaseReservationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReservations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.billing.v1.BillingService/ListReservations',
+            zenops_dot_billing_dot_v1_dot_billing__pb2.ListReservationsRequest.SerializeToString,
+            zenops_dot_billing_dot_v1_dot_billing__pb2.ListReservationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTimeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.billing.v1.BillingService/GetTimeline',
+            zenops_dot_billing_dot_v1_dot_billing__pb2.GetTimelineRequest.SerializeToString,
+            zenops_dot_billing_dot_v1_dot_billing__pb2.GetTimelineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCreditAggregate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.billing.v1.BillingService/GetCreditAggregate',
+            zenops_dot_billing_dot_v1_dot_billing__pb2.GetCreditAggregateRequest.SerializeToString,
+            zenops_dot_billing_dot_v1_dot_billing__pb2.GetCreditAggregateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.billing.v1.BillingService/CreatePlan',
+            zenops_dot_billing_dot_v1_dot_billing__pb2.CreatePlanRequest.SerializeToString,
+            zenops_dot_billing_dot_v1_dot_billing__pb2.CreatePlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPlans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.billing.v1.BillingService/ListPlans',
+            zenops_dot_billing_dot_v1_dot_billing__pb2.ListPlansRequest.SerializeToString,
+            zenops_dot_billing_dot_v1_dot_billing__pb2.ListPlansResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Subscribe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.billing.v1.BillingService/Subscribe',
+            zenops_dot_billing_dot_v1_dot_billing__pb2.SubscribeRequest.SerializeToString,
+            zenops_dot_billing_dot_v1_dot_billing__pb2.SubscribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.billing.v1.BillingService/PauseSubscription',
+            zenops_dot_billing_dot_v1_dot_billing__pb2.PauseSubscriptionRequest.SerializeToString,
+            zenops_dot_billing_dot_v1_dot_billing__pb2.PauseSubscriptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.billing.v1.BillingService/ResumeSubscription',
+            zenops_dot_billing_dot_v1_dot_billing__pb2.ResumeSubscriptionRequest.SerializeToString,
+            zenops_dot_billing_dot_v1_dot_billing__pb2.ResumeSubscriptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.billing.v1.BillingService/CancelSubscription',
+            zenops_dot_billing_dot_v1_dot_billing__pb2.CancelSubscriptionRequest.SerializeToString,
+            zenops_dot_billing_dot_v1_dot_billing__pb2.CancelSubscriptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunRefills(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.billing.v1.BillingService/RunRefills',
+            zenops_dot_billing_dot_v1_dot_billing__pb2.RunRefillsRequest.SerializeToString,
+            zenops_dot_billing_dot_v1_dot_billing__pb2.RunRefillsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AuthorizeRelease(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.billing.v1.BillingService/AuthorizeRelease',
+            zenops_dot_billing_dot_v1_dot_billing__pb2.AuthorizeReleaseRequest.SerializeToString,
+            zenops_dot_billing_dot_v1_dot_billing__pb2.AuthorizeReleaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.billing.v1.BillingService/RecordUsage',
+            zenops_dot_billing_dot_v1_dot_billing__pb2.RecordUsageRequest.SerializeToString,
+            zenops_dot_billing_dot_v1_dot_billing__pb2.RecordUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reconcile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.billing.v1.BillingService/Reconcile',
+            zenops_dot_billing_dot_v1_dot_billing__pb2.ReconcileRequest.SerializeToString,
+            zenops_dot_billing_dot_v1_dot_billing__pb2.ReconcileResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,7 +27,13 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class BillingServiceStub:
-    """The billing service's public contract."""
+    """The financial truth of ZenOps: accounts and policies, the prepaid credit wallet with
+    two-phase reservations, subscriptions and refills, the release gate, usage events and
+    reconciliation. Every credit operation takes an idempotency key (metadata
+    `idempotency-key` or the request's `idempotency_key` field; the field wins): the same key
+    with the same request returns the original result, failures included; with a different
+    request it fails ALREADY_EXISTS / IDEMPOTENCY_KEY_REUSED naming the mismatched fields.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -35,17 +41,109 @@ class BillingServiceStub:
     def __new__(cls, channel: _aio.Channel) -> BillingServiceAsyncStub: ...
     GetServiceInfo: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetServiceInfoRequest, _billing_pb2.GetServiceInfoResponse]
     """Name, version, git sha and build time of the running billing service."""
+    CreateAccount: _grpc.UnaryUnaryMultiCallable[_billing_pb2.CreateAccountRequest, _billing_pb2.CreateAccountResponse]
+    """-- accounts (billing.read / billing.write) --"""
+    GetAccount: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetAccountRequest, _billing_pb2.GetAccountResponse]
+    ListAccounts: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListAccountsRequest, _billing_pb2.ListAccountsResponse]
+    UpdateAccount: _grpc.UnaryUnaryMultiCallable[_billing_pb2.UpdateAccountRequest, _billing_pb2.UpdateAccountResponse]
+    """Changes the fields named in update_mask; a policy change is audited in the ledger."""
+    GetAccountStatus: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetAccountStatusRequest, _billing_pb2.GetAccountStatusResponse]
+    """Policy, wallet figures, open reservations: by id or by external key."""
+    GrantCredits: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GrantCreditsRequest, _billing_pb2.GrantCreditsResponse]
+    """-- wallet --
+    Adds credits (GRANT, TOPUP or ADJUSTMENT) with a reason (billing.credits.write).
+    """
+    ReserveCredits: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ReserveCreditsRequest, _billing_pb2.ReserveCreditsResponse]
+    """Moves credits from available to reserved (billing.write; override needs billing.override)."""
+    ConsumeReservation: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ConsumeReservationRequest, _billing_pb2.ConsumeReservationResponse]
+    """Moves reserved to consumed; a partial consume releases the remainder (billing.write)."""
+    ReleaseReservation: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ReleaseReservationRequest, _billing_pb2.ReleaseReservationResponse]
+    """Returns a reservation to available (billing.write)."""
+    ListReservations: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListReservationsRequest, _billing_pb2.ListReservationsResponse]
+    GetTimeline: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetTimelineRequest, _billing_pb2.GetTimelineResponse]
+    """Ledger entries, reservations, usage and overrides of one account, newest first."""
+    GetCreditAggregate: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetCreditAggregateRequest, _billing_pb2.GetCreditAggregateResponse]
+    """Wallet totals over the caller's tenant."""
+    CreatePlan: _grpc.UnaryUnaryMultiCallable[_billing_pb2.CreatePlanRequest, _billing_pb2.CreatePlanResponse]
+    """-- subscriptions --"""
+    ListPlans: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListPlansRequest, _billing_pb2.ListPlansResponse]
+    Subscribe: _grpc.UnaryUnaryMultiCallable[_billing_pb2.SubscribeRequest, _billing_pb2.SubscribeResponse]
+    PauseSubscription: _grpc.UnaryUnaryMultiCallable[_billing_pb2.PauseSubscriptionRequest, _billing_pb2.PauseSubscriptionResponse]
+    ResumeSubscription: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ResumeSubscriptionRequest, _billing_pb2.ResumeSubscriptionResponse]
+    CancelSubscription: _grpc.UnaryUnaryMultiCallable[_billing_pb2.CancelSubscriptionRequest, _billing_pb2.CancelSubscriptionResponse]
+    RunRefills: _grpc.UnaryUnaryMultiCallable[_billing_pb2.RunRefillsRequest, _billing_pb2.RunRefillsResponse]
+    """Grants every due refill now (the scheduler's work, on demand; control.write)."""
+    AuthorizeRelease: _grpc.UnaryUnaryMultiCallable[_billing_pb2.AuthorizeReleaseRequest, _billing_pb2.AuthorizeReleaseResponse]
+    """-- release gate, usage, reconciliation --
+    Called by repogen before releasing a deliverable (billing.write or a service token).
+    """
+    RecordUsage: _grpc.UnaryUnaryMultiCallable[_billing_pb2.RecordUsageRequest, _billing_pb2.RecordUsageResponse]
+    """Usage from external systems, idempotent by event_id."""
+    Reconcile: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ReconcileRequest, _billing_pb2.ReconcileResponse]
+    """Resolves stale ACTIVE reservations with their owners (billing.reconcile)."""
 
 @_typing.type_check_only
 class BillingServiceAsyncStub(BillingServiceStub):
-    """The billing service's public contract."""
+    """The financial truth of ZenOps: accounts and policies, the prepaid credit wallet with
+    two-phase reservations, subscriptions and refills, the release gate, usage events and
+    reconciliation. Every credit operation takes an idempotency key (metadata
+    `idempotency-key` or the request's `idempotency_key` field; the field wins): the same key
+    with the same request returns the original result, failures included; with a different
+    request it fails ALREADY_EXISTS / IDEMPOTENCY_KEY_REUSED naming the mismatched fields.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetServiceInfo: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetServiceInfoRequest, _billing_pb2.GetServiceInfoResponse]  # type: ignore[assignment]
     """Name, version, git sha and build time of the running billing service."""
+    CreateAccount: _aio.UnaryUnaryMultiCallable[_billing_pb2.CreateAccountRequest, _billing_pb2.CreateAccountResponse]  # type: ignore[assignment]
+    """-- accounts (billing.read / billing.write) --"""
+    GetAccount: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetAccountRequest, _billing_pb2.GetAccountResponse]  # type: ignore[assignment]
+    ListAccounts: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListAccountsRequest, _billing_pb2.ListAccountsResponse]  # type: ignore[assignment]
+    UpdateAccount: _aio.UnaryUnaryMultiCallable[_billing_pb2.UpdateAccountRequest, _billing_pb2.UpdateAccountResponse]  # type: ignore[assignment]
+    """Changes the fields named in update_mask; a policy change is audited in the ledger."""
+    GetAccountStatus: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetAccountStatusRequest, _billing_pb2.GetAccountStatusResponse]  # type: ignore[assignment]
+    """Policy, wallet figures, open reservations: by id or by external key."""
+    GrantCredits: _aio.UnaryUnaryMultiCallable[_billing_pb2.GrantCreditsRequest, _billing_pb2.GrantCreditsResponse]  # type: ignore[assignment]
+    """-- wallet --
+    Adds credits (GRANT, TOPUP or ADJUSTMENT) with a reason (billing.credits.write).
+    """
+    ReserveCredits: _aio.UnaryUnaryMultiCallable[_billing_pb2.ReserveCreditsRequest, _billing_pb2.ReserveCreditsResponse]  # type: ignore[assignment]
+    """Moves credits from available to reserved (billing.write; override needs billing.override)."""
+    ConsumeReservation: _aio.UnaryUnaryMultiCallable[_billing_pb2.ConsumeReservationRequest, _billing_pb2.ConsumeReservationResponse]  # type: ignore[assignment]
+    """Moves reserved to consumed; a partial consume releases the remainder (billing.write)."""
+    ReleaseReservation: _aio.UnaryUnaryMultiCallable[_billing_pb2.ReleaseReservationRequest, _billing_pb2.ReleaseReservationResponse]  # type: ignore[assignment]
+    """Returns a reservation to available (billing.write)."""
+    ListReservations: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListReservationsRequest, _billing_pb2.ListReservationsResponse]  # type: ignore[assignment]
+    GetTimeline: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetTimelineRequest, _billing_pb2.GetTimelineResponse]  # type: ignore[assignment]
+    """Ledger entries, reservations, usage and overrides of one account, newest first."""
+    GetCreditAggregate: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetCreditAggregateRequest, _billing_pb2.GetCreditAggregateResponse]  # type: ignore[assignment]
+    """Wallet totals over the caller's tenant."""
+    CreatePlan: _aio.UnaryUnaryMultiCallable[_billing_pb2.CreatePlanRequest, _billing_pb2.CreatePlanResponse]  # type: ignore[assignment]
+    """-- subscriptions --"""
+    ListPlans: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListPlansRequest, _billing_pb2.ListPlansResponse]  # type: ignore[assignment]
+    Subscribe: _aio.UnaryUnaryMultiCallable[_billing_pb2.SubscribeRequest, _billing_pb2.SubscribeResponse]  # type: ignore[assignment]
+    PauseSubscription: _aio.UnaryUnaryMultiCallable[_billing_pb2.PauseSubscriptionRequest, _billing_pb2.PauseSubscriptionResponse]  # type: ignore[assignment]
+    ResumeSubscription: _aio.UnaryUnaryMultiCallable[_billing_pb2.ResumeSubscriptionRequest, _billing_pb2.ResumeSubscriptionResponse]  # type: ignore[assignment]
+    CancelSubscription: _aio.UnaryUnaryMultiCallable[_billing_pb2.CancelSubscriptionRequest, _billing_pb2.CancelSubscriptionResponse]  # type: ignore[assignment]
+    RunRefills: _aio.UnaryUnaryMultiCallable[_billing_pb2.RunRefillsRequest, _billing_pb2.RunRefillsResponse]  # type: ignore[assignment]
+    """Grants every due refill now (the scheduler's work, on demand; control.write)."""
+    AuthorizeRelease: _aio.UnaryUnaryMultiCallable[_billing_pb2.AuthorizeReleaseRequest, _billing_pb2.AuthorizeReleaseResponse]  # type: ignore[assignment]
+    """-- release gate, usage, reconciliation --
+    Called by repogen before releasing a deliverable (billing.write or a service token).
+    """
+    RecordUsage: _aio.UnaryUnaryMultiCallable[_billing_pb2.RecordUsageRequest, _billing_pb2.RecordUsageResponse]  # type: ignore[assignment]
+    """Usage from external systems, idempotent by event_id."""
+    Reconcile: _aio.UnaryUnaryMultiCallable[_billing_pb2.ReconcileRequest, _billing_pb2.ReconcileResponse]  # type: ignore[assignment]
+    """Resolves stale ACTIVE reservations with their owners (billing.reconcile)."""
 
 class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
-    """The billing service's public contract."""
+    """The financial truth of ZenOps: accounts and policies, the prepaid credit wallet with
+    two-phase reservations, subscriptions and refills, the release gate, usage events and
+    reconciliation. Every credit operation takes an idempotency key (metadata
+    `idempotency-key` or the request's `idempotency_key` field; the field wins): the same key
+    with the same request returns the original result, failures included; with a different
+    request it fails ALREADY_EXISTS / IDEMPOTENCY_KEY_REUSED naming the mismatched fields.
+    """
 
     @_abc_1.abstractmethod
     def GetServiceInfo(
@@ -54,5 +152,177 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.GetServiceInfoResponse, _abc.Awaitable[_billing_pb2.GetServiceInfoResponse]]:
         """Name, version, git sha and build time of the running billing service."""
+
+    @_abc_1.abstractmethod
+    def CreateAccount(
+        self,
+        request: _billing_pb2.CreateAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.CreateAccountResponse, _abc.Awaitable[_billing_pb2.CreateAccountResponse]]:
+        """-- accounts (billing.read / billing.write) --"""
+
+    @_abc_1.abstractmethod
+    def GetAccount(
+        self,
+        request: _billing_pb2.GetAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.GetAccountResponse, _abc.Awaitable[_billing_pb2.GetAccountResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListAccounts(
+        self,
+        request: _billing_pb2.ListAccountsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.ListAccountsResponse, _abc.Awaitable[_billing_pb2.ListAccountsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateAccount(
+        self,
+        request: _billing_pb2.UpdateAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.UpdateAccountResponse, _abc.Awaitable[_billing_pb2.UpdateAccountResponse]]:
+        """Changes the fields named in update_mask; a policy change is audited in the ledger."""
+
+    @_abc_1.abstractmethod
+    def GetAccountStatus(
+        self,
+        request: _billing_pb2.GetAccountStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.GetAccountStatusResponse, _abc.Awaitable[_billing_pb2.GetAccountStatusResponse]]:
+        """Policy, wallet figures, open reservations: by id or by external key."""
+
+    @_abc_1.abstractmethod
+    def GrantCredits(
+        self,
+        request: _billing_pb2.GrantCreditsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.GrantCreditsResponse, _abc.Awaitable[_billing_pb2.GrantCreditsResponse]]:
+        """-- wallet --
+        Adds credits (GRANT, TOPUP or ADJUSTMENT) with a reason (billing.credits.write).
+        """
+
+    @_abc_1.abstractmethod
+    def ReserveCredits(
+        self,
+        request: _billing_pb2.ReserveCreditsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.ReserveCreditsResponse, _abc.Awaitable[_billing_pb2.ReserveCreditsResponse]]:
+        """Moves credits from available to reserved (billing.write; override needs billing.override)."""
+
+    @_abc_1.abstractmethod
+    def ConsumeReservation(
+        self,
+        request: _billing_pb2.ConsumeReservationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.ConsumeReservationResponse, _abc.Awaitable[_billing_pb2.ConsumeReservationResponse]]:
+        """Moves reserved to consumed; a partial consume releases the remainder (billing.write)."""
+
+    @_abc_1.abstractmethod
+    def ReleaseReservation(
+        self,
+        request: _billing_pb2.ReleaseReservationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.ReleaseReservationResponse, _abc.Awaitable[_billing_pb2.ReleaseReservationResponse]]:
+        """Returns a reservation to available (billing.write)."""
+
+    @_abc_1.abstractmethod
+    def ListReservations(
+        self,
+        request: _billing_pb2.ListReservationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.ListReservationsResponse, _abc.Awaitable[_billing_pb2.ListReservationsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetTimeline(
+        self,
+        request: _billing_pb2.GetTimelineRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.GetTimelineResponse, _abc.Awaitable[_billing_pb2.GetTimelineResponse]]:
+        """Ledger entries, reservations, usage and overrides of one account, newest first."""
+
+    @_abc_1.abstractmethod
+    def GetCreditAggregate(
+        self,
+        request: _billing_pb2.GetCreditAggregateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.GetCreditAggregateResponse, _abc.Awaitable[_billing_pb2.GetCreditAggregateResponse]]:
+        """Wallet totals over the caller's tenant."""
+
+    @_abc_1.abstractmethod
+    def CreatePlan(
+        self,
+        request: _billing_pb2.CreatePlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.CreatePlanResponse, _abc.Awaitable[_billing_pb2.CreatePlanResponse]]:
+        """-- subscriptions --"""
+
+    @_abc_1.abstractmethod
+    def ListPlans(
+        self,
+        request: _billing_pb2.ListPlansRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.ListPlansResponse, _abc.Awaitable[_billing_pb2.ListPlansResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Subscribe(
+        self,
+        request: _billing_pb2.SubscribeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.SubscribeResponse, _abc.Awaitable[_billing_pb2.SubscribeResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def PauseSubscription(
+        self,
+        request: _billing_pb2.PauseSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.PauseSubscriptionResponse, _abc.Awaitable[_billing_pb2.PauseSubscriptionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ResumeSubscription(
+        self,
+        request: _billing_pb2.ResumeSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.ResumeSubscriptionResponse, _abc.Awaitable[_billing_pb2.ResumeSubscriptionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CancelSubscription(
+        self,
+        request: _billing_pb2.CancelSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.CancelSubscriptionResponse, _abc.Awaitable[_billing_pb2.CancelSubscriptionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RunRefills(
+        self,
+        request: _billing_pb2.RunRefillsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.RunRefillsResponse, _abc.Awaitable[_billing_pb2.RunRefillsResponse]]:
+        """Grants every due refill now (the scheduler's work, on demand; control.write)."""
+
+    @_abc_1.abstractmethod
+    def AuthorizeRelease(
+        self,
+        request: _billing_pb2.AuthorizeReleaseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.AuthorizeReleaseResponse, _abc.Awaitable[_billing_pb2.AuthorizeReleaseResponse]]:
+        """-- release gate, usage, reconciliation --
+        Called by repogen before releasing a deliverable (billing.write or a service token).
+        """
+
+    @_abc_1.abstractmethod
+    def RecordUsage(
+        self,
+        request: _billing_pb2.RecordUsageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.RecordUsageResponse, _abc.Awaitable[_billing_pb2.RecordUsageResponse]]:
+        """Usage from external systems, idempotent by event_id."""
+
+    @_abc_1.abstractmethod
+    def Reconcile(
+        self,
+        request: _billing_pb2.ReconcileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.ReconcileResponse, _abc.Awaitable[_billing_pb2.ReconcileResponse]]:
+        """Resolves stale ACTIVE reservations with their owners (billing.reconcile)."""
 
 def add_BillingServiceServicer_to_server(servicer: BillingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
