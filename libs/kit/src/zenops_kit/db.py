@@ -52,11 +52,17 @@ def _tenant_uuid(tenant_id: str | uuid.UUID) -> str:
         raise InvalidArgument("tenant_id must be a UUID", reason="INVALID_TENANT") from exc
 
 
+async def set_tenant(conn: AsyncConnection, tenant_id: str | uuid.UUID) -> None:
+    """Scope the rest of `conn`'s current transaction to `tenant_id` (RLS); for transactions
+    the kit opened, e.g. an event handler's, whose tenant is the envelope's."""
+    await conn.execute(_SET_TENANT, {"tenant_id": _tenant_uuid(tenant_id)})
+
+
 @asynccontextmanager
 async def tenant_tx(engine: AsyncEngine, tenant_id: str | uuid.UUID) -> AsyncIterator[AsyncConnection]:
     """A transaction whose statements see only `tenant_id`'s rows (RLS)."""
     async with engine.begin() as conn:
-        await conn.execute(_SET_TENANT, {"tenant_id": _tenant_uuid(tenant_id)})
+        await set_tenant(conn, tenant_id)
         yield conn
 
 

@@ -25,17 +25,23 @@ _sym_db = _symbol_database.Default()
 from zenops.common.v1 import common_pb2 as zenops_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17zenops/ops/v1/ops.proto\x12\rzenops.ops.v1\x1a\x1dzenops/common/v1/common.proto\"\x17\n\x15GetServiceInfoRequest\"E\n\x16GetServiceInfoResponse\x12+\n\x04info\x18\x01 \x01(\x0b\x32\x1d.zenops.common.v1.ServiceInfo2k\n\nOpsService\x12]\n\x0eGetServiceInfo\x12$.zenops.ops.v1.GetServiceInfoRequest\x1a%.zenops.ops.v1.GetServiceInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17zenops/ops/v1/ops.proto\x12\rzenops.ops.v1\x1a\x1dzenops/common/v1/common.proto\"\x17\n\x15GetServiceInfoRequest\"E\n\x16GetServiceInfoResponse\x12+\n\x04info\x18\x01 \x01(\x0b\x32\x1d.zenops.common.v1.ServiceInfo\"P\n\x19GetBillingRefStateRequest\x12\x10\n\x08ref_type\x18\x01 \x01(\t\x12\x0e\n\x06ref_id\x18\x02 \x01(\t\x12\x11\n\ttenant_id\x18\x03 \x01(\t\"K\n\x1aGetBillingRefStateResponse\x12-\n\x05state\x18\x01 \x01(\x0e\x32\x1e.zenops.ops.v1.BillingRefState*\xb3\x01\n\x0f\x42illingRefState\x12!\n\x1d\x42ILLING_REF_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x42ILLING_REF_STATE_OPEN\x10\x01\x12\x1f\n\x1b\x42ILLING_REF_STATE_DELIVERED\x10\x02\x12\x1f\n\x1b\x42ILLING_REF_STATE_CANCELLED\x10\x03\x12\x1f\n\x1b\x42ILLING_REF_STATE_NOT_FOUND\x10\x04\x32\xd6\x01\n\nOpsService\x12]\n\x0eGetServiceInfo\x12$.zenops.ops.v1.GetServiceInfoRequest\x1a%.zenops.ops.v1.GetServiceInfoResponse\x12i\n\x12GetBillingRefState\x12(.zenops.ops.v1.GetBillingRefStateRequest\x1a).zenops.ops.v1.GetBillingRefStateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'zenops.ops.v1.ops_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_BILLINGREFSTATE']._serialized_start=329
+  _globals['_BILLINGREFSTATE']._serialized_end=508
   _globals['_GETSERVICEINFOREQUEST']._serialized_start=73
   _globals['_GETSERVICEINFOREQUEST']._serialized_end=96
   _globals['_GETSERVICEINFORESPONSE']._serialized_start=98
   _globals['_GETSERVICEINFORESPONSE']._serialized_end=167
-  _globals['_OPSSERVICE']._serialized_start=169
-  _globals['_OPSSERVICE']._serialized_end=276
+  _globals['_GETBILLINGREFSTATEREQUEST']._serialized_start=169
+  _globals['_GETBILLINGREFSTATEREQUEST']._serialized_end=249
+  _globals['_GETBILLINGREFSTATERESPONSE']._serialized_start=251
+  _globals['_GETBILLINGREFSTATERESPONSE']._serialized_end=326
+  _globals['_OPSSERVICE']._serialized_start=511
+  _globals['_OPSSERVICE']._serialized_end=725
 # @@protoc_insertion_point(module_scope)

@@ -35,6 +35,10 @@ class OpsServiceStub:
     def __new__(cls, channel: _aio.Channel) -> OpsServiceAsyncStub: ...
     GetServiceInfo: _grpc.UnaryUnaryMultiCallable[_ops_pb2.GetServiceInfoRequest, _ops_pb2.GetServiceInfoResponse]
     """Name, version, git sha and build time of the running ops service."""
+    GetBillingRefState: _grpc.UnaryUnaryMultiCallable[_ops_pb2.GetBillingRefStateRequest, _ops_pb2.GetBillingRefStateResponse]
+    """Where a ref billing holds a reservation for stands (billing's reconciliation asks;
+    billing.reconcile or a service token).
+    """
 
 @_typing.type_check_only
 class OpsServiceAsyncStub(OpsServiceStub):
@@ -43,6 +47,10 @@ class OpsServiceAsyncStub(OpsServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetServiceInfo: _aio.UnaryUnaryMultiCallable[_ops_pb2.GetServiceInfoRequest, _ops_pb2.GetServiceInfoResponse]  # type: ignore[assignment]
     """Name, version, git sha and build time of the running ops service."""
+    GetBillingRefState: _aio.UnaryUnaryMultiCallable[_ops_pb2.GetBillingRefStateRequest, _ops_pb2.GetBillingRefStateResponse]  # type: ignore[assignment]
+    """Where a ref billing holds a reservation for stands (billing's reconciliation asks;
+    billing.reconcile or a service token).
+    """
 
 class OpsServiceServicer(metaclass=_abc_1.ABCMeta):
     """The ops service's public contract."""
@@ -54,5 +62,15 @@ class OpsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_ops_pb2.GetServiceInfoResponse, _abc.Awaitable[_ops_pb2.GetServiceInfoResponse]]:
         """Name, version, git sha and build time of the running ops service."""
+
+    @_abc_1.abstractmethod
+    def GetBillingRefState(
+        self,
+        request: _ops_pb2.GetBillingRefStateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.GetBillingRefStateResponse, _abc.Awaitable[_ops_pb2.GetBillingRefStateResponse]]:
+        """Where a ref billing holds a reservation for stands (billing's reconciliation asks;
+        billing.reconcile or a service token).
+        """
 
 def add_OpsServiceServicer_to_server(servicer: OpsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -5,6 +5,7 @@ isort:skip_file
 
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from zenops.common.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -16,6 +17,36 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _BillingRefState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BillingRefStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BillingRefState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BILLING_REF_STATE_UNSPECIFIED: _BillingRefState.ValueType  # 0
+    BILLING_REF_STATE_OPEN: _BillingRefState.ValueType  # 1
+    """Still in progress: leave the reservation alone."""
+    BILLING_REF_STATE_DELIVERED: _BillingRefState.ValueType  # 2
+    """Delivered / released: consume."""
+    BILLING_REF_STATE_CANCELLED: _BillingRefState.ValueType  # 3
+    """Cancelled, rejected or expired: release."""
+    BILLING_REF_STATE_NOT_FOUND: _BillingRefState.ValueType  # 4
+    """No such ref: release."""
+
+class BillingRefState(_BillingRefState, metaclass=_BillingRefStateEnumTypeWrapper):
+    """What billing's reconciliation needs to know about one of this service's refs."""
+
+BILLING_REF_STATE_UNSPECIFIED: BillingRefState.ValueType  # 0
+BILLING_REF_STATE_OPEN: BillingRefState.ValueType  # 1
+"""Still in progress: leave the reservation alone."""
+BILLING_REF_STATE_DELIVERED: BillingRefState.ValueType  # 2
+"""Delivered / released: consume."""
+BILLING_REF_STATE_CANCELLED: BillingRefState.ValueType  # 3
+"""Cancelled, rejected or expired: release."""
+BILLING_REF_STATE_NOT_FOUND: BillingRefState.ValueType  # 4
+"""No such ref: release."""
+Global___BillingRefState: _TypeAlias = BillingRefState  # noqa: Y015
 
 @_typing.final
 class GetServiceInfoRequest(_message.Message):
@@ -51,3 +82,48 @@ class GetServiceInfoResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetServiceInfoResponse: _TypeAlias = GetServiceInfoResponse  # noqa: Y015
+
+@_typing.final
+class GetBillingRefStateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REF_TYPE_FIELD_NUMBER: _builtins.int
+    REF_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    ref_type: _builtins.str
+    """channel_request | assignment | work_order"""
+    ref_id: _builtins.str
+    tenant_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        ref_type: _builtins.str = ...,
+        ref_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ref_id", b"ref_id", "ref_type", b"ref_type", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBillingRefStateRequest: _TypeAlias = GetBillingRefStateRequest  # noqa: Y015
+
+@_typing.final
+class GetBillingRefStateResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    state: Global___BillingRefState.ValueType
+    def __init__(
+        self,
+        *,
+        state: Global___BillingRefState.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBillingRefStateResponse: _TypeAlias = GetBillingRefStateResponse  # noqa: Y015

@@ -40,6 +40,11 @@ class RepogenServiceStub:
                 request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetServiceInfoRequest.SerializeToString,
                 response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetServiceInfoResponse.FromString,
                 _registered_method=True)
+        self.GetBillingRefState = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/GetBillingRefState',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetBillingRefStateRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetBillingRefStateResponse.FromString,
+                _registered_method=True)
 
 
 class RepogenServiceServicer:
@@ -53,6 +58,14 @@ class RepogenServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetBillingRefState(self, request, context):
+        """Where a ref billing holds a reservation for stands (billing's reconciliation asks;
+        billing.reconcile or a service token).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RepogenServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -60,6 +73,11 @@ def add_RepogenServiceServicer_to_server(servicer, server):
                     servicer.GetServiceInfo,
                     request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetServiceInfoRequest.FromString,
                     response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetServiceInfoResponse.SerializeToString,
+            ),
+            'GetBillingRefState': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBillingRefState,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetBillingRefStateRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetBillingRefStateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -90,6 +108,33 @@ class RepogenService:
             '/zenops.repogen.v1.RepogenService/GetServiceInfo',
             zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetServiceInfoRequest.SerializeToString,
             zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetServiceInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBillingRefState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/GetBillingRefState',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetBillingRefStateRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetBillingRefStateResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,6 +35,10 @@ class RepogenServiceStub:
     def __new__(cls, channel: _aio.Channel) -> RepogenServiceAsyncStub: ...
     GetServiceInfo: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.GetServiceInfoRequest, _repogen_pb2.GetServiceInfoResponse]
     """Name, version, git sha and build time of the running repogen service."""
+    GetBillingRefState: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.GetBillingRefStateRequest, _repogen_pb2.GetBillingRefStateResponse]
+    """Where a ref billing holds a reservation for stands (billing's reconciliation asks;
+    billing.reconcile or a service token).
+    """
 
 @_typing.type_check_only
 class RepogenServiceAsyncStub(RepogenServiceStub):
@@ -43,6 +47,10 @@ class RepogenServiceAsyncStub(RepogenServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetServiceInfo: _aio.UnaryUnaryMultiCallable[_repogen_pb2.GetServiceInfoRequest, _repogen_pb2.GetServiceInfoResponse]  # type: ignore[assignment]
     """Name, version, git sha and build time of the running repogen service."""
+    GetBillingRefState: _aio.UnaryUnaryMultiCallable[_repogen_pb2.GetBillingRefStateRequest, _repogen_pb2.GetBillingRefStateResponse]  # type: ignore[assignment]
+    """Where a ref billing holds a reservation for stands (billing's reconciliation asks;
+    billing.reconcile or a service token).
+    """
 
 class RepogenServiceServicer(metaclass=_abc_1.ABCMeta):
     """The repogen service's public contract."""
@@ -54,5 +62,15 @@ class RepogenServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_repogen_pb2.GetServiceInfoResponse, _abc.Awaitable[_repogen_pb2.GetServiceInfoResponse]]:
         """Name, version, git sha and build time of the running repogen service."""
+
+    @_abc_1.abstractmethod
+    def GetBillingRefState(
+        self,
+        request: _repogen_pb2.GetBillingRefStateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.GetBillingRefStateResponse, _abc.Awaitable[_repogen_pb2.GetBillingRefStateResponse]]:
+        """Where a ref billing holds a reservation for stands (billing's reconciliation asks;
+        billing.reconcile or a service token).
+        """
 
 def add_RepogenServiceServicer_to_server(servicer: RepogenServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
