@@ -3,10 +3,12 @@
 from zenops.billing.v1 import billing_pb2, billing_pb2_grpc
 from zenops_kit.server import Runtime
 
+from .operations import OperationsRpcs
+
 SERVICE_NAME = billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name
 
 
-class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
+class BillingServicer(OperationsRpcs, billing_pb2_grpc.BillingServiceServicer):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
