@@ -1,0 +1,1 @@
+"""Domain rules of billing: pure functions and value types, no I/O."""
