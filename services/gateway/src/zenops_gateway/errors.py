@@ -93,6 +93,11 @@ class Problem(BaseModel):
     errors: list[FieldError] = Field(default_factory=list, description="Field-level violations.")
     trace_id: str | None = Field(None, description="Trace id to quote to support.")
     request_id: str | None = None
+    metadata: dict[str, str] | None = Field(
+        None,
+        description="The service's machine-readable detail of a 4xx, when it gave any (e.g. `requested` and "
+        "`available` of `INSUFFICIENT_CREDITS`, `fields` of `IDEMPOTENCY_KEY_REUSED`); absent otherwise.",
+    )
 
 
 class ProblemResponse(JSONResponse):
@@ -130,7 +135,10 @@ def problem(
         request_id=request_id_var.get(),
         **extra,
     )
-    return ProblemResponse(jsonable_encoder(body), status_code=status, headers=headers)
+    content = jsonable_encoder(body)
+    if content.get("metadata") is None:
+        content.pop("metadata", None)  # an extension member (RFC 9457 §3.2): only when there is some
+    return ProblemResponse(content, status_code=status, headers=headers)
 
 
 # -- gRPC errors ---------------------------------------------------------------------------------
@@ -164,6 +172,22 @@ class UpstreamError(Exception):
         )
 
 
+IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+
+
+def expand_violations(detail: ErrorDetail) -> list[FieldViolation]:
+    """The field violations of an error. `IDEMPOTENCY_KEY_REUSED` names the request fields that
+    differ from the key's first request in its metadata (`fields`, comma-separated, as the
+    request message names them): each becomes a field entry, so the 409 names the fields the
+    same way a 400 does. Done once, in place (renames by `http_field_names` then apply)."""
+    if detail.reason == IDEMPOTENCY_KEY_REUSED and not detail.violations:
+        names = [f.strip() for f in detail.metadata.get("fields", "").split(",") if f.strip()]
+        detail.violations = [
+            FieldViolation(name, "differs from the request first sent with this Idempotency-Key") for name in names
+        ]
+    return detail.violations
+
+
 @contextmanager
 def http_field_names(*, strip_prefix: str = "", renames: dict[str, str] | None = None) -> Iterator[None]:
     """Name a service's field violations as the HTTP body names them, where the two differ:
@@ -173,7 +197,7 @@ def http_field_names(*, strip_prefix: str = "", renames: dict[str, str] | None =
         yield
     except UpstreamError as err:
         renames = renames or {}
-        for i, v in enumerate(err.detail.violations):
+        for i, v in enumerate(expand_violations(err.detail)):
             field = v.field.removeprefix(strip_prefix) if strip_prefix else v.field
             head, sep, rest = field.partition(".")
             field = renames.get(head, head) + sep + rest
@@ -225,8 +249,9 @@ def upstream_error_response(err: UpstreamError) -> ProblemResponse:
         status,
         d.reason or HTTP_CODES.get(status, d.code.name),
         d.message or HTTPStatus(status).description,
-        errors=[FieldError(field=v.field, message=v.description) for v in d.violations],
+        errors=[FieldError(field=v.field, message=v.description) for v in expand_violations(d)],
         headers=headers or None,
+        metadata=dict(d.metadata) or None,
     )
 
 

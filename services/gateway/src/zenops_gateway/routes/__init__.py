@@ -9,6 +9,14 @@ response model (`models/<area>.py`); then list the router in `ROUTERS` below. Se
 
 from fastapi import APIRouter
 
-from . import audit, auth, system, tenants, users
+from . import audit, auth, billing, control, system, tenants, users
 
-ROUTERS: list[APIRouter] = [system.router, auth.router, tenants.router, users.router, audit.router]
+ROUTERS: list[APIRouter] = [
+    system.router,
+    auth.router,
+    tenants.router,
+    users.router,
+    audit.router,
+    billing.router,
+    control.router,
+]
