@@ -1435,6 +1435,7 @@ class AuthorizeReleaseRequest(_message.Message):
     AMOUNT_FIELD_NUMBER: _builtins.int
     OVERRIDE_REASON_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
     work_order_id: _builtins.str
     account_id: _builtins.str
     channel_request_id: _builtins.str
@@ -1443,6 +1444,10 @@ class AuthorizeReleaseRequest(_message.Message):
     """Credits to consume when no reservation exists (default 1)."""
     override_reason: _builtins.str
     idempotency_key: _builtins.str
+    tenant_id: _builtins.str
+    """The work order's tenant, for service callers (repogen's service token carries no
+    tenant). A user caller's own tenant applies; naming another one is refused.
+    """
     def __init__(
         self,
         *,
@@ -1452,10 +1457,11 @@ class AuthorizeReleaseRequest(_message.Message):
         amount: _builtins.int = ...,
         override_reason: _builtins.str = ...,
         idempotency_key: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "amount", b"amount", "channel_request_id", b"channel_request_id", "idempotency_key", b"idempotency_key", "override_reason", b"override_reason", "work_order_id", b"work_order_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "amount", b"amount", "channel_request_id", b"channel_request_id", "idempotency_key", b"idempotency_key", "override_reason", b"override_reason", "tenant_id", b"tenant_id", "work_order_id", b"work_order_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
