@@ -1,0 +1,1 @@
+"""Wallet operations (see operations.py)."""
