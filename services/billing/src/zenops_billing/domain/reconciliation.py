@@ -65,6 +65,12 @@ def decide(answer: OwnerAnswer | None) -> Decision:
     return Decision(LEAVE, "owner did not answer" + suffix)
 
 
-def settled_meanwhile(reason_code: str) -> Decision:
-    """The reservation was settled by someone else between the scan and our action."""
-    return Decision(LEAVE, f"settled meanwhile ({reason_code})")
+SETTLED = ("RESERVATION_ALREADY_CONSUMED", "RESERVATION_ALREADY_RELEASED", "RESERVATION_EXPIRED")
+
+
+def not_applied(reason_code: str) -> Decision:
+    """Our consume/release was refused: by the time we acted, someone else (a consume, a
+    release, the expiry sweep) had settled the reservation, or the wallet said no."""
+    if reason_code in SETTLED:
+        return Decision(LEAVE, f"settled meanwhile ({reason_code})")
+    return Decision(LEAVE, f"not applied ({reason_code})")
