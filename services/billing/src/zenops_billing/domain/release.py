@@ -15,21 +15,33 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from zenops_kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from zenops_kit.context import RequestContext
+from zenops_kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, PermissionDenied, Unauthenticated
 
 CREDITS_CONSUMED = "CREDITS_CONSUMED"
 INVOICE_PAID = "INVOICE_PAID"
 OVERRIDDEN = "OVERRIDDEN"
 
-CREDIT = "CREDIT"
-POSTPAID = "POSTPAID"
-
 DEFAULT_AMOUNT = 1
 MAX_AMOUNT = 1_000_000
 MAX_REASON = 500
 OVERRIDE_CAPABILITY = "billing.override"
-# Who may ask the gate (besides a caller holding billing.write): repogen's service token.
+WRITE_CAPABILITY = "billing.write"
+# Who may ask the gate besides a caller holding billing.write: repogen's service token
+# (repogen asks before releasing a deliverable; its service client has no billing.write).
 REPOGEN_SERVICE = "service:repogen"
+OVERRIDE_EVENT = "RELEASE_OVERRIDE"
+
+
+def check_caller(ctx: RequestContext) -> None:
+    """The caller rule: billing.write, or repogen's service token (aud=service, sub
+    "service:repogen"). Portal tokens and everyone else: PERMISSION_DENIED."""
+    if not ctx.authenticated:
+        raise Unauthenticated("authentication required", reason="UNAUTHENTICATED")
+    if WRITE_CAPABILITY in ctx.capabilities or (ctx.is_service and ctx.subject == REPOGEN_SERVICE):
+        return
+    raise PermissionDenied(f"missing capability: {WRITE_CAPABILITY}", reason="MISSING_CAPABILITY",
+                           metadata={"missing": WRITE_CAPABILITY})
 
 
 @dataclass(frozen=True)

@@ -84,8 +84,6 @@ UP = [
         reservation_id uuid,
         override_reason text NOT NULL DEFAULT '',
         actor text NOT NULL,
-        -- the AuthorizeReleaseResponse given, answered again to any later call
-        response bytea NOT NULL,
         created_at timestamptz NOT NULL DEFAULT now(),
         UNIQUE (tenant_id, work_order_id)
     )

@@ -1,0 +1,1 @@
+"""Reconciliation of stale reservations with the services that own their refs."""

@@ -1,0 +1,1 @@
+"""Subscriptions: plans, subscribe/pause/resume/cancel and the refill scheduler."""
