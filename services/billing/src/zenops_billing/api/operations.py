@@ -20,7 +20,16 @@ from ..idempotency import idempotent
 from ..reconciliation import run as reconciliation
 from ..reconciliation.owners import owners_for
 from ..subscriptions import scheduler, service
-from .translate import actor_of, caller_tenant, idempotency_key, reservation_pb, ts, usage_pb
+from .translate import (
+    TENANT_METADATA,
+    actor_of,
+    caller_tenant,
+    idempotency_key,
+    metadata,
+    reservation_pb,
+    ts,
+    usage_pb,
+)
 
 SUB_STATUS_PB = {sub_rules.ACTIVE: pb.SUBSCRIPTION_STATUS_ACTIVE, sub_rules.PAUSED: pb.SUBSCRIPTION_STATUS_PAUSED,
                  sub_rules.CANCELLED: pb.SUBSCRIPTION_STATUS_CANCELLED}
@@ -45,9 +54,10 @@ def subscription_pb(s: Subscription) -> pb.Subscription:
 def _gate_tenant(ctx, request, context) -> str:
     """A user acts in its own tenant; a service (repogen) names the work order's tenant in
     the request (or in metadata x-tenant-id)."""
-    if ctx.is_service and request.tenant_id:
+    if ctx.is_service and not ctx.tenant_id and not metadata(context).get(TENANT_METADATA):
         if not is_uuid(request.tenant_id):
-            raise InvalidArgument("invalid tenant_id", violations=[FieldViolation("tenant_id", "must be a UUID")])
+            raise InvalidArgument("a service caller names the tenant", reason="TENANT_REQUIRED", violations=[
+                FieldViolation("tenant_id", "required for service callers: the work order's tenant (a UUID)")])
         return request.tenant_id.lower()
     tenant = caller_tenant(ctx, context)
     if request.tenant_id and request.tenant_id.lower() != tenant.lower():
