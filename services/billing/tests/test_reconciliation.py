@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
@@ -344,3 +345,34 @@ async def test_the_schedule_reconciles_without_a_call(suite):
         await poll(released, timeout=15, what="the scheduled reconciliation")
         [row] = await h.sql("SELECT settled_by FROM reservations")
         assert row.settled_by == "service:billing/reconciliation"
+
+
+async def test_app_stops_cleanly_while_a_scheduled_run_waits_on_an_owner(suite):
+    async with suite(reconcile_interval=0.2, owner_call_timeout=60.0) as (h, owners):
+        account = await h.account(credits=10)
+        await h.reserve(account.id, 4, "wo-slow", ref_type="work_order")
+        owners.states[("work_order", "wo-slow")] = CANCELLED
+        owners.hold = asyncio.Event()  # the owner takes its time
+
+        async def asked():
+            return len(owners.calls) >= 1
+
+        await poll(asked, what="the scheduled run to ask the owner")
+        async with asyncio.timeout(15):  # the job is cancelled mid-call: stop() does not wait for the owner
+            await h.app.stop()
+        assert all(t.done() for t in h.app._tasks)
+        assert await statuses(h) == {"wo-slow": "ACTIVE"}
+
+
+async def test_the_expiry_sweep_runs_in_the_background(billing):
+    async with billing(expiry_sweep_interval=0.2) as h:
+        account = await h.account(credits=10)
+        req = pb.ReserveCreditsRequest(account_id=account.id, amount=4, ref_type="manual", ref_id="soon")
+        req.expires_at.FromDatetime(datetime.now(UTC) + timedelta(seconds=1))
+        await h.call("ReserveCredits", req)
+
+        async def expired():
+            return await statuses(h) == {"soon": "EXPIRED"}
+
+        await poll(expired, timeout=15, what="the background expiry sweep")
+        assert (await h.wallet(account.id)).available == 10
