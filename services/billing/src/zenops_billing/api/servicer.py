@@ -23,7 +23,7 @@ from zenops_kit.server import Runtime
 from .. import accounts
 from ..domain import accounts as account_rules
 from ..domain import wallet as rules
-from ..idempotency import idempotent
+from ..idempotency import idempotent, idempotent_credit
 from ..store.timeline import LEDGER, RESERVATION
 from ..wallet import operations, queries
 from .operations import OperationsRpcs
@@ -62,6 +62,16 @@ def _status(value: int, field: str) -> str:
     if value not in ACCOUNT_STATUS_OF:
         raise rules.invalid(field, "must be ACTIVE or SUSPENDED")
     return ACCOUNT_STATUS_OF[value]
+
+
+def _replay(response_type):
+    """Rebuilds a reserve/consume/release response from the operation's last ledger entry."""
+
+    async def replay(conn, entry_id: str):
+        entry, reservation = await operations.recorded_result(conn, entry_id)
+        return response_type(reservation=reservation_pb(reservation), wallet=wallet_pb(entry.balance_after))
+
+    return replay
 
 
 class BillingServicer(OperationsRpcs, billing_pb2_grpc.BillingServiceServicer):
@@ -158,16 +168,20 @@ class BillingServicer(OperationsRpcs, billing_pb2_grpc.BillingServiceServicer):
         rules.check_amount(request.amount)
         reason = rules.check_reason(request.reason)
 
-        async def run(conn):
+        async def run(conn, claim):
             entry, wallet = await operations.grant(conn, tenant_id=tenant, account_id=account_id,
                                                    amount=request.amount, kind=kind, reason=reason,
-                                                   actor=actor_of(ctx), idempotency_key=key)
+                                                   actor=actor_of(ctx), idempotency_key=key, claim=claim)
             return pb.GrantCreditsResponse(entry=entry_pb(entry), wallet=wallet_pb(wallet))
+
+        async def replay(conn, entry_id):
+            entry, _ = await operations.recorded_result(conn, entry_id)
+            return pb.GrantCreditsResponse(entry=entry_pb(entry), wallet=wallet_pb(entry.balance_after))
 
         fields = {"account_id": request.account_id, "amount": request.amount, "kind": request.kind,
                   "reason": request.reason}
-        return await idempotent(self.engine, tenant_id=tenant, key=key, operation="GrantCredits", request=fields,
-                                run=run, decode=pb.GrantCreditsResponse.FromString)
+        return await idempotent_credit(self.engine, tenant_id=tenant, key=key, operation="GrantCredits",
+                                       request=fields, run=run, replay=replay)
 
     @requires("billing.write")
     async def ReserveCredits(self, request, context):
@@ -188,18 +202,18 @@ class BillingServicer(OperationsRpcs, billing_pb2_grpc.BillingServiceServicer):
         else:
             expires_at = now + timedelta(seconds=self.runtime.settings.reservation_ttl_seconds)
 
-        async def run(conn):
+        async def run(conn, claim):
             reservation, wallet = await operations.reserve(
                 conn, tenant_id=tenant, account_id=account_id, amount=request.amount, ref_type=request.ref_type,
                 ref_id=request.ref_id, expires_at=expires_at, actor=actor_of(ctx), override_reason=override_reason,
-                may_override=bool(override_reason), idempotency_key=key)
+                may_override=bool(override_reason), idempotency_key=key, claim=claim)
             return pb.ReserveCreditsResponse(reservation=reservation_pb(reservation), wallet=wallet_pb(wallet))
 
         fields = {"account_id": request.account_id, "amount": request.amount, "ref_type": request.ref_type,
                   "ref_id": request.ref_id, "override_reason": request.override_reason,
                   "expires_at": request.expires_at.ToJsonString() if request.HasField("expires_at") else ""}
-        return await idempotent(self.engine, tenant_id=tenant, key=key, operation="ReserveCredits", request=fields,
-                                run=run, decode=pb.ReserveCreditsResponse.FromString)
+        return await idempotent_credit(self.engine, tenant_id=tenant, key=key, operation="ReserveCredits",
+                                       request=fields, run=run, replay=_replay(pb.ReserveCreditsResponse))
 
     @requires("billing.write")
     async def ConsumeReservation(self, request, context):
@@ -210,15 +224,15 @@ class BillingServicer(OperationsRpcs, billing_pb2_grpc.BillingServiceServicer):
         if request.amount < 0:
             raise rules.invalid("amount", "must be > 0 (or 0 for the whole reservation)")
 
-        async def run(conn):
+        async def run(conn, claim):
             reservation, wallet = await operations.consume(conn, tenant_id=tenant, reservation_id=reservation_id,
                                                            amount=request.amount or None, actor=actor_of(ctx),
-                                                           idempotency_key=key)
+                                                           idempotency_key=key, claim=claim)
             return pb.ConsumeReservationResponse(reservation=reservation_pb(reservation), wallet=wallet_pb(wallet))
 
         fields = {"reservation_id": request.reservation_id, "amount": request.amount}
-        return await idempotent(self.engine, tenant_id=tenant, key=key, operation="ConsumeReservation",
-                                request=fields, run=run, decode=pb.ConsumeReservationResponse.FromString)
+        return await idempotent_credit(self.engine, tenant_id=tenant, key=key, operation="ConsumeReservation",
+                                       request=fields, run=run, replay=_replay(pb.ConsumeReservationResponse))
 
     @requires("billing.write")
     async def ReleaseReservation(self, request, context):
@@ -228,14 +242,15 @@ class BillingServicer(OperationsRpcs, billing_pb2_grpc.BillingServiceServicer):
         reservation_id = rules.parse_uuid(request.reservation_id, "reservation_id")
         reason = rules.check_reason(request.reason)
 
-        async def run(conn):
+        async def run(conn, claim):
             reservation, wallet = await operations.release(conn, tenant_id=tenant, reservation_id=reservation_id,
-                                                           reason=reason, actor=actor_of(ctx), idempotency_key=key)
+                                                           reason=reason, actor=actor_of(ctx), idempotency_key=key,
+                                                           claim=claim)
             return pb.ReleaseReservationResponse(reservation=reservation_pb(reservation), wallet=wallet_pb(wallet))
 
         fields = {"reservation_id": request.reservation_id, "reason": request.reason}
-        return await idempotent(self.engine, tenant_id=tenant, key=key, operation="ReleaseReservation",
-                                request=fields, run=run, decode=pb.ReleaseReservationResponse.FromString)
+        return await idempotent_credit(self.engine, tenant_id=tenant, key=key, operation="ReleaseReservation",
+                                       request=fields, run=run, replay=_replay(pb.ReleaseReservationResponse))
 
     @requires("billing.read")
     async def ListReservations(self, request, context):

@@ -12,6 +12,14 @@ Ledger kinds and their effect on the balance row:
   RESERVE                                             reserved += amount
   CONSUME                                             reserved -= amount, consumed += amount
   RELEASE, EXPIRE                                     reserved -= amount
+
+Reservation states: ACTIVE → CONSUMED | RELEASED | EXPIRED, nothing else. A consume takes
+all of it or part (the remainder is released in the same transaction); a consume beyond the
+amount is EXCEEDS_RESERVED_AMOUNT; an ACTIVE reservation past its expires_at is expired to
+everyone but the expiry sweep. These decisions are taken in SQL, in the very statement that
+writes (store/wallet.py), against the row it has locked: deciding in Python would cost a
+round trip more while the account's balance row is locked. The database also refuses any
+other transition (trigger) and any negative balance (CHECK).
 """
 
 from __future__ import annotations
@@ -220,52 +228,24 @@ def check_grant_kind(kind: str, *, allowed: tuple[str, ...] = GRANT_KINDS) -> st
     return kind
 
 
-def reserve_shortfall(account: Account, amount: int, *, may_override: bool, override_reason: str) -> int:
-    """How much of `amount` goes beyond available (0 normally); raises unless the account
-    may reserve it: an ACTIVE account with enough available, or an override with a reason."""
-    if account.status != ACCOUNT_ACTIVE:
-        raise account_suspended(account.id)
-    available = account.wallet.available
-    if amount <= available:
-        return 0
-    if not (may_override and override_reason):
-        raise insufficient_credits(amount, available)
-    # Only the part not covered by (non-negative) available is new overdraft.
-    return amount - max(available, 0)
+def settle_refused(outcome: str, reservation_id: str, expires_at: datetime | None) -> FailedPrecondition:
+    """ACTIVE → CONSUMED | RELEASED | EXPIRED, nothing else: why a settle of a reservation in
+    another state is refused. A reservation past its expires_at counts as expired even
+    before the sweep has marked it (except to the expiry itself)."""
+    messages = {RESERVATION_ALREADY_CONSUMED: "the reservation was already consumed",
+                RESERVATION_ALREADY_RELEASED: "the reservation was already released",
+                RESERVATION_EXPIRED: "the reservation has expired"}
+    metadata = {"reservation_id": reservation_id}
+    if outcome == RESERVATION_EXPIRED and expires_at is not None:
+        metadata["expires_at"] = expires_at.isoformat()
+    return FailedPrecondition(messages.get(outcome, outcome), reason=outcome, metadata=metadata)
 
 
-def check_settle(reservation: Reservation, *, now: datetime, expiring: bool = False) -> None:
-    """ACTIVE → CONSUMED | RELEASED | EXPIRED, nothing else. A reservation past its
-    expires_at counts as expired even before the sweep has marked it (except to the
-    expiry itself)."""
-    status = reservation.status
-    if status == CONSUMED:
-        raise FailedPrecondition("the reservation was already consumed", reason=RESERVATION_ALREADY_CONSUMED,
-                                 metadata={"reservation_id": reservation.id})
-    if status == RELEASED:
-        raise FailedPrecondition("the reservation was already released", reason=RESERVATION_ALREADY_RELEASED,
-                                 metadata={"reservation_id": reservation.id})
-    if status == EXPIRED or (reservation.expires_at <= now and not expiring):
-        raise FailedPrecondition("the reservation has expired", reason=RESERVATION_EXPIRED,
-                                 metadata={"reservation_id": reservation.id,
-                                           "expires_at": reservation.expires_at.isoformat()})
-    if status != ACTIVE:  # pragma: no cover - the database allows no other status
-        raise FailedPrecondition(f"reservation status {status}", reason="RESERVATION_NOT_ACTIVE")
-
-
-def consume_split(reservation: Reservation, amount: int | None) -> tuple[int, int]:
-    """(consumed, released remainder) of consuming `amount` (None or 0 = all of it)."""
-    if amount is None or amount == 0:
-        return reservation.amount, 0
-    if amount < 0:
-        raise invalid("amount", "must be > 0 (or 0 for the whole reservation)")
-    if amount > reservation.amount:
-        raise FailedPrecondition(
-            f"cannot consume {amount}: the reservation holds {reservation.amount}", reason=EXCEEDS_RESERVED_AMOUNT,
-            metadata={"reservation_id": reservation.id, "requested": str(amount),
-                      "reserved": str(reservation.amount)},
-        )
-    return amount, reservation.amount - amount
+def exceeds_reserved(reservation_id: str, requested: int, reserved: int) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"cannot consume {requested}: the reservation holds {reserved}", reason=EXCEEDS_RESERVED_AMOUNT,
+        metadata={"reservation_id": reservation_id, "requested": str(requested), "reserved": str(reserved)},
+    )
 
 
 # -- invariants -----------------------------------------------------------------------------

@@ -17,6 +17,8 @@ class StoredKey:
     request: dict
     response: bytes | None
     error: dict | None
+    # A credit operation's last ledger entry (its response is rebuilt from it).
+    ledger_entry_id: str | None = None
 
 
 async def claim(conn: AsyncConnection, *, tenant_id: str, key: str, operation: str, request_hash: bytes,
@@ -56,7 +58,8 @@ async def save_failure(conn: AsyncConnection, *, tenant_id: str, key: str, opera
 async def get(conn: AsyncConnection, key: str, *, for_update: bool = False) -> StoredKey | None:
     lock = " FOR UPDATE" if for_update else ""
     row = (await conn.execute(
-        text("SELECT key, operation, request_hash, request::text AS request, response, error::text AS error "
+        text("SELECT key, operation, request_hash, request::text AS request, response, error::text AS error, "
+             "ledger_entry_id::text AS ledger_entry_id "
              f"FROM idempotency_keys WHERE key = :key{lock}"),
         {"key": key},
     )).first()
@@ -64,4 +67,4 @@ async def get(conn: AsyncConnection, key: str, *, for_update: bool = False) -> S
         return None
     return StoredKey(row.key, row.operation, bytes(row.request_hash), json.loads(row.request),
                      bytes(row.response) if row.response is not None else None,
-                     json.loads(row.error) if row.error is not None else None)
+                     json.loads(row.error) if row.error is not None else None, row.ledger_entry_id)

@@ -1,15 +1,20 @@
 """Balance rows, the credit ledger and reservations.
 
-Each write is ONE statement (data-modifying CTEs): the balance row update, the reservation
-change and the ledger entries with the balances after them, so a write costs one round
-trip while the balance row is locked. Callers lock first (`lock_account`, or
-`lock_reservation` then the write's own UPDATE of the balance row); the UPDATE's RETURNING
-gives the exact balances under that lock, and each ledger entry's `seq` comes from the
-balance row's `entries` counter (unique per account).
+Each write is ONE statement (data-modifying CTEs): lock, decide, update the reservation and
+the balance row, append the ledger entries with the balances after them, record the
+idempotency key. So a write costs one round trip and the balance row is locked from that
+statement to the commit only. The balance UPDATE's RETURNING gives the exact balances under
+the lock, and each ledger entry's `seq` comes from the balance row's `entries` counter
+(unique per account: two writers that skipped the lock would collide).
+
+Why one statement: measured, each SQLAlchemy statement costs ~0.25 ms of CPU and a round
+trip during which the hot account's row stays locked; ten per reserve+consume capped one
+account at ~110 pairs/s.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,8 +22,7 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..domain.wallet import Account, LedgerEntry, LedgerSums, Reservation, Wallet
-from .accounts import ACCOUNT_COLUMNS, account_of
+from ..domain.wallet import LedgerEntry, LedgerSums, Reservation, Wallet
 
 RESERVATION_COLUMNS = """
     {r}.id::text AS r_id, {r}.account_id::text AS r_account_id, {r}.amount AS r_amount, {r}.ref_type AS r_ref_type,
@@ -63,80 +67,7 @@ def _wallet_of(row) -> Wallet:
     return Wallet(row.w_granted, row.w_consumed, row.w_reserved, row.w_overdraft)
 
 
-@dataclass(frozen=True)
-class Posting:
-    """One ledger entry of a write, with its effect on the balance row."""
-
-    kind: str
-    amount: int
-    reason: str = ""
-    granted: int = 0
-    consumed: int = 0
-    reserved: int = 0
-    overdraft: int = 0
-    # Whether the entry refers to the write's reservation.
-    with_reservation: bool = True
-
-
-def _ledger_cte(postings: list[Posting], params: dict, reservation_param: str | None) -> str:
-    """The `l` CTE inserting `postings` after the balance row update `w` (which added every
-    posting's effect): entry i's balances are w's minus the effects of the entries after it."""
-    n = len(postings)
-    values = []
-    later = [0, 0, 0, 0]
-    undo: list[tuple[int, int, int, int]] = [(0, 0, 0, 0)] * n
-    for i in reversed(range(n)):
-        undo[i] = tuple(later)
-        p = postings[i]
-        later = [later[0] + p.granted, later[1] + p.consumed, later[2] + p.reserved, later[3] + p.overdraft]
-    for i, p in enumerate(postings):
-        rid = f"CAST(:{reservation_param} AS uuid)" if (reservation_param and p.with_reservation) else "NULL::uuid"
-        params.update({f"l{i}_id": str(uuid.uuid4()), f"l{i}_kind": p.kind, f"l{i}_amount": p.amount,
-                       f"l{i}_reason": p.reason, f"l{i}_ug": undo[i][0], f"l{i}_uc": undo[i][1],
-                       f"l{i}_ur": undo[i][2], f"l{i}_uo": undo[i][3]})
-        values.append(f"(CAST(:l{i}_id AS uuid), CAST(:l{i}_kind AS text), CAST(:l{i}_amount AS bigint), {rid}, "
-                      f"CAST(:l{i}_reason AS text), {n - 1 - i}, CAST(:l{i}_ug AS bigint), CAST(:l{i}_uc AS bigint), "
-                      f"CAST(:l{i}_ur AS bigint), CAST(:l{i}_uo AS bigint))")
-    return f"""
-    l AS (
-        INSERT INTO credit_ledger (id, tenant_id, account_id, seq, kind, amount, reservation_id, business_ref, actor,
-                                   reason, idempotency_key, granted_after, consumed_after, reserved_after,
-                                   overdraft_after, created_at)
-        SELECT v.id, w.tenant_id, w.account_id, w.entries - v.back, v.kind, v.amount, v.rid, :bref, :actor, v.reason,
-               :ikey, w.granted - v.ug, w.consumed - v.uc, w.reserved - v.ur, w.overdraft - v.uo, now()
-        FROM w CROSS JOIN (VALUES {", ".join(values)}) AS v(id, kind, amount, rid, reason, back, ug, uc, ur, uo)
-        RETURNING *
-    )"""
-
-
-def _totals(postings: list[Posting]) -> dict:
-    return {"dg": sum(p.granted for p in postings), "dc": sum(p.consumed for p in postings),
-            "dr": sum(p.reserved for p in postings), "do": sum(p.overdraft for p in postings), "n": len(postings)}
-
-
-_WALLET_SET = ("granted = w.granted + :dg, consumed = w.consumed + :dc, reserved = w.reserved + :dr, "
-               "overdraft = w.overdraft + :do, entries = w.entries + :n, updated_at = now()")
-
 # -- locks and reads ------------------------------------------------------------------------
-
-
-async def lock_account(conn: AsyncConnection, account_id: str) -> Account | None:
-    """The account with its balance row locked (FOR UPDATE) until the transaction ends."""
-    row = (await conn.execute(
-        text(f"SELECT {ACCOUNT_COLUMNS} FROM wallets w JOIN billing_accounts a ON a.id = w.account_id "
-             "WHERE w.account_id = CAST(:id AS uuid) FOR UPDATE OF w"),
-        {"id": account_id},
-    )).first()
-    return account_of(row) if row else None
-
-
-async def lock_reservation(conn: AsyncConnection, reservation_id: str) -> tuple[Reservation, datetime] | None:
-    """The reservation, locked (FOR UPDATE: its latest committed state), and the database's now()."""
-    row = (await conn.execute(
-        text(f"SELECT {_R}, now() AS db_now FROM reservations r WHERE r.id = CAST(:id AS uuid) FOR UPDATE"),
-        {"id": reservation_id},
-    )).first()
-    return (reservation_of(row), row.db_now) if row else None
 
 
 async def get_reservation(conn: AsyncConnection, reservation_id: str) -> Reservation | None:
@@ -194,106 +125,245 @@ async def due_reservation(conn: AsyncConnection, now: datetime) -> tuple[Reserva
 
 
 # -- writes ---------------------------------------------------------------------------------
+#
+# One statement each: lock (SELECT ... FOR UPDATE, or the UPDATE itself), decide (the
+# outcome is computed in SQL from the locked row's latest version), write the reservation,
+# the balance row and the ledger entries, and optionally record the idempotency key with a
+# pointer to the operation's last ledger entry (the original response is rebuilt from the
+# append-only ledger and the reservation, both immutable once written or settled). A refused
+# operation writes nothing and says why (`outcome`).
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An idempotency key to record with the operation's ledger entry, in its statement."""
+
+    key: str
+    operation: str
+    request_hash: bytes
+    request_json: str
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a write statement did: `outcome` 'OK' (then the rest is set) or a reason code."""
+
+    outcome: str
+    reservation: Reservation | None = None
+    entries: tuple[LedgerEntry, ...] = ()
+    wallet: Wallet | None = None
+    # False when the idempotency key already existed (the caller must roll back and replay).
+    claimed: bool = True
+    # On refusal: the figures the reason needs.
+    available: int = 0
+    existing_id: str = ""
+    status: str = ""
+    expires_at: datetime | None = None
+    amount: int = 0
+
+
+_LEDGER_INSERT = """
+    INSERT INTO credit_ledger (id, tenant_id, account_id, seq, kind, amount, reservation_id, business_ref, actor,
+                               reason, idempotency_key, granted_after, consumed_after, reserved_after,
+                               overdraft_after, created_at)"""
+
+_CLAIM = """,
+    k AS (
+        INSERT INTO idempotency_keys (tenant_id, key, operation, request_hash, request, ledger_entry_id)
+        SELECT l.tenant_id, :k_key, :k_op, :k_hash, CAST(:k_request AS jsonb), l.id
+        FROM l ORDER BY l.seq DESC LIMIT 1
+        ON CONFLICT DO NOTHING
+        RETURNING 1
+    )"""
+_CLAIMED = "(SELECT count(*) FROM k) = 1"
+
+
+def _claim_params(params: dict, claim: Claim | None) -> dict:
+    if claim is not None:
+        params.update(k_key=claim.key, k_op=claim.operation, k_hash=claim.request_hash, k_request=claim.request_json)
+    return params
+
+
+@functools.cache
+def _grant_sql(claimed: bool):
+    return text(f"""
+    WITH w AS (
+        UPDATE wallets w SET granted = w.granted + CAST(:amount AS bigint), entries = w.entries + 1, updated_at = now()
+        WHERE w.account_id = CAST(:aid AS uuid)
+        RETURNING w.*
+    ), l AS ({_LEDGER_INSERT}
+        SELECT CAST(:lid AS uuid), w.tenant_id, w.account_id, w.entries, :kind, CAST(:amount AS bigint), NULL, :bref,
+               :actor, :reason, :ikey, w.granted, w.consumed, w.reserved, w.overdraft, now()
+        FROM w
+        RETURNING *
+    ){_CLAIM if claimed else ""}
+    SELECT {_L}, {_WALLET_OUT}, {_CLAIMED if claimed else "true"} AS claimed FROM l CROSS JOIN w
+    """)
 
 
 async def write_grant(
     conn: AsyncConnection, *, account_id: str, kind: str, amount: int, reason: str, actor: str, business_ref: str,
-    idempotency_key: str,
-) -> tuple[LedgerEntry, Wallet] | None:
-    """Adds credits (the UPDATE locks the balance row); None when the account does not exist."""
-    postings = [Posting(kind, amount, reason, granted=amount, with_reservation=False)]
-    params = {"aid": account_id, "bref": business_ref, "actor": actor, "ikey": idempotency_key, **_totals(postings)}
-    ledger = _ledger_cte(postings, params, None)
-    row = (await conn.execute(
-        text(f"""
-        WITH w AS (
-            UPDATE wallets w SET {_WALLET_SET} WHERE w.account_id = CAST(:aid AS uuid) RETURNING w.*
-        ), {ledger}
-        SELECT {_L}, {_WALLET_OUT} FROM l CROSS JOIN w
-        """),
-        params,
-    )).first()
-    return (entry_of(row), _wallet_of(row)) if row else None
+    idempotency_key: str, claim: Claim | None = None,
+) -> Written:
+    """Adds credits (the UPDATE locks the balance row). Outcome ACCOUNT_NOT_FOUND or OK."""
+    params = {"aid": account_id, "lid": str(uuid.uuid4()), "kind": kind, "amount": amount, "bref": business_ref,
+              "actor": actor, "reason": reason, "ikey": idempotency_key}
+    row = (await conn.execute(_grant_sql(claim is not None), _claim_params(params, claim))).first()
+    if row is None:
+        return Written("ACCOUNT_NOT_FOUND")
+    return Written("OK", entries=(entry_of(row),), wallet=_wallet_of(row), claimed=row.claimed)
+
+
+@functools.cache
+def _reserve_sql(claimed: bool):
+    return text(f"""
+    WITH acct AS (
+        SELECT w.account_id, w.tenant_id, a.status, w.granted - w.consumed - w.reserved AS available
+        FROM wallets w JOIN billing_accounts a ON a.id = w.account_id
+        WHERE w.account_id = CAST(:aid AS uuid)
+        FOR UPDATE OF w
+    ), d AS (
+        SELECT acct.*, ex.id AS existing_id,
+            CASE WHEN ex.id IS NOT NULL THEN 'RESERVATION_EXISTS'
+                 WHEN acct.status <> 'ACTIVE' THEN 'ACCOUNT_SUSPENDED'
+                 WHEN acct.available >= CAST(:amount AS bigint) OR CAST(:may_override AS boolean) THEN 'OK'
+                 ELSE 'INSUFFICIENT_CREDITS' END AS outcome,
+            -- beyond available, only the part not covered by a non-negative available is new overdraft
+            CASE WHEN acct.available >= CAST(:amount AS bigint) THEN 0
+                 ELSE CAST(:amount AS bigint) - GREATEST(acct.available, 0) END AS shortfall
+        FROM acct LEFT JOIN LATERAL (
+            SELECT r.id FROM reservations r
+            WHERE r.account_id = acct.account_id AND r.ref_type = :rt AND r.ref_id = :ri AND r.status = 'ACTIVE'
+            LIMIT 1
+        ) ex ON true
+    ), r AS (
+        INSERT INTO reservations (id, tenant_id, account_id, amount, ref_type, ref_id, shortfall, override_reason,
+                                  expires_at, actor, idempotency_key)
+        SELECT CAST(:rid AS uuid), d.tenant_id, d.account_id, CAST(:amount AS bigint), :rt, :ri, d.shortfall,
+               CASE WHEN d.shortfall > 0 THEN :oreason ELSE '' END, :exp, :actor, :ikey
+        FROM d WHERE d.outcome = 'OK'
+        RETURNING *
+    ), w AS (
+        UPDATE wallets w SET reserved = w.reserved + r.amount, overdraft = w.overdraft + r.shortfall,
+            entries = w.entries + 1 + (r.shortfall > 0)::int, updated_at = now()
+        FROM r WHERE w.account_id = r.account_id
+        RETURNING w.*
+    ), l AS ({_LEDGER_INSERT}
+        -- an override's shortfall (ADJUSTMENT) first, then the RESERVE; each with the balances after it
+        SELECT v.id, w.tenant_id, w.account_id, w.entries - v.back, v.kind, v.amount, r.id, :bref, :actor, v.reason,
+               :ikey, w.granted, w.consumed, w.reserved - v.undo_reserved, w.overdraft, now()
+        FROM w CROSS JOIN r CROSS JOIN LATERAL (VALUES
+            (CAST(:adj_id AS uuid), 'ADJUSTMENT', r.shortfall, r.override_reason, 1, r.amount),
+            (CAST(:res_id AS uuid), 'RESERVE', r.amount, '', 0, 0::bigint)
+        ) AS v(id, kind, amount, reason, back, undo_reserved)
+        WHERE v.amount > 0
+        RETURNING *
+    ){_CLAIM if claimed else ""}
+    SELECT d.outcome, d.available, COALESCE(d.existing_id::text, '') AS existing_id, {_R}, {_L}, {_WALLET_OUT},
+           {_CLAIMED if claimed else "true"} AS claimed
+    FROM d LEFT JOIN (r CROSS JOIN w CROSS JOIN l) ON true
+    ORDER BY l.seq
+    """)
 
 
 async def write_reserve(
-    conn: AsyncConnection, *, tenant_id: str, account_id: str, reservation_id: str, amount: int, ref_type: str,
-    ref_id: str, expires_at: datetime, shortfall: int, override_reason: str, actor: str, business_ref: str,
-    idempotency_key: str,
-) -> tuple[Reservation, Wallet] | None:
-    """A new ACTIVE reservation, its RESERVE entry (after an ADJUSTMENT for an override's
-    shortfall). None, writing nothing, when the ref already has an ACTIVE reservation (read
-    under the caller's balance-row lock: no one else can be inserting one for this account)."""
-    postings = []
-    if shortfall:
-        postings.append(Posting("ADJUSTMENT", shortfall, override_reason, overdraft=shortfall))
-    postings.append(Posting("RESERVE", amount, "", reserved=amount))
-    params = {"rid": reservation_id, "tid": tenant_id, "aid": account_id, "amount": amount, "rt": ref_type,
-              "ri": ref_id, "exp": expires_at, "shortfall": shortfall, "oreason": override_reason, "bref": business_ref,
-              "actor": actor, "ikey": idempotency_key, **_totals(postings)}
-    ledger = _ledger_cte(postings, params, "rid")
-    rows = (await conn.execute(
-        text(f"""
-        WITH existing AS (
-            SELECT 1 FROM reservations WHERE account_id = CAST(:aid AS uuid) AND ref_type = :rt AND ref_id = :ri
-                AND status = 'ACTIVE'
-        ), r AS (
-            INSERT INTO reservations (id, tenant_id, account_id, amount, ref_type, ref_id, shortfall, override_reason,
-                                      expires_at, actor, idempotency_key)
-            SELECT CAST(:rid AS uuid), CAST(:tid AS uuid), CAST(:aid AS uuid), :amount, :rt, :ri, :shortfall,
-                   :oreason, :exp, :actor, :ikey
-            WHERE NOT EXISTS (SELECT 1 FROM existing)
-            RETURNING *
-        ), w AS (
-            UPDATE wallets w SET {_WALLET_SET}
-            WHERE w.account_id = CAST(:aid AS uuid) AND EXISTS (SELECT 1 FROM r) RETURNING w.*
-        ), {ledger}
-        SELECT {_R}, {_L}, {_WALLET_OUT} FROM l CROSS JOIN w CROSS JOIN r ORDER BY l.seq
-        """),
-        params,
-    )).all()
+    conn: AsyncConnection, *, account_id: str, reservation_id: str, amount: int, ref_type: str, ref_id: str,
+    expires_at: datetime, may_override: bool, override_reason: str, actor: str, business_ref: str,
+    idempotency_key: str, claim: Claim | None = None,
+) -> Written:
+    """A new ACTIVE reservation decided under the balance-row lock. Outcomes: OK,
+    ACCOUNT_NOT_FOUND, RESERVATION_EXISTS (existing_id), ACCOUNT_SUSPENDED,
+    INSUFFICIENT_CREDITS (available); with `may_override` a shortfall is let through as an
+    ADJUSTMENT entry before the RESERVE."""
+    params = {"aid": account_id, "rid": reservation_id, "amount": amount, "rt": ref_type, "ri": ref_id,
+              "exp": expires_at, "may_override": may_override, "oreason": override_reason, "bref": business_ref,
+              "actor": actor, "ikey": idempotency_key, "adj_id": str(uuid.uuid4()), "res_id": str(uuid.uuid4())}
+    rows = (await conn.execute(_reserve_sql(claim is not None), _claim_params(params, claim))).all()
     if not rows:
-        return None
-    return reservation_of(rows[0], tuple(entry_of(r) for r in rows)), _wallet_of(rows[-1])
+        return Written("ACCOUNT_NOT_FOUND")
+    first = rows[0]
+    if first.outcome != "OK":
+        return Written(first.outcome, available=first.available, existing_id=first.existing_id)
+    entries = tuple(entry_of(r) for r in rows)
+    return Written("OK", reservation=reservation_of(first, entries), entries=entries, wallet=_wallet_of(rows[-1]),
+                   claimed=first.claimed)
+
+
+@functools.cache
+def _settle_sql(claimed: bool):
+    return text(f"""
+    WITH cur AS (
+        SELECT r.*, now() AS db_now FROM reservations r WHERE r.id = CAST(:rid AS uuid) FOR UPDATE
+    ), d AS (
+        SELECT cur.*,
+            CASE WHEN cur.status = 'CONSUMED' THEN 'RESERVATION_ALREADY_CONSUMED'
+                 WHEN cur.status = 'RELEASED' THEN 'RESERVATION_ALREADY_RELEASED'
+                 WHEN cur.status = 'EXPIRED' OR (cur.expires_at <= cur.db_now AND NOT CAST(:expiring AS boolean))
+                     THEN 'RESERVATION_EXPIRED'
+                 WHEN CAST(:take AS bigint) > cur.amount THEN 'EXCEEDS_RESERVED_AMOUNT'
+                 ELSE 'OK' END AS outcome,
+            CASE WHEN CAST(:take AS bigint) < 0 THEN cur.amount ELSE CAST(:take AS bigint) END AS take
+        FROM cur
+    ), r AS (
+        UPDATE reservations SET status = :new_status, consumed_amount = d.take, settled_at = now(),
+            settled_by = :actor, settle_reason = :sreason
+        FROM d WHERE reservations.id = d.id AND d.outcome = 'OK'
+        RETURNING reservations.*
+    ), w AS (
+        UPDATE wallets w SET reserved = w.reserved - r.amount, consumed = w.consumed + r.consumed_amount,
+            entries = w.entries + (r.consumed_amount > 0)::int + (r.amount > r.consumed_amount)::int,
+            updated_at = now()
+        FROM r WHERE w.account_id = r.account_id
+        RETURNING w.*
+    ), l AS ({_LEDGER_INSERT}
+        -- CONSUME first, then what goes back (RELEASE, or EXPIRE); each with the balances after it
+        SELECT v.id, w.tenant_id, w.account_id, w.entries - v.back, v.kind, v.amount, r.id,
+               r.ref_type || ':' || r.ref_id, :actor, v.reason, :ikey, w.granted, w.consumed,
+               w.reserved + v.undo_reserved, w.overdraft, now()
+        FROM w CROSS JOIN r CROSS JOIN LATERAL (VALUES
+            (CAST(:c_id AS uuid), 'CONSUME', r.consumed_amount, CAST(:c_reason AS text),
+             (r.amount > r.consumed_amount)::int, r.amount - r.consumed_amount),
+            (CAST(:x_id AS uuid), CAST(:x_kind AS text), r.amount - r.consumed_amount, CAST(:x_reason AS text),
+             0, 0::bigint)
+        ) AS v(id, kind, amount, reason, back, undo_reserved)
+        WHERE v.amount > 0
+        RETURNING *
+    ){_CLAIM if claimed else ""}
+    SELECT d.outcome, d.status AS d_status, d.expires_at AS d_expires_at, d.amount AS d_amount, {_R}, {_L},
+           {_WALLET_OUT}, {_CLAIMED if claimed else "true"} AS claimed
+    FROM d LEFT JOIN (r CROSS JOIN w CROSS JOIN l) ON true
+    ORDER BY l.seq
+    """)
 
 
 async def write_settle(
-    conn: AsyncConnection, *, reservation: Reservation, status: str, consumed: int, returned_kind: str,
-    returned: int, actor: str, reason: str, idempotency_key: str,
-) -> tuple[Reservation, Wallet]:
-    """ACTIVE → `status` for a reservation the caller locked: `consumed` credits move from
-    reserved to consumed (a CONSUME entry), `returned` go back to available (a RELEASE or
-    EXPIRE entry), in this order, with the balance row updated (and locked) in the same
-    statement."""
-    postings = []
-    if consumed:
-        postings.append(Posting("CONSUME", consumed, reason, consumed=consumed, reserved=-consumed))
-    if returned:
-        # The remainder of a partial consume says so; a release or expiry carries its reason.
-        postings.append(Posting(returned_kind, returned, reason or ("remainder of a partial consume" if consumed else ""),
-                                reserved=-returned))
-    params = {"rid": reservation.id, "aid": reservation.account_id, "status": status, "consumed": consumed,
-              "sreason": reason, "bref": f"{reservation.ref_type}:{reservation.ref_id}", "actor": actor,
-              "ikey": idempotency_key, **_totals(postings)}
-    ledger = _ledger_cte(postings, params, "rid")
-    rows = (await conn.execute(
-        text(f"""
-        WITH r AS (
-            UPDATE reservations SET status = :status, consumed_amount = :consumed, settled_at = now(),
-                settled_by = :actor, settle_reason = :sreason
-            WHERE id = CAST(:rid AS uuid) AND status = 'ACTIVE' RETURNING *
-        ), w AS (
-            UPDATE wallets w SET {_WALLET_SET}
-            WHERE w.account_id = CAST(:aid AS uuid) AND EXISTS (SELECT 1 FROM r) RETURNING w.*
-        ), {ledger}
-        SELECT {_R}, {_L}, {_WALLET_OUT} FROM l CROSS JOIN w CROSS JOIN r ORDER BY l.seq
-        """),
-        params,
-    )).all()
-    if not rows:  # pragma: no cover - the caller holds the lock on an ACTIVE reservation
-        raise RuntimeError(f"reservation {reservation.id} was not ACTIVE under its lock")
-    return reservation_of(rows[0], tuple(entry_of(r) for r in rows)), _wallet_of(rows[-1])
+    conn: AsyncConnection, *, reservation_id: str, new_status: str, take: int, returned_kind: str, actor: str,
+    reason: str, returned_reason: str, idempotency_key: str, expiring: bool = False, claim: Claim | None = None,
+) -> Written:
+    """ACTIVE → `new_status`, decided under the reservation's row lock (the balance row is
+    locked by its UPDATE in the same statement). `take` credits move to consumed (-1 = all
+    of them, 0 = none), the rest goes back to available as `returned_kind` (RELEASE or
+    EXPIRE). Outcomes: OK, RESERVATION_NOT_FOUND, RESERVATION_ALREADY_CONSUMED,
+    RESERVATION_ALREADY_RELEASED, RESERVATION_EXPIRED (also an ACTIVE one past expires_at
+    unless `expiring`), EXCEEDS_RESERVED_AMOUNT."""
+    params = {"rid": reservation_id, "take": take, "expiring": expiring, "new_status": new_status, "actor": actor,
+              "sreason": reason, "c_id": str(uuid.uuid4()), "c_reason": reason, "x_id": str(uuid.uuid4()),
+              "x_kind": returned_kind, "x_reason": returned_reason, "ikey": idempotency_key}
+    rows = (await conn.execute(_settle_sql(claim is not None), _claim_params(params, claim))).all()
+    if not rows:
+        return Written("RESERVATION_NOT_FOUND")
+    first = rows[0]
+    if first.outcome != "OK":
+        return Written(first.outcome, status=first.d_status, expires_at=first.d_expires_at, amount=first.d_amount)
+    entries = tuple(entry_of(r) for r in rows)
+    return Written("OK", reservation=reservation_of(first, entries), entries=entries, wallet=_wallet_of(rows[-1]),
+                   claimed=first.claimed)
 
+
+async def entry_by_id(conn: AsyncConnection, entry_id: str) -> LedgerEntry | None:
+    row = (await conn.execute(text(f"SELECT {_L} FROM credit_ledger l WHERE l.id = CAST(:id AS uuid)"),
+                              {"id": entry_id})).first()
+    return entry_of(row) if row else None
 
 # -- aggregates and invariants --------------------------------------------------------------
 

@@ -20,20 +20,23 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zenops_kit.db import tenant_tx
-from zenops_kit.errors import FailedPrecondition
 
 from ..domain import wallet as rules
 from ..domain.wallet import (
+    ACTIVE,
+    ADJUSTMENT,
     CONSUMED,
     EXPIRE,
     EXPIRED,
     RELEASE,
     RELEASED,
+    RESERVE,
     Account,
     LedgerEntry,
     Reservation,
@@ -41,6 +44,7 @@ from ..domain.wallet import (
 )
 from ..store import accounts as account_store
 from ..store import wallet as store
+from ..store.wallet import Claim
 
 log = logging.getLogger("zenops.billing.wallet")
 
@@ -49,6 +53,12 @@ log = logging.getLogger("zenops.billing.wallet")
 DEFAULT_RESERVATION_TTL = timedelta(days=7)
 EXPIRY_ACTOR = "system:expiry"
 OVERRIDE_EVENT = "CREDITS_OVERRIDE"
+PARTIAL_REMAINDER = "remainder of a partial consume"
+
+
+class KeyTaken(Exception):
+    """The idempotency key given as `claim` was recorded by an earlier (or concurrent) request:
+    the caller must roll this transaction back and replay the recorded result."""
 
 
 def _clean_account_id(account_id: str) -> str:
@@ -57,114 +67,133 @@ def _clean_account_id(account_id: str) -> str:
     return str(uuid.UUID(account_id))
 
 
+def _claimed(written: store.Written) -> None:
+    if not written.claimed:
+        raise KeyTaken()
+
+
 async def grant(
     conn: AsyncConnection, *, tenant_id: str, account_id: str, amount: int, kind: str, reason: str, actor: str,
-    business_ref: str = "", idempotency_key: str = "",
+    business_ref: str = "", idempotency_key: str = "", claim: Claim | None = None,
 ) -> tuple[LedgerEntry, Wallet]:
     """Adds `amount` credits (GRANT | TOPUP | REFILL | ADJUSTMENT) with a reason."""
     rules.check_grant_kind(kind)
     rules.check_amount(amount)
     reason = rules.check_reason(reason)
     account_id = _clean_account_id(account_id)
-    result = await store.write_grant(conn, account_id=account_id, kind=kind, amount=amount, reason=reason,
-                                     actor=actor, business_ref=business_ref, idempotency_key=idempotency_key)
-    if result is None:
+    written = await store.write_grant(conn, account_id=account_id, kind=kind, amount=amount, reason=reason,
+                                      actor=actor, business_ref=business_ref, idempotency_key=idempotency_key,
+                                      claim=claim)
+    if written.outcome != "OK":
         raise rules.account_not_found(account_id)
-    return result
+    _claimed(written)
+    return written.entries[0], written.wallet
 
 
 async def reserve(
     conn: AsyncConnection, *, tenant_id: str, account_id: str, amount: int, ref_type: str, ref_id: str,
     expires_at: datetime | None, actor: str, override_reason: str = "", may_override: bool = False,
-    idempotency_key: str = "",
+    idempotency_key: str = "", claim: Claim | None = None,
 ) -> tuple[Reservation, Wallet]:
     """Moves `amount` from available to reserved for (ref_type, ref_id).
 
-    INSUFFICIENT_CREDITS (metadata requested/available) unless `may_override` and an
-    `override_reason`: then the shortfall is an ADJUSTMENT entry and an audited account event;
-    an ACTIVE reservation for the ref → AlreadyExists RESERVATION_EXISTS (metadata
-    reservation_id); suspended → ACCOUNT_SUSPENDED; unknown → ACCOUNT_NOT_FOUND."""
+    An ACTIVE reservation for the ref → AlreadyExists RESERVATION_EXISTS (metadata
+    reservation_id); suspended → ACCOUNT_SUSPENDED; unknown → ACCOUNT_NOT_FOUND; beyond
+    available → INSUFFICIENT_CREDITS (metadata requested/available) unless `may_override`
+    with an `override_reason`: then the shortfall is an ADJUSTMENT entry and an audited
+    account event. Decided under the balance-row lock, in the one statement that writes."""
     rules.check_amount(amount)
     rules.check_ref(ref_type, ref_id)
     override_reason = rules.check_reason(override_reason, "override_reason", required=False)
     account_id = _clean_account_id(account_id)
-    account = await store.lock_account(conn, account_id)
-    if account is None:
-        raise rules.account_not_found(account_id)
-    try:
-        shortfall = rules.reserve_shortfall(account, amount, may_override=may_override,
-                                            override_reason=override_reason)
-    except FailedPrecondition as err:
-        # An existing reservation for the ref is the better answer (a retried acceptance).
-        existing = None
-        if err.reason == rules.INSUFFICIENT_CREDITS:
-            existing = await store.active_reservation(conn, account_id, ref_type, ref_id)
-        if existing is not None:
-            raise rules.reservation_exists(existing) from None
-        raise
     if expires_at is None:
         expires_at = datetime.now(UTC) + DEFAULT_RESERVATION_TTL
-    result = await store.write_reserve(
-        conn, tenant_id=tenant_id, account_id=account_id, reservation_id=str(uuid.uuid4()), amount=amount,
-        ref_type=ref_type, ref_id=ref_id, expires_at=expires_at, shortfall=shortfall,
-        override_reason=override_reason if shortfall else "", actor=actor, business_ref=f"{ref_type}:{ref_id}",
-        idempotency_key=idempotency_key,
+    written = await store.write_reserve(
+        conn, account_id=account_id, reservation_id=str(uuid.uuid4()), amount=amount, ref_type=ref_type,
+        ref_id=ref_id, expires_at=expires_at, may_override=may_override and bool(override_reason),
+        override_reason=override_reason, actor=actor, business_ref=f"{ref_type}:{ref_id}",
+        idempotency_key=idempotency_key, claim=claim,
     )
-    if result is None:
-        existing = await store.active_reservation(conn, account_id, ref_type, ref_id)
-        raise rules.reservation_exists(existing)
-    reservation, wallet = result
-    if shortfall:
+    if written.outcome == rules.ACCOUNT_NOT_FOUND:
+        raise rules.account_not_found(account_id)
+    if written.outcome == rules.RESERVATION_EXISTS:
+        raise rules.reservation_exists(await store.get_reservation(conn, written.existing_id))
+    if written.outcome == rules.ACCOUNT_SUSPENDED:
+        raise rules.account_suspended(account_id)
+    if written.outcome == rules.INSUFFICIENT_CREDITS:
+        raise rules.insufficient_credits(amount, written.available)
+    _claimed(written)
+    reservation = written.reservation
+    if reservation.shortfall:
         await account_store.append_event(
             conn, tenant_id=tenant_id, account_id=account_id, kind=OVERRIDE_EVENT, actor=actor,
             reason=override_reason,
-            detail={"reservation_id": reservation.id, "amount": amount, "shortfall": shortfall,
-                    "available_before": account.wallet.available, "ref": f"{ref_type}:{ref_id}"},
+            detail={"reservation_id": reservation.id, "amount": amount, "shortfall": reservation.shortfall,
+                    "available_before": written.wallet.available + amount, "ref": f"{ref_type}:{ref_id}"},
         )
-    return reservation, wallet
+    return reservation, written.wallet
 
 
-async def _locked_active(conn: AsyncConnection, reservation_id: str, *, expiring: bool) -> tuple[Reservation, datetime]:
-    if not rules.is_uuid(reservation_id):
-        raise rules.reservation_not_found(reservation_id)
-    found = await store.lock_reservation(conn, reservation_id)
-    if found is None:
-        raise rules.reservation_not_found(reservation_id)
-    reservation, now = found
-    # Expiring a reservation is allowed past its expires_at (that is the point).
-    rules.check_settle(reservation, now=now, expiring=expiring)
-    return reservation, now
+def _settle_failure(written: store.Written, reservation_id: str, requested: int | None = None) -> Exception:
+    """The DomainError of a refused consume/release/expiry."""
+    if written.outcome == rules.RESERVATION_NOT_FOUND:
+        return rules.reservation_not_found(reservation_id)
+    if written.outcome == rules.EXCEEDS_RESERVED_AMOUNT:
+        return rules.exceeds_reserved(reservation_id, requested or 0, written.amount)
+    return rules.settle_refused(written.outcome, reservation_id, written.expires_at)
 
 
 async def consume(
     conn: AsyncConnection, *, tenant_id: str, reservation_id: str, amount: int | None, actor: str,
-    idempotency_key: str = "",
+    idempotency_key: str = "", claim: Claim | None = None,
 ) -> tuple[Reservation, Wallet]:
     """Moves the reservation's credits to consumed: all of them (`amount` None or 0) or
     `amount`, the remainder released in the same transaction (CONSUME + RELEASE entries).
     RESERVATION_ALREADY_CONSUMED | _RELEASED | RESERVATION_EXPIRED, EXCEEDS_RESERVED_AMOUNT,
     RESERVATION_NOT_FOUND."""
-    reservation, _ = await _locked_active(conn, reservation_id, expiring=False)
-    consumed, remainder = rules.consume_split(reservation, amount)
-    return await store.write_settle(conn, reservation=reservation, status=CONSUMED, consumed=consumed,
-                                    returned_kind=RELEASE, returned=remainder, actor=actor, reason="",
-                                    idempotency_key=idempotency_key)
+    if amount is not None and amount < 0:
+        raise rules.invalid("amount", "must be > 0 (or 0 for the whole reservation)")
+    if not rules.is_uuid(reservation_id):
+        raise rules.reservation_not_found(reservation_id)
+    written = await store.write_settle(
+        conn, reservation_id=reservation_id, new_status=CONSUMED, take=amount or -1, returned_kind=RELEASE,
+        actor=actor, reason="", returned_reason=PARTIAL_REMAINDER, idempotency_key=idempotency_key, claim=claim)
+    if written.outcome != "OK":
+        raise _settle_failure(written, reservation_id, amount)
+    _claimed(written)
+    return written.reservation, written.wallet
 
 
 async def release(
     conn: AsyncConnection, *, tenant_id: str, reservation_id: str, reason: str, actor: str, expired: bool = False,
-    idempotency_key: str = "",
+    idempotency_key: str = "", claim: Claim | None = None,
 ) -> tuple[Reservation, Wallet]:
     """Returns the reservation's credits to available: RELEASED (a RELEASE entry), or with
     `expired` EXPIRED (an EXPIRE entry; allowed past expires_at, which a plain release is not:
     RESERVATION_EXPIRED)."""
     reason = rules.check_reason(reason)
-    reservation, _ = await _locked_active(conn, reservation_id, expiring=expired)
-    return await store.write_settle(
-        conn, reservation=reservation, status=EXPIRED if expired else RELEASED, consumed=0,
-        returned_kind=EXPIRE if expired else RELEASE, returned=reservation.amount, actor=actor, reason=reason,
-        idempotency_key=idempotency_key,
-    )
+    if not rules.is_uuid(reservation_id):
+        raise rules.reservation_not_found(reservation_id)
+    written = await store.write_settle(
+        conn, reservation_id=reservation_id, new_status=EXPIRED if expired else RELEASED, take=0,
+        returned_kind=EXPIRE if expired else RELEASE, actor=actor, reason=reason, returned_reason=reason,
+        idempotency_key=idempotency_key, expiring=expired, claim=claim)
+    if written.outcome != "OK":
+        raise _settle_failure(written, reservation_id)
+    _claimed(written)
+    return written.reservation, written.wallet
+
+
+async def recorded_result(conn: AsyncConnection, entry_id: str) -> tuple[LedgerEntry, Reservation | None]:
+    """What a credit operation answered, rebuilt from its last ledger entry: the entry (its
+    balances are the wallet then) and its reservation as the operation left it. Both are
+    immutable (the ledger is append-only, a settled reservation final); a reserve's
+    reservation is shown ACTIVE, as it was."""
+    entry = await store.entry_by_id(conn, entry_id)
+    reservation = await store.get_reservation(conn, entry.reservation_id) if entry.reservation_id else None
+    if reservation is not None and entry.kind in (RESERVE, ADJUSTMENT):
+        reservation = replace(reservation, status=ACTIVE, consumed_amount=0, settled_at=None, settle_reason="")
+    return entry, reservation
 
 
 async def active_reservation(conn: AsyncConnection, *, account_id: str, ref_type: str, ref_id: str
@@ -231,9 +260,11 @@ async def expire_due(engine: AsyncEngine, tenant_id: str | None = None, *, now: 
                 if found is None:
                     break
                 reservation, _ = found
-                await store.write_settle(conn, reservation=reservation, status=EXPIRED, consumed=0,
-                                         returned_kind=EXPIRE, returned=reservation.amount, actor=EXPIRY_ACTOR,
-                                         reason="expired", idempotency_key="")
+                written = await store.write_settle(
+                    conn, reservation_id=reservation.id, new_status=EXPIRED, take=0, returned_kind=EXPIRE,
+                    actor=EXPIRY_ACTOR, reason="expired", returned_reason="expired", idempotency_key="",
+                    expiring=True)
+                assert written.outcome == "OK", written  # locked and ACTIVE: nothing else can refuse
             expired += 1
     if expired:
         log.info("reservations expired", extra={"count": expired})

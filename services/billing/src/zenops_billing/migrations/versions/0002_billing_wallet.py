@@ -139,11 +139,12 @@ UP = [
         operation text NOT NULL,
         request_hash bytea NOT NULL CHECK (length(request_hash) = 32),   -- sha256 of operation + request
         request jsonb NOT NULL,                                         -- the compared fields, as sent
-        response bytea,                                                 -- the serialized original response
+        response bytea,                                                 -- the serialized original response,
+        ledger_entry_id uuid REFERENCES credit_ledger (id),             -- or the credit operation's last entry,
         error jsonb,                                                    -- or the original failure
         created_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (tenant_id, key),
-        CHECK (response IS NULL OR error IS NULL)
+        CHECK (num_nonnulls(response, ledger_entry_id, error) <= 1)
     )
     """,
     """
