@@ -89,11 +89,43 @@ async def get_caller(
     )
 
 
+# Dependencies are `async def`: FastAPI runs a plain `def` dependency in its thread pool, a
+# thread hop per request and dependency for what is an attribute lookup.
+
+
+async def _runtime_dep(request: Request) -> Runtime:
+    return get_runtime(request)
+
+
+async def _settings_dep(request: Request) -> GatewaySettings:
+    return get_settings(request)
+
+
+async def _upstreams_dep(request: Request) -> Upstreams:
+    return get_upstreams(request)
+
+
+async def _identity_dep(request: Request) -> IdentityClient:
+    return get_identity(request)
+
+
+async def _ops_dep(request: Request) -> OpsClient:
+    return get_ops(request)
+
+
+async def _billing_dep(request: Request) -> BillingClient:
+    return get_billing(request)
+
+
+async def _repogen_dep(request: Request) -> RepogenClient:
+    return get_repogen(request)
+
+
 CallerDep = Annotated[RequestContext, Depends(get_caller)]
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
-UpstreamsDep = Annotated[Upstreams, Depends(get_upstreams)]
-IdentityDep = Annotated[IdentityClient, Depends(get_identity)]
-OpsDep = Annotated[OpsClient, Depends(get_ops)]
-BillingDep = Annotated[BillingClient, Depends(get_billing)]
-RepogenDep = Annotated[RepogenClient, Depends(get_repogen)]
+RuntimeDep = Annotated[Runtime, Depends(_runtime_dep)]
+SettingsDep = Annotated[GatewaySettings, Depends(_settings_dep)]
+UpstreamsDep = Annotated[Upstreams, Depends(_upstreams_dep)]
+IdentityDep = Annotated[IdentityClient, Depends(_identity_dep)]
+OpsDep = Annotated[OpsClient, Depends(_ops_dep)]
+BillingDep = Annotated[BillingClient, Depends(_billing_dep)]
+RepogenDep = Annotated[RepogenClient, Depends(_repogen_dep)]
