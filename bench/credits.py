@@ -53,7 +53,15 @@ from pathlib import Path
 import grpc
 import httpx
 import psutil
-from skeleton_path import cpu_snapshot, ensure_wrk, machine_busy_seconds, machine_info, parse_wrk
+from skeleton_path import (
+    cpu_snapshot,
+    db_counters,
+    ensure_wrk,
+    machine_busy_seconds,
+    machine_info,
+    parse_wrk,
+    reaped_children_seconds,
+)
 
 from zenops.billing.v1 import billing_pb2 as pb
 from zenops.billing.v1 import billing_pb2_grpc
@@ -230,8 +238,20 @@ class Result:
     errors: dict[str, int]
     cpu_seconds: dict[str, float]
     machine_busy_cores: float
-    in_flight_at_stop: int = 0  # requests wrk may have had answered after it stopped counting
+    # Cores used meanwhile by the load generator (wrk, or this process for gRPC), by the suite's
+    # processes not on the path, and by anything else on the machine (> 0.25: noisy figures).
+    load_generator_cores: float = 0.0
+    idle_suite_cores: float = 0.0
+    # Consumes outside `cycles` that may have reached the database: the warm-up's, and requests
+    # in flight when wrk stopped or that failed without an answer (their effect is unknown).
+    warmup_cycles: int = 0
+    uncertain: int = 0
     extra: dict = field(default_factory=dict)
+
+    @property
+    def other_cores(self) -> float:
+        counted = sum(self.cpu_seconds.values()) / self.seconds if self.seconds else 0.0
+        return max(0.0, self.machine_busy_cores - counted - self.load_generator_cores - self.idle_suite_cores)
 
     @property
     def ops(self) -> float:
@@ -251,20 +271,35 @@ class Result:
             "cpu_ms_per_op_by_process": {k: round(v * 1e3 / max(self.cycles, 1), 3)
                                          for k, v in self.cpu_seconds.items()},
             "cores_busy": round(sum(self.cpu_seconds.values()) / self.seconds, 3),
-            "machine_busy_cores": round(self.machine_busy_cores, 3), **self.extra,
+            "machine_busy_cores": round(self.machine_busy_cores, 3),
+            "load_generator_cores": round(self.load_generator_cores, 3),
+            "idle_suite_cores": round(self.idle_suite_cores, 3), "other_cores": round(self.other_cores, 3),
+            **self.extra,
         }
+
+
+def idle_groups(suite: Suite, groups: dict[str, int]) -> dict[str, int]:
+    """The suite's processes that are not on the measured path."""
+    return {name: p.pid for name, p in suite.procs.items() if name not in groups}
 
 
 def measure_http(label: str, suite: Suite, wrk: str, token: str, accounts: list[str], args, groups, tmp: Path) -> Result:
     say(f"\n[{label}] wrk, {args.clients} connections, warm-up {args.warmup:g}s, measuring {args.duration:g}s ...")
     url = suite.url
     warm = lua_script(tmp / "warm.lua", token, f"w{uuid.uuid4().hex[:8]}", accounts)
-    run_wrk_lua(wrk, url, warm, seconds=args.warmup, connections=args.clients, threads=args.threads)
+    warm_counts = wrk_counts(
+        run_wrk_lua(wrk, url, warm, seconds=args.warmup, connections=args.clients, threads=args.threads)
+    )
     script = lua_script(tmp / "run.lua", token, f"m{uuid.uuid4().hex[:8]}", accounts)
+    db0 = settled_db_counters(suite)
+    idle = idle_groups(suite, groups)
+    idle0, wrk0 = cpu_snapshot(idle), reaped_children_seconds()
     before, busy0, t0 = cpu_snapshot(groups), machine_busy_seconds(), time.monotonic()
     out = run_wrk_lua(wrk, url, script, seconds=args.duration, connections=args.clients, threads=args.threads)
     wall = time.monotonic() - t0
     after, busy1 = cpu_snapshot(groups), machine_busy_seconds()
+    idle1, wrk1 = cpu_snapshot(idle), reaped_children_seconds()
+    db1 = settled_db_counters(suite)
     w, counts = parse_wrk(out), wrk_counts(out)
     errors = {k: counts[k] for k in ("conflicts", "client_errors", "server_errors") if counts[k]}
     errors |= {f"socket_{k}": v for k, v in w.socket_errors.items() if v}
@@ -274,9 +309,12 @@ def measure_http(label: str, suite: Suite, wrk: str, token: str, accounts: list[
         latency_ms={"request_p50": w.p50_ms, "request_p90": w.p90_ms, "request_p99": w.p99_ms,
                     "request_max": w.max_ms},
         errors=errors, cpu_seconds={k: max(0.0, after[k] - before[k]) for k in groups},
-        machine_busy_cores=(busy1 - busy0) / wall, in_flight_at_stop=args.clients,
+        machine_busy_cores=(busy1 - busy0) / wall, load_generator_cores=(wrk1 - wrk0) / wall,
+        idle_suite_cores=sum(idle1[k] - idle0[k] for k in idle) / wall, warmup_cycles=warm_counts["cycles"],
+        uncertain=2 * args.clients + sum(errors.values()) + warm_counts["server_errors"],
         # reserved but not yet consumed when wrk stopped (they stay ACTIVE; the invariants cover them)
-        extra={"reservations_left_active": max(0, counts["reserves"] - counts["cycles"])},
+        extra={"reservations_left_active": max(0, counts["reserves"] - counts["cycles"]),
+               "billing_db_per_op": db_per_op(db0, db1, counts["cycles"])},
     )
     report(result)
     return result
@@ -326,15 +364,20 @@ async def grpc_cycles(billing: Billing, accounts: list[str], clients: int, secon
             "cycle": lat_cycle, "errors": dict(errors)}
 
 
-async def measure_grpc(label: str, billing: Billing, accounts: list[str], args, groups) -> Result:
+async def measure_grpc(label: str, suite: Suite, billing: Billing, accounts: list[str], args, groups) -> Result:
     say(f"\n[{label}] grpc.aio, {args.clients} clients, warm-up {args.warmup:g}s, measuring {args.duration:g}s ...")
-    await grpc_cycles(billing, accounts, args.clients, args.warmup, f"gw{uuid.uuid4().hex[:8]}")
+    warm = await grpc_cycles(billing, accounts, args.clients, args.warmup, f"gw{uuid.uuid4().hex[:8]}")
+    db0 = settled_db_counters(suite)
+    idle = idle_groups(suite, groups)
+    idle0 = cpu_snapshot(idle)
     before, busy0 = cpu_snapshot(groups), machine_busy_seconds()
     me = psutil.Process()
     own0 = sum(me.cpu_times()[:2])
     r = await grpc_cycles(billing, accounts, args.clients, args.duration, f"gm{uuid.uuid4().hex[:8]}")
     after, busy1 = cpu_snapshot(groups), machine_busy_seconds()
     own = sum(me.cpu_times()[:2]) - own0
+    idle1 = cpu_snapshot(idle)
+    db1 = settled_db_counters(suite)
     cycles = len(r["cycle"])
     result = Result(
         label=label, path="grpc", accounts=len(accounts), clients=args.clients, seconds=r["wall"], cycles=cycles,
@@ -344,11 +387,27 @@ async def measure_grpc(label: str, billing: Billing, accounts: list[str], args, 
                     "op_p50": pct(r["cycle"], 0.5), "op_p99": pct(r["cycle"], 0.99),
                     "op_mean": round(statistics.fmean(r["cycle"]), 2) if r["cycle"] else float("nan")},
         errors=r["errors"], cpu_seconds={k: max(0.0, after[k] - before[k]) for k in groups},
-        machine_busy_cores=(busy1 - busy0) / r["wall"],
-        extra={"load_generator_cpu_ms_per_op": round(own * 1e3 / max(cycles, 1), 3)},
+        machine_busy_cores=(busy1 - busy0) / r["wall"], load_generator_cores=own / r["wall"],
+        idle_suite_cores=sum(idle1[k] - idle0[k] for k in idle) / r["wall"],
+        warmup_cycles=len(warm["cycle"]), uncertain=sum(r["errors"].values()) + sum(warm["errors"].values()),
+        extra={"load_generator_cpu_ms_per_op": round(own * 1e3 / max(cycles, 1), 3),
+               "billing_db_per_op": db_per_op(db0, db1, cycles)},
     )
     report(result)
     return result
+
+
+def settled_db_counters(suite: Suite) -> dict[str, int] | None:
+    """The billing database's transaction and session counters (pg_stat_database), after a
+    pause: backends flush their statistics about once a second."""
+    time.sleep(1.5)
+    return db_counters(suite, "billing")
+
+
+def db_per_op(db0: dict | None, db1: dict | None, ops: int) -> dict[str, float] | None:
+    if db0 is None or db1 is None or not ops:
+        return None
+    return {k: round((db1[k] - db0[k]) / ops, 3) for k in db0}
 
 
 def report(r: Result) -> None:
@@ -356,8 +415,15 @@ def report(r: Result) -> None:
     say(f"  {r.ops:,.1f} ops/s ({r.cycles} reserve+consume in {r.seconds:.1f}s; "
         f"{r.requests / r.seconds:,.1f} req/s), latency ms: {lat}")
     by = ", ".join(f"{k} {v * 1e3 / max(r.cycles, 1):.2f}" for k, v in r.cpu_seconds.items())
-    say(f"  errors {sum(r.errors.values())} {r.errors or ''}; CPU ms/op {r.cpu_ms_per_op:.2f} ({by}); "
-        f"machine {r.machine_busy_cores:.2f} cores busy")
+    say(f"  errors {sum(r.errors.values())} {r.errors or ''}; CPU ms/op {r.cpu_ms_per_op:.2f} ({by})")
+    say(f"  machine {r.machine_busy_cores:.2f} cores busy = {r.cpu_seconds and sum(r.cpu_seconds.values()) / r.seconds:.2f} "
+        f"counted / {r.load_generator_cores:.2f} load generator / {r.idle_suite_cores:.2f} rest of the suite / "
+        f"{r.other_cores:.2f} other" + ("   <- another load shared the machine: figures are noisy"
+                                         if r.other_cores > 0.25 else ""))
+    db = r.extra.get("billing_db_per_op")
+    if db:
+        say(f"  billing database per op: {db['transactions']:.2f} transactions, {db['sessions']:.3f} new connections "
+            "(background work included)")
 
 
 # -- invariants ----------------------------------------------------------------------------------
@@ -441,12 +507,12 @@ async def check_invariants(suite: Suite, billing: Billing, results: list[Result]
     )
 
     # no lost update: every consume a client saw succeed is in the database
-    seen = sum(r.cycles for r in results)
-    slack = sum(r.in_flight_at_stop for r in results)
+    seen = sum(r.cycles + r.warmup_cycles for r in results)
+    slack = sum(r.uncertain for r in results)
     if consumed_db < seen:
         violations.append(f"lost update: clients saw {seen} consumes succeed, the wallets record {consumed_db}")
     elif consumed_db > seen + slack:
-        violations.append(f"the wallets record {consumed_db} consumed, clients saw {seen} (+{slack} in flight)")
+        violations.append(f"the wallets record {consumed_db} consumed, clients saw {seen} (+{slack} uncertain)")
     if consumed_n != consumed_db:  # every op consumed exactly 1 credit
         violations.append(f"{consumed_n} consumed reservations but {consumed_db} credits consumed")
 
@@ -465,7 +531,7 @@ async def check_invariants(suite: Suite, billing: Billing, results: list[Result]
         "ledger_entries": ledger_rows,
         "credits_consumed_db": consumed_db,
         "consumes_seen_by_clients": seen,
-        "in_flight_slack": slack,
+        "uncertain": slack,
         "reservations_active_left": active_n,
         "aggregate": {"granted": t.granted, "consumed": t.consumed, "reserved": t.reserved,
                       "available": t.available, "accounts": agg.accounts,
@@ -505,7 +571,9 @@ async def suite_figures(suite: Suite, args, wrk: str, tmp: Path) -> tuple[list[R
         results.append(measure_http(f"HTTP via Envoy, {which}", suite, wrk, token, accounts, args, http_groups, tmp))
         billing = Billing(billing_addr, token)
         try:
-            results.append(await measure_grpc(f"gRPC to billing, {which}", billing, accounts, args, grpc_groups))
+            results.append(
+                await measure_grpc(f"gRPC to billing, {which}", suite, billing, accounts, args, grpc_groups)
+            )
         finally:
             await billing.close()
 
@@ -530,10 +598,13 @@ def print_summary(results: list[Result], invariants: dict, machine: dict) -> Non
             f"{sum(r.errors.values()):>7} {r.cpu_ms_per_op:>10.2f}")
     say("  (op = reserve + consume. Latency: per op for gRPC; per HTTP request for wrk, which reports only")
     say("   requests; an op over HTTP is two of them.)")
+    noisy = [f"{r.label} ({r.other_cores:.2f} cores)" for r in results if r.other_cores > 0.25]
+    if noisy:
+        say("  NOISY: something outside the suite used CPU during " + "; ".join(noisy) + " — rerun on a quiet machine")
     v = invariants["violations"]
     say(f"  invariants: {len(v)} violation(s); {invariants['accounts']} accounts, {invariants['ledger_entries']:,} "
         f"ledger entries, {invariants['credits_consumed_db']:,} credits consumed (clients saw "
-        f"{invariants['consumes_seen_by_clients']:,} + ≤{invariants['in_flight_slack']} in flight), "
+        f"{invariants['consumes_seen_by_clients']:,} + ≤{invariants['uncertain']} in flight or failed), "
         f"{invariants['reservations_active_left']} reservations left active by wrk's stop")
     say(f"  billing's own invariant check: {invariants['billing_reconcile_check'] or 'healthy'}")
     for line in v[:20]:
@@ -554,6 +625,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     p.add_argument("--accounts", type=int, default=256, help="accounts of the many-accounts target (default 256)")
     p.add_argument("--trace-sample", type=float, default=0.1, help="OTEL trace sampling ratio (default 0.1)")
+    p.add_argument("--no-tracing", action="store_true",
+                   help="OTEL_SDK_DISABLED=true in the suite: no instrumentation at all (to see what tracing costs)")
     p.add_argument("--quick", action="store_true", help="smoke run: 1 s warm-up, 3 s measured, 64 accounts")
     p.add_argument("--strict", action="store_true", help="exit 1 when an invariant is violated")
     p.add_argument("--out", type=Path, default=OUT_PATH)
@@ -568,8 +641,8 @@ async def amain(args) -> dict:
     say(f"machine: {machine['cores_logical']} logical cores ({machine['cores_usable']} usable), {machine['cpu']}")
     wrk = ensure_wrk()
     with tempfile.TemporaryDirectory(prefix="zenops-bench-credits-") as tmp:
-        suite = Suite(Path(tmp), Ports.free(), extra_env={"OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-                                                          "OTEL_TRACES_SAMPLER_ARG": str(args.trace_sample)})
+        tracing = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": str(args.trace_sample)}
+        suite = Suite(Path(tmp), Ports.free(), extra_env={"OTEL_SDK_DISABLED": "true"} if args.no_tracing else tracing)
         say(f"\nstarting the suite in {tmp} ...")
         suite.up(say=say)
         try:
@@ -582,7 +655,8 @@ async def amain(args) -> dict:
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine,
         "settings": {"duration_s": args.duration, "warmup_s": args.warmup, "clients": args.clients,
-                     "wrk_threads": args.threads, "accounts": args.accounts, "trace_sample": args.trace_sample},
+                     "wrk_threads": args.threads, "accounts": args.accounts,
+                     "tracing": "off (OTEL_SDK_DISABLED)" if args.no_tracing else f"sampled at {args.trace_sample:g}"},
         "target": {"ops_per_s_one_account": TARGET_OPS, "invariant_violations": 0},
         "results": [r.to_json() for r in results],
         "invariants": invariants,
