@@ -31,9 +31,12 @@ class Harness:
         self.engine = app.runtime.engine
         self.settings = app.settings
         self.tenant = str(uuid.uuid4())
+        # The user behind the operator token (the actor the ledger records).
+        self.operator_id = str(uuid.uuid4())
         self.operator = self.token()
 
     def token(self, caps=OPERATOR_CAPS, *, tenant: str | None = None, aud: str = "web", **extra) -> str:
+        extra.setdefault("sub", self.operator_id)
         return self.signer.token(aud=aud, caps=list(caps), tid=tenant or self.tenant, **extra)
 
     def service_token(self, caps=("billing.read", "billing.write"), name: str = "repogen") -> str:
@@ -82,6 +85,10 @@ class Harness:
         async with tx as conn:
             result = await conn.execute(text(statement), params or {})
             return list(result) if result.returns_rows else []
+
+    def tx(self, tenant: str | None = None):
+        """A transaction of the harness tenant (or `tenant`) on the service's own engine."""
+        return tenant_tx(self.engine, tenant or self.tenant)
 
     async def invariants(self, tenant: str | None = None, account_ids: list[str] | None = None) -> list[str]:
         async with tenant_tx(self.engine, tenant or self.tenant) as conn:
