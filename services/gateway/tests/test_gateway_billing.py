@@ -423,6 +423,17 @@ async def test_idempotent_replays_and_key_reuse(start_service, nats_server):
         assert {e["field"] for e in problem["errors"]} == {"path.account_id"}, problem
         assert (await s.wallet(aid))["granted"] == 50 and (await s.wallet(other))["granted"] == 0
 
+        # account creation takes an optional key (billing reads it from the call's metadata)
+        ak = key()
+        body = {"display_name": "Once Ltd", "policy": "postpaid", "external_key": "once"}
+        a1 = await s.call("POST", "/v1/billing/accounts", json=body, headers=ak)
+        a2 = await s.call("POST", "/v1/billing/accounts", json=body, headers=ak)
+        assert a1.status_code == a2.status_code == 201 and a2.content == a1.content, a2.text
+        resp = await s.call("POST", "/v1/billing/accounts", json={**body, "display_name": "Twice Ltd"}, headers=ak)
+        assert {e["field"] for e in assert_problem(resp, 409, "IDEMPOTENCY_KEY_REUSED")["errors"]} == {"display_name"}
+        listed = await s.ok("GET", "/v1/billing/accounts", params={"policy": "postpaid"})
+        assert [a["id"] for a in listed["items"]] == [a1.json()["id"]]
+
         # reserve and consume replays: the same 201/200 body, one effect
         rk = key()
         body = {"account_id": aid, "amount": 20, "ref_type": "work_order", "ref_id": "wo-1"}

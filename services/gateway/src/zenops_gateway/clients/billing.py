@@ -14,6 +14,8 @@ from zenops.common.v1 import common_pb2
 
 from .base import UpstreamClient
 
+IDEMPOTENCY_METADATA = "idempotency-key"
+
 
 class BillingClient(UpstreamClient):
     service = "billing"
@@ -26,8 +28,12 @@ class BillingClient(UpstreamClient):
 
     # -- accounts ----------------------------------------------------------------------------------
 
-    async def create_account(self, request: pb.CreateAccountRequest, *, token: str) -> pb.CreateAccountResponse:
-        return await self.call(self.stub.CreateAccount, request, token=token)
+    async def create_account(
+        self, request: pb.CreateAccountRequest, *, token: str, idempotency_key: str | None = None
+    ) -> pb.CreateAccountResponse:
+        # The request message has no key field: billing reads metadata `idempotency-key`.
+        metadata = {IDEMPOTENCY_METADATA: idempotency_key} if idempotency_key else None
+        return await self.call(self.stub.CreateAccount, request, token=token, metadata=metadata)
 
     async def get_account(self, request: pb.GetAccountRequest, *, token: str) -> pb.GetAccountResponse:
         return await self.call(self.stub.GetAccount, request, token=token)

@@ -111,11 +111,16 @@ def page(limit: int | None, cursor: str | None) -> common_pb2.PageRequest:
     status_code=201,
     response_model=Account,
     summary="Create a billing account (billing.write)",
-    description="409 when the `external_key` is taken in the tenant.",
+    description="409 when the `external_key` is taken in the tenant. `Idempotency-Key` optional: a retry "
+    "with the same key answers the same account (201 again) instead of creating a second one.",
     responses={**problem_responses(401, 403, 409, 503), **CREATED},
 )
 async def create_account(
-    body: CreateAccountBody, caller: CallerDep, billing: BillingDep, response: Response
+    body: CreateAccountBody,
+    caller: CallerDep,
+    billing: BillingDep,
+    response: Response,
+    idempotency_key: OptionalIdempotencyKey = None,
 ) -> Account:
     resp = await billing.create_account(
         pb.CreateAccountRequest(
@@ -126,6 +131,7 @@ async def create_account(
             billing_address=body.billing_address or "",
         ),
         token=caller.token,
+        idempotency_key=idempotency_key,
     )
     response.headers["location"] = f"/v1/billing/accounts/{resp.account.id}"
     return Account.from_proto(resp.account)
