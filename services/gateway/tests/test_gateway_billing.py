@@ -18,10 +18,11 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from gateway_testing import assert_problem, gateway_settings, running
+from gateway_testing import assert_problem, eventually, gateway_settings, running
 
 from zenops_devstack.testing import TokenSigner
 from zenops_gateway.app import USER_AUDIENCES, create_app
@@ -522,6 +523,34 @@ async def test_tokens_without_the_capability_get_403(start_service, nats_server)
         assert_problem(resp, 403)
         # nothing the refused calls asked for happened
         assert await s.wallet(aid) == {"granted": 10, "consumed": 0, "reserved": 3, "available": 7}
+
+
+async def test_consume_beyond_reserved_and_expiry(start_service, nats_server):
+    async with billing_suite(start_service, nats_server, expiry_sweep_interval=0.2) as s:
+        aid = (await s.account(grant=10))["id"]
+        rid = (await s.reserve(aid, 3)).json()["reservation"]["id"]
+        resp = await s.call(
+            "POST", f"/v1/billing/credits/reservations/{rid}/consume", json={"amount": 4}, headers=key()
+        )
+        assert_problem(resp, 409, "EXCEEDS_RESERVED_AMOUNT")
+        assert (await s.wallet(aid))["reserved"] == 3  # nothing moved
+
+        soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+        short = (await s.reserve(aid, 2, expires_at=soon)).json()["reservation"]
+        assert short["expires_at"].endswith("Z")
+
+        async def expired() -> list:
+            page = await s.ok("GET", "/v1/billing/credits/reservations", params={"status": "expired"})
+            return page["items"]
+
+        # billing's sweep expires it (poll the read side, with a deadline)
+        items = await eventually(expired, lambda items: bool(items), within=20)
+        assert [r["id"] for r in items] == [short["id"]] and items[0]["settled_at"].endswith("Z")
+        resp = await s.call("POST", f"/v1/billing/credits/reservations/{short['id']}/consume", headers=key())
+        assert_problem(resp, 409, "RESERVATION_EXPIRED")
+        assert await s.wallet(aid) == {"granted": 10, "consumed": 0, "reserved": 3, "available": 7}
+        timeline = await s.ok("GET", f"/v1/billing/accounts/{aid}/timeline")
+        assert "expire" in {i["ledger_entry"]["kind"] for i in timeline["items"] if i["type"] == "ledger_entry"}
 
 
 async def test_override_reserves_beyond_available(start_service, nats_server):
