@@ -100,6 +100,15 @@ class Harness:
         return {r.kind: int(r.total) for r in rows}
 
 
+async def outcome(coro) -> tuple[str, object]:
+    """('OK', response) or (reason, ErrorDetail) of an awaited call."""
+    try:
+        return "OK", await coro
+    except grpc.aio.AioRpcError as exc:
+        detail = parse_rpc_error(exc)
+        return detail.reason, detail
+
+
 async def poll(fn, *, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
     """Await `fn()` until truthy (no sleeps as synchronisation: a deadline)."""
     deadline = time.monotonic() + timeout

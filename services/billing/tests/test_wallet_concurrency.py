@@ -8,21 +8,10 @@ import uuid
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
-import grpc
-from billing_harness import pb
+from billing_harness import outcome, pb
 from google.protobuf import timestamp_pb2
 
 from zenops_billing.wallet import operations
-from zenops_kit.errors import parse_rpc_error
-
-
-async def outcome(coro) -> tuple[str, object]:
-    """('OK', response) or (reason, ErrorDetail)."""
-    try:
-        return "OK", await coro
-    except grpc.aio.AioRpcError as exc:
-        detail = parse_rpc_error(exc)
-        return detail.reason, detail
 
 
 async def jitter() -> None:

@@ -223,25 +223,23 @@ def _reserve_sql(claimed: bool):
         WHERE w.account_id = CAST(:aid AS uuid)
         FOR UPDATE OF w
     ), d AS (
-        SELECT acct.*, ex.id AS existing_id,
-            CASE WHEN ex.id IS NOT NULL THEN 'RESERVATION_EXISTS'
-                 WHEN acct.status <> 'ACTIVE' THEN 'ACCOUNT_SUSPENDED'
+        SELECT acct.*,
+            CASE WHEN acct.status <> 'ACTIVE' THEN 'ACCOUNT_SUSPENDED'
                  WHEN acct.available >= CAST(:amount AS bigint) OR CAST(:may_override AS boolean) THEN 'OK'
                  ELSE 'INSUFFICIENT_CREDITS' END AS outcome,
             -- beyond available, only the part not covered by a non-negative available is new overdraft
             CASE WHEN acct.available >= CAST(:amount AS bigint) THEN 0
                  ELSE CAST(:amount AS bigint) - GREATEST(acct.available, 0) END AS shortfall
-        FROM acct LEFT JOIN LATERAL (
-            SELECT r.id FROM reservations r
-            WHERE r.account_id = acct.account_id AND r.ref_type = :rt AND r.ref_id = :ri AND r.status = 'ACTIVE'
-            LIMIT 1
-        ) ex ON true
+        FROM acct
     ), r AS (
+        -- ON CONFLICT sees committed rows, not this statement's snapshot (taken before the lock
+        -- wait): an ACTIVE reservation for the ref committed meanwhile makes this a no-op
         INSERT INTO reservations (id, tenant_id, account_id, amount, ref_type, ref_id, shortfall, override_reason,
                                   expires_at, actor, idempotency_key)
         SELECT CAST(:rid AS uuid), d.tenant_id, d.account_id, CAST(:amount AS bigint), :rt, :ri, d.shortfall,
                CASE WHEN d.shortfall > 0 THEN :oreason ELSE '' END, :exp, :actor, :ikey
         FROM d WHERE d.outcome = 'OK'
+        ON CONFLICT (tenant_id, account_id, ref_type, ref_id) WHERE status = 'ACTIVE' DO NOTHING
         RETURNING *
     ), w AS (
         UPDATE wallets w SET reserved = w.reserved + r.amount, overdraft = w.overdraft + r.shortfall,
@@ -259,7 +257,7 @@ def _reserve_sql(claimed: bool):
         WHERE v.amount > 0
         RETURNING *
     ){_CLAIM if claimed else ""}
-    SELECT d.outcome, d.available, COALESCE(d.existing_id::text, '') AS existing_id, {_R}, {_L}, {_WALLET_OUT},
+    SELECT d.outcome, d.available, r.id IS NOT NULL AS inserted, {_R}, {_L}, {_WALLET_OUT},
            {_CLAIMED if claimed else "true"} AS claimed
     FROM d LEFT JOIN (r CROSS JOIN w CROSS JOIN l) ON true
     ORDER BY l.seq
@@ -274,7 +272,7 @@ async def write_reserve(
     """A new ACTIVE reservation decided under the balance-row lock. Outcomes: OK,
     ACCOUNT_NOT_FOUND, RESERVATION_EXISTS (existing_id), ACCOUNT_SUSPENDED,
     INSUFFICIENT_CREDITS (available); with `may_override` a shortfall is let through as an
-    ADJUSTMENT entry before the RESERVE."""
+    ADJUSTMENT entry before the RESERVE. A refusal costs one more (read) statement."""
     params = {"aid": account_id, "rid": reservation_id, "amount": amount, "rt": ref_type, "ri": ref_id,
               "exp": expires_at, "may_override": may_override, "oreason": override_reason, "bref": business_ref,
               "actor": actor, "ikey": idempotency_key, "adj_id": str(uuid.uuid4()), "res_id": str(uuid.uuid4())}
@@ -282,8 +280,16 @@ async def write_reserve(
     if not rows:
         return Written("ACCOUNT_NOT_FOUND")
     first = rows[0]
-    if first.outcome != "OK":
-        return Written(first.outcome, available=first.available, existing_id=first.existing_id)
+    if first.outcome != "OK" or not first.inserted:
+        # An ACTIVE reservation for the ref is the answer before any other refusal (a retried
+        # acceptance is not a shortfall). Read now, still under the balance-row lock: no one
+        # can be adding one for this account, and this statement sees every committed one.
+        existing = await active_reservation(conn, account_id, ref_type, ref_id)
+        if existing is not None:
+            return Written("RESERVATION_EXISTS", existing_id=existing.id)
+        if first.outcome == "OK":  # pragma: no cover - the conflicting reservation was settled meanwhile
+            raise RuntimeError(f"reservation for {ref_type}:{ref_id} conflicted with none")
+        return Written(first.outcome, available=first.available)
     entries = tuple(entry_of(r) for r in rows)
     return Written("OK", reservation=reservation_of(first, entries), entries=entries, wallet=_wallet_of(rows[-1]),
                    claimed=first.claimed)
