@@ -240,10 +240,8 @@ async def unanswering_ops(start_service, case: str, identity_addr: str):
             yield owners.addr
 
 
-# What each case answers. The real ops service's unimplemented method comes back INTERNAL,
-# not UNIMPLEMENTED: the kit interceptor turns the generated stub's NotImplementedError into
-# INTERNAL (reported to the kit's owner); either way billing leaves the reservation alone.
-CODES = {"real-ops": ("UNIMPLEMENTED", "INTERNAL"), "unimplemented": ("UNIMPLEMENTED",),
+# What each case answers: the real ops service does not implement GetBillingRefState yet.
+CODES = {"real-ops": ("UNIMPLEMENTED",), "unimplemented": ("UNIMPLEMENTED",),
          "unavailable": ("UNAVAILABLE",), "deadline": ("DEADLINE_EXCEEDED",)}
 
 

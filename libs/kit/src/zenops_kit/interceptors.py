@@ -130,6 +130,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             await self._abort(context, exc)
         if isinstance(exc, grpc.aio.AbortError):  # context.abort() inside the handler
             raise exc
+        if isinstance(exc, NotImplementedError):  # a contract RPC the servicer does not implement yet
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this RPC is not implemented by this service")
         trace_id = format(trace.get_current_span().get_span_context().trace_id, "032x")
         if _is_connection_error(exc):
             log.warning("dependency unavailable", extra={"error": repr(exc)})
