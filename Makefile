@@ -78,6 +78,7 @@ test-fast: $(STAMP) ## the pytest suites only
 bench: $(STAMP) ## benchmarks (print figures; not tests)
 	$(PY) bench/skeleton_path.py
 	$(PY) bench/auth.py
+	$(PY) bench/credits.py
 
 clean: ## remove the virtualenv and caches (keeps .data)
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache
