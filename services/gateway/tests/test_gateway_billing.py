@@ -553,6 +553,42 @@ async def test_consume_beyond_reserved_and_expiry(start_service, nats_server):
         assert "expire" in {i["ledger_entry"]["kind"] for i in timeline["items"] if i["type"] == "ledger_entry"}
 
 
+async def test_odd_input_is_a_4xx_never_a_500(start_service, nats_server):
+    async with billing_suite(start_service, nats_server) as s:
+        aid = (await s.account(grant=10))["id"]
+        nobody = str(uuid.uuid4())
+        for path in (
+            "/v1/billing/accounts",
+            "/v1/billing/credits/reservations",
+            f"/v1/billing/accounts/{aid}/timeline",
+        ):
+            assert set(fields(await s.call("GET", path, params={"cursor": "not-a-cursor"}))) == {"query.cursor"}, path
+        # unknown ids are 404s with billing's reason
+        for method, path, body in [
+            ("GET", f"/v1/billing/accounts/{nobody}", None),
+            ("GET", f"/v1/billing/accounts/{nobody}/status", None),
+            ("GET", f"/v1/billing/accounts/{nobody}/timeline", None),
+            ("POST", f"/v1/billing/accounts/{nobody}/credits/grant", {"amount": 1, "reason": "r"}),
+            ("POST", f"/v1/billing/credits/reservations/{nobody}/consume", {}),
+            ("POST", f"/v1/billing/credits/reservations/{nobody}/release", {"reason": "r"}),
+            ("POST", "/v1/billing/subscriptions", {"account_id": aid, "plan_id": nobody}),
+            ("POST", f"/v1/billing/subscriptions/{nobody}/pause", None),
+        ]:
+            assert_problem(await s.call(method, path, json=body, headers=key()), 404)
+        assert_problem(await s.reserve(nobody, 1), 404, "ACCOUNT_NOT_FOUND")
+        # values the gateway lets through and billing refuses, named as the request names them
+        assert set(fields(await s.reserve(aid, 1, ref_id="ä/../x"))) == {"ref_id"}
+        assert set(fields(await s.reserve(aid, 1, expires_at="2020-01-01T00:00:00Z"))) == {"expires_at"}
+        resp = await s.reserve(aid, 1, expires_at="9999-12-31T23:59:59Z")  # far, but a time
+        assert resp.status_code == 201 and resp.json()["reservation"]["expires_at"] == "9999-12-31T23:59:59Z"
+        assert set(fields(await s.reserve(aid, 1, expires_at="0001-01-01T00:00:00+05:00"))) == {"expires_at"}
+        event = {"event_id": "e-1", "account_id": aid, "kind": "api_call", "quantity": 1}
+        resp = await s.call("POST", "/v1/billing/events", json={**event, "occurred_at": "0001-01-01T00:00:00Z"})
+        assert resp.status_code < 500, resp.text  # whether year 1 is a plausible usage time is billing's call
+        resp = await s.call("POST", "/v1/billing/events", json={**event, "event_id": "e-2", "ref_type": "x y"})
+        assert set(fields(resp)) == {"ref_type", "ref_id"}
+
+
 async def test_override_reserves_beyond_available(start_service, nats_server):
     async with billing_suite(start_service, nats_server) as s:
         aid = (await s.account(grant=5))["id"]

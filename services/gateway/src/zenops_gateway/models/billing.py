@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from zenops.billing.v1 import billing_pb2 as pb
@@ -54,6 +54,19 @@ UsageKind = Annotated[
     str,
     Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.]*$", examples=["report_released"]),
 ]
+
+
+def _utc(value: datetime) -> datetime:
+    # Offsets near the ends of the calendar can overflow when moved to UTC; that is a 400 on
+    # the field, not a 500 (protobuf Timestamps span years 1-9999).
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError("datetime_range", "Must be between years 1 and 9999 in UTC") from None
+
+
+# A timestamp in a request: must carry an offset (naive times are ambiguous); kept in UTC.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
 
 
 class Strict(BaseModel):
@@ -272,7 +285,7 @@ class ReserveBody(Strict):
     amount: Credits
     ref_type: RefType
     ref_id: RefId
-    expires_at: AwareDatetime | None = Field(None, description="Default: the service's reservation TTL (7 days).")
+    expires_at: UtcDatetime | None = Field(None, description="Default: the service's reservation TTL (7 days).")
     override_reason: Reason | None = Field(
         None, description="Reserve beyond available (billing.override); the shortfall is an audited adjustment."
     )
@@ -427,7 +440,7 @@ class Subscription(BaseModel):
 class SubscribeBody(Strict):
     account_id: UUID
     plan_id: UUID
-    start_at: AwareDatetime | None = Field(None, description="Default: now. The first refill is granted at the start.")
+    start_at: UtcDatetime | None = Field(None, description="Default: now. The first refill is granted at the start.")
 
 
 # -- usage events, reconciliation ----------------------------------------------------------------
@@ -442,7 +455,7 @@ class UsageEventBody(Strict):
     quantity: Annotated[int, Field(strict=True, gt=0, le=MAX_CREDITS)]
     ref_type: str | None = Field(None, min_length=1, max_length=64)
     ref_id: RefId | None = None
-    occurred_at: AwareDatetime | None = Field(None, description="Default: when billing records it.")
+    occurred_at: UtcDatetime | None = Field(None, description="Default: when billing records it.")
 
     def to_proto(self) -> pb.UsageEvent:
         return pb.UsageEvent(
