@@ -14,6 +14,7 @@ account changes, plans and subscriptions, usage events, reconciliation dry run.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -551,6 +552,16 @@ async def test_consume_beyond_reserved_and_expiry(start_service, nats_server):
         assert await s.wallet(aid) == {"granted": 10, "consumed": 0, "reserved": 3, "available": 7}
         timeline = await s.ok("GET", f"/v1/billing/accounts/{aid}/timeline")
         assert "expire" in {i["ledger_entry"]["kind"] for i in timeline["items"] if i["type"] == "ledger_entry"}
+
+
+async def test_concurrent_reserves_through_http_never_overspend(start_service, nats_server):
+    async with billing_suite(start_service, nats_server) as s:
+        aid = (await s.account(grant=10))["id"]
+        answers = await asyncio.gather(*(s.reserve(aid, 1) for _ in range(40)))
+        codes = sorted(r.status_code for r in answers)
+        assert codes == [201] * 10 + [409] * 30, codes
+        assert {r.json()["code"] for r in answers if r.status_code == 409} == {"INSUFFICIENT_CREDITS"}
+        assert await s.wallet(aid) == {"granted": 10, "consumed": 0, "reserved": 10, "available": 0}
 
 
 async def test_odd_input_is_a_4xx_never_a_500(start_service, nats_server):
