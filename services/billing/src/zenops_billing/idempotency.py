@@ -33,6 +33,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import asyncpg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -43,6 +44,7 @@ from zenops_kit.errors import DomainError, FieldViolation
 from .domain.idempotency import canonical, fingerprint, key_reused, mismatched_fields
 from .store import idempotency as store
 from .store import sqlstate
+from .store.sql import raw_tenant_tx
 from .store.wallet import Claim
 from .wallet.operations import KeyTaken
 
@@ -107,7 +109,7 @@ async def _retrying(operation: str, attempt_once: Callable[[], Awaitable[T]]) ->
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return await attempt_once()
-        except DBAPIError as exc:
+        except (DBAPIError, asyncpg.PostgresError) as exc:
             if sqlstate(exc) not in _RETRYABLE or attempt == ATTEMPTS:
                 raise
             log.warning("transaction conflict; retrying", extra={"operation": operation, "attempt": attempt,
@@ -141,13 +143,13 @@ async def idempotent_credit(
 
 async def _attempt_credit(engine, *, tenant_id, key, operation, request, run, replay):
     if not key:
-        async with tenant_tx(engine, tenant_id) as conn:
+        async with raw_tenant_tx(engine, tenant_id) as conn:
             return await run(conn, None)
     digest = fingerprint(operation, request)
     claim = Claim(key, operation, digest, json.dumps(canonical(request), sort_keys=True))
     error: DomainError | None = None
     try:
-        async with tenant_tx(engine, tenant_id) as conn:
+        async with raw_tenant_tx(engine, tenant_id) as conn:
             return await run(conn, claim)
     except KeyTaken:
         pass  # rolled back: replay what was recorded

@@ -17,6 +17,9 @@ def violated_constraint(exc: IntegrityError) -> str | None:
     return getattr(cause, "constraint_name", None)
 
 
-def sqlstate(exc: DBAPIError) -> str | None:
-    orig = exc.orig
-    return getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+def sqlstate(exc: Exception) -> str | None:
+    """The SQLSTATE of a database error, raised through SQLAlchemy or by asyncpg directly."""
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig
+        return getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    return getattr(exc, "sqlstate", None)

@@ -15,6 +15,7 @@ from zenops_kit.errors import AlreadyExists, FieldViolation
 
 from ..domain.wallet import Account, Wallet
 from . import violated_constraint
+from .sql import Statement, fetch
 
 ACCOUNT_COLUMNS = """
     a.id::text AS id, a.tenant_id::text AS tenant_id, COALESCE(a.external_key, '') AS external_key,
@@ -132,17 +133,20 @@ async def open_reservations(conn: AsyncConnection, account_id: str) -> int:
     )).scalar()
 
 
+_APPEND_EVENT = Statement(
+    "INSERT INTO account_events (id, tenant_id, account_id, kind, actor, reason, detail, trace_id) "
+    "VALUES (CAST(:id AS uuid), CAST(:tid AS uuid), CAST(:aid AS uuid), :kind, :actor, :reason, "
+    "CAST(:detail AS jsonb), :trace)")
+
+
 async def append_event(
-    conn: AsyncConnection, *, tenant_id: str, account_id: str, kind: str, actor: str, reason: str = "",
+    conn, *, tenant_id: str, account_id: str, kind: str, actor: str, reason: str = "",
     detail: dict | None = None, trace_id: str = "",
 ) -> None:
-    await conn.execute(
-        text("INSERT INTO account_events (id, tenant_id, account_id, kind, actor, reason, detail, trace_id) "
-             "VALUES (CAST(:id AS uuid), CAST(:tid AS uuid), CAST(:aid AS uuid), :kind, :actor, :reason, "
-             "CAST(:detail AS jsonb), :trace)"),
-        {"id": str(uuid.uuid4()), "tid": tenant_id, "aid": account_id, "kind": kind, "actor": actor,
-         "reason": reason, "detail": json.dumps(detail or {}, default=str), "trace": trace_id},
-    )
+    """(Either connection kind: store.sql.)"""
+    await fetch(conn, _APPEND_EVENT, {
+        "id": str(uuid.uuid4()), "tid": tenant_id, "aid": account_id, "kind": kind, "actor": actor,
+        "reason": reason, "detail": json.dumps(detail or {}, default=str), "trace": trace_id})
 
 
 async def events(conn: AsyncConnection, account_id: str) -> list:

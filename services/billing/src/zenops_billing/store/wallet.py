@@ -23,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.wallet import LedgerEntry, LedgerSums, Reservation, Wallet
+from .sql import Statement, fetch, first
 
 RESERVATION_COLUMNS = """
     {r}.id::text AS r_id, {r}.account_id::text AS r_account_id, {r}.amount AS r_amount, {r}.ref_type AS r_ref_type,
@@ -70,18 +71,19 @@ def _wallet_of(row) -> Wallet:
 # -- locks and reads ------------------------------------------------------------------------
 
 
-async def get_reservation(conn: AsyncConnection, reservation_id: str) -> Reservation | None:
-    row = (await conn.execute(text(f"SELECT {_R} FROM reservations r WHERE r.id = CAST(:id AS uuid)"),
-                              {"id": reservation_id})).first()
+_GET_RESERVATION = Statement(f"SELECT {_R} FROM reservations r WHERE r.id = CAST(:id AS uuid)")
+_ACTIVE_RESERVATION = Statement(
+    f"SELECT {_R} FROM reservations r WHERE r.account_id = CAST(:aid AS uuid) AND r.ref_type = :rt "
+    "AND r.ref_id = :ri AND r.status = 'ACTIVE'")
+
+
+async def get_reservation(conn, reservation_id: str) -> Reservation | None:
+    row = await first(conn, _GET_RESERVATION, {"id": reservation_id})
     return reservation_of(row) if row else None
 
 
-async def active_reservation(conn: AsyncConnection, account_id: str, ref_type: str, ref_id: str) -> Reservation | None:
-    row = (await conn.execute(
-        text(f"SELECT {_R} FROM reservations r WHERE r.account_id = CAST(:aid AS uuid) AND r.ref_type = :rt "
-             "AND r.ref_id = :ri AND r.status = 'ACTIVE'"),
-        {"aid": account_id, "rt": ref_type, "ri": ref_id},
-    )).first()
+async def active_reservation(conn, account_id: str, ref_type: str, ref_id: str) -> Reservation | None:
+    row = await first(conn, _ACTIVE_RESERVATION, {"aid": account_id, "rt": ref_type, "ri": ref_id})
     return reservation_of(row) if row else None
 
 
@@ -185,8 +187,8 @@ def _claim_params(params: dict, claim: Claim | None) -> dict:
 
 
 @functools.cache
-def _grant_sql(claimed: bool):
-    return text(f"""
+def _grant_sql(claimed: bool) -> Statement:
+    return Statement(f"""
     WITH w AS (
         UPDATE wallets w SET granted = w.granted + CAST(:amount AS bigint), entries = w.entries + 1, updated_at = now()
         WHERE w.account_id = CAST(:aid AS uuid)
@@ -202,23 +204,24 @@ def _grant_sql(claimed: bool):
 
 
 async def write_grant(
-    conn: AsyncConnection, *, account_id: str, kind: str, amount: int, reason: str, actor: str, business_ref: str,
+    conn, *, account_id: str, kind: str, amount: int, reason: str, actor: str, business_ref: str,
     idempotency_key: str, claim: Claim | None = None,
 ) -> Written:
     """Adds credits (the UPDATE locks the balance row). Outcome ACCOUNT_NOT_FOUND or OK."""
     params = {"aid": account_id, "lid": str(uuid.uuid4()), "kind": kind, "amount": amount, "bref": business_ref,
               "actor": actor, "reason": reason, "ikey": idempotency_key}
-    row = (await conn.execute(_grant_sql(claim is not None), _claim_params(params, claim))).first()
+    row = await first(conn, _grant_sql(claim is not None), _claim_params(params, claim))
     if row is None:
         return Written("ACCOUNT_NOT_FOUND")
     return Written("OK", entries=(entry_of(row),), wallet=_wallet_of(row), claimed=row.claimed)
 
 
 @functools.cache
-def _reserve_sql(claimed: bool):
-    return text(f"""
+def _reserve_sql(claimed: bool) -> Statement:
+    return Statement(f"""
     WITH acct AS (
-        SELECT w.account_id, w.tenant_id, a.status, w.granted - w.consumed - w.reserved AS available
+        SELECT w.account_id, w.tenant_id, a.status, w.granted, w.consumed, w.reserved, w.overdraft, w.entries,
+               w.granted - w.consumed - w.reserved AS available
         FROM wallets w JOIN billing_accounts a ON a.id = w.account_id
         WHERE w.account_id = CAST(:aid AS uuid)
         FOR UPDATE OF w
@@ -242,9 +245,14 @@ def _reserve_sql(claimed: bool):
         ON CONFLICT (tenant_id, account_id, ref_type, ref_id) WHERE status = 'ACTIVE' DO NOTHING
         RETURNING *
     ), w AS (
-        UPDATE wallets w SET reserved = w.reserved + r.amount, overdraft = w.overdraft + r.shortfall,
-            entries = w.entries + 1 + (r.shortfall > 0)::int, updated_at = now()
-        FROM r WHERE w.account_id = r.account_id
+        -- Every figure from the locked row (acct), none from w's own columns: this UPDATE reads
+        -- the row as of the statement's snapshot, possibly older than the lock's, and PostgreSQL
+        -- checks the CHECK constraints on that first computation before it re-reads the latest
+        -- version (a stale `granted` would trip wallets_available_floor spuriously).
+        UPDATE wallets w SET granted = d.granted, consumed = d.consumed, reserved = d.reserved + r.amount,
+            overdraft = d.overdraft + r.shortfall, entries = d.entries + 1 + (r.shortfall > 0)::int,
+            updated_at = now()
+        FROM r CROSS JOIN d WHERE w.account_id = r.account_id
         RETURNING w.*
     ), l AS ({_LEDGER_INSERT}
         -- an override's shortfall (ADJUSTMENT) first, then the RESERVE; each with the balances after it
@@ -265,7 +273,7 @@ def _reserve_sql(claimed: bool):
 
 
 async def write_reserve(
-    conn: AsyncConnection, *, account_id: str, reservation_id: str, amount: int, ref_type: str, ref_id: str,
+    conn, *, account_id: str, reservation_id: str, amount: int, ref_type: str, ref_id: str,
     expires_at: datetime, may_override: bool, override_reason: str, actor: str, business_ref: str,
     idempotency_key: str, claim: Claim | None = None,
 ) -> Written:
@@ -276,7 +284,7 @@ async def write_reserve(
     params = {"aid": account_id, "rid": reservation_id, "amount": amount, "rt": ref_type, "ri": ref_id,
               "exp": expires_at, "may_override": may_override, "oreason": override_reason, "bref": business_ref,
               "actor": actor, "ikey": idempotency_key, "adj_id": str(uuid.uuid4()), "res_id": str(uuid.uuid4())}
-    rows = (await conn.execute(_reserve_sql(claim is not None), _claim_params(params, claim))).all()
+    rows = await fetch(conn, _reserve_sql(claim is not None), _claim_params(params, claim))
     if not rows:
         return Written("ACCOUNT_NOT_FOUND")
     first = rows[0]
@@ -296,8 +304,8 @@ async def write_reserve(
 
 
 @functools.cache
-def _settle_sql(claimed: bool):
-    return text(f"""
+def _settle_sql(claimed: bool) -> Statement:
+    return Statement(f"""
     WITH cur AS (
         SELECT r.*, now() AS db_now FROM reservations r WHERE r.id = CAST(:rid AS uuid) FOR UPDATE
     ), d AS (
@@ -343,7 +351,7 @@ def _settle_sql(claimed: bool):
 
 
 async def write_settle(
-    conn: AsyncConnection, *, reservation_id: str, new_status: str, take: int, returned_kind: str, actor: str,
+    conn, *, reservation_id: str, new_status: str, take: int, returned_kind: str, actor: str,
     reason: str, returned_reason: str, idempotency_key: str, expiring: bool = False, claim: Claim | None = None,
 ) -> Written:
     """ACTIVE → `new_status`, decided under the reservation's row lock (the balance row is
@@ -355,7 +363,7 @@ async def write_settle(
     params = {"rid": reservation_id, "take": take, "expiring": expiring, "new_status": new_status, "actor": actor,
               "sreason": reason, "c_id": str(uuid.uuid4()), "c_reason": reason, "x_id": str(uuid.uuid4()),
               "x_kind": returned_kind, "x_reason": returned_reason, "ikey": idempotency_key}
-    rows = (await conn.execute(_settle_sql(claim is not None), _claim_params(params, claim))).all()
+    rows = await fetch(conn, _settle_sql(claim is not None), _claim_params(params, claim))
     if not rows:
         return Written("RESERVATION_NOT_FOUND")
     first = rows[0]
@@ -366,9 +374,11 @@ async def write_settle(
                    claimed=first.claimed)
 
 
-async def entry_by_id(conn: AsyncConnection, entry_id: str) -> LedgerEntry | None:
-    row = (await conn.execute(text(f"SELECT {_L} FROM credit_ledger l WHERE l.id = CAST(:id AS uuid)"),
-                              {"id": entry_id})).first()
+_ENTRY = Statement(f"SELECT {_L} FROM credit_ledger l WHERE l.id = CAST(:id AS uuid)")
+
+
+async def entry_by_id(conn, entry_id: str) -> LedgerEntry | None:
+    row = await first(conn, _ENTRY, {"id": entry_id})
     return entry_of(row) if row else None
 
 # -- aggregates and invariants --------------------------------------------------------------
