@@ -89,7 +89,7 @@ async def test_an_original_failure_is_replayed_even_when_it_would_now_succeed(bi
         first = await h.fails("ConsumeReservation", missing)
         assert (first.code, first.reason) == (grpc.StatusCode.NOT_FOUND, "RESERVATION_NOT_FOUND")
         assert (await h.fails("ConsumeReservation", missing)).reason == "RESERVATION_NOT_FOUND"
-        stored = await h.sql("SELECT error->>'reason' AS reason FROM idempotency_keys WHERE key = :k", {"k": k})
+        stored = await h.sql("SELECT error->>'outcome' AS reason FROM idempotency_keys WHERE key = :k", {"k": k})
         assert [s.reason for s in stored] == ["INSUFFICIENT_CREDITS"]
 
 

@@ -12,11 +12,11 @@ serialized response, commits: the effect and the record of it commit together or
 A key that exists is locked (SELECT ... FOR UPDATE) and replayed.
 
 `idempotent_credit()` (grant, reserve, consume, release: the hot path): the wallet operation
-records the key itself, in its one statement, pointing at its last ledger entry; the
-response is rebuilt from the ledger and the reservation (immutable) on replay. No claim
-before, no response write after: two statements fewer while the account's row is locked.
-If the key turns out to exist (a retry, or a concurrent twin that committed first), the
-operation is rolled back and the recorded result replayed.
+is one database function call in autocommit that claims the key first (a twin waits on it),
+does the work and records the key's answer: its last ledger entry (the response is rebuilt
+from the ledger and the reservation, both immutable, on replay) or its refusal. One round
+trip in all. If the key exists (a retry, or a twin that committed first) the function does
+nothing and the recorded answer is replayed.
 
 Both: a DomainError from the operation rolls its effects back and is then recorded in a
 fresh transaction, so a retry fails the same way; if a concurrent attempt recorded the key
@@ -44,9 +44,9 @@ from zenops_kit.errors import DomainError, FieldViolation
 from .domain.idempotency import canonical, fingerprint, key_reused, mismatched_fields
 from .store import idempotency as store
 from .store import sqlstate
-from .store.sql import raw_tenant_tx
+from .store.sql import raw_autocommit
 from .store.wallet import Claim
-from .wallet.operations import KeyTaken
+from .wallet.operations import KeyTaken, refusal
 
 log = logging.getLogger("zenops.billing.idempotency")
 
@@ -75,6 +75,8 @@ def encode_error(err: DomainError) -> dict:
 
 
 def decode_error(data: dict) -> DomainError:
+    if "outcome" in data:  # a refusal a wallet function recorded: rebuilt from its figures
+        return refusal(data["outcome"], data.get("detail") or {})
     cls = _ERROR_TYPES.get(data.get("type", ""), errors.FailedPrecondition)
     return cls(data.get("message", ""), reason=data.get("reason"), metadata=data.get("metadata") or {},
                violations=[FieldViolation(f, d) for f, d in data.get("violations") or []])
@@ -134,8 +136,9 @@ async def idempotent_credit(
     replay: Callable[[AsyncConnection, str], Awaitable[T]],
 ) -> T:
     """`run(conn, claim)` performs a wallet operation passing `claim` on (it records the key
-    with its last ledger entry, or raises KeyTaken); `replay(conn, ledger_entry_id)` rebuilds
-    the response from that entry. Empty `key`: just run it (claim None)."""
+    with its answer, or raises KeyTaken); `conn` is an asyncpg connection in autocommit (use
+    the store functions that take either kind). `replay(conn, ledger_entry_id)` rebuilds the
+    response from that entry. Empty `key`: just run it (claim None)."""
     return await _retrying(operation, lambda: _attempt_credit(engine, tenant_id=tenant_id, key=key,
                                                               operation=operation, request=request, run=run,
                                                               replay=replay))
@@ -143,20 +146,20 @@ async def idempotent_credit(
 
 async def _attempt_credit(engine, *, tenant_id, key, operation, request, run, replay):
     if not key:
-        async with raw_tenant_tx(engine, tenant_id) as conn:
+        async with raw_autocommit(engine) as conn:
             return await run(conn, None)
     digest = fingerprint(operation, request)
     claim = Claim(key, operation, digest, json.dumps(canonical(request), sort_keys=True))
     error: DomainError | None = None
     try:
-        async with raw_tenant_tx(engine, tenant_id) as conn:
+        async with raw_autocommit(engine) as conn:
             return await run(conn, claim)
     except KeyTaken:
-        pass  # rolled back: replay what was recorded
+        pass  # nothing was done: replay what was recorded
     except DomainError as err:
-        if isinstance(err, _NOT_RECORDED):
+        if isinstance(err, _NOT_RECORDED) or getattr(err, "recorded", False):
             raise
-        error = err
+        error = err  # refused before the database saw it (e.g. validation): record it now
     async with tenant_tx(engine, tenant_id) as conn:
         if error is not None and await store.save_failure(
                 conn, tenant_id=tenant_id, key=key, operation=operation, request_hash=digest, request=request,

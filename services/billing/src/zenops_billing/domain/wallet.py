@@ -168,10 +168,10 @@ def insufficient_credits(requested: int, available: int) -> FailedPrecondition:
     )
 
 
-def reservation_exists(existing: Reservation) -> AlreadyExists:
+def reservation_exists(reservation_id: str, ref_type: str, ref_id: str) -> AlreadyExists:
     return AlreadyExists(
-        f"an ACTIVE reservation exists for {existing.ref_type} {existing.ref_id}", reason=RESERVATION_EXISTS,
-        metadata={"reservation_id": existing.id, "ref_type": existing.ref_type, "ref_id": existing.ref_id},
+        f"an ACTIVE reservation exists for {ref_type} {ref_id}", reason=RESERVATION_EXISTS,
+        metadata={"reservation_id": reservation_id, "ref_type": ref_type, "ref_id": ref_id},
     )
 
 

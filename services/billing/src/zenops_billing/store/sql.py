@@ -1,11 +1,10 @@
 """Statements that run on either kind of connection: a SQLAlchemy AsyncConnection (callers
-inside `tenant_tx`, event handlers, B2's use cases) or the asyncpg connection underneath one
-(the credit RPCs' hot path, `raw_tenant_tx`).
+inside `tenant_tx`, event handlers, the release gate, refills) or the asyncpg connection
+underneath one (the credit RPCs' hot path: `raw_autocommit`, `raw_tenant_tx`).
 
 Why the raw path: measured on the reserve+consume hot path, SQLAlchemy's per-statement work
 (text compile cache, parameter processing, greenlet hops, row wrapping) cost ~0.35 ms of CPU
-per statement, ~2.2 ms per reserve+consume pair against ~0.7 ms through asyncpg directly; and
-BEGIN plus the tenant setting go in one round trip instead of two.
+per statement, ~2.2 ms per reserve+consume pair against ~0.7 ms through asyncpg directly.
 """
 
 from __future__ import annotations
@@ -73,6 +72,21 @@ async def fetch(conn, statement: Statement, params: dict) -> list:
 async def first(conn, statement: Statement, params: dict):
     rows = await fetch(conn, statement, params)
     return rows[0] if rows else None
+
+
+@asynccontextmanager
+async def raw_autocommit(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled asyncpg connection outside any transaction: each statement commits on its own.
+    For the wallet's database functions, which scope themselves to a tenant (set_config
+    local to the statement's implicit transaction: nothing leaks to the connection's next user)."""
+    async with engine.connect() as sa_conn:
+        raw = (await sa_conn.get_raw_connection()).driver_connection
+        try:
+            yield raw
+        except CONNECTION_ERRORS as exc:
+            # Whether a write committed is unknown: the caller retries with its idempotency key.
+            await sa_conn.invalidate()
+            raise Unavailable("the database connection was lost; retry with the same key") from exc
 
 
 @asynccontextmanager

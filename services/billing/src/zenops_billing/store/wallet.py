@@ -1,20 +1,18 @@
 """Balance rows, the credit ledger and reservations.
 
-Each write is ONE statement (data-modifying CTEs): lock, decide, update the reservation and
-the balance row, append the ledger entries with the balances after them, record the
-idempotency key. So a write costs one round trip and the balance row is locked from that
-statement to the commit only. The balance UPDATE's RETURNING gives the exact balances under
-the lock, and each ledger entry's `seq` comes from the balance row's `entries` counter
+A write is ONE call of a database function (see the writes section): one round trip, and in
+autocommit the balance row is locked only inside the database. Each ledger entry carries
+the balances after it and a per-account `seq` from the balance row's `entries` counter
 (unique per account: two writers that skipped the lock would collide).
 
-Why one statement: measured, each SQLAlchemy statement costs ~0.25 ms of CPU and a round
-trip during which the hot account's row stays locked; ten per reserve+consume capped one
-account at ~110 pairs/s.
+Why: measured on one hot account, every client round trip made while its row is locked
+(and every SQLAlchemy statement, ~0.25 ms of CPU) capped reserve+consume; ten statements per
+pair gave ~110 pairs/s.
 """
 
 from __future__ import annotations
 
-import functools
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -128,17 +126,18 @@ async def due_reservation(conn: AsyncConnection, now: datetime) -> tuple[Reserva
 
 # -- writes ---------------------------------------------------------------------------------
 #
-# One statement each: lock (SELECT ... FOR UPDATE, or the UPDATE itself), decide (the
-# outcome is computed in SQL from the locked row's latest version), write the reservation,
-# the balance row and the ledger entries, and optionally record the idempotency key with a
-# pointer to the operation's last ledger entry (the original response is rebuilt from the
-# append-only ledger and the reservation, both immutable once written or settled). A refused
-# operation writes nothing and says why (`outcome`).
+# Each operation is one call of its database function (migration 0002: billing_grant,
+# billing_reserve, billing_settle): lock, decide, write the reservation, the balance row and
+# the ledger entries, optionally claim the idempotency key and record the answer — one round
+# trip. Called in autocommit (the credit RPCs, `autocommit_tx`) the balance row is locked only
+# while the function runs inside the database; called in a caller's transaction the lock
+# lasts to that transaction's end, as any row lock. A refused operation writes nothing but
+# the key's refusal, and says why (`outcome`, `detail`).
 
 
 @dataclass(frozen=True)
 class Claim:
-    """An idempotency key to record with the operation's ledger entry, in its statement."""
+    """An idempotency key for the operation to claim, and to answer retries with."""
 
     key: str
     operation: str
@@ -148,230 +147,89 @@ class Claim:
 
 @dataclass(frozen=True)
 class Written:
-    """What a write statement did: `outcome` 'OK' (then the rest is set) or a reason code."""
+    """What an operation did: `outcome` 'OK' (then reservation/entries/wallet), 'KEY_TAKEN'
+    (the claim's key exists: nothing done), or a reason code with its `detail` figures."""
 
     outcome: str
     reservation: Reservation | None = None
     entries: tuple[LedgerEntry, ...] = ()
     wallet: Wallet | None = None
-    # False when the idempotency key already existed (the caller must roll back and replay).
-    claimed: bool = True
-    # On refusal: the figures the reason needs.
-    available: int = 0
-    existing_id: str = ""
-    status: str = ""
-    expires_at: datetime | None = None
-    amount: int = 0
-
-
-_LEDGER_INSERT = """
-    INSERT INTO credit_ledger (id, tenant_id, account_id, seq, kind, amount, reservation_id, business_ref, actor,
-                               reason, idempotency_key, granted_after, consumed_after, reserved_after,
-                               overdraft_after, created_at)"""
-
-_CLAIM = """,
-    k AS (
-        INSERT INTO idempotency_keys (tenant_id, key, operation, request_hash, request, ledger_entry_id)
-        SELECT l.tenant_id, :k_key, :k_op, :k_hash, CAST(:k_request AS jsonb), l.id
-        FROM l ORDER BY l.seq DESC LIMIT 1
-        ON CONFLICT DO NOTHING
-        RETURNING 1
-    )"""
-_CLAIMED = "(SELECT count(*) FROM k) = 1"
+    detail: dict | None = None
 
 
 def _claim_params(params: dict, claim: Claim | None) -> dict:
-    if claim is not None:
-        params.update(k_key=claim.key, k_op=claim.operation, k_hash=claim.request_hash, k_request=claim.request_json)
+    params.update(cop=claim.operation if claim else None, chash=claim.request_hash if claim else None,
+                  creq=claim.request_json if claim else None)
     return params
 
 
-@functools.cache
-def _grant_sql(claimed: bool) -> Statement:
-    return Statement(f"""
-    WITH w AS (
-        UPDATE wallets w SET granted = w.granted + CAST(:amount AS bigint), entries = w.entries + 1, updated_at = now()
-        WHERE w.account_id = CAST(:aid AS uuid)
-        RETURNING w.*
-    ), l AS ({_LEDGER_INSERT}
-        SELECT CAST(:lid AS uuid), w.tenant_id, w.account_id, w.entries, :kind, CAST(:amount AS bigint), NULL, :bref,
-               :actor, :reason, :ikey, w.granted, w.consumed, w.reserved, w.overdraft, now()
-        FROM w
-        RETURNING *
-    ){_CLAIM if claimed else ""}
-    SELECT {_L}, {_WALLET_OUT}, {_CLAIMED if claimed else "true"} AS claimed FROM l CROSS JOIN w
-    """)
+def _written(rows: list) -> Written:
+    first = rows[0]
+    if first.outcome != "OK":
+        detail = first.detail
+        return Written(first.outcome, detail=json.loads(detail) if isinstance(detail, str) else detail)
+    entries = tuple(entry_of(r) for r in rows)
+    reservation = reservation_of(first, entries) if first.r_id is not None else None
+    return Written("OK", reservation=reservation, entries=entries, wallet=_wallet_of(rows[-1]))
+
+
+_GRANT = Statement(
+    "SELECT * FROM billing_grant(CAST(:tenant AS uuid), CAST(:aid AS uuid), :kind, CAST(:amount AS bigint), "
+    ":reason, :actor, :bref, :ikey, CAST(:lid AS uuid), :cop, CAST(:chash AS bytea), CAST(:creq AS jsonb))")
+
+_RESERVE = Statement(
+    "SELECT * FROM billing_reserve(CAST(:tenant AS uuid), CAST(:aid AS uuid), CAST(:rid AS uuid), "
+    "CAST(:amount AS bigint), :rt, :ri, CAST(:exp AS timestamptz), CAST(:may_override AS boolean), :oreason, "
+    ":actor, :bref, :ikey, CAST(:adj_id AS uuid), CAST(:res_id AS uuid), :cop, CAST(:chash AS bytea), "
+    "CAST(:creq AS jsonb))")
+
+_SETTLE = Statement(
+    "SELECT * FROM billing_settle(CAST(:tenant AS uuid), CAST(:rid AS uuid), :new_status, CAST(:take AS bigint), "
+    ":x_kind, :actor, :reason, :x_reason, :ikey, CAST(:expiring AS boolean), CAST(:c_id AS uuid), "
+    "CAST(:x_id AS uuid), :cop, CAST(:chash AS bytea), CAST(:creq AS jsonb))")
 
 
 async def write_grant(
-    conn, *, account_id: str, kind: str, amount: int, reason: str, actor: str, business_ref: str,
-    idempotency_key: str, claim: Claim | None = None,
+    conn, *, tenant_id: str | None, account_id: str, kind: str, amount: int, reason: str, actor: str,
+    business_ref: str, idempotency_key: str, claim: Claim | None = None,
 ) -> Written:
-    """Adds credits (the UPDATE locks the balance row). Outcome ACCOUNT_NOT_FOUND or OK."""
-    params = {"aid": account_id, "lid": str(uuid.uuid4()), "kind": kind, "amount": amount, "bref": business_ref,
-              "actor": actor, "reason": reason, "ikey": idempotency_key}
-    row = await first(conn, _grant_sql(claim is not None), _claim_params(params, claim))
-    if row is None:
-        return Written("ACCOUNT_NOT_FOUND")
-    return Written("OK", entries=(entry_of(row),), wallet=_wallet_of(row), claimed=row.claimed)
-
-
-@functools.cache
-def _reserve_sql(claimed: bool) -> Statement:
-    return Statement(f"""
-    WITH acct AS (
-        SELECT w.account_id, w.tenant_id, a.status, w.granted, w.consumed, w.reserved, w.overdraft, w.entries,
-               w.granted - w.consumed - w.reserved AS available
-        FROM wallets w JOIN billing_accounts a ON a.id = w.account_id
-        WHERE w.account_id = CAST(:aid AS uuid)
-        FOR UPDATE OF w
-    ), d AS (
-        SELECT acct.*,
-            CASE WHEN acct.status <> 'ACTIVE' THEN 'ACCOUNT_SUSPENDED'
-                 WHEN acct.available >= CAST(:amount AS bigint) OR CAST(:may_override AS boolean) THEN 'OK'
-                 ELSE 'INSUFFICIENT_CREDITS' END AS outcome,
-            -- beyond available, only the part not covered by a non-negative available is new overdraft
-            CASE WHEN acct.available >= CAST(:amount AS bigint) THEN 0
-                 ELSE CAST(:amount AS bigint) - GREATEST(acct.available, 0) END AS shortfall
-        FROM acct
-    ), r AS (
-        -- ON CONFLICT sees committed rows, not this statement's snapshot (taken before the lock
-        -- wait): an ACTIVE reservation for the ref committed meanwhile makes this a no-op
-        INSERT INTO reservations (id, tenant_id, account_id, amount, ref_type, ref_id, shortfall, override_reason,
-                                  expires_at, actor, idempotency_key)
-        SELECT CAST(:rid AS uuid), d.tenant_id, d.account_id, CAST(:amount AS bigint), :rt, :ri, d.shortfall,
-               CASE WHEN d.shortfall > 0 THEN :oreason ELSE '' END, :exp, :actor, :ikey
-        FROM d WHERE d.outcome = 'OK'
-        ON CONFLICT (tenant_id, account_id, ref_type, ref_id) WHERE status = 'ACTIVE' DO NOTHING
-        RETURNING *
-    ), w AS (
-        -- Every figure from the locked row (acct), none from w's own columns: this UPDATE reads
-        -- the row as of the statement's snapshot, possibly older than the lock's, and PostgreSQL
-        -- checks the CHECK constraints on that first computation before it re-reads the latest
-        -- version (a stale `granted` would trip wallets_available_floor spuriously).
-        UPDATE wallets w SET granted = d.granted, consumed = d.consumed, reserved = d.reserved + r.amount,
-            overdraft = d.overdraft + r.shortfall, entries = d.entries + 1 + (r.shortfall > 0)::int,
-            updated_at = now()
-        FROM r CROSS JOIN d WHERE w.account_id = r.account_id
-        RETURNING w.*
-    ), l AS ({_LEDGER_INSERT}
-        -- an override's shortfall (ADJUSTMENT) first, then the RESERVE; each with the balances after it
-        SELECT v.id, w.tenant_id, w.account_id, w.entries - v.back, v.kind, v.amount, r.id, :bref, :actor, v.reason,
-               :ikey, w.granted, w.consumed, w.reserved - v.undo_reserved, w.overdraft, now()
-        FROM w CROSS JOIN r CROSS JOIN LATERAL (VALUES
-            (CAST(:adj_id AS uuid), 'ADJUSTMENT', r.shortfall, r.override_reason, 1, r.amount),
-            (CAST(:res_id AS uuid), 'RESERVE', r.amount, '', 0, 0::bigint)
-        ) AS v(id, kind, amount, reason, back, undo_reserved)
-        WHERE v.amount > 0
-        RETURNING *
-    ){_CLAIM if claimed else ""}
-    SELECT d.outcome, d.available, r.id IS NOT NULL AS inserted, {_R}, {_L}, {_WALLET_OUT},
-           {_CLAIMED if claimed else "true"} AS claimed
-    FROM d LEFT JOIN (r CROSS JOIN w CROSS JOIN l) ON true
-    ORDER BY l.seq
-    """)
+    """Adds credits. Outcomes: OK, ACCOUNT_NOT_FOUND (KEY_TAKEN with a claim). `tenant_id`
+    None: the caller's transaction is scoped already."""
+    params = {"tenant": tenant_id, "aid": account_id, "lid": str(uuid.uuid4()), "kind": kind, "amount": amount,
+              "bref": business_ref, "actor": actor, "reason": reason, "ikey": idempotency_key}
+    return _written(await fetch(conn, _GRANT, _claim_params(params, claim)))
 
 
 async def write_reserve(
-    conn, *, account_id: str, reservation_id: str, amount: int, ref_type: str, ref_id: str,
+    conn, *, tenant_id: str | None, account_id: str, reservation_id: str, amount: int, ref_type: str, ref_id: str,
     expires_at: datetime, may_override: bool, override_reason: str, actor: str, business_ref: str,
     idempotency_key: str, claim: Claim | None = None,
 ) -> Written:
-    """A new ACTIVE reservation decided under the balance-row lock. Outcomes: OK,
-    ACCOUNT_NOT_FOUND, RESERVATION_EXISTS (existing_id), ACCOUNT_SUSPENDED,
-    INSUFFICIENT_CREDITS (available); with `may_override` a shortfall is let through as an
-    ADJUSTMENT entry before the RESERVE. A refusal costs one more (read) statement."""
-    params = {"aid": account_id, "rid": reservation_id, "amount": amount, "rt": ref_type, "ri": ref_id,
-              "exp": expires_at, "may_override": may_override, "oreason": override_reason, "bref": business_ref,
-              "actor": actor, "ikey": idempotency_key, "adj_id": str(uuid.uuid4()), "res_id": str(uuid.uuid4())}
-    rows = await fetch(conn, _reserve_sql(claim is not None), _claim_params(params, claim))
-    if not rows:
-        return Written("ACCOUNT_NOT_FOUND")
-    first = rows[0]
-    if first.outcome != "OK" or not first.inserted:
-        # An ACTIVE reservation for the ref is the answer before any other refusal (a retried
-        # acceptance is not a shortfall). Read now, still under the balance-row lock: no one
-        # can be adding one for this account, and this statement sees every committed one.
-        existing = await active_reservation(conn, account_id, ref_type, ref_id)
-        if existing is not None:
-            return Written("RESERVATION_EXISTS", existing_id=existing.id)
-        if first.outcome == "OK":  # pragma: no cover - the conflicting reservation was settled meanwhile
-            raise RuntimeError(f"reservation for {ref_type}:{ref_id} conflicted with none")
-        return Written(first.outcome, available=first.available)
-    entries = tuple(entry_of(r) for r in rows)
-    return Written("OK", reservation=reservation_of(first, entries), entries=entries, wallet=_wallet_of(rows[-1]),
-                   claimed=first.claimed)
-
-
-@functools.cache
-def _settle_sql(claimed: bool) -> Statement:
-    return Statement(f"""
-    WITH cur AS (
-        SELECT r.*, now() AS db_now FROM reservations r WHERE r.id = CAST(:rid AS uuid) FOR UPDATE
-    ), d AS (
-        SELECT cur.*,
-            CASE WHEN cur.status = 'CONSUMED' THEN 'RESERVATION_ALREADY_CONSUMED'
-                 WHEN cur.status = 'RELEASED' THEN 'RESERVATION_ALREADY_RELEASED'
-                 WHEN cur.status = 'EXPIRED' OR (cur.expires_at <= cur.db_now AND NOT CAST(:expiring AS boolean))
-                     THEN 'RESERVATION_EXPIRED'
-                 WHEN CAST(:take AS bigint) > cur.amount THEN 'EXCEEDS_RESERVED_AMOUNT'
-                 ELSE 'OK' END AS outcome,
-            CASE WHEN CAST(:take AS bigint) < 0 THEN cur.amount ELSE CAST(:take AS bigint) END AS take
-        FROM cur
-    ), r AS (
-        UPDATE reservations SET status = :new_status, consumed_amount = d.take, settled_at = now(),
-            settled_by = :actor, settle_reason = :sreason
-        FROM d WHERE reservations.id = d.id AND d.outcome = 'OK'
-        RETURNING reservations.*
-    ), w AS (
-        UPDATE wallets w SET reserved = w.reserved - r.amount, consumed = w.consumed + r.consumed_amount,
-            entries = w.entries + (r.consumed_amount > 0)::int + (r.amount > r.consumed_amount)::int,
-            updated_at = now()
-        FROM r WHERE w.account_id = r.account_id
-        RETURNING w.*
-    ), l AS ({_LEDGER_INSERT}
-        -- CONSUME first, then what goes back (RELEASE, or EXPIRE); each with the balances after it
-        SELECT v.id, w.tenant_id, w.account_id, w.entries - v.back, v.kind, v.amount, r.id,
-               r.ref_type || ':' || r.ref_id, :actor, v.reason, :ikey, w.granted, w.consumed,
-               w.reserved + v.undo_reserved, w.overdraft, now()
-        FROM w CROSS JOIN r CROSS JOIN LATERAL (VALUES
-            (CAST(:c_id AS uuid), 'CONSUME', r.consumed_amount, CAST(:c_reason AS text),
-             (r.amount > r.consumed_amount)::int, r.amount - r.consumed_amount),
-            (CAST(:x_id AS uuid), CAST(:x_kind AS text), r.amount - r.consumed_amount, CAST(:x_reason AS text),
-             0, 0::bigint)
-        ) AS v(id, kind, amount, reason, back, undo_reserved)
-        WHERE v.amount > 0
-        RETURNING *
-    ){_CLAIM if claimed else ""}
-    SELECT d.outcome, d.status AS d_status, d.expires_at AS d_expires_at, d.amount AS d_amount, {_R}, {_L},
-           {_WALLET_OUT}, {_CLAIMED if claimed else "true"} AS claimed
-    FROM d LEFT JOIN (r CROSS JOIN w CROSS JOIN l) ON true
-    ORDER BY l.seq
-    """)
+    """A new ACTIVE reservation, decided under the balance-row lock. Outcomes: OK,
+    ACCOUNT_NOT_FOUND, RESERVATION_EXISTS (detail reservation_id), ACCOUNT_SUSPENDED,
+    INSUFFICIENT_CREDITS (detail requested/available); with `may_override` a shortfall is let
+    through as an ADJUSTMENT entry (and a CREDITS_OVERRIDE account event) before the RESERVE."""
+    params = {"tenant": tenant_id, "aid": account_id, "rid": reservation_id, "amount": amount, "rt": ref_type,
+              "ri": ref_id, "exp": expires_at, "may_override": may_override, "oreason": override_reason,
+              "actor": actor, "bref": business_ref, "ikey": idempotency_key, "adj_id": str(uuid.uuid4()),
+              "res_id": str(uuid.uuid4())}
+    return _written(await fetch(conn, _RESERVE, _claim_params(params, claim)))
 
 
 async def write_settle(
-    conn, *, reservation_id: str, new_status: str, take: int, returned_kind: str, actor: str,
-    reason: str, returned_reason: str, idempotency_key: str, expiring: bool = False, claim: Claim | None = None,
+    conn, *, tenant_id: str | None, reservation_id: str, new_status: str, take: int, returned_kind: str,
+    actor: str, reason: str, returned_reason: str, idempotency_key: str, expiring: bool = False,
+    claim: Claim | None = None,
 ) -> Written:
-    """ACTIVE → `new_status`, decided under the reservation's row lock (the balance row is
-    locked by its UPDATE in the same statement). `take` credits move to consumed (-1 = all
-    of them, 0 = none), the rest goes back to available as `returned_kind` (RELEASE or
-    EXPIRE). Outcomes: OK, RESERVATION_NOT_FOUND, RESERVATION_ALREADY_CONSUMED,
-    RESERVATION_ALREADY_RELEASED, RESERVATION_EXPIRED (also an ACTIVE one past expires_at
-    unless `expiring`), EXCEEDS_RESERVED_AMOUNT."""
-    params = {"rid": reservation_id, "take": take, "expiring": expiring, "new_status": new_status, "actor": actor,
-              "sreason": reason, "c_id": str(uuid.uuid4()), "c_reason": reason, "x_id": str(uuid.uuid4()),
-              "x_kind": returned_kind, "x_reason": returned_reason, "ikey": idempotency_key}
-    rows = await fetch(conn, _settle_sql(claim is not None), _claim_params(params, claim))
-    if not rows:
-        return Written("RESERVATION_NOT_FOUND")
-    first = rows[0]
-    if first.outcome != "OK":
-        return Written(first.outcome, status=first.d_status, expires_at=first.d_expires_at, amount=first.d_amount)
-    entries = tuple(entry_of(r) for r in rows)
-    return Written("OK", reservation=reservation_of(first, entries), entries=entries, wallet=_wallet_of(rows[-1]),
-                   claimed=first.claimed)
+    """ACTIVE → `new_status`, decided under the reservation's row lock (then its balance row's).
+    `take` credits move to consumed (-1: all of them; 0: none), the rest goes back to available
+    as `returned_kind` (RELEASE or EXPIRE). Outcomes: OK, RESERVATION_NOT_FOUND,
+    RESERVATION_ALREADY_CONSUMED, RESERVATION_ALREADY_RELEASED, RESERVATION_EXPIRED (also an
+    ACTIVE one past expires_at unless `expiring`), EXCEEDS_RESERVED_AMOUNT (detail requested/reserved)."""
+    params = {"tenant": tenant_id, "rid": reservation_id, "new_status": new_status, "take": take,
+              "x_kind": returned_kind, "actor": actor, "reason": reason, "x_reason": returned_reason,
+              "ikey": idempotency_key, "expiring": expiring, "c_id": str(uuid.uuid4()), "x_id": str(uuid.uuid4())}
+    return _written(await fetch(conn, _SETTLE, _claim_params(params, claim)))
 
 
 _ENTRY = Statement(f"SELECT {_L} FROM credit_ledger l WHERE l.id = CAST(:id AS uuid)")

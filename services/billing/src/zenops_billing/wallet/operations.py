@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zenops_kit.db import tenant_tx
+from zenops_kit.errors import DomainError
 
 from ..domain import wallet as rules
 from ..domain.wallet import (
@@ -67,9 +68,42 @@ def _clean_account_id(account_id: str) -> str:
     return str(uuid.UUID(account_id))
 
 
-def _claimed(written: store.Written) -> None:
-    if not written.claimed:
+def _tenant_for(conn, tenant_id: str) -> str | None:
+    """The tenant the database function scopes itself to: an asyncpg connection in
+    autocommit (the credit RPCs) is scoped by the call itself; a SQLAlchemy transaction the
+    caller opened is scoped already (and keeps its own tenant)."""
+    return None if isinstance(conn, AsyncConnection) else tenant_id
+
+
+def refusal(outcome: str, detail: dict) -> DomainError:
+    """The DomainError of a wallet operation the database refused (first time, and when a
+    retry with its idempotency key replays it: the same error from the same figures)."""
+    d = detail or {}
+    if outcome == rules.ACCOUNT_NOT_FOUND:
+        return rules.account_not_found(str(d.get("account_id", "")))
+    if outcome == rules.RESERVATION_EXISTS:
+        return rules.reservation_exists(str(d["reservation_id"]), d["ref_type"], d["ref_id"])
+    if outcome == rules.ACCOUNT_SUSPENDED:
+        return rules.account_suspended(str(d["account_id"]))
+    if outcome == rules.INSUFFICIENT_CREDITS:
+        return rules.insufficient_credits(int(d["requested"]), int(d["available"]))
+    if outcome == rules.RESERVATION_NOT_FOUND:
+        return rules.reservation_not_found(str(d["reservation_id"]))
+    if outcome == rules.EXCEEDS_RESERVED_AMOUNT:
+        return rules.exceeds_reserved(str(d["reservation_id"]), int(d["requested"]), int(d["reserved"]))
+    expires_at = datetime.fromisoformat(d["expires_at"]) if d.get("expires_at") else None
+    return rules.settle_refused(outcome, str(d.get("reservation_id", "")), expires_at)
+
+
+def _done(written: store.Written, claim: Claim | None) -> store.Written:
+    if written.outcome == "KEY_TAKEN":
         raise KeyTaken()
+    if written.outcome != "OK":
+        err = refusal(written.outcome, written.detail)
+        # The database recorded it under the key already (the same transaction).
+        err.recorded = claim is not None
+        raise err
+    return written
 
 
 async def grant(
@@ -81,12 +115,9 @@ async def grant(
     rules.check_amount(amount)
     reason = rules.check_reason(reason)
     account_id = _clean_account_id(account_id)
-    written = await store.write_grant(conn, account_id=account_id, kind=kind, amount=amount, reason=reason,
-                                      actor=actor, business_ref=business_ref, idempotency_key=idempotency_key,
-                                      claim=claim)
-    if written.outcome != "OK":
-        raise rules.account_not_found(account_id)
-    _claimed(written)
+    written = _done(await store.write_grant(
+        conn, tenant_id=_tenant_for(conn, tenant_id), account_id=account_id, kind=kind, amount=amount,
+        reason=reason, actor=actor, business_ref=business_ref, idempotency_key=idempotency_key, claim=claim), claim)
     return written.entries[0], written.wallet
 
 
@@ -101,46 +132,19 @@ async def reserve(
     reservation_id); suspended → ACCOUNT_SUSPENDED; unknown → ACCOUNT_NOT_FOUND; beyond
     available → INSUFFICIENT_CREDITS (metadata requested/available) unless `may_override`
     with an `override_reason`: then the shortfall is an ADJUSTMENT entry and an audited
-    account event. Decided under the balance-row lock, in the one statement that writes."""
+    account event (CREDITS_OVERRIDE). Decided under the balance-row lock."""
     rules.check_amount(amount)
     rules.check_ref(ref_type, ref_id)
     override_reason = rules.check_reason(override_reason, "override_reason", required=False)
     account_id = _clean_account_id(account_id)
     if expires_at is None:
         expires_at = datetime.now(UTC) + DEFAULT_RESERVATION_TTL
-    written = await store.write_reserve(
-        conn, account_id=account_id, reservation_id=str(uuid.uuid4()), amount=amount, ref_type=ref_type,
-        ref_id=ref_id, expires_at=expires_at, may_override=may_override and bool(override_reason),
-        override_reason=override_reason, actor=actor, business_ref=f"{ref_type}:{ref_id}",
-        idempotency_key=idempotency_key, claim=claim,
-    )
-    if written.outcome == rules.ACCOUNT_NOT_FOUND:
-        raise rules.account_not_found(account_id)
-    if written.outcome == rules.RESERVATION_EXISTS:
-        raise rules.reservation_exists(await store.get_reservation(conn, written.existing_id))
-    if written.outcome == rules.ACCOUNT_SUSPENDED:
-        raise rules.account_suspended(account_id)
-    if written.outcome == rules.INSUFFICIENT_CREDITS:
-        raise rules.insufficient_credits(amount, written.available)
-    _claimed(written)
-    reservation = written.reservation
-    if reservation.shortfall:
-        await account_store.append_event(
-            conn, tenant_id=tenant_id, account_id=account_id, kind=OVERRIDE_EVENT, actor=actor,
-            reason=override_reason,
-            detail={"reservation_id": reservation.id, "amount": amount, "shortfall": reservation.shortfall,
-                    "available_before": written.wallet.available + amount, "ref": f"{ref_type}:{ref_id}"},
-        )
-    return reservation, written.wallet
-
-
-def _settle_failure(written: store.Written, reservation_id: str, requested: int | None = None) -> Exception:
-    """The DomainError of a refused consume/release/expiry."""
-    if written.outcome == rules.RESERVATION_NOT_FOUND:
-        return rules.reservation_not_found(reservation_id)
-    if written.outcome == rules.EXCEEDS_RESERVED_AMOUNT:
-        return rules.exceeds_reserved(reservation_id, requested or 0, written.amount)
-    return rules.settle_refused(written.outcome, reservation_id, written.expires_at)
+    written = _done(await store.write_reserve(
+        conn, tenant_id=_tenant_for(conn, tenant_id), account_id=account_id, reservation_id=str(uuid.uuid4()),
+        amount=amount, ref_type=ref_type, ref_id=ref_id, expires_at=expires_at,
+        may_override=may_override and bool(override_reason), override_reason=override_reason, actor=actor,
+        business_ref=f"{ref_type}:{ref_id}", idempotency_key=idempotency_key, claim=claim), claim)
+    return written.reservation, written.wallet
 
 
 async def consume(
@@ -155,12 +159,10 @@ async def consume(
         raise rules.invalid("amount", "must be > 0 (or 0 for the whole reservation)")
     if not rules.is_uuid(reservation_id):
         raise rules.reservation_not_found(reservation_id)
-    written = await store.write_settle(
-        conn, reservation_id=reservation_id, new_status=CONSUMED, take=amount or -1, returned_kind=RELEASE,
-        actor=actor, reason="", returned_reason=PARTIAL_REMAINDER, idempotency_key=idempotency_key, claim=claim)
-    if written.outcome != "OK":
-        raise _settle_failure(written, reservation_id, amount)
-    _claimed(written)
+    written = _done(await store.write_settle(
+        conn, tenant_id=_tenant_for(conn, tenant_id), reservation_id=reservation_id, new_status=CONSUMED,
+        take=amount or -1, returned_kind=RELEASE, actor=actor, reason="", returned_reason=PARTIAL_REMAINDER,
+        idempotency_key=idempotency_key, claim=claim), claim)
     return written.reservation, written.wallet
 
 
@@ -174,13 +176,11 @@ async def release(
     reason = rules.check_reason(reason)
     if not rules.is_uuid(reservation_id):
         raise rules.reservation_not_found(reservation_id)
-    written = await store.write_settle(
-        conn, reservation_id=reservation_id, new_status=EXPIRED if expired else RELEASED, take=0,
-        returned_kind=EXPIRE if expired else RELEASE, actor=actor, reason=reason, returned_reason=reason,
-        idempotency_key=idempotency_key, expiring=expired, claim=claim)
-    if written.outcome != "OK":
-        raise _settle_failure(written, reservation_id)
-    _claimed(written)
+    written = _done(await store.write_settle(
+        conn, tenant_id=_tenant_for(conn, tenant_id), reservation_id=reservation_id,
+        new_status=EXPIRED if expired else RELEASED, take=0, returned_kind=EXPIRE if expired else RELEASE,
+        actor=actor, reason=reason, returned_reason=reason, idempotency_key=idempotency_key, expiring=expired,
+        claim=claim), claim)
     return written.reservation, written.wallet
 
 
@@ -261,9 +261,9 @@ async def expire_due(engine: AsyncEngine, tenant_id: str | None = None, *, now: 
                     break
                 reservation, _ = found
                 written = await store.write_settle(
-                    conn, reservation_id=reservation.id, new_status=EXPIRED, take=0, returned_kind=EXPIRE,
-                    actor=EXPIRY_ACTOR, reason="expired", returned_reason="expired", idempotency_key="",
-                    expiring=True)
+                    conn, tenant_id=None, reservation_id=reservation.id, new_status=EXPIRED, take=0,
+                    returned_kind=EXPIRE, actor=EXPIRY_ACTOR, reason="expired", returned_reason="expired",
+                    idempotency_key="", expiring=True)
                 assert written.outcome == "OK", written  # locked and ACTIVE: nothing else can refuse
             expired += 1
     if expired:
