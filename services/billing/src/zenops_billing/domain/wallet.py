@@ -16,10 +16,12 @@ Ledger kinds and their effect on the balance row:
 Reservation states: ACTIVE → CONSUMED | RELEASED | EXPIRED, nothing else. A consume takes
 all of it or part (the remainder is released in the same transaction); a consume beyond the
 amount is EXCEEDS_RESERVED_AMOUNT; an ACTIVE reservation past its expires_at is expired to
-everyone but the expiry sweep. These decisions are taken in SQL, in the very statement that
-writes (store/wallet.py), against the row it has locked: deciding in Python would cost a
-round trip more while the account's balance row is locked. The database also refuses any
-other transition (trigger) and any negative balance (CHECK).
+everyone but the expiry sweep. These decisions are taken in the database functions that
+write (migration 0002: billing_reserve, billing_settle, billing_grant), against the rows
+they have locked: deciding here would cost client round trips while the account's balance
+row is locked. This module names the outcomes (the reason codes), turns them into errors and
+checks the invariants. The database also refuses any other transition (trigger) and any
+balance below its floor (CHECK).
 """
 
 from __future__ import annotations

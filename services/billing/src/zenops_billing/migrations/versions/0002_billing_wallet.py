@@ -16,6 +16,10 @@ The database itself protects the money path:
 - ledger amounts are > 0, and each entry carries the balances after it (per-account `seq`,
   unique: two writers that skipped the row lock would collide here).
 
+The credit operations themselves are database functions (billing_grant, billing_reserve,
+billing_settle; see FUNCTIONS_UP): one call locks, decides, writes and records the
+idempotency key's answer, so the credit RPCs cost one round trip each.
+
 Reservations and ledger entries reference the balance row (wallets), not billing_accounts:
 a foreign-key check takes a KEY SHARE lock on the referenced row, which on the account row
 every concurrent operation would share (MultiXacts); the balance row is already locked FOR
