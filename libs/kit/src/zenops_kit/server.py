@@ -86,6 +86,20 @@ Register = Callable[[grpc.aio.Server, Runtime], list[str]]
 """Adds the service's servicers to the server; returns their full service names."""
 
 
+async def _cancel_all(tasks: list[asyncio.Task]) -> None:
+    """Cancel `tasks` and wait for them, cancelling again while any is still running:
+    nats-py's fetch() waits with asyncio.wait_for, which on Python 3.11 can swallow a
+    cancellation (gh-86296), and a consumer would then keep stop() waiting forever."""
+    for task in tasks:
+        task.cancel()
+    while pending := [t for t in tasks if not t.done()]:
+        await asyncio.wait(pending, timeout=0.5)
+        for task in pending:
+            if not task.done():
+                task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class ServiceApp:
     def __init__(
         self,
@@ -195,9 +209,7 @@ class ServiceApp:
         await self.health.enter_graceful_shutdown()
         if self.server is not None:
             await self.server.stop(self.settings.shutdown_grace)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await _cancel_all(self._tasks)
         if self.key_source is not None:
             await self.key_source.close()
         if self.runtime is not None:
