@@ -9,7 +9,6 @@ from pydantic import ValidationError
 from zenops_identity.domain.audit import clean_detail
 from zenops_identity.domain.claims import service_claims, user_claims
 from zenops_identity.domain.lockout import Lockout, LockState
-from zenops_identity.domain.paging import MAX_LIMIT, decode_cursor, encode_cursor, page_limit
 from zenops_identity.domain.roles import ALL_CAPABILITIES, CAPABILITY_TABLE_VERSION, ROLES
 from zenops_identity.domain.service_clients import SERVICE_CLIENT_CAPABILITIES
 from zenops_identity.domain.sessions import RefreshDecision, SessionPolicy, decide_refresh
@@ -26,6 +25,7 @@ from zenops_identity.domain.users import (
 from zenops_identity.settings import KNOWN_SERVICE_CLIENTS, IdentitySettings
 from zenops_identity.tokens import refresh
 from zenops_kit.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from zenops_kit.paging import MAX_LIMIT, decode_cursor, encode_cursor, page_limit
 from zenops_kit.settings import DefaultSecretError
 
 INTERNAL = "00000000-0000-4000-8000-000000000001"

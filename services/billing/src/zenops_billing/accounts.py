@@ -9,9 +9,9 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zenops_kit.db import tenant_tx
+from zenops_kit.paging import decode_cursor, encode_cursor, page_limit
 
 from .domain import accounts as rules
-from .domain.paging import decode_cursor, encode_cursor, page_limit
 from .domain.wallet import Account, account_not_found, invalid, is_uuid, parse_uuid
 from .store import accounts as store
 

@@ -7,9 +7,9 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zenops_kit.db import tenant_tx
+from zenops_kit.paging import decode_cursor, encode_cursor, page_limit
 
 from ..accounts import check_cursor_position
-from ..domain.paging import decode_cursor, encode_cursor, page_limit
 from ..domain.wallet import REF_TYPES, Reservation, Wallet, account_not_found, invalid, parse_uuid
 from ..store import accounts as account_store
 from ..store import timeline as timeline_store

@@ -6,10 +6,10 @@ from datetime import datetime
 
 from zenops_kit.context import RequestContext
 from zenops_kit.db import tenant_tx
+from zenops_kit.paging import decode_cursor, encode_cursor, page_limit
 
 from ..auth.common import require_user
 from ..core import Identity
-from ..domain.paging import decode_cursor, encode_cursor, page_limit
 from ..domain.tenancy import invalid
 from ..store import audit
 from ..store.audit import AuditRow

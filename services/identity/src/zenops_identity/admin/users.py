@@ -7,6 +7,7 @@ import uuid
 from zenops_kit.context import RequestContext
 from zenops_kit.db import autocommit, tenant_tx
 from zenops_kit.errors import NotFound, PermissionDenied
+from zenops_kit.paging import decode_cursor, encode_cursor, page_limit
 
 from .. import recording
 from ..auth.common import require_user
@@ -14,7 +15,6 @@ from ..clock import utcnow
 from ..core import Identity
 from ..credentials.policy import normalize_email, validate_password
 from ..domain import audit as kinds
-from ..domain.paging import decode_cursor, encode_cursor, page_limit
 from ..domain.roles import validate_roles
 from ..domain.sessions import USER_DISABLED
 from ..domain.tenancy import parse_uuid

@@ -1,4 +1,5 @@
-"""Cursor pagination: opaque cursors that encode the position after the last item."""
+"""Cursor pagination of every List RPC (zenops.common.v1.PageRequest / PageInfo): opaque
+cursors that encode the position after the last item."""
 
 from __future__ import annotations
 
@@ -6,7 +7,12 @@ import base64
 import binascii
 import json
 
-from .wallet import invalid
+from .errors import FieldViolation, InvalidArgument
+
+
+def _invalid(field: str, description: str) -> InvalidArgument:
+    return InvalidArgument(f"{field} {description}", violations=[FieldViolation(field, description)])
+
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -14,7 +20,7 @@ MAX_LIMIT = 200
 
 def page_limit(limit: int) -> int:
     if limit < 0:
-        raise invalid("page.limit", "must not be negative")
+        raise _invalid("page.limit", "must not be negative")
     return min(limit or DEFAULT_LIMIT, MAX_LIMIT)
 
 
@@ -35,5 +41,5 @@ def decode_cursor(cursor: str, kind: str, arity: int) -> list[str] | None:
         if not all(isinstance(p, str) for p in position):
             raise ValueError
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise invalid("page.cursor", "is not a cursor returned by this list") from None
+        raise _invalid("page.cursor", "is not a cursor returned by this list") from None
     return position
