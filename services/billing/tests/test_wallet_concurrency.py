@@ -224,6 +224,7 @@ async def test_operations_racing_on_one_small_wallet_in_callers_transactions(bil
             for i in range(30):
                 roll = random.random()
                 tx = raw_tenant_tx(h.engine, h.tenant) if n % 2 else h.tx()
+                reserved: str | None = None
                 try:
                     async with tx as conn:
                         if roll < 0.5 or not reservations:
@@ -232,7 +233,7 @@ async def test_operations_racing_on_one_small_wallet_in_callers_transactions(bil
                                 conn, tenant_id=h.tenant, account_id=account, amount=random.randint(1, 20),
                                 ref_type="manual", ref_id=f"{n}-{i}", expires_at=None, actor="test",
                                 override_reason="approved" if override else "", may_override=override)
-                            reservations.append(r.id)
+                            reserved = r.id
                         elif roll < 0.8:
                             await operations.consume(conn, tenant_id=h.tenant, reservation_id=random.choice(reservations),
                                                      amount=random.choice([None, 1, 3]), actor="test")
@@ -244,6 +245,9 @@ async def test_operations_racing_on_one_small_wallet_in_callers_transactions(bil
                             await operations.grant(conn, tenant_id=h.tenant, account_id=account,
                                                    amount=random.randint(1, 10), kind="GRANT", reason="more",
                                                    actor="test")
+                    # Shared once committed: before that, other workers cannot see it.
+                    if reserved is not None:
+                        reservations.append(reserved)
                 except DomainError as err:
                     assert err.reason in ("INSUFFICIENT_CREDITS", "RESERVATION_ALREADY_CONSUMED",
                                           "RESERVATION_ALREADY_RELEASED", "EXCEEDS_RESERVED_AMOUNT"), err.reason
