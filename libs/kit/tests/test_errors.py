@@ -4,7 +4,6 @@ import grpc
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from zenops_devstack.process import free_port
 from zenops_kit.context import current_context
 from zenops_kit.errors import (
     AlreadyExists,
@@ -45,7 +44,9 @@ async def server():
     srv = grpc.aio.server(interceptors=[ServiceInterceptor("test", verifier=None,
                                                           public_methods={"/zenops.test.v1.T/Public"})])
     srv.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("zenops.test.v1.T", handlers)])
-    port = srv.add_insecure_port(f"127.0.0.1:{free_port()}")
+    # Port 0: the kernel picks an unused port (a pre-picked one can still be held by the
+    # previous test's server while it closes, and grpc shares ports by default).
+    port = srv.add_insecure_port("127.0.0.1:0")
     await srv.start()
     yield port
     await srv.stop(0)
