@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 
 from google.protobuf import wrappers_pb2
@@ -70,17 +68,3 @@ async def effects(engine, consumer: str) -> list[str]:
     async with engine.connect() as conn:
         rows = await conn.execute(text("SELECT event_id::text FROM effects WHERE consumer = :c"), {"c": consumer})
         return [r[0] for r in rows]
-
-
-async def poll(check, *, timeout: float = 15.0, interval: float = 0.05, what: str = "condition"):
-    """Await until `check()` (sync or async) returns truthy; returns its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(interval)

@@ -6,11 +6,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from zenops_devstack.testing import TokenSigner
+from zenops_devstack.testing import TokenSigner, poll
 from zenops_kit.auth import JwksKeySource, JwtVerifier, jwk_to_public_key, key_algorithm
 from zenops_kit.errors import Unauthenticated, Unavailable
-
-from eventing import poll
 
 ISSUER = "zenops-identity"
 

@@ -12,10 +12,9 @@ from nats.js.errors import NotFoundError
 
 from zenops.events.v1 import identity_pb2
 from zenops_devstack.proxy import TcpProxy
+from zenops_devstack.testing import poll
 from zenops_kit.auth import RevocationList
 from zenops_kit.events import EventBus, ensure_stream, new_event, subject_for
-
-from eventing import poll
 
 
 def test_revoke_until_then_expire():

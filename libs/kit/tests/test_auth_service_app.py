@@ -16,12 +16,10 @@ from zenops.events.v1 import identity_pb2 as events_pb2
 from zenops.identity.v1 import identity_pb2, identity_pb2_grpc
 from zenops.ops.v1 import ops_pb2, ops_pb2_grpc
 from zenops_devstack.process import free_port
-from zenops_devstack.testing import TokenSigner, check_serving
+from zenops_devstack.testing import TokenSigner, check_serving, poll
 from zenops_kit.auth import JwtVerifier
 from zenops_kit.errors import parse_rpc_error
 from zenops_kit.events import ensure_stream, new_event, subject_for
-
-from eventing import poll
 
 
 class Jwks(identity_pb2_grpc.IdentityServiceServicer):

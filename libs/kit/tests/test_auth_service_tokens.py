@@ -7,10 +7,9 @@ import grpc
 import pytest
 
 from zenops_devstack.process import free_port
+from zenops_devstack.testing import poll
 from zenops_kit.auth import ServiceTokenProvider
 from zenops_kit.errors import Unauthenticated, Unavailable
-
-from eventing import poll
 
 
 class Issuer:

@@ -13,11 +13,9 @@ import uuid
 
 import pytest
 
-from zenops_devstack.testing import TokenSigner
+from zenops_devstack.testing import TokenSigner, poll
 from zenops_kit.auth import AUDIENCES, JwtVerifier, RevocationList
 from zenops_kit.errors import Unauthenticated, Unavailable
-
-from eventing import poll
 
 ISSUER = "zenops-identity"
 

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import text
 
+from zenops_devstack.testing import poll
 from zenops_kit.events import (
     ConsumerConfigMismatch,
     OutboxRelay,
@@ -21,7 +22,7 @@ from zenops_kit.events import (
     stream_name,
 )
 
-from eventing import effects, make_consumer, poll, unique_producer, write_events
+from eventing import effects, make_consumer, unique_producer, write_events
 
 
 async def publish_all(engine, bus, url):

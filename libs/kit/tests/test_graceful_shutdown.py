@@ -13,8 +13,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from zenops_devstack.process import free_port
-
-from eventing import poll
+from zenops_devstack.testing import poll
 
 HERE = Path(__file__).parent
 

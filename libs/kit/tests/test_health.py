@@ -5,8 +5,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy.engine import make_url
 
 from zenops_devstack.proxy import TcpProxy
-
-from eventing import poll
+from zenops_devstack.testing import poll
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

@@ -7,9 +7,10 @@ import pytest
 from google.protobuf import wrappers_pb2
 from sqlalchemy import text
 
+from zenops_devstack.testing import poll
 from zenops_kit.events import EventBus, OutboxRelay, append_event, ensure_stream, new_event, stream_name
 
-from eventing import effects, make_consumer, poll, unique_producer, write_events
+from eventing import effects, make_consumer, unique_producer, write_events
 
 
 def relay_for(engine, bus, url, **kw) -> OutboxRelay:

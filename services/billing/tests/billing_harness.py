@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 
 import grpc
@@ -107,14 +105,3 @@ async def outcome(coro) -> tuple[str, object]:
     except grpc.aio.AioRpcError as exc:
         detail = parse_rpc_error(exc)
         return detail.reason, detail
-
-
-async def poll(fn, *, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
-    """Await `fn()` until truthy (no sleeps as synchronisation: a deadline)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await fn()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(interval)

@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 
 import nats
 import pytest
-from billing_harness import poll
 from nats.js.errors import NotFoundError
 
 from zenops.billing.v1 import billing_pb2 as pb
@@ -25,6 +24,7 @@ from zenops.events.v1 import billing_pb2 as billing_events
 from zenops.events.v1 import envelope_pb2, ops_pb2, repogen_pb2
 from zenops_billing.reactions import subscriptions
 from zenops_billing.reactions.handlers import OPS_CONSUMER, REPOGEN_CONSUMER
+from zenops_devstack.testing import poll
 from zenops_kit.events import EventConsumer, ensure_stream, new_event, stream_name, subject_for, unpack_payload
 
 AGGREGATES = {"channel_request": "channel_request", "work_order": "work_order", "deliverable": "work_order"}

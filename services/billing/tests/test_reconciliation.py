@@ -18,13 +18,14 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
-from billing_harness import STAFF_CAPS, poll
+from billing_harness import STAFF_CAPS
 from sqlalchemy import text
 
 from zenops.billing.v1 import billing_pb2 as pb
 from zenops.ops.v1 import ops_pb2, ops_pb2_grpc
 from zenops.repogen.v1 import repogen_pb2, repogen_pb2_grpc
 from zenops_devstack.process import free_port
+from zenops_devstack.testing import poll
 from zenops_kit.auth import JwksKeySource, JwtVerifier
 from zenops_kit.db import tenant_tx
 from zenops_kit.errors import Unauthenticated

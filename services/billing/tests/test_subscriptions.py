@@ -15,11 +15,12 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
-from billing_harness import STAFF_CAPS, poll
+from billing_harness import STAFF_CAPS
 
 from zenops.billing.v1 import billing_pb2 as pb
 from zenops_billing.domain import subscriptions as rules
 from zenops_billing.subscriptions import scheduler, service
+from zenops_devstack.testing import poll
 from zenops_kit.db import create_engine
 
 # -- period arithmetic (pure) ------------------------------------------------------------------

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import grpc
 from sqlalchemy import text
 
@@ -81,14 +78,3 @@ class Harness:
     async def outbox(self, event_type: str) -> list:
         return await self.sql("SELECT envelope FROM outbox WHERE event_type = :t ORDER BY created_at",
                               {"t": event_type}, tenant=None)
-
-
-async def poll(fn, *, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
-    """Await `fn()` until truthy (no sleeps as synchronisation: a deadline)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await fn()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(interval)

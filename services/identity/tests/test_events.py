@@ -3,8 +3,9 @@ the kit's RevocationList (what the gateway and every service follow) applies it.
 
 import asyncio
 
-from identity_harness import STAFF_PASSWORD, pb, poll
+from identity_harness import STAFF_PASSWORD, pb
 
+from zenops_devstack.testing import poll
 from zenops_kit.auth import RevocationList
 
 

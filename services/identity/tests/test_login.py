@@ -9,8 +9,9 @@ import bcrypt
 import grpc
 import jwt
 import pytest
-from identity_harness import ADMIN_EMAIL, ADMIN_PASSWORD, EXTERNAL, INTERNAL, STAFF_PASSWORD, pb, poll
+from identity_harness import ADMIN_EMAIL, ADMIN_PASSWORD, EXTERNAL, INTERNAL, STAFF_PASSWORD, pb
 
+from zenops_devstack.testing import poll
 from zenops_identity.credentials.hashing import PasswordHasher
 from zenops_kit.auth import jwk_to_public_key
 from zenops_kit.errors import parse_rpc_error

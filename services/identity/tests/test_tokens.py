@@ -7,11 +7,11 @@ import time
 
 import grpc
 import jwt
-from identity_harness import INTERNAL, STAFF_PASSWORD, pb, poll
+from identity_harness import INTERNAL, STAFF_PASSWORD, pb
 
 from zenops.events.v1 import envelope_pb2
 from zenops.events.v1 import identity_pb2 as events_pb2
-from zenops_devstack.testing import TokenSigner
+from zenops_devstack.testing import TokenSigner, poll
 from zenops_identity.auth import signing
 from zenops_kit.auth import JwksKeySource, JwtVerifier
 from zenops_kit.events import unpack_payload

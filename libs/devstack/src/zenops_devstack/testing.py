@@ -163,3 +163,18 @@ class TokenSigner:
         from zenops_kit.auth import JwtVerifier
 
         return JwtVerifier(self.key_source(), issuer=self.issuer, **kwargs)
+
+
+async def poll(check, *, timeout: float = 15.0, interval: float = 0.05, what: str = "condition"):  # noqa: ASYNC109
+    """Await until `check()` (sync or async) returns truthy and return its value; fail after
+    `timeout` seconds. Tests wait with this, never with a bare sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(interval)
