@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1azenops/events/v1/ops.proto\x12\x10zenops.events.v1\"\xa6\x01\n\x16\x43hannelRequestAccepted\x12\x1a\n\x12\x63hannel_request_id\x18\x01 \x01(\t\x12\x12\n\nchannel_id\x18\x02 \x01(\t\x12\x15\n\rassignment_id\x18\x03 \x01(\t\x12\x1a\n\x12\x62illing_account_id\x18\x04 \x01(\t\x12\x0f\n\x07\x63redits\x18\x05 \x01(\x03\x12\x18\n\x10report_requested\x18\x06 \x01(\x08\"t\n\x16\x43hannelRequestRejected\x12\x1a\n\x12\x63hannel_request_id\x18\x01 \x01(\t\x12\x12\n\nchannel_id\x18\x02 \x01(\t\x12\x1a\n\x12\x62illing_account_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1azenops/events/v1/ops.proto\x12\x10zenops.events.v1\"\xee\x01\n\x16\x43hannelRequestAccepted\x12\x1a\n\x12\x63hannel_request_id\x18\x01 \x01(\t\x12\x12\n\nchannel_id\x18\x02 \x01(\t\x12\x15\n\rassignment_id\x18\x03 \x01(\t\x12\x1a\n\x12\x62illing_account_id\x18\x04 \x01(\t\x12\x0f\n\x07\x63redits\x18\x05 \x01(\x03\x12\x18\n\x10report_requested\x18\x06 \x01(\x08\x12\x11\n\tfee_paise\x18\x07 \x01(\x03\x12\x19\n\x11requested_service\x18\x08 \x01(\t\x12\x18\n\x10reference_number\x18\t \x01(\t\"t\n\x16\x43hannelRequestRejected\x12\x1a\n\x12\x63hannel_request_id\x18\x01 \x01(\t\x12\x12\n\nchannel_id\x18\x02 \x01(\t\x12\x1a\n\x12\x62illing_account_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\xc1\x01\n\x17\x41ssignmentStatusChanged\x12\x15\n\rassignment_id\x18\x01 \x01(\t\x12\x18\n\x10reference_number\x18\x02 \x01(\t\x12\x13\n\x0b\x66rom_status\x18\x03 \x01(\t\x12\x11\n\tto_status\x18\x04 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x12\n\nchannel_id\x18\x07 \x01(\t\x12\x1a\n\x12\x63hannel_request_id\x18\x08 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,7 +32,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'zenops.events.v1.ops_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CHANNELREQUESTACCEPTED']._serialized_start=49
-  _globals['_CHANNELREQUESTACCEPTED']._serialized_end=215
-  _globals['_CHANNELREQUESTREJECTED']._serialized_start=217
-  _globals['_CHANNELREQUESTREJECTED']._serialized_end=333
+  _globals['_CHANNELREQUESTACCEPTED']._serialized_end=287
+  _globals['_CHANNELREQUESTREJECTED']._serialized_start=289
+  _globals['_CHANNELREQUESTREJECTED']._serialized_end=405
+  _globals['_ASSIGNMENTSTATUSCHANGED']._serialized_start=408
+  _globals['_ASSIGNMENTSTATUSCHANGED']._serialized_end=601
 # @@protoc_insertion_point(module_scope)

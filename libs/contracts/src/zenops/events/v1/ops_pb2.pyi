@@ -30,6 +30,9 @@ class ChannelRequestAccepted(_message.Message):
     BILLING_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     CREDITS_FIELD_NUMBER: _builtins.int
     REPORT_REQUESTED_FIELD_NUMBER: _builtins.int
+    FEE_PAISE_FIELD_NUMBER: _builtins.int
+    REQUESTED_SERVICE_FIELD_NUMBER: _builtins.int
+    REFERENCE_NUMBER_FIELD_NUMBER: _builtins.int
     channel_request_id: _builtins.str
     channel_id: _builtins.str
     assignment_id: _builtins.str
@@ -39,6 +42,12 @@ class ChannelRequestAccepted(_message.Message):
     """Credits the request costs (CREDIT accounts)."""
     report_requested: _builtins.bool
     """Whether a report is requested (repogen opens a work order)."""
+    fee_paise: _builtins.int
+    """The assignment's fee in integer paise (POSTPAID invoice lines), 0 when not set."""
+    requested_service: _builtins.str
+    """valuation_report | revaluation | site_inspection | desktop_valuation"""
+    reference_number: _builtins.str
+    """The assignment's reference number (ZA-<yyyy>-<6 digits>)."""
     def __init__(
         self,
         *,
@@ -48,10 +57,13 @@ class ChannelRequestAccepted(_message.Message):
         billing_account_id: _builtins.str = ...,
         credits: _builtins.int = ...,
         report_requested: _builtins.bool = ...,
+        fee_paise: _builtins.int = ...,
+        requested_service: _builtins.str = ...,
+        reference_number: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment_id", b"assignment_id", "billing_account_id", b"billing_account_id", "channel_id", b"channel_id", "channel_request_id", b"channel_request_id", "credits", b"credits", "report_requested", b"report_requested"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment_id", b"assignment_id", "billing_account_id", b"billing_account_id", "channel_id", b"channel_id", "channel_request_id", b"channel_request_id", "credits", b"credits", "fee_paise", b"fee_paise", "reference_number", b"reference_number", "report_requested", b"report_requested", "requested_service", b"requested_service"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -86,3 +98,50 @@ class ChannelRequestRejected(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ChannelRequestRejected: _TypeAlias = ChannelRequestRejected  # noqa: Y015
+
+@_typing.final
+class AssignmentStatusChanged(_message.Message):
+    """ops.assignment.status_changed: an assignment moved along its lifecycle (notifications,
+    analytics). aggregate_version is the assignment's version after the change.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSIGNMENT_ID_FIELD_NUMBER: _builtins.int
+    REFERENCE_NUMBER_FIELD_NUMBER: _builtins.int
+    FROM_STATUS_FIELD_NUMBER: _builtins.int
+    TO_STATUS_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    assignment_id: _builtins.str
+    reference_number: _builtins.str
+    from_status: _builtins.str
+    """Upper-case lifecycle states: DRAFT, COLLECTING, SITE_VISIT, UNDER_REVIEW, DELIVERED, CANCELLED."""
+    to_status: _builtins.str
+    actor: _builtins.str
+    """The user id, "service:<name>" or "event:<event type>" that moved it."""
+    reason: _builtins.str
+    channel_id: _builtins.str
+    """Set for channel-sourced assignments."""
+    channel_request_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        assignment_id: _builtins.str = ...,
+        reference_number: _builtins.str = ...,
+        from_status: _builtins.str = ...,
+        to_status: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        channel_id: _builtins.str = ...,
+        channel_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "assignment_id", b"assignment_id", "channel_id", b"channel_id", "channel_request_id", b"channel_request_id", "from_status", b"from_status", "reason", b"reason", "reference_number", b"reference_number", "to_status", b"to_status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssignmentStatusChanged: _TypeAlias = AssignmentStatusChanged  # noqa: Y015

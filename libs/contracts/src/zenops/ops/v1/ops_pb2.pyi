@@ -3,8 +3,12 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from zenops.common.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
@@ -47,6 +51,267 @@ BILLING_REF_STATE_CANCELLED: BillingRefState.ValueType  # 3
 BILLING_REF_STATE_NOT_FOUND: BillingRefState.ValueType  # 4
 """No such ref: release."""
 Global___BillingRefState: _TypeAlias = BillingRefState  # noqa: Y015
+
+class _Verification:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _VerificationEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Verification.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    VERIFICATION_UNSPECIFIED: _Verification.ValueType  # 0
+    VERIFICATION_UNVERIFIED: _Verification.ValueType  # 1
+    VERIFICATION_VERIFIED: _Verification.ValueType  # 2
+
+class Verification(_Verification, metaclass=_VerificationEnumTypeWrapper):
+    """================================ master data ================================
+
+    Records created without masterdata.approve start UNVERIFIED; an approver verifies them.
+    """
+
+VERIFICATION_UNSPECIFIED: Verification.ValueType  # 0
+VERIFICATION_UNVERIFIED: Verification.ValueType  # 1
+VERIFICATION_VERIFIED: Verification.ValueType  # 2
+Global___Verification: _TypeAlias = Verification  # noqa: Y015
+
+class _ChannelType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ChannelTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ChannelType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CHANNEL_TYPE_UNSPECIFIED: _ChannelType.ValueType  # 0
+    CHANNEL_TYPE_AGENT: _ChannelType.ValueType  # 1
+    CHANNEL_TYPE_ADVOCATE: _ChannelType.ValueType  # 2
+    CHANNEL_TYPE_BUILDER: _ChannelType.ValueType  # 3
+    CHANNEL_TYPE_OTHER: _ChannelType.ValueType  # 4
+
+class ChannelType(_ChannelType, metaclass=_ChannelTypeEnumTypeWrapper):
+    """================================ channels ================================"""
+
+CHANNEL_TYPE_UNSPECIFIED: ChannelType.ValueType  # 0
+CHANNEL_TYPE_AGENT: ChannelType.ValueType  # 1
+CHANNEL_TYPE_ADVOCATE: ChannelType.ValueType  # 2
+CHANNEL_TYPE_BUILDER: ChannelType.ValueType  # 3
+CHANNEL_TYPE_OTHER: ChannelType.ValueType  # 4
+Global___ChannelType: _TypeAlias = ChannelType  # noqa: Y015
+
+class _CommissionMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CommissionModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CommissionMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COMMISSION_MODE_UNSPECIFIED: _CommissionMode.ValueType  # 0
+    COMMISSION_MODE_PERCENT: _CommissionMode.ValueType  # 1
+    """commission_value in basis points of the fee (250 = 2.5%; at most 10000)."""
+    COMMISSION_MODE_FLAT: _CommissionMode.ValueType  # 2
+    """commission_value in paise per assignment."""
+
+class CommissionMode(_CommissionMode, metaclass=_CommissionModeEnumTypeWrapper): ...
+
+COMMISSION_MODE_UNSPECIFIED: CommissionMode.ValueType  # 0
+COMMISSION_MODE_PERCENT: CommissionMode.ValueType  # 1
+"""commission_value in basis points of the fee (250 = 2.5%; at most 10000)."""
+COMMISSION_MODE_FLAT: CommissionMode.ValueType  # 2
+"""commission_value in paise per assignment."""
+Global___CommissionMode: _TypeAlias = CommissionMode  # noqa: Y015
+
+class _SourceType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SourceTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SourceType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SOURCE_TYPE_UNSPECIFIED: _SourceType.ValueType  # 0
+    SOURCE_TYPE_BANK: _SourceType.ValueType  # 1
+    SOURCE_TYPE_CHANNEL: _SourceType.ValueType  # 2
+    SOURCE_TYPE_DIRECT: _SourceType.ValueType  # 3
+
+class SourceType(_SourceType, metaclass=_SourceTypeEnumTypeWrapper):
+    """================================ assignments ================================"""
+
+SOURCE_TYPE_UNSPECIFIED: SourceType.ValueType  # 0
+SOURCE_TYPE_BANK: SourceType.ValueType  # 1
+SOURCE_TYPE_CHANNEL: SourceType.ValueType  # 2
+SOURCE_TYPE_DIRECT: SourceType.ValueType  # 3
+Global___SourceType: _TypeAlias = SourceType  # noqa: Y015
+
+class _AssignmentStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AssignmentStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AssignmentStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ASSIGNMENT_STATUS_UNSPECIFIED: _AssignmentStatus.ValueType  # 0
+    ASSIGNMENT_STATUS_DRAFT: _AssignmentStatus.ValueType  # 1
+    ASSIGNMENT_STATUS_COLLECTING: _AssignmentStatus.ValueType  # 2
+    ASSIGNMENT_STATUS_SITE_VISIT: _AssignmentStatus.ValueType  # 3
+    ASSIGNMENT_STATUS_UNDER_REVIEW: _AssignmentStatus.ValueType  # 4
+    ASSIGNMENT_STATUS_DELIVERED: _AssignmentStatus.ValueType  # 5
+    ASSIGNMENT_STATUS_CANCELLED: _AssignmentStatus.ValueType  # 6
+
+class AssignmentStatus(_AssignmentStatus, metaclass=_AssignmentStatusEnumTypeWrapper): ...
+
+ASSIGNMENT_STATUS_UNSPECIFIED: AssignmentStatus.ValueType  # 0
+ASSIGNMENT_STATUS_DRAFT: AssignmentStatus.ValueType  # 1
+ASSIGNMENT_STATUS_COLLECTING: AssignmentStatus.ValueType  # 2
+ASSIGNMENT_STATUS_SITE_VISIT: AssignmentStatus.ValueType  # 3
+ASSIGNMENT_STATUS_UNDER_REVIEW: AssignmentStatus.ValueType  # 4
+ASSIGNMENT_STATUS_DELIVERED: AssignmentStatus.ValueType  # 5
+ASSIGNMENT_STATUS_CANCELLED: AssignmentStatus.ValueType  # 6
+Global___AssignmentStatus: _TypeAlias = AssignmentStatus  # noqa: Y015
+
+class _Priority:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PriorityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Priority.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PRIORITY_UNSPECIFIED: _Priority.ValueType  # 0
+    PRIORITY_LOW: _Priority.ValueType  # 1
+    PRIORITY_MEDIUM: _Priority.ValueType  # 2
+    PRIORITY_HIGH: _Priority.ValueType  # 3
+
+class Priority(_Priority, metaclass=_PriorityEnumTypeWrapper): ...
+
+PRIORITY_UNSPECIFIED: Priority.ValueType  # 0
+PRIORITY_LOW: Priority.ValueType  # 1
+PRIORITY_MEDIUM: Priority.ValueType  # 2
+PRIORITY_HIGH: Priority.ValueType  # 3
+Global___Priority: _TypeAlias = Priority  # noqa: Y015
+
+class _TaskStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TaskStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TASK_STATUS_UNSPECIFIED: _TaskStatus.ValueType  # 0
+    TASK_STATUS_OPEN: _TaskStatus.ValueType  # 1
+    TASK_STATUS_DONE: _TaskStatus.ValueType  # 2
+    TASK_STATUS_BLOCKED: _TaskStatus.ValueType  # 3
+
+class TaskStatus(_TaskStatus, metaclass=_TaskStatusEnumTypeWrapper):
+    """================================ tasks ================================"""
+
+TASK_STATUS_UNSPECIFIED: TaskStatus.ValueType  # 0
+TASK_STATUS_OPEN: TaskStatus.ValueType  # 1
+TASK_STATUS_DONE: TaskStatus.ValueType  # 2
+TASK_STATUS_BLOCKED: TaskStatus.ValueType  # 3
+Global___TaskStatus: _TypeAlias = TaskStatus  # noqa: Y015
+
+class _ChannelRequestStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ChannelRequestStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ChannelRequestStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CHANNEL_REQUEST_STATUS_UNSPECIFIED: _ChannelRequestStatus.ValueType  # 0
+    CHANNEL_REQUEST_STATUS_SUBMITTED: _ChannelRequestStatus.ValueType  # 1
+    CHANNEL_REQUEST_STATUS_ACCEPTED: _ChannelRequestStatus.ValueType  # 2
+    CHANNEL_REQUEST_STATUS_REJECTED: _ChannelRequestStatus.ValueType  # 3
+
+class ChannelRequestStatus(_ChannelRequestStatus, metaclass=_ChannelRequestStatusEnumTypeWrapper):
+    """================================ channel requests ================================"""
+
+CHANNEL_REQUEST_STATUS_UNSPECIFIED: ChannelRequestStatus.ValueType  # 0
+CHANNEL_REQUEST_STATUS_SUBMITTED: ChannelRequestStatus.ValueType  # 1
+CHANNEL_REQUEST_STATUS_ACCEPTED: ChannelRequestStatus.ValueType  # 2
+CHANNEL_REQUEST_STATUS_REJECTED: ChannelRequestStatus.ValueType  # 3
+Global___ChannelRequestStatus: _TypeAlias = ChannelRequestStatus  # noqa: Y015
+
+class _DocumentStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DocumentStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DocumentStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DOCUMENT_STATUS_UNSPECIFIED: _DocumentStatus.ValueType  # 0
+    DOCUMENT_STATUS_PENDING: _DocumentStatus.ValueType  # 1
+    """Created; the upload is not confirmed yet."""
+    DOCUMENT_STATUS_UPLOADED: _DocumentStatus.ValueType  # 2
+
+class DocumentStatus(_DocumentStatus, metaclass=_DocumentStatusEnumTypeWrapper):
+    """================================ documents ================================"""
+
+DOCUMENT_STATUS_UNSPECIFIED: DocumentStatus.ValueType  # 0
+DOCUMENT_STATUS_PENDING: DocumentStatus.ValueType  # 1
+"""Created; the upload is not confirmed yet."""
+DOCUMENT_STATUS_UPLOADED: DocumentStatus.ValueType  # 2
+Global___DocumentStatus: _TypeAlias = DocumentStatus  # noqa: Y015
+
+class _DocumentSource:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DocumentSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DocumentSource.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DOCUMENT_SOURCE_UNSPECIFIED: _DocumentSource.ValueType  # 0
+    DOCUMENT_SOURCE_MOBILE_CAMERA: _DocumentSource.ValueType  # 1
+    DOCUMENT_SOURCE_MOBILE_GALLERY: _DocumentSource.ValueType  # 2
+    DOCUMENT_SOURCE_DESKTOP_UPLOAD: _DocumentSource.ValueType  # 3
+    DOCUMENT_SOURCE_EMAIL_INGEST: _DocumentSource.ValueType  # 4
+    DOCUMENT_SOURCE_PORTAL_UPLOAD: _DocumentSource.ValueType  # 5
+
+class DocumentSource(_DocumentSource, metaclass=_DocumentSourceEnumTypeWrapper): ...
+
+DOCUMENT_SOURCE_UNSPECIFIED: DocumentSource.ValueType  # 0
+DOCUMENT_SOURCE_MOBILE_CAMERA: DocumentSource.ValueType  # 1
+DOCUMENT_SOURCE_MOBILE_GALLERY: DocumentSource.ValueType  # 2
+DOCUMENT_SOURCE_DESKTOP_UPLOAD: DocumentSource.ValueType  # 3
+DOCUMENT_SOURCE_EMAIL_INGEST: DocumentSource.ValueType  # 4
+DOCUMENT_SOURCE_PORTAL_UPLOAD: DocumentSource.ValueType  # 5
+Global___DocumentSource: _TypeAlias = DocumentSource  # noqa: Y015
+
+class _DocumentClassification:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DocumentClassificationEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DocumentClassification.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DOCUMENT_CLASSIFICATION_UNSPECIFIED: _DocumentClassification.ValueType  # 0
+    DOCUMENT_CLASSIFICATION_BANK_KYC: _DocumentClassification.ValueType  # 1
+    DOCUMENT_CLASSIFICATION_SITE_PHOTO: _DocumentClassification.ValueType  # 2
+    DOCUMENT_CLASSIFICATION_APPROVAL_PLAN: _DocumentClassification.ValueType  # 3
+    DOCUMENT_CLASSIFICATION_TAX_RECEIPT: _DocumentClassification.ValueType  # 4
+    DOCUMENT_CLASSIFICATION_LEGAL: _DocumentClassification.ValueType  # 5
+    DOCUMENT_CLASSIFICATION_INVOICE: _DocumentClassification.ValueType  # 6
+    DOCUMENT_CLASSIFICATION_OTHER: _DocumentClassification.ValueType  # 7
+
+class DocumentClassification(_DocumentClassification, metaclass=_DocumentClassificationEnumTypeWrapper): ...
+
+DOCUMENT_CLASSIFICATION_UNSPECIFIED: DocumentClassification.ValueType  # 0
+DOCUMENT_CLASSIFICATION_BANK_KYC: DocumentClassification.ValueType  # 1
+DOCUMENT_CLASSIFICATION_SITE_PHOTO: DocumentClassification.ValueType  # 2
+DOCUMENT_CLASSIFICATION_APPROVAL_PLAN: DocumentClassification.ValueType  # 3
+DOCUMENT_CLASSIFICATION_TAX_RECEIPT: DocumentClassification.ValueType  # 4
+DOCUMENT_CLASSIFICATION_LEGAL: DocumentClassification.ValueType  # 5
+DOCUMENT_CLASSIFICATION_INVOICE: DocumentClassification.ValueType  # 6
+DOCUMENT_CLASSIFICATION_OTHER: DocumentClassification.ValueType  # 7
+Global___DocumentClassification: _TypeAlias = DocumentClassification  # noqa: Y015
+
+class _Sensitivity:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SensitivityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Sensitivity.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SENSITIVITY_UNSPECIFIED: _Sensitivity.ValueType  # 0
+    SENSITIVITY_PUBLIC: _Sensitivity.ValueType  # 1
+    SENSITIVITY_INTERNAL: _Sensitivity.ValueType  # 2
+    SENSITIVITY_PII: _Sensitivity.ValueType  # 3
+    """pii and confidential need documents.read_sensitive."""
+    SENSITIVITY_CONFIDENTIAL: _Sensitivity.ValueType  # 4
+
+class Sensitivity(_Sensitivity, metaclass=_SensitivityEnumTypeWrapper): ...
+
+SENSITIVITY_UNSPECIFIED: Sensitivity.ValueType  # 0
+SENSITIVITY_PUBLIC: Sensitivity.ValueType  # 1
+SENSITIVITY_INTERNAL: Sensitivity.ValueType  # 2
+SENSITIVITY_PII: Sensitivity.ValueType  # 3
+"""pii and confidential need documents.read_sensitive."""
+SENSITIVITY_CONFIDENTIAL: Sensitivity.ValueType  # 4
+Global___Sensitivity: _TypeAlias = Sensitivity  # noqa: Y015
 
 @_typing.final
 class GetServiceInfoRequest(_message.Message):
@@ -127,3 +392,3106 @@ class GetBillingRefStateResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetBillingRefStateResponse: _TypeAlias = GetBillingRefStateResponse  # noqa: Y015
+
+@_typing.final
+class RecordInfo(_message.Message):
+    """Who made and who verified a master-data record."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERIFICATION_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    VERIFIED_BY_FIELD_NUMBER: _builtins.int
+    VERIFIED_AT_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    verification: Global___Verification.ValueType
+    created_by: _builtins.str
+    verified_by: _builtins.str
+    @_builtins.property
+    def verified_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        verification: Global___Verification.ValueType = ...,
+        created_by: _builtins.str = ...,
+        verified_by: _builtins.str = ...,
+        verified_at: _timestamp_pb2.Timestamp | None = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "updated_at", b"updated_at", "verified_at", b"verified_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "created_by", b"created_by", "updated_at", b"updated_at", "verification", b"verification", "verified_at", b"verified_at", "verified_by", b"verified_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordInfo: _TypeAlias = RecordInfo  # noqa: Y015
+
+@_typing.final
+class Bank(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    code: _builtins.str
+    """Unique per tenant (upper case, e.g. "SBI")."""
+    name: _builtins.str
+    @_builtins.property
+    def record(self) -> Global___RecordInfo: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        code: _builtins.str = ...,
+        name: _builtins.str = ...,
+        record: Global___RecordInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "id", b"id", "name", b"name", "record", b"record"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Bank: _TypeAlias = Bank  # noqa: Y015
+
+@_typing.final
+class CreateBankRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    name: _builtins.str
+    idempotency_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        name: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "idempotency_key", b"idempotency_key", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateBankRequest: _TypeAlias = CreateBankRequest  # noqa: Y015
+
+@_typing.final
+class CreateBankResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bank(self) -> Global___Bank: ...
+    def __init__(
+        self,
+        *,
+        bank: Global___Bank | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bank", b"bank"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank", b"bank"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateBankResponse: _TypeAlias = CreateBankResponse  # noqa: Y015
+
+@_typing.final
+class ListBanksRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_FIELD_NUMBER: _builtins.int
+    VERIFICATION_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
+    verification: Global___Verification.ValueType
+    query: _builtins.str
+    """Case-insensitive match on code or name."""
+    @_builtins.property
+    def page(self) -> _common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        page: _common_pb2.PageRequest | None = ...,
+        verification: Global___Verification.ValueType = ...,
+        query: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "query", b"query", "verification", b"verification"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBanksRequest: _TypeAlias = ListBanksRequest  # noqa: Y015
+
+@_typing.final
+class ListBanksResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANKS_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def banks(self) -> _containers.RepeatedCompositeFieldContainer[Global___Bank]: ...
+    @_builtins.property
+    def page(self) -> _common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        banks: _abc.Iterable[Global___Bank] | None = ...,
+        page: _common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["banks", b"banks", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBanksResponse: _TypeAlias = ListBanksResponse  # noqa: Y015
+
+@_typing.final
+class BankBranch(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    IFSC_FIELD_NUMBER: _builtins.int
+    CITY_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    bank_id: _builtins.str
+    name: _builtins.str
+    ifsc: _builtins.str
+    """4 letters, "0", 6 letters or digits (e.g. SBIN0001234); unique per tenant."""
+    city: _builtins.str
+    state: _builtins.str
+    """Indian state / union territory code, e.g. "MH"."""
+    address: _builtins.str
+    @_builtins.property
+    def record(self) -> Global___RecordInfo: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        bank_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        ifsc: _builtins.str = ...,
+        city: _builtins.str = ...,
+        state: _builtins.str = ...,
+        address: _builtins.str = ...,
+        record: Global___RecordInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "bank_id", b"bank_id", "city", b"city", "id", b"id", "ifsc", b"ifsc", "name", b"name", "record", b"record", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BankBranch: _TypeAlias = BankBranch  # noqa: Y015
+
+@_typing.final
+class CreateBankBranchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    IFSC_FIELD_NUMBER: _builtins.int
+    CITY_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    bank_id: _builtins.str
+    name: _builtins.str
+    ifsc: _builtins.str
+    city: _builtins.str
+    state: _builtins.str
+    address: _builtins.str
+    idempotency_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        bank_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        ifsc: _builtins.str = ...,
+        city: _builtins.str = ...,
+        state: _builtins.str = ...,
+        address: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "bank_id", b"bank_id", "city", b"city", "idempotency_key", b"idempotency_key", "ifsc", b"ifsc", "name", b"name", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateBankBranchRequest: _TypeAlias = CreateBankBranchRequest  # noqa: Y015
+
+@_typing.final
+class CreateBankBranchResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BRANCH_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def branch(self) -> Global___BankBranch: ...
+    def __init__(
+        self,
+        *,
+        branch: Global___BankBranch | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["branch", b"branch"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["branch", b"branch"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateBankBranchResponse: _TypeAlias = CreateBankBranchResponse  # noqa: Y015
+
+@_typing.final
+class ListBankBranchesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_FIELD_NUMBER: _builtins.int
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    VERIFICATION_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
+    bank_id: _builtins.str
+    verification: Global___Verification.ValueType
+    query: _builtins.str
+    """Case-insensitive match on name, IFSC or city."""
+    @_builtins.property
+    def page(self) -> _common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        page: _common_pb2.PageRequest | None = ...,
+        bank_id: _builtins.str = ...,
+        verification: Global___Verification.ValueType = ...,
+        query: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_id", b"bank_id", "page", b"page", "query", b"query", "verification", b"verification"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBankBranchesRequest: _TypeAlias = ListBankBranchesRequest  # noqa: Y015
+
+@_typing.final
+class ListBankBranchesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BRANCHES_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def branches(self) -> _containers.RepeatedCompositeFieldContainer[Global___BankBranch]: ...
+    @_builtins.property
+    def page(self) -> _common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        branches: _abc.Iterable[Global___BankBranch] | None = ...,
+        page: _common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["branches", b"branches", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBankBranchesResponse: _TypeAlias = ListBankBranchesResponse  # noqa: Y015
+
+@_typing.final
+class ClientOrg(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    ORG_TYPE_FIELD_NUMBER: _builtins.int
+    GSTIN_FIELD_NUMBER: _builtins.int
+    CITY_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    name: _builtins.str
+    org_type: _builtins.str
+    """bank | corporate | individual | builder | government | other"""
+    gstin: _builtins.str
+    city: _builtins.str
+    state: _builtins.str
+    @_builtins.property
+    def record(self) -> Global___RecordInfo: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        org_type: _builtins.str = ...,
+        gstin: _builtins.str = ...,
+        city: _builtins.str = ...,
+        state: _builtins.str = ...,
+        record: Global___RecordInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["city", b"city", "gstin", b"gstin", "id", b"id", "name", b"name", "org_type", b"org_type", "record", b"record", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClientOrg: _TypeAlias = ClientOrg  # noqa: Y015
+
+@_typing.final
+class CreateClientOrgRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ORG_TYPE_FIELD_NUMBER: _builtins.int
+    GSTIN_FIELD_NUMBER: _builtins.int
+    CITY_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    org_type: _builtins.str
+    gstin: _builtins.str
+    city: _builtins.str
+    state: _builtins.str
+    idempotency_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        org_type: _builtins.str = ...,
+        gstin: _builtins.str = ...,
+        city: _builtins.str = ...,
+        state: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["city", b"city", "gstin", b"gstin", "idempotency_key", b"idempotency_key", "name", b"name", "org_type", b"org_type", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateClientOrgRequest: _TypeAlias = CreateClientOrgRequest  # noqa: Y015
+
+@_typing.final
+class CreateClientOrgResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_ORG_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def client_org(self) -> Global___ClientOrg: ...
+    def __init__(
+        self,
+        *,
+        client_org: Global___ClientOrg | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["client_org", b"client_org"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_org", b"client_org"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateClientOrgResponse: _TypeAlias = CreateClientOrgResponse  # noqa: Y015
+
+@_typing.final
+class ListClientOrgsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_FIELD_NUMBER: _builtins.int
+    VERIFICATION_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
+    verification: Global___Verification.ValueType
+    query: _builtins.str
+    @_builtins.property
+    def page(self) -> _common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        page: _common_pb2.PageRequest | None = ...,
+        verification: Global___Verification.ValueType = ...,
+        query: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "query", b"query", "verification", b"verification"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListClientOrgsRequest: _TypeAlias = ListClientOrgsRequest  # noqa: Y015
+
+@_typing.final
+class ListClientOrgsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_ORGS_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def client_orgs(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClientOrg]: ...
+    @_builtins.property
+    def page(self) -> _common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        client_orgs: _abc.Iterable[Global___ClientOrg] | None = ...,
+        page: _common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_orgs", b"client_orgs", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListClientOrgsResponse: _TypeAlias = ListClientOrgsResponse  # noqa: Y015
+
+@_typing.final
+class Contact(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    PHONE_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    CLIENT_ORG_ID_FIELD_NUMBER: _builtins.int
+    DESIGNATION_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    name: _builtins.str
+    phone: _builtins.str
+    """E.164 (+91XXXXXXXXXX for Indian numbers given with 10 digits)."""
+    email: _builtins.str
+    """Lower-cased."""
+    client_org_id: _builtins.str
+    designation: _builtins.str
+    @_builtins.property
+    def record(self) -> Global___RecordInfo: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        phone: _builtins.str = ...,
+        email: _builtins.str = ...,
+        client_org_id: _builtins.str = ...,
+        designation: _builtins.str = ...,
+        record: Global___RecordInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_org_id", b"client_org_id", "designation", b"designation", "email", b"email", "id", b"id", "name", b"name", "phone", b"phone", "record", b"record"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Contact: _TypeAlias = Contact  # noqa: Y015
+
+@_typing.final
+class CreateContactRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    PHONE_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    CLIENT_ORG_ID_FIELD_NUMBER: _builtins.int
+    DESIGNATION_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    phone: _builtins.str
+    email: _builtins.str
+    client_org_id: _builtins.str
+    designation: _builtins.str
+    idempotency_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        phone: _builtins.str = ...,
+        email: _builtins.str = ...,
+        client_org_id: _builtins.str = ...,
+        designation: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_org_id", b"client_org_id", "designation", b"designation", "email", b"email", "idempotency_key", b"idempotency_key", "name", b"name", "phone", b"phone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateContactRequest: _TypeAlias = CreateContactRequest  # noqa: Y015
+
+@_typing.final
+class CreateContactResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTACT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def contact(self) -> Global___Contact: ...
+    def __init__(
+        self,
+        *,
+        contact: Global___Contact | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateContactResponse: _TypeAlias = CreateContactResponse  # noqa: Y015
+
+@_typing.final
+class ListContactsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_FIELD_NUMBER: _builtins.int
+    VERIFICATION_FIELD_NUMBER: _builtins.int
+    CLIENT_ORG_ID_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
+    verification: Global___Verification.ValueType
+    client_org_id: _builtins.str
+    query: _builtins.str
+    @_builtins.property
+    def page(self) -> _common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        page: _common_pb2.PageRequest | None = ...,
+        verification: Global___Verification.ValueType = ...,
+        client_org_id: _builtins.str = ...,
+        query: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_org_id", b"client_org_id", "page", b"page", "query", b"query", "verification", b"verification"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListContactsRequest: _TypeAlias = ListContactsRequest  # noqa: Y015
+
+@_typing.final
+class ListContactsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTACTS_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def contacts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Contact]: ...
+    @_builtins.property
+    def page(self) -> _common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        contacts: _abc.Iterable[Global___Contact] | None = ...,
+        page: _common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contacts", b"contacts", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListContactsResponse: _TypeAlias = ListContactsResponse  # noqa: Y015
+
+@_typing.final
+class PropertyDetails(_message.Message):
+    """A property's address and kind, as given (also embedded in a channel request)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADDRESS_LINE1_FIELD_NUMBER: _builtins.int
+    ADDRESS_LINE2_FIELD_NUMBER: _builtins.int
+    LOCALITY_FIELD_NUMBER: _builtins.int
+    CITY_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    PIN_CODE_FIELD_NUMBER: _builtins.int
+    PROPERTY_TYPE_FIELD_NUMBER: _builtins.int
+    LATITUDE_FIELD_NUMBER: _builtins.int
+    LONGITUDE_FIELD_NUMBER: _builtins.int
+    address_line1: _builtins.str
+    address_line2: _builtins.str
+    locality: _builtins.str
+    city: _builtins.str
+    state: _builtins.str
+    """Indian state / union territory code, e.g. "MH"."""
+    pin_code: _builtins.str
+    """6 digits, not starting with 0."""
+    property_type: _builtins.str
+    """residential_flat | independent_house | villa | plot | commercial_office | shop |
+    industrial | agricultural_land | other
+    """
+    latitude: _builtins.str
+    """Decimal degrees as text ("19.076090"), both set or both empty."""
+    longitude: _builtins.str
+    def __init__(
+        self,
+        *,
+        address_line1: _builtins.str = ...,
+        address_line2: _builtins.str = ...,
+        locality: _builtins.str = ...,
+        city: _builtins.str = ...,
+        state: _builtins.str = ...,
+        pin_code: _builtins.str = ...,
+        property_type: _builtins.str = ...,
+        latitude: _builtins.str = ...,
+        longitude: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_line1", b"address_line1", "address_line2", b"address_line2", "city", b"city", "latitude", b"latitude", "locality", b"locality", "longitude", b"longitude", "pin_code", b"pin_code", "property_type", b"property_type", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PropertyDetails: _TypeAlias = PropertyDetails  # noqa: Y015
+
+@_typing.final
+class Property(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    @_builtins.property
+    def details(self) -> Global___PropertyDetails: ...
+    @_builtins.property
+    def record(self) -> Global___RecordInfo: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        details: Global___PropertyDetails | None = ...,
+        record: Global___RecordInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "record", b"record"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "id", b"id", "record", b"record"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Property: _TypeAlias = Property  # noqa: Y015
+
+@_typing.final
+class CreatePropertyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DETAILS_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    idempotency_key: _builtins.str
+    @_builtins.property
+    def details(self) -> Global___PropertyDetails: ...
+    def __init__(
+        self,
+        *,
+        details: Global___PropertyDetails | None = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["details", b"details"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "idempotency_key", b"idempotency_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatePropertyRequest: _TypeAlias = CreatePropertyRequest  # noqa: Y015
+
+@_typing.final
+class CreatePropertyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROPERTY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def property(self) -> Global___Property: ...
+    def __init__(
+        self,
+        *,
+        property: Global___Property | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["property", b"property"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["property", b"property"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatePropertyResponse: _TypeAlias = CreatePropertyResponse  # noqa: Y015
+
+@_typing.final
+class ListPropertiesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_FIELD_NUMBER: _builtins.int
+    VERIFICATION_FIELD_NUMBER: _builtins.int
+    CITY_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    PIN_CODE_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
+    verification: Global___Verification.ValueType
+    city: _builtins.str
+    state: _builtins.str
+    pin_code: _builtins.str
+    query: _builtins.str
+    @_builtins.property
+    def page(self) -> _common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        page: _common_pb2.PageRequest | None = ...,
+        verification: Global___Verification.ValueType = ...,
+        city: _builtins.str = ...,
+        state: _builtins.str = ...,
+        pin_code: _builtins.str = ...,
+        query: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["city", b"city", "page", b"page", "pin_code", b"pin_code", "query", b"query", "state", b"state", "verification", b"verification"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPropertiesRequest: _TypeAlias = ListPropertiesRequest  # noqa: Y015
+
+@_typing.final
+class ListPropertiesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROPERTIES_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def properties(self) -> _containers.RepeatedCompositeFieldContainer[Global___Property]: ...
+    @_builtins.property
+    def page(self) -> _common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        properties: _abc.Iterable[Global___Property] | None = ...,
+        page: _common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "properties", b"properties"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPropertiesResponse: _TypeAlias = ListPropertiesResponse  # noqa: Y015
+
+@_typing.final
+class BranchContact(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    BRANCH_ID_FIELD_NUMBER: _builtins.int
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    branch_id: _builtins.str
+    contact_id: _builtins.str
+    role: _builtins.str
+    """e.g. branch_manager, credit_officer."""
+    @_builtins.property
+    def record(self) -> Global___RecordInfo: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        branch_id: _builtins.str = ...,
+        contact_id: _builtins.str = ...,
+        role: _builtins.str = ...,
+        record: Global___RecordInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["branch_id", b"branch_id", "contact_id", b"contact_id", "id", b"id", "record", b"record", "role", b"role"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BranchContact: _TypeAlias = BranchContact  # noqa: Y015
+
+@_typing.final
+class CreateBranchContactRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BRANCH_ID_FIELD_NUMBER: _builtins.int
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    branch_id: _builtins.str
+    contact_id: _builtins.str
+    role: _builtins.str
+    idempotency_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        branch_id: _builtins.str = ...,
+        contact_id: _builtins.str = ...,
+        role: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["branch_id", b"branch_id", "contact_id", b"contact_id", "idempotency_key", b"idempotency_key", "role", b"role"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateBranchContactRequest: _TypeAlias = CreateBranchContactRequest  # noqa: Y015
+
+@_typing.final
+class CreateBranchContactResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BRANCH_CONTACT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def branch_contact(self) -> Global___BranchContact: ...
+    def __init__(
+        self,
+        *,
+        branch_contact: Global___BranchContact | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["branch_contact", b"branch_contact"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["branch_contact", b"branch_contact"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateBranchContactResponse: _TypeAlias = CreateBranchContactResponse  # noqa: Y015
+
+@_typing.final
+class ListBranchContactsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_FIELD_NUMBER: _builtins.int
+    BRANCH_ID_FIELD_NUMBER: _builtins.int
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    branch_id: _builtins.str
+    contact_id: _builtins.str
+    @_builtins.property
+    def page(self) -> _common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        page: _common_pb2.PageRequest | None = ...,
+        branch_id: _builtins.str = ...,
+        contact_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["branch_id", b"branch_id", "contact_id", b"contact_id", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBranchContactsRequest: _TypeAlias = ListBranchContactsRequest  # noqa: Y015
+
+@_typing.final
+class ListBranchContactsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BRANCH_CONTACTS_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def branch_contacts(self) -> _containers.RepeatedCompositeFieldContainer[Global___BranchContact]: ...
+    @_builtins.property
+    def page(self) -> _common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        branch_contacts: _abc.Iterable[Global___BranchContact] | None = ...,
+        page: _common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["branch_contacts", b"branch_contacts", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBranchContactsResponse: _TypeAlias = ListBranchContactsResponse  # noqa: Y015
+
+@_typing.final
+class VerifyMasterDataRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """bank | bank_branch | client_org | contact | property | branch_contact"""
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "kind", b"kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyMasterDataRequest: _TypeAlias = VerifyMasterDataRequest  # noqa: Y015
+
+@_typing.final
+class VerifyMasterDataResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    id: _builtins.str
+    @_builtins.property
+    def record(self) -> Global___RecordInfo: ...
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        id: _builtins.str = ...,
+        record: Global___RecordInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "kind", b"kind", "record", b"record"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyMasterDataResponse: _TypeAlias = VerifyMasterDataResponse  # noqa: Y015
+
+@_typing.final
+class Channel(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    CHANNEL_TYPE_FIELD_NUMBER: _builtins.int
+    COMMISSION_MODE_FIELD_NUMBER: _builtins.int
+    COMMISSION_VALUE_FIELD_NUMBER: _builtins.int
+    IS_ACTIVE_FIELD_NUMBER: _builtins.int
+    BILLING_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    DEFAULT_CREDITS_FIELD_NUMBER: _builtins.int
+    PORTAL_USER_IDS_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    name: _builtins.str
+    channel_type: Global___ChannelType.ValueType
+    commission_mode: Global___CommissionMode.ValueType
+    commission_value: _builtins.int
+    is_active: _builtins.bool
+    billing_account_id: _builtins.str
+    """The billing account the channel's accepted requests are charged to (validated with billing)."""
+    default_credits: _builtins.int
+    """Credits an accepted request costs when the request names none."""
+    created_by: _builtins.str
+    @_builtins.property
+    def portal_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Portal users (identity user ids) who own the channel."""
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        channel_type: Global___ChannelType.ValueType = ...,
+        commission_mode: Global___CommissionMode.ValueType = ...,
+        commission_value: _builtins.int = ...,
+        is_active: _builtins.bool = ...,
+        billing_account_id: _builtins.str = ...,
+        default_credits: _builtins.int = ...,
+        portal_user_ids: _abc.Iterable[_builtins.str] | None = ...,
+        created_by: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_account_id", b"billing_account_id", "channel_type", b"channel_type", "commission_mode", b"commission_mode", "commission_value", b"commission_value", "created_at", b"created_at", "created_by", b"created_by", "default_credits", b"default_credits", "id", b"id", "is_active", b"is_active", "name", b"name", "portal_user_ids", b"portal_user_ids", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Channel: _TypeAlias = Channel  # noqa: Y015
+
+@_typing.final
+class CreateChannelRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    CHANNEL_TYPE_FIELD_NUMBER: _builtins.int
+    COMMISSION_MODE_FIELD_NUMBER: _builtins.int
+    COMMISSION_VALUE_FIELD_NUMBER: _builtins.int
+    BILLING_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    DEFAULT_CREDITS_FIELD_NUMBER: _builtins.int
+    PORTAL_USER_IDS_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    channel_type: Global___ChannelType.ValueType
+    commission_mode: Global___CommissionMode.ValueType
+    commission_value: _builtins.int
+    billing_account_id: _builtins.str
+    default_credits: _builtins.int
+    idempotency_key: _builtins.str
+    @_builtins.property
+    def portal_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        channel_type: Global___ChannelType.ValueType = ...,
+        commission_mode: Global___CommissionMode.ValueType = ...,
+        commission_value: _builtins.int = ...,
+        billing_account_id: _builtins.str = ...,
+        default_credits: _builtins.int = ...,
+        portal_user_ids: _abc.Iterable[_builtins.str] | None = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_account_id", b"billing_account_id", "channel_type", b"channel_type", "commission_mode", b"commission_mode", "commission_value", b"commission_value", "default_credits", b"default_credits", "idempotency_key", b"idempotency_key", "name", b"name", "portal_user_ids", b"portal_user_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateChannelRequest: _TypeAlias = CreateChannelRequest  # noqa: Y015
+
+@_typing.final
+class CreateChannelResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def channel(self) -> Global___Channel: ...
+    def __init__(
+        self,
+        *,
+        channel: Global___Channel | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateChannelResponse: _TypeAlias = CreateChannelResponse  # noqa: Y015
+
+@_typing.final
+class GetChannelRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetChannelRequest: _TypeAlias = GetChannelRequest  # noqa: Y015
+
+@_typing.final
+class GetChannelResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def channel(self) -> Global___Channel: ...
+    def __init__(
+        self,
+        *,
+        channel: Global___Channel | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetChannelResponse: _TypeAlias = GetChannelResponse  # noqa: Y015
+
+@_typing.final
+class ListChannelsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_FIELD_NUMBER: _builtins.int
+    CHANNEL_TYPE_FIELD_NUMBER: _builtins.int
+    ACTIVITY_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
+    channel_type: Global___ChannelType.ValueType
+    activity: _builtins.str
+    """"active" | "inactive" | "" (both)."""
+    query: _builtins.str
+    @_builtins.property
+    def page(self) -> _common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        page: _common_pb2.PageRequest | None = ...,
+        channel_type: Global___ChannelType.ValueType = ...,
+        activity: _builtins.str = ...,
+        query: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity", "channel_type", b"channel_type", "page", b"page", "query", b"query"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChannelsRequest: _TypeAlias = ListChannelsRequest  # noqa: Y015
+
+@_typing.final
+class ListChannelsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNELS_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def channels(self) -> _containers.RepeatedCompositeFieldContainer[Global___Channel]: ...
+    @_builtins.property
+    def page(self) -> _common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        channels: _abc.Iterable[Global___Channel] | None = ...,
+        page: _common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChannelsResponse: _TypeAlias = ListChannelsResponse  # noqa: Y015
+
+@_typing.final
+class UpdateChannelRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    @_builtins.property
+    def channel(self) -> Global___Channel:
+        """Carries the new values of the fields named in update_mask."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Updatable: name, channel_type, commission_mode, commission_value, is_active,
+        billing_account_id, default_credits, portal_user_ids.
+        """
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        channel: Global___Channel | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "id", b"id", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateChannelRequest: _TypeAlias = UpdateChannelRequest  # noqa: Y015
+
+@_typing.final
+class UpdateChannelResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def channel(self) -> Global___Channel: ...
+    def __init__(
+        self,
+        *,
+        channel: Global___Channel | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateChannelResponse: _TypeAlias = UpdateChannelResponse  # noqa: Y015
+
+@_typing.final
+class Assignment(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    REFERENCE_NUMBER_FIELD_NUMBER: _builtins.int
+    SOURCE_TYPE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    BRANCH_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_ORG_ID_FIELD_NUMBER: _builtins.int
+    PROPERTY_ID_FIELD_NUMBER: _builtins.int
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    ASSIGNEE_IDS_FIELD_NUMBER: _builtins.int
+    FEE_PAISE_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
+    COMPLETENESS_SCORE_FIELD_NUMBER: _builtins.int
+    CREDITS_SHORT_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    BORROWER_NAME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    reference_number: _builtins.str
+    """ZA-<yyyy>-<6 digits>: unique per tenant, gapless per year."""
+    source_type: Global___SourceType.ValueType
+    status: Global___AssignmentStatus.ValueType
+    bank_id: _builtins.str
+    branch_id: _builtins.str
+    client_org_id: _builtins.str
+    property_id: _builtins.str
+    contact_id: _builtins.str
+    channel_id: _builtins.str
+    channel_request_id: _builtins.str
+    priority: Global___Priority.ValueType
+    fee_paise: _builtins.int
+    """Integer paise."""
+    notes: _builtins.str
+    completeness_score: _builtins.int
+    """0–100: share of the required fields present."""
+    credits_short: _builtins.bool
+    """Billing could not reserve the credits of the request behind it."""
+    created_by: _builtins.str
+    version: _builtins.int
+    """Increases with every change."""
+    borrower_name: _builtins.str
+    """Borrower / applicant name (from the channel request, or as entered)."""
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def assignee_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        reference_number: _builtins.str = ...,
+        source_type: Global___SourceType.ValueType = ...,
+        status: Global___AssignmentStatus.ValueType = ...,
+        bank_id: _builtins.str = ...,
+        branch_id: _builtins.str = ...,
+        client_org_id: _builtins.str = ...,
+        property_id: _builtins.str = ...,
+        contact_id: _builtins.str = ...,
+        channel_id: _builtins.str = ...,
+        channel_request_id: _builtins.str = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
+        priority: Global___Priority.ValueType = ...,
+        assignee_ids: _abc.Iterable[_builtins.str] | None = ...,
+        fee_paise: _builtins.int = ...,
+        notes: _builtins.str = ...,
+        completeness_score: _builtins.int = ...,
+        credits_short: _builtins.bool = ...,
+        created_by: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+        borrower_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "due_at", b"due_at", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee_ids", b"assignee_ids", "bank_id", b"bank_id", "borrower_name", b"borrower_name", "branch_id", b"branch_id", "channel_id", b"channel_id", "channel_request_id", b"channel_request_id", "client_org_id", b"client_org_id", "completeness_score", b"completeness_score", "contact_id", b"contact_id", "created_at", b"created_at", "created_by", b"created_by", "credits_short", b"credits_short", "due_at", b"due_at", "fee_paise", b"fee_paise", "id", b"id", "notes", b"notes", "priority", b"priority", "property_id", b"property_id", "reference_number", b"reference_number", "source_type", b"source_type", "status", b"status", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Assignment: _TypeAlias = Assignment  # noqa: Y015
+
+@_typing.final
+class CreateAssignmentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCE_TYPE_FIELD_NUMBER: _builtins.int
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    BRANCH_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_ORG_ID_FIELD_NUMBER: _builtins.int
+    PROPERTY_ID_FIELD_NUMBER: _builtins.int
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    ASSIGNEE_IDS_FIELD_NUMBER: _builtins.int
+    FEE_PAISE_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
+    BORROWER_NAME_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    source_type: Global___SourceType.ValueType
+    bank_id: _builtins.str
+    branch_id: _builtins.str
+    client_org_id: _builtins.str
+    property_id: _builtins.str
+    contact_id: _builtins.str
+    channel_id: _builtins.str
+    priority: Global___Priority.ValueType
+    fee_paise: _builtins.int
+    notes: _builtins.str
+    borrower_name: _builtins.str
+    idempotency_key: _builtins.str
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def assignee_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        source_type: Global___SourceType.ValueType = ...,
+        bank_id: _builtins.str = ...,
+        branch_id: _builtins.str = ...,
+        client_org_id: _builtins.str = ...,
+        property_id: _builtins.str = ...,
+        contact_id: _builtins.str = ...,
+        channel_id: _builtins.str = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
+        priority: Global___Priority.ValueType = ...,
+        assignee_ids: _abc.Iterable[_builtins.str] | None = ...,
+        fee_paise: _builtins.int = ...,
+        notes: _builtins.str = ...,
+        borrower_name: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee_ids", b"assignee_ids", "bank_id", b"bank_id", "borrower_name", b"borrower_name", "branch_id", b"branch_id", "channel_id", b"channel_id", "client_org_id", b"client_org_id", "contact_id", b"contact_id", "due_at", b"due_at", "fee_paise", b"fee_paise", "idempotency_key", b"idempotency_key", "notes", b"notes", "priority", b"priority", "property_id", b"property_id", "source_type", b"source_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateAssignmentRequest: _TypeAlias = CreateAssignmentRequest  # noqa: Y015
+
+@_typing.final
+class CreateAssignmentResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSIGNMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def assignment(self) -> Global___Assignment: ...
+    def __init__(
+        self,
+        *,
+        assignment: Global___Assignment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateAssignmentResponse: _TypeAlias = CreateAssignmentResponse  # noqa: Y015
+
+@_typing.final
+class GetAssignmentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAssignmentRequest: _TypeAlias = GetAssignmentRequest  # noqa: Y015
+
+@_typing.final
+class StatusHistoryEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_STATUS_FIELD_NUMBER: _builtins.int
+    TO_STATUS_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    from_status: Global___AssignmentStatus.ValueType
+    to_status: Global___AssignmentStatus.ValueType
+    actor: _builtins.str
+    reason: _builtins.str
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        from_status: Global___AssignmentStatus.ValueType = ...,
+        to_status: Global___AssignmentStatus.ValueType = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "at", b"at", "from_status", b"from_status", "reason", b"reason", "to_status", b"to_status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatusHistoryEntry: _TypeAlias = StatusHistoryEntry  # noqa: Y015
+
+@_typing.final
+class GetAssignmentResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSIGNMENT_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def assignment(self) -> Global___Assignment: ...
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatusHistoryEntry]:
+        """Oldest first."""
+
+    @_builtins.property
+    def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Document]:
+        """Documents linked to the assignment (the caller may read)."""
+
+    def __init__(
+        self,
+        *,
+        assignment: Global___Assignment | None = ...,
+        history: _abc.Iterable[Global___StatusHistoryEntry] | None = ...,
+        documents: _abc.Iterable[Global___Document] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "documents", b"documents", "history", b"history"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAssignmentResponse: _TypeAlias = GetAssignmentResponse  # noqa: Y015
+
+@_typing.final
+class ListAssignmentsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
+    ASSIGNEE_ID_FIELD_NUMBER: _builtins.int
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    DUE_AFTER_FIELD_NUMBER: _builtins.int
+    DUE_BEFORE_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
+    assignee_id: _builtins.str
+    bank_id: _builtins.str
+    channel_id: _builtins.str
+    query: _builtins.str
+    """Text search over reference number, borrower name, notes and the property's address."""
+    @_builtins.property
+    def page(self) -> _common_pb2.PageRequest: ...
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___AssignmentStatus.ValueType]: ...
+    @_builtins.property
+    def due_after(self) -> _timestamp_pb2.Timestamp:
+        """Due window (either end optional)."""
+
+    @_builtins.property
+    def due_before(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        page: _common_pb2.PageRequest | None = ...,
+        statuses: _abc.Iterable[Global___AssignmentStatus.ValueType] | None = ...,
+        assignee_id: _builtins.str = ...,
+        bank_id: _builtins.str = ...,
+        channel_id: _builtins.str = ...,
+        due_after: _timestamp_pb2.Timestamp | None = ...,
+        due_before: _timestamp_pb2.Timestamp | None = ...,
+        query: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_after", b"due_after", "due_before", b"due_before", "page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee_id", b"assignee_id", "bank_id", b"bank_id", "channel_id", b"channel_id", "due_after", b"due_after", "due_before", b"due_before", "page", b"page", "query", b"query", "statuses", b"statuses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAssignmentsRequest: _TypeAlias = ListAssignmentsRequest  # noqa: Y015
+
+@_typing.final
+class ListAssignmentsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSIGNMENTS_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def assignments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Assignment]: ...
+    @_builtins.property
+    def page(self) -> _common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        assignments: _abc.Iterable[Global___Assignment] | None = ...,
+        page: _common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAssignmentsResponse: _TypeAlias = ListAssignmentsResponse  # noqa: Y015
+
+@_typing.final
+class UpdateAssignmentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    ASSIGNMENT_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    expected_version: _builtins.int
+    """When set, the update fails ABORTED / VERSION_CONFLICT unless the assignment is at it."""
+    @_builtins.property
+    def assignment(self) -> Global___Assignment: ...
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Updatable: bank_id, branch_id, client_org_id, property_id, contact_id, due_at, priority,
+        assignee_ids, fee_paise, notes, borrower_name.
+        """
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        assignment: Global___Assignment | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        expected_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "expected_version", b"expected_version", "id", b"id", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateAssignmentRequest: _TypeAlias = UpdateAssignmentRequest  # noqa: Y015
+
+@_typing.final
+class UpdateAssignmentResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSIGNMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def assignment(self) -> Global___Assignment: ...
+    def __init__(
+        self,
+        *,
+        assignment: Global___Assignment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateAssignmentResponse: _TypeAlias = UpdateAssignmentResponse  # noqa: Y015
+
+@_typing.final
+class TransitionAssignmentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TO_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    to: Global___AssignmentStatus.ValueType
+    reason: _builtins.str
+    """Required for CANCELLED and for rework (UNDER_REVIEW → COLLECTING)."""
+    idempotency_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        to: Global___AssignmentStatus.ValueType = ...,
+        reason: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "idempotency_key", b"idempotency_key", "reason", b"reason", "to", b"to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransitionAssignmentRequest: _TypeAlias = TransitionAssignmentRequest  # noqa: Y015
+
+@_typing.final
+class TransitionAssignmentResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSIGNMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def assignment(self) -> Global___Assignment: ...
+    def __init__(
+        self,
+        *,
+        assignment: Global___Assignment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransitionAssignmentResponse: _TypeAlias = TransitionAssignmentResponse  # noqa: Y015
+
+@_typing.final
+class ActivityEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    DETAIL_JSON_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    kind: _builtins.str
+    """e.g. assignment.created, assignment.status_changed, assignment.updated, billing.credits_short"""
+    actor: _builtins.str
+    summary: _builtins.str
+    detail_json: _builtins.str
+    """JSON object with the details."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        summary: _builtins.str = ...,
+        detail_json: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "at", b"at", "detail_json", b"detail_json", "id", b"id", "kind", b"kind", "summary", b"summary"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivityEntry: _TypeAlias = ActivityEntry  # noqa: Y015
+
+@_typing.final
+class GetAssignmentHistoryRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    @_builtins.property
+    def page(self) -> _common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        page: _common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAssignmentHistoryRequest: _TypeAlias = GetAssignmentHistoryRequest  # noqa: Y015
+
+@_typing.final
+class GetAssignmentHistoryResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HISTORY_FIELD_NUMBER: _builtins.int
+    ACTIVITY_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatusHistoryEntry]:
+        """Newest first."""
+
+    @_builtins.property
+    def activity(self) -> _containers.RepeatedCompositeFieldContainer[Global___ActivityEntry]:
+        """Newest first, paged."""
+
+    @_builtins.property
+    def page(self) -> _common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        history: _abc.Iterable[Global___StatusHistoryEntry] | None = ...,
+        activity: _abc.Iterable[Global___ActivityEntry] | None = ...,
+        page: _common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity", "history", b"history", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAssignmentHistoryResponse: _TypeAlias = GetAssignmentHistoryResponse  # noqa: Y015
+
+@_typing.final
+class Task(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    ASSIGNMENT_ID_FIELD_NUMBER: _builtins.int
+    ASSIGNEE_ID_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    OVERDUE_FIELD_NUMBER: _builtins.int
+    DONE_AT_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    title: _builtins.str
+    description: _builtins.str
+    assignment_id: _builtins.str
+    assignee_id: _builtins.str
+    created_by: _builtins.str
+    priority: Global___Priority.ValueType
+    status: Global___TaskStatus.ValueType
+    overdue: _builtins.bool
+    """Computed when read: due_at passed and not done."""
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def done_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        description: _builtins.str = ...,
+        assignment_id: _builtins.str = ...,
+        assignee_id: _builtins.str = ...,
+        created_by: _builtins.str = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
+        priority: Global___Priority.ValueType = ...,
+        status: Global___TaskStatus.ValueType = ...,
+        overdue: _builtins.bool = ...,
+        done_at: _timestamp_pb2.Timestamp | None = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "done_at", b"done_at", "due_at", b"due_at", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee_id", b"assignee_id", "assignment_id", b"assignment_id", "created_at", b"created_at", "created_by", b"created_by", "description", b"description", "done_at", b"done_at", "due_at", b"due_at", "id", b"id", "overdue", b"overdue", "priority", b"priority", "status", b"status", "title", b"title", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Task: _TypeAlias = Task  # noqa: Y015
+
+@_typing.final
+class CreateTaskRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TITLE_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    ASSIGNMENT_ID_FIELD_NUMBER: _builtins.int
+    ASSIGNEE_ID_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    title: _builtins.str
+    description: _builtins.str
+    assignment_id: _builtins.str
+    assignee_id: _builtins.str
+    """Empty: the caller."""
+    priority: Global___Priority.ValueType
+    idempotency_key: _builtins.str
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        title: _builtins.str = ...,
+        description: _builtins.str = ...,
+        assignment_id: _builtins.str = ...,
+        assignee_id: _builtins.str = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
+        priority: Global___Priority.ValueType = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee_id", b"assignee_id", "assignment_id", b"assignment_id", "description", b"description", "due_at", b"due_at", "idempotency_key", b"idempotency_key", "priority", b"priority", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateTaskRequest: _TypeAlias = CreateTaskRequest  # noqa: Y015
+
+@_typing.final
+class CreateTaskResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def task(self) -> Global___Task: ...
+    def __init__(
+        self,
+        *,
+        task: Global___Task | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateTaskResponse: _TypeAlias = CreateTaskResponse  # noqa: Y015
+
+@_typing.final
+class ListTasksRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_FIELD_NUMBER: _builtins.int
+    ASSIGNED_TO_ME_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    DUE_SOON_FIELD_NUMBER: _builtins.int
+    OVERDUE_FIELD_NUMBER: _builtins.int
+    ASSIGNMENT_ID_FIELD_NUMBER: _builtins.int
+    assigned_to_me: _builtins.bool
+    status: Global___TaskStatus.ValueType
+    due_soon: _builtins.bool
+    """Due within 48 hours and not done."""
+    overdue: _builtins.bool
+    assignment_id: _builtins.str
+    @_builtins.property
+    def page(self) -> _common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        page: _common_pb2.PageRequest | None = ...,
+        assigned_to_me: _builtins.bool = ...,
+        status: Global___TaskStatus.ValueType = ...,
+        due_soon: _builtins.bool = ...,
+        overdue: _builtins.bool = ...,
+        assignment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assigned_to_me", b"assigned_to_me", "assignment_id", b"assignment_id", "due_soon", b"due_soon", "overdue", b"overdue", "page", b"page", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTasksRequest: _TypeAlias = ListTasksRequest  # noqa: Y015
+
+@_typing.final
+class ListTasksResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASKS_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def tasks(self) -> _containers.RepeatedCompositeFieldContainer[Global___Task]: ...
+    @_builtins.property
+    def page(self) -> _common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        tasks: _abc.Iterable[Global___Task] | None = ...,
+        page: _common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "tasks", b"tasks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTasksResponse: _TypeAlias = ListTasksResponse  # noqa: Y015
+
+@_typing.final
+class UpdateTaskRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    @_builtins.property
+    def task(self) -> Global___Task: ...
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Updatable: title, description, assignee_id, due_at, priority, status."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        task: Global___Task | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "task", b"task", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateTaskRequest: _TypeAlias = UpdateTaskRequest  # noqa: Y015
+
+@_typing.final
+class UpdateTaskResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def task(self) -> Global___Task: ...
+    def __init__(
+        self,
+        *,
+        task: Global___Task | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateTaskResponse: _TypeAlias = UpdateTaskResponse  # noqa: Y015
+
+@_typing.final
+class MarkTaskDoneRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkTaskDoneRequest: _TypeAlias = MarkTaskDoneRequest  # noqa: Y015
+
+@_typing.final
+class MarkTaskDoneResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def task(self) -> Global___Task: ...
+    def __init__(
+        self,
+        *,
+        task: Global___Task | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkTaskDoneResponse: _TypeAlias = MarkTaskDoneResponse  # noqa: Y015
+
+@_typing.final
+class ChannelRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    BORROWER_NAME_FIELD_NUMBER: _builtins.int
+    BORROWER_PHONE_FIELD_NUMBER: _builtins.int
+    PROPERTY_FIELD_NUMBER: _builtins.int
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    BRANCH_ID_FIELD_NUMBER: _builtins.int
+    REQUESTED_SERVICE_FIELD_NUMBER: _builtins.int
+    CREDITS_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
+    ASSIGNMENT_ID_FIELD_NUMBER: _builtins.int
+    SUBMITTED_BY_FIELD_NUMBER: _builtins.int
+    REVIEWED_BY_FIELD_NUMBER: _builtins.int
+    REVIEWED_AT_FIELD_NUMBER: _builtins.int
+    REJECTION_REASON_FIELD_NUMBER: _builtins.int
+    CREDITS_SHORT_FIELD_NUMBER: _builtins.int
+    CREDITS_SHORT_REASON_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    channel_id: _builtins.str
+    status: Global___ChannelRequestStatus.ValueType
+    borrower_name: _builtins.str
+    borrower_phone: _builtins.str
+    bank_id: _builtins.str
+    branch_id: _builtins.str
+    requested_service: _builtins.str
+    """valuation_report | revaluation | site_inspection | desktop_valuation"""
+    credits: _builtins.int
+    """Credits the request costs (CREDIT billing accounts)."""
+    notes: _builtins.str
+    assignment_id: _builtins.str
+    """Set once accepted."""
+    submitted_by: _builtins.str
+    reviewed_by: _builtins.str
+    rejection_reason: _builtins.str
+    credits_short: _builtins.bool
+    """Billing could not reserve the credits (billing.reservation.failed)."""
+    credits_short_reason: _builtins.str
+    """INSUFFICIENT_CREDITS | ACCOUNT_SUSPENDED | ACCOUNT_NOT_FOUND"""
+    @_builtins.property
+    def property(self) -> Global___PropertyDetails: ...
+    @_builtins.property
+    def reviewed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        channel_id: _builtins.str = ...,
+        status: Global___ChannelRequestStatus.ValueType = ...,
+        borrower_name: _builtins.str = ...,
+        borrower_phone: _builtins.str = ...,
+        property: Global___PropertyDetails | None = ...,
+        bank_id: _builtins.str = ...,
+        branch_id: _builtins.str = ...,
+        requested_service: _builtins.str = ...,
+        credits: _builtins.int = ...,
+        notes: _builtins.str = ...,
+        assignment_id: _builtins.str = ...,
+        submitted_by: _builtins.str = ...,
+        reviewed_by: _builtins.str = ...,
+        reviewed_at: _timestamp_pb2.Timestamp | None = ...,
+        rejection_reason: _builtins.str = ...,
+        credits_short: _builtins.bool = ...,
+        credits_short_reason: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "property", b"property", "reviewed_at", b"reviewed_at", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment_id", b"assignment_id", "bank_id", b"bank_id", "borrower_name", b"borrower_name", "borrower_phone", b"borrower_phone", "branch_id", b"branch_id", "channel_id", b"channel_id", "created_at", b"created_at", "credits", b"credits", "credits_short", b"credits_short", "credits_short_reason", b"credits_short_reason", "id", b"id", "notes", b"notes", "property", b"property", "rejection_reason", b"rejection_reason", "requested_service", b"requested_service", "reviewed_at", b"reviewed_at", "reviewed_by", b"reviewed_by", "status", b"status", "submitted_by", b"submitted_by", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChannelRequest: _TypeAlias = ChannelRequest  # noqa: Y015
+
+@_typing.final
+class SubmitChannelRequestRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    BORROWER_NAME_FIELD_NUMBER: _builtins.int
+    BORROWER_PHONE_FIELD_NUMBER: _builtins.int
+    PROPERTY_FIELD_NUMBER: _builtins.int
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    BRANCH_ID_FIELD_NUMBER: _builtins.int
+    REQUESTED_SERVICE_FIELD_NUMBER: _builtins.int
+    CREDITS_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    channel_id: _builtins.str
+    """Portal users: empty or their own channel. Staff (channel_requests.write) name it."""
+    borrower_name: _builtins.str
+    borrower_phone: _builtins.str
+    bank_id: _builtins.str
+    branch_id: _builtins.str
+    requested_service: _builtins.str
+    credits: _builtins.int
+    """0: the channel's default_credits."""
+    notes: _builtins.str
+    idempotency_key: _builtins.str
+    @_builtins.property
+    def property(self) -> Global___PropertyDetails: ...
+    def __init__(
+        self,
+        *,
+        channel_id: _builtins.str = ...,
+        borrower_name: _builtins.str = ...,
+        borrower_phone: _builtins.str = ...,
+        property: Global___PropertyDetails | None = ...,
+        bank_id: _builtins.str = ...,
+        branch_id: _builtins.str = ...,
+        requested_service: _builtins.str = ...,
+        credits: _builtins.int = ...,
+        notes: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["property", b"property"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_id", b"bank_id", "borrower_name", b"borrower_name", "borrower_phone", b"borrower_phone", "branch_id", b"branch_id", "channel_id", b"channel_id", "credits", b"credits", "idempotency_key", b"idempotency_key", "notes", b"notes", "property", b"property", "requested_service", b"requested_service"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitChannelRequestRequest: _TypeAlias = SubmitChannelRequestRequest  # noqa: Y015
+
+@_typing.final
+class SubmitChannelRequestResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def channel_request(self) -> Global___ChannelRequest: ...
+    def __init__(
+        self,
+        *,
+        channel_request: Global___ChannelRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["channel_request", b"channel_request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_request", b"channel_request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitChannelRequestResponse: _TypeAlias = SubmitChannelRequestResponse  # noqa: Y015
+
+@_typing.final
+class FetchChannelRequestRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FetchChannelRequestRequest: _TypeAlias = FetchChannelRequestRequest  # noqa: Y015
+
+@_typing.final
+class FetchChannelRequestResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def channel_request(self) -> Global___ChannelRequest: ...
+    def __init__(
+        self,
+        *,
+        channel_request: Global___ChannelRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["channel_request", b"channel_request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_request", b"channel_request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FetchChannelRequestResponse: _TypeAlias = FetchChannelRequestResponse  # noqa: Y015
+
+@_typing.final
+class ListChannelRequestsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    status: Global___ChannelRequestStatus.ValueType
+    channel_id: _builtins.str
+    """Staff only (portal users always see their own channel's)."""
+    @_builtins.property
+    def page(self) -> _common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        page: _common_pb2.PageRequest | None = ...,
+        status: Global___ChannelRequestStatus.ValueType = ...,
+        channel_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_id", b"channel_id", "page", b"page", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChannelRequestsRequest: _TypeAlias = ListChannelRequestsRequest  # noqa: Y015
+
+@_typing.final
+class ListChannelRequestsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_REQUESTS_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def channel_requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChannelRequest]: ...
+    @_builtins.property
+    def page(self) -> _common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        channel_requests: _abc.Iterable[Global___ChannelRequest] | None = ...,
+        page: _common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_requests", b"channel_requests", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChannelRequestsResponse: _TypeAlias = ListChannelRequestsResponse  # noqa: Y015
+
+@_typing.final
+class AcceptChannelRequestRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    ASSIGNEE_IDS_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    FEE_PAISE_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    priority: Global___Priority.ValueType
+    fee_paise: _builtins.int
+    idempotency_key: _builtins.str
+    @_builtins.property
+    def assignee_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Optional settings of the assignment it creates."""
+
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        assignee_ids: _abc.Iterable[_builtins.str] | None = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
+        priority: Global___Priority.ValueType = ...,
+        fee_paise: _builtins.int = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee_ids", b"assignee_ids", "due_at", b"due_at", "fee_paise", b"fee_paise", "id", b"id", "idempotency_key", b"idempotency_key", "priority", b"priority"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptChannelRequestRequest: _TypeAlias = AcceptChannelRequestRequest  # noqa: Y015
+
+@_typing.final
+class AcceptChannelRequestResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_REQUEST_FIELD_NUMBER: _builtins.int
+    ASSIGNMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def channel_request(self) -> Global___ChannelRequest: ...
+    @_builtins.property
+    def assignment(self) -> Global___Assignment: ...
+    def __init__(
+        self,
+        *,
+        channel_request: Global___ChannelRequest | None = ...,
+        assignment: Global___Assignment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "channel_request", b"channel_request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "channel_request", b"channel_request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptChannelRequestResponse: _TypeAlias = AcceptChannelRequestResponse  # noqa: Y015
+
+@_typing.final
+class RejectChannelRequestRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    reason: _builtins.str
+    idempotency_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "idempotency_key", b"idempotency_key", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RejectChannelRequestRequest: _TypeAlias = RejectChannelRequestRequest  # noqa: Y015
+
+@_typing.final
+class RejectChannelRequestResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def channel_request(self) -> Global___ChannelRequest: ...
+    def __init__(
+        self,
+        *,
+        channel_request: Global___ChannelRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["channel_request", b"channel_request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_request", b"channel_request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RejectChannelRequestResponse: _TypeAlias = RejectChannelRequestResponse  # noqa: Y015
+
+@_typing.final
+class DocumentLinks(_message.Message):
+    """What a document is linked to (at least one)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSIGNMENT_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    EMPLOYEE_ID_FIELD_NUMBER: _builtins.int
+    assignment_id: _builtins.str
+    channel_request_id: _builtins.str
+    work_order_id: _builtins.str
+    """repogen's work order."""
+    invoice_id: _builtins.str
+    """billing's invoice."""
+    employee_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        assignment_id: _builtins.str = ...,
+        channel_request_id: _builtins.str = ...,
+        work_order_id: _builtins.str = ...,
+        invoice_id: _builtins.str = ...,
+        employee_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment_id", b"assignment_id", "channel_request_id", b"channel_request_id", "employee_id", b"employee_id", "invoice_id", b"invoice_id", "work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DocumentLinks: _TypeAlias = DocumentLinks  # noqa: Y015
+
+@_typing.final
+class Document(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class TagsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ID_FIELD_NUMBER: _builtins.int
+    FILENAME_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    CLASSIFICATION_FIELD_NUMBER: _builtins.int
+    SENSITIVITY_FIELD_NUMBER: _builtins.int
+    CAPTURED_AT_FIELD_NUMBER: _builtins.int
+    CAPTURED_BY_EMPLOYEE_ID_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
+    LINKS_FIELD_NUMBER: _builtins.int
+    CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    UPLOADED_AT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    filename: _builtins.str
+    """Sanitised."""
+    content_type: _builtins.str
+    size_bytes: _builtins.int
+    sha256: _builtins.str
+    """Lower-case hex."""
+    status: Global___DocumentStatus.ValueType
+    source: Global___DocumentSource.ValueType
+    classification: Global___DocumentClassification.ValueType
+    sensitivity: Global___Sensitivity.ValueType
+    captured_by_employee_id: _builtins.str
+    channel_id: _builtins.str
+    """The channel the document belongs to (portal isolation)."""
+    created_by: _builtins.str
+    @_builtins.property
+    def captured_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def tags(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def links(self) -> Global___DocumentLinks: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def uploaded_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        filename: _builtins.str = ...,
+        content_type: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
+        sha256: _builtins.str = ...,
+        status: Global___DocumentStatus.ValueType = ...,
+        source: Global___DocumentSource.ValueType = ...,
+        classification: Global___DocumentClassification.ValueType = ...,
+        sensitivity: Global___Sensitivity.ValueType = ...,
+        captured_at: _timestamp_pb2.Timestamp | None = ...,
+        captured_by_employee_id: _builtins.str = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        tags: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        links: Global___DocumentLinks | None = ...,
+        channel_id: _builtins.str = ...,
+        created_by: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        uploaded_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["captured_at", b"captured_at", "created_at", b"created_at", "links", b"links", "uploaded_at", b"uploaded_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["captured_at", b"captured_at", "captured_by_employee_id", b"captured_by_employee_id", "channel_id", b"channel_id", "classification", b"classification", "content_type", b"content_type", "created_at", b"created_at", "created_by", b"created_by", "filename", b"filename", "id", b"id", "links", b"links", "metadata", b"metadata", "sensitivity", b"sensitivity", "sha256", b"sha256", "size_bytes", b"size_bytes", "source", b"source", "status", b"status", "tags", b"tags", "uploaded_at", b"uploaded_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Document: _TypeAlias = Document  # noqa: Y015
+
+@_typing.final
+class PresignUploadRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    FILENAME_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    CLASSIFICATION_FIELD_NUMBER: _builtins.int
+    SENSITIVITY_FIELD_NUMBER: _builtins.int
+    LINKS_FIELD_NUMBER: _builtins.int
+    CAPTURED_AT_FIELD_NUMBER: _builtins.int
+    CAPTURED_BY_EMPLOYEE_ID_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    filename: _builtins.str
+    content_type: _builtins.str
+    size_bytes: _builtins.int
+    sha256: _builtins.str
+    """Lower- or upper-case hex of the file's SHA-256 (checked at confirm)."""
+    source: Global___DocumentSource.ValueType
+    classification: Global___DocumentClassification.ValueType
+    sensitivity: Global___Sensitivity.ValueType
+    """Default internal."""
+    captured_by_employee_id: _builtins.str
+    idempotency_key: _builtins.str
+    @_builtins.property
+    def links(self) -> Global___DocumentLinks: ...
+    @_builtins.property
+    def captured_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        filename: _builtins.str = ...,
+        content_type: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
+        sha256: _builtins.str = ...,
+        source: Global___DocumentSource.ValueType = ...,
+        classification: Global___DocumentClassification.ValueType = ...,
+        sensitivity: Global___Sensitivity.ValueType = ...,
+        links: Global___DocumentLinks | None = ...,
+        captured_at: _timestamp_pb2.Timestamp | None = ...,
+        captured_by_employee_id: _builtins.str = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["captured_at", b"captured_at", "links", b"links"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["captured_at", b"captured_at", "captured_by_employee_id", b"captured_by_employee_id", "classification", b"classification", "content_type", b"content_type", "filename", b"filename", "idempotency_key", b"idempotency_key", "links", b"links", "metadata", b"metadata", "sensitivity", b"sensitivity", "sha256", b"sha256", "size_bytes", b"size_bytes", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PresignUploadRequest: _TypeAlias = PresignUploadRequest  # noqa: Y015
+
+@_typing.final
+class PresignUploadResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class UploadHeadersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    UPLOAD_URL_FIELD_NUMBER: _builtins.int
+    UPLOAD_METHOD_FIELD_NUMBER: _builtins.int
+    UPLOAD_HEADERS_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    upload_url: _builtins.str
+    """Absolute (S3) or relative to the gateway (local disk)."""
+    upload_method: _builtins.str
+    """"PUT" """
+    @_builtins.property
+    def document(self) -> Global___Document: ...
+    @_builtins.property
+    def upload_headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Headers the upload must carry (e.g. content-type)."""
+
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        document: Global___Document | None = ...,
+        upload_url: _builtins.str = ...,
+        upload_method: _builtins.str = ...,
+        upload_headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["document", b"document", "expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document", "expires_at", b"expires_at", "upload_headers", b"upload_headers", "upload_method", b"upload_method", "upload_url", b"upload_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PresignUploadResponse: _TypeAlias = PresignUploadResponse  # noqa: Y015
+
+@_typing.final
+class ConfirmUploadRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmUploadRequest: _TypeAlias = ConfirmUploadRequest  # noqa: Y015
+
+@_typing.final
+class ConfirmUploadResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def document(self) -> Global___Document: ...
+    def __init__(
+        self,
+        *,
+        document: Global___Document | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["document", b"document"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmUploadResponse: _TypeAlias = ConfirmUploadResponse  # noqa: Y015
+
+@_typing.final
+class GetDocumentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDocumentRequest: _TypeAlias = GetDocumentRequest  # noqa: Y015
+
+@_typing.final
+class GetDocumentResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def document(self) -> Global___Document: ...
+    def __init__(
+        self,
+        *,
+        document: Global___Document | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["document", b"document"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDocumentResponse: _TypeAlias = GetDocumentResponse  # noqa: Y015
+
+@_typing.final
+class PresignDownloadRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PresignDownloadRequest: _TypeAlias = PresignDownloadRequest  # noqa: Y015
+
+@_typing.final
+class PresignDownloadResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URL_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    url: _builtins.str
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        url: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PresignDownloadResponse: _TypeAlias = PresignDownloadResponse  # noqa: Y015
+
+@_typing.final
+class ListDocumentsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_FIELD_NUMBER: _builtins.int
+    LINKS_FIELD_NUMBER: _builtins.int
+    TAG_KEY_FIELD_NUMBER: _builtins.int
+    TAG_VALUE_FIELD_NUMBER: _builtins.int
+    CLASSIFICATION_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    SENSITIVITY_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    tag_key: _builtins.str
+    tag_value: _builtins.str
+    """Only with tag_key."""
+    classification: Global___DocumentClassification.ValueType
+    source: Global___DocumentSource.ValueType
+    sensitivity: Global___Sensitivity.ValueType
+    status: Global___DocumentStatus.ValueType
+    @_builtins.property
+    def page(self) -> _common_pb2.PageRequest: ...
+    @_builtins.property
+    def links(self) -> Global___DocumentLinks: ...
+    def __init__(
+        self,
+        *,
+        page: _common_pb2.PageRequest | None = ...,
+        links: Global___DocumentLinks | None = ...,
+        tag_key: _builtins.str = ...,
+        tag_value: _builtins.str = ...,
+        classification: Global___DocumentClassification.ValueType = ...,
+        source: Global___DocumentSource.ValueType = ...,
+        sensitivity: Global___Sensitivity.ValueType = ...,
+        status: Global___DocumentStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["links", b"links", "page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["classification", b"classification", "links", b"links", "page", b"page", "sensitivity", b"sensitivity", "source", b"source", "status", b"status", "tag_key", b"tag_key", "tag_value", b"tag_value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDocumentsRequest: _TypeAlias = ListDocumentsRequest  # noqa: Y015
+
+@_typing.final
+class ListDocumentsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Document]: ...
+    @_builtins.property
+    def page(self) -> _common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        documents: _abc.Iterable[Global___Document] | None = ...,
+        page: _common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDocumentsResponse: _TypeAlias = ListDocumentsResponse  # noqa: Y015
+
+@_typing.final
+class SetDocumentTagsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class TagsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ID_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    @_builtins.property
+    def tags(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        tags: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "tags", b"tags"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetDocumentTagsRequest: _TypeAlias = SetDocumentTagsRequest  # noqa: Y015
+
+@_typing.final
+class SetDocumentTagsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def document(self) -> Global___Document: ...
+    def __init__(
+        self,
+        *,
+        document: Global___Document | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["document", b"document"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetDocumentTagsResponse: _TypeAlias = SetDocumentTagsResponse  # noqa: Y015
+
+@_typing.final
+class PutLocalObjectRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    token: _builtins.str
+    """The first message carries the signed token; every message may carry data."""
+    data: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        token: _builtins.str = ...,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutLocalObjectRequest: _TypeAlias = PutLocalObjectRequest  # noqa: Y015
+
+@_typing.final
+class PutLocalObjectResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    size_bytes: _builtins.int
+    def __init__(
+        self,
+        *,
+        size_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["size_bytes", b"size_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutLocalObjectResponse: _TypeAlias = PutLocalObjectResponse  # noqa: Y015
+
+@_typing.final
+class GetLocalObjectRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    token: _builtins.str
+    def __init__(
+        self,
+        *,
+        token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLocalObjectRequest: _TypeAlias = GetLocalObjectRequest  # noqa: Y015
+
+@_typing.final
+class GetLocalObjectResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    FILENAME_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    content_type: _builtins.str
+    """The first message carries the content type, filename and size."""
+    filename: _builtins.str
+    size_bytes: _builtins.int
+    data: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        content_type: _builtins.str = ...,
+        filename: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "data", b"data", "filename", b"filename", "size_bytes", b"size_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLocalObjectResponse: _TypeAlias = GetLocalObjectResponse  # noqa: Y015
+
+@_typing.final
+class GetAnalyticsOverviewRequest(_message.Message):
+    """================================ analytics ================================"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAnalyticsOverviewRequest: _TypeAlias = GetAnalyticsOverviewRequest  # noqa: Y015
+
+@_typing.final
+class GetAnalyticsOverviewResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class AssignmentsByStatusEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class ChannelRequestsByStatusEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ASSIGNMENTS_BY_STATUS_FIELD_NUMBER: _builtins.int
+    OPEN_TASKS_FIELD_NUMBER: _builtins.int
+    OVERDUE_TASKS_FIELD_NUMBER: _builtins.int
+    CHANNEL_REQUESTS_BY_STATUS_FIELD_NUMBER: _builtins.int
+    OUTBOX_FAILED_FIELD_NUMBER: _builtins.int
+    OUTBOX_DEAD_FIELD_NUMBER: _builtins.int
+    open_tasks: _builtins.int
+    overdue_tasks: _builtins.int
+    outbox_failed: _builtins.int
+    """Notification outbox (0 until notifications exist)."""
+    outbox_dead: _builtins.int
+    @_builtins.property
+    def assignments_by_status(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Lower-case status → count; every status present (0 when none)."""
+
+    @_builtins.property
+    def channel_requests_by_status(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        assignments_by_status: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        open_tasks: _builtins.int = ...,
+        overdue_tasks: _builtins.int = ...,
+        channel_requests_by_status: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        outbox_failed: _builtins.int = ...,
+        outbox_dead: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments_by_status", b"assignments_by_status", "channel_requests_by_status", b"channel_requests_by_status", "open_tasks", b"open_tasks", "outbox_dead", b"outbox_dead", "outbox_failed", b"outbox_failed", "overdue_tasks", b"overdue_tasks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAnalyticsOverviewResponse: _TypeAlias = GetAnalyticsOverviewResponse  # noqa: Y015

@@ -26,7 +26,18 @@ if _version_not_supported:
 
 
 class OpsServiceStub:
-    """The ops service's public contract.
+    """The firm's day-to-day operations: master data, channels, assignments and their
+    lifecycle, tasks, partner intake (channel requests) and documents.
+
+    Capabilities are checked here, in the owner of the data (masterdata.*, assignments.*,
+    tasks.*, channel_requests.*, documents.*, analytics.read). Portal users (aud=portal) act
+    in their channel's firm: ops resolves the channel's owning tenant and shows them only
+    their channel's requests and documents.
+
+    Mutations that create or act take an idempotency key (the request's `idempotency_key`
+    field, else metadata `idempotency-key`): the same key with the same request answers the
+    original result (a failure included); with another request ALREADY_EXISTS /
+    IDEMPOTENCY_KEY_REUSED naming the differing fields.
     """
 
     def __init__(self, channel):
@@ -45,10 +56,226 @@ class OpsServiceStub:
                 request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetBillingRefStateRequest.SerializeToString,
                 response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetBillingRefStateResponse.FromString,
                 _registered_method=True)
+        self.CreateBank = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/CreateBank',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateBankRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateBankResponse.FromString,
+                _registered_method=True)
+        self.ListBanks = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/ListBanks',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListBanksRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListBanksResponse.FromString,
+                _registered_method=True)
+        self.CreateBankBranch = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/CreateBankBranch',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateBankBranchRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateBankBranchResponse.FromString,
+                _registered_method=True)
+        self.ListBankBranches = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/ListBankBranches',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListBankBranchesRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListBankBranchesResponse.FromString,
+                _registered_method=True)
+        self.CreateClientOrg = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/CreateClientOrg',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateClientOrgRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateClientOrgResponse.FromString,
+                _registered_method=True)
+        self.ListClientOrgs = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/ListClientOrgs',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListClientOrgsRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListClientOrgsResponse.FromString,
+                _registered_method=True)
+        self.CreateContact = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/CreateContact',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateContactRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateContactResponse.FromString,
+                _registered_method=True)
+        self.ListContacts = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/ListContacts',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListContactsRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListContactsResponse.FromString,
+                _registered_method=True)
+        self.CreateProperty = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/CreateProperty',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreatePropertyRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreatePropertyResponse.FromString,
+                _registered_method=True)
+        self.ListProperties = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/ListProperties',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListPropertiesRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListPropertiesResponse.FromString,
+                _registered_method=True)
+        self.CreateBranchContact = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/CreateBranchContact',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateBranchContactRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateBranchContactResponse.FromString,
+                _registered_method=True)
+        self.ListBranchContacts = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/ListBranchContacts',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListBranchContactsRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListBranchContactsResponse.FromString,
+                _registered_method=True)
+        self.VerifyMasterData = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/VerifyMasterData',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.VerifyMasterDataRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.VerifyMasterDataResponse.FromString,
+                _registered_method=True)
+        self.CreateChannel = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/CreateChannel',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateChannelRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateChannelResponse.FromString,
+                _registered_method=True)
+        self.GetChannel = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/GetChannel',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetChannelRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetChannelResponse.FromString,
+                _registered_method=True)
+        self.ListChannels = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/ListChannels',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListChannelsRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListChannelsResponse.FromString,
+                _registered_method=True)
+        self.UpdateChannel = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/UpdateChannel',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.UpdateChannelRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.UpdateChannelResponse.FromString,
+                _registered_method=True)
+        self.CreateAssignment = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/CreateAssignment',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateAssignmentRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateAssignmentResponse.FromString,
+                _registered_method=True)
+        self.GetAssignment = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/GetAssignment',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetAssignmentRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetAssignmentResponse.FromString,
+                _registered_method=True)
+        self.ListAssignments = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/ListAssignments',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListAssignmentsRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListAssignmentsResponse.FromString,
+                _registered_method=True)
+        self.UpdateAssignment = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/UpdateAssignment',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.UpdateAssignmentRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.UpdateAssignmentResponse.FromString,
+                _registered_method=True)
+        self.TransitionAssignment = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/TransitionAssignment',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.TransitionAssignmentRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.TransitionAssignmentResponse.FromString,
+                _registered_method=True)
+        self.GetAssignmentHistory = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/GetAssignmentHistory',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetAssignmentHistoryRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetAssignmentHistoryResponse.FromString,
+                _registered_method=True)
+        self.CreateTask = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/CreateTask',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateTaskRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateTaskResponse.FromString,
+                _registered_method=True)
+        self.ListTasks = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/ListTasks',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListTasksRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListTasksResponse.FromString,
+                _registered_method=True)
+        self.UpdateTask = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/UpdateTask',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.UpdateTaskRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.UpdateTaskResponse.FromString,
+                _registered_method=True)
+        self.MarkTaskDone = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/MarkTaskDone',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.MarkTaskDoneRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.MarkTaskDoneResponse.FromString,
+                _registered_method=True)
+        self.SubmitChannelRequest = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/SubmitChannelRequest',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.SubmitChannelRequestRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.SubmitChannelRequestResponse.FromString,
+                _registered_method=True)
+        self.FetchChannelRequest = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/FetchChannelRequest',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.FetchChannelRequestRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.FetchChannelRequestResponse.FromString,
+                _registered_method=True)
+        self.ListChannelRequests = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/ListChannelRequests',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListChannelRequestsRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListChannelRequestsResponse.FromString,
+                _registered_method=True)
+        self.AcceptChannelRequest = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/AcceptChannelRequest',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.AcceptChannelRequestRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.AcceptChannelRequestResponse.FromString,
+                _registered_method=True)
+        self.RejectChannelRequest = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/RejectChannelRequest',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.RejectChannelRequestRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.RejectChannelRequestResponse.FromString,
+                _registered_method=True)
+        self.PresignUpload = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/PresignUpload',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.PresignUploadRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.PresignUploadResponse.FromString,
+                _registered_method=True)
+        self.ConfirmUpload = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/ConfirmUpload',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ConfirmUploadRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ConfirmUploadResponse.FromString,
+                _registered_method=True)
+        self.GetDocument = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/GetDocument',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetDocumentRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetDocumentResponse.FromString,
+                _registered_method=True)
+        self.PresignDownload = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/PresignDownload',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.PresignDownloadRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.PresignDownloadResponse.FromString,
+                _registered_method=True)
+        self.ListDocuments = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/ListDocuments',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListDocumentsRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListDocumentsResponse.FromString,
+                _registered_method=True)
+        self.SetDocumentTags = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/SetDocumentTags',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.SetDocumentTagsRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.SetDocumentTagsResponse.FromString,
+                _registered_method=True)
+        self.PutLocalObject = channel.stream_unary(
+                '/zenops.ops.v1.OpsService/PutLocalObject',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.PutLocalObjectRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.PutLocalObjectResponse.FromString,
+                _registered_method=True)
+        self.GetLocalObject = channel.unary_stream(
+                '/zenops.ops.v1.OpsService/GetLocalObject',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetLocalObjectRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetLocalObjectResponse.FromString,
+                _registered_method=True)
+        self.GetAnalyticsOverview = channel.unary_unary(
+                '/zenops.ops.v1.OpsService/GetAnalyticsOverview',
+                request_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetAnalyticsOverviewRequest.SerializeToString,
+                response_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetAnalyticsOverviewResponse.FromString,
+                _registered_method=True)
 
 
 class OpsServiceServicer:
-    """The ops service's public contract.
+    """The firm's day-to-day operations: master data, channels, assignments and their
+    lifecycle, tasks, partner intake (channel requests) and documents.
+
+    Capabilities are checked here, in the owner of the data (masterdata.*, assignments.*,
+    tasks.*, channel_requests.*, documents.*, analytics.read). Portal users (aud=portal) act
+    in their channel's firm: ops resolves the channel's owning tenant and shows them only
+    their channel's requests and documents.
+
+    Mutations that create or act take an idempotency key (the request's `idempotency_key`
+    field, else metadata `idempotency-key`): the same key with the same request answers the
+    original result (a failure included); with another request ALREADY_EXISTS /
+    IDEMPOTENCY_KEY_REUSED naming the differing fields.
     """
 
     def GetServiceInfo(self, request, context):
@@ -61,6 +288,275 @@ class OpsServiceServicer:
     def GetBillingRefState(self, request, context):
         """Where a ref billing holds a reservation for stands (billing's reconciliation asks;
         billing.reconcile or a service token).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateBank(self, request, context):
+        """-- master data (masterdata.read / masterdata.write; verify needs masterdata.approve) --
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBanks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateBankBranch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBankBranches(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateClientOrg(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListClientOrgs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateContact(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListContacts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateProperty(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProperties(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateBranchContact(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBranchContacts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyMasterData(self, request, context):
+        """Marks an unverified record verified (masterdata.approve); verifying twice is a no-op.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateChannel(self, request, context):
+        """-- channels (masterdata.read / masterdata.write) --
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetChannel(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListChannels(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateChannel(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateAssignment(self, request, context):
+        """-- assignments (assignments.read / assignments.write / assignments.transition) --
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAssignment(self, request, context):
+        """The assignment with its status history and linked documents.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAssignments(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateAssignment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TransitionAssignment(self, request, context):
+        """Moves the assignment along its lifecycle; anything the transition table does not allow
+        is FAILED_PRECONDITION / ILLEGAL_TRANSITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAssignmentHistory(self, request, context):
+        """Status history and activity of one assignment, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateTask(self, request, context):
+        """-- tasks (tasks.read / tasks.write) --
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTasks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTask(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MarkTaskDone(self, request, context):
+        """Idempotent: a done task stays done, answered as it is.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitChannelRequest(self, request, context):
+        """-- channel requests: partner intake (channel_requests.read / .write / .review) --
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FetchChannelRequest(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListChannelRequests(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcceptChannelRequest(self, request, context):
+        """Creates and links the assignment (source channel) and emits ops.channel_request.accepted;
+        accepting again answers the same assignment and emits nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectChannelRequest(self, request, context):
+        """Records the reason and emits ops.channel_request.rejected; rejecting again is a no-op.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PresignUpload(self, request, context):
+        """-- documents (documents.read / documents.write; pii/confidential need documents.read_sensitive) --
+        Creates the document (PENDING) and a short-lived signed upload URL.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmUpload(self, request, context):
+        """Checks the stored object's size and SHA-256 and marks the document UPLOADED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDocument(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PresignDownload(self, request, context):
+        """A short-lived signed download URL of an UPLOADED document.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDocuments(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetDocumentTags(self, request, context):
+        """Upserts tags (key → value); an empty value removes the tag.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutLocalObject(self, request_iterator, context):
+        """The local-disk driver's signed URLs (served by the gateway): the token in the URL is the
+        authorisation, so these two need no bearer token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLocalObject(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAnalyticsOverview(self, request, context):
+        """-- analytics (analytics.read) --
+        Zero-safe counters of the tenant.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -79,6 +575,211 @@ def add_OpsServiceServicer_to_server(servicer, server):
                     request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetBillingRefStateRequest.FromString,
                     response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetBillingRefStateResponse.SerializeToString,
             ),
+            'CreateBank': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateBank,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateBankRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateBankResponse.SerializeToString,
+            ),
+            'ListBanks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBanks,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListBanksRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListBanksResponse.SerializeToString,
+            ),
+            'CreateBankBranch': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateBankBranch,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateBankBranchRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateBankBranchResponse.SerializeToString,
+            ),
+            'ListBankBranches': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBankBranches,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListBankBranchesRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListBankBranchesResponse.SerializeToString,
+            ),
+            'CreateClientOrg': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateClientOrg,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateClientOrgRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateClientOrgResponse.SerializeToString,
+            ),
+            'ListClientOrgs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListClientOrgs,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListClientOrgsRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListClientOrgsResponse.SerializeToString,
+            ),
+            'CreateContact': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateContact,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateContactRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateContactResponse.SerializeToString,
+            ),
+            'ListContacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListContacts,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListContactsRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListContactsResponse.SerializeToString,
+            ),
+            'CreateProperty': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateProperty,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreatePropertyRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreatePropertyResponse.SerializeToString,
+            ),
+            'ListProperties': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProperties,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListPropertiesRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListPropertiesResponse.SerializeToString,
+            ),
+            'CreateBranchContact': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateBranchContact,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateBranchContactRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateBranchContactResponse.SerializeToString,
+            ),
+            'ListBranchContacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBranchContacts,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListBranchContactsRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListBranchContactsResponse.SerializeToString,
+            ),
+            'VerifyMasterData': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyMasterData,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.VerifyMasterDataRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.VerifyMasterDataResponse.SerializeToString,
+            ),
+            'CreateChannel': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateChannel,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateChannelRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateChannelResponse.SerializeToString,
+            ),
+            'GetChannel': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetChannel,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetChannelRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetChannelResponse.SerializeToString,
+            ),
+            'ListChannels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChannels,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListChannelsRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListChannelsResponse.SerializeToString,
+            ),
+            'UpdateChannel': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateChannel,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.UpdateChannelRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.UpdateChannelResponse.SerializeToString,
+            ),
+            'CreateAssignment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAssignment,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateAssignmentRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateAssignmentResponse.SerializeToString,
+            ),
+            'GetAssignment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAssignment,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetAssignmentRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetAssignmentResponse.SerializeToString,
+            ),
+            'ListAssignments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAssignments,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListAssignmentsRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListAssignmentsResponse.SerializeToString,
+            ),
+            'UpdateAssignment': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateAssignment,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.UpdateAssignmentRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.UpdateAssignmentResponse.SerializeToString,
+            ),
+            'TransitionAssignment': grpc.unary_unary_rpc_method_handler(
+                    servicer.TransitionAssignment,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.TransitionAssignmentRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.TransitionAssignmentResponse.SerializeToString,
+            ),
+            'GetAssignmentHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAssignmentHistory,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetAssignmentHistoryRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetAssignmentHistoryResponse.SerializeToString,
+            ),
+            'CreateTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTask,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateTaskRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.CreateTaskResponse.SerializeToString,
+            ),
+            'ListTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTasks,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListTasksRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListTasksResponse.SerializeToString,
+            ),
+            'UpdateTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTask,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.UpdateTaskRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.UpdateTaskResponse.SerializeToString,
+            ),
+            'MarkTaskDone': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkTaskDone,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.MarkTaskDoneRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.MarkTaskDoneResponse.SerializeToString,
+            ),
+            'SubmitChannelRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitChannelRequest,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.SubmitChannelRequestRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.SubmitChannelRequestResponse.SerializeToString,
+            ),
+            'FetchChannelRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.FetchChannelRequest,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.FetchChannelRequestRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.FetchChannelRequestResponse.SerializeToString,
+            ),
+            'ListChannelRequests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChannelRequests,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListChannelRequestsRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListChannelRequestsResponse.SerializeToString,
+            ),
+            'AcceptChannelRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcceptChannelRequest,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.AcceptChannelRequestRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.AcceptChannelRequestResponse.SerializeToString,
+            ),
+            'RejectChannelRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectChannelRequest,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.RejectChannelRequestRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.RejectChannelRequestResponse.SerializeToString,
+            ),
+            'PresignUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.PresignUpload,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.PresignUploadRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.PresignUploadResponse.SerializeToString,
+            ),
+            'ConfirmUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmUpload,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ConfirmUploadRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ConfirmUploadResponse.SerializeToString,
+            ),
+            'GetDocument': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDocument,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetDocumentRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetDocumentResponse.SerializeToString,
+            ),
+            'PresignDownload': grpc.unary_unary_rpc_method_handler(
+                    servicer.PresignDownload,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.PresignDownloadRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.PresignDownloadResponse.SerializeToString,
+            ),
+            'ListDocuments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDocuments,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListDocumentsRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.ListDocumentsResponse.SerializeToString,
+            ),
+            'SetDocumentTags': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetDocumentTags,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.SetDocumentTagsRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.SetDocumentTagsResponse.SerializeToString,
+            ),
+            'PutLocalObject': grpc.stream_unary_rpc_method_handler(
+                    servicer.PutLocalObject,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.PutLocalObjectRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.PutLocalObjectResponse.SerializeToString,
+            ),
+            'GetLocalObject': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetLocalObject,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetLocalObjectRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetLocalObjectResponse.SerializeToString,
+            ),
+            'GetAnalyticsOverview': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAnalyticsOverview,
+                    request_deserializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetAnalyticsOverviewRequest.FromString,
+                    response_serializer=zenops_dot_ops_dot_v1_dot_ops__pb2.GetAnalyticsOverviewResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'zenops.ops.v1.OpsService', rpc_method_handlers)
@@ -88,7 +789,18 @@ def add_OpsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class OpsService:
-    """The ops service's public contract.
+    """The firm's day-to-day operations: master data, channels, assignments and their
+    lifecycle, tasks, partner intake (channel requests) and documents.
+
+    Capabilities are checked here, in the owner of the data (masterdata.*, assignments.*,
+    tasks.*, channel_requests.*, documents.*, analytics.read). Portal users (aud=portal) act
+    in their channel's firm: ops resolves the channel's owning tenant and shows them only
+    their channel's requests and documents.
+
+    Mutations that create or act take an idempotency key (the request's `idempotency_key`
+    field, else metadata `idempotency-key`): the same key with the same request answers the
+    original result (a failure included); with another request ALREADY_EXISTS /
+    IDEMPOTENCY_KEY_REUSED naming the differing fields.
     """
 
     @staticmethod
@@ -135,6 +847,1113 @@ class OpsService:
             '/zenops.ops.v1.OpsService/GetBillingRefState',
             zenops_dot_ops_dot_v1_dot_ops__pb2.GetBillingRefStateRequest.SerializeToString,
             zenops_dot_ops_dot_v1_dot_ops__pb2.GetBillingRefStateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateBank(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/CreateBank',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.CreateBankRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.CreateBankResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBanks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/ListBanks',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.ListBanksRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.ListBanksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateBankBranch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/CreateBankBranch',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.CreateBankBranchRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.CreateBankBranchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBankBranches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/ListBankBranches',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.ListBankBranchesRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.ListBankBranchesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateClientOrg(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/CreateClientOrg',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.CreateClientOrgRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.CreateClientOrgResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListClientOrgs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/ListClientOrgs',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.ListClientOrgsRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.ListClientOrgsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateContact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/CreateContact',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.CreateContactRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.CreateContactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListContacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/ListContacts',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.ListContactsRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.ListContactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateProperty(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/CreateProperty',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.CreatePropertyRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.CreatePropertyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProperties(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/ListProperties',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.ListPropertiesRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.ListPropertiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateBranchContact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/CreateBranchContact',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.CreateBranchContactRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.CreateBranchContactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBranchContacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/ListBranchContacts',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.ListBranchContactsRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.ListBranchContactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyMasterData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/VerifyMasterData',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.VerifyMasterDataRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.VerifyMasterDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateChannel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/CreateChannel',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.CreateChannelRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.CreateChannelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetChannel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/GetChannel',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.GetChannelRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.GetChannelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChannels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/ListChannels',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.ListChannelsRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.ListChannelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateChannel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/UpdateChannel',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.UpdateChannelRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.UpdateChannelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAssignment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/CreateAssignment',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.CreateAssignmentRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.CreateAssignmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAssignment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/GetAssignment',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.GetAssignmentRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.GetAssignmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAssignments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/ListAssignments',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.ListAssignmentsRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.ListAssignmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateAssignment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/UpdateAssignment',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.UpdateAssignmentRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.UpdateAssignmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TransitionAssignment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/TransitionAssignment',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.TransitionAssignmentRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.TransitionAssignmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAssignmentHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/GetAssignmentHistory',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.GetAssignmentHistoryRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.GetAssignmentHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/CreateTask',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.CreateTaskRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.CreateTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/ListTasks',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.ListTasksRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.ListTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/UpdateTask',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.UpdateTaskRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.UpdateTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkTaskDone(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/MarkTaskDone',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.MarkTaskDoneRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.MarkTaskDoneResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitChannelRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/SubmitChannelRequest',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.SubmitChannelRequestRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.SubmitChannelRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchChannelRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/FetchChannelRequest',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.FetchChannelRequestRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.FetchChannelRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChannelRequests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/ListChannelRequests',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.ListChannelRequestsRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.ListChannelRequestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcceptChannelRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/AcceptChannelRequest',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.AcceptChannelRequestRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.AcceptChannelRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectChannelRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/RejectChannelRequest',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.RejectChannelRequestRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.RejectChannelRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PresignUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/PresignUpload',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.PresignUploadRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.PresignUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/ConfirmUpload',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.ConfirmUploadRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.ConfirmUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDocument(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/GetDocument',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.GetDocumentRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.GetDocumentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PresignDownload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/PresignDownload',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.PresignDownloadRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.PresignDownloadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDocuments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/ListDocuments',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.ListDocumentsRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.ListDocumentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetDocumentTags(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/SetDocumentTags',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.SetDocumentTagsRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.SetDocumentTagsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutLocalObject(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/zenops.ops.v1.OpsService/PutLocalObject',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.PutLocalObjectRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.PutLocalObjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLocalObject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/GetLocalObject',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.GetLocalObjectRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.GetLocalObjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAnalyticsOverview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.ops.v1.OpsService/GetAnalyticsOverview',
+            zenops_dot_ops_dot_v1_dot_ops__pb2.GetAnalyticsOverviewRequest.SerializeToString,
+            zenops_dot_ops_dot_v1_dot_ops__pb2.GetAnalyticsOverviewResponse.FromString,
             options,
             channel_credentials,
             insecure,

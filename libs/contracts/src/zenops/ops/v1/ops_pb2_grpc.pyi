@@ -27,7 +27,19 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class OpsServiceStub:
-    """The ops service's public contract."""
+    """The firm's day-to-day operations: master data, channels, assignments and their
+    lifecycle, tasks, partner intake (channel requests) and documents.
+
+    Capabilities are checked here, in the owner of the data (masterdata.*, assignments.*,
+    tasks.*, channel_requests.*, documents.*, analytics.read). Portal users (aud=portal) act
+    in their channel's firm: ops resolves the channel's owning tenant and shows them only
+    their channel's requests and documents.
+
+    Mutations that create or act take an idempotency key (the request's `idempotency_key`
+    field, else metadata `idempotency-key`): the same key with the same request answers the
+    original result (a failure included); with another request ALREADY_EXISTS /
+    IDEMPOTENCY_KEY_REUSED naming the differing fields.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -39,10 +51,91 @@ class OpsServiceStub:
     """Where a ref billing holds a reservation for stands (billing's reconciliation asks;
     billing.reconcile or a service token).
     """
+    CreateBank: _grpc.UnaryUnaryMultiCallable[_ops_pb2.CreateBankRequest, _ops_pb2.CreateBankResponse]
+    """-- master data (masterdata.read / masterdata.write; verify needs masterdata.approve) --"""
+    ListBanks: _grpc.UnaryUnaryMultiCallable[_ops_pb2.ListBanksRequest, _ops_pb2.ListBanksResponse]
+    CreateBankBranch: _grpc.UnaryUnaryMultiCallable[_ops_pb2.CreateBankBranchRequest, _ops_pb2.CreateBankBranchResponse]
+    ListBankBranches: _grpc.UnaryUnaryMultiCallable[_ops_pb2.ListBankBranchesRequest, _ops_pb2.ListBankBranchesResponse]
+    CreateClientOrg: _grpc.UnaryUnaryMultiCallable[_ops_pb2.CreateClientOrgRequest, _ops_pb2.CreateClientOrgResponse]
+    ListClientOrgs: _grpc.UnaryUnaryMultiCallable[_ops_pb2.ListClientOrgsRequest, _ops_pb2.ListClientOrgsResponse]
+    CreateContact: _grpc.UnaryUnaryMultiCallable[_ops_pb2.CreateContactRequest, _ops_pb2.CreateContactResponse]
+    ListContacts: _grpc.UnaryUnaryMultiCallable[_ops_pb2.ListContactsRequest, _ops_pb2.ListContactsResponse]
+    CreateProperty: _grpc.UnaryUnaryMultiCallable[_ops_pb2.CreatePropertyRequest, _ops_pb2.CreatePropertyResponse]
+    ListProperties: _grpc.UnaryUnaryMultiCallable[_ops_pb2.ListPropertiesRequest, _ops_pb2.ListPropertiesResponse]
+    CreateBranchContact: _grpc.UnaryUnaryMultiCallable[_ops_pb2.CreateBranchContactRequest, _ops_pb2.CreateBranchContactResponse]
+    ListBranchContacts: _grpc.UnaryUnaryMultiCallable[_ops_pb2.ListBranchContactsRequest, _ops_pb2.ListBranchContactsResponse]
+    VerifyMasterData: _grpc.UnaryUnaryMultiCallable[_ops_pb2.VerifyMasterDataRequest, _ops_pb2.VerifyMasterDataResponse]
+    """Marks an unverified record verified (masterdata.approve); verifying twice is a no-op."""
+    CreateChannel: _grpc.UnaryUnaryMultiCallable[_ops_pb2.CreateChannelRequest, _ops_pb2.CreateChannelResponse]
+    """-- channels (masterdata.read / masterdata.write) --"""
+    GetChannel: _grpc.UnaryUnaryMultiCallable[_ops_pb2.GetChannelRequest, _ops_pb2.GetChannelResponse]
+    ListChannels: _grpc.UnaryUnaryMultiCallable[_ops_pb2.ListChannelsRequest, _ops_pb2.ListChannelsResponse]
+    UpdateChannel: _grpc.UnaryUnaryMultiCallable[_ops_pb2.UpdateChannelRequest, _ops_pb2.UpdateChannelResponse]
+    CreateAssignment: _grpc.UnaryUnaryMultiCallable[_ops_pb2.CreateAssignmentRequest, _ops_pb2.CreateAssignmentResponse]
+    """-- assignments (assignments.read / assignments.write / assignments.transition) --"""
+    GetAssignment: _grpc.UnaryUnaryMultiCallable[_ops_pb2.GetAssignmentRequest, _ops_pb2.GetAssignmentResponse]
+    """The assignment with its status history and linked documents."""
+    ListAssignments: _grpc.UnaryUnaryMultiCallable[_ops_pb2.ListAssignmentsRequest, _ops_pb2.ListAssignmentsResponse]
+    UpdateAssignment: _grpc.UnaryUnaryMultiCallable[_ops_pb2.UpdateAssignmentRequest, _ops_pb2.UpdateAssignmentResponse]
+    TransitionAssignment: _grpc.UnaryUnaryMultiCallable[_ops_pb2.TransitionAssignmentRequest, _ops_pb2.TransitionAssignmentResponse]
+    """Moves the assignment along its lifecycle; anything the transition table does not allow
+    is FAILED_PRECONDITION / ILLEGAL_TRANSITION.
+    """
+    GetAssignmentHistory: _grpc.UnaryUnaryMultiCallable[_ops_pb2.GetAssignmentHistoryRequest, _ops_pb2.GetAssignmentHistoryResponse]
+    """Status history and activity of one assignment, newest first."""
+    CreateTask: _grpc.UnaryUnaryMultiCallable[_ops_pb2.CreateTaskRequest, _ops_pb2.CreateTaskResponse]
+    """-- tasks (tasks.read / tasks.write) --"""
+    ListTasks: _grpc.UnaryUnaryMultiCallable[_ops_pb2.ListTasksRequest, _ops_pb2.ListTasksResponse]
+    UpdateTask: _grpc.UnaryUnaryMultiCallable[_ops_pb2.UpdateTaskRequest, _ops_pb2.UpdateTaskResponse]
+    MarkTaskDone: _grpc.UnaryUnaryMultiCallable[_ops_pb2.MarkTaskDoneRequest, _ops_pb2.MarkTaskDoneResponse]
+    """Idempotent: a done task stays done, answered as it is."""
+    SubmitChannelRequest: _grpc.UnaryUnaryMultiCallable[_ops_pb2.SubmitChannelRequestRequest, _ops_pb2.SubmitChannelRequestResponse]
+    """-- channel requests: partner intake (channel_requests.read / .write / .review) --"""
+    FetchChannelRequest: _grpc.UnaryUnaryMultiCallable[_ops_pb2.FetchChannelRequestRequest, _ops_pb2.FetchChannelRequestResponse]
+    ListChannelRequests: _grpc.UnaryUnaryMultiCallable[_ops_pb2.ListChannelRequestsRequest, _ops_pb2.ListChannelRequestsResponse]
+    AcceptChannelRequest: _grpc.UnaryUnaryMultiCallable[_ops_pb2.AcceptChannelRequestRequest, _ops_pb2.AcceptChannelRequestResponse]
+    """Creates and links the assignment (source channel) and emits ops.channel_request.accepted;
+    accepting again answers the same assignment and emits nothing.
+    """
+    RejectChannelRequest: _grpc.UnaryUnaryMultiCallable[_ops_pb2.RejectChannelRequestRequest, _ops_pb2.RejectChannelRequestResponse]
+    """Records the reason and emits ops.channel_request.rejected; rejecting again is a no-op."""
+    PresignUpload: _grpc.UnaryUnaryMultiCallable[_ops_pb2.PresignUploadRequest, _ops_pb2.PresignUploadResponse]
+    """-- documents (documents.read / documents.write; pii/confidential need documents.read_sensitive) --
+    Creates the document (PENDING) and a short-lived signed upload URL.
+    """
+    ConfirmUpload: _grpc.UnaryUnaryMultiCallable[_ops_pb2.ConfirmUploadRequest, _ops_pb2.ConfirmUploadResponse]
+    """Checks the stored object's size and SHA-256 and marks the document UPLOADED."""
+    GetDocument: _grpc.UnaryUnaryMultiCallable[_ops_pb2.GetDocumentRequest, _ops_pb2.GetDocumentResponse]
+    PresignDownload: _grpc.UnaryUnaryMultiCallable[_ops_pb2.PresignDownloadRequest, _ops_pb2.PresignDownloadResponse]
+    """A short-lived signed download URL of an UPLOADED document."""
+    ListDocuments: _grpc.UnaryUnaryMultiCallable[_ops_pb2.ListDocumentsRequest, _ops_pb2.ListDocumentsResponse]
+    SetDocumentTags: _grpc.UnaryUnaryMultiCallable[_ops_pb2.SetDocumentTagsRequest, _ops_pb2.SetDocumentTagsResponse]
+    """Upserts tags (key → value); an empty value removes the tag."""
+    PutLocalObject: _grpc.StreamUnaryMultiCallable[_ops_pb2.PutLocalObjectRequest, _ops_pb2.PutLocalObjectResponse]
+    """The local-disk driver's signed URLs (served by the gateway): the token in the URL is the
+    authorisation, so these two need no bearer token.
+    """
+    GetLocalObject: _grpc.UnaryStreamMultiCallable[_ops_pb2.GetLocalObjectRequest, _ops_pb2.GetLocalObjectResponse]
+    GetAnalyticsOverview: _grpc.UnaryUnaryMultiCallable[_ops_pb2.GetAnalyticsOverviewRequest, _ops_pb2.GetAnalyticsOverviewResponse]
+    """-- analytics (analytics.read) --
+    Zero-safe counters of the tenant.
+    """
 
 @_typing.type_check_only
 class OpsServiceAsyncStub(OpsServiceStub):
-    """The ops service's public contract."""
+    """The firm's day-to-day operations: master data, channels, assignments and their
+    lifecycle, tasks, partner intake (channel requests) and documents.
+
+    Capabilities are checked here, in the owner of the data (masterdata.*, assignments.*,
+    tasks.*, channel_requests.*, documents.*, analytics.read). Portal users (aud=portal) act
+    in their channel's firm: ops resolves the channel's owning tenant and shows them only
+    their channel's requests and documents.
+
+    Mutations that create or act take an idempotency key (the request's `idempotency_key`
+    field, else metadata `idempotency-key`): the same key with the same request answers the
+    original result (a failure included); with another request ALREADY_EXISTS /
+    IDEMPOTENCY_KEY_REUSED naming the differing fields.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetServiceInfo: _aio.UnaryUnaryMultiCallable[_ops_pb2.GetServiceInfoRequest, _ops_pb2.GetServiceInfoResponse]  # type: ignore[assignment]
@@ -51,9 +144,90 @@ class OpsServiceAsyncStub(OpsServiceStub):
     """Where a ref billing holds a reservation for stands (billing's reconciliation asks;
     billing.reconcile or a service token).
     """
+    CreateBank: _aio.UnaryUnaryMultiCallable[_ops_pb2.CreateBankRequest, _ops_pb2.CreateBankResponse]  # type: ignore[assignment]
+    """-- master data (masterdata.read / masterdata.write; verify needs masterdata.approve) --"""
+    ListBanks: _aio.UnaryUnaryMultiCallable[_ops_pb2.ListBanksRequest, _ops_pb2.ListBanksResponse]  # type: ignore[assignment]
+    CreateBankBranch: _aio.UnaryUnaryMultiCallable[_ops_pb2.CreateBankBranchRequest, _ops_pb2.CreateBankBranchResponse]  # type: ignore[assignment]
+    ListBankBranches: _aio.UnaryUnaryMultiCallable[_ops_pb2.ListBankBranchesRequest, _ops_pb2.ListBankBranchesResponse]  # type: ignore[assignment]
+    CreateClientOrg: _aio.UnaryUnaryMultiCallable[_ops_pb2.CreateClientOrgRequest, _ops_pb2.CreateClientOrgResponse]  # type: ignore[assignment]
+    ListClientOrgs: _aio.UnaryUnaryMultiCallable[_ops_pb2.ListClientOrgsRequest, _ops_pb2.ListClientOrgsResponse]  # type: ignore[assignment]
+    CreateContact: _aio.UnaryUnaryMultiCallable[_ops_pb2.CreateContactRequest, _ops_pb2.CreateContactResponse]  # type: ignore[assignment]
+    ListContacts: _aio.UnaryUnaryMultiCallable[_ops_pb2.ListContactsRequest, _ops_pb2.ListContactsResponse]  # type: ignore[assignment]
+    CreateProperty: _aio.UnaryUnaryMultiCallable[_ops_pb2.CreatePropertyRequest, _ops_pb2.CreatePropertyResponse]  # type: ignore[assignment]
+    ListProperties: _aio.UnaryUnaryMultiCallable[_ops_pb2.ListPropertiesRequest, _ops_pb2.ListPropertiesResponse]  # type: ignore[assignment]
+    CreateBranchContact: _aio.UnaryUnaryMultiCallable[_ops_pb2.CreateBranchContactRequest, _ops_pb2.CreateBranchContactResponse]  # type: ignore[assignment]
+    ListBranchContacts: _aio.UnaryUnaryMultiCallable[_ops_pb2.ListBranchContactsRequest, _ops_pb2.ListBranchContactsResponse]  # type: ignore[assignment]
+    VerifyMasterData: _aio.UnaryUnaryMultiCallable[_ops_pb2.VerifyMasterDataRequest, _ops_pb2.VerifyMasterDataResponse]  # type: ignore[assignment]
+    """Marks an unverified record verified (masterdata.approve); verifying twice is a no-op."""
+    CreateChannel: _aio.UnaryUnaryMultiCallable[_ops_pb2.CreateChannelRequest, _ops_pb2.CreateChannelResponse]  # type: ignore[assignment]
+    """-- channels (masterdata.read / masterdata.write) --"""
+    GetChannel: _aio.UnaryUnaryMultiCallable[_ops_pb2.GetChannelRequest, _ops_pb2.GetChannelResponse]  # type: ignore[assignment]
+    ListChannels: _aio.UnaryUnaryMultiCallable[_ops_pb2.ListChannelsRequest, _ops_pb2.ListChannelsResponse]  # type: ignore[assignment]
+    UpdateChannel: _aio.UnaryUnaryMultiCallable[_ops_pb2.UpdateChannelRequest, _ops_pb2.UpdateChannelResponse]  # type: ignore[assignment]
+    CreateAssignment: _aio.UnaryUnaryMultiCallable[_ops_pb2.CreateAssignmentRequest, _ops_pb2.CreateAssignmentResponse]  # type: ignore[assignment]
+    """-- assignments (assignments.read / assignments.write / assignments.transition) --"""
+    GetAssignment: _aio.UnaryUnaryMultiCallable[_ops_pb2.GetAssignmentRequest, _ops_pb2.GetAssignmentResponse]  # type: ignore[assignment]
+    """The assignment with its status history and linked documents."""
+    ListAssignments: _aio.UnaryUnaryMultiCallable[_ops_pb2.ListAssignmentsRequest, _ops_pb2.ListAssignmentsResponse]  # type: ignore[assignment]
+    UpdateAssignment: _aio.UnaryUnaryMultiCallable[_ops_pb2.UpdateAssignmentRequest, _ops_pb2.UpdateAssignmentResponse]  # type: ignore[assignment]
+    TransitionAssignment: _aio.UnaryUnaryMultiCallable[_ops_pb2.TransitionAssignmentRequest, _ops_pb2.TransitionAssignmentResponse]  # type: ignore[assignment]
+    """Moves the assignment along its lifecycle; anything the transition table does not allow
+    is FAILED_PRECONDITION / ILLEGAL_TRANSITION.
+    """
+    GetAssignmentHistory: _aio.UnaryUnaryMultiCallable[_ops_pb2.GetAssignmentHistoryRequest, _ops_pb2.GetAssignmentHistoryResponse]  # type: ignore[assignment]
+    """Status history and activity of one assignment, newest first."""
+    CreateTask: _aio.UnaryUnaryMultiCallable[_ops_pb2.CreateTaskRequest, _ops_pb2.CreateTaskResponse]  # type: ignore[assignment]
+    """-- tasks (tasks.read / tasks.write) --"""
+    ListTasks: _aio.UnaryUnaryMultiCallable[_ops_pb2.ListTasksRequest, _ops_pb2.ListTasksResponse]  # type: ignore[assignment]
+    UpdateTask: _aio.UnaryUnaryMultiCallable[_ops_pb2.UpdateTaskRequest, _ops_pb2.UpdateTaskResponse]  # type: ignore[assignment]
+    MarkTaskDone: _aio.UnaryUnaryMultiCallable[_ops_pb2.MarkTaskDoneRequest, _ops_pb2.MarkTaskDoneResponse]  # type: ignore[assignment]
+    """Idempotent: a done task stays done, answered as it is."""
+    SubmitChannelRequest: _aio.UnaryUnaryMultiCallable[_ops_pb2.SubmitChannelRequestRequest, _ops_pb2.SubmitChannelRequestResponse]  # type: ignore[assignment]
+    """-- channel requests: partner intake (channel_requests.read / .write / .review) --"""
+    FetchChannelRequest: _aio.UnaryUnaryMultiCallable[_ops_pb2.FetchChannelRequestRequest, _ops_pb2.FetchChannelRequestResponse]  # type: ignore[assignment]
+    ListChannelRequests: _aio.UnaryUnaryMultiCallable[_ops_pb2.ListChannelRequestsRequest, _ops_pb2.ListChannelRequestsResponse]  # type: ignore[assignment]
+    AcceptChannelRequest: _aio.UnaryUnaryMultiCallable[_ops_pb2.AcceptChannelRequestRequest, _ops_pb2.AcceptChannelRequestResponse]  # type: ignore[assignment]
+    """Creates and links the assignment (source channel) and emits ops.channel_request.accepted;
+    accepting again answers the same assignment and emits nothing.
+    """
+    RejectChannelRequest: _aio.UnaryUnaryMultiCallable[_ops_pb2.RejectChannelRequestRequest, _ops_pb2.RejectChannelRequestResponse]  # type: ignore[assignment]
+    """Records the reason and emits ops.channel_request.rejected; rejecting again is a no-op."""
+    PresignUpload: _aio.UnaryUnaryMultiCallable[_ops_pb2.PresignUploadRequest, _ops_pb2.PresignUploadResponse]  # type: ignore[assignment]
+    """-- documents (documents.read / documents.write; pii/confidential need documents.read_sensitive) --
+    Creates the document (PENDING) and a short-lived signed upload URL.
+    """
+    ConfirmUpload: _aio.UnaryUnaryMultiCallable[_ops_pb2.ConfirmUploadRequest, _ops_pb2.ConfirmUploadResponse]  # type: ignore[assignment]
+    """Checks the stored object's size and SHA-256 and marks the document UPLOADED."""
+    GetDocument: _aio.UnaryUnaryMultiCallable[_ops_pb2.GetDocumentRequest, _ops_pb2.GetDocumentResponse]  # type: ignore[assignment]
+    PresignDownload: _aio.UnaryUnaryMultiCallable[_ops_pb2.PresignDownloadRequest, _ops_pb2.PresignDownloadResponse]  # type: ignore[assignment]
+    """A short-lived signed download URL of an UPLOADED document."""
+    ListDocuments: _aio.UnaryUnaryMultiCallable[_ops_pb2.ListDocumentsRequest, _ops_pb2.ListDocumentsResponse]  # type: ignore[assignment]
+    SetDocumentTags: _aio.UnaryUnaryMultiCallable[_ops_pb2.SetDocumentTagsRequest, _ops_pb2.SetDocumentTagsResponse]  # type: ignore[assignment]
+    """Upserts tags (key → value); an empty value removes the tag."""
+    PutLocalObject: _aio.StreamUnaryMultiCallable[_ops_pb2.PutLocalObjectRequest, _ops_pb2.PutLocalObjectResponse]  # type: ignore[assignment]
+    """The local-disk driver's signed URLs (served by the gateway): the token in the URL is the
+    authorisation, so these two need no bearer token.
+    """
+    GetLocalObject: _aio.UnaryStreamMultiCallable[_ops_pb2.GetLocalObjectRequest, _ops_pb2.GetLocalObjectResponse]  # type: ignore[assignment]
+    GetAnalyticsOverview: _aio.UnaryUnaryMultiCallable[_ops_pb2.GetAnalyticsOverviewRequest, _ops_pb2.GetAnalyticsOverviewResponse]  # type: ignore[assignment]
+    """-- analytics (analytics.read) --
+    Zero-safe counters of the tenant.
+    """
 
 class OpsServiceServicer(metaclass=_abc_1.ABCMeta):
-    """The ops service's public contract."""
+    """The firm's day-to-day operations: master data, channels, assignments and their
+    lifecycle, tasks, partner intake (channel requests) and documents.
+
+    Capabilities are checked here, in the owner of the data (masterdata.*, assignments.*,
+    tasks.*, channel_requests.*, documents.*, analytics.read). Portal users (aud=portal) act
+    in their channel's firm: ops resolves the channel's owning tenant and shows them only
+    their channel's requests and documents.
+
+    Mutations that create or act take an idempotency key (the request's `idempotency_key`
+    field, else metadata `idempotency-key`): the same key with the same request answers the
+    original result (a failure included); with another request ALREADY_EXISTS /
+    IDEMPOTENCY_KEY_REUSED naming the differing fields.
+    """
 
     @_abc_1.abstractmethod
     def GetServiceInfo(
@@ -71,6 +245,321 @@ class OpsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_ops_pb2.GetBillingRefStateResponse, _abc.Awaitable[_ops_pb2.GetBillingRefStateResponse]]:
         """Where a ref billing holds a reservation for stands (billing's reconciliation asks;
         billing.reconcile or a service token).
+        """
+
+    @_abc_1.abstractmethod
+    def CreateBank(
+        self,
+        request: _ops_pb2.CreateBankRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.CreateBankResponse, _abc.Awaitable[_ops_pb2.CreateBankResponse]]:
+        """-- master data (masterdata.read / masterdata.write; verify needs masterdata.approve) --"""
+
+    @_abc_1.abstractmethod
+    def ListBanks(
+        self,
+        request: _ops_pb2.ListBanksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.ListBanksResponse, _abc.Awaitable[_ops_pb2.ListBanksResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateBankBranch(
+        self,
+        request: _ops_pb2.CreateBankBranchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.CreateBankBranchResponse, _abc.Awaitable[_ops_pb2.CreateBankBranchResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListBankBranches(
+        self,
+        request: _ops_pb2.ListBankBranchesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.ListBankBranchesResponse, _abc.Awaitable[_ops_pb2.ListBankBranchesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateClientOrg(
+        self,
+        request: _ops_pb2.CreateClientOrgRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.CreateClientOrgResponse, _abc.Awaitable[_ops_pb2.CreateClientOrgResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListClientOrgs(
+        self,
+        request: _ops_pb2.ListClientOrgsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.ListClientOrgsResponse, _abc.Awaitable[_ops_pb2.ListClientOrgsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateContact(
+        self,
+        request: _ops_pb2.CreateContactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.CreateContactResponse, _abc.Awaitable[_ops_pb2.CreateContactResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListContacts(
+        self,
+        request: _ops_pb2.ListContactsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.ListContactsResponse, _abc.Awaitable[_ops_pb2.ListContactsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateProperty(
+        self,
+        request: _ops_pb2.CreatePropertyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.CreatePropertyResponse, _abc.Awaitable[_ops_pb2.CreatePropertyResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListProperties(
+        self,
+        request: _ops_pb2.ListPropertiesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.ListPropertiesResponse, _abc.Awaitable[_ops_pb2.ListPropertiesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateBranchContact(
+        self,
+        request: _ops_pb2.CreateBranchContactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.CreateBranchContactResponse, _abc.Awaitable[_ops_pb2.CreateBranchContactResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListBranchContacts(
+        self,
+        request: _ops_pb2.ListBranchContactsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.ListBranchContactsResponse, _abc.Awaitable[_ops_pb2.ListBranchContactsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def VerifyMasterData(
+        self,
+        request: _ops_pb2.VerifyMasterDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.VerifyMasterDataResponse, _abc.Awaitable[_ops_pb2.VerifyMasterDataResponse]]:
+        """Marks an unverified record verified (masterdata.approve); verifying twice is a no-op."""
+
+    @_abc_1.abstractmethod
+    def CreateChannel(
+        self,
+        request: _ops_pb2.CreateChannelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.CreateChannelResponse, _abc.Awaitable[_ops_pb2.CreateChannelResponse]]:
+        """-- channels (masterdata.read / masterdata.write) --"""
+
+    @_abc_1.abstractmethod
+    def GetChannel(
+        self,
+        request: _ops_pb2.GetChannelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.GetChannelResponse, _abc.Awaitable[_ops_pb2.GetChannelResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListChannels(
+        self,
+        request: _ops_pb2.ListChannelsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.ListChannelsResponse, _abc.Awaitable[_ops_pb2.ListChannelsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateChannel(
+        self,
+        request: _ops_pb2.UpdateChannelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.UpdateChannelResponse, _abc.Awaitable[_ops_pb2.UpdateChannelResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateAssignment(
+        self,
+        request: _ops_pb2.CreateAssignmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.CreateAssignmentResponse, _abc.Awaitable[_ops_pb2.CreateAssignmentResponse]]:
+        """-- assignments (assignments.read / assignments.write / assignments.transition) --"""
+
+    @_abc_1.abstractmethod
+    def GetAssignment(
+        self,
+        request: _ops_pb2.GetAssignmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.GetAssignmentResponse, _abc.Awaitable[_ops_pb2.GetAssignmentResponse]]:
+        """The assignment with its status history and linked documents."""
+
+    @_abc_1.abstractmethod
+    def ListAssignments(
+        self,
+        request: _ops_pb2.ListAssignmentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.ListAssignmentsResponse, _abc.Awaitable[_ops_pb2.ListAssignmentsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateAssignment(
+        self,
+        request: _ops_pb2.UpdateAssignmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.UpdateAssignmentResponse, _abc.Awaitable[_ops_pb2.UpdateAssignmentResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def TransitionAssignment(
+        self,
+        request: _ops_pb2.TransitionAssignmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.TransitionAssignmentResponse, _abc.Awaitable[_ops_pb2.TransitionAssignmentResponse]]:
+        """Moves the assignment along its lifecycle; anything the transition table does not allow
+        is FAILED_PRECONDITION / ILLEGAL_TRANSITION.
+        """
+
+    @_abc_1.abstractmethod
+    def GetAssignmentHistory(
+        self,
+        request: _ops_pb2.GetAssignmentHistoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.GetAssignmentHistoryResponse, _abc.Awaitable[_ops_pb2.GetAssignmentHistoryResponse]]:
+        """Status history and activity of one assignment, newest first."""
+
+    @_abc_1.abstractmethod
+    def CreateTask(
+        self,
+        request: _ops_pb2.CreateTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.CreateTaskResponse, _abc.Awaitable[_ops_pb2.CreateTaskResponse]]:
+        """-- tasks (tasks.read / tasks.write) --"""
+
+    @_abc_1.abstractmethod
+    def ListTasks(
+        self,
+        request: _ops_pb2.ListTasksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.ListTasksResponse, _abc.Awaitable[_ops_pb2.ListTasksResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateTask(
+        self,
+        request: _ops_pb2.UpdateTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.UpdateTaskResponse, _abc.Awaitable[_ops_pb2.UpdateTaskResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def MarkTaskDone(
+        self,
+        request: _ops_pb2.MarkTaskDoneRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.MarkTaskDoneResponse, _abc.Awaitable[_ops_pb2.MarkTaskDoneResponse]]:
+        """Idempotent: a done task stays done, answered as it is."""
+
+    @_abc_1.abstractmethod
+    def SubmitChannelRequest(
+        self,
+        request: _ops_pb2.SubmitChannelRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.SubmitChannelRequestResponse, _abc.Awaitable[_ops_pb2.SubmitChannelRequestResponse]]:
+        """-- channel requests: partner intake (channel_requests.read / .write / .review) --"""
+
+    @_abc_1.abstractmethod
+    def FetchChannelRequest(
+        self,
+        request: _ops_pb2.FetchChannelRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.FetchChannelRequestResponse, _abc.Awaitable[_ops_pb2.FetchChannelRequestResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListChannelRequests(
+        self,
+        request: _ops_pb2.ListChannelRequestsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.ListChannelRequestsResponse, _abc.Awaitable[_ops_pb2.ListChannelRequestsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def AcceptChannelRequest(
+        self,
+        request: _ops_pb2.AcceptChannelRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.AcceptChannelRequestResponse, _abc.Awaitable[_ops_pb2.AcceptChannelRequestResponse]]:
+        """Creates and links the assignment (source channel) and emits ops.channel_request.accepted;
+        accepting again answers the same assignment and emits nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def RejectChannelRequest(
+        self,
+        request: _ops_pb2.RejectChannelRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.RejectChannelRequestResponse, _abc.Awaitable[_ops_pb2.RejectChannelRequestResponse]]:
+        """Records the reason and emits ops.channel_request.rejected; rejecting again is a no-op."""
+
+    @_abc_1.abstractmethod
+    def PresignUpload(
+        self,
+        request: _ops_pb2.PresignUploadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.PresignUploadResponse, _abc.Awaitable[_ops_pb2.PresignUploadResponse]]:
+        """-- documents (documents.read / documents.write; pii/confidential need documents.read_sensitive) --
+        Creates the document (PENDING) and a short-lived signed upload URL.
+        """
+
+    @_abc_1.abstractmethod
+    def ConfirmUpload(
+        self,
+        request: _ops_pb2.ConfirmUploadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.ConfirmUploadResponse, _abc.Awaitable[_ops_pb2.ConfirmUploadResponse]]:
+        """Checks the stored object's size and SHA-256 and marks the document UPLOADED."""
+
+    @_abc_1.abstractmethod
+    def GetDocument(
+        self,
+        request: _ops_pb2.GetDocumentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.GetDocumentResponse, _abc.Awaitable[_ops_pb2.GetDocumentResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def PresignDownload(
+        self,
+        request: _ops_pb2.PresignDownloadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.PresignDownloadResponse, _abc.Awaitable[_ops_pb2.PresignDownloadResponse]]:
+        """A short-lived signed download URL of an UPLOADED document."""
+
+    @_abc_1.abstractmethod
+    def ListDocuments(
+        self,
+        request: _ops_pb2.ListDocumentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.ListDocumentsResponse, _abc.Awaitable[_ops_pb2.ListDocumentsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SetDocumentTags(
+        self,
+        request: _ops_pb2.SetDocumentTagsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.SetDocumentTagsResponse, _abc.Awaitable[_ops_pb2.SetDocumentTagsResponse]]:
+        """Upserts tags (key → value); an empty value removes the tag."""
+
+    @_abc_1.abstractmethod
+    def PutLocalObject(
+        self,
+        request_iterator: _MaybeAsyncIterator[_ops_pb2.PutLocalObjectRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.PutLocalObjectResponse, _abc.Awaitable[_ops_pb2.PutLocalObjectResponse]]:
+        """The local-disk driver's signed URLs (served by the gateway): the token in the URL is the
+        authorisation, so these two need no bearer token.
+        """
+
+    @_abc_1.abstractmethod
+    def GetLocalObject(
+        self,
+        request: _ops_pb2.GetLocalObjectRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_ops_pb2.GetLocalObjectResponse], _abc.AsyncIterator[_ops_pb2.GetLocalObjectResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetAnalyticsOverview(
+        self,
+        request: _ops_pb2.GetAnalyticsOverviewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.GetAnalyticsOverviewResponse, _abc.Awaitable[_ops_pb2.GetAnalyticsOverviewResponse]]:
+        """-- analytics (analytics.read) --
+        Zero-safe counters of the tenant.
         """
 
 def add_OpsServiceServicer_to_server(servicer: OpsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

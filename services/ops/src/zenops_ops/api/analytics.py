@@ -1,0 +1,5 @@
+"""RPCs of the analytics overview."""
+
+
+class AnalyticsRpcs:
+    """Mixed into OpsServicer (self.engine, self.runtime)."""

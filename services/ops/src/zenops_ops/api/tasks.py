@@ -1,0 +1,5 @@
+"""RPCs of tasks."""
+
+
+class TaskRpcs:
+    """Mixed into OpsServicer (self.engine, self.runtime)."""

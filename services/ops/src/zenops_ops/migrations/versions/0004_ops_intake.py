@@ -1,0 +1,72 @@
+"""Channel requests (partner intake).
+
+A request lives in the tenant of the firm that owns its channel (found through
+`channel_directory`), and its rows are also scoped to the transaction's channel when one is
+set (store.rls.channel_rls): a portal user's transaction sees only its own channel's
+requests, whatever the query says.
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+from alembic import op
+
+from zenops_ops.store.rls import channel_rls
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+UP = [
+    """
+    CREATE TABLE channel_requests (
+        id uuid PRIMARY KEY,
+        tenant_id uuid NOT NULL,
+        channel_id uuid NOT NULL REFERENCES channels (id),
+        status text NOT NULL DEFAULT 'SUBMITTED' CHECK (status IN ('SUBMITTED', 'ACCEPTED', 'REJECTED')),
+        borrower_name text NOT NULL CHECK (length(borrower_name) BETWEEN 1 AND 200),
+        borrower_phone text NOT NULL DEFAULT '',
+        property jsonb NOT NULL,
+        bank_id uuid REFERENCES banks (id),
+        branch_id uuid REFERENCES bank_branches (id),
+        requested_service text NOT NULL,
+        credits bigint NOT NULL CHECK (credits >= 0),
+        notes text NOT NULL DEFAULT '' CHECK (length(notes) <= 5000),
+        assignment_id uuid REFERENCES assignments (id),
+        submitted_by text NOT NULL,
+        reviewed_by text,
+        reviewed_at timestamptz,
+        rejection_reason text NOT NULL DEFAULT '',
+        credits_short boolean NOT NULL DEFAULT false,
+        credits_short_reason text NOT NULL DEFAULT '',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        version bigint NOT NULL DEFAULT 1,
+        CHECK ((status = 'ACCEPTED') = (assignment_id IS NOT NULL)),
+        CHECK ((status = 'SUBMITTED') = (reviewed_at IS NULL)),
+        CHECK (status <> 'REJECTED' OR length(rejection_reason) BETWEEN 1 AND 1000)
+    )
+    """,
+    "CREATE INDEX channel_requests_page ON channel_requests (tenant_id, created_at DESC, id DESC)",
+    "CREATE INDEX channel_requests_channel ON channel_requests (tenant_id, channel_id, created_at DESC, id DESC)",
+    "ALTER TABLE assignments ADD CONSTRAINT assignments_channel_request_fk "
+    "FOREIGN KEY (channel_request_id) REFERENCES channel_requests (id)",
+]
+
+DOWN = [
+    "ALTER TABLE assignments DROP CONSTRAINT IF EXISTS assignments_channel_request_fk",
+    "DROP TABLE IF EXISTS channel_requests",
+]
+
+
+def upgrade() -> None:
+    for statement in UP:
+        op.execute(statement)
+    for statement in channel_rls("channel_requests"):
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    for statement in DOWN:
+        op.execute(statement)
