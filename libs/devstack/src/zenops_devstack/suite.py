@@ -99,6 +99,7 @@ class Suite:
         wanted |= {f"service_secret_{client}": None for client in SERVICE_CLIENTS}
         wanted |= {
             "identity_key_encryption_secret": None,
+            "ops_storage_signing_key": None,
             "bootstrap_admin_email": self.base_env.get("ZENOPS_BOOTSTRAP_ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL,
             "bootstrap_admin_password": self.base_env.get("ZENOPS_BOOTSTRAP_ADMIN_PASSWORD") or None,
         }
@@ -133,6 +134,13 @@ class Suite:
         env = {**self.base_env, "ZENOPS_DATABASE_URL": self.database_url(svc),
                "ZENOPS_GRPC_HOST": "127.0.0.1", "ZENOPS_GRPC_PORT": str(self.ports.grpc[svc]),
                "OTEL_SERVICE_NAME": svc, **self._auth_env(svc if svc in SERVICE_CLIENTS else None)}
+        # Where the other services listen (billing asks ops and repogen about refs; ops asks billing).
+        for peer in DOMAIN_SERVICES:
+            if peer != svc:
+                env[f"ZENOPS_{peer.upper()}_ADDR"] = f"127.0.0.1:{self.ports.grpc[peer]}"
+        if svc == "ops":
+            env |= {"ZENOPS_STORAGE_DIR": str(self.data_dir / "files"),
+                    "ZENOPS_STORAGE_SIGNING_KEY": self._secrets()["ops_storage_signing_key"]}
         if svc == "identity":
             s = self._secrets()
             env |= {
