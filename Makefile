@@ -79,6 +79,7 @@ bench: $(STAMP) ## benchmarks (print figures; not tests)
 	$(PY) bench/skeleton_path.py
 	$(PY) bench/auth.py
 	$(PY) bench/credits.py
+	$(PY) bench/ops_write.py
 
 clean: ## remove the virtualenv and caches (keeps .data)
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

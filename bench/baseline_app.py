@@ -9,6 +9,11 @@ never appears in a process listing:
     BASELINE_DATABASE_URL   postgresql://role:password@host:port/db   (required)
     BASELINE_POOL_SIZE      asyncpg pool size (default 4)
     BASELINE_VERSION / BASELINE_GIT_SHA / BASELINE_BUILD_TIME / BASELINE_ENVIRONMENT
+    BASELINE_TENANT_ID      the tenant `POST /v1/tasks` writes in (ops_write.py's baseline)
+
+`POST /v1/tasks` is `ops_write.py`'s baseline: the same body checks as the gateway's
+(title 1–200 characters, priority low|medium|high) and the same row in ops' `tasks` table,
+in one explicit transaction (tenant setting for row-level security, INSERT ... RETURNING).
 
     python bench/baseline_app.py --port 8765
 """
@@ -16,7 +21,9 @@ never appears in a process listing:
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import uuid
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
@@ -59,11 +66,36 @@ async def meta(request: Request) -> JSONResponse:
                          "code": None})
 
 
+_INSERT_TASK = (
+    "INSERT INTO tasks (id, tenant_id, title, assignee_id, created_by, priority) "
+    "VALUES ($1, $2, $3, $4, $4, $5) RETURNING id::text, title, priority, status, created_at"
+)
+_ACTOR = str(uuid.uuid4())
+
+
+async def create_task(request: Request) -> JSONResponse:
+    try:
+        body = json.loads(await request.body())
+        title, priority = body["title"], body.get("priority", "medium")
+    except (ValueError, KeyError, TypeError):
+        return JSONResponse({"status": 400, "code": "BAD_REQUEST"}, status_code=400)
+    if not isinstance(title, str) or not 1 <= len(title.strip()) <= 200 or priority not in ("low", "medium", "high"):
+        return JSONResponse({"status": 400, "code": "VALIDATION_FAILED"}, status_code=400)
+    async with request.app.state.pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT set_config('app.tenant_id', $1, true)", os.environ["BASELINE_TENANT_ID"])
+        row = await conn.fetchrow(_INSERT_TASK, uuid.uuid4(), uuid.UUID(os.environ["BASELINE_TENANT_ID"]),
+                                  title.strip(), _ACTOR, priority.upper())
+    return JSONResponse({"id": row["id"], "title": row["title"], "priority": row["priority"].lower(),
+                         "status": row["status"].lower(), "created_at": row["created_at"].isoformat()},
+                        status_code=201)
+
+
 async def livez(request: Request) -> JSONResponse:
     return JSONResponse({"status": "alive"})
 
 
-app = Starlette(routes=[Route("/v1/meta/{service}", meta), Route("/v1/livez", livez)], lifespan=lifespan)
+app = Starlette(routes=[Route("/v1/meta/{service}", meta), Route("/v1/tasks", create_task, methods=["POST"]),
+                       Route("/v1/livez", livez)], lifespan=lifespan)
 
 
 def main() -> None:

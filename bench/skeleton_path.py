@@ -288,9 +288,11 @@ def measure(label: str, wrk: str, url: str, groups: dict[str, int], args: argpar
 # -- the baseline process --------------------------------------------------------------------
 
 
-def start_baseline(suite: Suite, data_dir: Path, pool_size: int) -> tuple[subprocess.Popen, str]:
+def start_baseline(suite: Suite, data_dir: Path, pool_size: int,
+                   extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {
+        **(extra_env or {}),
         **os.environ,
         "BASELINE_DATABASE_URL": suite.database_url("ops"),
         "BASELINE_POOL_SIZE": str(pool_size),
