@@ -144,8 +144,11 @@ async def _attempt(engine, caller: Caller, key, operation, request, run, decode)
             return result
     except _Failed as failed:
         error = failed.error
+    # The failure's record must commit before it is raised (raised inside the block, it
+    # would roll its own record back).
     async with scoped_tx(engine, caller.tenant_id, caller.channel_id) as conn:
-        if (await conn.execute(_FAIL, {**params, "error": _encode_error(error)})).first() is not None:
-            raise error
-        row = (await conn.execute(_GET, {"key": key})).one()
+        recorded = (await conn.execute(_FAIL, {**params, "error": _encode_error(error)})).first() is not None
+        row = None if recorded else (await conn.execute(_GET, {"key": key})).one()
+    if row is None:
+        raise error
     return _answer(row, key, operation, request, body, digest, decode)
