@@ -4,6 +4,9 @@ In: `x-request-id` and the caller's bearer token (verified by the service's Toke
 become the RequestContext. Out: a DomainError becomes its gRPC status with
 google.rpc details; a lost database or broker becomes UNAVAILABLE; anything else becomes
 INTERNAL with the trace id and no internals.
+
+Unary, server-streaming and client-streaming handlers are wrapped alike (the suite has no
+bidirectional RPCs).
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
-        if handler is None or not (handler.unary_unary or handler.unary_stream):
+        if handler is None or not (handler.unary_unary or handler.unary_stream or handler.stream_unary):
             return handler
         method = handler_call_details.method
         metadata = {k: v for k, v in (handler_call_details.invocation_metadata or ()) if isinstance(v, str)}
@@ -99,6 +102,26 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
             return grpc.unary_unary_rpc_method_handler(
                 unary_unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+
+        if handler.stream_unary:
+            behavior_client_stream = handler.stream_unary
+
+            async def stream_unary(request_iterator, context):
+                # The context is entered before the first request message is read: a
+                # non-public method is refused before the client's stream is consumed.
+                tokens = await enter(context)
+                try:
+                    return await behavior_client_stream(request_iterator, context)
+                except Exception as exc:  # noqa: BLE001 - translated below
+                    await self._translate(context, exc)
+                finally:
+                    leave(tokens)
+
+            return grpc.stream_unary_rpc_method_handler(
+                stream_unary,
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
