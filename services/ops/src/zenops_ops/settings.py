@@ -22,8 +22,10 @@ class OpsSettings(ServiceSettings):
     s3_bucket: str = "zenops-documents"
     s3_endpoint_url: str = ""  # empty: AWS itself; else MinIO, R2, ...
     s3_region: str = "ap-south-1"
-    s3_access_key_id: SecretStr = SecretStr("")
-    s3_secret_access_key: SecretStr = SecretStr("")
+    # None: boto3's own credential chain (e.g. a Kubernetes service account's role), so a
+    # production start does not demand keys it may not use.
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
     # Signs the local driver's URLs (HMAC-SHA256).
     storage_signing_key: SecretStr = SecretStr("zenops-local-storage-signing-key")
     # Lifetime of a signed upload or download URL.

@@ -70,8 +70,8 @@ class S3Storage:
     @classmethod
     def from_settings(cls, settings) -> S3Storage:
         endpoint = settings.s3_endpoint_url or None
-        key_id = settings.s3_access_key_id.get_secret_value() or None
-        secret = settings.s3_secret_access_key.get_secret_value() or None
+        key_id = settings.s3_access_key_id.get_secret_value() if settings.s3_access_key_id else None
+        secret = settings.s3_secret_access_key.get_secret_value() if settings.s3_secret_access_key else None
         config = Config(
             signature_version="s3v4",
             # MinIO and most S3-compatible stores want path-style addressing.
