@@ -5,6 +5,9 @@ IDEMPOTENCY_KEY_REUSED naming the request fields that differ.
     return await idempotent(engine, caller, key, "CreateTask", request,
                             run=lambda conn: ..., decode=pb.CreateTaskResponse.FromString)
 
+Keys are scoped to the tenant, and for portal users to their channel too: partners of two
+channels share the firm's tenant, and one must never be answered another's stored response.
+
 The fingerprint is the request message itself (deterministic serialization, the key field
 cleared), so no field can be forgotten. One transaction claims the key (INSERT ... ON
 CONFLICT DO NOTHING: a concurrent twin waits on the unique index), runs the operation,
@@ -128,11 +131,12 @@ async def _attempt(engine, caller: Caller, key, operation, request, run, decode)
             return await run(conn)
     body = _canonical(request)
     digest = _fingerprint(operation, body)
-    params = {"tid": caller.tenant_id, "key": key, "op": operation, "hash": digest, "request": body}
+    stored = key if caller.channel_id is None else f"channel:{caller.channel_id}:{key}"
+    params = {"tid": caller.tenant_id, "key": stored, "op": operation, "hash": digest, "request": body}
     try:
         async with scoped_tx(engine, caller.tenant_id, caller.channel_id) as conn:
             if (await conn.execute(_CLAIM, params)).first() is None:
-                row = (await conn.execute(_GET, {"key": key})).one()
+                row = (await conn.execute(_GET, {"key": stored})).one()
                 return _answer(row, key, operation, request, body, digest, decode)
             try:
                 result = await run(conn)
@@ -140,7 +144,7 @@ async def _attempt(engine, caller: Caller, key, operation, request, run, decode)
                 if isinstance(err, _NOT_RECORDED):
                     raise
                 raise _Failed(err) from err  # leaves the transaction: the effects and the claim roll back
-            await conn.execute(_SAVE, {"key": key, "response": result.SerializeToString(deterministic=True)})
+            await conn.execute(_SAVE, {"key": stored, "response": result.SerializeToString(deterministic=True)})
             return result
     except _Failed as failed:
         error = failed.error
@@ -148,7 +152,7 @@ async def _attempt(engine, caller: Caller, key, operation, request, run, decode)
     # would roll its own record back).
     async with scoped_tx(engine, caller.tenant_id, caller.channel_id) as conn:
         recorded = (await conn.execute(_FAIL, {**params, "error": _encode_error(error)})).first() is not None
-        row = None if recorded else (await conn.execute(_GET, {"key": key})).one()
+        row = None if recorded else (await conn.execute(_GET, {"key": stored})).one()
     if row is None:
         raise error
     return _answer(row, key, operation, request, body, digest, decode)

@@ -117,7 +117,8 @@ UP = [
         latitude numeric(9, 6) CHECK (latitude BETWEEN -90 AND 90),
         longitude numeric(9, 6) CHECK (longitude BETWEEN -180 AND 180),
         {_RECORD},
-        CHECK ((latitude IS NULL) = (longitude IS NULL))
+        CHECK ((latitude IS NULL) = (longitude IS NULL)),
+        CONSTRAINT properties_tenant_id UNIQUE (tenant_id, id)
     )
     """,
     f"""
@@ -151,7 +152,8 @@ UP = [
         created_at timestamptz NOT NULL DEFAULT now(),
         updated_at timestamptz NOT NULL DEFAULT now(),
         version bigint NOT NULL DEFAULT 1,
-        CHECK (commission_mode <> 'PERCENT' OR commission_value <= 10000)
+        CHECK (commission_mode <> 'PERCENT' OR commission_value <= 10000),
+        CONSTRAINT channels_tenant_id UNIQUE (tenant_id, id)
     )
     """,
     "CREATE UNIQUE INDEX channels_name_unique ON channels (tenant_id, lower(name))",
@@ -191,7 +193,7 @@ UP = [
     """
     CREATE TABLE idempotency_keys (
         tenant_id uuid NOT NULL,
-        key text NOT NULL CHECK (length(key) BETWEEN 1 AND 200),
+        key text NOT NULL CHECK (length(key) BETWEEN 1 AND 300),  -- portal keys carry their channel
         operation text NOT NULL,
         request_hash bytea NOT NULL CHECK (length(request_hash) = 32),   -- sha256 of operation + request
         request bytea NOT NULL,                                         -- the request message, as sent

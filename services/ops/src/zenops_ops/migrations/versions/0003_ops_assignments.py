@@ -9,6 +9,11 @@
 - `activities`: what happened to an assignment or channel request, for people to read;
   append-only (a trigger refuses UPDATE and DELETE), as is the status history.
 
+References to tenant tables that have a (tenant_id, id) key are tenant-qualified foreign
+keys: PostgreSQL checks foreign keys without row-level security, so a plain `x_id → id`
+key would accept another tenant's record. (The service also checks every reference under
+RLS first and names the field.)
+
 Revision ID: 0003
 Revises: 0002
 """
@@ -42,12 +47,12 @@ UP = [
         reference_number text NOT NULL CHECK (reference_number ~ '^ZA-[0-9]{{4}}-[0-9]{{6}}$'),
         source_type text NOT NULL CHECK (source_type IN ('BANK', 'CHANNEL', 'DIRECT')),
         status text NOT NULL DEFAULT 'DRAFT' CHECK (status IN ({STATUSES})),
-        bank_id uuid REFERENCES banks (id),
-        branch_id uuid REFERENCES bank_branches (id),
-        client_org_id uuid REFERENCES client_orgs (id),
-        property_id uuid REFERENCES properties (id),
-        contact_id uuid REFERENCES contacts (id),
-        channel_id uuid REFERENCES channels (id),
+        bank_id uuid,
+        branch_id uuid,
+        client_org_id uuid,
+        property_id uuid,
+        contact_id uuid,
+        channel_id uuid,
         channel_request_id uuid,
         due_at timestamptz,
         priority text NOT NULL DEFAULT 'MEDIUM' CHECK (priority IN ('LOW', 'MEDIUM', 'HIGH')),
@@ -62,6 +67,15 @@ UP = [
         updated_at timestamptz NOT NULL DEFAULT now(),
         version bigint NOT NULL DEFAULT 1,
         CONSTRAINT assignments_reference_unique UNIQUE (tenant_id, reference_number),
+        CONSTRAINT assignments_tenant_id UNIQUE (tenant_id, id),
+        CONSTRAINT assignments_bank_fk FOREIGN KEY (tenant_id, bank_id) REFERENCES banks (tenant_id, id),
+        CONSTRAINT assignments_branch_fk FOREIGN KEY (tenant_id, branch_id) REFERENCES bank_branches (tenant_id, id),
+        CONSTRAINT assignments_client_org_fk FOREIGN KEY (tenant_id, client_org_id)
+            REFERENCES client_orgs (tenant_id, id),
+        CONSTRAINT assignments_contact_fk FOREIGN KEY (tenant_id, contact_id) REFERENCES contacts (tenant_id, id),
+        CONSTRAINT assignments_property_id_fkey FOREIGN KEY (tenant_id, property_id)
+            REFERENCES properties (tenant_id, id),
+        CONSTRAINT assignments_channel_id_fkey FOREIGN KEY (tenant_id, channel_id) REFERENCES channels (tenant_id, id),
         CHECK (source_type <> 'CHANNEL' OR channel_id IS NOT NULL),
         CHECK (channel_request_id IS NULL OR source_type = 'CHANNEL')
     )
@@ -75,13 +89,14 @@ UP = [
     CREATE TABLE assignment_status_history (
         id uuid PRIMARY KEY,
         tenant_id uuid NOT NULL,
-        assignment_id uuid NOT NULL REFERENCES assignments (id),
+        assignment_id uuid NOT NULL,
         from_status text CHECK (from_status IN ({STATUSES})),    -- NULL: created
         to_status text NOT NULL CHECK (to_status IN ({STATUSES})),
         actor text NOT NULL,
         reason text NOT NULL DEFAULT '' CHECK (length(reason) <= 1000),
         trace_id text NOT NULL DEFAULT '',
-        created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+        created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        FOREIGN KEY (tenant_id, assignment_id) REFERENCES assignments (tenant_id, id)
     )
     """,
     "CREATE INDEX assignment_status_history_of ON assignment_status_history (assignment_id, created_at)",
@@ -89,11 +104,12 @@ UP = [
     CREATE TABLE assignment_stages (
         id uuid PRIMARY KEY,
         tenant_id uuid NOT NULL,
-        assignment_id uuid NOT NULL REFERENCES assignments (id),
+        assignment_id uuid NOT NULL,
         stage text NOT NULL CHECK (stage IN ({STATUSES})),
         entered_at timestamptz NOT NULL DEFAULT clock_timestamp(),
         exited_at timestamptz,
-        CHECK (exited_at IS NULL OR exited_at >= entered_at)
+        CHECK (exited_at IS NULL OR exited_at >= entered_at),
+        FOREIGN KEY (tenant_id, assignment_id) REFERENCES assignments (tenant_id, id)
     )
     """,
     # At most one open stage per assignment.
@@ -102,7 +118,7 @@ UP = [
     CREATE TABLE activities (
         id uuid PRIMARY KEY,
         tenant_id uuid NOT NULL,
-        assignment_id uuid REFERENCES assignments (id),
+        assignment_id uuid,
         channel_request_id uuid,
         kind text NOT NULL CHECK (kind ~ '^[a-z][a-z0-9_.]*$'),
         actor text NOT NULL,
@@ -110,7 +126,8 @@ UP = [
         detail jsonb NOT NULL DEFAULT '{}',
         trace_id text NOT NULL DEFAULT '',
         created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-        CHECK (num_nonnulls(assignment_id, channel_request_id) >= 1)
+        CHECK (num_nonnulls(assignment_id, channel_request_id) >= 1),
+        FOREIGN KEY (tenant_id, assignment_id) REFERENCES assignments (tenant_id, id)
     )
     """,
     "CREATE INDEX activities_assignment ON activities (assignment_id, created_at DESC, id DESC)",
@@ -132,7 +149,7 @@ UP = [
         tenant_id uuid NOT NULL,
         title text NOT NULL CHECK (length(title) BETWEEN 1 AND 200),
         description text NOT NULL DEFAULT '' CHECK (length(description) <= 5000),
-        assignment_id uuid REFERENCES assignments (id),
+        assignment_id uuid,
         assignee_id text NOT NULL,
         created_by text NOT NULL,
         due_at timestamptz,
@@ -142,7 +159,8 @@ UP = [
         created_at timestamptz NOT NULL DEFAULT now(),
         updated_at timestamptz NOT NULL DEFAULT now(),
         version bigint NOT NULL DEFAULT 1,
-        CHECK ((status = 'DONE') = (done_at IS NOT NULL))
+        CHECK ((status = 'DONE') = (done_at IS NOT NULL)),
+        CONSTRAINT tasks_assignment_id_fkey FOREIGN KEY (tenant_id, assignment_id) REFERENCES assignments (tenant_id, id)
     )
     """,
     "CREATE INDEX tasks_page ON tasks (tenant_id, created_at DESC, id DESC)",

@@ -23,17 +23,17 @@ UP = [
     CREATE TABLE channel_requests (
         id uuid PRIMARY KEY,
         tenant_id uuid NOT NULL,
-        channel_id uuid NOT NULL REFERENCES channels (id),
+        channel_id uuid NOT NULL,
         status text NOT NULL DEFAULT 'SUBMITTED' CHECK (status IN ('SUBMITTED', 'ACCEPTED', 'REJECTED')),
         borrower_name text NOT NULL CHECK (length(borrower_name) BETWEEN 1 AND 200),
         borrower_phone text NOT NULL DEFAULT '',
         property jsonb NOT NULL,
-        bank_id uuid REFERENCES banks (id),
-        branch_id uuid REFERENCES bank_branches (id),
+        bank_id uuid,
+        branch_id uuid,
         requested_service text NOT NULL,
         credits bigint NOT NULL CHECK (credits >= 0),
         notes text NOT NULL DEFAULT '' CHECK (length(notes) <= 5000),
-        assignment_id uuid REFERENCES assignments (id),
+        assignment_id uuid,
         submitted_by text NOT NULL,
         reviewed_by text,
         reviewed_at timestamptz,
@@ -45,16 +45,29 @@ UP = [
         version bigint NOT NULL DEFAULT 1,
         CHECK ((status = 'ACCEPTED') = (assignment_id IS NOT NULL)),
         CHECK ((status = 'SUBMITTED') = (reviewed_at IS NULL)),
-        CHECK (status <> 'REJECTED' OR length(rejection_reason) BETWEEN 1 AND 1000)
+        CHECK (status <> 'REJECTED' OR length(rejection_reason) BETWEEN 1 AND 1000),
+        CHECK (requested_service IN ('valuation_report', 'revaluation', 'site_inspection', 'desktop_valuation')),
+        CHECK (length(credits_short_reason) <= 100),
+        CONSTRAINT channel_requests_tenant_id UNIQUE (tenant_id, id),
+        CONSTRAINT channel_requests_channel_id_fkey FOREIGN KEY (tenant_id, channel_id)
+            REFERENCES channels (tenant_id, id),
+        CONSTRAINT channel_requests_bank_fk FOREIGN KEY (tenant_id, bank_id) REFERENCES banks (tenant_id, id),
+        CONSTRAINT channel_requests_branch_fk FOREIGN KEY (tenant_id, branch_id)
+            REFERENCES bank_branches (tenant_id, id),
+        CONSTRAINT channel_requests_assignment_fk FOREIGN KEY (tenant_id, assignment_id)
+            REFERENCES assignments (tenant_id, id)
     )
     """,
     "CREATE INDEX channel_requests_page ON channel_requests (tenant_id, created_at DESC, id DESC)",
     "CREATE INDEX channel_requests_channel ON channel_requests (tenant_id, channel_id, created_at DESC, id DESC)",
     "ALTER TABLE assignments ADD CONSTRAINT assignments_channel_request_fk "
-    "FOREIGN KEY (channel_request_id) REFERENCES channel_requests (id)",
+    "FOREIGN KEY (tenant_id, channel_request_id) REFERENCES channel_requests (tenant_id, id)",
+    "ALTER TABLE activities ADD CONSTRAINT activities_channel_request_fk "
+    "FOREIGN KEY (tenant_id, channel_request_id) REFERENCES channel_requests (tenant_id, id)",
 ]
 
 DOWN = [
+    "ALTER TABLE activities DROP CONSTRAINT IF EXISTS activities_channel_request_fk",
     "ALTER TABLE assignments DROP CONSTRAINT IF EXISTS assignments_channel_request_fk",
     "DROP TABLE IF EXISTS channel_requests",
 ]

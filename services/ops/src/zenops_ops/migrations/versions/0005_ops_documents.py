@@ -30,7 +30,7 @@ UP = [
     CREATE TABLE documents (
         id uuid PRIMARY KEY,
         tenant_id uuid NOT NULL,
-        channel_id uuid REFERENCES channels (id),
+        channel_id uuid,
         filename text NOT NULL CHECK (length(filename) BETWEEN 1 AND 200),
         content_type text NOT NULL,
         size_bytes bigint NOT NULL CHECK (size_bytes > 0),
@@ -59,6 +59,7 @@ UP = [
         CHECK ((status = 'UPLOADED') = (uploaded_at IS NOT NULL)),
         CONSTRAINT documents_storage_key_unique UNIQUE (storage_key),
         -- a link never crosses tenants, whatever the application does
+        CONSTRAINT documents_channel_fk FOREIGN KEY (tenant_id, channel_id) REFERENCES channels (tenant_id, id),
         CONSTRAINT documents_assignment_fk FOREIGN KEY (tenant_id, assignment_id)
             REFERENCES assignments (tenant_id, id),
         CONSTRAINT documents_channel_request_fk FOREIGN KEY (tenant_id, channel_request_id)
