@@ -56,7 +56,7 @@ def test_completeness_counts_the_fields_of_the_source():
 
 async def test_create_writes_the_assignment_its_first_rows_and_its_score(ops):
     async with ops(run_workers=False) as h:
-        bank = await h.bank()
+        bank = await h.bank(code="SBI")
         branch = await h.branch(bank)
         prop, contact = await h.property(), await h.contact()
         valuer = str(uuid.uuid4())
@@ -73,6 +73,7 @@ async def test_create_writes_the_assignment_its_first_rows_and_its_score(ops):
         assert (a.borrower_name, a.fee_paise, a.completeness_score, a.created_by) == (
             "Asha Patel", 450_000, 100, h.manager_id)
         assert a.due_at.ToMicroseconds() == due.ToMicroseconds()
+        assert (a.bank_code, a.billing_account_id) == ("SBI", "")  # what repogen reads
 
         detail = await h.call("GetAssignment", pb.GetAssignmentRequest(id=a.id))
         assert detail.assignment == a

@@ -10,7 +10,8 @@ behalf of the platform. Each client gets the least its calls need:
 - billing: reads the assignments and channel requests it invoices (assignments.read,
   channel_requests.read, masterdata.read for the billing party's state);
 - repogen: reads the assignment, master data and documents a report is rendered from
-  (assignments.read, masterdata.read, documents.read).
+  (assignments.read, masterdata.read, documents.read, and documents.read_sensitive: title
+  deeds and KYC are the evidence a valuation rests on).
 """
 
 from __future__ import annotations
@@ -19,5 +20,5 @@ SERVICE_CLIENT_CAPABILITIES: dict[str, frozenset[str]] = {
     "gateway": frozenset({"control.read"}),
     "ops": frozenset({"users.read", "billing.read"}),
     "billing": frozenset({"assignments.read", "channel_requests.read", "masterdata.read"}),
-    "repogen": frozenset({"assignments.read", "masterdata.read", "documents.read"}),
+    "repogen": frozenset({"assignments.read", "masterdata.read", "documents.read", "documents.read_sensitive"}),
 }

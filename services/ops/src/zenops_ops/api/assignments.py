@@ -42,7 +42,8 @@ def assignment_pb(row: Row) -> pb.Assignment:
         channel_id=row.channel_id or "", channel_request_id=row.channel_request_id or "",
         priority=PRIORITY_PB[row.priority], assignee_ids=list(row.assignee_ids or ()), fee_paise=row.fee_paise,
         notes=row.notes, completeness_score=row.completeness_score, credits_short=row.credits_short,
-        created_by=row.created_by, version=row.version, borrower_name=row.borrower_name)
+        created_by=row.created_by, version=row.version, borrower_name=row.borrower_name, bank_code=row.bank_code,
+        billing_account_id=row.billing_account_id)
     ts(a.due_at, row.due_at)
     ts(a.created_at, row.created_at)
     ts(a.updated_at, row.updated_at)

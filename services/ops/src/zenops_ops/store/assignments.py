@@ -37,7 +37,11 @@ COLUMNS = (
     "a.contact_id::text AS contact_id, a.channel_id::text AS channel_id, "
     "a.channel_request_id::text AS channel_request_id, a.due_at, a.priority, "
     "CAST(a.assignee_ids AS text[]) AS assignee_ids, a.fee_paise, a.notes, a.borrower_name, a.completeness_score, "
-    "a.credits_short, a.created_by, a.created_at, a.updated_at, a.version")
+    "a.credits_short, a.created_by, a.created_at, a.updated_at, a.version, "
+    # what repogen needs from an assignment: the bank's code and the channel's billing account
+    "COALESCE((SELECT b.code FROM banks b WHERE b.id = a.bank_id), '') AS bank_code, "
+    "COALESCE((SELECT c.billing_account_id::text FROM channels c WHERE c.id = a.channel_id), '') "
+    "AS billing_account_id")
 
 # The constraint a failed write names → the field (and kind of record) it is about.
 _FOREIGN_KEYS = {

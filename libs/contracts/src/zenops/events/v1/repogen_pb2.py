@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ezenops/events/v1/repogen.proto\x12\x10zenops.events.v1\"s\n\x11WorkOrderAccepted\x12\x15\n\rwork_order_id\x18\x01 \x01(\t\x12\x1a\n\x12\x62illing_account_id\x18\x02 \x01(\t\x12\x1a\n\x12\x63hannel_request_id\x18\x03 \x01(\t\x12\x0f\n\x07\x63redits\x18\x04 \x01(\x03\"h\n\x17WorkOrderReadyForRender\x12\x15\n\rwork_order_id\x18\x01 \x01(\t\x12\x1a\n\x12\x62illing_account_id\x18\x02 \x01(\t\x12\x1a\n\x12\x63hannel_request_id\x18\x03 \x01(\t\"s\n\x12WorkOrderCancelled\x12\x15\n\rwork_order_id\x18\x01 \x01(\t\x12\x1a\n\x12\x62illing_account_id\x18\x02 \x01(\t\x12\x1a\n\x12\x63hannel_request_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x93\x01\n\x13\x44\x65liverableReleased\x12\x15\n\rwork_order_id\x18\x01 \x01(\t\x12\x16\n\x0e\x64\x65liverable_id\x18\x02 \x01(\t\x12\x1a\n\x12\x62illing_account_id\x18\x03 \x01(\t\x12\x1a\n\x12\x63hannel_request_id\x18\x04 \x01(\t\x12\x15\n\rassignment_id\x18\x05 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ezenops/events/v1/repogen.proto\x12\x10zenops.events.v1\"s\n\x11WorkOrderAccepted\x12\x15\n\rwork_order_id\x18\x01 \x01(\t\x12\x1a\n\x12\x62illing_account_id\x18\x02 \x01(\t\x12\x1a\n\x12\x63hannel_request_id\x18\x03 \x01(\t\x12\x0f\n\x07\x63redits\x18\x04 \x01(\x03\"\x82\x01\n\x17WorkOrderReadyForRender\x12\x15\n\rwork_order_id\x18\x01 \x01(\t\x12\x1a\n\x12\x62illing_account_id\x18\x02 \x01(\t\x12\x1a\n\x12\x63hannel_request_id\x18\x03 \x01(\t\x12\x18\n\x10snapshot_version\x18\x04 \x01(\x03\"s\n\x12WorkOrderCancelled\x12\x15\n\rwork_order_id\x18\x01 \x01(\t\x12\x1a\n\x12\x62illing_account_id\x18\x02 \x01(\t\x12\x1a\n\x12\x63hannel_request_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\xad\x01\n\x13\x44\x65liverableReleased\x12\x15\n\rwork_order_id\x18\x01 \x01(\t\x12\x16\n\x0e\x64\x65liverable_id\x18\x02 \x01(\t\x12\x1a\n\x12\x62illing_account_id\x18\x03 \x01(\t\x12\x1a\n\x12\x63hannel_request_id\x18\x04 \x01(\t\x12\x15\n\rassignment_id\x18\x05 \x01(\t\x12\x18\n\x10snapshot_version\x18\x06 \x01(\x03\"R\n\x0fRenderJobQueued\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rwork_order_id\x18\x02 \x01(\t\x12\x18\n\x10snapshot_version\x18\x03 \x01(\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,10 +33,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_WORKORDERACCEPTED']._serialized_start=52
   _globals['_WORKORDERACCEPTED']._serialized_end=167
-  _globals['_WORKORDERREADYFORRENDER']._serialized_start=169
-  _globals['_WORKORDERREADYFORRENDER']._serialized_end=273
-  _globals['_WORKORDERCANCELLED']._serialized_start=275
-  _globals['_WORKORDERCANCELLED']._serialized_end=390
-  _globals['_DELIVERABLERELEASED']._serialized_start=393
-  _globals['_DELIVERABLERELEASED']._serialized_end=540
+  _globals['_WORKORDERREADYFORRENDER']._serialized_start=170
+  _globals['_WORKORDERREADYFORRENDER']._serialized_end=300
+  _globals['_WORKORDERCANCELLED']._serialized_start=302
+  _globals['_WORKORDERCANCELLED']._serialized_end=417
+  _globals['_DELIVERABLERELEASED']._serialized_start=420
+  _globals['_DELIVERABLERELEASED']._serialized_end=593
+  _globals['_RENDERJOBQUEUED']._serialized_start=595
+  _globals['_RENDERJOBQUEUED']._serialized_end=677
 # @@protoc_insertion_point(module_scope)

@@ -58,19 +58,23 @@ class WorkOrderReadyForRender(_message.Message):
     WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
     BILLING_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     CHANNEL_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_VERSION_FIELD_NUMBER: _builtins.int
     work_order_id: _builtins.str
     billing_account_id: _builtins.str
     channel_request_id: _builtins.str
+    snapshot_version: _builtins.int
+    """The snapshot the report is rendered from."""
     def __init__(
         self,
         *,
         work_order_id: _builtins.str = ...,
         billing_account_id: _builtins.str = ...,
         channel_request_id: _builtins.str = ...,
+        snapshot_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_account_id", b"billing_account_id", "channel_request_id", b"channel_request_id", "work_order_id", b"work_order_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_account_id", b"billing_account_id", "channel_request_id", b"channel_request_id", "snapshot_version", b"snapshot_version", "work_order_id", b"work_order_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -117,11 +121,13 @@ class DeliverableReleased(_message.Message):
     BILLING_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     CHANNEL_REQUEST_ID_FIELD_NUMBER: _builtins.int
     ASSIGNMENT_ID_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_VERSION_FIELD_NUMBER: _builtins.int
     work_order_id: _builtins.str
     deliverable_id: _builtins.str
     billing_account_id: _builtins.str
     channel_request_id: _builtins.str
     assignment_id: _builtins.str
+    snapshot_version: _builtins.int
     def __init__(
         self,
         *,
@@ -130,11 +136,41 @@ class DeliverableReleased(_message.Message):
         billing_account_id: _builtins.str = ...,
         channel_request_id: _builtins.str = ...,
         assignment_id: _builtins.str = ...,
+        snapshot_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment_id", b"assignment_id", "billing_account_id", b"billing_account_id", "channel_request_id", b"channel_request_id", "deliverable_id", b"deliverable_id", "work_order_id", b"work_order_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment_id", b"assignment_id", "billing_account_id", b"billing_account_id", "channel_request_id", b"channel_request_id", "deliverable_id", b"deliverable_id", "snapshot_version", b"snapshot_version", "work_order_id", b"work_order_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeliverableReleased: _TypeAlias = DeliverableReleased  # noqa: Y015
+
+@_typing.final
+class RenderJobQueued(_message.Message):
+    """repogen.render_job.queued: the factory's work item (repogen's own worker renders it; the
+    job id is <work_order_id>:<snapshot_version>, so a redelivered trigger finds it done).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_VERSION_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    work_order_id: _builtins.str
+    snapshot_version: _builtins.int
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        work_order_id: _builtins.str = ...,
+        snapshot_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "snapshot_version", b"snapshot_version", "work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenderJobQueued: _TypeAlias = RenderJobQueued  # noqa: Y015

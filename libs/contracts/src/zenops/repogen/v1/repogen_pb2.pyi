@@ -3,8 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from zenops.common.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
@@ -47,6 +50,57 @@ BILLING_REF_STATE_CANCELLED: BillingRefState.ValueType  # 3
 BILLING_REF_STATE_NOT_FOUND: BillingRefState.ValueType  # 4
 """No such ref: release."""
 Global___BillingRefState: _TypeAlias = BillingRefState  # noqa: Y015
+
+class _WorkOrderStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WorkOrderStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WorkOrderStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WORK_ORDER_STATUS_UNSPECIFIED: _WorkOrderStatus.ValueType  # 0
+    WORK_ORDER_STATUS_DRAFT: _WorkOrderStatus.ValueType  # 1
+    WORK_ORDER_STATUS_DATA_PENDING: _WorkOrderStatus.ValueType  # 2
+    WORK_ORDER_STATUS_READY_FOR_RENDER: _WorkOrderStatus.ValueType  # 3
+    WORK_ORDER_STATUS_RENDERED: _WorkOrderStatus.ValueType  # 4
+    WORK_ORDER_STATUS_RELEASED: _WorkOrderStatus.ValueType  # 5
+    WORK_ORDER_STATUS_CANCELLED: _WorkOrderStatus.ValueType  # 6
+
+class WorkOrderStatus(_WorkOrderStatus, metaclass=_WorkOrderStatusEnumTypeWrapper):
+    """================================ work orders ================================"""
+
+WORK_ORDER_STATUS_UNSPECIFIED: WorkOrderStatus.ValueType  # 0
+WORK_ORDER_STATUS_DRAFT: WorkOrderStatus.ValueType  # 1
+WORK_ORDER_STATUS_DATA_PENDING: WorkOrderStatus.ValueType  # 2
+WORK_ORDER_STATUS_READY_FOR_RENDER: WorkOrderStatus.ValueType  # 3
+WORK_ORDER_STATUS_RENDERED: WorkOrderStatus.ValueType  # 4
+WORK_ORDER_STATUS_RELEASED: WorkOrderStatus.ValueType  # 5
+WORK_ORDER_STATUS_CANCELLED: WorkOrderStatus.ValueType  # 6
+Global___WorkOrderStatus: _TypeAlias = WorkOrderStatus  # noqa: Y015
+
+class _JobStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _JobStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    JOB_STATUS_UNSPECIFIED: _JobStatus.ValueType  # 0
+    JOB_STATUS_QUEUED: _JobStatus.ValueType  # 1
+    JOB_STATUS_RUNNING: _JobStatus.ValueType  # 2
+    JOB_STATUS_SUCCEEDED: _JobStatus.ValueType  # 3
+    JOB_STATUS_FAILED: _JobStatus.ValueType  # 4
+    JOB_STATUS_DEAD: _JobStatus.ValueType  # 5
+    """Failed its last attempt: an operator looks (monitor)."""
+
+class JobStatus(_JobStatus, metaclass=_JobStatusEnumTypeWrapper): ...
+
+JOB_STATUS_UNSPECIFIED: JobStatus.ValueType  # 0
+JOB_STATUS_QUEUED: JobStatus.ValueType  # 1
+JOB_STATUS_RUNNING: JobStatus.ValueType  # 2
+JOB_STATUS_SUCCEEDED: JobStatus.ValueType  # 3
+JOB_STATUS_FAILED: JobStatus.ValueType  # 4
+JOB_STATUS_DEAD: JobStatus.ValueType  # 5
+"""Failed its last attempt: an operator looks (monitor)."""
+Global___JobStatus: _TypeAlias = JobStatus  # noqa: Y015
 
 @_typing.final
 class GetServiceInfoRequest(_message.Message):
@@ -127,3 +181,1972 @@ class GetBillingRefStateResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetBillingRefStateResponse: _TypeAlias = GetBillingRefStateResponse  # noqa: Y015
+
+@_typing.final
+class WorkOrder(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    ASSIGNMENT_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    BANK_CODE_FIELD_NUMBER: _builtins.int
+    TEMPLATE_ID_FIELD_NUMBER: _builtins.int
+    TEMPLATE_OVERRIDDEN_FIELD_NUMBER: _builtins.int
+    TEMPLATE_OVERRIDE_REASON_FIELD_NUMBER: _builtins.int
+    BILLING_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_VERSION_FIELD_NUMBER: _builtins.int
+    EVIDENCE_PROFILE_FIELD_NUMBER: _builtins.int
+    CREDITS_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    assignment_id: _builtins.str
+    channel_request_id: _builtins.str
+    """Set when born from a channel request (and its channel: portal scoping)."""
+    channel_id: _builtins.str
+    bank_code: _builtins.str
+    """e.g. "SBI" (from the assignment's bank)."""
+    template_id: _builtins.str
+    """The selected template (or the override)."""
+    template_overridden: _builtins.bool
+    template_override_reason: _builtins.str
+    billing_account_id: _builtins.str
+    """The billing account charged at release."""
+    status: Global___WorkOrderStatus.ValueType
+    snapshot_version: _builtins.int
+    """The latest snapshot's version (0 for a new work order)."""
+    evidence_profile: _builtins.str
+    """The selected template's evidence profile id."""
+    credits: _builtins.int
+    """Credits charged at acceptance (CREDIT accounts; 0 for none)."""
+    created_by: _builtins.str
+    version: _builtins.int
+    """Increases with every change of the work order row."""
+    last_error: _builtins.str
+    """The factory's last error, if the latest job failed."""
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        assignment_id: _builtins.str = ...,
+        channel_request_id: _builtins.str = ...,
+        channel_id: _builtins.str = ...,
+        bank_code: _builtins.str = ...,
+        template_id: _builtins.str = ...,
+        template_overridden: _builtins.bool = ...,
+        template_override_reason: _builtins.str = ...,
+        billing_account_id: _builtins.str = ...,
+        status: Global___WorkOrderStatus.ValueType = ...,
+        snapshot_version: _builtins.int = ...,
+        evidence_profile: _builtins.str = ...,
+        credits: _builtins.int = ...,
+        created_by: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment_id", b"assignment_id", "bank_code", b"bank_code", "billing_account_id", b"billing_account_id", "channel_id", b"channel_id", "channel_request_id", b"channel_request_id", "created_at", b"created_at", "created_by", b"created_by", "credits", b"credits", "evidence_profile", b"evidence_profile", "id", b"id", "last_error", b"last_error", "snapshot_version", b"snapshot_version", "status", b"status", "template_id", b"template_id", "template_overridden", b"template_overridden", "template_override_reason", b"template_override_reason", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkOrder: _TypeAlias = WorkOrder  # noqa: Y015
+
+@_typing.final
+class CreateWorkOrderRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSIGNMENT_ID_FIELD_NUMBER: _builtins.int
+    BILLING_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    CREDITS_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    assignment_id: _builtins.str
+    billing_account_id: _builtins.str
+    """Optional: the billing account (default: the assignment's channel's)."""
+    credits: _builtins.int
+    idempotency_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        assignment_id: _builtins.str = ...,
+        billing_account_id: _builtins.str = ...,
+        credits: _builtins.int = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment_id", b"assignment_id", "billing_account_id", b"billing_account_id", "credits", b"credits", "idempotency_key", b"idempotency_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateWorkOrderRequest: _TypeAlias = CreateWorkOrderRequest  # noqa: Y015
+
+@_typing.final
+class CreateWorkOrderResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORK_ORDER_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def work_order(self) -> Global___WorkOrder: ...
+    @_builtins.property
+    def snapshot(self) -> Global___Snapshot:
+        """Version 0: the empty contract, its outputs and readiness."""
+
+    def __init__(
+        self,
+        *,
+        work_order: Global___WorkOrder | None = ...,
+        snapshot: Global___Snapshot | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["snapshot", b"snapshot", "work_order", b"work_order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["snapshot", b"snapshot", "work_order", b"work_order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateWorkOrderResponse: _TypeAlias = CreateWorkOrderResponse  # noqa: Y015
+
+@_typing.final
+class GetWorkOrderRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWorkOrderRequest: _TypeAlias = GetWorkOrderRequest  # noqa: Y015
+
+@_typing.final
+class GetWorkOrderResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORK_ORDER_FIELD_NUMBER: _builtins.int
+    LATEST_SNAPSHOT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def work_order(self) -> Global___WorkOrder: ...
+    @_builtins.property
+    def latest_snapshot(self) -> Global___Snapshot: ...
+    def __init__(
+        self,
+        *,
+        work_order: Global___WorkOrder | None = ...,
+        latest_snapshot: Global___Snapshot | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["latest_snapshot", b"latest_snapshot", "work_order", b"work_order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["latest_snapshot", b"latest_snapshot", "work_order", b"work_order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWorkOrderResponse: _TypeAlias = GetWorkOrderResponse  # noqa: Y015
+
+@_typing.final
+class ListWorkOrdersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
+    ASSIGNMENT_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    assignment_id: _builtins.str
+    channel_id: _builtins.str
+    @_builtins.property
+    def page(self) -> _common_pb2.PageRequest: ...
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___WorkOrderStatus.ValueType]: ...
+    def __init__(
+        self,
+        *,
+        page: _common_pb2.PageRequest | None = ...,
+        statuses: _abc.Iterable[Global___WorkOrderStatus.ValueType] | None = ...,
+        assignment_id: _builtins.str = ...,
+        channel_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment_id", b"assignment_id", "channel_id", b"channel_id", "page", b"page", "statuses", b"statuses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWorkOrdersRequest: _TypeAlias = ListWorkOrdersRequest  # noqa: Y015
+
+@_typing.final
+class ListWorkOrdersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORK_ORDERS_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def work_orders(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkOrder]: ...
+    @_builtins.property
+    def page(self) -> _common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        work_orders: _abc.Iterable[Global___WorkOrder] | None = ...,
+        page: _common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "work_orders", b"work_orders"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWorkOrdersResponse: _TypeAlias = ListWorkOrdersResponse  # noqa: Y015
+
+@_typing.final
+class TransitionWorkOrderRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TO_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    to: Global___WorkOrderStatus.ValueType
+    reason: _builtins.str
+    """Required for CANCELLED."""
+    idempotency_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        to: Global___WorkOrderStatus.ValueType = ...,
+        reason: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "idempotency_key", b"idempotency_key", "reason", b"reason", "to", b"to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransitionWorkOrderRequest: _TypeAlias = TransitionWorkOrderRequest  # noqa: Y015
+
+@_typing.final
+class TransitionWorkOrderResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORK_ORDER_FIELD_NUMBER: _builtins.int
+    READINESS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def work_order(self) -> Global___WorkOrder: ...
+    @_builtins.property
+    def readiness(self) -> Global___Readiness:
+        """Set when the move to READY_FOR_RENDER was refused (FAILED_PRECONDITION READINESS_NOT_MET
+        also carries it in the error's metadata).
+        """
+
+    def __init__(
+        self,
+        *,
+        work_order: Global___WorkOrder | None = ...,
+        readiness: Global___Readiness | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["readiness", b"readiness", "work_order", b"work_order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["readiness", b"readiness", "work_order", b"work_order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransitionWorkOrderResponse: _TypeAlias = TransitionWorkOrderResponse  # noqa: Y015
+
+@_typing.final
+class OverrideTemplateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TEMPLATE_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    template_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        template_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "reason", b"reason", "template_id", b"template_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OverrideTemplateRequest: _TypeAlias = OverrideTemplateRequest  # noqa: Y015
+
+@_typing.final
+class OverrideTemplateResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORK_ORDER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def work_order(self) -> Global___WorkOrder: ...
+    def __init__(
+        self,
+        *,
+        work_order: Global___WorkOrder | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["work_order", b"work_order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["work_order", b"work_order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OverrideTemplateResponse: _TypeAlias = OverrideTemplateResponse  # noqa: Y015
+
+@_typing.final
+class EvidenceRequirement(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    MIN_COUNT_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """An evidence kind (SALE_DEED, SITE_PHOTO, ...)."""
+    min_count: _builtins.int
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        min_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "min_count", b"min_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvidenceRequirement: _TypeAlias = EvidenceRequirement  # noqa: Y015
+
+@_typing.final
+class Template(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    BANK_CODE_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    REQUIRED_FIELDS_FIELD_NUMBER: _builtins.int
+    EVIDENCE_PROFILE_FIELD_NUMBER: _builtins.int
+    EVIDENCE_REQUIREMENTS_FIELD_NUMBER: _builtins.int
+    REALISABLE_PERCENT_FIELD_NUMBER: _builtins.int
+    DISTRESS_PERCENT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """e.g. SBI_UNDER_5CR_V1."""
+    version: _builtins.int
+    bank_code: _builtins.str
+    description: _builtins.str
+    evidence_profile: _builtins.str
+    realisable_percent: _builtins.str
+    """Percent of FMV (decimal text, e.g. "95")."""
+    distress_percent: _builtins.str
+    @_builtins.property
+    def required_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Canonical field keys the template requires (e.g. "parties.borrower_name")."""
+
+    @_builtins.property
+    def evidence_requirements(self) -> _containers.RepeatedCompositeFieldContainer[Global___EvidenceRequirement]: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        bank_code: _builtins.str = ...,
+        description: _builtins.str = ...,
+        required_fields: _abc.Iterable[_builtins.str] | None = ...,
+        evidence_profile: _builtins.str = ...,
+        evidence_requirements: _abc.Iterable[Global___EvidenceRequirement] | None = ...,
+        realisable_percent: _builtins.str = ...,
+        distress_percent: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_code", b"bank_code", "description", b"description", "distress_percent", b"distress_percent", "evidence_profile", b"evidence_profile", "evidence_requirements", b"evidence_requirements", "id", b"id", "realisable_percent", b"realisable_percent", "required_fields", b"required_fields", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Template: _TypeAlias = Template  # noqa: Y015
+
+@_typing.final
+class ListTemplatesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTemplatesRequest: _TypeAlias = ListTemplatesRequest  # noqa: Y015
+
+@_typing.final
+class ListTemplatesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGISTRY_VERSION_FIELD_NUMBER: _builtins.int
+    TEMPLATES_FIELD_NUMBER: _builtins.int
+    registry_version: _builtins.str
+    """The registry's version."""
+    @_builtins.property
+    def templates(self) -> _containers.RepeatedCompositeFieldContainer[Global___Template]: ...
+    def __init__(
+        self,
+        *,
+        registry_version: _builtins.str = ...,
+        templates: _abc.Iterable[Global___Template] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["registry_version", b"registry_version", "templates", b"templates"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTemplatesResponse: _TypeAlias = ListTemplatesResponse  # noqa: Y015
+
+@_typing.final
+class AreaOutput(_message.Message):
+    """================================ contract, rules, readiness ================================
+
+    An area as entered and standardised: decimals as text.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALUE_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    SQM_FIELD_NUMBER: _builtins.int
+    value: _builtins.str
+    unit: _builtins.str
+    """sqft | sqm"""
+    sqm: _builtins.str
+    """Square metres, 2 decimals (half-up)."""
+    def __init__(
+        self,
+        *,
+        value: _builtins.str = ...,
+        unit: _builtins.str = ...,
+        sqm: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sqm", b"sqm", "unit", b"unit", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AreaOutput: _TypeAlias = AreaOutput  # noqa: Y015
+
+@_typing.final
+class RuleMessage(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEVERITY_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    severity: _builtins.str
+    """ERROR | WARNING"""
+    code: _builtins.str
+    """e.g. BELOW_GUIDELINE, MISSING_RATE."""
+    field: _builtins.str
+    """The contract field it is about (canonical key), if any."""
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        severity: _builtins.str = ...,
+        code: _builtins.str = ...,
+        field: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "field", b"field", "message", b"message", "severity", b"severity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RuleMessage: _TypeAlias = RuleMessage  # noqa: Y015
+
+@_typing.final
+class Outputs(_message.Message):
+    """What the rules engine computed from one snapshot's contract. Money in whole rupees."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class AreasEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> Global___AreaOutput: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: Global___AreaOutput | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    FAIR_MARKET_VALUE_FIELD_NUMBER: _builtins.int
+    REALISABLE_VALUE_FIELD_NUMBER: _builtins.int
+    DISTRESS_VALUE_FIELD_NUMBER: _builtins.int
+    FAIR_MARKET_VALUE_IN_WORDS_FIELD_NUMBER: _builtins.int
+    REALISABLE_VALUE_IN_WORDS_FIELD_NUMBER: _builtins.int
+    DISTRESS_VALUE_IN_WORDS_FIELD_NUMBER: _builtins.int
+    TEMPLATE_ID_FIELD_NUMBER: _builtins.int
+    COMPLETENESS_SCORE_FIELD_NUMBER: _builtins.int
+    AREAS_FIELD_NUMBER: _builtins.int
+    GUIDELINE_VALUE_FIELD_NUMBER: _builtins.int
+    BELOW_GUIDELINE_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    RULES_VERSION_FIELD_NUMBER: _builtins.int
+    fair_market_value: _builtins.int
+    realisable_value: _builtins.int
+    distress_value: _builtins.int
+    fair_market_value_in_words: _builtins.str
+    realisable_value_in_words: _builtins.str
+    distress_value_in_words: _builtins.str
+    template_id: _builtins.str
+    completeness_score: _builtins.int
+    guideline_value: _builtins.int
+    below_guideline: _builtins.bool
+    rules_version: _builtins.str
+    """The rules engine and template registry versions that produced these outputs."""
+    @_builtins.property
+    def areas(self) -> _containers.MessageMap[_builtins.str, Global___AreaOutput]:
+        """land | carpet | built_up | super_built_up → the area."""
+
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuleMessage]: ...
+    def __init__(
+        self,
+        *,
+        fair_market_value: _builtins.int = ...,
+        realisable_value: _builtins.int = ...,
+        distress_value: _builtins.int = ...,
+        fair_market_value_in_words: _builtins.str = ...,
+        realisable_value_in_words: _builtins.str = ...,
+        distress_value_in_words: _builtins.str = ...,
+        template_id: _builtins.str = ...,
+        completeness_score: _builtins.int = ...,
+        areas: _abc.Mapping[_builtins.str, Global___AreaOutput] | None = ...,
+        guideline_value: _builtins.int = ...,
+        below_guideline: _builtins.bool = ...,
+        messages: _abc.Iterable[Global___RuleMessage] | None = ...,
+        rules_version: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["areas", b"areas", "below_guideline", b"below_guideline", "completeness_score", b"completeness_score", "distress_value", b"distress_value", "distress_value_in_words", b"distress_value_in_words", "fair_market_value", b"fair_market_value", "fair_market_value_in_words", b"fair_market_value_in_words", "guideline_value", b"guideline_value", "messages", b"messages", "realisable_value", b"realisable_value", "realisable_value_in_words", b"realisable_value_in_words", "rules_version", b"rules_version", "template_id", b"template_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Outputs: _TypeAlias = Outputs  # noqa: Y015
+
+@_typing.final
+class MissingEvidence(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    REQUIRED_FIELD_NUMBER: _builtins.int
+    PRESENT_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    required: _builtins.int
+    present: _builtins.int
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        required: _builtins.int = ...,
+        present: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "present", b"present", "required", b"required"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MissingEvidence: _TypeAlias = MissingEvidence  # noqa: Y015
+
+@_typing.final
+class Readiness(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    READY_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    MISSING_FIELDS_FIELD_NUMBER: _builtins.int
+    MISSING_EVIDENCE_FIELD_NUMBER: _builtins.int
+    ERRORS_FIELD_NUMBER: _builtins.int
+    WARNINGS_FIELD_NUMBER: _builtins.int
+    EVALUATED_AT_FIELD_NUMBER: _builtins.int
+    ready: _builtins.bool
+    score: _builtins.int
+    """0–100."""
+    @_builtins.property
+    def missing_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Blocking: required fields of the template that are missing."""
+
+    @_builtins.property
+    def missing_evidence(self) -> _containers.RepeatedCompositeFieldContainer[Global___MissingEvidence]:
+        """Blocking: evidence profile items below their minimum count."""
+
+    @_builtins.property
+    def errors(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Blocking: rules errors."""
+
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Non-blocking."""
+
+    @_builtins.property
+    def evaluated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        ready: _builtins.bool = ...,
+        score: _builtins.int = ...,
+        missing_fields: _abc.Iterable[_builtins.str] | None = ...,
+        missing_evidence: _abc.Iterable[Global___MissingEvidence] | None = ...,
+        errors: _abc.Iterable[_builtins.str] | None = ...,
+        warnings: _abc.Iterable[_builtins.str] | None = ...,
+        evaluated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["evaluated_at", b"evaluated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["errors", b"errors", "evaluated_at", b"evaluated_at", "missing_evidence", b"missing_evidence", "missing_fields", b"missing_fields", "ready", b"ready", "score", b"score", "warnings", b"warnings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Readiness: _TypeAlias = Readiness  # noqa: Y015
+
+@_typing.final
+class Snapshot(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    CONTRACT_JSON_FIELD_NUMBER: _builtins.int
+    OUTPUTS_FIELD_NUMBER: _builtins.int
+    READINESS_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    work_order_id: _builtins.str
+    version: _builtins.int
+    contract_json: _builtins.str
+    """The contract (schema-versioned JSON, decimals as strings)."""
+    actor: _builtins.str
+    @_builtins.property
+    def outputs(self) -> Global___Outputs: ...
+    @_builtins.property
+    def readiness(self) -> Global___Readiness: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        work_order_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        contract_json: _builtins.str = ...,
+        outputs: Global___Outputs | None = ...,
+        readiness: Global___Readiness | None = ...,
+        actor: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "outputs", b"outputs", "readiness", b"readiness"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "contract_json", b"contract_json", "created_at", b"created_at", "outputs", b"outputs", "readiness", b"readiness", "version", b"version", "work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Snapshot: _TypeAlias = Snapshot  # noqa: Y015
+
+@_typing.final
+class PatchContractRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    PATCH_JSON_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    work_order_id: _builtins.str
+    expected_version: _builtins.int
+    """The snapshot version the patch was made against; another → ABORTED VERSION_CONFLICT."""
+    patch_json: _builtins.str
+    """A JSON merge patch (RFC 7396) of the contract."""
+    idempotency_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        work_order_id: _builtins.str = ...,
+        expected_version: _builtins.int = ...,
+        patch_json: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_version", b"expected_version", "idempotency_key", b"idempotency_key", "patch_json", b"patch_json", "work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PatchContractRequest: _TypeAlias = PatchContractRequest  # noqa: Y015
+
+@_typing.final
+class PatchContractResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SNAPSHOT_FIELD_NUMBER: _builtins.int
+    WORK_ORDER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def snapshot(self) -> Global___Snapshot: ...
+    @_builtins.property
+    def work_order(self) -> Global___WorkOrder: ...
+    def __init__(
+        self,
+        *,
+        snapshot: Global___Snapshot | None = ...,
+        work_order: Global___WorkOrder | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["snapshot", b"snapshot", "work_order", b"work_order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["snapshot", b"snapshot", "work_order", b"work_order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PatchContractResponse: _TypeAlias = PatchContractResponse  # noqa: Y015
+
+@_typing.final
+class GetSnapshotRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    LATEST_FIELD_NUMBER: _builtins.int
+    work_order_id: _builtins.str
+    version: _builtins.int
+    latest: _builtins.bool
+    """True: the latest (version ignored)."""
+    def __init__(
+        self,
+        *,
+        work_order_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        latest: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["latest", b"latest", "version", b"version", "work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSnapshotRequest: _TypeAlias = GetSnapshotRequest  # noqa: Y015
+
+@_typing.final
+class GetSnapshotResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SNAPSHOT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def snapshot(self) -> Global___Snapshot: ...
+    def __init__(
+        self,
+        *,
+        snapshot: Global___Snapshot | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["snapshot", b"snapshot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["snapshot", b"snapshot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSnapshotResponse: _TypeAlias = GetSnapshotResponse  # noqa: Y015
+
+@_typing.final
+class ListSnapshotsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    work_order_id: _builtins.str
+    @_builtins.property
+    def page(self) -> _common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        work_order_id: _builtins.str = ...,
+        page: _common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSnapshotsRequest: _TypeAlias = ListSnapshotsRequest  # noqa: Y015
+
+@_typing.final
+class ListSnapshotsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SNAPSHOTS_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def snapshots(self) -> _containers.RepeatedCompositeFieldContainer[Global___Snapshot]:
+        """Newest first; contract_json left empty (fetch one with GetSnapshot)."""
+
+    @_builtins.property
+    def page(self) -> _common_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        snapshots: _abc.Iterable[Global___Snapshot] | None = ...,
+        page: _common_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "snapshots", b"snapshots"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSnapshotsResponse: _TypeAlias = ListSnapshotsResponse  # noqa: Y015
+
+@_typing.final
+class EvaluateReadinessRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    work_order_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        work_order_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvaluateReadinessRequest: _TypeAlias = EvaluateReadinessRequest  # noqa: Y015
+
+@_typing.final
+class EvaluateReadinessResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    READINESS_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_VERSION_FIELD_NUMBER: _builtins.int
+    snapshot_version: _builtins.int
+    @_builtins.property
+    def readiness(self) -> Global___Readiness: ...
+    def __init__(
+        self,
+        *,
+        readiness: Global___Readiness | None = ...,
+        snapshot_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["readiness", b"readiness"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["readiness", b"readiness", "snapshot_version", b"snapshot_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvaluateReadinessResponse: _TypeAlias = EvaluateReadinessResponse  # noqa: Y015
+
+@_typing.final
+class EvidenceItem(_message.Message):
+    """================================ evidence ================================"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CAPTION_FIELD_NUMBER: _builtins.int
+    ANNEXURE_ORDER_FIELD_NUMBER: _builtins.int
+    CAPTURED_AT_FIELD_NUMBER: _builtins.int
+    ADDED_BY_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    FILENAME_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    work_order_id: _builtins.str
+    document_id: _builtins.str
+    """The ops document."""
+    kind: _builtins.str
+    """SALE_DEED | INDEX_II | TAX_RECEIPT | ELECTRICITY_BILL | APPROVED_PLAN | SITE_PHOTO |
+    LOCATION_MAP | SOCIETY_NOC | OTHER
+    """
+    caption: _builtins.str
+    annexure_order: _builtins.int
+    """1-based annexure position (0: not ordered yet)."""
+    added_by: _builtins.str
+    filename: _builtins.str
+    """The document's file name and content type as ops knows them."""
+    content_type: _builtins.str
+    @_builtins.property
+    def captured_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        work_order_id: _builtins.str = ...,
+        document_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        caption: _builtins.str = ...,
+        annexure_order: _builtins.int = ...,
+        captured_at: _timestamp_pb2.Timestamp | None = ...,
+        added_by: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        filename: _builtins.str = ...,
+        content_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["captured_at", b"captured_at", "created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["added_by", b"added_by", "annexure_order", b"annexure_order", "caption", b"caption", "captured_at", b"captured_at", "content_type", b"content_type", "created_at", b"created_at", "document_id", b"document_id", "filename", b"filename", "id", b"id", "kind", b"kind", "work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvidenceItem: _TypeAlias = EvidenceItem  # noqa: Y015
+
+@_typing.final
+class AddEvidenceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CAPTION_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    work_order_id: _builtins.str
+    document_id: _builtins.str
+    kind: _builtins.str
+    caption: _builtins.str
+    idempotency_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        work_order_id: _builtins.str = ...,
+        document_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        caption: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caption", b"caption", "document_id", b"document_id", "idempotency_key", b"idempotency_key", "kind", b"kind", "work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddEvidenceRequest: _TypeAlias = AddEvidenceRequest  # noqa: Y015
+
+@_typing.final
+class AddEvidenceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVIDENCE_FIELD_NUMBER: _builtins.int
+    READINESS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def evidence(self) -> Global___EvidenceItem: ...
+    @_builtins.property
+    def readiness(self) -> Global___Readiness:
+        """Readiness recomputed with the new evidence."""
+
+    def __init__(
+        self,
+        *,
+        evidence: Global___EvidenceItem | None = ...,
+        readiness: Global___Readiness | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "readiness", b"readiness"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "readiness", b"readiness"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddEvidenceResponse: _TypeAlias = AddEvidenceResponse  # noqa: Y015
+
+@_typing.final
+class ListEvidenceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    work_order_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        work_order_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEvidenceRequest: _TypeAlias = ListEvidenceRequest  # noqa: Y015
+
+@_typing.final
+class ListEvidenceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVIDENCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def evidence(self) -> _containers.RepeatedCompositeFieldContainer[Global___EvidenceItem]:
+        """In annexure order."""
+
+    def __init__(
+        self,
+        *,
+        evidence: _abc.Iterable[Global___EvidenceItem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEvidenceResponse: _TypeAlias = ListEvidenceResponse  # noqa: Y015
+
+@_typing.final
+class RemoveEvidenceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    EVIDENCE_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    work_order_id: _builtins.str
+    evidence_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        work_order_id: _builtins.str = ...,
+        evidence_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence_id", b"evidence_id", "reason", b"reason", "work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveEvidenceRequest: _TypeAlias = RemoveEvidenceRequest  # noqa: Y015
+
+@_typing.final
+class RemoveEvidenceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    READINESS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def readiness(self) -> Global___Readiness: ...
+    def __init__(
+        self,
+        *,
+        readiness: Global___Readiness | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["readiness", b"readiness"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["readiness", b"readiness"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveEvidenceResponse: _TypeAlias = RemoveEvidenceResponse  # noqa: Y015
+
+@_typing.final
+class FieldLink(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    FIELD_KEY_FIELD_NUMBER: _builtins.int
+    EVIDENCE_ID_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    LINKED_BY_FIELD_NUMBER: _builtins.int
+    LINKED_AT_FIELD_NUMBER: _builtins.int
+    REMOVED_BY_FIELD_NUMBER: _builtins.int
+    REMOVED_AT_FIELD_NUMBER: _builtins.int
+    REMOVAL_REASON_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    work_order_id: _builtins.str
+    field_key: _builtins.str
+    """Canonical field key, e.g. "areas.carpet"."""
+    evidence_id: _builtins.str
+    note: _builtins.str
+    linked_by: _builtins.str
+    removed_by: _builtins.str
+    """Set once removed (the link stays, for the audit trail)."""
+    removal_reason: _builtins.str
+    @_builtins.property
+    def linked_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def removed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        work_order_id: _builtins.str = ...,
+        field_key: _builtins.str = ...,
+        evidence_id: _builtins.str = ...,
+        note: _builtins.str = ...,
+        linked_by: _builtins.str = ...,
+        linked_at: _timestamp_pb2.Timestamp | None = ...,
+        removed_by: _builtins.str = ...,
+        removed_at: _timestamp_pb2.Timestamp | None = ...,
+        removal_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["linked_at", b"linked_at", "removed_at", b"removed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence_id", b"evidence_id", "field_key", b"field_key", "id", b"id", "linked_at", b"linked_at", "linked_by", b"linked_by", "note", b"note", "removal_reason", b"removal_reason", "removed_at", b"removed_at", "removed_by", b"removed_by", "work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FieldLink: _TypeAlias = FieldLink  # noqa: Y015
+
+@_typing.final
+class LinkFieldEvidenceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    FIELD_KEY_FIELD_NUMBER: _builtins.int
+    EVIDENCE_ID_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    work_order_id: _builtins.str
+    field_key: _builtins.str
+    evidence_id: _builtins.str
+    note: _builtins.str
+    def __init__(
+        self,
+        *,
+        work_order_id: _builtins.str = ...,
+        field_key: _builtins.str = ...,
+        evidence_id: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence_id", b"evidence_id", "field_key", b"field_key", "note", b"note", "work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LinkFieldEvidenceRequest: _TypeAlias = LinkFieldEvidenceRequest  # noqa: Y015
+
+@_typing.final
+class LinkFieldEvidenceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def link(self) -> Global___FieldLink: ...
+    def __init__(
+        self,
+        *,
+        link: Global___FieldLink | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["link", b"link"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["link", b"link"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LinkFieldEvidenceResponse: _TypeAlias = LinkFieldEvidenceResponse  # noqa: Y015
+
+@_typing.final
+class UnlinkFieldEvidenceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    LINK_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    work_order_id: _builtins.str
+    link_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        work_order_id: _builtins.str = ...,
+        link_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["link_id", b"link_id", "reason", b"reason", "work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnlinkFieldEvidenceRequest: _TypeAlias = UnlinkFieldEvidenceRequest  # noqa: Y015
+
+@_typing.final
+class UnlinkFieldEvidenceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def link(self) -> Global___FieldLink: ...
+    def __init__(
+        self,
+        *,
+        link: Global___FieldLink | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["link", b"link"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["link", b"link"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnlinkFieldEvidenceResponse: _TypeAlias = UnlinkFieldEvidenceResponse  # noqa: Y015
+
+@_typing.final
+class ListFieldLinksRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    INCLUDE_REMOVED_FIELD_NUMBER: _builtins.int
+    work_order_id: _builtins.str
+    include_removed: _builtins.bool
+    """True: removed links too (the audit trail)."""
+    def __init__(
+        self,
+        *,
+        work_order_id: _builtins.str = ...,
+        include_removed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_removed", b"include_removed", "work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFieldLinksRequest: _TypeAlias = ListFieldLinksRequest  # noqa: Y015
+
+@_typing.final
+class ListFieldLinksResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINKS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def links(self) -> _containers.RepeatedCompositeFieldContainer[Global___FieldLink]: ...
+    def __init__(
+        self,
+        *,
+        links: _abc.Iterable[Global___FieldLink] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["links", b"links"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFieldLinksResponse: _TypeAlias = ListFieldLinksResponse  # noqa: Y015
+
+@_typing.final
+class AutoOrderAnnexuresRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    work_order_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        work_order_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AutoOrderAnnexuresRequest: _TypeAlias = AutoOrderAnnexuresRequest  # noqa: Y015
+
+@_typing.final
+class AutoOrderAnnexuresResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVIDENCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def evidence(self) -> _containers.RepeatedCompositeFieldContainer[Global___EvidenceItem]: ...
+    def __init__(
+        self,
+        *,
+        evidence: _abc.Iterable[Global___EvidenceItem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AutoOrderAnnexuresResponse: _TypeAlias = AutoOrderAnnexuresResponse  # noqa: Y015
+
+@_typing.final
+class Comment(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    AUTHOR_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    work_order_id: _builtins.str
+    kind: _builtins.str
+    """justification | enclosures | checklist | notes"""
+    body: _builtins.str
+    author: _builtins.str
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        work_order_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        body: _builtins.str = ...,
+        author: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "body", b"body", "created_at", b"created_at", "id", b"id", "kind", b"kind", "work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Comment: _TypeAlias = Comment  # noqa: Y015
+
+@_typing.final
+class AddCommentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    work_order_id: _builtins.str
+    kind: _builtins.str
+    body: _builtins.str
+    idempotency_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        work_order_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        body: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "idempotency_key", b"idempotency_key", "kind", b"kind", "work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddCommentRequest: _TypeAlias = AddCommentRequest  # noqa: Y015
+
+@_typing.final
+class AddCommentResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def comment(self) -> Global___Comment: ...
+    def __init__(
+        self,
+        *,
+        comment: Global___Comment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddCommentResponse: _TypeAlias = AddCommentResponse  # noqa: Y015
+
+@_typing.final
+class ListCommentsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    work_order_id: _builtins.str
+    kind: _builtins.str
+    def __init__(
+        self,
+        *,
+        work_order_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCommentsRequest: _TypeAlias = ListCommentsRequest  # noqa: Y015
+
+@_typing.final
+class ListCommentsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def comments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Comment]: ...
+    def __init__(
+        self,
+        *,
+        comments: _abc.Iterable[Global___Comment] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comments", b"comments"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCommentsResponse: _TypeAlias = ListCommentsResponse  # noqa: Y015
+
+@_typing.final
+class GetExportBundleRequest(_message.Message):
+    """================================ export, factory, artifacts ================================"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    work_order_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        work_order_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetExportBundleRequest: _TypeAlias = GetExportBundleRequest  # noqa: Y015
+
+@_typing.final
+class GetExportBundleResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUNDLE_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    bundle: _builtins.bytes
+    """Canonical JSON: sorted keys, UTF-8, no insignificant whitespace, decimals as strings."""
+    sha256: _builtins.str
+    """Lower-case hex SHA-256 of `bundle`."""
+    def __init__(
+        self,
+        *,
+        bundle: _builtins.bytes = ...,
+        sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle", "sha256", b"sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetExportBundleResponse: _TypeAlias = GetExportBundleResponse  # noqa: Y015
+
+@_typing.final
+class Artifact(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_VERSION_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    TEMPLATE_ID_FIELD_NUMBER: _builtins.int
+    TEMPLATE_VERSION_FIELD_NUMBER: _builtins.int
+    BUNDLE_SHA256_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    FILENAME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    work_order_id: _builtins.str
+    snapshot_version: _builtins.int
+    kind: _builtins.str
+    """export_bundle | docx | pdf"""
+    content_type: _builtins.str
+    size_bytes: _builtins.int
+    sha256: _builtins.str
+    template_id: _builtins.str
+    template_version: _builtins.int
+    bundle_sha256: _builtins.str
+    """The export bundle the artifact was rendered from."""
+    filename: _builtins.str
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        work_order_id: _builtins.str = ...,
+        snapshot_version: _builtins.int = ...,
+        kind: _builtins.str = ...,
+        content_type: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
+        sha256: _builtins.str = ...,
+        template_id: _builtins.str = ...,
+        template_version: _builtins.int = ...,
+        bundle_sha256: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        filename: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_sha256", b"bundle_sha256", "content_type", b"content_type", "created_at", b"created_at", "filename", b"filename", "id", b"id", "kind", b"kind", "sha256", b"sha256", "size_bytes", b"size_bytes", "snapshot_version", b"snapshot_version", "template_id", b"template_id", "template_version", b"template_version", "work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Artifact: _TypeAlias = Artifact  # noqa: Y015
+
+@_typing.final
+class RenderJob(_message.Message):
+    """One render of (work order, snapshot version)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_VERSION_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    FINISHED_AT_FIELD_NUMBER: _builtins.int
+    PDF_NOTE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """<work_order_id>:<snapshot_version>"""
+    work_order_id: _builtins.str
+    snapshot_version: _builtins.int
+    status: Global___JobStatus.ValueType
+    attempts: _builtins.int
+    last_error: _builtins.str
+    pdf_note: _builtins.str
+    """Why no PDF was produced (no converter on the machine), if so."""
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def finished_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        work_order_id: _builtins.str = ...,
+        snapshot_version: _builtins.int = ...,
+        status: Global___JobStatus.ValueType = ...,
+        attempts: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        finished_at: _timestamp_pb2.Timestamp | None = ...,
+        pdf_note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "finished_at", b"finished_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "created_at", b"created_at", "finished_at", b"finished_at", "id", b"id", "last_error", b"last_error", "pdf_note", b"pdf_note", "snapshot_version", b"snapshot_version", "status", b"status", "work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenderJob: _TypeAlias = RenderJob  # noqa: Y015
+
+@_typing.final
+class ListArtifactsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    work_order_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        work_order_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListArtifactsRequest: _TypeAlias = ListArtifactsRequest  # noqa: Y015
+
+@_typing.final
+class ListArtifactsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARTIFACTS_FIELD_NUMBER: _builtins.int
+    JOBS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def artifacts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Artifact]: ...
+    @_builtins.property
+    def jobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___RenderJob]:
+        """Newest first."""
+
+    def __init__(
+        self,
+        *,
+        artifacts: _abc.Iterable[Global___Artifact] | None = ...,
+        jobs: _abc.Iterable[Global___RenderJob] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifacts", b"artifacts", "jobs", b"jobs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListArtifactsResponse: _TypeAlias = ListArtifactsResponse  # noqa: Y015
+
+@_typing.final
+class PresignArtifactDownloadRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARTIFACT_ID_FIELD_NUMBER: _builtins.int
+    artifact_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        artifact_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_id", b"artifact_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PresignArtifactDownloadRequest: _TypeAlias = PresignArtifactDownloadRequest  # noqa: Y015
+
+@_typing.final
+class PresignArtifactDownloadResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URL_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    url: _builtins.str
+    """Absolute (S3) or relative to the gateway (local disk)."""
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        url: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PresignArtifactDownloadResponse: _TypeAlias = PresignArtifactDownloadResponse  # noqa: Y015
+
+@_typing.final
+class GetLocalObjectRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    token: _builtins.str
+    def __init__(
+        self,
+        *,
+        token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLocalObjectRequest: _TypeAlias = GetLocalObjectRequest  # noqa: Y015
+
+@_typing.final
+class GetLocalObjectResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    FILENAME_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    content_type: _builtins.str
+    """The first message carries the content type, filename and size."""
+    filename: _builtins.str
+    size_bytes: _builtins.int
+    data: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        content_type: _builtins.str = ...,
+        filename: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "data", b"data", "filename", b"filename", "size_bytes", b"size_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLocalObjectResponse: _TypeAlias = GetLocalObjectResponse  # noqa: Y015
+
+@_typing.final
+class Release(_message.Message):
+    """================================ release ================================"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ArtifactHashesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ID_FIELD_NUMBER: _builtins.int
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_VERSION_FIELD_NUMBER: _builtins.int
+    ARTIFACT_HASHES_FIELD_NUMBER: _builtins.int
+    BILLING_BASIS_FIELD_NUMBER: _builtins.int
+    BILLING_RESERVATION_ID_FIELD_NUMBER: _builtins.int
+    OVERRIDE_REASON_FIELD_NUMBER: _builtins.int
+    RELEASED_BY_FIELD_NUMBER: _builtins.int
+    RELEASED_AT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    work_order_id: _builtins.str
+    snapshot_version: _builtins.int
+    billing_basis: _builtins.str
+    """Billing's decision: CREDITS_CONSUMED | INVOICE_PAID | OVERRIDDEN."""
+    billing_reservation_id: _builtins.str
+    """The reservation billing consumed, if any."""
+    override_reason: _builtins.str
+    released_by: _builtins.str
+    @_builtins.property
+    def artifact_hashes(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """SHA-256 of each released artifact (kind → hash)."""
+
+    @_builtins.property
+    def released_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        work_order_id: _builtins.str = ...,
+        snapshot_version: _builtins.int = ...,
+        artifact_hashes: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        billing_basis: _builtins.str = ...,
+        billing_reservation_id: _builtins.str = ...,
+        override_reason: _builtins.str = ...,
+        released_by: _builtins.str = ...,
+        released_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["released_at", b"released_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_hashes", b"artifact_hashes", "billing_basis", b"billing_basis", "billing_reservation_id", b"billing_reservation_id", "id", b"id", "override_reason", b"override_reason", "released_at", b"released_at", "released_by", b"released_by", "snapshot_version", b"snapshot_version", "work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Release: _TypeAlias = Release  # noqa: Y015
+
+@_typing.final
+class ReleaseDeliverableRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    OVERRIDE_REASON_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    work_order_id: _builtins.str
+    override_reason: _builtins.str
+    """Billing override (needs billing.override): why the gate is overridden."""
+    idempotency_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        work_order_id: _builtins.str = ...,
+        override_reason: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "override_reason", b"override_reason", "work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseDeliverableRequest: _TypeAlias = ReleaseDeliverableRequest  # noqa: Y015
+
+@_typing.final
+class ReleaseDeliverableResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RELEASE_FIELD_NUMBER: _builtins.int
+    WORK_ORDER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def release(self) -> Global___Release: ...
+    @_builtins.property
+    def work_order(self) -> Global___WorkOrder: ...
+    def __init__(
+        self,
+        *,
+        release: Global___Release | None = ...,
+        work_order: Global___WorkOrder | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["release", b"release", "work_order", b"work_order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["release", b"release", "work_order", b"work_order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseDeliverableResponse: _TypeAlias = ReleaseDeliverableResponse  # noqa: Y015
+
+@_typing.final
+class MonitorRow(_message.Message):
+    """================================ monitor ================================"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORK_ORDER_FIELD_NUMBER: _builtins.int
+    READINESS_SCORE_FIELD_NUMBER: _builtins.int
+    JOB_STATUS_FIELD_NUMBER: _builtins.int
+    BILLING_GATE_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    readiness_score: _builtins.int
+    job_status: Global___JobStatus.ValueType
+    """The latest job of the latest pack (empty when none)."""
+    billing_gate: _builtins.str
+    """not_reserved | reserved | released | postpaid | unknown"""
+    last_error: _builtins.str
+    @_builtins.property
+    def work_order(self) -> Global___WorkOrder: ...
+    def __init__(
+        self,
+        *,
+        work_order: Global___WorkOrder | None = ...,
+        readiness_score: _builtins.int = ...,
+        job_status: Global___JobStatus.ValueType = ...,
+        billing_gate: _builtins.str = ...,
+        last_error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["work_order", b"work_order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_gate", b"billing_gate", "job_status", b"job_status", "last_error", b"last_error", "readiness_score", b"readiness_score", "work_order", b"work_order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MonitorRow: _TypeAlias = MonitorRow  # noqa: Y015
+
+@_typing.final
+class ListMonitorRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def page(self) -> _common_pb2.PageRequest: ...
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___WorkOrderStatus.ValueType]: ...
+    def __init__(
+        self,
+        *,
+        page: _common_pb2.PageRequest | None = ...,
+        statuses: _abc.Iterable[Global___WorkOrderStatus.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "statuses", b"statuses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMonitorRequest: _TypeAlias = ListMonitorRequest  # noqa: Y015
+
+@_typing.final
+class ListMonitorResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class CountsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ROWS_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    COUNTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___MonitorRow]: ...
+    @_builtins.property
+    def page(self) -> _common_pb2.PageInfo: ...
+    @_builtins.property
+    def counts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Work orders by lower-case status."""
+
+    def __init__(
+        self,
+        *,
+        rows: _abc.Iterable[Global___MonitorRow] | None = ...,
+        page: _common_pb2.PageInfo | None = ...,
+        counts: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "page", b"page", "rows", b"rows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMonitorResponse: _TypeAlias = ListMonitorResponse  # noqa: Y015

@@ -26,7 +26,15 @@ if _version_not_supported:
 
 
 class RepogenServiceStub:
-    """The repogen service's public contract.
+    """Report generation: a work order holds a typed contract of report data; every change makes an
+    immutable snapshot; a pure rules engine computes the values; readiness gates rendering;
+    evidence is tracked field by field; a factory renders the bank's DOCX report; release is
+    manual and billing-gated.
+
+    Capabilities: repogen.read (reads), repogen.write (create, contract, evidence, comments),
+    repogen.transition (lifecycle moves), repogen.release (release). Portal users see only their
+    channel's work orders. Mutations that create or act take an idempotency key (the request's
+    `idempotency_key`, else metadata `idempotency-key`).
     """
 
     def __init__(self, channel):
@@ -45,10 +53,143 @@ class RepogenServiceStub:
                 request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetBillingRefStateRequest.SerializeToString,
                 response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetBillingRefStateResponse.FromString,
                 _registered_method=True)
+        self.CreateWorkOrder = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/CreateWorkOrder',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.CreateWorkOrderRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.CreateWorkOrderResponse.FromString,
+                _registered_method=True)
+        self.GetWorkOrder = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/GetWorkOrder',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetWorkOrderRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetWorkOrderResponse.FromString,
+                _registered_method=True)
+        self.ListWorkOrders = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/ListWorkOrders',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListWorkOrdersRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListWorkOrdersResponse.FromString,
+                _registered_method=True)
+        self.TransitionWorkOrder = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/TransitionWorkOrder',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.TransitionWorkOrderRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.TransitionWorkOrderResponse.FromString,
+                _registered_method=True)
+        self.OverrideTemplate = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/OverrideTemplate',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.OverrideTemplateRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.OverrideTemplateResponse.FromString,
+                _registered_method=True)
+        self.ListTemplates = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/ListTemplates',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListTemplatesRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListTemplatesResponse.FromString,
+                _registered_method=True)
+        self.PatchContract = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/PatchContract',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.PatchContractRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.PatchContractResponse.FromString,
+                _registered_method=True)
+        self.GetSnapshot = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/GetSnapshot',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetSnapshotRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetSnapshotResponse.FromString,
+                _registered_method=True)
+        self.ListSnapshots = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/ListSnapshots',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListSnapshotsRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListSnapshotsResponse.FromString,
+                _registered_method=True)
+        self.EvaluateReadiness = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/EvaluateReadiness',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.EvaluateReadinessRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.EvaluateReadinessResponse.FromString,
+                _registered_method=True)
+        self.AddEvidence = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/AddEvidence',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.AddEvidenceRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.AddEvidenceResponse.FromString,
+                _registered_method=True)
+        self.ListEvidence = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/ListEvidence',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListEvidenceRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListEvidenceResponse.FromString,
+                _registered_method=True)
+        self.RemoveEvidence = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/RemoveEvidence',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.RemoveEvidenceRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.RemoveEvidenceResponse.FromString,
+                _registered_method=True)
+        self.LinkFieldEvidence = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/LinkFieldEvidence',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.LinkFieldEvidenceRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.LinkFieldEvidenceResponse.FromString,
+                _registered_method=True)
+        self.UnlinkFieldEvidence = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/UnlinkFieldEvidence',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.UnlinkFieldEvidenceRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.UnlinkFieldEvidenceResponse.FromString,
+                _registered_method=True)
+        self.ListFieldLinks = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/ListFieldLinks',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListFieldLinksRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListFieldLinksResponse.FromString,
+                _registered_method=True)
+        self.AutoOrderAnnexures = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/AutoOrderAnnexures',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.AutoOrderAnnexuresRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.AutoOrderAnnexuresResponse.FromString,
+                _registered_method=True)
+        self.AddComment = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/AddComment',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.AddCommentRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.AddCommentResponse.FromString,
+                _registered_method=True)
+        self.ListComments = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/ListComments',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListCommentsRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListCommentsResponse.FromString,
+                _registered_method=True)
+        self.GetExportBundle = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/GetExportBundle',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetExportBundleRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetExportBundleResponse.FromString,
+                _registered_method=True)
+        self.ListArtifacts = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/ListArtifacts',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListArtifactsRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListArtifactsResponse.FromString,
+                _registered_method=True)
+        self.PresignArtifactDownload = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/PresignArtifactDownload',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.PresignArtifactDownloadRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.PresignArtifactDownloadResponse.FromString,
+                _registered_method=True)
+        self.GetLocalObject = channel.unary_stream(
+                '/zenops.repogen.v1.RepogenService/GetLocalObject',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetLocalObjectRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetLocalObjectResponse.FromString,
+                _registered_method=True)
+        self.ReleaseDeliverable = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/ReleaseDeliverable',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ReleaseDeliverableRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ReleaseDeliverableResponse.FromString,
+                _registered_method=True)
+        self.ListMonitor = channel.unary_unary(
+                '/zenops.repogen.v1.RepogenService/ListMonitor',
+                request_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListMonitorRequest.SerializeToString,
+                response_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListMonitorResponse.FromString,
+                _registered_method=True)
 
 
 class RepogenServiceServicer:
-    """The repogen service's public contract.
+    """Report generation: a work order holds a typed contract of report data; every change makes an
+    immutable snapshot; a pure rules engine computes the values; readiness gates rendering;
+    evidence is tracked field by field; a factory renders the bank's DOCX report; release is
+    manual and billing-gated.
+
+    Capabilities: repogen.read (reads), repogen.write (create, contract, evidence, comments),
+    repogen.transition (lifecycle moves), repogen.release (release). Portal users see only their
+    channel's work orders. Mutations that create or act take an idempotency key (the request's
+    `idempotency_key`, else metadata `idempotency-key`).
     """
 
     def GetServiceInfo(self, request, context):
@@ -61,6 +202,181 @@ class RepogenServiceServicer:
     def GetBillingRefState(self, request, context):
         """Where a ref billing holds a reservation for stands (billing's reconciliation asks;
         billing.reconcile or a service token).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateWorkOrder(self, request, context):
+        """-- work orders --
+        From an ops assignment (checked with ops over gRPC); the bank code comes from its bank.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorkOrder(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorkOrders(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TransitionWorkOrder(self, request, context):
+        """DRAFT → DATA_PENDING (acceptance) → READY_FOR_RENDER (readiness must pass) ...; CANCELLED
+        before RELEASED. RENDERED and RELEASED are reached by the factory and the release only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OverrideTemplate(self, request, context):
+        """Replaces the selected template (a reason is required and recorded).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTemplates(self, request, context):
+        """The versioned template registry (required fields, evidence profile, parameters).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PatchContract(self, request, context):
+        """-- contract and snapshots --
+        Merges a JSON merge patch (RFC 7396) into the contract, validates it, runs the rules,
+        evaluates readiness and writes snapshot n+1 in one transaction.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSnapshot(self, request, context):
+        """One snapshot (version, or the latest when `latest`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSnapshots(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EvaluateReadiness(self, request, context):
+        """Readiness of the latest snapshot with the evidence as it is now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddEvidence(self, request, context):
+        """-- evidence and comments --
+        An ops document (checked with ops over gRPC) as evidence of a kind.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEvidence(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveEvidence(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LinkFieldEvidence(self, request, context):
+        """Field-evidence links: added and removed (with who, when and why), never overwritten.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnlinkFieldEvidence(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFieldLinks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AutoOrderAnnexures(self, request, context):
+        """Orders the annexures deterministically: by kind, then capture time, then id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddComment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListComments(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetExportBundle(self, request, context):
+        """-- export, factory, artifacts --
+        Canonical JSON of the work order's state and its SHA-256: the same state, the same bytes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListArtifacts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PresignArtifactDownload(self, request, context):
+        """A short-lived signed download URL of an artifact.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLocalObject(self, request, context):
+        """The local storage driver's signed download URLs (served by the gateway): the token in the
+        URL is the authorisation, so this needs no bearer token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseDeliverable(self, request, context):
+        """-- release --
+        From RENDERED, capability repogen.release: billing's AuthorizeRelease decides; a refusal
+        changes nothing and answers billing's reason. One release per work order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMonitor(self, request, context):
+        """-- monitor --
+        Work orders with readiness score, pack/job status, billing gate and last error.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -79,6 +395,131 @@ def add_RepogenServiceServicer_to_server(servicer, server):
                     request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetBillingRefStateRequest.FromString,
                     response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetBillingRefStateResponse.SerializeToString,
             ),
+            'CreateWorkOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateWorkOrder,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.CreateWorkOrderRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.CreateWorkOrderResponse.SerializeToString,
+            ),
+            'GetWorkOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkOrder,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetWorkOrderRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetWorkOrderResponse.SerializeToString,
+            ),
+            'ListWorkOrders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkOrders,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListWorkOrdersRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListWorkOrdersResponse.SerializeToString,
+            ),
+            'TransitionWorkOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.TransitionWorkOrder,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.TransitionWorkOrderRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.TransitionWorkOrderResponse.SerializeToString,
+            ),
+            'OverrideTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.OverrideTemplate,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.OverrideTemplateRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.OverrideTemplateResponse.SerializeToString,
+            ),
+            'ListTemplates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTemplates,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListTemplatesRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListTemplatesResponse.SerializeToString,
+            ),
+            'PatchContract': grpc.unary_unary_rpc_method_handler(
+                    servicer.PatchContract,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.PatchContractRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.PatchContractResponse.SerializeToString,
+            ),
+            'GetSnapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSnapshot,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetSnapshotRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetSnapshotResponse.SerializeToString,
+            ),
+            'ListSnapshots': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSnapshots,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListSnapshotsRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListSnapshotsResponse.SerializeToString,
+            ),
+            'EvaluateReadiness': grpc.unary_unary_rpc_method_handler(
+                    servicer.EvaluateReadiness,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.EvaluateReadinessRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.EvaluateReadinessResponse.SerializeToString,
+            ),
+            'AddEvidence': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddEvidence,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.AddEvidenceRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.AddEvidenceResponse.SerializeToString,
+            ),
+            'ListEvidence': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEvidence,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListEvidenceRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListEvidenceResponse.SerializeToString,
+            ),
+            'RemoveEvidence': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveEvidence,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.RemoveEvidenceRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.RemoveEvidenceResponse.SerializeToString,
+            ),
+            'LinkFieldEvidence': grpc.unary_unary_rpc_method_handler(
+                    servicer.LinkFieldEvidence,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.LinkFieldEvidenceRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.LinkFieldEvidenceResponse.SerializeToString,
+            ),
+            'UnlinkFieldEvidence': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnlinkFieldEvidence,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.UnlinkFieldEvidenceRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.UnlinkFieldEvidenceResponse.SerializeToString,
+            ),
+            'ListFieldLinks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFieldLinks,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListFieldLinksRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListFieldLinksResponse.SerializeToString,
+            ),
+            'AutoOrderAnnexures': grpc.unary_unary_rpc_method_handler(
+                    servicer.AutoOrderAnnexures,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.AutoOrderAnnexuresRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.AutoOrderAnnexuresResponse.SerializeToString,
+            ),
+            'AddComment': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddComment,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.AddCommentRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.AddCommentResponse.SerializeToString,
+            ),
+            'ListComments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListComments,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListCommentsRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListCommentsResponse.SerializeToString,
+            ),
+            'GetExportBundle': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExportBundle,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetExportBundleRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetExportBundleResponse.SerializeToString,
+            ),
+            'ListArtifacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListArtifacts,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListArtifactsRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListArtifactsResponse.SerializeToString,
+            ),
+            'PresignArtifactDownload': grpc.unary_unary_rpc_method_handler(
+                    servicer.PresignArtifactDownload,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.PresignArtifactDownloadRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.PresignArtifactDownloadResponse.SerializeToString,
+            ),
+            'GetLocalObject': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetLocalObject,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetLocalObjectRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetLocalObjectResponse.SerializeToString,
+            ),
+            'ReleaseDeliverable': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseDeliverable,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ReleaseDeliverableRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ReleaseDeliverableResponse.SerializeToString,
+            ),
+            'ListMonitor': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMonitor,
+                    request_deserializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListMonitorRequest.FromString,
+                    response_serializer=zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListMonitorResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'zenops.repogen.v1.RepogenService', rpc_method_handlers)
@@ -88,7 +529,15 @@ def add_RepogenServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class RepogenService:
-    """The repogen service's public contract.
+    """Report generation: a work order holds a typed contract of report data; every change makes an
+    immutable snapshot; a pure rules engine computes the values; readiness gates rendering;
+    evidence is tracked field by field; a factory renders the bank's DOCX report; release is
+    manual and billing-gated.
+
+    Capabilities: repogen.read (reads), repogen.write (create, contract, evidence, comments),
+    repogen.transition (lifecycle moves), repogen.release (release). Portal users see only their
+    channel's work orders. Mutations that create or act take an idempotency key (the request's
+    `idempotency_key`, else metadata `idempotency-key`).
     """
 
     @staticmethod
@@ -135,6 +584,681 @@ class RepogenService:
             '/zenops.repogen.v1.RepogenService/GetBillingRefState',
             zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetBillingRefStateRequest.SerializeToString,
             zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetBillingRefStateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateWorkOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/CreateWorkOrder',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.CreateWorkOrderRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.CreateWorkOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/GetWorkOrder',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetWorkOrderRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetWorkOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkOrders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/ListWorkOrders',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListWorkOrdersRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListWorkOrdersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TransitionWorkOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/TransitionWorkOrder',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.TransitionWorkOrderRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.TransitionWorkOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OverrideTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/OverrideTemplate',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.OverrideTemplateRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.OverrideTemplateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTemplates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/ListTemplates',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListTemplatesRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListTemplatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PatchContract(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/PatchContract',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.PatchContractRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.PatchContractResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/GetSnapshot',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetSnapshotRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetSnapshotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSnapshots(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/ListSnapshots',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListSnapshotsRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListSnapshotsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EvaluateReadiness(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/EvaluateReadiness',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.EvaluateReadinessRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.EvaluateReadinessResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddEvidence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/AddEvidence',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.AddEvidenceRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.AddEvidenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvidence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/ListEvidence',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListEvidenceRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListEvidenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveEvidence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/RemoveEvidence',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.RemoveEvidenceRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.RemoveEvidenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LinkFieldEvidence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/LinkFieldEvidence',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.LinkFieldEvidenceRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.LinkFieldEvidenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnlinkFieldEvidence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/UnlinkFieldEvidence',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.UnlinkFieldEvidenceRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.UnlinkFieldEvidenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFieldLinks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/ListFieldLinks',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListFieldLinksRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListFieldLinksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AutoOrderAnnexures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/AutoOrderAnnexures',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.AutoOrderAnnexuresRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.AutoOrderAnnexuresResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddComment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/AddComment',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.AddCommentRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.AddCommentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListComments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/ListComments',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListCommentsRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListCommentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExportBundle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/GetExportBundle',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetExportBundleRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetExportBundleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListArtifacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/ListArtifacts',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListArtifactsRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListArtifactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PresignArtifactDownload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/PresignArtifactDownload',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.PresignArtifactDownloadRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.PresignArtifactDownloadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLocalObject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/GetLocalObject',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetLocalObjectRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.GetLocalObjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseDeliverable(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/ReleaseDeliverable',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.ReleaseDeliverableRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.ReleaseDeliverableResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMonitor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.repogen.v1.RepogenService/ListMonitor',
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListMonitorRequest.SerializeToString,
+            zenops_dot_repogen_dot_v1_dot_repogen__pb2.ListMonitorResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,7 +27,16 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class RepogenServiceStub:
-    """The repogen service's public contract."""
+    """Report generation: a work order holds a typed contract of report data; every change makes an
+    immutable snapshot; a pure rules engine computes the values; readiness gates rendering;
+    evidence is tracked field by field; a factory renders the bank's DOCX report; release is
+    manual and billing-gated.
+
+    Capabilities: repogen.read (reads), repogen.write (create, contract, evidence, comments),
+    repogen.transition (lifecycle moves), repogen.release (release). Portal users see only their
+    channel's work orders. Mutations that create or act take an idempotency key (the request's
+    `idempotency_key`, else metadata `idempotency-key`).
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -39,10 +48,77 @@ class RepogenServiceStub:
     """Where a ref billing holds a reservation for stands (billing's reconciliation asks;
     billing.reconcile or a service token).
     """
+    CreateWorkOrder: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.CreateWorkOrderRequest, _repogen_pb2.CreateWorkOrderResponse]
+    """-- work orders --
+    From an ops assignment (checked with ops over gRPC); the bank code comes from its bank.
+    """
+    GetWorkOrder: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.GetWorkOrderRequest, _repogen_pb2.GetWorkOrderResponse]
+    ListWorkOrders: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.ListWorkOrdersRequest, _repogen_pb2.ListWorkOrdersResponse]
+    TransitionWorkOrder: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.TransitionWorkOrderRequest, _repogen_pb2.TransitionWorkOrderResponse]
+    """DRAFT → DATA_PENDING (acceptance) → READY_FOR_RENDER (readiness must pass) ...; CANCELLED
+    before RELEASED. RENDERED and RELEASED are reached by the factory and the release only.
+    """
+    OverrideTemplate: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.OverrideTemplateRequest, _repogen_pb2.OverrideTemplateResponse]
+    """Replaces the selected template (a reason is required and recorded)."""
+    ListTemplates: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.ListTemplatesRequest, _repogen_pb2.ListTemplatesResponse]
+    """The versioned template registry (required fields, evidence profile, parameters)."""
+    PatchContract: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.PatchContractRequest, _repogen_pb2.PatchContractResponse]
+    """-- contract and snapshots --
+    Merges a JSON merge patch (RFC 7396) into the contract, validates it, runs the rules,
+    evaluates readiness and writes snapshot n+1 in one transaction.
+    """
+    GetSnapshot: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.GetSnapshotRequest, _repogen_pb2.GetSnapshotResponse]
+    """One snapshot (version, or the latest when `latest`)."""
+    ListSnapshots: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.ListSnapshotsRequest, _repogen_pb2.ListSnapshotsResponse]
+    EvaluateReadiness: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.EvaluateReadinessRequest, _repogen_pb2.EvaluateReadinessResponse]
+    """Readiness of the latest snapshot with the evidence as it is now."""
+    AddEvidence: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.AddEvidenceRequest, _repogen_pb2.AddEvidenceResponse]
+    """-- evidence and comments --
+    An ops document (checked with ops over gRPC) as evidence of a kind.
+    """
+    ListEvidence: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.ListEvidenceRequest, _repogen_pb2.ListEvidenceResponse]
+    RemoveEvidence: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.RemoveEvidenceRequest, _repogen_pb2.RemoveEvidenceResponse]
+    LinkFieldEvidence: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.LinkFieldEvidenceRequest, _repogen_pb2.LinkFieldEvidenceResponse]
+    """Field-evidence links: added and removed (with who, when and why), never overwritten."""
+    UnlinkFieldEvidence: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.UnlinkFieldEvidenceRequest, _repogen_pb2.UnlinkFieldEvidenceResponse]
+    ListFieldLinks: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.ListFieldLinksRequest, _repogen_pb2.ListFieldLinksResponse]
+    AutoOrderAnnexures: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.AutoOrderAnnexuresRequest, _repogen_pb2.AutoOrderAnnexuresResponse]
+    """Orders the annexures deterministically: by kind, then capture time, then id."""
+    AddComment: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.AddCommentRequest, _repogen_pb2.AddCommentResponse]
+    ListComments: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.ListCommentsRequest, _repogen_pb2.ListCommentsResponse]
+    GetExportBundle: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.GetExportBundleRequest, _repogen_pb2.GetExportBundleResponse]
+    """-- export, factory, artifacts --
+    Canonical JSON of the work order's state and its SHA-256: the same state, the same bytes.
+    """
+    ListArtifacts: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.ListArtifactsRequest, _repogen_pb2.ListArtifactsResponse]
+    PresignArtifactDownload: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.PresignArtifactDownloadRequest, _repogen_pb2.PresignArtifactDownloadResponse]
+    """A short-lived signed download URL of an artifact."""
+    GetLocalObject: _grpc.UnaryStreamMultiCallable[_repogen_pb2.GetLocalObjectRequest, _repogen_pb2.GetLocalObjectResponse]
+    """The local storage driver's signed download URLs (served by the gateway): the token in the
+    URL is the authorisation, so this needs no bearer token.
+    """
+    ReleaseDeliverable: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.ReleaseDeliverableRequest, _repogen_pb2.ReleaseDeliverableResponse]
+    """-- release --
+    From RENDERED, capability repogen.release: billing's AuthorizeRelease decides; a refusal
+    changes nothing and answers billing's reason. One release per work order.
+    """
+    ListMonitor: _grpc.UnaryUnaryMultiCallable[_repogen_pb2.ListMonitorRequest, _repogen_pb2.ListMonitorResponse]
+    """-- monitor --
+    Work orders with readiness score, pack/job status, billing gate and last error.
+    """
 
 @_typing.type_check_only
 class RepogenServiceAsyncStub(RepogenServiceStub):
-    """The repogen service's public contract."""
+    """Report generation: a work order holds a typed contract of report data; every change makes an
+    immutable snapshot; a pure rules engine computes the values; readiness gates rendering;
+    evidence is tracked field by field; a factory renders the bank's DOCX report; release is
+    manual and billing-gated.
+
+    Capabilities: repogen.read (reads), repogen.write (create, contract, evidence, comments),
+    repogen.transition (lifecycle moves), repogen.release (release). Portal users see only their
+    channel's work orders. Mutations that create or act take an idempotency key (the request's
+    `idempotency_key`, else metadata `idempotency-key`).
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetServiceInfo: _aio.UnaryUnaryMultiCallable[_repogen_pb2.GetServiceInfoRequest, _repogen_pb2.GetServiceInfoResponse]  # type: ignore[assignment]
@@ -51,9 +127,76 @@ class RepogenServiceAsyncStub(RepogenServiceStub):
     """Where a ref billing holds a reservation for stands (billing's reconciliation asks;
     billing.reconcile or a service token).
     """
+    CreateWorkOrder: _aio.UnaryUnaryMultiCallable[_repogen_pb2.CreateWorkOrderRequest, _repogen_pb2.CreateWorkOrderResponse]  # type: ignore[assignment]
+    """-- work orders --
+    From an ops assignment (checked with ops over gRPC); the bank code comes from its bank.
+    """
+    GetWorkOrder: _aio.UnaryUnaryMultiCallable[_repogen_pb2.GetWorkOrderRequest, _repogen_pb2.GetWorkOrderResponse]  # type: ignore[assignment]
+    ListWorkOrders: _aio.UnaryUnaryMultiCallable[_repogen_pb2.ListWorkOrdersRequest, _repogen_pb2.ListWorkOrdersResponse]  # type: ignore[assignment]
+    TransitionWorkOrder: _aio.UnaryUnaryMultiCallable[_repogen_pb2.TransitionWorkOrderRequest, _repogen_pb2.TransitionWorkOrderResponse]  # type: ignore[assignment]
+    """DRAFT → DATA_PENDING (acceptance) → READY_FOR_RENDER (readiness must pass) ...; CANCELLED
+    before RELEASED. RENDERED and RELEASED are reached by the factory and the release only.
+    """
+    OverrideTemplate: _aio.UnaryUnaryMultiCallable[_repogen_pb2.OverrideTemplateRequest, _repogen_pb2.OverrideTemplateResponse]  # type: ignore[assignment]
+    """Replaces the selected template (a reason is required and recorded)."""
+    ListTemplates: _aio.UnaryUnaryMultiCallable[_repogen_pb2.ListTemplatesRequest, _repogen_pb2.ListTemplatesResponse]  # type: ignore[assignment]
+    """The versioned template registry (required fields, evidence profile, parameters)."""
+    PatchContract: _aio.UnaryUnaryMultiCallable[_repogen_pb2.PatchContractRequest, _repogen_pb2.PatchContractResponse]  # type: ignore[assignment]
+    """-- contract and snapshots --
+    Merges a JSON merge patch (RFC 7396) into the contract, validates it, runs the rules,
+    evaluates readiness and writes snapshot n+1 in one transaction.
+    """
+    GetSnapshot: _aio.UnaryUnaryMultiCallable[_repogen_pb2.GetSnapshotRequest, _repogen_pb2.GetSnapshotResponse]  # type: ignore[assignment]
+    """One snapshot (version, or the latest when `latest`)."""
+    ListSnapshots: _aio.UnaryUnaryMultiCallable[_repogen_pb2.ListSnapshotsRequest, _repogen_pb2.ListSnapshotsResponse]  # type: ignore[assignment]
+    EvaluateReadiness: _aio.UnaryUnaryMultiCallable[_repogen_pb2.EvaluateReadinessRequest, _repogen_pb2.EvaluateReadinessResponse]  # type: ignore[assignment]
+    """Readiness of the latest snapshot with the evidence as it is now."""
+    AddEvidence: _aio.UnaryUnaryMultiCallable[_repogen_pb2.AddEvidenceRequest, _repogen_pb2.AddEvidenceResponse]  # type: ignore[assignment]
+    """-- evidence and comments --
+    An ops document (checked with ops over gRPC) as evidence of a kind.
+    """
+    ListEvidence: _aio.UnaryUnaryMultiCallable[_repogen_pb2.ListEvidenceRequest, _repogen_pb2.ListEvidenceResponse]  # type: ignore[assignment]
+    RemoveEvidence: _aio.UnaryUnaryMultiCallable[_repogen_pb2.RemoveEvidenceRequest, _repogen_pb2.RemoveEvidenceResponse]  # type: ignore[assignment]
+    LinkFieldEvidence: _aio.UnaryUnaryMultiCallable[_repogen_pb2.LinkFieldEvidenceRequest, _repogen_pb2.LinkFieldEvidenceResponse]  # type: ignore[assignment]
+    """Field-evidence links: added and removed (with who, when and why), never overwritten."""
+    UnlinkFieldEvidence: _aio.UnaryUnaryMultiCallable[_repogen_pb2.UnlinkFieldEvidenceRequest, _repogen_pb2.UnlinkFieldEvidenceResponse]  # type: ignore[assignment]
+    ListFieldLinks: _aio.UnaryUnaryMultiCallable[_repogen_pb2.ListFieldLinksRequest, _repogen_pb2.ListFieldLinksResponse]  # type: ignore[assignment]
+    AutoOrderAnnexures: _aio.UnaryUnaryMultiCallable[_repogen_pb2.AutoOrderAnnexuresRequest, _repogen_pb2.AutoOrderAnnexuresResponse]  # type: ignore[assignment]
+    """Orders the annexures deterministically: by kind, then capture time, then id."""
+    AddComment: _aio.UnaryUnaryMultiCallable[_repogen_pb2.AddCommentRequest, _repogen_pb2.AddCommentResponse]  # type: ignore[assignment]
+    ListComments: _aio.UnaryUnaryMultiCallable[_repogen_pb2.ListCommentsRequest, _repogen_pb2.ListCommentsResponse]  # type: ignore[assignment]
+    GetExportBundle: _aio.UnaryUnaryMultiCallable[_repogen_pb2.GetExportBundleRequest, _repogen_pb2.GetExportBundleResponse]  # type: ignore[assignment]
+    """-- export, factory, artifacts --
+    Canonical JSON of the work order's state and its SHA-256: the same state, the same bytes.
+    """
+    ListArtifacts: _aio.UnaryUnaryMultiCallable[_repogen_pb2.ListArtifactsRequest, _repogen_pb2.ListArtifactsResponse]  # type: ignore[assignment]
+    PresignArtifactDownload: _aio.UnaryUnaryMultiCallable[_repogen_pb2.PresignArtifactDownloadRequest, _repogen_pb2.PresignArtifactDownloadResponse]  # type: ignore[assignment]
+    """A short-lived signed download URL of an artifact."""
+    GetLocalObject: _aio.UnaryStreamMultiCallable[_repogen_pb2.GetLocalObjectRequest, _repogen_pb2.GetLocalObjectResponse]  # type: ignore[assignment]
+    """The local storage driver's signed download URLs (served by the gateway): the token in the
+    URL is the authorisation, so this needs no bearer token.
+    """
+    ReleaseDeliverable: _aio.UnaryUnaryMultiCallable[_repogen_pb2.ReleaseDeliverableRequest, _repogen_pb2.ReleaseDeliverableResponse]  # type: ignore[assignment]
+    """-- release --
+    From RENDERED, capability repogen.release: billing's AuthorizeRelease decides; a refusal
+    changes nothing and answers billing's reason. One release per work order.
+    """
+    ListMonitor: _aio.UnaryUnaryMultiCallable[_repogen_pb2.ListMonitorRequest, _repogen_pb2.ListMonitorResponse]  # type: ignore[assignment]
+    """-- monitor --
+    Work orders with readiness score, pack/job status, billing gate and last error.
+    """
 
 class RepogenServiceServicer(metaclass=_abc_1.ABCMeta):
-    """The repogen service's public contract."""
+    """Report generation: a work order holds a typed contract of report data; every change makes an
+    immutable snapshot; a pure rules engine computes the values; readiness gates rendering;
+    evidence is tracked field by field; a factory renders the bank's DOCX report; release is
+    manual and billing-gated.
+
+    Capabilities: repogen.read (reads), repogen.write (create, contract, evidence, comments),
+    repogen.transition (lifecycle moves), repogen.release (release). Portal users see only their
+    channel's work orders. Mutations that create or act take an idempotency key (the request's
+    `idempotency_key`, else metadata `idempotency-key`).
+    """
 
     @_abc_1.abstractmethod
     def GetServiceInfo(
@@ -71,6 +214,214 @@ class RepogenServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_repogen_pb2.GetBillingRefStateResponse, _abc.Awaitable[_repogen_pb2.GetBillingRefStateResponse]]:
         """Where a ref billing holds a reservation for stands (billing's reconciliation asks;
         billing.reconcile or a service token).
+        """
+
+    @_abc_1.abstractmethod
+    def CreateWorkOrder(
+        self,
+        request: _repogen_pb2.CreateWorkOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.CreateWorkOrderResponse, _abc.Awaitable[_repogen_pb2.CreateWorkOrderResponse]]:
+        """-- work orders --
+        From an ops assignment (checked with ops over gRPC); the bank code comes from its bank.
+        """
+
+    @_abc_1.abstractmethod
+    def GetWorkOrder(
+        self,
+        request: _repogen_pb2.GetWorkOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.GetWorkOrderResponse, _abc.Awaitable[_repogen_pb2.GetWorkOrderResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListWorkOrders(
+        self,
+        request: _repogen_pb2.ListWorkOrdersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.ListWorkOrdersResponse, _abc.Awaitable[_repogen_pb2.ListWorkOrdersResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def TransitionWorkOrder(
+        self,
+        request: _repogen_pb2.TransitionWorkOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.TransitionWorkOrderResponse, _abc.Awaitable[_repogen_pb2.TransitionWorkOrderResponse]]:
+        """DRAFT → DATA_PENDING (acceptance) → READY_FOR_RENDER (readiness must pass) ...; CANCELLED
+        before RELEASED. RENDERED and RELEASED are reached by the factory and the release only.
+        """
+
+    @_abc_1.abstractmethod
+    def OverrideTemplate(
+        self,
+        request: _repogen_pb2.OverrideTemplateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.OverrideTemplateResponse, _abc.Awaitable[_repogen_pb2.OverrideTemplateResponse]]:
+        """Replaces the selected template (a reason is required and recorded)."""
+
+    @_abc_1.abstractmethod
+    def ListTemplates(
+        self,
+        request: _repogen_pb2.ListTemplatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.ListTemplatesResponse, _abc.Awaitable[_repogen_pb2.ListTemplatesResponse]]:
+        """The versioned template registry (required fields, evidence profile, parameters)."""
+
+    @_abc_1.abstractmethod
+    def PatchContract(
+        self,
+        request: _repogen_pb2.PatchContractRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.PatchContractResponse, _abc.Awaitable[_repogen_pb2.PatchContractResponse]]:
+        """-- contract and snapshots --
+        Merges a JSON merge patch (RFC 7396) into the contract, validates it, runs the rules,
+        evaluates readiness and writes snapshot n+1 in one transaction.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSnapshot(
+        self,
+        request: _repogen_pb2.GetSnapshotRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.GetSnapshotResponse, _abc.Awaitable[_repogen_pb2.GetSnapshotResponse]]:
+        """One snapshot (version, or the latest when `latest`)."""
+
+    @_abc_1.abstractmethod
+    def ListSnapshots(
+        self,
+        request: _repogen_pb2.ListSnapshotsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.ListSnapshotsResponse, _abc.Awaitable[_repogen_pb2.ListSnapshotsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def EvaluateReadiness(
+        self,
+        request: _repogen_pb2.EvaluateReadinessRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.EvaluateReadinessResponse, _abc.Awaitable[_repogen_pb2.EvaluateReadinessResponse]]:
+        """Readiness of the latest snapshot with the evidence as it is now."""
+
+    @_abc_1.abstractmethod
+    def AddEvidence(
+        self,
+        request: _repogen_pb2.AddEvidenceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.AddEvidenceResponse, _abc.Awaitable[_repogen_pb2.AddEvidenceResponse]]:
+        """-- evidence and comments --
+        An ops document (checked with ops over gRPC) as evidence of a kind.
+        """
+
+    @_abc_1.abstractmethod
+    def ListEvidence(
+        self,
+        request: _repogen_pb2.ListEvidenceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.ListEvidenceResponse, _abc.Awaitable[_repogen_pb2.ListEvidenceResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RemoveEvidence(
+        self,
+        request: _repogen_pb2.RemoveEvidenceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.RemoveEvidenceResponse, _abc.Awaitable[_repogen_pb2.RemoveEvidenceResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def LinkFieldEvidence(
+        self,
+        request: _repogen_pb2.LinkFieldEvidenceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.LinkFieldEvidenceResponse, _abc.Awaitable[_repogen_pb2.LinkFieldEvidenceResponse]]:
+        """Field-evidence links: added and removed (with who, when and why), never overwritten."""
+
+    @_abc_1.abstractmethod
+    def UnlinkFieldEvidence(
+        self,
+        request: _repogen_pb2.UnlinkFieldEvidenceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.UnlinkFieldEvidenceResponse, _abc.Awaitable[_repogen_pb2.UnlinkFieldEvidenceResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListFieldLinks(
+        self,
+        request: _repogen_pb2.ListFieldLinksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.ListFieldLinksResponse, _abc.Awaitable[_repogen_pb2.ListFieldLinksResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def AutoOrderAnnexures(
+        self,
+        request: _repogen_pb2.AutoOrderAnnexuresRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.AutoOrderAnnexuresResponse, _abc.Awaitable[_repogen_pb2.AutoOrderAnnexuresResponse]]:
+        """Orders the annexures deterministically: by kind, then capture time, then id."""
+
+    @_abc_1.abstractmethod
+    def AddComment(
+        self,
+        request: _repogen_pb2.AddCommentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.AddCommentResponse, _abc.Awaitable[_repogen_pb2.AddCommentResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListComments(
+        self,
+        request: _repogen_pb2.ListCommentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.ListCommentsResponse, _abc.Awaitable[_repogen_pb2.ListCommentsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetExportBundle(
+        self,
+        request: _repogen_pb2.GetExportBundleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.GetExportBundleResponse, _abc.Awaitable[_repogen_pb2.GetExportBundleResponse]]:
+        """-- export, factory, artifacts --
+        Canonical JSON of the work order's state and its SHA-256: the same state, the same bytes.
+        """
+
+    @_abc_1.abstractmethod
+    def ListArtifacts(
+        self,
+        request: _repogen_pb2.ListArtifactsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.ListArtifactsResponse, _abc.Awaitable[_repogen_pb2.ListArtifactsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def PresignArtifactDownload(
+        self,
+        request: _repogen_pb2.PresignArtifactDownloadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.PresignArtifactDownloadResponse, _abc.Awaitable[_repogen_pb2.PresignArtifactDownloadResponse]]:
+        """A short-lived signed download URL of an artifact."""
+
+    @_abc_1.abstractmethod
+    def GetLocalObject(
+        self,
+        request: _repogen_pb2.GetLocalObjectRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_repogen_pb2.GetLocalObjectResponse], _abc.AsyncIterator[_repogen_pb2.GetLocalObjectResponse]]:
+        """The local storage driver's signed download URLs (served by the gateway): the token in the
+        URL is the authorisation, so this needs no bearer token.
+        """
+
+    @_abc_1.abstractmethod
+    def ReleaseDeliverable(
+        self,
+        request: _repogen_pb2.ReleaseDeliverableRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.ReleaseDeliverableResponse, _abc.Awaitable[_repogen_pb2.ReleaseDeliverableResponse]]:
+        """-- release --
+        From RENDERED, capability repogen.release: billing's AuthorizeRelease decides; a refusal
+        changes nothing and answers billing's reason. One release per work order.
+        """
+
+    @_abc_1.abstractmethod
+    def ListMonitor(
+        self,
+        request: _repogen_pb2.ListMonitorRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_repogen_pb2.ListMonitorResponse, _abc.Awaitable[_repogen_pb2.ListMonitorResponse]]:
+        """-- monitor --
+        Work orders with readiness score, pack/job status, billing gate and last error.
         """
 
 def add_RepogenServiceServicer_to_server(servicer: RepogenServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
