@@ -24,6 +24,7 @@ Revises: 0001
 from alembic import op
 
 from zenops_kit.events.schema import tenant_rls
+from zenops_kit.idempotency import IDEMPOTENCY_TABLE_UP
 
 revision = "0002"
 down_revision = "0001"
@@ -190,20 +191,7 @@ UP = [
     """,
     "CREATE TRIGGER masterdata_audit_append_only BEFORE UPDATE OR DELETE ON masterdata_audit "
     "FOR EACH ROW EXECUTE FUNCTION ops_masterdata_audit_append_only()",
-    """
-    CREATE TABLE idempotency_keys (
-        tenant_id uuid NOT NULL,
-        key text NOT NULL CHECK (length(key) BETWEEN 1 AND 300),  -- portal keys carry their channel
-        operation text NOT NULL,
-        request_hash bytea NOT NULL CHECK (length(request_hash) = 32),   -- sha256 of operation + request
-        request bytea NOT NULL,                                         -- the request message, as sent
-        response bytea,                                                 -- the serialized original response,
-        error jsonb,                                                    -- or the original failure
-        created_at timestamptz NOT NULL DEFAULT now(),
-        PRIMARY KEY (tenant_id, key),
-        CHECK (num_nonnulls(response, error) <= 1)
-    )
-    """,
+    IDEMPOTENCY_TABLE_UP,
 ]
 
 DOWN = [
