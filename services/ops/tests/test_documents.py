@@ -25,12 +25,12 @@ from sqlalchemy import text
 from zenops.ops.v1 import ops_pb2 as pb
 from zenops_devstack.testing import poll
 from zenops_kit.context import RequestContext
+from zenops_kit.rls import scoped_tx
 from zenops_ops import documents
 from zenops_ops.api.caller import Caller
 from zenops_ops.domain.documents import safe_filename
 from zenops_ops.storage import CHUNK_BYTES
 from zenops_ops.storage.local import GET, PUT, Grant, GrantSigner
-from zenops_ops.store.rls import scoped_tx
 
 MAX_UPLOAD = 4 * CHUNK_BYTES
 

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from zenops.events.v1 import ops_pb2 as events
 from zenops.ops.v1 import ops_pb2 as pb
 from zenops_kit.events import unpack_payload
-from zenops_ops.store.rls import scoped_tx
+from zenops_kit.rls import scoped_tx
 
 MISSING = "5a0c2a47-98c6-4b7e-9d41-0a2f5e0c1b11"
 

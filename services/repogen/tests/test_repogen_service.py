@@ -14,5 +14,5 @@ async def test_serves_health_reflection_and_service_info(start_service):
         info = await check_serving("repogen", app.port, token=signer.token())
     assert info["name"] == "repogen"
     assert info["environment"] == "test"
-    assert info["schema_revision"] == "0001"
+    assert info["schema_revision"] == "0004"
 

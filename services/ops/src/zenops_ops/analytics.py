@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from zenops_kit.rls import scoped_tx
+
 from .api.caller import Caller
 from .domain.tasks import require_staff
 from .store import analytics as store
-from .store.rls import scoped_tx
 
 
 @dataclass(frozen=True)

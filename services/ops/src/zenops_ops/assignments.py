@@ -20,17 +20,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from zenops.events.v1 import ops_pb2 as events
 from zenops.ops.v1 import ops_pb2 as pb
 from zenops_kit.errors import Aborted, FailedPrecondition
+from zenops_kit.fields import invalid, is_uuid, not_found, parse_uuid
 from zenops_kit.paging import decode_cursor, encode_cursor, page_limit
+from zenops_kit.rls import scoped_tx
 
 from . import outbox
 from .api.caller import Caller
 from .documents import linked_documents
 from .domain import assignments as rules
 from .domain import lifecycle
-from .domain.fields import invalid, is_uuid, not_found, parse_uuid
 from .store import activity
 from .store import assignments as store
-from .store.rls import scoped_tx
 
 # The order missing references are reported in (the first one missing is named).
 _REFERENCE_FIELDS = ("channel_id", "bank_id", "branch_id", "client_org_id", "property_id", "contact_id")

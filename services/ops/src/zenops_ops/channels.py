@@ -15,16 +15,16 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from zenops_kit.fields import not_found
 from zenops_kit.paging import encode_cursor, page_limit
+from zenops_kit.rls import scoped_tx
 
 from .api.caller import Caller
 from .billing_accounts import BillingAccounts
 from .domain import channels as rules
 from .domain.channels import Channel, ChannelValues
-from .domain.fields import not_found
 from .domain.masterdata import cursor_position
 from .store import channels as store
-from .store.rls import scoped_tx
 
 LIST_NAME = "channels"
 

@@ -4,7 +4,7 @@ store.documents, move bytes with the process's storage driver).
     presign_upload → (client PUTs the bytes) → confirm_upload → presign_download
 
 Each use case owns its transaction, scoped to the caller's tenant and, for a portal user, to
-its channel (store.rls), so another channel's documents are invisible whatever a query says.
+its channel (zenops_kit.rls), so another channel's documents are invisible whatever a query says.
 Every mutation writes a document_audit row (and an activity on a linked assignment or
 channel request when a file arrives).
 
@@ -24,19 +24,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zenops.ops.v1 import ops_pb2 as pb
 from zenops_kit.errors import FailedPrecondition
+from zenops_kit.fields import invalid
 from zenops_kit.paging import decode_cursor, encode_cursor, page_limit
+from zenops_kit.rls import scoped_tx
 
 from .api.caller import Caller, trace_id
 from .api.translate import CLASSIFICATION_PB, DOCUMENT_SOURCE_PB, DOCUMENT_STATUS_PB, SENSITIVITY_PB, ts
 from .domain import documents as rules
 from .domain.documents import READ, READ_SENSITIVE, Document, ListFilter, NewDocument
-from .domain.fields import invalid
 from .idempotency import idempotent
 from .storage import CHUNK_BYTES, Storage, StoredObject, storage_key
 from .storage.local import GET, PUT, LocalStorage
 from .store import activity, violated_constraint
 from .store import documents as store
-from .store.rls import scoped_tx
 
 # GetAssignment's documents: the newest this many (ListDocuments with links.assignment_id pages
 # through all of them).

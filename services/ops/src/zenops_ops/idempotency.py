@@ -14,9 +14,9 @@ from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zenops_kit import idempotency
+from zenops_kit.rls import scoped_tx
 
 from .api.caller import Caller
-from .store.rls import scoped_tx
 
 T = TypeVar("T", bound=Message)
 

@@ -2,7 +2,7 @@
 
 A portal user acts for its channel only: its requests are stored in the firm's tenant with
 the channel id, and every read is scoped to the channel in the query and by RLS (the
-caller's transaction, store.rls.scoped_tx). Staff name the channel.
+caller's transaction, zenops_kit.rls.scoped_tx). Staff name the channel.
 
 Accepting locks the request: of two concurrent accepts the second waits, then finds it
 ACCEPTED and answers the same request and assignment (no second assignment, no second
@@ -22,19 +22,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zenops.events.v1 import ops_pb2 as events
 from zenops_kit.errors import FailedPrecondition, PermissionDenied
+from zenops_kit.fields import invalid, is_uuid, not_found, parse_uuid
 from zenops_kit.paging import page_limit
+from zenops_kit.rls import scoped_tx
 
 from . import assignments, outbox
 from .api.caller import Caller
 from .domain import assignments as assignment_rules
 from .domain import intake as rules
 from .domain import masterdata as masterdata_rules
-from .domain.fields import invalid, is_uuid, not_found, parse_uuid
 from .store import activity
 from .store import assignments as assignment_store
 from .store import intake as store
 from .store import masterdata as masterdata_store
-from .store.rls import scoped_tx
 
 
 def _event_id(request_id: str, event_type: str) -> str:

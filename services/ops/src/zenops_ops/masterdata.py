@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from zenops_kit.fields import not_found
 from zenops_kit.paging import encode_cursor, page_limit
+from zenops_kit.rls import scoped_tx
 
 from .api.caller import Caller
 from .domain import masterdata as rules
-from .domain.fields import not_found
 from .domain.masterdata import (
     Bank,
     Branch,
@@ -32,7 +33,6 @@ from .domain.masterdata import (
 from .domain.places import PropertyDetails
 from .store import masterdata as store
 from .store.masterdata import Filters, Table
-from .store.rls import scoped_tx
 
 
 def _common(caller: Caller, trace_id: str) -> dict:

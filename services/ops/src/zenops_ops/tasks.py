@@ -13,15 +13,15 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from zenops_kit.fields import invalid, is_uuid, parse_uuid
 from zenops_kit.paging import decode_cursor, encode_cursor, page_limit
+from zenops_kit.rls import scoped_tx
 
 from .api.caller import Caller
 from .domain import tasks as rules
-from .domain.fields import invalid, is_uuid, parse_uuid
 from .domain.tasks import NewTask, Task, TaskFilter
 from .store import activity
 from .store import tasks as store
-from .store.rls import scoped_tx
 
 CURSOR_KIND = "tasks"
 

@@ -15,11 +15,11 @@ from sqlalchemy.engine import Row
 
 from zenops.common.v1 import common_pb2
 from zenops.ops.v1 import ops_pb2 as pb
+from zenops_kit.fields import choice, invalid, optional_uuid, parse_uuid
 
 from .. import assignments
 from ..domain import assignments as rules
 from ..domain import lifecycle
-from ..domain.fields import choice, invalid, optional_uuid, parse_uuid
 from ..idempotency import idempotent
 from .caller import caller, idempotency_key, trace_id
 from .translate import (

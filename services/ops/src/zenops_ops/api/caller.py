@@ -4,7 +4,7 @@ RPC from the verified token, before any use case runs.
 - staff (aud web/studio): the token's tenant;
 - portal users (aud portal): a token of the external tenant with a `channel_id` claim; ops
   acts in the tenant of the firm that owns the channel (channel_directory) and scopes every
-  read and write to that channel (in the queries and by RLS: store.rls.scoped_tx);
+  read and write to that channel (in the queries and by RLS: zenops_kit.rls.scoped_tx);
 - services (aud service): no tenant in the token; they name it in metadata `x-tenant-id`.
 """
 
@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zenops_kit.context import RequestContext, current_context
 from zenops_kit.errors import PermissionDenied
+from zenops_kit.fields import invalid, is_uuid
 
-from ..domain.fields import invalid, is_uuid
 from ..store import channels as channel_store
 
 TENANT_METADATA = "x-tenant-id"

@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from zenops.ops.v1 import ops_pb2 as pb
+from zenops_kit.fields import choice
 
 from .. import documents
 from ..domain import documents as rules
 from ..domain.documents import LINK_FIELDS, READ, READ_SENSITIVE, WRITE
-from ..domain.fields import choice
 from ..storage import storage_for
 from .caller import caller, idempotency_key
 from .translate import CLASSIFICATION_OF, DOCUMENT_SOURCE_OF, DOCUMENT_STATUS_OF, SENSITIVITY_OF, when

@@ -18,11 +18,11 @@ from zenops.common.v1 import common_pb2
 from zenops.ops.v1 import ops_pb2 as pb
 from zenops_kit.context import current_context
 from zenops_kit.errors import PermissionDenied
+from zenops_kit.fields import choice, optional_uuid, parse_uuid
 
 from .. import intake
 from ..domain import assignments as assignment_rules
 from ..domain import intake as rules
-from ..domain.fields import choice, optional_uuid, parse_uuid
 from ..idempotency import idempotent
 from .assignments import assignment_pb
 from .caller import TENANT_METADATA, caller, idempotency_key, metadata, trace_id

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from zenops.common.v1 import common_pb2
 from zenops.ops.v1 import ops_pb2 as pb
+from zenops_kit.fields import invalid, optional_uuid, parse_uuid
 
 from .. import channels, masterdata
 from ..billing_accounts import billing_accounts_for
@@ -16,7 +17,6 @@ from ..domain import channels as channel_rules
 from ..domain import masterdata as rules
 from ..domain import places
 from ..domain.channels import Channel
-from ..domain.fields import invalid, optional_uuid, parse_uuid
 from ..domain.masterdata import Bank, Branch, BranchContact, ClientOrg, Contact, Property, Record
 from ..idempotency import idempotent
 from .caller import caller, idempotency_key, trace_id

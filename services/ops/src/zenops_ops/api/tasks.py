@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from zenops.ops.v1 import ops_pb2 as pb
+from zenops_kit.fields import choice, invalid
 
 from .. import tasks
 from ..domain import tasks as rules
-from ..domain.fields import choice, invalid
 from ..domain.tasks import Task
 from ..idempotency import idempotent
 from .caller import caller, idempotency_key, trace_id

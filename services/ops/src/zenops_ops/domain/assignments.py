@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from .fields import invalid, optional_uuid, text
+from zenops_kit.fields import invalid, optional_uuid, text
 
 FIRM_ZONE = ZoneInfo("Asia/Kolkata")
 

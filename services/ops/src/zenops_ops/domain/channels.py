@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 
-from .fields import invalid, optional_uuid, parse_uuid, text
+from zenops_kit.fields import invalid, optional_uuid, parse_uuid, text
 
 CHANNEL_TYPES = ("AGENT", "ADVOCATE", "BUILDER", "OTHER")
 COMMISSION_MODES = ("PERCENT", "FLAT")

@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from zenops_kit.errors import FailedPrecondition, FieldViolation, PermissionDenied
-
-from .fields import invalid, not_found, optional_uuid, parse_uuid, text
+from zenops_kit.fields import invalid, not_found, optional_uuid, parse_uuid, text
 
 READ, WRITE, READ_SENSITIVE = "documents.read", "documents.write", "documents.read_sensitive"
 

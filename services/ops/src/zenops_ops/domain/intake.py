@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 
 from zenops_kit.errors import FailedPrecondition
+from zenops_kit.fields import choice, invalid, optional_uuid, text
 
 from . import lifecycle
-from .fields import choice, invalid, optional_uuid, text
 from .places import PropertyDetails, phone, property_details
 
 SUBMITTED, ACCEPTED, REJECTED = "SUBMITTED", "ACCEPTED", "REJECTED"

@@ -17,8 +17,7 @@ of a DELIVERED assignment is nothing to do; of a CANCELLED one, only an activity
 from __future__ import annotations
 
 from zenops_kit.errors import FailedPrecondition
-
-from .fields import invalid, text
+from zenops_kit.fields import invalid, text
 
 DRAFT = "DRAFT"
 COLLECTING = "COLLECTING"

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from zenops_kit.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound
+from zenops_kit.fields import invalid, is_uuid, optional_uuid, parse_uuid, text
 from zenops_kit.paging import decode_cursor
 
 from . import places
-from .fields import invalid, is_uuid, optional_uuid, parse_uuid, text
 
 UNVERIFIED = "UNVERIFIED"
 VERIFIED = "VERIFIED"

@@ -9,7 +9,7 @@ from decimal import Decimal, InvalidOperation
 
 from email_validator import EmailNotValidError, validate_email
 
-from .fields import invalid, text
+from zenops_kit.fields import invalid, text
 
 # The two-letter codes of India's states and union territories (as vehicle registration
 # and GST state names use them).

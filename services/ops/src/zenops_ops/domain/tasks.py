@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from zenops_kit.errors import PermissionDenied
-
-from .fields import invalid, is_uuid, not_found, optional_uuid, parse_uuid, text
+from zenops_kit.fields import invalid, is_uuid, not_found, optional_uuid, parse_uuid, text
 
 MAX_TITLE = 200
 MAX_DESCRIPTION = 5000

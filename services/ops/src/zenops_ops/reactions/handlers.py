@@ -26,11 +26,11 @@ from zenops.events.v1 import billing_pb2 as billing_events
 from zenops.events.v1 import envelope_pb2, repogen_pb2
 from zenops_kit.db import set_tenant
 from zenops_kit.events import ConsumerSpec, subject_for, unpack_payload
+from zenops_kit.fields import is_uuid
 from zenops_kit.server import Subscription
 
 from .. import assignments, intake
 from ..domain import lifecycle
-from ..domain.fields import is_uuid
 from ..settings import OpsSettings
 from ..store import activity
 from ..store import assignments as assignment_store

@@ -1,5 +1,5 @@
 """Ops' SQL: one module per area; functions take a connection of the caller's transaction
-(scoped to the tenant, and the channel for portal users: store.rls) and do one round trip
+(scoped to the tenant, and the channel for portal users: zenops_kit.rls) and do one round trip
 where they can."""
 
 from __future__ import annotations

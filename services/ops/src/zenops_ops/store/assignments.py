@@ -26,9 +26,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zenops_kit.errors import FailedPrecondition
+from zenops_kit.fields import not_found
 
 from ..domain import assignments as rules
-from ..domain.fields import not_found
 from . import violated_constraint
 
 COLUMNS = (

@@ -2,7 +2,7 @@
 
 Every read returns the document with its tags in the same round trip (a correlated
 aggregate), so a list of N documents is one query, not N+1. Functions run on the caller's
-transaction: scoped to the tenant, and for a portal user to its channel (store.rls), which
+transaction: scoped to the tenant, and for a portal user to its channel (zenops_kit.rls), which
 the queries also filter on.
 """
 

@@ -1,6 +1,6 @@
 """channel_requests.
 
-Every query of a portal user's transaction is scoped twice: by RLS (store.rls.scoped_tx
+Every query of a portal user's transaction is scoped twice: by RLS (zenops_kit.rls.scoped_tx
 sets the channel) and by the query itself (`channel` parameter), so neither a forgotten
 filter nor a missing policy alone can show another channel's requests.
 """
@@ -16,7 +16,8 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..domain.fields import not_found
+from zenops_kit.fields import not_found
+
 from . import violated_constraint
 
 COLUMNS = (

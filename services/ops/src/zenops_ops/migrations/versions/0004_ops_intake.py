@@ -2,7 +2,7 @@
 
 A request lives in the tenant of the firm that owns its channel (found through
 `channel_directory`), and its rows are also scoped to the transaction's channel when one is
-set (store.rls.channel_rls): a portal user's transaction sees only its own channel's
+set (zenops_kit.rls.channel_rls): a portal user's transaction sees only its own channel's
 requests, whatever the query says.
 
 Revision ID: 0004
@@ -11,7 +11,7 @@ Revises: 0003
 
 from alembic import op
 
-from zenops_ops.store.rls import channel_rls
+from zenops_kit.rls import channel_rls
 
 revision = "0004"
 down_revision = "0003"

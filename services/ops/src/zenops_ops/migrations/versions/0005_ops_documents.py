@@ -4,7 +4,7 @@ A document row is created PENDING by presign-upload and becomes UPLOADED when th
 object's size and SHA-256 are confirmed. It links to at least one of: assignment, channel
 request, work order (repogen), invoice (billing), employee. `channel_id` is set when it
 belongs to a channel's request or assignment: portal users' transactions see only their
-channel's documents (store.rls.channel_rls). Storage keys are deterministic:
+channel's documents (zenops_kit.rls.channel_rls). Storage keys are deterministic:
 `tenant/<tenant_id>/<yyyy>/<mm>/<document_id>/<safe-filename>`.
 
 `document_audit` is the append-only audit trail of every document action (created,
@@ -18,7 +18,7 @@ Revises: 0004
 from alembic import op
 
 from zenops_kit.events.schema import tenant_rls
-from zenops_ops.store.rls import channel_rls
+from zenops_kit.rls import channel_rls
 
 revision = "0005"
 down_revision = "0004"

@@ -1,4 +1,4 @@
-"""Field checks every area shares: ids, bounded text, enum choices. Each raises
+"""Field checks every service shares: ids, bounded text, enum choices. Each raises
 InvalidArgument naming the field (one place, so every RPC words its errors alike)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Row-level security of the ops database: every tenant table is scoped to the transaction's
-tenant (the kit's `tenant_rls`); tables a channel partner reads (channel requests,
-documents) are also scoped to the transaction's channel when one is set, so a portal
+"""Row-level security by tenant and channel: every tenant table is scoped to the transaction's
+tenant (the kit's `tenant_rls`); tables a channel partner reads (ops: channel requests,
+documents; repogen: work orders) are also scoped to the transaction's channel when one is set, so a portal
 user's transaction cannot see another channel's rows even if a query forgot the filter.
 
     async with scoped_tx(engine, tenant_id, channel_id) as conn:   # channel_id None: staff
