@@ -1,0 +1,95 @@
+"""Who is calling and in which tenant (and, for a portal user, which channel): read once per
+RPC from the verified token, before any use case runs.
+
+- staff (aud web/studio): the token's tenant;
+- portal users (aud portal): a token of the external tenant with a `channel_id` claim; the
+  service acts in the tenant of the firm that owns the channel (`channel_tenant`, the
+  service's own lookup) and scopes every read and write to that channel (in the queries and
+  by RLS: zenops_kit.rls.scoped_tx);
+- services (aud service): no tenant in the token; they name it in metadata `x-tenant-id`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from opentelemetry import trace
+
+from .context import RequestContext, current_context
+from .errors import PermissionDenied
+from .fields import invalid, is_uuid
+
+TENANT_METADATA = "x-tenant-id"
+IDEMPOTENCY_METADATA = "idempotency-key"
+MAX_KEY = 200
+
+
+@dataclass(frozen=True)
+class Caller:
+    ctx: RequestContext
+    tenant_id: str
+    # Set for portal users: everything they see and do is this channel's.
+    channel_id: str | None = None
+
+    @property
+    def actor(self) -> str:
+        """Who acts, as rows record it: the user id, or "service:<name>"."""
+        return self.ctx.user_id or self.ctx.subject or ""
+
+    @property
+    def is_portal(self) -> bool:
+        return self.channel_id is not None
+
+    def require(self, *capabilities: str) -> None:
+        self.ctx.require(*capabilities)
+
+    def can(self, capability: str) -> bool:
+        return capability in self.ctx.capabilities
+
+
+def metadata(context) -> dict[str, str]:
+    return {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+
+
+async def resolve_caller(context, capabilities: tuple[str, ...], *,
+                         channel_tenant: Callable[[str], Awaitable[str | None]]) -> Caller:
+    """The verified caller holding every capability named, with the tenant it acts in;
+    `channel_tenant(channel_id)` is the tenant that owns a portal user's channel (None:
+    unknown to this service)."""
+    ctx = current_context()
+    ctx.require(*capabilities)
+    if ctx.audience == "portal":
+        channel = ctx.channel_id or ""
+        if not is_uuid(channel):
+            raise PermissionDenied("a portal token must name its channel", reason="CHANNEL_REQUIRED")
+        tenant = await channel_tenant(channel.lower())
+        if tenant is None:
+            raise PermissionDenied("the token's channel is not known to this service", reason="CHANNEL_UNKNOWN")
+        return Caller(ctx, tenant, channel.lower())
+    if ctx.tenant_id:
+        return Caller(ctx, ctx.tenant_id)
+    if ctx.is_service:
+        tenant = metadata(context).get(TENANT_METADATA, "")
+        if not is_uuid(tenant):
+            raise invalid(TENANT_METADATA, "a service token must name the tenant (a UUID) in this metadata",
+                          reason="TENANT_REQUIRED")
+        return Caller(ctx, tenant.lower())
+    raise PermissionDenied("this token names no tenant", reason="TENANT_REQUIRED")
+
+
+def idempotency_key(request_key: str, context) -> str:
+    """The request's `idempotency_key` field, else metadata `idempotency-key` ('' for none)."""
+    field, key = "idempotency_key", request_key
+    if not key:
+        field, key = IDEMPOTENCY_METADATA, metadata(context).get(IDEMPOTENCY_METADATA, "")
+    if len(key) > MAX_KEY:
+        raise invalid(field, f"must be at most {MAX_KEY} characters")
+    if key and not all(33 <= ord(c) <= 126 for c in key):
+        raise invalid(field, "must be visible ASCII characters")
+    return key
+
+
+def trace_id() -> str:
+    span = trace.get_current_span().get_span_context()
+    return format(span.trace_id, "032x") if span.is_valid else (current_context().request_id or "")
