@@ -78,6 +78,10 @@ def _header_matches(spec: dict[str, Any], headers: dict[str, str]) -> bool:
             return value == sm["exact"]
         if "safe_regex" in sm:
             return re.fullmatch(sm["safe_regex"]["regex"], value) is not None
+    if "range_match" in spec:
+        if value is None or not re.fullmatch(r"-?[0-9]+", value):
+            return False  # Envoy: a value that is not an integer does not match
+        return int(spec["range_match"]["start"]) <= int(value) < int(spec["range_match"]["end"])
     raise AssertionError(f"unsupported header matcher in test: {spec}")
 
 
@@ -220,6 +224,12 @@ def test_routes_timeouts_and_retry_policies() -> None:
         ("POST", "/.well-known/anything", {}, "well-known", False),
         ("GET", "/not-v1", {}, "not-found", False),
         ("GET", "/v1", {}, "not-found", False),
+        # file URLs: downloads retried like every GET, uploads never (they stream)
+        ("GET", "/v1/files/tok.sig", {}, "files-download", True),
+        ("PUT", "/v1/files/tok.sig", {"Content-Length": "1048577"}, "files-upload", False),
+        ("PUT", "/v1/files/tok.sig", {"Content-Length": str(25 * ONE_MIB)}, "files-upload", False),
+        ("PUT", "/v1/files/tok.sig", {"Content-Length": str(25 * ONE_MIB + 1)}, "files-too-large", False),
+        ("PUT", "/v1/files/tok.sig", {"Idempotency-Key": "k1"}, "files-upload", False),
     ]
     for method, path, headers, expected_name, retried in cases:
         route = _match(config, method, path, headers)
@@ -238,11 +248,22 @@ def test_routes_timeouts_and_retry_policies() -> None:
         if policy is not None:
             assert policy["retry_on"] == SAFE_RETRY_ON, route["name"]
 
-    # Timeouts: 30s for webhooks, 15s for every other proxied route.
+    # Timeouts: 30s for webhooks, 120s for file transfers (with a 30s idle limit), 15s for
+    # every other proxied route.
+    expected_timeouts = {"webhooks": "30s", "files-download": "120s", "files-upload": "120s"}
     for name, route in routes.items():
         if "route" in route:
             assert route["route"]["cluster"] == "gateway"
-            assert route["route"]["timeout"] == ("30s" if name == "webhooks" else "15s"), name
+            assert route["route"]["timeout"] == expected_timeouts.get(name, "15s"), name
+    for name in ("files-download", "files-upload"):
+        assert routes[name]["route"]["idle_timeout"] == "30s"
+    # Only the upload routes skip the 1 MiB buffer (streamed; their limit is 25 MiB, answered
+    # from the declared length).
+    unbuffered = [n for n, r in routes.items() if "envoy.filters.http.buffer" in r.get("typed_per_filter_config", {})]
+    assert unbuffered == ["files-too-large", "files-upload"]
+    for name in unbuffered:
+        assert routes[name]["typed_per_filter_config"]["envoy.filters.http.buffer"]["disabled"] is True
+    assert routes["files-too-large"]["direct_response"]["status"] == 413
     not_found = routes["not-found"]
     assert not_found["match"] == {"prefix": "/"}
     assert not_found["direct_response"]["status"] == 404
@@ -378,6 +399,43 @@ def test_request_body_limit_is_1_mib(client: httpx.Client, upstream) -> None:
     assert upstream.count("/v1/uploads") == before + 1
 
 
+def test_file_uploads_stream_past_the_api_body_limit(client: httpx.Client, upstream) -> None:
+    # /v1/files/ streams to the gateway: the 1 MiB API cap does not apply, the upload limit does
+    before = upstream.count("/v1/files/tok.sig", "PUT")
+    body = b"f" * (3 * ONE_MIB + 7)
+    resp = client.put("/v1/files/tok.sig", content=body, headers={"content-type": "application/pdf"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["body_length"] == len(body)
+    assert upstream.count("/v1/files/tok.sig", "PUT") == before + 1
+    # and so does a chunked upload (no Content-Length)
+    chunked = client.put("/v1/files/tok.sig", content=iter([b"a" * ONE_MIB, b"b" * ONE_MIB]))
+    assert chunked.status_code == 200, chunked.text
+    # downloads are proxied too (no bearer token needed here: the gateway's business)
+    assert client.get("/v1/files/tok.sig").json()["path"] == "/v1/files/tok.sig"
+    # the API routes keep their 1 MiB cap
+    _assert_problem(client.put("/v1/documents/d/tags", content=b"x" * (ONE_MIB + 1)), 413)
+
+
+def test_file_upload_over_the_upload_limit_is_refused_at_the_edge(envoy, upstream) -> None:
+    # Declared too long: Envoy answers 413 from the headers alone; not a byte reaches the gateway.
+    before = upstream.count("/v1/files/tok.sig")
+    with socket.create_connection(("127.0.0.1", envoy.listen_port), timeout=10) as sock:
+        sock.sendall(
+            b"PUT /v1/files/tok.sig HTTP/1.1\r\nHost: zenops\r\nContent-Type: application/pdf\r\n"
+            + f"Content-Length: {25 * ONE_MIB + 1}\r\n\r\n".encode()
+        )
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    head = received.split(b"\r\n\r\n", 1)[0].decode("latin-1").lower()
+    assert head.startswith("http/1.1 413"), head
+    assert "content-type: application/problem+json" in head
+    assert upstream.count("/v1/files/tok.sig") == before
+
+
 def test_access_log_is_json_without_query_strings(client: httpx.Client, envoy) -> None:
     secret = uuid.uuid4().hex
     resp = client.get(f"/v1/reset-password?token={secret}", headers={"user-agent": "log-test/1"})
@@ -401,6 +459,34 @@ def test_access_log_is_json_without_query_strings(client: httpx.Client, envoy) -
     for key in ("duration_ms", "bytes_received", "bytes_sent", "response_flags"):
         assert key in log
     assert secret not in envoy.stdout_path.read_text()
+
+
+def test_file_url_tokens_are_not_logged(client: httpx.Client, envoy) -> None:
+    # The signed token in a file URL's path is a credential: the access log shows the template.
+    secret = f"{uuid.uuid4().hex}.{uuid.uuid4().hex}"
+    ids = []
+    for resp in (client.get(f"/v1/files/{secret}"), client.put(f"/v1/files/{secret}", content=b"%PDF-1.7")):
+        assert resp.status_code == 200, resp.text
+        ids.append(resp.headers["x-request-id"])
+
+    def logged() -> list[dict[str, Any]]:
+        entries = [e for e in envoy.access_log() if e.get("request_id") in ids]
+        return entries if len(entries) == 2 else []
+
+    entries = _wait(logged, "both file requests in the access log")
+    assert {(e["method"], e["path"]) for e in entries} == {("GET", "/v1/files/{token}"), ("PUT", "/v1/files/{token}")}
+    assert {e["route"] for e in entries} == {"files-download", "files-upload"}
+    assert all(e["status"] == 200 for e in entries)
+    assert secret not in envoy.stdout_path.read_text()
+
+
+def _wait(probe, what: str, timeout: float = 15.0):
+    # Envoy flushes access logs periodically: poll (not a sleep-as-synchronisation).
+    deadline = time.monotonic() + timeout
+    while not (value := probe()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return value
 
 
 def test_admin_answers_on_loopback(envoy) -> None:

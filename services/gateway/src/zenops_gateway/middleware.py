@@ -5,7 +5,8 @@ Order, outermost first (see `install_middleware`):
     RequestContextMiddleware   request id in/out + `request_id_var`, the caller's address and
                                user agent (`client_info_var`, sent on to services), security headers
     CORSMiddleware             only when ZENOPS_CORS_ORIGINS is set
-    BodyLimitMiddleware        413 on a declared or streamed body over the limit
+    BodyLimitMiddleware        413 on a declared or streamed body over the limit (1 MiB; the
+                               file uploads under /v1/files/: the max upload, 25 MiB)
     CatchAllMiddleware         any unhandled exception → 500 problem+json (inside the
                                two above, so the 500 still gets request id and headers)
     (FastAPI: ExceptionMiddleware → routes; errors.py handlers run there)
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from fastapi import FastAPI
 from starlette.datastructures import Headers, MutableHeaders
@@ -29,6 +30,8 @@ from .errors import ProblemHTTPException, internal_error_response, problem
 from .settings import GatewaySettings
 
 REQUEST_ID_HEADER = "x-request-id"
+# The local storage driver's signed file URLs (routes/files.py): their own body limit.
+FILES_PREFIX = "/v1/files/"
 # Accept a caller's (Envoy's) request id only if it is short and harmless in logs/headers.
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")
 
@@ -94,29 +97,40 @@ class RequestContextMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Reject bodies over `max_bytes`: a declared Content-Length at once (the body is not
-    read), a chunked/streamed body as soon as the running count passes the limit."""
+    """Reject bodies over the limit: a declared Content-Length at once (the body is not
+    read), a chunked/streamed body as soon as the running count passes the limit.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    The limit is `max_bytes`, except under a path prefix of `prefix_limits` (the first that
+    matches): the local storage driver's file uploads (`/v1/files/`) have their own, larger
+    limit (the ops max upload) — and are streamed on, never held in memory."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, prefix_limits: Sequence[tuple[str, int]] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.prefix_limits = tuple(prefix_limits)
 
-    def _too_large(self) -> ProblemHTTPException:
-        return ProblemHTTPException(
-            413, "PAYLOAD_TOO_LARGE", f"The request body exceeds the limit of {self.max_bytes} bytes."
-        )
+    def limit_for(self, path: str) -> int:
+        for prefix, limit in self.prefix_limits:
+            if path.startswith(prefix):
+                return limit
+        return self.max_bytes
+
+    @staticmethod
+    def _too_large(limit: int) -> ProblemHTTPException:
+        return ProblemHTTPException(413, "PAYLOAD_TOO_LARGE", f"The request body exceeds the limit of {limit} bytes.")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(scope.get("path", ""))
         declared = Headers(scope=scope).get("content-length")
         if declared is not None:
             if not declared.strip().isdigit():
                 await problem(400, "BAD_REQUEST", "Invalid Content-Length header.")(scope, receive, send)
                 return
-            if int(declared) > self.max_bytes:
-                exc = self._too_large()
+            if int(declared) > limit:
+                exc = self._too_large(limit)
                 await problem(413, exc.code, exc.detail, headers={"connection": "close"})(scope, receive, send)
                 return
         received = 0
@@ -126,10 +140,10 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    # An HTTPException: FastAPI re-raises it from body parsing and the
-                    # central handler answers 413 problem+json.
-                    raise self._too_large()
+                if received > limit:
+                    # An HTTPException: FastAPI re-raises it from body parsing (and the file
+                    # route from its body stream) and the central handler answers 413.
+                    raise self._too_large(limit)
             return message
 
         await self.app(scope, limited_receive, send)
@@ -168,7 +182,11 @@ def install_middleware(app: FastAPI, settings: GatewaySettings) -> None:
     # add_middleware puts each new one OUTSIDE the previous: add innermost first.
     add: Callable = app.add_middleware
     add(CatchAllMiddleware)
-    add(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    add(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        prefix_limits=[(FILES_PREFIX, settings.max_upload_bytes)],
+    )
     if settings.cors_origins:
         add(
             CORSMiddleware,

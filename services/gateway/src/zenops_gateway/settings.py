@@ -27,6 +27,11 @@ class GatewaySettings(KitSettings):
     health_timeout: float = Field(1.0, gt=0)
     # Largest request body accepted (declared Content-Length or streamed).
     max_body_bytes: int = Field(1 * MiB, gt=0)
+    # Largest body of PUT /v1/files/{token} (the local storage driver's signed upload URLs),
+    # instead of max_body_bytes; keep it equal to ops' ZENOPS_MAX_UPLOAD_BYTES.
+    max_upload_bytes: int = Field(25 * MiB, gt=0)
+    # Deadline (seconds) of a file upload or download through /v1/files (the whole transfer).
+    file_transfer_timeout: float = Field(120.0, gt=0)
     # Browser origins allowed by CORS; empty = CORS off. JSON list or comma-separated.
     cors_origins: Annotated[list[str], NoDecode] = []
 

@@ -9,7 +9,21 @@ response model (`models/<area>.py`); then list the router in `ROUTERS` below. Se
 
 from fastapi import APIRouter
 
-from . import audit, auth, billing, control, system, tenants, users
+from . import (
+    assignments,
+    audit,
+    auth,
+    billing,
+    control,
+    documents,
+    files,
+    intake,
+    masterdata,
+    system,
+    tasks,
+    tenants,
+    users,
+)
 
 ROUTERS: list[APIRouter] = [
     system.router,
@@ -19,4 +33,12 @@ ROUTERS: list[APIRouter] = [
     audit.router,
     billing.router,
     control.router,
+    masterdata.router,
+    masterdata.channels_router,
+    assignments.router,
+    tasks.router,
+    intake.router,
+    documents.router,
+    files.router,
+    tasks.analytics_router,
 ]
