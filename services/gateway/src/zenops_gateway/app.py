@@ -40,8 +40,9 @@ log = logging.getLogger("zenops.gateway")
 SERVICE_NAME = "gateway"
 OPENAPI_URL = "/v1/openapi.json"
 DOCS_URL = "/v1/docs"
-# Probes are polled every few seconds: no spans for them.
-UNTRACED_URLS = "/v1/livez,/v1/readyz"
+# Probes are polled every few seconds: no spans for them. Signed file URLs carry their
+# authorisation in the path: a span would record the token.
+UNTRACED_URLS = "/v1/livez,/v1/readyz,/v1/files/,/v1/artifact-files/"
 # Tokens the gateway accepts from HTTP callers: users' tokens. `aud=service` tokens are for
 # service-to-service calls and are refused here (TOKEN_AUDIENCE_INVALID).
 USER_AUDIENCES = ("web", "studio", "portal")

@@ -12,17 +12,26 @@ uniqueness, capabilities) and names the field in its own errors, which pass thro
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from google.protobuf.timestamp_pb2 import Timestamp
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from zenops.billing.v1 import billing_pb2 as pb
 
-from .common import enum_name, enum_value, or_none, timestamp
+from .common import (
+    MAX_CREDITS,
+    MAX_PAISE,
+    Strict,
+    UtcDatetime,
+    enum_name,
+    enum_value,
+    or_none,
+    timestamp,
+    to_timestamp,
+)
 
 Policy = Literal["credit", "postpaid"]
 AccountStatus = Literal["active", "suspended"]
@@ -35,10 +44,6 @@ SubscriptionStatus = Literal["active", "paused", "cancelled"]
 PlanPeriod = Literal["monthly"]
 ReconcileAction = Literal["consume", "release", "leave"]
 
-# Bounds: far above any real figure, far below int64 and JavaScript's 2^53 (so a figure
-# survives every JSON parser exactly). The service still decides what is allowed.
-MAX_CREDITS = 1_000_000_000_000
-MAX_PAISE = 1_000_000_000_000_000
 # Strict: "5" and 5.5 are errors, not credits (money is never coerced from text or floats).
 Credits = Annotated[int, Field(strict=True, gt=0, le=MAX_CREDITS, examples=[10])]
 Paise = Annotated[int, Field(strict=True, ge=0, le=MAX_PAISE, description="Integer paise (₹1 = 100).")]
@@ -56,31 +61,6 @@ UsageKind = Annotated[
 ]
 
 
-def _utc(value: datetime) -> datetime:
-    # Offsets near the ends of the calendar can overflow when moved to UTC; that is a 400 on
-    # the field, not a 500 (protobuf Timestamps span years 1-9999).
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:
-        raise PydanticCustomError("datetime_range", "Must be between years 1 and 9999 in UTC") from None
-
-
-# A timestamp in a request: must carry an offset (naive times are ambiguous); kept in UTC.
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
-
-
-class Strict(BaseModel):
-    """Request bodies: unknown members are an error (a typo must not be silently ignored)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-def to_timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(value.astimezone(UTC))
-    return ts
 
 
 # -- accounts ------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import Query
 from google.protobuf.message import Message
-from pydantic import BeforeValidator, Field, SecretStr
+from google.protobuf.timestamp_pb2 import Timestamp
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 from pydantic_core import PydanticCustomError
 
 # Bodies are bounded by the body-size middleware; these bound single fields so that a bad
@@ -69,3 +70,36 @@ Cursor = Annotated[
     str | None,
     Query(max_length=MAX_CURSOR, description="`next_cursor` of the previous page; absent for the first page."),
 ]
+
+
+# Bounds: far above any real figure, far below int64 and JavaScript's 2^53 (so a figure
+# survives every JSON parser exactly). The service still decides what is allowed.
+MAX_CREDITS = 1_000_000_000_000
+MAX_PAISE = 1_000_000_000_000_000
+
+
+def _utc(value: datetime) -> datetime:
+    # Offsets near the ends of the calendar can overflow when moved to UTC; that is a 400 on
+    # the field, not a 500 (protobuf Timestamps span years 1-9999).
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError("datetime_range", "Must be between years 1 and 9999 in UTC") from None
+
+
+# A timestamp in a request: must carry an offset (naive times are ambiguous); kept in UTC.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+
+
+class Strict(BaseModel):
+    """Request bodies: unknown members are an error (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def to_timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(value.astimezone(UTC))
+    return ts

@@ -22,8 +22,7 @@ from pydantic_core import PydanticCustomError
 
 from zenops.ops.v1 import ops_pb2 as pb
 
-from .billing import MAX_CREDITS, MAX_PAISE, Strict, UtcDatetime, to_timestamp
-from .common import enum_name, enum_value, or_none, timestamp
+from .common import MAX_CREDITS, MAX_PAISE, Strict, UtcDatetime, enum_name, enum_value, or_none, timestamp, to_timestamp
 
 __all__ = [
     "MAX_CREDITS",

@@ -52,10 +52,9 @@ from ..models.billing import (
     UsageEvent,
     UsageEventBody,
     UsageRecorded,
-    to_timestamp,
 )
 from ..models.billing import Reservation as ReservationView
-from ..models.common import Cursor, Limit, enum_value, or_none
+from ..models.common import Cursor, Limit, enum_value, or_none, to_timestamp
 
 router = APIRouter(prefix="/v1/billing", tags=["billing"])
 
