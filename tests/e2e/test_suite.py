@@ -70,5 +70,5 @@ def test_service_logs_are_structured_json(suite):
 def test_one_service_meta_reads_its_schema_revision(suite):
     r = httpx.get(f"{suite.url}/v1/meta/ops")
     assert r.status_code == 200
-    assert r.json()["name"] == "ops" and r.json()["schema_revision"] == "0001"
+    assert r.json()["name"] == "ops" and r.json()["schema_revision"] == "0005"
     assert httpx.get(f"{suite.url}/v1/meta/nope").status_code == 400
