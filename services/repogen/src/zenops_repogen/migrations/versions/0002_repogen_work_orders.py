@@ -111,7 +111,7 @@ UP = [
         tenant_id uuid NOT NULL,
         work_order_id uuid NOT NULL,
         snapshot_version bigint NOT NULL,
-        -- patch | evidence | transition
+        -- create | patch | template | evidence | transition
         trigger text NOT NULL,
         ready boolean NOT NULL,
         score int NOT NULL CHECK (score BETWEEN 0 AND 100),

@@ -3,7 +3,8 @@ links and typed comments.
 
 Field-evidence links are audit-grade: a link is added, and may later be removed once
 (removed_by/at/reason set); nothing else about it ever changes, and it is never deleted (a
-trigger enforces both). Evidence is removed the same way. Comments are append-only.
+trigger enforces both). Evidence is removed the same way (its own trigger also lets a live
+item's annexure position move). Comments are append-only.
 
 Revision ID: 0003
 Revises: 0002
@@ -88,6 +89,24 @@ UP = [
     "CREATE TRIGGER field_links_remove_once BEFORE UPDATE OR DELETE ON field_links "
     "FOR EACH ROW EXECUTE FUNCTION repogen_remove_once()",
     """
+    CREATE FUNCTION repogen_evidence_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'DELETE' THEN
+            RAISE EXCEPTION 'evidence rows are never deleted' USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        IF OLD.removed_at IS NOT NULL
+           OR (to_jsonb(NEW) - 'removed_by' - 'removed_at' - 'removal_reason' - 'annexure_order')
+              IS DISTINCT FROM (to_jsonb(OLD) - 'removed_by' - 'removed_at' - 'removal_reason' - 'annexure_order') THEN
+            RAISE EXCEPTION 'evidence only changes by moving in the annexure order or being removed, once'
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        RETURN NEW;
+    END
+    $$
+    """,
+    "CREATE TRIGGER evidence_guard BEFORE UPDATE OR DELETE ON evidence "
+    "FOR EACH ROW EXECUTE FUNCTION repogen_evidence_guard()",
+    """
     CREATE TABLE comments (
         id uuid PRIMARY KEY,
         tenant_id uuid NOT NULL,
@@ -109,6 +128,7 @@ DOWN = [
     "DROP TABLE IF EXISTS field_links",
     "DROP FUNCTION IF EXISTS repogen_remove_once()",
     "DROP TABLE IF EXISTS evidence",
+    "DROP FUNCTION IF EXISTS repogen_evidence_guard()",
 ]
 
 

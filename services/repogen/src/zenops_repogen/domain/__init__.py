@@ -1,0 +1,1 @@
+"""Pure rules of repogen (no I/O): the work-order lifecycle, evidence kinds and order."""
