@@ -22,7 +22,7 @@ from zenops.ops.v1 import ops_pb2_grpc
 from zenops_devstack.testing import TokenSigner
 from zenops_kit.db import tenant_tx
 from zenops_kit.errors import ErrorDetail, parse_rpc_error
-from zenops_ops.storage import CHUNK_BYTES
+from zenops_kit.storage import CHUNK_BYTES
 
 # Staff who handle KYC and title deeds (ops managers, valuers, HR).
 STAFF_CAPS = ("documents.read", "documents.write", "documents.read_sensitive")

@@ -26,11 +26,12 @@ from zenops.ops.v1 import ops_pb2 as pb
 from zenops_devstack.testing import poll
 from zenops_kit.context import RequestContext
 from zenops_kit.rls import scoped_tx
+from zenops_kit.storage import CHUNK_BYTES
+from zenops_kit.storage.local import GET, PUT, Grant, GrantSigner
 from zenops_ops import documents
 from zenops_ops.api.caller import Caller
+from zenops_ops.documents import FILES_URL_PREFIX
 from zenops_ops.domain.documents import safe_filename
-from zenops_ops.storage import CHUNK_BYTES
-from zenops_ops.storage.local import GET, PUT, Grant, GrantSigner
 
 MAX_UPLOAD = 4 * CHUNK_BYTES
 
@@ -189,7 +190,7 @@ async def test_bad_expired_tampered_and_misused_tokens_are_refused(docs, tmp_pat
         put_token = url_token(signed.upload_url)
         payload, _, signature = put_token.partition(".")
         key = h.settings.storage_signing_key.get_secret_value().encode()
-        grant = GrantSigner(key).verify(put_token, PUT)
+        grant = GrantSigner(key, FILES_URL_PREFIX).verify(put_token, PUT)
         flipped = payload[:-2] + ("A" if payload[-2] != "A" else "B") + payload[-1]
 
         cases = {
@@ -197,7 +198,7 @@ async def test_bad_expired_tampered_and_misused_tokens_are_refused(docs, tmp_pat
             "empty": "",
             "tampered payload": f"{flipped}.{signature}",
             "tampered signature": f"{payload}.{signature[:-2]}AA",
-            "other key": GrantSigner(b"someone else's key").sign(grant),
+            "other key": GrantSigner(b"someone else's key", FILES_URL_PREFIX).sign(grant),
         }
         for name, token in cases.items():
             refused = await h.put_local_fails(token, PDF)
@@ -205,7 +206,8 @@ async def test_bad_expired_tampered_and_misused_tokens_are_refused(docs, tmp_pat
             refused = await h.get_local_fails(token)
             assert (refused.code, refused.reason) == (grpc.StatusCode.UNAUTHENTICATED, "SIGNED_URL_INVALID"), name
 
-        expired = GrantSigner(key).sign(Grant(**{**vars(grant), "expires_at": int(time.time()) - 1}))
+        signer = GrantSigner(key, FILES_URL_PREFIX)
+        expired = signer.sign(Grant(**{**vars(grant), "expires_at": int(time.time()) - 1}))
         refused = await h.put_local_fails(expired, PDF)
         assert (refused.code, refused.reason) == (grpc.StatusCode.UNAUTHENTICATED, "SIGNED_URL_EXPIRED")
 
@@ -215,11 +217,10 @@ async def test_bad_expired_tampered_and_misused_tokens_are_refused(docs, tmp_pat
         await h.put_local(put_token, PDF)
         await h.confirm(signed.document.id)
         get_token = url_token((await h.call("PresignDownload", pb.PresignDownloadRequest(id=signed.document.id))).url)
-        assert GrantSigner(key).verify(get_token, GET).key == grant.key
+        assert signer.verify(get_token, GET).key == grant.key
         refused = await h.put_local_fails(get_token, b"overwrite")
         assert (refused.code, refused.reason) == (grpc.StatusCode.UNAUTHENTICATED, "SIGNED_URL_INVALID")
-        expired_get = GrantSigner(key).sign(Grant(**{**vars(grant), "purpose": GET,
-                                                      "expires_at": int(time.time()) - 1}))
+        expired_get = signer.sign(Grant(**{**vars(grant), "purpose": GET, "expires_at": int(time.time()) - 1}))
         assert (await h.get_local_fails(expired_get)).reason == "SIGNED_URL_EXPIRED"
         assert b"".join((await h.get_local(get_token))[1]) == PDF  # untouched by every refused attempt
 

@@ -1,6 +1,6 @@
 """Documents on the S3 driver against a real S3 wire-protocol server (moto's server mode, a
-child process): presigned PUT and GET over real HTTP (httpx), confirm reading the object back
-from the store; nothing mocked in Python."""
+child process, zenops_devstack.s3): presigned PUT and GET over real HTTP (httpx), confirm reading
+the object back from the store; nothing mocked in Python."""
 
 from __future__ import annotations
 
@@ -14,13 +14,12 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 from documents_harness import PDF, running_docs, sha256
-from s3_server import s3_bucket, s3_server  # noqa: F401 - fixtures
 
 from zenops.ops.v1 import ops_pb2 as pb
 
 
 @pytest.fixture
-def docs(start_service, s3_server, s3_bucket, tmp_path):  # noqa: F811 - fixtures
+def docs(start_service, s3_server, s3_bucket, tmp_path):
     return lambda **settings: running_docs(start_service, storage_dir=tmp_path / "unused",
                                            **s3_server.settings(s3_bucket), **settings)
 
@@ -36,7 +35,7 @@ async def stored_key(h, document_id: str) -> str:
     return rows[0].storage_key
 
 
-def exists(s3_server, bucket: str, key: str) -> bool:  # noqa: F811 - fixture value
+def exists(s3_server, bucket: str, key: str) -> bool:
     try:
         s3_server.client().head_object(Bucket=bucket, Key=key)
     except ClientError:
@@ -44,7 +43,7 @@ def exists(s3_server, bucket: str, key: str) -> bool:  # noqa: F811 - fixture va
     return True
 
 
-async def test_upload_confirm_download_round_trip_over_http(docs, s3_server, s3_bucket):  # noqa: F811
+async def test_upload_confirm_download_round_trip_over_http(docs, s3_server, s3_bucket):
     data = photo()
     async with docs() as h, httpx.AsyncClient(timeout=30) as http:
         assignment = await h.assignment(await h.channel())
@@ -83,7 +82,7 @@ async def test_upload_confirm_download_round_trip_over_http(docs, s3_server, s3_
         assert (refused.code, refused.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "LOCAL_STORAGE_DISABLED")
 
 
-async def test_a_wrong_object_is_refused_deleted_and_can_be_replaced(docs, s3_server, s3_bucket):  # noqa: F811
+async def test_a_wrong_object_is_refused_deleted_and_can_be_replaced(docs, s3_server, s3_bucket):
     data = photo()
     async with docs() as h, httpx.AsyncClient(timeout=30) as http:
         signed = await h.presign(data, filename="kyc.pdf")
@@ -114,7 +113,7 @@ async def test_a_wrong_object_is_refused_deleted_and_can_be_replaced(docs, s3_se
         assert (await h.confirm(doc_id)).status == pb.DOCUMENT_STATUS_UPLOADED
 
 
-async def test_the_stores_own_checksum_is_used_when_it_keeps_one(docs, s3_server, s3_bucket):  # noqa: F811
+async def test_the_stores_own_checksum_is_used_when_it_keeps_one(docs, s3_server, s3_bucket):
     """Objects the store keeps a full-object SHA-256 for (uploaded with a checksum algorithm):
     confirm compares that checksum."""
     data = photo(50_000)
@@ -133,7 +132,7 @@ async def test_the_stores_own_checksum_is_used_when_it_keeps_one(docs, s3_server
                 assert refused.reason == outcome
 
 
-async def test_portal_isolation_and_sensitivity_hold_on_s3(docs, s3_bucket):  # noqa: F811
+async def test_portal_isolation_and_sensitivity_hold_on_s3(docs, s3_bucket):
     async with docs() as h, httpx.AsyncClient(timeout=30) as http:
         ours, theirs = await h.channel(), await h.channel()
         request = await h.channel_request(ours)

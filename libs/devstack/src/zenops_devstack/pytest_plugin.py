@@ -3,7 +3,9 @@
 - `pg_server` / `nats_server` (session): one PostgreSQL and one NATS JetStream per run;
 - `make_database(service)`: a fresh database + login role (no BYPASSRLS) for a service,
   with that service's migrations applied (a fresh one per call, so per test module);
-- `start_service(service, **settings)`: the real service app, in-process, on a free port.
+- `start_service(service, **settings)`: the real service app, in-process, on a free port;
+- `s3_server` (session) / `s3_bucket`: a real S3 wire-protocol server (moto's server mode)
+  and a fresh bucket in it (zenops_devstack.s3).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pytest
 from .nats import NatsServer
 from .postgres import PostgresServer
 from .process import free_port
+from .s3 import s3_bucket, s3_server  # noqa: F401 - fixtures
 
 SERVICES = ("identity", "ops", "billing", "repogen")
 

@@ -4,13 +4,13 @@ from pathlib import Path
 
 from zenops_kit.context import TokenVerifier
 from zenops_kit.server import ServiceApp
+from zenops_kit.storage import close_storage
 
 from .api.servicer import register
 from .billing_accounts import close_billing_accounts
 from .outbox import set_producer_version
 from .reactions import subscriptions
 from .settings import OpsSettings
-from .storage import close_storage
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Every RPC needs a bearer token but the local storage driver's two: their signed token is

@@ -27,16 +27,19 @@ from zenops_kit.errors import FailedPrecondition
 from zenops_kit.fields import invalid
 from zenops_kit.paging import decode_cursor, encode_cursor, page_limit
 from zenops_kit.rls import scoped_tx
+from zenops_kit.storage import CHUNK_BYTES, Storage, StoredObject, storage_for, storage_key
+from zenops_kit.storage.local import GET, PUT, LocalStorage
 
 from .api.caller import Caller, trace_id
 from .api.translate import CLASSIFICATION_PB, DOCUMENT_SOURCE_PB, DOCUMENT_STATUS_PB, SENSITIVITY_PB, ts
 from .domain import documents as rules
 from .domain.documents import READ, READ_SENSITIVE, Document, ListFilter, NewDocument
 from .idempotency import idempotent
-from .storage import CHUNK_BYTES, Storage, StoredObject, storage_key
-from .storage.local import GET, PUT, LocalStorage
 from .store import activity, violated_constraint
 from .store import documents as store
+
+# The gateway route of the local storage driver's signed URLs (routes/files.py).
+FILES_URL_PREFIX = "/v1/files/"
 
 # GetAssignment's documents: the newest this many (ListDocuments with links.assignment_id pages
 # through all of them).
@@ -63,8 +66,13 @@ def document_pb(doc: Document) -> pb.Document:
     return msg
 
 
+def files(runtime) -> Storage:
+    """The process's document storage (zenops_kit.storage, made on first use)."""
+    return storage_for(runtime, url_prefix=FILES_URL_PREFIX)
+
+
 def _stored(doc: Document, tenant_id: str) -> StoredObject:
-    return StoredObject(key=doc.storage_key, tenant_id=tenant_id, document_id=doc.id, filename=doc.filename,
+    return StoredObject(key=doc.storage_key, tenant_id=tenant_id, object_id=doc.id, filename=doc.filename,
                         content_type=doc.content_type, size_bytes=doc.size_bytes, sha256=doc.sha256)
 
 
@@ -281,7 +289,7 @@ async def put_local_object(engine: AsyncEngine, storage: Storage, token: str, ch
     document's file is never replaced."""
     local = _local(storage)
     grant = local.grant(token, PUT)
-    await _pending(engine, grant.tenant_id, grant.document_id)
+    await _pending(engine, grant.tenant_id, grant.object_id)
     upload = await local.begin_upload(grant.key)
     try:
         async for data in chunks:
@@ -297,8 +305,8 @@ async def put_local_object(engine: AsyncEngine, storage: Storage, token: str, ch
                           reason="UPLOAD_INCOMPLETE")
         async with scoped_tx(engine, grant.tenant_id) as conn:
             # Shares the row lock confirm takes: the file is never swapped under a confirm.
-            if await store.status_for_share(conn, grant.document_id) != rules.PENDING:
-                raise _already_uploaded(grant.document_id)
+            if await store.status_for_share(conn, grant.object_id) != rules.PENDING:
+                raise _already_uploaded(grant.object_id)
             await upload.commit()
     except BaseException:
         upload.abort()  # synchronous: a cancelled task must not leave the temporary file behind

@@ -11,7 +11,6 @@ from zenops_kit.fields import choice
 from .. import documents
 from ..domain import documents as rules
 from ..domain.documents import LINK_FIELDS, READ, READ_SENSITIVE, WRITE
-from ..storage import storage_for
 from .caller import caller, idempotency_key
 from .translate import CLASSIFICATION_OF, DOCUMENT_SOURCE_OF, DOCUMENT_STATUS_OF, SENSITIVITY_OF, when
 
@@ -39,12 +38,12 @@ class DocumentRpcs:
             captured_by_employee_id=request.captured_by_employee_id, metadata_values=dict(request.metadata),
             portal=who.is_portal, max_bytes=settings.max_upload_bytes, now=datetime.now(UTC))
         key = idempotency_key(request.idempotency_key, context)
-        return await documents.presign_upload(self.engine, storage_for(self.runtime), who, new, key=key,
+        return await documents.presign_upload(self.engine, documents.files(self.runtime), who, new, key=key,
                                               request=request, ttl_seconds=settings.signed_url_ttl_seconds)
 
     async def ConfirmUpload(self, request, context):
         who = await caller(self.engine, context, WRITE)
-        doc = await documents.confirm_upload(self.engine, storage_for(self.runtime), who,
+        doc = await documents.confirm_upload(self.engine, documents.files(self.runtime), who,
                                              rules.document_id(request.id))
         return pb.ConfirmUploadResponse(document=doc)
 
@@ -55,7 +54,7 @@ class DocumentRpcs:
 
     async def PresignDownload(self, request, context):
         who = await caller(self.engine, context, READ)
-        return await documents.presign_download(self.engine, storage_for(self.runtime), who,
+        return await documents.presign_download(self.engine, documents.files(self.runtime), who,
                                                 rules.document_id(request.id),
                                                 ttl_seconds=self.runtime.settings.signed_url_ttl_seconds)
 
@@ -91,10 +90,10 @@ class DocumentRpcs:
                 if message.data:
                     yield message.data
 
-        size = await documents.put_local_object(self.engine, storage_for(self.runtime),
+        size = await documents.put_local_object(self.engine, documents.files(self.runtime),
                                                 first.token if first is not None else "", data())
         return pb.PutLocalObjectResponse(size_bytes=size)
 
     async def GetLocalObject(self, request, context):
-        async for message in documents.get_local_object(storage_for(self.runtime), request.token):
+        async for message in documents.get_local_object(documents.files(self.runtime), request.token):
             yield message

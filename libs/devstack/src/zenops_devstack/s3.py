@@ -1,9 +1,11 @@
-"""A real S3 wire-protocol server for the storage tests: moto's server mode (`moto_server`, from
-the moto[server] wheel) as a child process on a free port, one per test session. The S3
-driver talks to it over HTTP exactly as it talks to AWS S3 or MinIO; nothing is mocked in
-Python.
+"""A real S3 wire-protocol server for the storage tests of any service: moto's server mode
+(`moto_server`, from the moto[server] wheel) as a child process on a free port, one per test
+session. The kit's S3 driver talks to it over HTTP exactly as it talks to AWS S3 or MinIO;
+nothing is mocked in Python.
 
-    from s3_server import s3_server, s3_bucket  # noqa: F401  (fixtures)
+Fixtures (registered by the zenops pytest plugin): `s3_server` (session) and `s3_bucket` (a
+fresh bucket per test). `s3_server.settings(bucket)` are the StorageSettings that point a
+service's S3 driver at it.
 """
 
 from __future__ import annotations
@@ -13,12 +15,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import httpx
 import pytest
-from botocore.config import Config
 
-from zenops_devstack.process import free_port, spawn, stop, wait_until
+from .process import free_port, spawn, stop, wait_until
 
 REGION = "ap-south-1"
 ACCESS_KEY = "zenops-test-key"
@@ -30,13 +30,16 @@ class S3Server:
     endpoint_url: str
 
     def client(self):
+        import boto3  # only the sessions that use the S3 server pay for the import
+        from botocore.config import Config
+
         return boto3.session.Session().client(
             "s3", endpoint_url=self.endpoint_url, region_name=REGION, aws_access_key_id=ACCESS_KEY,
             aws_secret_access_key=SECRET_KEY,
             config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
 
     def settings(self, bucket: str) -> dict:
-        """The ops settings that point the S3 driver at this server."""
+        """The storage settings (zenops_kit.storage.settings) that point the S3 driver here."""
         return {"storage_driver": "s3", "s3_endpoint_url": self.endpoint_url, "s3_bucket": bucket,
                 "s3_region": REGION, "s3_access_key_id": ACCESS_KEY, "s3_secret_access_key": SECRET_KEY}
 
@@ -64,7 +67,7 @@ def s3_server(tmp_path_factory) -> S3Server:
 
 @pytest.fixture
 def s3_bucket(s3_server: S3Server) -> str:
-    """A fresh bucket (the store an operator would have provisioned for ops)."""
-    name = f"zenops-docs-{uuid.uuid4().hex[:12]}"
+    """A fresh bucket (the store an operator would have provisioned for the service)."""
+    name = f"zenops-test-{uuid.uuid4().hex[:12]}"
     s3_server.client().create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
     return name

@@ -5,6 +5,10 @@ object's content type, its exact length and its SHA-256 (`x-amz-checksum-sha256`
 client must send those headers (returned as `upload_headers`) and a store that checks
 checksums (S3, MinIO) refuses a body that does not match before anything is stored.
 
+A service's own write (`put`) sends the body with its SHA-256 (`ChecksumSHA256`), so a store
+that checks checksums refuses a corrupted transfer, and answers the size and digest of the
+bytes sent.
+
 Confirm (`stat`) asks the store for the object with `ChecksumMode=ENABLED`: when the store
 reports a full-object SHA-256 it computed on upload, that is the object's digest and no
 byte is read back. Otherwise (a store that does not keep checksums, or one that kept none
@@ -32,14 +36,14 @@ from zenops_kit.errors import Unavailable
 
 from . import CHUNK_BYTES, ObjectStat, SignedRequest, StoredObject
 
-log = logging.getLogger("zenops.ops.storage.s3")
+log = logging.getLogger("zenops.storage.s3")
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
 
 def _store_unavailable(exc: Exception, operation: str) -> Unavailable:
-    log.warning("document store call failed", extra={"operation": operation, "error": repr(exc)})
-    return Unavailable("the document store is unavailable; retry later", reason="STORAGE_UNAVAILABLE")
+    log.warning("file store call failed", extra={"operation": operation, "error": repr(exc)})
+    return Unavailable("the file store is unavailable; retry later", reason="STORAGE_UNAVAILABLE")
 
 
 def _missing(exc: ClientError) -> bool:
@@ -109,6 +113,19 @@ class S3Storage:
                                            ExpiresIn=ttl_seconds, HttpMethod=method)
         except BotoCoreError as exc:
             raise _store_unavailable(exc, operation) from exc
+
+    def _put(self, key: str, data: bytes, content_type: str) -> ObjectStat:
+        digest = hashlib.sha256(data)
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
+                               ContentLength=len(data),
+                               ChecksumSHA256=base64.b64encode(digest.digest()).decode())
+        return ObjectStat(size_bytes=len(data), sha256=digest.hexdigest())
+
+    async def put(self, key: str, data: bytes, *, content_type: str) -> ObjectStat:
+        try:
+            return await asyncio.to_thread(self._put, key, data, content_type)
+        except (BotoCoreError, ClientError) as exc:
+            raise _store_unavailable(exc, "put") from exc
 
     def _stat(self, key: str) -> ObjectStat | None:
         try:

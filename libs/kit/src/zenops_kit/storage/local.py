@@ -1,20 +1,22 @@
 """The local-disk driver: files under `storage_dir`, signed URLs served by the gateway.
 
-A signed URL is `/v1/files/<token>`: the gateway turns `PUT` into ops' PutLocalObject
-(client stream) and `GET` into GetLocalObject (server stream), and the token is the only
-authorisation, as an S3 presigned URL's signature is. The token is a grant:
+A signed URL is `<url_prefix><token>` (ops: `/v1/files/`, repogen: `/v1/artifact-files/`):
+the gateway turns `PUT` into the owning service's PutLocalObject (client stream) and `GET`
+into its GetLocalObject (server stream), and the token is the only authorisation, as an S3
+presigned URL's signature is. The token is a grant:
 
-    base64url(JSON {v, p: put|get, t: tenant, d: document, k: storage key, s: size,
+    base64url(JSON {v, p: put|get, t: tenant, d: object id, k: storage key, s: size,
                     c: content type, f: filename, e: expiry (unix seconds)})
-    "." base64url(HMAC-SHA256(storage_signing_key, "zenops.local-object.v1." + payload))
+    "." base64url(HMAC-SHA256(storage_signing_key, "zenops.local-object.v1." + url_prefix + "." + payload))
 
-A grant is single-purpose (a download grant cannot upload), names exactly one object and
-expires (signed_url_ttl_seconds). The signature is checked in constant time before
-anything in the payload is believed.
+A grant is single-purpose (a download grant cannot upload), names exactly one object,
+expires (signed_url_ttl_seconds) and is bound to its URL prefix (a grant one service signed
+is refused by another, even under a shared key). The signature is checked in constant time
+before anything in the payload is believed.
 
-An upload is written to a temporary file next to its final path, flushed to disk, and
-renamed into place only when complete (`LocalUpload.commit`): a reader never sees half a
-file, and an aborted or oversized upload leaves nothing behind.
+Every write (a client's upload, or the service's own `put`) goes to a temporary file next to
+its final path, is flushed to disk, and is renamed into place only when complete: a reader
+never sees half a file, and an aborted or oversized write leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -36,9 +38,8 @@ from pathlib import Path
 
 from zenops_kit.errors import NotFound, Unauthenticated
 
-from . import CHUNK_BYTES, ObjectStat, SignedRequest, StoredObject, is_storage_key
+from . import CHUNK_BYTES, DEFAULT_KEYS, KeyShape, ObjectStat, SignedRequest, StoredObject
 
-URL_PREFIX = "/v1/files/"
 PUT, GET = "put", "get"
 _CONTEXT = b"zenops.local-object.v1."
 _VERSION = 1
@@ -50,7 +51,7 @@ class Grant:
 
     purpose: str  # put | get
     tenant_id: str
-    document_id: str
+    object_id: str
     key: str
     size_bytes: int
     content_type: str
@@ -71,16 +72,22 @@ def _invalid(message: str = "the signed URL is not valid") -> Unauthenticated:
 
 
 class GrantSigner:
-    def __init__(self, key: bytes) -> None:
+    """Signs and verifies grants for one URL prefix (one service's file route)."""
+
+    def __init__(self, key: bytes, url_prefix: str, *, keys: KeyShape = DEFAULT_KEYS) -> None:
         if not key:
             raise ValueError("storage_signing_key must not be empty")
+        if not url_prefix.startswith("/") or not url_prefix.endswith("/"):
+            raise ValueError(f"url_prefix must start and end with '/': {url_prefix!r}")
         self._key = key
+        self._context = _CONTEXT + url_prefix.encode() + b"."
+        self.keys = keys
 
     def _mac(self, payload: str) -> bytes:
-        return hmac.new(self._key, _CONTEXT + payload.encode(), hashlib.sha256).digest()
+        return hmac.new(self._key, self._context + payload.encode(), hashlib.sha256).digest()
 
     def sign(self, grant: Grant) -> str:
-        body = {"v": _VERSION, "p": grant.purpose, "t": grant.tenant_id, "d": grant.document_id, "k": grant.key,
+        body = {"v": _VERSION, "p": grant.purpose, "t": grant.tenant_id, "d": grant.object_id, "k": grant.key,
                 "s": grant.size_bytes, "c": grant.content_type, "f": grant.filename, "e": grant.expires_at}
         payload = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
         return f"{payload}.{_b64(self._mac(payload))}"
@@ -99,7 +106,7 @@ class GrantSigner:
             raise _invalid()
         try:
             body = json.loads(_unb64(payload))
-            grant = Grant(purpose=body["p"], tenant_id=body["t"], document_id=body["d"], key=body["k"],
+            grant = Grant(purpose=body["p"], tenant_id=body["t"], object_id=body["d"], key=body["k"],
                           size_bytes=int(body["s"]), content_type=body["c"], filename=body["f"],
                           expires_at=int(body["e"]))
             if body["v"] != _VERSION:
@@ -108,7 +115,7 @@ class GrantSigner:
             raise _invalid() from None
         if grant.purpose != purpose:
             raise _invalid(f"this signed URL does not allow {'uploads' if purpose == PUT else 'downloads'}")
-        if not is_storage_key(grant.key):
+        if not self.keys.valid(grant.key):
             raise _invalid()
         if (time.time() if now is None else now) >= grant.expires_at:
             raise Unauthenticated("the signed URL has expired", reason="SIGNED_URL_EXPIRED")
@@ -116,12 +123,13 @@ class GrantSigner:
 
 
 class LocalUpload:
-    """One upload in progress: a temporary file renamed into place by commit()."""
+    """One write in progress: a temporary file renamed into place by commit()."""
 
     def __init__(self, final: Path) -> None:
         self.final = final
         self.temp = final.parent / f".{final.name}.{uuid.uuid4().hex}.part"
         self.size_bytes = 0
+        self.sha256 = hashlib.sha256()
         self._file = None
 
     def _open(self) -> None:
@@ -133,6 +141,7 @@ class LocalUpload:
 
     async def write(self, data: bytes) -> None:
         await asyncio.to_thread(self._file.write, data)
+        self.sha256.update(data)
         self.size_bytes += len(data)
 
     def _commit(self) -> None:
@@ -155,33 +164,47 @@ class LocalUpload:
 class LocalStorage:
     driver = "local"
 
-    def __init__(self, root: Path, signing_key: bytes) -> None:
+    def __init__(self, root: Path, signing_key: bytes, *, url_prefix: str, keys: KeyShape = DEFAULT_KEYS) -> None:
         self.root = root.resolve()
-        self.signer = GrantSigner(signing_key)
+        self.url_prefix = url_prefix
+        self.keys = keys
+        self.signer = GrantSigner(signing_key, url_prefix, keys=keys)
 
     @classmethod
-    def from_settings(cls, settings) -> LocalStorage:
-        return cls(Path(settings.storage_dir), settings.storage_signing_key.get_secret_value().encode())
+    def from_settings(cls, settings, *, url_prefix: str, keys: KeyShape = DEFAULT_KEYS) -> LocalStorage:
+        return cls(Path(settings.storage_dir), settings.storage_signing_key.get_secret_value().encode(),
+                   url_prefix=url_prefix, keys=keys)
 
     def path(self, key: str) -> Path:
-        if not is_storage_key(key):
+        if not self.keys.valid(key):
             raise ValueError(f"not a storage key: {key!r}")
         return self.root / key
 
     def _sign(self, purpose: str, obj: StoredObject, ttl_seconds: int) -> SignedRequest:
         expires = int(time.time()) + ttl_seconds
-        token = self.signer.sign(Grant(purpose=purpose, tenant_id=obj.tenant_id, document_id=obj.document_id,
+        token = self.signer.sign(Grant(purpose=purpose, tenant_id=obj.tenant_id, object_id=obj.object_id,
                                        key=obj.key, size_bytes=obj.size_bytes, content_type=obj.content_type,
                                        filename=obj.filename, expires_at=expires))
         headers = {"content-type": obj.content_type} if purpose == PUT else {}
-        return SignedRequest(url=URL_PREFIX + token, method="PUT" if purpose == PUT else "GET", headers=headers,
-                             expires_at=datetime.fromtimestamp(expires, UTC))
+        return SignedRequest(url=self.url_prefix + token, method="PUT" if purpose == PUT else "GET",
+                             headers=headers, expires_at=datetime.fromtimestamp(expires, UTC))
 
     async def presign_upload(self, obj: StoredObject, ttl_seconds: int) -> SignedRequest:
         return self._sign(PUT, obj, ttl_seconds)
 
     async def presign_download(self, obj: StoredObject, ttl_seconds: int) -> SignedRequest:
         return self._sign(GET, obj, ttl_seconds)
+
+    async def put(self, key: str, data: bytes, *, content_type: str) -> ObjectStat:
+        upload = await self.begin_upload(key)
+        try:
+            for start in range(0, len(data), CHUNK_BYTES):
+                await upload.write(data[start:start + CHUNK_BYTES])
+            await upload.commit()
+        except BaseException:
+            upload.abort()
+            raise
+        return ObjectStat(size_bytes=upload.size_bytes, sha256=upload.sha256.hexdigest())
 
     def _stat(self, key: str) -> ObjectStat | None:
         digest = hashlib.sha256()
@@ -221,7 +244,7 @@ class LocalStorage:
         try:
             f = await asyncio.to_thread(open, self.path(key), "rb")
         except FileNotFoundError:
-            raise NotFound("the file has not been uploaded", reason="OBJECT_MISSING") from None
+            raise NotFound("the file is not in the store", reason="OBJECT_MISSING") from None
         try:
             size = (await asyncio.to_thread(os.fstat, f.fileno())).st_size
             yield LocalReader(f, size)
