@@ -100,6 +100,7 @@ class Suite:
         wanted |= {
             "identity_key_encryption_secret": None,
             "ops_storage_signing_key": None,
+            "repogen_storage_signing_key": None,
             "bootstrap_admin_email": self.base_env.get("ZENOPS_BOOTSTRAP_ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL,
             "bootstrap_admin_password": self.base_env.get("ZENOPS_BOOTSTRAP_ADMIN_PASSWORD") or None,
         }
@@ -138,9 +139,9 @@ class Suite:
         for peer in DOMAIN_SERVICES:
             if peer != svc:
                 env[f"ZENOPS_{peer.upper()}_ADDR"] = f"127.0.0.1:{self.ports.grpc[peer]}"
-        if svc == "ops":
-            env |= {"ZENOPS_STORAGE_DIR": str(self.data_dir / "files"),
-                    "ZENOPS_STORAGE_SIGNING_KEY": self._secrets()["ops_storage_signing_key"]}
+        if svc in ("ops", "repogen"):  # documents / report artifacts on local disk, each with its own key
+            env |= {"ZENOPS_STORAGE_DIR": str(self.data_dir / ("files" if svc == "ops" else "artifacts")),
+                    "ZENOPS_STORAGE_SIGNING_KEY": self._secrets()[f"{svc}_storage_signing_key"]}
         if svc == "identity":
             s = self._secrets()
             env |= {
