@@ -1,9 +1,9 @@
 """Reconciliation: stale ACTIVE reservations resolved with the services that own their refs.
 
 The owners are asked over real gRPC (GetBillingRefState) with billing's own service token
-from the real identity service. ops and repogen do not implement GetBillingRefState yet, so
-small grpc.aio servers stand in for them (they verify billing's token against identity's
-JWKS); the real ops service is also asked, and its UNIMPLEMENTED is "owner did not answer".
+from the real identity service. Small grpc.aio servers stand in for the owners where a test
+needs a chosen answer or a failure (they verify billing's token against identity's JWKS); the
+real ops service is asked too, with billing's real service token.
 DELIVERED → consume, CANCELLED / NOT_FOUND → release, OPEN or no answer → leave (reported,
 never released by guess). dry_run changes nothing (full table snapshots); a second run
 changes nothing; a consume racing reconciliation ends in exactly one final state.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -221,11 +222,7 @@ async def test_oldest_first_limit_and_threshold(suite):
 @asynccontextmanager
 async def unanswering_ops(start_service, case: str, identity_addr: str):
     """An ops address that gives no answer: `case` says how."""
-    if case == "real-ops":
-        # the REAL ops service: it verifies billing's token, then has no GetBillingRefState yet
-        async with start_service("ops", identity_addr=identity_addr) as ops:
-            yield f"127.0.0.1:{ops.port}"
-    elif case == "unimplemented":
+    if case == "unimplemented":
         server = grpc.aio.server()  # a server without the method at all
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
@@ -241,8 +238,8 @@ async def unanswering_ops(start_service, case: str, identity_addr: str):
             yield owners.addr
 
 
-# What each case answers: the real ops service does not implement GetBillingRefState yet.
-CODES = {"real-ops": ("UNIMPLEMENTED",), "unimplemented": ("UNIMPLEMENTED",),
+# What each case answers.
+CODES = {"unimplemented": ("UNIMPLEMENTED",),
          "unavailable": ("UNAVAILABLE",), "deadline": ("DEADLINE_EXCEEDED",)}
 
 
@@ -260,6 +257,21 @@ async def test_an_owner_that_does_not_answer_means_leave(start_service, billing,
                 assert action.reason in {f"owner did not answer (ops: {code})" for code in CODES[case]}
                 assert await snapshot(h) == before
                 assert await statuses(h) == {"cr-1": "ACTIVE"}
+
+
+async def test_the_real_ops_is_asked_with_billings_service_token(start_service, billing):
+    # the REAL ops service verifies billing's token from identity and answers: a channel request
+    # it has never heard of is NOT_FOUND, so its reservation is released
+    async with identity_running(start_service) as identity_addr:
+        async with start_service("ops", identity_addr=identity_addr) as ops:
+            async with billing(identity_addr=identity_addr, ops_addr=f"127.0.0.1:{ops.port}",
+                               reconcile_threshold_seconds=0) as h:
+                account = await h.account(credits=10)
+                unknown = str(uuid.uuid4())
+                await h.reserve(account.id, 4, unknown, ref_type="channel_request")
+                [action] = (await reconcile(h)).actions
+                assert (action.ref_id, action.action) == (unknown, "release"), action
+                assert await statuses(h) == {unknown: "RELEASED"}
 
 
 async def test_without_a_service_token_the_owner_is_not_asked(billing):
