@@ -97,8 +97,19 @@ def _make_handler(upstream_ref: list[Upstream]) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             pass  # keep test output clean
 
-        def _handle(self) -> None:
-            upstream = upstream_ref[0]
+        def _read_body(self) -> int:
+            """Read (and count) the whole request body, sized or chunked: a body left unread
+            would be taken for the next request on the kept-alive connection."""
+            if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+                total = 0
+                while True:
+                    size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass  # trailers
+                        return total
+                    total += len(self.rfile.read(size))
+                    self.rfile.readline()  # the CRLF after the chunk
             length = int(self.headers.get("content-length") or 0)
             remaining = length
             while remaining > 0:
@@ -106,6 +117,11 @@ def _make_handler(upstream_ref: list[Upstream]) -> type[BaseHTTPRequestHandler]:
                 if not chunk:
                     break
                 remaining -= len(chunk)
+            return length
+
+        def _handle(self) -> None:
+            upstream = upstream_ref[0]
+            length = self._read_body()
             if self.path == "/v1/livez":
                 with upstream.lock:
                     upstream.health_checks += 1

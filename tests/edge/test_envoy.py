@@ -410,6 +410,7 @@ def test_file_uploads_stream_past_the_api_body_limit(client: httpx.Client, upstr
     # and so does a chunked upload (no Content-Length)
     chunked = client.put("/v1/files/tok.sig", content=iter([b"a" * ONE_MIB, b"b" * ONE_MIB]))
     assert chunked.status_code == 200, chunked.text
+    assert chunked.json()["body_length"] == 2 * ONE_MIB  # every streamed byte reached the upstream
     # downloads are proxied too (no bearer token needed here: the gateway's business)
     assert client.get("/v1/files/tok.sig").json()["path"] == "/v1/files/tok.sig"
     # the API routes keep their 1 MiB cap
