@@ -19,6 +19,7 @@ from . import (
     files,
     intake,
     masterdata,
+    repogen,
     system,
     tasks,
     tenants,
@@ -41,4 +42,5 @@ ROUTERS: list[APIRouter] = [
     documents.router,
     files.router,
     tasks.analytics_router,
+    repogen.router,
 ]

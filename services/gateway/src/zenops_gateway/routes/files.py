@@ -1,9 +1,11 @@
-"""The local storage driver's signed URLs: `PUT /v1/files/{token}` and `GET /v1/files/{token}`.
+"""The local storage driver's signed URLs: `PUT /v1/files/{token}` and `GET /v1/files/{token}`
+(ops' documents), `GET /v1/artifact-files/{token}` (repogen's artifacts: reports, bundles).
 
-Presign upload / download (routes/documents.py) answer these URLs when ops stores files on
-its own disk. They take NO bearer token: the signed token in the path is the authorisation
-(single-purpose, one object, short-lived — as an S3 presigned URL's signature is); ops
-checks it.
+Presign upload / download (routes/documents.py) and the artifact download URL
+(routes/repogen.py) answer these URLs when the service stores files on its own disk. They
+take NO bearer token: the signed token in the path is the authorisation (single-purpose, one
+object, short-lived, bound to its URL prefix — as an S3 presigned URL's signature is); the
+owning service checks it.
 
 Both stream, so a file never sits whole in the gateway's memory:
 
@@ -12,9 +14,9 @@ Both stream, so a file never sits whole in the gateway's memory:
   here; the upload limit does (`ZENOPS_MAX_UPLOAD_BYTES`, 25 MiB, enforced by the body-limit
   middleware on the declared and on the streamed length; ops also refuses more than the
   document's declared size).
-- GET: ops' GetLocalObject (server stream) becomes the response body; its first message
-  (content type, filename, size) is read before the response starts, so a bad or expired
-  token, or a missing file, is an ordinary problem+json answer.
+- GET: ops' (or repogen's) GetLocalObject (server stream) becomes the response body; its
+  first message (content type, filename, size) is read before the response starts, so a bad
+  or expired token, or a missing file, is an ordinary problem+json answer.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import StreamingResponse
 
-from ..deps import OpsDep, SettingsDep
+from ..clients.ops import LocalObject
+from ..deps import OpsDep, RepogenDep, SettingsDep
 from ..errors import problem_responses
 from ..models.documents import StoredFile
 from .ops_common import ops_field_names
@@ -40,7 +43,7 @@ FileToken = Annotated[
         min_length=1,
         max_length=MAX_TOKEN,
         pattern=r"^[A-Za-z0-9._~-]+$",
-        description="The signed token of a URL from presign-upload or download.",
+        description="The signed token of a URL from presign-upload or a download URL.",
     ),
 ]
 FIELDS = {"token": "path.token", "data": "body"}
@@ -105,8 +108,31 @@ async def put_file(token: FileToken, request: Request, ops: OpsDep, settings: Se
 async def get_file(token: FileToken, ops: OpsDep, settings: SettingsDep) -> StreamingResponse:
     with ops_field_names(FIELDS):
         obj = await ops.open_local_object(token, deadline=settings.file_transfer_timeout)
+    return stream_object(obj)
+
+
+@router.get(
+    "/artifact-files/{token}",
+    summary="Download a report artifact from a signed URL (no bearer token: the token is the authorisation)",
+    description="The URL of `GET /v1/artifacts/{id}/download` when repogen stores artifacts on its own disk. "
+    "Streams the DOCX, PDF or export bundle with its `Content-Type`, `Content-Length` and `Content-Disposition: "
+    "attachment`. 401 `SIGNED_URL_INVALID` / `SIGNED_URL_EXPIRED` (a document's URL is not an artifact's), "
+    "404 `OBJECT_MISSING`.",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+        **problem_responses(401, 404, 409, 503),
+    },
+)
+async def get_artifact_file(token: FileToken, repogen: RepogenDep, settings: SettingsDep) -> StreamingResponse:
+    with ops_field_names(FIELDS):
+        obj = await repogen.open_local_object(token, deadline=settings.file_transfer_timeout)
+    return stream_object(obj)
+
+
+def stream_object(obj: LocalObject) -> StreamingResponse:
     headers = {
-        # As ops stored it (checked at presign); never a type Starlette would amend with a charset.
+        # As the service stored it (checked there); never a type Starlette would amend with a charset.
         "content-type": safe_content_type(obj.content_type),
         "content-length": str(obj.size_bytes),
         "content-disposition": content_disposition(obj.filename),
