@@ -15,51 +15,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import grpc
 
 from zenops.common.v1 import common_pb2
 from zenops.ops.v1 import ops_pb2 as pb
 from zenops.ops.v1 import ops_pb2_grpc
-from zenops_kit.errors import ErrorDetail
 
 from ..errors import UpstreamError
 from .base import UpstreamClient, outgoing_metadata
+from .objects import LocalObject, open_object_stream
 
 # gRPC messages of a file stream carry at most this many bytes of data (well under the
 # channel's 8 MiB receive limit and ops' own).
 FILE_CHUNK_BYTES = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class LocalObject:
-    """A stored file being read from ops: its description (the stream's first message) and
-    the rest of its bytes. `chunks()` must be consumed or `close()`d."""
-
-    content_type: str
-    filename: str
-    size_bytes: int
-    first_data: bytes
-    _call: grpc.aio.UnaryStreamCall
-    _messages: AsyncIterator[pb.GetLocalObjectResponse]
-    _service: str
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        try:
-            if self.first_data:
-                yield self.first_data
-            try:
-                async for message in self._messages:
-                    if message.data:
-                        yield message.data
-            except grpc.aio.AioRpcError as err:
-                raise UpstreamError.from_rpc_error(self._service, err) from None
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        self._call.cancel()  # a no-op once the stream has ended
 
 
 class OpsClient(UpstreamClient):
@@ -283,33 +252,6 @@ class OpsClient(UpstreamClient):
         return resp.size_bytes
 
     async def open_local_object(self, token: str, *, deadline: float) -> LocalObject:
-        """Start ops' GetLocalObject and read its first message (content type, filename,
-        size) so that a refusal (bad or expired token, no such object) is raised before any
-        HTTP response starts. The bytes follow from `LocalObject.chunks()`. (Read by
-        iteration, not read(): a client interceptor may wrap the response stream.)"""
-        call = self.stub.GetLocalObject(
-            pb.GetLocalObjectRequest(token=token), timeout=deadline, metadata=outgoing_metadata()
-        )
-        messages = aiter(call)
-        try:
-            first = await anext(messages)
-        except grpc.aio.AioRpcError as err:
-            raise UpstreamError.from_rpc_error(self.service, err) from None
-        except StopAsyncIteration:
-            # The stream ended without describing the object: an ops fault, never the caller's.
-            raise UpstreamError(
-                self.service,
-                ErrorDetail(code=grpc.StatusCode.INTERNAL, message="empty object stream", reason="INTERNAL"),
-            ) from None
-        except BaseException:
-            call.cancel()
-            raise
-        return LocalObject(
-            content_type=first.content_type,
-            filename=first.filename,
-            size_bytes=first.size_bytes,
-            first_data=first.data,
-            _call=call,
-            _messages=messages,
-            _service=self.service,
-        )
+        """ops' GetLocalObject (the signed document URLs): see objects.open_object_stream."""
+        return await open_object_stream(self.service, self.stub.GetLocalObject(
+            pb.GetLocalObjectRequest(token=token), timeout=deadline, metadata=outgoing_metadata()))

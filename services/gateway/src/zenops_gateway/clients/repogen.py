@@ -14,16 +14,12 @@ is streamed message by message as the HTTP response is sent, never held whole.
 
 from __future__ import annotations
 
-import grpc
-
 from zenops.common.v1 import common_pb2
 from zenops.repogen.v1 import repogen_pb2 as pb
 from zenops.repogen.v1 import repogen_pb2_grpc
-from zenops_kit.errors import ErrorDetail
 
-from ..errors import UpstreamError
 from .base import UpstreamClient, outgoing_metadata
-from .ops import LocalObject
+from .objects import LocalObject, open_object_stream
 
 
 def key_metadata(idempotency_key: str | None) -> dict[str, str] | None:
@@ -147,33 +143,6 @@ class RepogenClient(UpstreamClient):
     # -- the local storage driver's signed artifact URLs -------------------------------------------
 
     async def open_local_object(self, token: str, *, deadline: float) -> LocalObject:
-        """Start repogen's GetLocalObject and read its first message (content type, filename,
-        size) so that a refusal (bad or expired token, no such object) is raised before any
-        HTTP response starts; the bytes follow from `LocalObject.chunks()`. Read by iteration,
-        not read(): a client interceptor may wrap the response stream."""
-        call = self.stub.GetLocalObject(
-            pb.GetLocalObjectRequest(token=token), timeout=deadline, metadata=outgoing_metadata()
-        )
-        messages = aiter(call)
-        try:
-            first = await anext(messages)
-        except grpc.aio.AioRpcError as err:
-            raise UpstreamError.from_rpc_error(self.service, err) from None
-        except StopAsyncIteration:
-            # The stream ended without describing the object: a repogen fault, never the caller's.
-            raise UpstreamError(
-                self.service,
-                ErrorDetail(code=grpc.StatusCode.INTERNAL, message="empty object stream", reason="INTERNAL"),
-            ) from None
-        except BaseException:
-            call.cancel()
-            raise
-        return LocalObject(
-            content_type=first.content_type,
-            filename=first.filename,
-            size_bytes=first.size_bytes,
-            first_data=first.data,
-            _call=call,
-            _messages=messages,
-            _service=self.service,
-        )
+        """repogen's GetLocalObject (the signed artifact URLs): see objects.open_object_stream."""
+        return await open_object_stream(self.service, self.stub.GetLocalObject(
+            pb.GetLocalObjectRequest(token=token), timeout=deadline, metadata=outgoing_metadata()))

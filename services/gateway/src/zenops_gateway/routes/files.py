@@ -28,7 +28,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import StreamingResponse
 
-from ..clients.ops import LocalObject
+from ..clients.objects import LocalObject
 from ..deps import OpsDep, RepogenDep, SettingsDep
 from ..errors import problem_responses
 from ..models.documents import StoredFile
