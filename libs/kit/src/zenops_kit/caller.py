@@ -93,3 +93,21 @@ def idempotency_key(request_key: str, context) -> str:
 def trace_id() -> str:
     span = trace.get_current_span().get_span_context()
     return format(span.trace_id, "032x") if span.is_valid else (current_context().request_id or "")
+
+
+def ref_state_tenant(request_tenant_id: str, context) -> str:
+    """The tenant a GetBillingRefState call asks about (billing's reconciliation): a service
+    names it (the request's field, else metadata x-tenant-id); a user with billing.reconcile
+    asks about its own tenant only."""
+    ctx = current_context()
+    if ctx.is_service:
+        ctx.require()
+        tenant = request_tenant_id or metadata(context).get(TENANT_METADATA, "")
+    else:
+        ctx.require("billing.reconcile")
+        tenant = (ctx.tenant_id or "").lower()
+        if request_tenant_id and request_tenant_id.lower() != tenant:
+            raise PermissionDenied("a user asks about its own tenant only", reason="TENANT_MISMATCH")
+    if not is_uuid(tenant):
+        raise invalid("tenant_id", "must be a UUID" if tenant else "is required")
+    return tenant.lower()

@@ -16,8 +16,7 @@ from sqlalchemy.engine import Row
 
 from zenops.common.v1 import common_pb2
 from zenops.ops.v1 import ops_pb2 as pb
-from zenops_kit.context import current_context
-from zenops_kit.errors import PermissionDenied
+from zenops_kit.caller import ref_state_tenant
 from zenops_kit.fields import choice, optional_uuid, parse_uuid
 
 from .. import intake
@@ -25,7 +24,7 @@ from ..domain import assignments as assignment_rules
 from ..domain import intake as rules
 from ..idempotency import idempotent
 from .assignments import assignment_pb
-from .caller import TENANT_METADATA, caller, idempotency_key, metadata, trace_id
+from .caller import caller, idempotency_key, trace_id
 from .translate import CHANNEL_REQUEST_STATUS_OF, CHANNEL_REQUEST_STATUS_PB, PRIORITY_OF, ts, when
 
 _REF_STATES = {
@@ -52,24 +51,11 @@ def channel_request_pb(row: Row) -> pb.ChannelRequest:
     return r
 
 
-def _ref_tenant(request, context) -> str:
-    """The tenant GetBillingRefState answers for."""
-    ctx = current_context()
-    if ctx.is_service:
-        ctx.require()
-        return parse_uuid(request.tenant_id or metadata(context).get(TENANT_METADATA, ""), "tenant_id")
-    ctx.require("billing.reconcile")
-    own = (ctx.tenant_id or "").lower()
-    if request.tenant_id and request.tenant_id.lower() != own:
-        raise PermissionDenied("a user asks about its own tenant only", reason="TENANT_MISMATCH")
-    return parse_uuid(own, "tenant_id")
-
-
 class IntakeRpcs:
     """Mixed into OpsServicer (self.engine, self.runtime)."""
 
     async def GetBillingRefState(self, request, context):
-        tenant = _ref_tenant(request, context)
+        tenant = ref_state_tenant(request.tenant_id, context)
         state = await intake.billing_ref_state(self.engine, tenant_id=tenant, ref_type=request.ref_type,
                                                ref_id=request.ref_id)
         return pb.GetBillingRefStateResponse(state=_REF_STATES[state])

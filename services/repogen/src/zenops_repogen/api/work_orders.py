@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from zenops.common.v1 import common_pb2
 from zenops.repogen.v1 import repogen_pb2 as pb
-from zenops_kit.context import current_context
-from zenops_kit.errors import PermissionDenied
+from zenops_kit.caller import ref_state_tenant
 from zenops_kit.fields import choice, optional_uuid, parse_uuid
 
 from .. import contract, rules, work_orders
 from ..idempotency import idempotent
 from ..ops_client import ops_client_for
-from .caller import TENANT_METADATA, caller, idempotency_key, metadata, trace_id
+from .caller import caller, idempotency_key, trace_id
 from .translate import STATUS_OF, readiness_pb, snapshot_pb, template_pb, work_order_pb
 
 _REF_STATES = {
@@ -29,24 +28,11 @@ _REF_STATES = {
 }
 
 
-def _ref_tenant(request, context) -> str:
-    """The tenant GetBillingRefState answers for."""
-    ctx = current_context()
-    if ctx.is_service:
-        ctx.require()
-        return parse_uuid(request.tenant_id or metadata(context).get(TENANT_METADATA, ""), "tenant_id")
-    ctx.require("billing.reconcile")
-    own = (ctx.tenant_id or "").lower()
-    if request.tenant_id and request.tenant_id.lower() != own:
-        raise PermissionDenied("a user asks about its own tenant only", reason="TENANT_MISMATCH")
-    return parse_uuid(own, "tenant_id")
-
-
 class WorkOrderRpcs:
     """Mixed into RepogenServicer (self.engine, self.runtime, self.settings)."""
 
     async def GetBillingRefState(self, request, context):
-        tenant = _ref_tenant(request, context)
+        tenant = ref_state_tenant(request.tenant_id, context)
         state = await work_orders.billing_ref_state(self.engine, tenant_id=tenant, ref_type=request.ref_type,
                                                     ref_id=request.ref_id)
         return pb.GetBillingRefStateResponse(state=_REF_STATES[state])
