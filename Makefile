@@ -80,6 +80,8 @@ bench: $(STAMP) ## benchmarks (print figures; not tests)
 	$(PY) bench/auth.py
 	$(PY) bench/credits.py
 	$(PY) bench/ops_write.py
+	$(PY) bench/rules.py
+	$(PY) bench/repogen_write.py
 
 clean: ## remove the virtualenv and caches (keeps .data)
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache
