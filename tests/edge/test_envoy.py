@@ -463,22 +463,35 @@ def test_access_log_is_json_without_query_strings(client: httpx.Client, envoy) -
 
 
 def test_file_url_tokens_are_not_logged(client: httpx.Client, envoy) -> None:
-    # The signed token in a file URL's path is a credential: the access log shows the template.
+    # The signed token in a file URL's path is a credential: the access log shows the template,
+    # for ops' document files and for repogen's report artifacts alike.
     secret = f"{uuid.uuid4().hex}.{uuid.uuid4().hex}"
+    artifact_secret = f"{uuid.uuid4().hex}.{uuid.uuid4().hex}"
     ids = []
-    for resp in (client.get(f"/v1/files/{secret}"), client.put(f"/v1/files/{secret}", content=b"%PDF-1.7")):
+    for resp in (
+        client.get(f"/v1/files/{secret}"),
+        client.put(f"/v1/files/{secret}", content=b"%PDF-1.7"),
+        client.get(f"/v1/artifact-files/{artifact_secret}"),
+    ):
         assert resp.status_code == 200, resp.text
+        assert resp.json()["path"].endswith(("/" + secret, "/" + artifact_secret))  # the gateway gets the real path
         ids.append(resp.headers["x-request-id"])
 
     def logged() -> list[dict[str, Any]]:
         entries = [e for e in envoy.access_log() if e.get("request_id") in ids]
-        return entries if len(entries) == 2 else []
+        return entries if {e["request_id"] for e in entries} == set(ids) else []
 
-    entries = _wait(logged, "both file requests in the access log")
-    assert {(e["method"], e["path"]) for e in entries} == {("GET", "/v1/files/{token}"), ("PUT", "/v1/files/{token}")}
-    assert {e["route"] for e in entries} == {"files-download", "files-upload"}
+    entries = _wait(logged, "the three file requests in the access log")
+    assert sorted(e["request_id"] for e in entries) == sorted(ids)  # one line each
+    assert {(e["method"], e["path"]) for e in entries} == {
+        ("GET", "/v1/files/{token}"),
+        ("PUT", "/v1/files/{token}"),
+        ("GET", "/v1/artifact-files/{token}"),
+    }
+    assert {e["route"] for e in entries} == {"files-download", "files-upload", "api-idempotent-method"}
     assert all(e["status"] == 200 for e in entries)
-    assert secret not in envoy.stdout_path.read_text()
+    logs = envoy.stdout_path.read_text()
+    assert secret not in logs and artifact_secret not in logs
 
 
 def _wait(probe, what: str, timeout: float = 15.0):
