@@ -74,6 +74,7 @@ async def test_create_writes_the_assignment_its_first_rows_and_its_score(ops):
             "Asha Patel", 450_000, 100, h.manager_id)
         assert a.due_at.ToMicroseconds() == due.ToMicroseconds()
         assert (a.bank_code, a.billing_account_id) == ("SBI", "")  # what repogen reads
+        assert a.property_state == "MH"  # billing's GST place of supply
 
         detail = await h.call("GetAssignment", pb.GetAssignmentRequest(id=a.id))
         assert detail.assignment == a

@@ -43,7 +43,7 @@ def assignment_pb(row: Row) -> pb.Assignment:
         priority=PRIORITY_PB[row.priority], assignee_ids=list(row.assignee_ids or ()), fee_paise=row.fee_paise,
         notes=row.notes, completeness_score=row.completeness_score, credits_short=row.credits_short,
         created_by=row.created_by, version=row.version, borrower_name=row.borrower_name, bank_code=row.bank_code,
-        billing_account_id=row.billing_account_id)
+        billing_account_id=row.billing_account_id, property_state=row.property_state)
     ts(a.due_at, row.due_at)
     ts(a.created_at, row.created_at)
     ts(a.updated_at, row.updated_at)

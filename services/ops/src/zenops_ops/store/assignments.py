@@ -41,7 +41,8 @@ COLUMNS = (
     # what repogen needs from an assignment: the bank's code and the channel's billing account
     "COALESCE((SELECT b.code FROM banks b WHERE b.id = a.bank_id), '') AS bank_code, "
     "COALESCE((SELECT c.billing_account_id::text FROM channels c WHERE c.id = a.channel_id), '') "
-    "AS billing_account_id")
+    "AS billing_account_id, "
+    "COALESCE((SELECT p.state FROM properties p WHERE p.id = a.property_id), '') AS property_state")
 
 # The constraint a failed write names → the field (and kind of record) it is about.
 _FOREIGN_KEYS = {

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ezenops/events/v1/billing.proto\x12\x10zenops.events.v1\"\x87\x01\n\x11ReservationFailed\x12\x1a\n\x12\x62illing_account_id\x18\x01 \x01(\t\x12\x10\n\x08ref_type\x18\x02 \x01(\t\x12\x0e\n\x06ref_id\x18\x03 \x01(\t\x12\x11\n\trequested\x18\x04 \x01(\x03\x12\x11\n\tavailable\x18\x05 \x01(\x03\x12\x0e\n\x06reason\x18\x06 \x01(\t\"e\n\x0eInvoiceLineDue\x12\x1a\n\x12\x62illing_account_id\x18\x01 \x01(\t\x12\x10\n\x08ref_type\x18\x02 \x01(\t\x12\x0e\n\x06ref_id\x18\x03 \x01(\t\x12\x15\n\rassignment_id\x18\x04 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ezenops/events/v1/billing.proto\x12\x10zenops.events.v1\"\x87\x01\n\x11ReservationFailed\x12\x1a\n\x12\x62illing_account_id\x18\x01 \x01(\t\x12\x10\n\x08ref_type\x18\x02 \x01(\t\x12\x0e\n\x06ref_id\x18\x03 \x01(\t\x12\x11\n\trequested\x18\x04 \x01(\x03\x12\x11\n\tavailable\x18\x05 \x01(\x03\x12\x0e\n\x06reason\x18\x06 \x01(\t\"e\n\x0eInvoiceLineDue\x12\x1a\n\x12\x62illing_account_id\x18\x01 \x01(\t\x12\x10\n\x08ref_type\x18\x02 \x01(\t\x12\x0e\n\x06ref_id\x18\x03 \x01(\t\x12\x15\n\rassignment_id\x18\x04 \x01(\t\"\x84\x01\n\x0bInvoicePaid\x12\x12\n\ninvoice_id\x18\x01 \x01(\t\x12\x1a\n\x12\x62illing_account_id\x18\x02 \x01(\t\x12\x0e\n\x06number\x18\x03 \x01(\t\x12\x13\n\x0btotal_paise\x18\x04 \x01(\x03\x12\x12\n\npaid_paise\x18\x05 \x01(\x03\x12\x0c\n\x04refs\x18\x06 \x03(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,4 +35,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESERVATIONFAILED']._serialized_end=188
   _globals['_INVOICELINEDUE']._serialized_start=190
   _globals['_INVOICELINEDUE']._serialized_end=291
+  _globals['_INVOICEPAID']._serialized_start=294
+  _globals['_INVOICEPAID']._serialized_end=426
 # @@protoc_insertion_point(module_scope)

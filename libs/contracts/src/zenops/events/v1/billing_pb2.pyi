@@ -3,8 +3,10 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -85,3 +87,44 @@ class InvoiceLineDue(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___InvoiceLineDue: _TypeAlias = InvoiceLineDue  # noqa: Y015
+
+@_typing.final
+class InvoicePaid(_message.Message):
+    """billing.invoice.paid: an invoice's payments reached its total (ops notifies; repogen may show
+    the release gate open). aggregate: the invoice.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    BILLING_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    NUMBER_FIELD_NUMBER: _builtins.int
+    TOTAL_PAISE_FIELD_NUMBER: _builtins.int
+    PAID_PAISE_FIELD_NUMBER: _builtins.int
+    REFS_FIELD_NUMBER: _builtins.int
+    invoice_id: _builtins.str
+    billing_account_id: _builtins.str
+    number: _builtins.str
+    total_paise: _builtins.int
+    paid_paise: _builtins.int
+    @_builtins.property
+    def refs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What the invoice bills (ref_type:ref_id of its lines, e.g. "work_order:<id>")."""
+
+    def __init__(
+        self,
+        *,
+        invoice_id: _builtins.str = ...,
+        billing_account_id: _builtins.str = ...,
+        number: _builtins.str = ...,
+        total_paise: _builtins.int = ...,
+        paid_paise: _builtins.int = ...,
+        refs: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_account_id", b"billing_account_id", "invoice_id", b"invoice_id", "number", b"number", "paid_paise", b"paid_paise", "refs", b"refs", "total_paise", b"total_paise"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InvoicePaid: _TypeAlias = InvoicePaid  # noqa: Y015

@@ -1657,6 +1657,7 @@ class Assignment(_message.Message):
     BORROWER_NAME_FIELD_NUMBER: _builtins.int
     BANK_CODE_FIELD_NUMBER: _builtins.int
     BILLING_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    PROPERTY_STATE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     reference_number: _builtins.str
     """ZA-<yyyy>-<6 digits>: unique per tenant, gapless per year."""
@@ -1686,6 +1687,8 @@ class Assignment(_message.Message):
     """The bank's code (e.g. "SBI") when bank_id is set."""
     billing_account_id: _builtins.str
     """The channel's billing account (channel-sourced assignments)."""
+    property_state: _builtins.str
+    """The property's state code (GST place of supply), when property_id is set."""
     @_builtins.property
     def due_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -1722,10 +1725,11 @@ class Assignment(_message.Message):
         borrower_name: _builtins.str = ...,
         bank_code: _builtins.str = ...,
         billing_account_id: _builtins.str = ...,
+        property_state: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "due_at", b"due_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee_ids", b"assignee_ids", "bank_code", b"bank_code", "bank_id", b"bank_id", "billing_account_id", b"billing_account_id", "borrower_name", b"borrower_name", "branch_id", b"branch_id", "channel_id", b"channel_id", "channel_request_id", b"channel_request_id", "client_org_id", b"client_org_id", "completeness_score", b"completeness_score", "contact_id", b"contact_id", "created_at", b"created_at", "created_by", b"created_by", "credits_short", b"credits_short", "due_at", b"due_at", "fee_paise", b"fee_paise", "id", b"id", "notes", b"notes", "priority", b"priority", "property_id", b"property_id", "reference_number", b"reference_number", "source_type", b"source_type", "status", b"status", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee_ids", b"assignee_ids", "bank_code", b"bank_code", "bank_id", b"bank_id", "billing_account_id", b"billing_account_id", "borrower_name", b"borrower_name", "branch_id", b"branch_id", "channel_id", b"channel_id", "channel_request_id", b"channel_request_id", "client_org_id", b"client_org_id", "completeness_score", b"completeness_score", "contact_id", b"contact_id", "created_at", b"created_at", "created_by", b"created_by", "credits_short", b"credits_short", "due_at", b"due_at", "fee_paise", b"fee_paise", "id", b"id", "notes", b"notes", "priority", b"priority", "property_id", b"property_id", "property_state", b"property_state", "reference_number", b"reference_number", "source_type", b"source_type", "status", b"status", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
