@@ -9,9 +9,11 @@ billing.override, which repogen's service client does not and must not (it would
 release override); so a release with an override reason is asked with the releasing person's
 own token, propagated, and billing records that person as the one who overrode.
 
-The idempotency key is derived from the work order (and the override reason): asking again
-for the same work order — a retry after a crash between billing's yes and repogen's commit —
-gets billing's first decision back and charges nothing twice.
+The idempotency key is derived from the work order, the caller's release key and the override
+reason: a retry of the same release (e.g. after a crash between billing's yes and repogen's
+commit) gets billing's first answer back; a new release attempt (a new key, e.g. once the
+invoice is paid) is decided afresh — and billing never charges a work order twice, whatever
+the key (it answers a second key with the first allowed decision).
 
 Billing's refusal (its FAILED_PRECONDITION, NOT_FOUND, INVALID_ARGUMENT, ALREADY_EXISTS) is
 FAILED_PRECONDITION with billing's reason (INVOICE_UNPAID, INSUFFICIENT_CREDITS, ...) and
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 from dataclasses import dataclass
 
 import grpc
@@ -48,9 +51,11 @@ _REFUSALS = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND, grp
              grpc.StatusCode.ALREADY_EXISTS)
 
 
-def release_key(work_order_id: str, override_reason: str) -> str:
-    """Billing's idempotency key for releasing `work_order_id`."""
-    key = f"repogen-release:{work_order_id}"
+def release_key(work_order_id: str, override_reason: str, attempt_key: str) -> str:
+    """Billing's idempotency key for one release attempt of `work_order_id` (`attempt_key`:
+    the caller's idempotency key; empty: a fresh attempt)."""
+    attempt = hashlib.sha256(attempt_key.encode()).hexdigest()[:16] if attempt_key else uuid.uuid4().hex[:16]
+    key = f"repogen-release:{work_order_id}:{attempt}"
     if override_reason:
         key += ":override:" + hashlib.sha256(override_reason.encode()).hexdigest()[:16]
     return key
@@ -76,7 +81,7 @@ class BillingClient:
 
     async def authorize_release(self, *, tenant_id: str, work_order_id: str, account_id: str,
                                 channel_request_id: str, credits: int, override_reason: str,
-                                user_token: str | None = None) -> Decision:
+                                attempt_key: str = "", user_token: str | None = None) -> Decision:
         """Billing's decision to release; raises its refusal (see the module doc)."""
         if user_token is None:
             try:
@@ -89,7 +94,7 @@ class BillingClient:
         request = billing_pb2.AuthorizeReleaseRequest(
             work_order_id=work_order_id, account_id=account_id, channel_request_id=channel_request_id,
             amount=max(credits, 0), override_reason=override_reason, tenant_id=tenant_id,
-            idempotency_key=release_key(work_order_id, override_reason))
+            idempotency_key=release_key(work_order_id, override_reason, attempt_key))
         metadata = (("authorization", f"Bearer {token}"), (TENANT_METADATA, tenant_id))
         try:
             response = await self._stub().AuthorizeRelease(request, metadata=metadata, timeout=self.timeout)

@@ -83,7 +83,7 @@ async def release_deliverable(engine: AsyncEngine, billing: BillingClient, calle
         decision = await billing.authorize_release(
             tenant_id=work_order.tenant_id, work_order_id=work_order.id, account_id=work_order.billing_account_id,
             channel_request_id=work_order.channel_request_id or "", credits=work_order.credits,
-            override_reason=override_reason, user_token=user_token if override_reason else None)
+            override_reason=override_reason, attempt_key=key, user_token=user_token if override_reason else None)
         release = await store.insert(
             conn, tenant_id=work_order.tenant_id, work_order_id=work_order.id,
             snapshot_version=work_order.snapshot_version, pack_id=pack_id,
