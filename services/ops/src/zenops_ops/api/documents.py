@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from zenops.ops.v1 import ops_pb2 as pb
+from zenops_kit.errors import DomainError
 from zenops_kit.fields import choice
 
 from .. import documents
@@ -90,8 +91,16 @@ class DocumentRpcs:
                 if message.data:
                     yield message.data
 
-        size = await documents.put_local_object(self.engine, documents.files(self.runtime),
-                                                first.token if first is not None else "", data())
+        try:
+            size = await documents.put_local_object(self.engine, documents.files(self.runtime),
+                                                    first.token if first is not None else "", data())
+        except DomainError:
+            # Read (and drop) what the client is still sending before answering: a status sent
+            # while a client-streaming call is mid-upload reaches grpc's client as INTERNAL
+            # ("Internal error from Core"), not as our refusal. The gateway and Envoy bound it.
+            async for _ in request_iterator:
+                pass
+            raise
         return pb.PutLocalObjectResponse(size_bytes=size)
 
     async def GetLocalObject(self, request, context):
