@@ -22,6 +22,7 @@ import yaml
 from zenops_devstack import envoy as edge
 
 ONE_MIB = 1024 * 1024
+WEBHOOK_LIMIT = 256 * 1024
 SAFE_RETRY_ON = "connect-failure,refused-stream,reset-before-request"
 PROBLEM_JSON = "application/problem+json"
 
@@ -220,6 +221,9 @@ def test_routes_timeouts_and_retry_policies() -> None:
         ("POST", "/v1/auth/login", {}, "auth-login", False),
         ("POST", "/v1/client-logs", {}, "client-logs", False),
         ("POST", "/v1/webhooks/stripe", {}, "webhooks", False),
+        ("POST", "/v1/webhooks/razorpay", {}, "webhooks", False),
+        # a webhook is never retried by Envoy, even with an Idempotency-Key (the provider retries)
+        ("POST", "/v1/webhooks/razorpay", {"Idempotency-Key": "k1"}, "webhooks", False),
         ("GET", "/.well-known/jwks.json", {}, "well-known-idempotent-method", True),
         ("POST", "/.well-known/anything", {}, "well-known", False),
         ("GET", "/not-v1", {}, "not-found", False),
@@ -258,11 +262,14 @@ def test_routes_timeouts_and_retry_policies() -> None:
     for name in ("files-download", "files-upload"):
         assert routes[name]["route"]["idle_timeout"] == "30s"
     # Only the upload routes skip the 1 MiB buffer (streamed; their limit is 25 MiB, answered
-    # from the declared length).
-    unbuffered = [n for n, r in routes.items() if "envoy.filters.http.buffer" in r.get("typed_per_filter_config", {})]
-    assert unbuffered == ["files-too-large", "files-upload"]
-    for name in unbuffered:
+    # from the declared length); the webhooks route has its own, smaller one (256 KiB).
+    overridden = [n for n, r in routes.items() if "envoy.filters.http.buffer" in r.get("typed_per_filter_config", {})]
+    assert overridden == ["webhooks", "files-too-large", "files-upload"]
+    for name in ("files-too-large", "files-upload"):
         assert routes[name]["typed_per_filter_config"]["envoy.filters.http.buffer"]["disabled"] is True
+    assert routes["webhooks"]["typed_per_filter_config"]["envoy.filters.http.buffer"]["buffer"] == {
+        "max_request_bytes": WEBHOOK_LIMIT
+    }
     assert routes["files-too-large"]["direct_response"]["status"] == 413
     not_found = routes["not-found"]
     assert not_found["match"] == {"prefix": "/"}
@@ -536,5 +543,62 @@ def test_only_idempotent_requests_are_retried_on_connect_failure(envoy_factory) 
             assert retried("DELETE", "/v1/tasks/1") == 0
             assert retried("POST", "/v1/tasks", json={}, headers={"Idempotency-Key": "k"}) == 2
             assert retried("POST", "/v1/auth/login", json={}) == 0
+            # a webhook is never retried by Envoy, key or not (the provider retries on its own)
+            assert retried("POST", "/v1/webhooks/stripe", content=b"{}") == 0
+            assert retried("POST", "/v1/webhooks/razorpay", content=b"{}", headers={"Idempotency-Key": "k"}) == 0
     finally:
         dead.close()
+
+
+# --------------------------------------------------------------------------- provider webhooks
+
+
+def test_webhook_route_has_its_own_rate_limit() -> None:
+    routes = _routes(yaml.safe_load(_render()))
+    webhooks = routes["webhooks"]
+    assert webhooks["match"] == {"prefix": "/v1/webhooks/"}
+    assert "retry_policy" not in webhooks["route"] and webhooks["route"]["timeout"] == "30s"
+    limit = webhooks["typed_per_filter_config"]["local_ratelimit_route"]
+    assert limit["token_bucket"] == {"max_tokens": 400, "tokens_per_fill": 200, "fill_interval": "1s"}
+    [per_client] = limit["descriptors"]
+    assert per_client["entries"] == [{"key": "remote_address"}]
+    assert per_client["token_bucket"] == {"max_tokens": 100, "tokens_per_fill": 50, "fill_interval": "1s"}
+    assert limit["rate_limits"] == [{"actions": [{"remote_address": {}}]}]
+    for switch in ("filter_enabled", "filter_enforced"):
+        assert limit[switch]["default_value"] == {"numerator": 100, "denominator": "HUNDRED"}
+    # the route's bucket has its own stats, apart from login's and client logs'
+    prefixes = [
+        r["typed_per_filter_config"]["local_ratelimit_route"]["stat_prefix"]
+        for r in routes.values()
+        if "local_ratelimit_route" in r.get("typed_per_filter_config", {})
+    ]
+    assert len(prefixes) == len(set(prefixes)) and "route_webhooks" in prefixes
+
+
+def test_webhook_body_passes_untouched_up_to_256_kib(client: httpx.Client, upstream) -> None:
+    path = "/v1/webhooks/stripe"
+    before = upstream.count(path)
+    raw = b'{ "id": "evt_1",\n  "type": "checkout.session.completed" }' + b" " * 100
+    signature = "t=1700000000,v1=" + "ab" * 32
+    resp = client.post(path, content=raw, headers={"content-type": "application/json", "stripe-signature": signature})
+    assert resp.status_code == 200, resp.text
+    echo = resp.json()
+    assert echo["body_length"] == len(raw)
+    assert echo["headers"]["stripe-signature"] == signature  # signature headers reach the gateway as sent
+    assert echo["headers"]["content-length"] == str(len(raw))
+    at_limit = client.post(path, content=b"a" * WEBHOOK_LIMIT)
+    assert at_limit.status_code == 200 and at_limit.json()["body_length"] == WEBHOOK_LIMIT
+    # one byte more: 413 from Envoy, the gateway never sees it (the API's 1 MiB does not apply here)
+    _assert_problem(client.post(path, content=b"a" * (WEBHOOK_LIMIT + 1)), 413)
+    _assert_problem(client.post("/v1/webhooks/razorpay", content=iter([b"a" * WEBHOOK_LIMIT, b"b"])), 413)
+    assert upstream.count(path) == before + 2
+
+
+def test_webhooks_are_rate_limited_per_client(client: httpx.Client, upstream) -> None:
+    path = "/v1/webhooks/razorpay"
+    before = upstream.count(path)
+    responses, elapsed = _hammer(client, path, 260)
+    ok = _assert_limited(responses, elapsed, burst=100, per_second=50)
+    assert upstream.count(path) == before + ok  # 429s never reach the gateway
+    # the API is unaffected by the webhook bucket
+    assert client.get("/v1/tasks").status_code == 200

@@ -147,10 +147,10 @@ async def test_plans_are_validated_unique_and_listed(billing):
 
 async def test_who_may_create_plans(billing):
     async with billing() as h:
-        await plan(h, token=h.token(("control.write",)))  # the control plane
-        await plan(h, token=h.token(("billing.write",)))  # billing staff
+        # A plan mints credits (its refills): only who may grant credits creates one.
+        await plan(h, token=h.token(("billing.credits.write",)))
         for token in (h.token(("billing.read",)), h.token(("channel_requests.read",), aud="portal"),
-                      h.service_token(caps=())):
+                      h.service_token(caps=()), h.token(("billing.write",)), h.token(("control.write",))):
             denied = await h.fails("CreatePlan", pb.CreatePlanRequest(code="x", name="x", credits_per_period=1,
                                                                       price_paise=0), token)
             assert denied.code == grpc.StatusCode.PERMISSION_DENIED, denied

@@ -14,6 +14,7 @@ from zenops_kit.paging import decode_cursor, encode_cursor, page_limit
 from .domain import accounts as rules
 from .domain.wallet import Account, account_not_found, invalid, is_uuid, parse_uuid
 from .store import accounts as store
+from .store import invoices as invoice_store
 
 
 async def create(
@@ -78,8 +79,7 @@ async def get(engine: AsyncEngine, tenant_id: str, account_id: str, field: str =
 
 async def status(engine: AsyncEngine, tenant_id: str, *, account_id: str | None,
                  external_key: str | None) -> tuple[Account, int, int]:
-    """(account, open reservations, unpaid invoices) by id or external key. Unpaid invoices
-    are 0 until invoices exist."""
+    """(account, open reservations, unpaid invoices: issued and not settled) by id or external key."""
     if account_id is not None:
         account_id = parse_uuid(account_id, "account_id")
     elif external_key is not None:
@@ -95,7 +95,8 @@ async def status(engine: AsyncEngine, tenant_id: str, *, account_id: str | None,
         if account is None:
             raise account_not_found(account_id or "")
         open_reservations = await store.open_reservations(conn, account.id)
-    return account, open_reservations, 0
+        unpaid = await invoice_store.unpaid_count(conn, account.id)
+    return account, open_reservations, unpaid
 
 
 async def list_page(engine: AsyncEngine, tenant_id: str, *, limit: int, cursor: str, status: str | None,

@@ -8,10 +8,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from zenops.billing.v1 import invoicing_pb2
 from zenops_kit.context import TokenVerifier
 from zenops_kit.server import ServiceApp
 
 from .api.servicer import register
+from .providers import settlement
 from .reactions import subscriptions
 from .reconciliation import run as reconciliation
 from .reconciliation.owners import close_owners, owners_for
@@ -22,8 +24,10 @@ from .wallet import operations as wallet
 log = logging.getLogger("zenops.billing.app")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# Every RPC needs a bearer token; only health and reflection are public (the kit's rule).
-PUBLIC_METHODS: set[str] = set()
+INVOICING_SERVICE = invoicing_pb2.DESCRIPTOR.services_by_name["InvoicingService"].full_name
+# Every RPC needs a bearer token but health and reflection (the kit's rule) and the payment
+# providers' webhooks, whose signature is their authorisation (verified by billing).
+PUBLIC_METHODS: set[str] = {f"/{INVOICING_SERVICE}/HandleProviderWebhook"}
 
 
 async def every(interval: float, job: Callable[[], Awaitable[object]], name: str) -> None:
@@ -55,6 +59,7 @@ class BillingApp(ServiceApp):
             "reconciliation": (s.reconcile_interval, lambda: reconciliation.reconcile_all(
                 rt.engine, owners_for(rt), limit=s.reconcile_batch,
                 threshold_seconds=s.reconcile_threshold_seconds)),
+            "payment-settlement": (s.payment_sweep_interval, lambda: settlement.sweep(rt.engine)),
         }
         for name, (interval, job) in jobs.items():
             self._tasks.append(asyncio.create_task(every(interval, job, name), name=f"billing-{name}"))

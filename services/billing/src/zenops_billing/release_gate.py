@@ -26,6 +26,7 @@ from .domain.wallet import (
     account_not_found,
 )
 from .store import accounts as account_store
+from .store import invoices as invoice_store
 from .store import release as store
 from .wallet import operations as wallet
 
@@ -49,7 +50,9 @@ async def authorize(conn: AsyncConnection, *, tenant_id: str, req: GateRequest, 
         raise account_not_found(req.account_id)
     reservation = None
     if account.policy == POSTPAID:
-        basis = rules.postpaid_basis(req, capabilities, invoice_paid=False)  # no invoices yet: never paid
+        # the invoice holding the work order's line (or its channel request's) is PAID?
+        paid, _ = await invoice_store.paid_for_refs(conn, rules.reservation_refs(req))
+        basis = rules.postpaid_basis(req, capabilities, invoice_paid=paid)
         if basis == rules.OVERRIDDEN:
             await account_store.append_event(
                 conn, tenant_id=tenant_id, account_id=account.id, kind=rules.OVERRIDE_EVENT, actor=actor,

@@ -23,3 +23,23 @@ class BillingSettings(ServiceSettings):
     ops_addr: str = "127.0.0.1:50052"
     repogen_addr: str = "127.0.0.1:50054"
     owner_call_timeout: float = 5.0
+
+    # -- payment providers (checkout, webhooks). A provider without its secret key is
+    # unavailable (CreateCheckout: UNAVAILABLE PROVIDER_NOT_CONFIGURED), and its webhooks are
+    # refused until its webhook secret is set. The API bases point the official SDKs elsewhere
+    # (tests run a fake provider).
+    razorpay_key_id: str = ""
+    razorpay_key_secret: SecretStr | None = None
+    razorpay_webhook_secret: SecretStr | None = None
+    razorpay_api_base: str = "https://api.razorpay.com"
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    provider_call_timeout: float = 20.0
+    # What a top-up credit costs (paise); a top-up checkout charges credits × this.
+    credit_price_paise: int = 50000
+    # Where Stripe Checkout sends the payer back ({CHECKOUT_SESSION_ID} is Stripe's placeholder).
+    checkout_success_url: str = "http://localhost:8080/billing/checkout/done?session_id={CHECKOUT_SESSION_ID}"
+    checkout_cancel_url: str = "http://localhost:8080/billing/checkout/cancelled"
+    # Seconds between sweeps that apply stored but unapplied provider events.
+    payment_sweep_interval: float = 300.0

@@ -42,13 +42,13 @@ def validate(u: UsageInput) -> None:
         v.append(FieldViolation("usage.event_id", f"required, at most {MAX_EVENT_ID} characters"))
     if not is_uuid(u.account_id):
         v.append(FieldViolation("usage.account_id", "must be a billing account id (UUID)"))
-    if not KIND.match(u.kind):
+    if not KIND.fullmatch(u.kind):
         v.append(FieldViolation("usage.kind", "1-64 characters: lowercase letters, digits, '_' and '.'"))
     if not 0 < u.quantity <= MAX_QUANTITY:
         v.append(FieldViolation("usage.quantity", f"must be between 1 and {MAX_QUANTITY}"))
-    if u.ref_type and not REF_TYPE.match(u.ref_type):
+    if u.ref_type and not REF_TYPE.fullmatch(u.ref_type):
         v.append(FieldViolation("usage.ref_type", "1-64 characters: lowercase letters, digits and '_'"))
-    if u.ref_id and not REF_ID.match(u.ref_id):
+    if u.ref_id and not REF_ID.fullmatch(u.ref_id):
         v.append(FieldViolation("usage.ref_id", "1-200 characters of letters, digits and _.:/-"))
     if bool(u.ref_type) != bool(u.ref_id):
         v.append(FieldViolation("usage.ref_id" if u.ref_type else "usage.ref_type",

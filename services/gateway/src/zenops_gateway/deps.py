@@ -19,7 +19,7 @@ from zenops_kit.context import RequestContext
 from zenops_kit.errors import Unauthenticated
 from zenops_kit.logging import request_id_var
 
-from .clients import BillingClient, IdentityClient, OpsClient, RepogenClient, Upstreams
+from .clients import BillingClient, IdentityClient, InvoicingClient, OpsClient, RepogenClient, Upstreams
 from .clients.base import ClientInfo, client_info_var
 from .runtime import Runtime
 from .settings import GatewaySettings
@@ -51,6 +51,10 @@ def get_billing(request: Request) -> BillingClient:
 
 def get_repogen(request: Request) -> RepogenClient:
     return get_upstreams(request).repogen
+
+
+def get_invoicing(request: Request) -> InvoicingClient:
+    return get_upstreams(request).invoicing
 
 
 # Documents the scheme in OpenAPI (and Swagger UI's "Authorize"); `get_caller` parses the
@@ -121,6 +125,10 @@ async def _repogen_dep(request: Request) -> RepogenClient:
     return get_repogen(request)
 
 
+async def _invoicing_dep(request: Request) -> InvoicingClient:
+    return get_invoicing(request)
+
+
 CallerDep = Annotated[RequestContext, Depends(get_caller)]
 RuntimeDep = Annotated[Runtime, Depends(_runtime_dep)]
 SettingsDep = Annotated[GatewaySettings, Depends(_settings_dep)]
@@ -129,3 +137,4 @@ IdentityDep = Annotated[IdentityClient, Depends(_identity_dep)]
 OpsDep = Annotated[OpsClient, Depends(_ops_dep)]
 BillingDep = Annotated[BillingClient, Depends(_billing_dep)]
 RepogenDep = Annotated[RepogenClient, Depends(_repogen_dep)]
+InvoicingDep = Annotated[InvoicingClient, Depends(_invoicing_dep)]

@@ -33,8 +33,8 @@ from .translate import (
 
 SUB_STATUS_PB = {sub_rules.ACTIVE: pb.SUBSCRIPTION_STATUS_ACTIVE, sub_rules.PAUSED: pb.SUBSCRIPTION_STATUS_PAUSED,
                  sub_rules.CANCELLED: pb.SUBSCRIPTION_STATUS_CANCELLED}
-# Who may create plans: billing staff, or the control plane.
-PLAN_WRITERS = ("billing.write", "control.write")
+# Creating a plan or subscribing to one mints credits (its refills): the capability of grants.
+MINTS_CREDITS = "billing.credits.write"
 
 
 def plan_pb(p: Plan) -> pb.Plan:
@@ -72,10 +72,9 @@ class OperationsRpcs:
 
     # -- plans and subscriptions -------------------------------------------------------------
 
+    @requires(MINTS_CREDITS)
     async def CreatePlan(self, request, context):
         ctx = current_context()
-        if not any(c in ctx.capabilities for c in PLAN_WRITERS):
-            ctx.require(PLAN_WRITERS[0])  # raises: not authenticated, or missing billing.write
         plan = await service.create_plan(self.runtime.engine, tenant_id=caller_tenant(ctx, context), spec=PlanSpec(
             code=request.code, name=request.name, credits_per_period=request.credits_per_period,
             period=request.period or sub_rules.MONTHLY, price_paise=request.price_paise))
@@ -87,7 +86,7 @@ class OperationsRpcs:
                                          include_inactive=request.include_inactive)
         return pb.ListPlansResponse(plans=[plan_pb(p) for p in plans])
 
-    @requires("billing.write")
+    @requires("billing.write", MINTS_CREDITS)
     async def Subscribe(self, request, context):
         ctx = current_context()
         tenant_id = caller_tenant(ctx, context)

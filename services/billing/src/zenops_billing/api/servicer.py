@@ -26,6 +26,7 @@ from ..domain import wallet as rules
 from ..idempotency import idempotent, idempotent_credit
 from ..store.timeline import LEDGER, RESERVATION
 from ..wallet import operations, queries
+from .invoicing import register as register_invoicing
 from .operations import OperationsRpcs
 from .translate import (
     ACCOUNT_STATUS_OF,
@@ -294,4 +295,4 @@ class BillingServicer(OperationsRpcs, billing_pb2_grpc.BillingServiceServicer):
 
 def register(server, runtime: Runtime) -> list[str]:
     billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(runtime), server)
-    return [SERVICE_NAME]
+    return [SERVICE_NAME, *register_invoicing(server, runtime)]

@@ -36,7 +36,7 @@ def clean_display_name(value: str, field: str = "display_name") -> str:
 def clean_external_key(value: str, field: str = "external_key") -> str:
     """'' = none."""
     value = (value or "").strip()
-    if value and not EXTERNAL_KEY.match(value):
+    if value and not EXTERNAL_KEY.fullmatch(value):
         raise invalid(field, "must be 1-200 characters: letters, digits and _.:/@- (starting with a letter or digit)")
     return value
 
@@ -55,7 +55,7 @@ def clean_gstin(value: str, field: str = "gstin") -> str:
     value = (value or "").strip().upper()
     if not value:
         return ""
-    if not GSTIN.match(value):
+    if not GSTIN.fullmatch(value):
         raise invalid(field, "must be a 15-character GSTIN (e.g. 27AAPFU0939F1ZV)")
     state = int(value[:2])
     if not (1 <= state <= 38 or state in (97, 99)):

@@ -20,7 +20,7 @@ KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 
 def check_key(key: str, field_name: str = "idempotency_key") -> str:
-    if key and not KEY.match(key):
+    if key and not KEY.fullmatch(key):
         raise invalid(field_name, "must be 1-200 printable ASCII characters without spaces")
     return key
 

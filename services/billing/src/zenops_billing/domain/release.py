@@ -4,8 +4,9 @@
   with none, `amount` credits are reserved and consumed in the same transaction; a
   shortfall fails INSUFFICIENT_CREDITS unless an operator holding billing.override gives
   a reason (the wallet records the shortfall as an ADJUSTMENT).
-- POSTPAID: allowed when the work order's invoice is PAID; until invoices exist it never
-  is, so the answer is INVOICE_UNPAID unless overridden with a reason (recorded).
+- POSTPAID: allowed when the invoice holding the work order's line (or its channel
+  request's line) is PAID; otherwise INVOICE_UNPAID unless overridden with a reason
+  (recorded).
 - A work order is authorized at most once: a second call, whatever its key, answers the
   first decision and charges nothing.
 """

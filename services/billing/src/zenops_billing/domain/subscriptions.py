@@ -77,7 +77,7 @@ class Subscription:
 def validate_plan(spec: PlanSpec) -> None:
     """Every field problem at once, each naming its field."""
     v: list[FieldViolation] = []
-    if not PLAN_CODE.match(spec.code):
+    if not PLAN_CODE.fullmatch(spec.code):
         v.append(FieldViolation("code", "1-64 characters: letters, digits, '_', '.', '-' (starting alphanumeric)"))
     if not spec.name.strip() or len(spec.name) > MAX_NAME:
         v.append(FieldViolation("name", f"required, at most {MAX_NAME} characters"))

@@ -219,7 +219,7 @@ def check_ref(ref_type: str, ref_id: str) -> tuple[str, str]:
         raise invalid("ref_type", "must be one of " + "|".join(REF_TYPES))
     if not ref_id:
         raise invalid("ref_id", "is required")
-    if not REF_ID.match(ref_id):
+    if not REF_ID.fullmatch(ref_id):
         raise invalid("ref_id", "must be 1-200 characters of letters, digits and _.:/-")
     return ref_type, ref_id
 

@@ -8,7 +8,9 @@ acceptance was billed already. Only unexpected errors raise (the kit retries, th
 dead-letters).
 
 - ops.channel_request.accepted: CREDIT → reserve the request's credits (ref
-  channel_request); POSTPAID → billing.invoice.line_due.
+  channel_request); POSTPAID → billing.invoice.line_due and a line for the ref (the
+  assignment's fee) on the account's open DRAFT invoice for the channel, created if there is
+  none (once per ref; the place of supply is settled at issue).
 - repogen.work_order.accepted: the same for work orders not born from a channel request
   (ref work_order); one born from a channel request was billed at its acceptance.
 - ops.channel_request.rejected, repogen.work_order.cancelled: release the ref's ACTIVE
@@ -22,6 +24,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.message import Message
@@ -44,6 +47,7 @@ from ..domain.wallet import (
     RESERVATION_EXISTS,
     is_uuid,
 )
+from ..invoicing import invoices
 from ..settings import BillingSettings
 from ..wallet import operations as wallet
 
@@ -73,6 +77,16 @@ def _actor(env: envelope_pb2.EventEnvelope) -> str:
     return f"event:{env.event_type}"
 
 
+@dataclass(frozen=True)
+class _Line:
+    """What a POSTPAID acceptance bills: the draft invoice line's description and price, and
+    the channel whose partners see the invoice."""
+
+    description: str
+    fee_paise: int
+    channel_id: str | None
+
+
 class Reactions:
     def __init__(self, settings: BillingSettings) -> None:
         self.settings = settings
@@ -99,18 +113,22 @@ class Reactions:
 
     async def channel_request_accepted(self, conn: AsyncConnection, env: envelope_pb2.EventEnvelope) -> None:
         p = unpack_payload(env, ops_pb2.ChannelRequestAccepted)
+        service = p.requested_service.replace("_", " ") if p.requested_service else "valuation"
+        description = f"Professional fees: {service}" + (f" ({p.reference_number})" if p.reference_number else "")
         await self._accept(conn, env, account_id=p.billing_account_id, ref_type="channel_request",
-                           ref_id=p.channel_request_id, credits=p.credits, assignment_id=p.assignment_id)
+                           ref_id=p.channel_request_id, credits=p.credits, assignment_id=p.assignment_id,
+                           line=_Line(description, p.fee_paise, p.channel_id if is_uuid(p.channel_id) else None))
 
     async def work_order_accepted(self, conn: AsyncConnection, env: envelope_pb2.EventEnvelope) -> None:
         p = unpack_payload(env, repogen_pb2.WorkOrderAccepted)
         if p.channel_request_id:
             return  # billed when its channel request was accepted
         await self._accept(conn, env, account_id=p.billing_account_id, ref_type="work_order",
-                           ref_id=p.work_order_id, credits=p.credits, assignment_id="")
+                           ref_id=p.work_order_id, credits=p.credits, assignment_id="",
+                           line=_Line(f"Professional fees: valuation report (work order {p.work_order_id})", 0, None))
 
     async def _accept(self, conn: AsyncConnection, env: envelope_pb2.EventEnvelope, *, account_id: str,
-                      ref_type: str, ref_id: str, credits: int, assignment_id: str) -> None:
+                      ref_type: str, ref_id: str, credits: int, assignment_id: str, line: _Line) -> None:
         tenant_id = env.tenant_id
         account = await wallet.get_account(conn, account_id)
         if account is None:
@@ -120,6 +138,13 @@ class Reactions:
             await self._emit(conn, env, INVOICE_LINE_DUE, billing_events.InvoiceLineDue(
                 billing_account_id=account.id, ref_type=ref_type, ref_id=ref_id, assignment_id=assignment_id),
                 aggregate_id=account.id)
+            # ... and the draft invoice line for the ref (once per ref: a redelivery adds none)
+            added = await invoices.add_acceptance_line(
+                conn, tenant_id=tenant_id, account=account, ref_type=ref_type, ref_id=ref_id,
+                assignment_id=assignment_id, channel_id=line.channel_id, description=line.description,
+                unit_price_paise=line.fee_paise, actor=_actor(env),
+                trace_id=env.trace_context.traceparent)
+            log.info("postpaid acceptance", extra={"event_id": env.event_id, "ref_id": ref_id, "line_added": added})
             return
         assert account.policy == CREDIT
         if credits <= 0:

@@ -9,6 +9,7 @@ from ..settings import GatewaySettings
 from .base import HealthResult, UpstreamClient, outgoing_metadata
 from .billing import BillingClient
 from .identity import IdentityClient
+from .invoicing import InvoicingClient
 from .ops import OpsClient
 from .repogen import RepogenClient
 
@@ -16,6 +17,7 @@ __all__ = [
     "BillingClient",
     "HealthResult",
     "IdentityClient",
+    "InvoicingClient",
     "OpsClient",
     "RepogenClient",
     "UpstreamClient",
@@ -30,15 +32,20 @@ class Upstreams:
     ops: OpsClient
     billing: BillingClient
     repogen: RepogenClient
+    # Billing's InvoicingService, on the billing client's channel (not a separate upstream:
+    # health and meta list billing once).
+    invoicing: InvoicingClient
 
     @classmethod
     def from_settings(cls, s: GatewaySettings) -> Upstreams:
         kw = {"timeout": s.rpc_timeout, "health_timeout": s.health_timeout}
+        billing = BillingClient(s.billing_addr, **kw)
         return cls(
             identity=IdentityClient(s.identity_addr, **kw),
             ops=OpsClient(s.ops_addr, **kw),
-            billing=BillingClient(s.billing_addr, **kw),
+            billing=billing,
             repogen=RepogenClient(s.repogen_addr, **kw),
+            invoicing=InvoicingClient(billing),
         )
 
     def all(self) -> dict[str, UpstreamClient]:

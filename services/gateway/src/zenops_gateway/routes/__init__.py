@@ -18,12 +18,14 @@ from . import (
     documents,
     files,
     intake,
+    invoicing,
     masterdata,
     repogen,
     system,
     tasks,
     tenants,
     users,
+    webhooks,
 )
 
 ROUTERS: list[APIRouter] = [
@@ -33,6 +35,9 @@ ROUTERS: list[APIRouter] = [
     users.router,
     audit.router,
     billing.router,
+    invoicing.router,
+    invoicing.compat_router,
+    webhooks.router,
     control.router,
     masterdata.router,
     masterdata.channels_router,

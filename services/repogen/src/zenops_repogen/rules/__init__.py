@@ -27,6 +27,7 @@ Where things are:
 Only the standard library and this package are imported here.
 """
 
+from zenops_kit.money import amount_in_words, format_rupees
 from zenops_repogen.rules.contract import (
     AREA_NAMES,
     AREA_UNITS,
@@ -66,7 +67,6 @@ from zenops_repogen.rules.registry import (
     templates,
 )
 from zenops_repogen.rules.values import coop_values, to_sqm
-from zenops_repogen.rules.words import amount_in_words, format_rupees
 
 __all__ = [
     "AREA_NAMES", "AREA_UNITS", "ERROR", "EVIDENCE_KINDS", "FIELDS", "PROPERTY_TYPES", "REGISTRY_VERSION",

@@ -30,12 +30,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from zenops_kit.money import amount_in_words, format_rupees
 from zenops_repogen.rules import registry, values
 from zenops_repogen.rules.contract import AREA_NAMES, Contract
 from zenops_repogen.rules.fields import present_fields
 from zenops_repogen.rules.registry import EvidenceRequirement, Template
 from zenops_repogen.rules.values import AreaValue, Values
-from zenops_repogen.rules.words import amount_in_words, format_rupees
 
 RULES_VERSION = "1.0.0"
 ERROR = "ERROR"

@@ -12,6 +12,10 @@ adjustments, credit notes, payments, payment proofs, documents and the invoice a
   credited, paid, proof submitted/confirmed/rejected), with actor and trace id.
 - `payments`: unique per (tenant, method, reference) — a retried manual payment or a
   provider payment seen twice is recorded once.
+- `invoice_lines.assignment_id` / `place_override`: what the place of supply is derived from
+  (the assignment's property, via ops) or the request's override; `voided`: the line's
+  invoice was voided, so its ref may be billed again.
+- `invoice_channels`: channel → tenant for portal callers (global, ids only).
 
 Revision ID: 0004
 Revises: 0003
@@ -64,7 +68,11 @@ UP = [
         status text NOT NULL DEFAULT 'DRAFT' CHECK (status IN ('DRAFT', 'ISSUED', 'PARTIALLY_PAID', 'PAID', 'VOID')),
         invoice_date date,
         due_date date,
-        place_of_supply text NOT NULL CHECK (place_of_supply ~ {STATE}),
+        -- '' only on a draft whose recipient's state is not known yet (settled at issue)
+        place_of_supply text NOT NULL DEFAULT '' CHECK (place_of_supply ~ {STATE} OR (place_of_supply = ''
+                                                                                     AND status IN ('DRAFT', 'VOID'))),
+        -- the place of supply the request gave ('' = derived from the recipient)
+        place_override text NOT NULL DEFAULT '' CHECK (place_override = '' OR place_override ~ {STATE}),
         supplier_gstin text NOT NULL DEFAULT '',
         recipient_gstin text NOT NULL DEFAULT '',
         taxable_paise bigint NOT NULL DEFAULT 0 CHECK (taxable_paise >= 0),
@@ -107,16 +115,25 @@ UP = [
         sgst_paise bigint NOT NULL CHECK (sgst_paise >= 0),
         igst_paise bigint NOT NULL CHECK (igst_paise >= 0),
         total_paise bigint NOT NULL CHECK (total_paise >= 0),
-        place_of_supply text NOT NULL CHECK (place_of_supply ~ {STATE}),
+        place_of_supply text NOT NULL DEFAULT '' CHECK (place_of_supply = '' OR place_of_supply ~ {STATE}),
         ref_type text NOT NULL DEFAULT 'manual'
             CHECK (ref_type IN ('assignment', 'work_order', 'channel_request', 'manual')),
         ref_id text NOT NULL DEFAULT '',
+        -- the assignment whose property fixes the place of supply ('' when none is known)
+        assignment_id text NOT NULL DEFAULT '' CHECK (length(assignment_id) <= 100),
+        -- the place of supply the request gave for this line ('' = derived)
+        place_override text NOT NULL DEFAULT '' CHECK (place_override = '' OR place_override ~ {STATE}),
+        -- the line's invoice was voided: its ref may be billed again
+        voided boolean NOT NULL DEFAULT false,
         CONSTRAINT invoice_lines_invoice_fk FOREIGN KEY (tenant_id, invoice_id) REFERENCES invoices (tenant_id, id),
         CONSTRAINT invoice_lines_position UNIQUE (invoice_id, position)
     )
     """,
-    # A ref (assignment, work order, channel request) is billed on one live invoice line once.
-    "CREATE UNIQUE INDEX invoice_lines_ref ON invoice_lines (tenant_id, ref_type, ref_id) WHERE ref_type <> 'manual'",
+    # A ref (assignment, work order, channel request) is billed on one live invoice line once
+    # (a voided invoice's lines no longer count).
+    "CREATE UNIQUE INDEX invoice_lines_ref ON invoice_lines (tenant_id, ref_type, ref_id) "
+    "WHERE ref_type <> 'manual' AND NOT voided",
+    "CREATE INDEX invoice_lines_of ON invoice_lines (invoice_id, position)",
     """
     CREATE TABLE invoice_adjustments (
         id uuid PRIMARY KEY,
@@ -212,12 +229,23 @@ UP = [
     )
     """,
     "CREATE INDEX invoice_events_of ON invoice_events (invoice_id, occurred_at)",
+    "CREATE INDEX payments_of ON payments (invoice_id, created_at)",
+    "CREATE INDEX payment_proofs_of ON payment_proofs (tenant_id, invoice_id, created_at)",
+    # Which tenant owns a channel whose partners see invoices (portal callers name only their
+    # channel). Global, no RLS: ids only, like billing_tenants.
+    """
+    CREATE TABLE invoice_channels (
+        channel_id uuid PRIMARY KEY,
+        tenant_id uuid NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+    )
+    """,
     # The audit trail, payments and credit notes are never changed or removed.
     *(f"CREATE TRIGGER {t}_append_only BEFORE UPDATE OR DELETE ON {t} FOR EACH ROW EXECUTE FUNCTION billing_append_only()"
       for t in ("invoice_events", "payments", "credit_notes", "invoice_adjustments")),
 ]
 
-DOWN = [f"DROP TABLE IF EXISTS {t}" for t in reversed(TENANT_TABLES)]
+DOWN = ["DROP TABLE IF EXISTS invoice_channels", *(f"DROP TABLE IF EXISTS {t}" for t in reversed(TENANT_TABLES))]
 
 
 def upgrade() -> None:

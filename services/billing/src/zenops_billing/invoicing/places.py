@@ -1,0 +1,71 @@
+"""The property's state of an assignment (the GST place of supply), asked of ops:
+GetAssignment(id).property_state with billing's own service token and `x-tenant-id`.
+
+`PropertyStates` is what the invoicing use cases depend on; `OpsPropertyStates` is the real
+one (one short-lived channel per lookup — lookups happen when lines are added and at issue,
+not on a hot path; the token is the process's service token, shared with reconciliation).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+import grpc
+
+from zenops.ops.v1 import ops_pb2, ops_pb2_grpc
+from zenops_kit.errors import DomainError, Unavailable
+
+log = logging.getLogger("zenops.billing.places")
+
+
+class PropertyStates(Protocol):
+    async def property_state(self, *, tenant_id: str, assignment_id: str) -> str:
+        """The state code of the assignment's property; '' when it has none or ops does not
+        know the assignment. Raises Unavailable when ops cannot be asked."""
+        ...
+
+
+class OpsPropertyStates:
+    def __init__(self, *, ops_addr: str, tokens, timeout: float = 5.0) -> None:
+        self.ops_addr = ops_addr
+        self.tokens = tokens  # zenops_kit.auth.ServiceTokenProvider (anything with `async token()`)
+        self.timeout = timeout
+
+    async def property_state(self, *, tenant_id: str, assignment_id: str) -> str:
+        try:
+            token = await self.tokens.token()
+        except DomainError as err:
+            raise Unavailable(f"billing has no service token to ask ops ({err.reason})") from None
+        metadata = (("authorization", f"Bearer {token}"), ("x-tenant-id", tenant_id))
+        async with grpc.aio.insecure_channel(self.ops_addr) as channel:
+            try:
+                resp = await ops_pb2_grpc.OpsServiceStub(channel).GetAssignment(
+                    ops_pb2.GetAssignmentRequest(id=assignment_id), metadata=metadata, timeout=self.timeout)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                    log.info("assignment unknown to ops", extra={"assignment_id": assignment_id})
+                    return ""
+                raise Unavailable(f"ops did not answer about assignment {assignment_id} ({exc.code().name})",
+                                  retry_after=1.0) from None
+        return resp.assignment.property_state.upper()
+
+
+_ATTR = "_billing_property_states"
+
+
+def property_states_for(runtime) -> PropertyStates:
+    """The process's lookup (made on first use: ops' address from the settings, the service
+    token of reconciliation's owners). Tests may set their own with `use_property_states`."""
+    found = getattr(runtime, _ATTR, None)
+    if found is None:
+        from ..reconciliation.owners import owners_for
+
+        found = OpsPropertyStates(ops_addr=runtime.settings.ops_addr, tokens=owners_for(runtime).tokens,
+                                  timeout=runtime.settings.owner_call_timeout)
+        setattr(runtime, _ATTR, found)
+    return found
+
+
+def use_property_states(runtime, states: PropertyStates) -> None:
+    setattr(runtime, _ATTR, states)

@@ -1,0 +1,2 @@
+"""Payment providers: checkout (Razorpay orders, Stripe Checkout sessions), webhook
+verification and storage, settlement (top-ups, invoice payments), refunds and disputes."""
