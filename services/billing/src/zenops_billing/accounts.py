@@ -12,7 +12,8 @@ from zenops_kit.db import tenant_tx
 from zenops_kit.paging import decode_cursor, encode_cursor, page_limit
 
 from .domain import accounts as rules
-from .domain.wallet import Account, account_not_found, invalid, is_uuid, parse_uuid
+from .domain.accounts import Account
+from .domain.wallet import account_not_found, invalid, is_uuid, parse_uuid
 from .store import accounts as store
 from .store import invoices as invoice_store
 

@@ -9,8 +9,9 @@ from zenops.billing.v1 import billing_pb2 as pb
 from zenops_kit.context import RequestContext
 from zenops_kit.errors import PermissionDenied
 
+from ..domain.accounts import Account
 from ..domain.idempotency import check_key
-from ..domain.wallet import Account, LedgerEntry, Reservation, Wallet, invalid, is_uuid
+from ..domain.wallet import LedgerEntry, Reservation, Wallet, invalid, is_uuid
 from ..store.usage import UsageEvent
 
 POLICY_PB = {"CREDIT": pb.BILLING_POLICY_CREDIT, "POSTPAID": pb.BILLING_POLICY_POSTPAID}

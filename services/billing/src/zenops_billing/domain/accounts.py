@@ -1,11 +1,14 @@
-"""Billing account fields: what a valid value is, what an update may change, and which
-changes must carry a reason (policy and status: they change how work is billed)."""
+"""Billing accounts: the `Account` value type (with its balance, a `wallet.Wallet`), what a
+valid field value is, what an update may change, and which changes must carry a reason
+(policy and status: they change how work is billed)."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import datetime
 
-from .wallet import ACCOUNT_STATUSES, POLICIES, invalid
+from .wallet import ACCOUNT_STATUSES, POLICIES, Wallet, invalid
 
 UPDATABLE = ("display_name", "policy", "status", "gstin", "billing_address", "external_key")
 # Changes that are audited with a mandatory reason.
@@ -22,6 +25,23 @@ ACCOUNT_CREATED = "ACCOUNT_CREATED"
 ACCOUNT_UPDATED = "ACCOUNT_UPDATED"
 POLICY_CHANGED = "POLICY_CHANGED"
 STATUS_CHANGED = "STATUS_CHANGED"
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    tenant_id: str
+    external_key: str
+    display_name: str
+    policy: str
+    status: str
+    gstin: str
+    billing_address: str
+    currency: str
+    wallet: Wallet
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
 
 
 def clean_display_name(value: str, field: str = "display_name") -> str:

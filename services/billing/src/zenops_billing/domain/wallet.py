@@ -87,23 +87,6 @@ class Wallet:
 
 
 @dataclass(frozen=True)
-class Account:
-    id: str
-    tenant_id: str
-    external_key: str
-    display_name: str
-    policy: str
-    status: str
-    gstin: str
-    billing_address: str
-    currency: str
-    wallet: Wallet
-    created_at: datetime
-    updated_at: datetime
-    version: int = 1
-
-
-@dataclass(frozen=True)
 class LedgerEntry:
     id: str
     account_id: str

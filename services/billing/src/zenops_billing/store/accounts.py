@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zenops_kit.errors import AlreadyExists, FieldViolation
 
-from ..domain.wallet import Account, Wallet
+from ..domain.accounts import Account
+from ..domain.wallet import Wallet
 from . import violated_constraint
 from .sql import Statement, fetch
 

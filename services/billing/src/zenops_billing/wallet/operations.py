@@ -29,6 +29,7 @@ from zenops_kit.db import tenant_tx
 from zenops_kit.errors import DomainError
 
 from ..domain import wallet as rules
+from ..domain.accounts import Account
 from ..domain.wallet import (
     ACTIVE,
     ADJUSTMENT,
@@ -38,7 +39,6 @@ from ..domain.wallet import (
     RELEASE,
     RELEASED,
     RESERVE,
-    Account,
     LedgerEntry,
     Reservation,
     Wallet,
