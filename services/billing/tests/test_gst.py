@@ -24,6 +24,7 @@ from invoicing_harness import KA_GSTIN, Invoicing, line
 
 from zenops.billing.v1 import invoicing_pb2 as ipb
 from zenops_billing.domain import gst
+from zenops_kit import india
 from zenops_kit.errors import InvalidArgument
 from zenops_kit.money import amount_in_words, format_paise, paise_in_words
 
@@ -64,14 +65,14 @@ def test_place_of_supply_rules():
 
 
 def test_field_checks_name_the_field():
-    for call, field in ((lambda: gst.state("XX", "place_of_supply"), "place_of_supply"),
+    for call, field in ((lambda: india.state("XX", "place_of_supply"), "place_of_supply"),
                         (lambda: gst.sac("12", "lines[0].sac"), "lines[0].sac"),
                         (lambda: gst.quantity("0", "lines[0].quantity"), "lines[0].quantity"),
                         (lambda: gst.quantity("1.0005", "q"), "q"), (lambda: gst.quantity("abc", "q"), "q")):
         with pytest.raises(InvalidArgument) as err:
             call()
         assert err.value.violations[0].field == field
-    assert gst.sac("", "s") == "997224" and gst.quantity("", "q") == 1 and gst.state("mh", "s") == "MH"
+    assert gst.sac("", "s") == "997224" and gst.quantity("", "q") == 1 and india.state("mh", "s") == "MH"
 
 
 def test_amounts_in_words_with_paise():

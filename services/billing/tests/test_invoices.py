@@ -232,7 +232,8 @@ class StaticToken:
 async def test_the_property_state_comes_from_ops(billing, start_service):
     """A line billing an assignment is taxed where the assignment's property is (ops:
     GetAssignment.property_state, asked with billing's service token and x-tenant-id)."""
-    async with billing() as h, start_service("ops", verifier=h.signer.verifier()) as ops:
+    async with (billing() as h, start_service("ops", verifier=h.signer.verifier()) as ops,
+                grpc.aio.insecure_channel(f"127.0.0.1:{ops.port}") as ops_channel):
         property_id = str(uuid.uuid4())
         manager = str(uuid.uuid4())
         async with tenant_tx(ops.runtime.engine, h.tenant) as conn:
@@ -251,8 +252,7 @@ async def test_the_property_state_comes_from_ops(billing, start_service):
                 timeout=30)).assignment
         assert assignment.property_state == "KA"
         service = h.signer.token(aud="service", sub="service:billing", caps=["assignments.read"])
-        use_property_states(h.app.runtime, OpsPropertyStates(ops_addr=f"127.0.0.1:{ops.port}",
-                                                             tokens=StaticToken(service)))
+        use_property_states(h.app.runtime, OpsPropertyStates(channel=ops_channel, tokens=StaticToken(service)))
         inv = Invoicing(h)
         await inv.settings()
         account = await inv.account()  # recipient in MH, the supplier in MH

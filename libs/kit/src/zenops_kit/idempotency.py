@@ -180,3 +180,17 @@ async def _attempt(transaction, tenant_id, scope, key, operation, request, run, 
     if row is None:
         raise error
     return _answer(row, key, operation, request, body, digest, decode)
+
+
+async def idempotent_as(
+    engine, caller, key: str, operation: str, request: Message,
+    *, run: Callable[[AsyncConnection], Awaitable[T]], decode: Callable[[bytes], T],
+) -> T:
+    """`idempotent` in a verified caller's scope (zenops_kit.caller.Caller): its tenant, and
+    for a portal user its channel too — the transaction (zenops_kit.rls.scoped_tx) and the key."""
+    from .rls import scoped_tx
+
+    return await idempotent(
+        lambda: scoped_tx(engine, caller.tenant_id, caller.channel_id), tenant_id=caller.tenant_id, key=key,
+        operation=operation, request=request, run=run, decode=decode,
+        scope=f"channel:{caller.channel_id}" if caller.channel_id else "")

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from zenops.ops.v1 import ops_pb2 as pb
 from zenops_kit.errors import FailedPrecondition
 from zenops_kit.fields import invalid
+from zenops_kit.idempotency import idempotent_as
 from zenops_kit.paging import decode_cursor, encode_cursor, page_limit
 from zenops_kit.rls import scoped_tx
 from zenops_kit.storage import CHUNK_BYTES, Storage, StoredObject, storage_for, storage_key
@@ -34,7 +35,6 @@ from .api.caller import Caller, trace_id
 from .api.translate import CLASSIFICATION_PB, DOCUMENT_SOURCE_PB, DOCUMENT_STATUS_PB, SENSITIVITY_PB, ts
 from .domain import documents as rules
 from .domain.documents import READ, READ_SENSITIVE, Document, ListFilter, NewDocument
-from .idempotency import idempotent
 from .store import activity, violated_constraint
 from .store import documents as store
 
@@ -140,7 +140,7 @@ async def presign_upload(engine: AsyncEngine, storage: Storage, caller: Caller, 
         ts(response.expires_at, signed.expires_at)
         return response
 
-    return await idempotent(engine, caller, key, "PresignUpload", request, run=run,
+    return await idempotent_as(engine, caller, key, "PresignUpload", request, run=run,
                             decode=pb.PresignUploadResponse.FromString)
 
 

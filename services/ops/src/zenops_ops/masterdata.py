@@ -1,4 +1,4 @@
-"""Master data use cases: create (in the caller's transaction, which `idempotent()` opens),
+"""Master data use cases: create (in the caller's transaction, which `idempotent_as()` opens),
 list (cursor pages, newest first), verify.
 
 A record starts VERIFIED when its creator holds masterdata.approve and UNVERIFIED otherwise;

@@ -1,7 +1,7 @@
 """Tasks: create, list, update, mark done (rules: domain.tasks; SQL: store.tasks).
 
 Each use case owns its transaction, scoped to the caller's tenant, except `create`, which
-runs in the transaction of its idempotency key (the servicer's `idempotent()`). A task linked to an
+runs in the transaction of its idempotency key (the servicer's `idempotent_as()`). A task linked to an
 assignment leaves an entry on that assignment's activity trail when it is created, changed
 or done, in the same transaction as the change.
 """

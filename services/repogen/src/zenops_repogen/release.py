@@ -26,12 +26,12 @@ from zenops.events.v1 import repogen_pb2 as events
 from zenops.repogen.v1 import repogen_pb2 as pb
 from zenops_kit.caller import Caller, trace_id
 from zenops_kit.errors import AlreadyExists, FailedPrecondition
+from zenops_kit.idempotency import idempotent_as
 
 from . import contract, outbox, work_orders
 from .api.translate import ts, work_order_pb
 from .billing_client import BillingClient
 from .domain import lifecycle
-from .idempotency import idempotent
 from .store import factory as factory_store
 from .store import loads
 from .store import release as store
@@ -103,5 +103,5 @@ async def release_deliverable(engine: AsyncEngine, billing: BillingClient, calle
                 snapshot_version=work_order.snapshot_version))
         return pb.ReleaseDeliverableResponse(release=release_pb(release), work_order=work_order_pb(moved))
 
-    return await idempotent(engine, caller, key, "ReleaseDeliverable", request, run=run,
+    return await idempotent_as(engine, caller, key, "ReleaseDeliverable", request, run=run,
                             decode=pb.ReleaseDeliverableResponse.FromString)

@@ -26,17 +26,6 @@ IGST_RATE = Decimal("0.18")
 MAX_QUANTITY = Decimal("999999999.999")
 MAX_PAISE = 10**13  # ₹1 lakh crore: far above any real line, below bigint and numeric(12,3) products
 
-# States and union territories (the two-letter codes ops uses for a property's state).
-STATES: dict[str, str] = {
-    "AN": "Andaman and Nicobar Islands", "AP": "Andhra Pradesh", "AR": "Arunachal Pradesh", "AS": "Assam",
-    "BR": "Bihar", "CH": "Chandigarh", "CT": "Chhattisgarh", "DH": "Dadra and Nagar Haveli and Daman and Diu",
-    "DL": "Delhi", "GA": "Goa", "GJ": "Gujarat", "HP": "Himachal Pradesh", "HR": "Haryana", "JH": "Jharkhand",
-    "JK": "Jammu and Kashmir", "KA": "Karnataka", "KL": "Kerala", "LA": "Ladakh", "LD": "Lakshadweep",
-    "MH": "Maharashtra", "ML": "Meghalaya", "MN": "Manipur", "MP": "Madhya Pradesh", "MZ": "Mizoram",
-    "NL": "Nagaland", "OR": "Odisha", "PB": "Punjab", "PY": "Puducherry", "RJ": "Rajasthan", "SK": "Sikkim",
-    "TG": "Telangana", "TN": "Tamil Nadu", "TR": "Tripura", "UP": "Uttar Pradesh", "UT": "Uttarakhand",
-    "WB": "West Bengal",
-}
 # The GST state code (a GSTIN's first two digits) → the state. 25 (Daman and Diu) and 26
 # (Dadra and Nagar Haveli) merged in 2020; 28 is Andhra Pradesh's code before 2014.
 GST_STATE_CODES: dict[str, str] = {
@@ -49,18 +38,6 @@ GST_STATE_CODES: dict[str, str] = {
 _GSTIN = re.compile(r"[0-9]{2}[A-Z]{5}[0-9]{4}[A-Z][1-9A-Z]Z[0-9A-Z]")
 _SAC = re.compile(r"[0-9]{4,8}")
 _PAISA = Decimal(1)
-
-
-def state(value: str, field: str, *, required: bool = True) -> str:
-    """A state code (upper-cased), or '' when optional and empty."""
-    value = (value or "").strip().upper()
-    if not value:
-        if required:
-            raise invalid(field, "is required")
-        return ""
-    if value not in STATES:
-        raise invalid(field, "must be an Indian state or union territory code, e.g. MH, KA, DL")
-    return value
 
 
 def state_of_gstin(value: str) -> str:

@@ -12,9 +12,8 @@ from datetime import date, datetime
 
 from fpdf import FPDF
 
+from zenops_kit.india import STATES
 from zenops_kit.money import format_paise
-
-from ..domain.gst import STATES
 
 CONTENT_TYPE = "application/pdf"
 

@@ -22,6 +22,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from zenops_kit import india
 from zenops_kit.errors import AlreadyExists, FailedPrecondition, FieldViolation, NotFound, Unavailable
 from zenops_kit.fields import invalid, optional_uuid, parse_uuid
 from zenops_kit.fields import text as clean_text
@@ -119,7 +120,7 @@ def validate_line(line, prefix: str) -> LineInput:
     elif not _REF_ID.fullmatch(ref_id):
         raise invalid(f"{prefix}.ref_id", "is required for a ref_type other than manual: letters, digits, _.:/- "
                                           "(at most 100)")
-    place = gst.state(line.place_of_supply, f"{prefix}.place_of_supply", required=False)
+    place = india.state(line.place_of_supply, f"{prefix}.place_of_supply", required=False)
     return LineInput(description, sac, qty, line.unit_price_paise, line.discount_paise, ref_type, ref_id, place,
                      assignment_id=ref_id if ref_type == "assignment" else "")
 
@@ -149,7 +150,7 @@ class CreateInput:
 def validate_create(*, account_id: str, place_of_supply: str, due_date: str, channel_id: str, lines) -> CreateInput:
     return CreateInput(
         account_id=parse_uuid(account_id, "account_id"),
-        place_override=gst.state(place_of_supply, "place_of_supply", required=False),
+        place_override=india.state(place_of_supply, "place_of_supply", required=False),
         due_date=rules.parse_date(due_date, "due_date"),
         channel_id=optional_uuid(channel_id, "channel_id"),
         lines=validate_lines(lines))

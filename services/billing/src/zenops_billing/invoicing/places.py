@@ -2,8 +2,8 @@
 GetAssignment(id).property_state with billing's own service token and `x-tenant-id`.
 
 `PropertyStates` is what the invoicing use cases depend on; `OpsPropertyStates` is the real
-one (one short-lived channel per lookup — lookups happen when lines are added and at issue,
-not on a hot path; the token is the process's service token, shared with reconciliation).
+one, on the process's channel to ops and its service token (both reconciliation's: one
+connection and one token per process, closed by the app at stop).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ class PropertyStates(Protocol):
 
 
 class OpsPropertyStates:
-    def __init__(self, *, ops_addr: str, tokens, timeout: float = 5.0) -> None:
-        self.ops_addr = ops_addr
+    def __init__(self, *, channel: grpc.aio.Channel, tokens, timeout: float = 5.0) -> None:
+        self.stub = ops_pb2_grpc.OpsServiceStub(channel)
         self.tokens = tokens  # zenops_kit.auth.ServiceTokenProvider (anything with `async token()`)
         self.timeout = timeout
 
@@ -38,16 +38,15 @@ class OpsPropertyStates:
         except DomainError as err:
             raise Unavailable(f"billing has no service token to ask ops ({err.reason})") from None
         metadata = (("authorization", f"Bearer {token}"), ("x-tenant-id", tenant_id))
-        async with grpc.aio.insecure_channel(self.ops_addr) as channel:
-            try:
-                resp = await ops_pb2_grpc.OpsServiceStub(channel).GetAssignment(
-                    ops_pb2.GetAssignmentRequest(id=assignment_id), metadata=metadata, timeout=self.timeout)
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
-                    log.info("assignment unknown to ops", extra={"assignment_id": assignment_id})
-                    return ""
-                raise Unavailable(f"ops did not answer about assignment {assignment_id} ({exc.code().name})",
-                                  retry_after=1.0) from None
+        try:
+            resp = await self.stub.GetAssignment(
+                ops_pb2.GetAssignmentRequest(id=assignment_id), metadata=metadata, timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                log.info("assignment unknown to ops", extra={"assignment_id": assignment_id})
+                return ""
+            raise Unavailable(f"ops did not answer about assignment {assignment_id} ({exc.code().name})",
+                              retry_after=1.0) from None
         return resp.assignment.property_state.upper()
 
 
@@ -61,7 +60,8 @@ def property_states_for(runtime) -> PropertyStates:
     if found is None:
         from ..reconciliation.owners import owners_for
 
-        found = OpsPropertyStates(ops_addr=runtime.settings.ops_addr, tokens=owners_for(runtime).tokens,
+        owners = owners_for(runtime)
+        found = OpsPropertyStates(channel=owners.channel("ops"), tokens=owners.tokens,
                                   timeout=runtime.settings.owner_call_timeout)
         setattr(runtime, _ATTR, found)
     return found

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from zenops_kit import india
 from zenops_kit.fields import invalid
 from zenops_kit.fields import text as clean_text
 
@@ -32,7 +33,7 @@ def validate(s) -> SettingsInput:
     gstin = clean_gstin(s.gstin, "settings.gstin")
     if not gstin:
         raise invalid("settings.gstin", "is required")
-    state = gst.state(s.state, "settings.state", required=False) or gst.state_of_gstin(gstin)
+    state = india.state(s.state, "settings.state", required=False) or gst.state_of_gstin(gstin)
     if gst.state_of_gstin(gstin) != state:
         raise invalid("settings.state", f"must be the GSTIN's state ({gst.state_of_gstin(gstin) or 'unknown'})")
     address = clean_text(s.address, "settings.address", max_length=1000, required=False)

@@ -49,7 +49,8 @@ class GrpcRefOwners:
         self.timeout = timeout
         self._channels: dict[str, grpc.aio.Channel] = {}
 
-    def _channel(self, owner: str) -> grpc.aio.Channel:
+    def channel(self, owner: str) -> grpc.aio.Channel:
+        """The process's channel to `owner` ("ops" | "repogen"), made on first use."""
         if owner not in self._channels:
             self._channels[owner] = grpc.aio.insecure_channel(self.addresses[owner])
         return self._channels[owner]
@@ -65,11 +66,11 @@ class GrpcRefOwners:
         metadata = (("authorization", f"Bearer {token}"),)
         try:
             if owner == "ops":
-                resp = await ops_pb2_grpc.OpsServiceStub(self._channel(owner)).GetBillingRefState(
+                resp = await ops_pb2_grpc.OpsServiceStub(self.channel(owner)).GetBillingRefState(
                     ops_pb2.GetBillingRefStateRequest(ref_type=ref_type, ref_id=ref_id, tenant_id=tenant_id),
                     metadata=metadata, timeout=self.timeout)
             else:
-                resp = await repogen_pb2_grpc.RepogenServiceStub(self._channel(owner)).GetBillingRefState(
+                resp = await repogen_pb2_grpc.RepogenServiceStub(self.channel(owner)).GetBillingRefState(
                     repogen_pb2.GetBillingRefStateRequest(ref_type=ref_type, ref_id=ref_id, tenant_id=tenant_id),
                     metadata=metadata, timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:

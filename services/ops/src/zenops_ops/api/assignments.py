@@ -2,7 +2,7 @@
 
 Capabilities: assignments.read for reads, assignments.write to create and edit,
 assignments.transition to move along the lifecycle, plus repogen.release for a manual move
-to DELIVERED. Mutations run through `idempotent()` (the request's `idempotency_key`, else
+to DELIVERED. Mutations run through `idempotent_as()` (the request's `idempotency_key`, else
 metadata `idempotency-key`); their input is checked inside it, so a retry days later gets
 the original answer, not a new verdict on a due date that has passed meanwhile.
 """
@@ -16,11 +16,11 @@ from sqlalchemy.engine import Row
 from zenops.common.v1 import common_pb2
 from zenops.ops.v1 import ops_pb2 as pb
 from zenops_kit.fields import choice, invalid, optional_uuid, parse_uuid
+from zenops_kit.idempotency import idempotent_as
 
 from .. import assignments
 from ..domain import assignments as rules
 from ..domain import lifecycle
-from ..idempotency import idempotent
 from .caller import caller, idempotency_key, trace_id
 from .translate import (
     ASSIGNMENT_STATUS_OF,
@@ -103,7 +103,7 @@ class AssignmentRpcs:
                 details=details, channel_id=optional_uuid(request.channel_id, "channel_id"))
             return pb.CreateAssignmentResponse(assignment=assignment_pb(row))
 
-        return await idempotent(self.engine, c, key, "CreateAssignment", request, run=run,
+        return await idempotent_as(self.engine, c, key, "CreateAssignment", request, run=run,
                                 decode=pb.CreateAssignmentResponse.FromString)
 
     async def GetAssignment(self, request, context):
@@ -140,7 +140,7 @@ class AssignmentRpcs:
                 values=values, expected_version=_expected_version(request.expected_version))
             return pb.UpdateAssignmentResponse(assignment=assignment_pb(row))
 
-        return await idempotent(self.engine, c, key, "UpdateAssignment", request, run=run,
+        return await idempotent_as(self.engine, c, key, "UpdateAssignment", request, run=run,
                                 decode=pb.UpdateAssignmentResponse.FromString)
 
     async def TransitionAssignment(self, request, context):
@@ -157,7 +157,7 @@ class AssignmentRpcs:
                 assignment_id=parse_uuid(request.id, "id"), to_status=to, reason=request.reason)
             return pb.TransitionAssignmentResponse(assignment=assignment_pb(row))
 
-        return await idempotent(self.engine, c, key, "TransitionAssignment", request, run=run,
+        return await idempotent_as(self.engine, c, key, "TransitionAssignment", request, run=run,
                                 decode=pb.TransitionAssignmentResponse.FromString)
 
     async def GetAssignmentHistory(self, request, context):

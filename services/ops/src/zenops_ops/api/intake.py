@@ -18,11 +18,11 @@ from zenops.common.v1 import common_pb2
 from zenops.ops.v1 import ops_pb2 as pb
 from zenops_kit.caller import ref_state_tenant
 from zenops_kit.fields import choice, optional_uuid, parse_uuid
+from zenops_kit.idempotency import idempotent_as
 
 from .. import intake
 from ..domain import assignments as assignment_rules
 from ..domain import intake as rules
-from ..idempotency import idempotent
 from .assignments import assignment_pb
 from .caller import caller, idempotency_key, trace_id
 from .translate import CHANNEL_REQUEST_STATUS_OF, CHANNEL_REQUEST_STATUS_PB, PRIORITY_OF, ts, when
@@ -68,7 +68,7 @@ class IntakeRpcs:
             row = await intake.submit(conn, c, rules.submission(request), trace_id=trace_id())
             return pb.SubmitChannelRequestResponse(channel_request=channel_request_pb(row))
 
-        return await idempotent(self.engine, c, key, "SubmitChannelRequest", request, run=run,
+        return await idempotent_as(self.engine, c, key, "SubmitChannelRequest", request, run=run,
                                 decode=pb.SubmitChannelRequestResponse.FromString)
 
     async def FetchChannelRequest(self, request, context):
@@ -99,7 +99,7 @@ class IntakeRpcs:
             return pb.AcceptChannelRequestResponse(channel_request=channel_request_pb(row),
                                                    assignment=assignment_pb(assignment))
 
-        return await idempotent(self.engine, c, key, "AcceptChannelRequest", request, run=run,
+        return await idempotent_as(self.engine, c, key, "AcceptChannelRequest", request, run=run,
                                 decode=pb.AcceptChannelRequestResponse.FromString)
 
     async def RejectChannelRequest(self, request, context):
@@ -112,5 +112,5 @@ class IntakeRpcs:
             row = await intake.reject(conn, c, request_id, reason, trace_id=trace_id())
             return pb.RejectChannelRequestResponse(channel_request=channel_request_pb(row))
 
-        return await idempotent(self.engine, c, key, "RejectChannelRequest", request, run=run,
+        return await idempotent_as(self.engine, c, key, "RejectChannelRequest", request, run=run,
                                 decode=pb.RejectChannelRequestResponse.FromString)

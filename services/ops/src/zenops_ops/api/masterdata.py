@@ -2,14 +2,16 @@
 
 masterdata.read for lists and GetChannel, masterdata.write for creates and UpdateChannel,
 masterdata.approve for VerifyMasterData (and, held by a creator, a record starts verified).
-Creates run through `idempotent()` (key: the request's `idempotency_key`, else metadata).
+Creates run through `idempotent_as()` (key: the request's `idempotency_key`, else metadata).
 """
 
 from __future__ import annotations
 
 from zenops.common.v1 import common_pb2
 from zenops.ops.v1 import ops_pb2 as pb
+from zenops_kit import india
 from zenops_kit.fields import invalid, optional_uuid, parse_uuid
+from zenops_kit.idempotency import idempotent_as
 
 from .. import channels, masterdata
 from ..billing_accounts import billing_accounts_for
@@ -18,7 +20,6 @@ from ..domain import masterdata as rules
 from ..domain import places
 from ..domain.channels import Channel
 from ..domain.masterdata import Bank, Branch, BranchContact, ClientOrg, Contact, Property, Record
-from ..idempotency import idempotent
 from .caller import caller, idempotency_key, trace_id
 from .translate import (
     CHANNEL_TYPE_OF,
@@ -115,7 +116,7 @@ class MasterDataRpcs:
     async def _create(self, who, context, request, operation: str, response_type, create):
         """`create(conn)` → the response message, once per idempotency key."""
         key = idempotency_key(request.idempotency_key, context)
-        return await idempotent(self.engine, who, key, operation, request, run=create,
+        return await idempotent_as(self.engine, who, key, operation, request, run=create,
                                 decode=response_type.FromString)
 
     # -- master data: creates -------------------------------------------------------------------
@@ -220,7 +221,7 @@ class MasterDataRpcs:
         who = await caller(self.engine, context, READ)
         found, cursor = await masterdata.list_properties(
             self.engine, who, limit=request.page.limit, cursor=request.page.cursor,
-            city=rules.query(request.city, "city"), state=places.state(request.state, "state", required=False),
+            city=rules.query(request.city, "city"), state=india.state(request.state, "state", required=False),
             pin_code=places.pin_code(request.pin_code, "pin_code") if request.pin_code.strip() else "",
             verification=_verification(request.verification), query=rules.query(request.query))
         return pb.ListPropertiesResponse(properties=[property_pb(p) for p in found], page=_page_info(cursor))

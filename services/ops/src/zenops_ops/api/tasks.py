@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 from zenops.ops.v1 import ops_pb2 as pb
 from zenops_kit.fields import choice, invalid
+from zenops_kit.idempotency import idempotent_as
 
 from .. import tasks
 from ..domain import tasks as rules
 from ..domain.tasks import Task
-from ..idempotency import idempotent
 from .caller import caller, idempotency_key, trace_id
 from .translate import PRIORITY_OF, PRIORITY_PB, TASK_STATUS_OF, TASK_STATUS_PB, ts
 
@@ -69,7 +69,7 @@ class TaskRpcs:
         async def run(conn):
             return pb.CreateTaskResponse(task=task_pb(await tasks.create(conn, who, new, trace_id=trace)))
 
-        return await idempotent(self.engine, who, key, "CreateTask", request, run=run,
+        return await idempotent_as(self.engine, who, key, "CreateTask", request, run=run,
                                 decode=pb.CreateTaskResponse.FromString)
 
     async def ListTasks(self, request, context):

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from zenops_kit import india
 from zenops_kit.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound
 from zenops_kit.fields import invalid, is_uuid, optional_uuid, parse_uuid, text
 from zenops_kit.paging import decode_cursor
@@ -204,7 +205,7 @@ def new_branch(*, bank_id: str, name: str, ifsc: str, city: str, state: str, add
         name=text(name, "name", max_length=MAX_NAME),
         ifsc=places.ifsc(ifsc, "ifsc"),
         city=text(city, "city", max_length=MAX_CITY),
-        state=places.state(state, "state"),
+        state=india.state(state, "state"),
         address=text(address, "address", max_length=MAX_ADDRESS, required=False),
     )
 
@@ -215,7 +216,7 @@ def new_client_org(*, name: str, org_type: str, gstin: str, city: str, state: st
         org_type=check_org_type(org_type),
         gstin=check_gstin(gstin),
         city=text(city, "city", max_length=MAX_CITY, required=False),
-        state=places.state(state, "state", required=False),
+        state=india.state(state, "state", required=False),
     )
 
 

@@ -1,4 +1,4 @@
-"""Indian identifiers and addresses: state/UT codes, PIN codes, IFSC, phone numbers,
+"""Indian identifiers and addresses (state codes: zenops_kit.india): PIN codes, IFSC, phone numbers,
 e-mail addresses, property details. Each check names the field it was given."""
 
 from __future__ import annotations
@@ -10,19 +10,7 @@ from decimal import Decimal, InvalidOperation
 from email_validator import EmailNotValidError, validate_email
 
 from zenops_kit.fields import invalid, text
-
-# The two-letter codes of India's states and union territories (as vehicle registration
-# and GST state names use them).
-STATES: dict[str, str] = {
-    "AN": "Andaman and Nicobar Islands", "AP": "Andhra Pradesh", "AR": "Arunachal Pradesh", "AS": "Assam",
-    "BR": "Bihar", "CH": "Chandigarh", "CT": "Chhattisgarh", "DH": "Dadra and Nagar Haveli and Daman and Diu",
-    "DL": "Delhi", "GA": "Goa", "GJ": "Gujarat", "HP": "Himachal Pradesh", "HR": "Haryana", "JH": "Jharkhand",
-    "JK": "Jammu and Kashmir", "KA": "Karnataka", "KL": "Kerala", "LA": "Ladakh", "LD": "Lakshadweep",
-    "MH": "Maharashtra", "ML": "Meghalaya", "MN": "Manipur", "MP": "Madhya Pradesh", "MZ": "Mizoram",
-    "NL": "Nagaland", "OR": "Odisha", "PB": "Punjab", "PY": "Puducherry", "RJ": "Rajasthan", "SK": "Sikkim",
-    "TG": "Telangana", "TN": "Tamil Nadu", "TR": "Tripura", "UP": "Uttar Pradesh", "UT": "Uttarakhand",
-    "WB": "West Bengal",
-}
+from zenops_kit.india import state
 
 PROPERTY_TYPES = ("residential_flat", "independent_house", "villa", "plot", "commercial_office", "shop",
                   "industrial", "agricultural_land", "other")
@@ -32,16 +20,6 @@ _IFSC = re.compile(r"[A-Z]{4}0[A-Z0-9]{6}")
 _E164 = re.compile(r"\+[1-9][0-9]{7,14}")
 _INDIAN_MOBILE = re.compile(r"[6-9][0-9]{9}")
 
-
-def state(value: str, field: str, *, required: bool = True) -> str:
-    value = (value or "").strip().upper()
-    if not value:
-        if required:
-            raise invalid(field, "is required")
-        return ""
-    if value not in STATES:
-        raise invalid(field, "must be an Indian state or union territory code, e.g. MH, KA, DL")
-    return value
 
 
 def pin_code(value: str, field: str) -> str:

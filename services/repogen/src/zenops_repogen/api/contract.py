@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from zenops.common.v1 import common_pb2
 from zenops.repogen.v1 import repogen_pb2 as pb
+from zenops_kit.idempotency import idempotent_as
 
 from .. import contract, export
-from ..idempotency import idempotent
 from .caller import caller, idempotency_key, trace_id
 from .translate import readiness_pb, snapshot_pb, work_order_pb
 
@@ -30,7 +30,7 @@ class ContractRpcs:
             return pb.PatchContractResponse(snapshot=snapshot_pb(written.snapshot),
                                             work_order=work_order_pb(written.work_order))
 
-        return await idempotent(self.engine, c, key, "PatchContract", request, run=run,
+        return await idempotent_as(self.engine, c, key, "PatchContract", request, run=run,
                                 decode=pb.PatchContractResponse.FromString)
 
     async def GetSnapshot(self, request, context):

@@ -2,15 +2,15 @@
 (zenops_repogen.evidence).
 
 Capabilities: repogen.write for every change, repogen.read for the lists. Mutations run
-through `idempotent()` (the request's `idempotency_key`, else metadata `idempotency-key`).
+through `idempotent_as()` (the request's `idempotency_key`, else metadata `idempotency-key`).
 """
 
 from __future__ import annotations
 
 from zenops.repogen.v1 import repogen_pb2 as pb
+from zenops_kit.idempotency import idempotent_as
 
 from .. import contract, evidence
-from ..idempotency import idempotent
 from ..ops_client import ops_client_for
 from .caller import caller, idempotency_key, trace_id
 from .translate import comment_pb, evidence_pb, link_pb, readiness_pb
@@ -36,7 +36,7 @@ class EvidenceRpcs:
                 caption=request.caption, inspection_max_age_days=self.settings.inspection_max_age_days)
             return pb.AddEvidenceResponse(evidence=evidence_pb(changed.row), readiness=_readiness(changed))
 
-        return await idempotent(self.engine, c, key, "AddEvidence", request, run=run,
+        return await idempotent_as(self.engine, c, key, "AddEvidence", request, run=run,
                                 decode=pb.AddEvidenceResponse.FromString)
 
     async def ListEvidence(self, request, context):
@@ -55,7 +55,7 @@ class EvidenceRpcs:
                 inspection_max_age_days=self.settings.inspection_max_age_days)
             return pb.RemoveEvidenceResponse(readiness=_readiness(changed))
 
-        return await idempotent(self.engine, c, key, "RemoveEvidence", request, run=run,
+        return await idempotent_as(self.engine, c, key, "RemoveEvidence", request, run=run,
                                 decode=pb.RemoveEvidenceResponse.FromString)
 
     async def LinkFieldEvidence(self, request, context):
@@ -69,7 +69,7 @@ class EvidenceRpcs:
                 inspection_max_age_days=self.settings.inspection_max_age_days)
             return pb.LinkFieldEvidenceResponse(link=link_pb(changed.row))
 
-        return await idempotent(self.engine, c, key, "LinkFieldEvidence", request, run=run,
+        return await idempotent_as(self.engine, c, key, "LinkFieldEvidence", request, run=run,
                                 decode=pb.LinkFieldEvidenceResponse.FromString)
 
     async def UnlinkFieldEvidence(self, request, context):
@@ -83,7 +83,7 @@ class EvidenceRpcs:
                 inspection_max_age_days=self.settings.inspection_max_age_days)
             return pb.UnlinkFieldEvidenceResponse(link=link_pb(changed.row))
 
-        return await idempotent(self.engine, c, key, "UnlinkFieldEvidence", request, run=run,
+        return await idempotent_as(self.engine, c, key, "UnlinkFieldEvidence", request, run=run,
                                 decode=pb.UnlinkFieldEvidenceResponse.FromString)
 
     async def ListFieldLinks(self, request, context):
@@ -101,7 +101,7 @@ class EvidenceRpcs:
                                              work_order_id=request.work_order_id)
             return pb.AutoOrderAnnexuresResponse(evidence=[evidence_pb(r) for r in rows])
 
-        return await idempotent(self.engine, c, key, "AutoOrderAnnexures", request, run=run,
+        return await idempotent_as(self.engine, c, key, "AutoOrderAnnexures", request, run=run,
                                 decode=pb.AutoOrderAnnexuresResponse.FromString)
 
     async def AddComment(self, request, context):
@@ -114,7 +114,7 @@ class EvidenceRpcs:
                                              body=request.body)
             return pb.AddCommentResponse(comment=comment_pb(row))
 
-        return await idempotent(self.engine, c, key, "AddComment", request, run=run,
+        return await idempotent_as(self.engine, c, key, "AddComment", request, run=run,
                                 decode=pb.AddCommentResponse.FromString)
 
     async def ListComments(self, request, context):

@@ -3,7 +3,7 @@
 Capabilities: repogen.read for reads, repogen.write to create and to override a template,
 repogen.transition to move along the lifecycle. GetBillingRefState answers billing's
 reconciliation: a service token naming the tenant, or a user holding billing.reconcile in
-its own tenant. Mutations run through `idempotent()` (the request's `idempotency_key`, else
+its own tenant. Mutations run through `idempotent_as()` (the request's `idempotency_key`, else
 metadata `idempotency-key`) with their input checked inside it.
 """
 
@@ -13,9 +13,9 @@ from zenops.common.v1 import common_pb2
 from zenops.repogen.v1 import repogen_pb2 as pb
 from zenops_kit.caller import ref_state_tenant
 from zenops_kit.fields import choice, optional_uuid, parse_uuid
+from zenops_kit.idempotency import idempotent_as
 
 from .. import contract, rules, work_orders
-from ..idempotency import idempotent
 from ..ops_client import ops_client_for
 from .caller import caller, idempotency_key, trace_id
 from .translate import STATUS_OF, readiness_pb, snapshot_pb, template_pb, work_order_pb
@@ -57,7 +57,7 @@ class WorkOrderRpcs:
             return pb.CreateWorkOrderResponse(work_order=work_order_pb(created.work_order),
                                               snapshot=snapshot_pb(created.snapshot))
 
-        return await idempotent(self.engine, c, key, "CreateWorkOrder", request, run=run,
+        return await idempotent_as(self.engine, c, key, "CreateWorkOrder", request, run=run,
                                 decode=pb.CreateWorkOrderResponse.FromString)
 
     async def GetWorkOrder(self, request, context):
@@ -91,7 +91,7 @@ class WorkOrderRpcs:
                                                          moved.readiness.evaluated_at))
             return response
 
-        return await idempotent(self.engine, c, key, "TransitionWorkOrder", request, run=run,
+        return await idempotent_as(self.engine, c, key, "TransitionWorkOrder", request, run=run,
                                 decode=pb.TransitionWorkOrderResponse.FromString)
 
     async def OverrideTemplate(self, request, context):
@@ -104,7 +104,7 @@ class WorkOrderRpcs:
                 reason=request.reason, inspection_max_age_days=self.settings.inspection_max_age_days)
             return pb.OverrideTemplateResponse(work_order=work_order_pb(row))
 
-        return await idempotent(self.engine, c, key, "OverrideTemplate", request, run=run,
+        return await idempotent_as(self.engine, c, key, "OverrideTemplate", request, run=run,
                                 decode=pb.OverrideTemplateResponse.FromString)
 
     async def ListTemplates(self, request, context):
