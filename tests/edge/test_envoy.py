@@ -68,6 +68,8 @@ def _route_order(config: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _header_matches(spec: dict[str, Any], headers: dict[str, str]) -> bool:
     """The subset of Envoy's HeaderMatcher semantics used by our routes."""
+    if spec.get("invert_match"):
+        return not _header_matches({k: v for k, v in spec.items() if k != "invert_match"}, headers)
     value = headers.get(spec["name"].lower())
     if spec.get("present_match"):
         return value is not None
@@ -106,6 +108,7 @@ def _assert_problem(resp: httpx.Response, status: int) -> dict[str, Any]:
     body = resp.json()
     assert body["status"] == status
     assert body["title"]
+    assert body["code"] and body["type"].startswith("urn:zenops:problem:")  # the gateway's shape
     return body
 
 
@@ -114,7 +117,7 @@ def _assert_problem(resp: httpx.Response, status: int) -> dict[str, Any]:
 
 def test_canonical_config_passes_envoy_validate() -> None:
     assert edge.ENVOY_CONFIG.is_file(), edge.ENVOY_CONFIG
-    edge.validate_envoy_config(edge.ENVOY_CONFIG)
+    edge.validate_canonical_config()  # as shipped, with a throwaway certificate for TLS
 
 
 def test_rendered_local_config_passes_envoy_validate(tmp_path: Path) -> None:
@@ -153,8 +156,12 @@ def test_render_changes_only_addresses() -> None:
         "port_value": 19901,
     }
 
-    # Put the production addresses back: everything else must be identical.
+    # `make run` is plain HTTP: the TLS listener is dropped.
+    assert [x["name"] for x in rendered["static_resources"]["listeners"]] == ["public"]
+
+    # Put the production addresses and the TLS listener back: everything else must be identical.
     restored = copy.deepcopy(rendered)
+    restored["static_resources"]["listeners"].append(copy.deepcopy(canonical["static_resources"]["listeners"][1]))
     restored["static_resources"]["listeners"][0]["address"] = copy.deepcopy(
         canonical["static_resources"]["listeners"][0]["address"]
     )
@@ -227,6 +234,8 @@ def test_routes_timeouts_and_retry_policies() -> None:
         ("GET", "/.well-known/jwks.json", {}, "well-known-idempotent-method", True),
         ("POST", "/.well-known/anything", {}, "well-known", False),
         ("GET", "/not-v1", {}, "not-found", False),
+        ("TRACE", "/v1/tasks", {}, "method-not-allowed", False),
+        ("PROPFIND", "/", {}, "method-not-allowed", False),
         ("GET", "/v1", {}, "not-found", False),
         # file URLs: downloads retried like every GET, uploads never (they stream)
         ("GET", "/v1/files/tok.sig", {}, "files-download", True),

@@ -4,16 +4,19 @@ The production edge configuration lives in ``deploy/envoy/envoy.yaml`` and is us
 as-is in Kubernetes. Local runs and tests must exercise the *same* configuration, so
 instead of keeping a second copy, :func:`render_envoy_config` loads the canonical file
 and rewrites only what differs between environments: the public listener's address
-and port, the ``gateway`` cluster's endpoint and the admin port. Every route, filter,
-timeout and limit stays exactly as in production.
+and port, the ``gateway`` cluster's endpoint and the admin port, and the TLS listener
+(dropped — `make run` is plain HTTP on localhost — or given a port and a certificate, as
+the edge tests do). Every route, filter, timeout and limit stays exactly as in production.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,8 @@ __all__ = [
     "GATEWAY_CLUSTER",
     "envoy_binary",
     "render_envoy_config",
+    "self_signed_certificate",
+    "validate_canonical_config",
     "validate_envoy_config",
 ]
 
@@ -33,6 +38,7 @@ __all__ = [
 ENVOY_CONFIG: Path = Path(__file__).resolve().parents[4] / "deploy" / "envoy" / "envoy.yaml"
 
 LISTENER_NAME = "public"
+TLS_LISTENER_NAME = "public_tls"
 GATEWAY_CLUSTER = "gateway"
 ADMIN_ADDRESS = "127.0.0.1"
 
@@ -68,28 +74,36 @@ def render_envoy_config(
     gateway_port: int,
     admin_port: int,
     listen_address: str = "127.0.0.1",
+    tls_port: int | None = None,
+    tls_cert_file: str | os.PathLike[str] | None = None,
+    tls_key_file: str | os.PathLike[str] | None = None,
 ) -> str:
     """Return the canonical edge config as YAML with local addresses substituted.
 
     Only the ``public`` listener's address/port, the ``gateway`` cluster's single
     endpoint and the admin port are changed; the admin interface stays on 127.0.0.1.
+    The ``public_tls`` listener is dropped, unless ``tls_port`` (with a certificate and
+    key) is given: then it listens there with that certificate.
     Raises :class:`EnvoyConfigError` if the listener or cluster cannot be found.
     """
-    try:
-        config = yaml.safe_load(ENVOY_CONFIG.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise EnvoyConfigError(f"cannot read canonical Envoy config {ENVOY_CONFIG}: {exc}") from exc
-    if not isinstance(config, dict):
-        raise EnvoyConfigError(f"{ENVOY_CONFIG}: not a YAML mapping")
-
-    static = config.get("static_resources")
-    if not isinstance(static, dict):
-        raise EnvoyConfigError(f"{ENVOY_CONFIG}: static_resources is missing")
+    config = _load()
+    static = config["static_resources"]
 
     listener = _find_named(static.get("listeners"), LISTENER_NAME, "listener")
     listener_sa = _socket_address(listener, f"listener {LISTENER_NAME!r}")
     listener_sa["address"] = listen_address
     listener_sa["port_value"] = int(listen_port)
+
+    tls_listener = _find_named(static.get("listeners"), TLS_LISTENER_NAME, "listener")
+    if tls_port is None:
+        static["listeners"].remove(tls_listener)
+    else:
+        if tls_cert_file is None or tls_key_file is None:
+            raise ValueError("a TLS listener needs tls_cert_file and tls_key_file")
+        tls_sa = _socket_address(tls_listener, f"listener {TLS_LISTENER_NAME!r}")
+        tls_sa["address"] = listen_address
+        tls_sa["port_value"] = int(tls_port)
+        _set_certificate(tls_listener, tls_cert_file, tls_key_file)
 
     cluster = _find_named(static.get("clusters"), GATEWAY_CLUSTER, "cluster")
     try:
@@ -114,6 +128,73 @@ def render_envoy_config(
     admin_sa["port_value"] = int(admin_port)
 
     return yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+
+
+def _load() -> dict[str, Any]:
+    try:
+        config = yaml.safe_load(ENVOY_CONFIG.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise EnvoyConfigError(f"cannot read canonical Envoy config {ENVOY_CONFIG}: {exc}") from exc
+    if not isinstance(config, dict):
+        raise EnvoyConfigError(f"{ENVOY_CONFIG}: not a YAML mapping")
+    if not isinstance(config.get("static_resources"), dict):
+        raise EnvoyConfigError(f"{ENVOY_CONFIG}: static_resources is missing")
+    return config
+
+
+def _set_certificate(listener: dict[str, Any], cert_file: str | os.PathLike[str],
+                     key_file: str | os.PathLike[str]) -> None:
+    try:
+        (chain,) = listener["filter_chains"]
+        (certificate,) = chain["transport_socket"]["typed_config"]["common_tls_context"]["tls_certificates"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EnvoyConfigError(f"{ENVOY_CONFIG}: listener {TLS_LISTENER_NAME!r} has no single TLS certificate") from exc
+    certificate["certificate_chain"] = {"filename": os.fspath(cert_file)}
+    certificate["private_key"] = {"filename": os.fspath(key_file)}
+
+
+def self_signed_certificate(directory: Path, hostname: str = "localhost") -> tuple[Path, Path]:
+    """A throwaway certificate and key for `hostname` (and 127.0.0.1) in `directory`:
+    (cert path, key path). For validating and testing the TLS listener only."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.DNSName(hostname), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / "tls.crt", directory / "tls.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+def validate_canonical_config() -> None:
+    """`envoy --mode validate` on the production config exactly as shipped, except that the
+    TLS listener's certificate (a Kubernetes Secret in production) is a throwaway one."""
+    config = _load()
+    with tempfile.TemporaryDirectory(prefix="zenops-envoy-") as tmp:
+        cert, key = self_signed_certificate(Path(tmp))
+        _set_certificate(_find_named(config["static_resources"].get("listeners"), TLS_LISTENER_NAME, "listener"),
+                         cert, key)
+        path = Path(tmp) / "envoy.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False, default_flow_style=False))
+        validate_envoy_config(path)
 
 
 def envoy_binary() -> str:

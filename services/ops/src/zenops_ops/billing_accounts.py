@@ -17,6 +17,7 @@ import grpc
 from zenops.billing.v1 import billing_pb2, billing_pb2_grpc
 from zenops_kit.auth import ServiceTokenProvider
 from zenops_kit.errors import DomainError, FieldViolation, InvalidArgument, Unavailable
+from zenops_kit.tls import channel as grpc_channel
 
 from .api.caller import TENANT_METADATA
 
@@ -32,7 +33,7 @@ class BillingAccounts:
 
     def _stub(self) -> billing_pb2_grpc.BillingServiceStub:
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.billing_addr)
+            self._channel = grpc_channel(self.billing_addr)
         return billing_pb2_grpc.BillingServiceStub(self._channel)
 
     async def check(self, *, tenant_id: str, account_id: str, field: str) -> None:

@@ -34,6 +34,7 @@ import grpc
 from zenops.billing.v1 import billing_pb2, billing_pb2_grpc
 from zenops_kit.caller import TENANT_METADATA
 from zenops_kit.errors import DomainError, FailedPrecondition, PermissionDenied, Unavailable, parse_rpc_error
+from zenops_kit.tls import channel as grpc_channel
 
 from .service_tokens import service_tokens_for
 
@@ -76,7 +77,7 @@ class BillingClient:
 
     def _stub(self) -> billing_pb2_grpc.BillingServiceStub:
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.billing_addr)
+            self._channel = grpc_channel(self.billing_addr)
         return billing_pb2_grpc.BillingServiceStub(self._channel)
 
     async def authorize_release(self, *, tenant_id: str, work_order_id: str, account_id: str,

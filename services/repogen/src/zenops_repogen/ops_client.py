@@ -23,6 +23,7 @@ from zenops_kit.auth import ServiceTokenProvider
 from zenops_kit.caller import TENANT_METADATA
 from zenops_kit.errors import DomainError, Unavailable
 from zenops_kit.fields import not_found
+from zenops_kit.tls import channel as grpc_channel
 
 from .service_tokens import service_tokens_for
 
@@ -65,7 +66,7 @@ class OpsClient:
 
     def _stub(self) -> ops_pb2_grpc.OpsServiceStub:
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.ops_addr)
+            self._channel = grpc_channel(self.ops_addr)
         return ops_pb2_grpc.OpsServiceStub(self._channel)
 
     async def _metadata(self, tenant_id: str) -> tuple:

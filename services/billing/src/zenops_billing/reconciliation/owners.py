@@ -18,6 +18,7 @@ from zenops.ops.v1 import ops_pb2, ops_pb2_grpc
 from zenops.repogen.v1 import repogen_pb2, repogen_pb2_grpc
 from zenops_kit.auth import ServiceTokenProvider
 from zenops_kit.errors import DomainError
+from zenops_kit.tls import channel as grpc_channel
 
 from ..domain.reconciliation import OwnerAnswer, RefState, owner_of
 
@@ -52,7 +53,7 @@ class GrpcRefOwners:
     def channel(self, owner: str) -> grpc.aio.Channel:
         """The process's channel to `owner` ("ops" | "repogen"), made on first use."""
         if owner not in self._channels:
-            self._channels[owner] = grpc.aio.insecure_channel(self.addresses[owner])
+            self._channels[owner] = grpc_channel(self.addresses[owner])
         return self._channels[owner]
 
     async def state(self, *, tenant_id: str, ref_type: str, ref_id: str) -> OwnerAnswer | None:
