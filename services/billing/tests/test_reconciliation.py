@@ -371,7 +371,7 @@ async def test_app_stops_cleanly_while_a_scheduled_run_waits_on_an_owner(suite):
         await poll(asked, what="the scheduled run to ask the owner")
         async with asyncio.timeout(15):  # the job is cancelled mid-call: stop() does not wait for the owner
             await h.app.stop()
-        assert all(t.done() for t in h.app._tasks)
+        assert all(w.task.done() for w in h.app.supervisor.statuses())
         assert await statuses(h) == {"wo-slow": "ACTIVE"}
 
 

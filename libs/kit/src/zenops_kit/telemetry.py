@@ -1,22 +1,35 @@
 """OpenTelemetry from the standard OTEL_* variables, W3C trace context only.
 
-OTEL_SDK_DISABLED=true turns it off; OTEL_TRACES_EXPORTER picks the exporter (`otlp`, the
-standard default, `console`, or `none`); OTEL_TRACES_SAMPLER/_ARG the sampler (the SDK
-reads them). Instrumentation is always installed when the SDK is on: what is sampled and
-exported is configuration, never a flag that skips instrumentation.
+OTEL_SDK_DISABLED=true turns it off. Traces: OTEL_TRACES_EXPORTER picks the exporter
+(`otlp`, the standard default, `console`, or `none`); OTEL_TRACES_SAMPLER/_ARG the sampler
+(the SDK reads them). Metrics: OTEL_METRICS_EXPORTER is a comma list of `otlp` (the
+standard default; pushed every OTEL_METRIC_EXPORT_INTERVAL ms), `prometheus` (a scrape
+endpoint serving /metrics on ZENOPS_METRICS_PORT, 9464 in Kubernetes), `console`, or `none`.
+Instrumentation is always installed when the SDK is on: what is sampled and exported is
+configuration, never a flag that skips instrumentation.
+
+One MeterProvider per process: the kit's own instruments (`zenops_kit.metrics`) and the
+interceptors' RPC and HTTP durations record through the global API.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 
-from opentelemetry import propagate, trace
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+log = logging.getLogger("zenops.telemetry")
+
 _configured = False
+# Where this process serves /metrics (OTEL_METRICS_EXPORTER=prometheus), once started.
+serving_metrics_port: int | None = None
 
 
 def _exporter() -> SpanExporter | None:
@@ -32,8 +45,47 @@ def _exporter() -> SpanExporter | None:
     raise ValueError(f"unsupported OTEL_TRACES_EXPORTER={name!r} (otlp, console, none)")
 
 
-def setup_telemetry(service_name: str, version: str = "") -> TracerProvider | None:
-    """Install the tracer provider, W3C propagation and the gRPC instrumentors (idempotent)."""
+def _metric_readers(port: int) -> list[MetricReader]:
+    names = [n.strip().lower() for n in os.environ.get("OTEL_METRICS_EXPORTER", "otlp").split(",") if n.strip()]
+    readers: list[MetricReader] = []
+    for name in names:
+        if name == "none":
+            continue
+        if name == "otlp":
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+            readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+        elif name == "console":
+            readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter()))
+        elif name == "prometheus":
+            readers.append(_prometheus(port))
+        else:
+            raise ValueError(f"unsupported OTEL_METRICS_EXPORTER={name!r} (otlp, prometheus, console, none)")
+    return readers
+
+
+def _prometheus(port: int) -> MetricReader:
+    global serving_metrics_port
+    if not port:
+        raise ValueError("OTEL_METRICS_EXPORTER=prometheus needs ZENOPS_METRICS_PORT")
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from prometheus_client import start_http_server
+
+    reader = PrometheusMetricReader()
+    start_http_server(port)  # a daemon thread serving /metrics from the default registry
+    serving_metrics_port = port
+    log.info("serving metrics", extra={"port": port})
+    return reader
+
+
+def setup_telemetry(
+    service_name: str, version: str = "", *, metrics_port: int = 0, grpc_client: bool = True
+) -> TracerProvider | None:
+    """Install the tracer and meter providers, W3C propagation and the gRPC client
+    instrumentor (idempotent: the first call in a process decides). Server spans and
+    `rpc.server.duration` come from the kit's ServiceInterceptor (one interceptor per call,
+    not two); `grpc_client=False` for a process that propagates `traceparent` itself (the
+    gateway: an intercepted grpc.aio call costs an extra task per call)."""
     global _configured
     propagate.set_global_textmap(TraceContextTextMapPropagator())
     if _configured or os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
@@ -41,15 +93,19 @@ def setup_telemetry(service_name: str, version: str = "") -> TracerProvider | No
     attributes = {"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)}
     if version:
         attributes["service.version"] = version
-    provider = TracerProvider(resource=Resource.create(attributes))
+    resource = Resource.create(attributes)
+    provider = TracerProvider(resource=resource)
     exporter = _exporter()
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
-    from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient, GrpcAioInstrumentorServer
+    readers = _metric_readers(metrics_port)
+    if readers:
+        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+    if grpc_client:
+        from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient
 
-    GrpcAioInstrumentorServer().instrument()
-    GrpcAioInstrumentorClient().instrument()
+        GrpcAioInstrumentorClient().instrument()
     _configured = True
     return provider
 

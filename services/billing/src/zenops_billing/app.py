@@ -62,7 +62,7 @@ class BillingApp(ServiceApp):
             "payment-settlement": (s.payment_sweep_interval, lambda: settlement.sweep(rt.engine)),
         }
         for name, (interval, job) in jobs.items():
-            self._tasks.append(asyncio.create_task(every(interval, job, name), name=f"billing-{name}"))
+            self.supervisor.add(f"billing-{name}", lambda interval=interval, job=job, name=name: every(interval, job, name))
 
     async def stop(self) -> None:
         await super().stop()  # cancels and awaits the jobs first

@@ -18,8 +18,10 @@ log = logging.getLogger("zenops.events.bus")
 
 
 class EventBus:
-    def __init__(self, url: str, name: str, *, retry_interval: float = 0.5) -> None:
+    def __init__(self, url: str, name: str, *, retry_interval: float = 0.5, options: dict | None = None) -> None:
         self.url = url
+        # credentials, inbox prefix, TLS: zenops_kit.tls.nats_options(settings)
+        self.options = dict(options or {})
         self.name = name
         self.retry_interval = retry_interval
         self.nc: Client | None = None
@@ -59,6 +61,7 @@ class EventBus:
                     disconnected_cb=self._on_disconnect,
                     reconnected_cb=self._on_reconnect,
                     error_cb=self._on_error,
+                    **self.options,
                 )
             except Exception as exc:  # noqa: BLE001 - any failure means "retry later"
                 log.warning("NATS not reachable yet", extra={"url": self.url, "error": repr(exc)})

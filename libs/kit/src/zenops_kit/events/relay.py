@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from .. import metrics
 from .bus import EventBus
 from .schema import OUTBOX_CHANNEL
 
@@ -52,6 +53,7 @@ class OutboxRelay:
         publish_timeout: float = 2.0,
         retention_days: int = 7,
         inbox_retention_days: int = 30,
+        service: str = "",
     ) -> None:
         self.engine = engine
         self.bus = bus
@@ -60,6 +62,7 @@ class OutboxRelay:
         self.publish_timeout = publish_timeout
         self.retention_days = retention_days
         self.inbox_retention_days = inbox_retention_days
+        self.service = service  # metric attribute
         url = make_url(database_url).set(drivername="postgresql")
         self._listen_dsn = url.render_as_string(hide_password=False)
         self._wakeup = asyncio.Event()
@@ -87,6 +90,8 @@ class OutboxRelay:
                 await conn.execute(_FAILED, {"ids": failed, "error": repr(first)[:500]})
                 log.warning("outbox publish failed", extra={"failed": len(failed), "error": repr(first)})
         self.published_total += len(ok)
+        if ok:
+            metrics.OUTBOX_PUBLISHED.add(len(ok), {"service": self.service})
         if failed and not ok:
             raise ConnectionError(f"could not publish {len(failed)} outbox rows")
         return len(ok)
