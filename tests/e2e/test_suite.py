@@ -18,16 +18,26 @@ def poll_status(suite, want: int, timeout: float = 30.0):
         time.sleep(0.1)
 
 
+def control_reader(suite) -> dict[str, str]:
+    """The bootstrap super admin's authorization (control.read): /v1/meta and health's details."""
+    email, password = suite.admin_credentials
+    r = httpx.post(f"{suite.url}/v1/auth/login", json={"email": email, "password": password, "aud": "web"})
+    assert r.status_code == 200, r.text
+    return {"authorization": f"Bearer {r.json()['access_token']}"}
+
+
 def test_health_through_envoy_reports_every_service_and_nats(suite):
     r = httpx.get(f"{suite.url}/v1/health")
-    assert r.status_code == 200
+    assert r.status_code == 200 and r.json() == {"status": "up"}  # anonymous: up or down only
+    assert httpx.get(f"{suite.url}/v1/meta").status_code == 401
+    r = httpx.get(f"{suite.url}/v1/health", headers=control_reader(suite))
     checks = r.json()["checks"]
     assert {name for name, c in checks.items() if c["status"] == "SERVING"} >= SERVICES | {"nats"}
     assert r.headers["x-request-id"]
 
 
 def test_meta_lists_all_five_services(suite):
-    body = httpx.get(f"{suite.url}/v1/meta").json()
+    body = httpx.get(f"{suite.url}/v1/meta", headers=control_reader(suite)).json()
     services = body["services"]
     assert set(services) == SERVICES | {"gateway"}
     for name in SERVICES:
@@ -53,8 +63,10 @@ def test_unknown_paths_get_problem_json(suite):
 
 
 def test_a_stopped_service_turns_health_503_and_recovers_alone(suite):
+    admin = control_reader(suite)
     assert suite.stop_process("billing") == 0  # graceful SIGTERM exit
-    body = poll_status(suite, 503)
+    poll_status(suite, 503)
+    body = httpx.get(f"{suite.url}/v1/health", headers=admin).json()
     assert body["checks"]["billing"]["status"] != "SERVING"
     assert body["checks"]["ops"]["status"] == "SERVING"
     suite.start_process("billing")
@@ -68,7 +80,8 @@ def test_service_logs_are_structured_json(suite):
 
 
 def test_one_service_meta_reads_its_schema_revision(suite):
-    r = httpx.get(f"{suite.url}/v1/meta/ops")
+    admin = control_reader(suite)
+    r = httpx.get(f"{suite.url}/v1/meta/ops", headers=admin)
     assert r.status_code == 200
     assert r.json()["name"] == "ops" and r.json()["schema_revision"] == "0005"
-    assert httpx.get(f"{suite.url}/v1/meta/nope").status_code == 400
+    assert httpx.get(f"{suite.url}/v1/meta/nope", headers=admin).status_code == 400

@@ -336,13 +336,13 @@ async def test_the_database_refuses_ledger_edits_final_transitions_and_negative_
         account = await h.account(10)
         r = (await h.reserve(account.id, 4)).reservation
         await h.call("ConsumeReservation", pb.ConsumeReservationRequest(reservation_id=r.id))
-        # as the service's own role (the tables' owner)
+        # as the service's own (runtime) role, which may not even TRUNCATE
         for statement in ("UPDATE credit_ledger SET amount = amount + 1",
                           "DELETE FROM credit_ledger",
                           "TRUNCATE credit_ledger CASCADE",
                           "UPDATE account_events SET reason = 'x'",
                           "DELETE FROM account_events"):
-            with pytest.raises(DBAPIError, match="append-only"):
+            with pytest.raises(DBAPIError, match="append-only|permission denied"):
                 await h.sql(statement)
         with pytest.raises(DBAPIError, match="final"):
             await h.sql("UPDATE reservations SET status = 'ACTIVE', consumed_amount = 0, settled_at = NULL "

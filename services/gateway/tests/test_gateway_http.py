@@ -10,7 +10,8 @@ from fastapi import APIRouter, Query, Request
 from gateway_testing import assert_problem, gateway_settings, running
 from pydantic import BaseModel, Field
 
-from zenops_gateway.app import create_app
+from zenops_devstack.testing import TokenSigner
+from zenops_gateway.app import USER_AUDIENCES, create_app
 from zenops_gateway.middleware import API_CSP
 
 LIMIT = 1024
@@ -227,19 +228,35 @@ async def test_livez_and_readyz():
     assert app.state.runtime.ready is False  # lifespan shutdown leaves it not ready
 
 
-async def test_health_is_503_naming_everything_when_nothing_runs(client):
-    resp = await client.get("/v1/health")
-    body = assert_problem(resp, 503, "UNHEALTHY")
+async def test_health_is_503_naming_everything_when_nothing_runs(control_reader):
+    client, token = control_reader
+    # Anonymous callers learn only "down".
+    body = assert_problem(await client.get("/v1/health"), 503, "UNHEALTHY")
+    assert "checks" not in body and body["detail"] == "Down."
+    # A control.read token sees every check.
+    body = assert_problem(await client.get("/v1/health", headers=token), 503, "UNHEALTHY")
     checks = body["checks"]
     assert set(checks) == {"identity", "ops", "billing", "repogen", "nats", "gateway"}
     for name in ("identity", "ops", "billing", "repogen", "nats"):
         assert checks[name]["status"] == "UNREACHABLE" and checks[name]["reason"], checks
+    for name in ("identity", "ops", "billing", "repogen"):  # NATS never makes it "down"
         assert name in body["detail"]
     assert checks["gateway"]["status"] == "SERVING"
 
 
-async def test_meta_lists_five_services_even_when_upstreams_are_down(client):
-    resp = await client.get("/v1/meta")
+@pytest.fixture
+async def control_reader():
+    """(client, headers of a control.read user): the gateway's verifier trusts a test key."""
+    app, signer = make_app(), TokenSigner()
+    async with running(app) as c:
+        app.state.runtime.verifier = signer.verifier(audiences=USER_AUDIENCES)
+        yield c, {"authorization": f"Bearer {signer.token(aud='web', caps=['control.read'])}"}
+
+
+async def test_meta_lists_five_services_even_when_upstreams_are_down(control_reader):
+    client, token = control_reader
+    assert_problem(await client.get("/v1/meta"), 401, "TOKEN_MISSING")
+    resp = await client.get("/v1/meta", headers=token)
     assert resp.status_code == 200, resp.text
     meta = resp.json()
     assert meta["app"] == "zenops" and meta["environment"] == "test"
@@ -252,7 +269,8 @@ async def test_meta_lists_five_services_even_when_upstreams_are_down(client):
     assert gw["status"] == "OK" and gw["version"] == meta["version"] and gw["build_time"].endswith("Z")
 
 
-async def test_one_service_meta_is_503_without_a_service_token(client):
+async def test_one_service_meta_is_503_without_a_service_token(control_reader):
+    client, token = control_reader
     # identity (which issues the gateway's service token) is down: no service can be asked
-    body = assert_problem(await client.get("/v1/meta/ops"), 503, "SERVICE_TOKEN_UNAVAILABLE")
+    body = assert_problem(await client.get("/v1/meta/ops", headers=token), 503, "SERVICE_TOKEN_UNAVAILABLE")
     assert "identity" in body["detail"]

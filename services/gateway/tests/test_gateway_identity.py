@@ -530,9 +530,14 @@ async def test_a_refused_gateway_secret_is_a_503_never_a_401(start_service, nats
             identity_addr=f"127.0.0.1:{identity.port}", nats_url=nats_server.url, service_client_secret="wrong-secret"
         )
         async with running(create_app(settings)) as client:
-            body = assert_problem(await client.get("/v1/meta/identity"), 503, "SERVICE_CREDENTIALS_REJECTED")
+            login = await client.post(
+                "/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "aud": "web"}
+            )
+            admin = {"authorization": f"Bearer {login.json()['access_token']}"}  # control.read
+            body = assert_problem(await client.get("/v1/meta/identity", headers=admin), 503,
+                                  "SERVICE_CREDENTIALS_REJECTED")
             assert "wrong-secret" not in str(body)
-            meta = (await client.get("/v1/meta")).json()["services"]
+            meta = (await client.get("/v1/meta", headers=admin)).json()["services"]
             assert meta["identity"] == {
                 **meta["identity"],
                 "status": "UNAVAILABLE",

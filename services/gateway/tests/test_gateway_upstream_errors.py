@@ -15,7 +15,8 @@ from opentelemetry import trace
 
 from zenops.common.v1 import common_pb2
 from zenops.ops.v1 import ops_pb2
-from zenops_gateway.app import create_app
+from zenops_devstack.testing import TokenSigner
+from zenops_gateway.app import USER_AUDIENCES, create_app
 from zenops_gateway.deps import OpsDep
 from zenops_kit import errors as kit
 from zenops_kit.interceptors import ServiceInterceptor
@@ -23,6 +24,8 @@ from zenops_kit.telemetry import setup_telemetry
 
 OPS_SERVICE = "zenops.ops.v1.OpsService"
 BUILD_TIME = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+ADMIN_PASSWORD = "Quiet-Harbour-Lantern-42"
 
 
 class FakeOps:
@@ -169,7 +172,7 @@ async def test_success_and_token_forwarding(fake_ops):
         ok = await client.get("/test/ops-info", headers={"user-agent": "zenops-test/1.0"})
         assert ok.status_code == 200 and ok.json() == {"name": "ops", "version": "9.9.9"}
         assert "authorization" not in fake_ops.calls[-1]
-        # the end user's address (the ASGI peer: uvicorn already applied trusted X-Forwarded-For)
+        # the end user's address (the peer, or the edge's X-Forwarded-For: edge.py)
         # and user agent travel on every onward call, authenticated or not
         assert fake_ops.calls[-1]["x-client-ip"] == "127.0.0.1"
         assert fake_ops.calls[-1]["x-client-user-agent"] == "zenops-test/1.0"
@@ -184,10 +187,13 @@ async def test_success_and_token_forwarding(fake_ops):
 async def test_meta_shows_a_failing_service_without_failing(fake_ops, start_service):
     # /v1/meta asks every service with the gateway's service token: a real identity issues it
     async with (
-        start_service("identity") as identity,
+        start_service("identity", bootstrap_admin_password=ADMIN_PASSWORD) as identity,
         running(make_app(fake_ops, identity_addr=f"127.0.0.1:{identity.port}")) as client,
     ):
-        ok = (await client.get("/v1/meta")).json()["services"]["ops"]
+        login = await client.post("/v1/auth/login", json={
+            "email": "admin@zenops.local", "password": ADMIN_PASSWORD, "aud": "web"})
+        admin = {"authorization": f"Bearer {login.json()['access_token']}"}  # control.read
+        ok = (await client.get("/v1/meta", headers=admin)).json()["services"]["ops"]
         assert ok == {
             "name": "ops",
             "status": "OK",
@@ -200,7 +206,7 @@ async def test_meta_shows_a_failing_service_without_failing(fake_ops, start_serv
         }
         assert fake_ops.calls[-1]["authorization"].startswith("Bearer ey")  # the service token
         fake_ops.error = kit.FailedPrecondition("nope", reason="INSUFFICIENT_CREDITS")
-        resp = await client.get("/v1/meta")
+        resp = await client.get("/v1/meta", headers=admin)
     assert resp.status_code == 200
     services = resp.json()["services"]
     assert services["ops"]["status"] == "UNAVAILABLE" and services["ops"]["code"] == "INSUFFICIENT_CREDITS"
@@ -208,7 +214,10 @@ async def test_meta_shows_a_failing_service_without_failing(fake_ops, start_serv
 
 
 async def test_health_reports_the_serving_fake_and_the_rest(fake_ops):
-    async with running(make_app(fake_ops)) as client:
-        body = (await client.get("/v1/health")).json()
+    app, signer = make_app(fake_ops), TokenSigner()
+    async with running(app) as client:
+        app.state.runtime.verifier = signer.verifier(audiences=USER_AUDIENCES)  # a test key stands in
+        token = signer.token(aud="web", caps=["control.read"])
+        body = (await client.get("/v1/health", headers={"authorization": f"Bearer {token}"})).json()
     assert body["checks"]["ops"] == {"status": "SERVING"}
     assert body["checks"]["identity"]["status"] == "UNREACHABLE"

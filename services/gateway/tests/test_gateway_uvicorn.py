@@ -40,7 +40,7 @@ async def served(request):
         gateway_port=port,
         max_body_bytes=LIMIT,
         shutdown_drain_seconds=params.get("drain", 0.0),
-        forwarded_allow_ips=params.get("trust", "127.0.0.1"),
+        trusted_proxies=[params.get("trust", "127.0.0.1")],
     )
     server = build_server(settings)
     server.config.app.include_router(extra_router)

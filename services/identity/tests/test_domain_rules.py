@@ -1,4 +1,4 @@
-"""Identity's pure rules: tenancy, lockout, session lifetime and the refresh decision,
+"""Identity's pure rules: tenancy, login delay and client throttle, session lifetime and the refresh decision,
 claims, refresh-token format, cursors, audit detail, settings. No I/O."""
 
 from datetime import UTC, datetime, timedelta
@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from zenops_identity.domain.audit import clean_detail
 from zenops_identity.domain.claims import service_claims, user_claims
-from zenops_identity.domain.lockout import Lockout, LockState
+from zenops_identity.domain.login_throttle import NONE, AccountDelay, ClientThrottle, Failures
 from zenops_identity.domain.roles import ALL_CAPABILITIES, CAPABILITY_TABLE_VERSION, ROLES
 from zenops_identity.domain.service_clients import SERVICE_CLIENT_CAPABILITIES
 from zenops_identity.domain.sessions import RefreshDecision, SessionPolicy, decide_refresh
@@ -81,25 +81,47 @@ def test_new_users_land_in_the_right_tenant():
     assert not t.may_act_on(OTHER, frozenset({"super_admin"}), INTERNAL)
 
 
-# -- lockout ------------------------------------------------------------------------------------
+# -- login delay and client throttle -------------------------------------------------------------
 
-def test_lockout_after_threshold_and_expiry():
-    rule = Lockout(5, timedelta(minutes=15))
-    state = LockState(0, None)
-    for i in range(4):
-        state, locked = rule.after_failure(state, NOW)
-        assert not locked and state.failed_count == i + 1
-    state, locked = rule.after_failure(state, NOW)
-    assert locked and state.locked_until == NOW + timedelta(minutes=15)
-    assert state.is_locked(NOW + timedelta(minutes=14))
-    # While locked, attempts neither count nor extend the lock.
-    assert rule.after_failure(state, NOW + timedelta(minutes=1)) == (state, False)
-    # After expiry the count starts again.
-    later = NOW + timedelta(minutes=16)
-    assert not state.is_locked(later)
-    state, locked = rule.after_failure(state, later)
-    assert (state.failed_count, state.locked_until, locked) == (1, None, False)
-    assert rule.after_success() == LockState(0, None)
+def test_account_delay_doubles_up_to_the_maximum_and_never_refuses():
+    rule = AccountDelay(free_failures=5, base=0.25, maximum=3.0, window=timedelta(minutes=15))
+    assert [rule.delay(n) for n in range(4, 11)] == [0, 0.25, 0.5, 1.0, 2.0, 3.0, 3.0]
+    assert rule.wait(NONE, NOW) == 0 and rule.delayed_until(NONE, NOW) is None
+    # However many failures, an attempt waits at most `maximum` after the last one.
+    hammered = Failures(1000, NOW)
+    assert rule.wait(hammered, NOW) == 3.0
+    assert rule.delayed_until(hammered, NOW) == NOW + timedelta(seconds=3)
+    assert rule.wait(hammered, NOW + timedelta(seconds=2)) == pytest.approx(1.0)
+    assert rule.wait(hammered, NOW + timedelta(seconds=3)) == 0
+    # Below the threshold: no delay; failures older than the window are forgotten.
+    assert rule.wait(Failures(4, NOW), NOW) == 0
+    assert rule.current(hammered, NOW + timedelta(minutes=15)) == NONE
+
+
+def test_client_throttle_counts_failures_per_address_and_ipv6_prefix():
+    now = [1000.0]
+    throttle = ClientThrottle(3, 60, clock=lambda: now[0])
+    assert [throttle.failed("203.0.113.9") for _ in range(3)] == [False, False, True]
+    assert throttle.retry_after("203.0.113.9") == 60
+    assert throttle.retry_after("203.0.113.10") is None  # another client
+    now[0] += 61
+    assert throttle.retry_after("203.0.113.9") is None  # the window moved on
+    # One IPv6 subscriber (/64) is one client; IPv4-mapped addresses are the IPv4 client.
+    for host in ("2001:db8::1", "2001:db8::2", "2001:db8::ffff"):
+        throttle.failed(host)
+    assert throttle.retry_after("2001:db8::abcd") is not None
+    assert throttle.retry_after("2001:db8:0:1::1") is None
+    assert throttle.key("::ffff:203.0.113.9") == "203.0.113.9"
+    # Unknown address (a direct internal caller): never throttled.
+    assert not any(throttle.failed(None) for _ in range(5)) and throttle.retry_after(None) is None
+
+
+def test_client_throttle_memory_is_bounded():
+    throttle = ClientThrottle(1, 60, max_clients=100)
+    for i in range(1000):
+        throttle.failed(f"10.0.{i // 256}.{i % 256}")
+    assert len(throttle._failures) == 100
+    assert throttle.retry_after("10.0.3.231") is not None  # the most recent are kept
 
 
 # -- sessions and refresh -----------------------------------------------------------------------

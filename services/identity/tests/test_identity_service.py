@@ -12,4 +12,4 @@ async def test_serves_health_reflection_and_service_info(identity):
         info = await check_serving("identity", h.app.port, token=await h.admin())
     assert info["name"] == "identity"
     assert info["environment"] == "test"
-    assert info["schema_revision"] == "0002"
+    assert info["schema_revision"] == "0003"

@@ -1,6 +1,7 @@
-"""Login: tokens and claims, indistinguishable failures, lockout, timing, field errors,
-transparent re-hash."""
+"""Login: tokens and claims, indistinguishable failures, progressive delay instead of a lock,
+per-client throttling, admin unlock, timing, field errors, transparent re-hash."""
 
+import asyncio
 import statistics
 import time
 from datetime import timedelta
@@ -11,7 +12,6 @@ import jwt
 import pytest
 from identity_harness import ADMIN_EMAIL, ADMIN_PASSWORD, EXTERNAL, INTERNAL, STAFF_PASSWORD, pb
 
-from zenops_devstack.testing import poll
 from zenops_identity.credentials.hashing import PasswordHasher
 from zenops_kit.auth import jwk_to_public_key
 from zenops_kit.errors import parse_rpc_error
@@ -67,8 +67,6 @@ async def test_every_login_failure_is_the_same_answer(identity):
         await h.create_user(admin, "val@zenops.local")
         disabled = await h.create_user(admin, "gone@zenops.local")
         await h.call("DisableUser", pb.DisableUserRequest(id=disabled.id), admin)
-        locked = await h.create_user(admin, "locked@zenops.local")
-        await h.sql("UPDATE users SET locked_until = now() + interval '10 minutes' WHERE id = :id", {"id": locked.id})
         await h.create_user(admin, "partner@zenops.local", ["portal_user"], channel_id=CHANNEL)
 
         async def failure(email, password, audience="web"):
@@ -77,7 +75,6 @@ async def test_every_login_failure_is_the_same_answer(identity):
         answers = {
             "wrong password": await failure("val@zenops.local", "Not-The-Right-Password-1"),
             "unknown email": await failure("nobody@zenops.local", "Not-The-Right-Password-1"),
-            "locked (right password)": await failure("locked@zenops.local", STAFF_PASSWORD),
             "disabled (right password)": await failure("gone@zenops.local", STAFF_PASSWORD),
             "staff on the portal": await failure("val@zenops.local", STAFF_PASSWORD, "portal"),
             "portal user on the web": await failure("partner@zenops.local", STAFF_PASSWORD, "web"),
@@ -91,56 +88,105 @@ async def test_every_login_failure_is_the_same_answer(identity):
         # The cause is in the audit trail (only). Portal logins land in the external tenant,
         # where staff do not exist; web logins in the internal one, where partners do not.
         causes = [r.detail for r in await h.audit_rows(kind="login.failed")]
-        for cause in ("wrong_password", "unknown_email", "locked", "disabled"):
+        for cause in ("wrong_password", "unknown_email", "disabled"):
             assert any(f'"cause": "{cause}"' in d for d in causes), cause
         external = [r.detail for r in await h.audit_rows(EXTERNAL, kind="login.failed")]
         assert any('"cause": "unknown_email"' in d for d in external)
 
 
-async def test_five_failures_lock_the_account_until_the_lock_expires(identity):
-    async with identity(lockout_seconds=2) as h:
+def _from(address: str) -> tuple[tuple[str, str], ...]:
+    return (("x-client-ip", address),)
+
+
+async def _timed_login(h, email: str, password: str, address: str):
+    """(seconds, tokens or the error detail) of one login from `address`."""
+    started = time.perf_counter()
+    try:
+        result = await h.login(email, password, metadata=_from(address))
+    except grpc.aio.AioRpcError as exc:
+        result = parse_rpc_error(exc)
+    return time.perf_counter() - started, result
+
+
+async def test_twenty_wrong_passwords_from_many_clients_do_not_stop_the_real_user(identity):
+    async with identity(login_delay_base=0.3, login_delay_max=0.6) as h:
+        admin = await h.admin()
+        await h.create_user(admin, "val@zenops.local")
+        # The default admin's account too: nobody can lock anyone out any more.
+        for email, password in (("val@zenops.local", STAFF_PASSWORD), (ADMIN_EMAIL, ADMIN_PASSWORD)):
+            for burst in range(2):  # an attacker spread over 20 addresses: no client throttle applies
+                answers = await asyncio.gather(*(
+                    _timed_login(h, email, f"Wrong-Password-{i:04}", f"198.51.100.{burst * 10 + i + 1}")
+                    for i in range(10)))
+                assert {err.reason for _, err in answers} == {"INVALID_CREDENTIALS"}
+            (row,) = await h.sql("SELECT failures FROM login_failures WHERE email = :e", {"e": email})
+            assert row.failures == 20
+            elapsed, pair = await _timed_login(h, email, password, "203.0.113.77")
+            assert pair.access_token, pair
+            # Delayed (the attacker's last failure was just now), but by at most the maximum.
+            assert 0.3 < elapsed < 0.6 + 1.5, elapsed
+            # A success clears the count: the next login is not delayed.
+            elapsed, pair = await _timed_login(h, email, password, "203.0.113.77")
+            assert pair.access_token and elapsed < 0.3, elapsed
+        delayed = await h.audit_rows(kind="account.delayed")
+        assert len(delayed) == 2 and '"failed_count": "5"' in delayed[0].detail
+
+
+async def test_failures_slow_an_unknown_email_exactly_like_a_real_one(identity):
+    async with identity(login_free_failures=2, login_delay_base=0.4, login_delay_max=0.4) as h:
+        await h.admin()
+        timings = {}
+        for email in (ADMIN_EMAIL, "nobody@zenops.local"):
+            for i in range(2):
+                await _timed_login(h, email, "Wrong-Password-1234", f"198.51.100.{i + 1}")
+            timings[email], err = await _timed_login(h, email, "Wrong-Password-1234", "198.51.100.9")
+            assert err.reason == "INVALID_CREDENTIALS"
+        assert all(t >= 0.35 for t in timings.values()), timings
+        rows = await h.sql("SELECT email, failures FROM login_failures ORDER BY email")
+        assert [(r.email, r.failures) for r in rows] == [(ADMIN_EMAIL, 3), ("nobody@zenops.local", 3)]
+
+
+async def test_a_client_over_its_failure_allowance_is_throttled_whatever_the_account(identity):
+    async with identity(login_client_max_failures=3, login_client_window=60) as h:
+        await h.admin()
+        for email in (ADMIN_EMAIL, "nobody@zenops.local", ADMIN_EMAIL):
+            _, err = await _timed_login(h, email, "Wrong-Password-1234", "198.51.100.7")
+            assert err.reason == "INVALID_CREDENTIALS"
+        for email, password in ((ADMIN_EMAIL, ADMIN_PASSWORD), ("nobody@zenops.local", "Wrong-Password-1234")):
+            elapsed, err = await _timed_login(h, email, password, "198.51.100.7")
+            assert (err.code, err.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_MANY_LOGIN_ATTEMPTS")
+            assert 0 < err.retry_after <= 60
+        # Another address (IPv6 clients count per /64) is not affected.
+        assert await h.login(ADMIN_EMAIL, ADMIN_PASSWORD, metadata=_from("2001:db8:1::5"))
+        (throttled,) = await h.audit_rows(kind="login.client_throttled")
+        assert throttled.ip == "198.51.100.7"
+
+
+async def test_an_admin_unlock_ends_the_delay_at_once(identity):
+    async with identity(login_free_failures=1, login_delay_base=2, login_delay_max=2) as h:
         admin = await h.admin()
         user = await h.create_user(admin, "val@zenops.local")
-        wrong = pb.LoginRequest(email="val@zenops.local", password="Wrong-Password-1234", audience="web")
-        for _ in range(5):
-            assert (await h.fails("Login", wrong)).reason == "INVALID_CREDENTIALS"
-        locked_until = (await h.call("GetUser", pb.GetUserRequest(id=user.id), admin)).user.locked_until
-        assert locked_until.seconds > 0
-        # Even the right password is refused while locked, with the same answer.
-        right = pb.LoginRequest(email="val@zenops.local", password=STAFF_PASSWORD, audience="web")
-        assert (await h.fails("Login", right)).reason == "INVALID_CREDENTIALS"
-        assert len(await h.audit_rows(kind="account.locked")) == 1
+        await h.create_user(admin, "hr@zenops.local", ["hr"])
+        hr = (await h.login("hr@zenops.local", STAFF_PASSWORD)).access_token
+        for i in range(3):
+            await _timed_login(h, "val@zenops.local", "Wrong-Password-1234", f"198.51.100.{i + 1}")
+        shown = (await h.call("GetUser", pb.GetUserRequest(id=user.id), admin)).user
+        assert shown.locked_until.seconds > 0  # admins see until when the account is delayed
 
-        # The lock expires (2 s here): poll with a deadline.
-        async def logs_in():
-            try:
-                return await h.login("val@zenops.local", STAFF_PASSWORD)
-            except grpc.aio.AioRpcError:
-                return None
-
-        await poll(logs_in, timeout=10, interval=0.25, what="the lock to expire")
-        # A success resets the count: four more failures do not lock.
-        for _ in range(4):
-            await h.fails("Login", wrong)
-        assert await h.login("val@zenops.local", STAFF_PASSWORD)
-        (row,) = await h.sql("SELECT failed_login_count, locked_until FROM users WHERE id = :id", {"id": user.id})
-        assert (row.failed_login_count, row.locked_until) == (0, None)
-
-
-async def test_lock_expiry_set_in_the_past_lets_the_user_in(identity):
-    async with identity() as h:
-        admin = await h.admin()
-        user = await h.create_user(admin, "val@zenops.local")
-        await h.sql("UPDATE users SET failed_login_count = 5, locked_until = now() + interval '15 minutes' "
-                    "WHERE id = :id", {"id": user.id})
-        assert (await h.fails("Login", pb.LoginRequest(email="val@zenops.local", password=STAFF_PASSWORD,
-                                                       audience="web"))).reason == "INVALID_CREDENTIALS"
-        await h.sql("UPDATE users SET locked_until = now() - interval '1 second' WHERE id = :id", {"id": user.id})
-        assert await h.login("val@zenops.local", STAFF_PASSWORD)
+        err = await h.fails("UnlockUser", pb.UnlockUserRequest(id=user.id), hr)
+        assert (err.code, err.reason) == (grpc.StatusCode.PERMISSION_DENIED, "MISSING_CAPABILITY")
+        resp = await h.call("UnlockUser", pb.UnlockUserRequest(id=user.id), admin)
+        assert resp.cleared_failures == 3 and not resp.user.HasField("locked_until")
+        elapsed, pair = await _timed_login(h, "val@zenops.local", STAFF_PASSWORD, "203.0.113.77")
+        assert pair.access_token and elapsed < 1.0, elapsed
+        (unlocked,) = await h.audit_rows(kind="account.unlocked")
+        assert unlocked.target == user.id and '"cleared_failures": "3"' in unlocked.detail
+        err = await h.fails("UnlockUser", pb.UnlockUserRequest(id="not-a-uuid"), admin)
+        assert err.code == grpc.StatusCode.INVALID_ARGUMENT and err.violations[0].field == "id"
 
 
 async def test_unknown_email_and_wrong_password_take_comparable_time(identity):
-    async with identity(lockout_threshold=100) as h:
+    async with identity(login_free_failures=100) as h:
         await h.admin()
 
         async def timed(email):

@@ -1,5 +1,7 @@
 """The caller's own account: sessions list and revoke, password change."""
 
+import time
+
 import grpc
 from identity_harness import ADMIN_EMAIL, ADMIN_PASSWORD, STAFF_PASSWORD, pb
 
@@ -96,16 +98,19 @@ async def test_password_change_revokes_the_other_sessions_only(identity):
         assert '"revoked_sessions": "2"' in audit.detail
 
 
-async def test_wrong_current_passwords_count_towards_the_lockout(identity):
-    async with identity(lockout_threshold=3) as h:
+async def test_wrong_current_passwords_count_towards_the_login_delay(identity):
+    async with identity(login_free_failures=3, login_delay_base=0.4, login_delay_max=0.4) as h:
         pair = await h.login()
         for _ in range(3):
             await h.fails("ChangePassword", pb.ChangePasswordRequest(current_password="Not-My-Password-99",
                                                                     new_password=NEW_PASSWORD), pair.access_token)
-        assert len(await h.audit_rows(kind="account.locked")) == 1
-        # Locked: even the right current password is refused, and so is a login.
-        err = await h.fails("ChangePassword", pb.ChangePasswordRequest(current_password=ADMIN_PASSWORD,
-                                                                      new_password=NEW_PASSWORD), pair.access_token)
-        assert err.reason == "CURRENT_PASSWORD_INVALID"
-        assert (await h.fails("Login", pb.LoginRequest(email=ADMIN_EMAIL, password=ADMIN_PASSWORD,
-                                                       audience="web"))).reason == "INVALID_CREDENTIALS"
+        assert len(await h.audit_rows(kind="account.delayed")) == 1
+        (row,) = await h.sql("SELECT failures FROM login_failures WHERE email = :e", {"e": ADMIN_EMAIL})
+        assert row.failures == 3
+        # Delayed, not locked: the right current password still works, after the delay.
+        started = time.perf_counter()
+        await h.call("ChangePassword", pb.ChangePasswordRequest(current_password=ADMIN_PASSWORD,
+                                                                new_password=NEW_PASSWORD), pair.access_token)
+        assert time.perf_counter() - started >= 0.3
+        assert not await h.sql("SELECT 1 FROM login_failures")  # a password change clears the count
+        assert await h.login(ADMIN_EMAIL, NEW_PASSWORD)

@@ -2,8 +2,13 @@
 
 Local-socket connections trust the OS user (the supervisor administers the cluster that
 way); TCP connections need a password (scram-sha-256) — that is how services connect.
-One database and one login role per service; roles are NOSUPERUSER and NOBYPASSRLS, and
-each database is closed to every role but its owner.
+Two login roles per service database, both NOSUPERUSER and NOBYPASSRLS (least privilege):
+the **owner** (`<name>`) owns the database and its schema and runs the migrations; the
+**runtime** role (`<name>_app`, `provision_runtime`) is what the service connects as — DML
+only (SELECT/INSERT/UPDATE/DELETE on tables, sequences, functions; granted on what exists
+and by default on what the owner creates later), so it can neither ALTER, DROP or TRUNCATE a
+table nor disable its triggers or row-level security. Each database is closed to every
+other role.
 """
 
 from __future__ import annotations
@@ -77,7 +82,9 @@ class PostgresServer:
             [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.pgdata), "-p", str(self.port),
              "-h", "127.0.0.1", "-k", str(self.socket_dir),
              "-c", "max_connections=300", "-c", "shared_buffers=128MB", "-c", "fsync=on",
-             "-c", "log_min_messages=warning", "-c", "password_encryption=scram-sha-256"],
+             "-c", "log_min_messages=warning", "-c", "password_encryption=scram-sha-256",
+             # Per-statement costs for bench/profile.py (CREATE EXTENSION there); ~1% overhead.
+             "-c", "shared_preload_libraries=pg_stat_statements"],
             log_path=self.log_path, user=self.os_user,
         )
         wait_until(self._ready, timeout=timeout, what="PostgreSQL", proc=self.proc, log_path=self.log_path,
@@ -140,6 +147,39 @@ class PostgresServer:
         self.psql(f"ALTER SCHEMA public OWNER TO {role}; REVOKE ALL ON SCHEMA public FROM PUBLIC", database)
         return self.url(role, password, database)
 
+    def provision_runtime(self, owner: str, password: str, database: str | None = None) -> str:
+        """Create (or re-key) `<owner>_app`, the DML-only role the service connects as, on
+        `owner`'s database (see the module docstring); returns its URL. Idempotent; call it
+        after `provision` (before or after the migrations: default privileges cover both)."""
+        database = database or owner
+        role = runtime_role(owner)
+        if not (_IDENT.match(role) and _IDENT.match(database) and _SECRET.match(password)):
+            raise ValueError("role/database must be lower-case identifiers; password [A-Za-z0-9_-]{8,}")
+        verb = "ALTER" if self.psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{role}'") else "CREATE"
+        self.psql(
+            f"{verb} ROLE {role} WITH LOGIN PASSWORD '{password}' "
+            "NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOREPLICATION NOINHERIT"
+        )
+        self.psql(f"GRANT CONNECT ON DATABASE {database} TO {role}")
+        dml = "SELECT, INSERT, UPDATE, DELETE"
+        self.psql(
+            f"GRANT USAGE ON SCHEMA public TO {role}; "
+            f"GRANT {dml} ON ALL TABLES IN SCHEMA public TO {role}; "
+            f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}; "
+            f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {role}; "
+            f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT {dml} ON TABLES TO {role}; "
+            f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {role}; "
+            f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT EXECUTE ON FUNCTIONS TO {role}",
+            database,
+        )
+        return self.url(role, password, database)
+
     def drop(self, role: str, database: str) -> None:
         self.psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        self.psql(f"DROP ROLE IF EXISTS {runtime_role(role)}")
         self.psql(f"DROP ROLE IF EXISTS {role}")
+
+
+def runtime_role(owner: str) -> str:
+    """The DML-only role a service connects as, next to the owner that migrates."""
+    return f"{owner}_app"

@@ -1,7 +1,8 @@
 """The whole ZenOps suite on one machine: `make run` and the end-to-end tests use this.
 
-One PostgreSQL (a database and a login role per service), NATS JetStream, the four domain
-services, the gateway and Envoy, as child processes, with data under one directory.
+One PostgreSQL (a database per service, migrated by its owner role, used by its DML-only
+runtime role), NATS JetStream, the four domain services, the gateway and Envoy, as child
+processes, with data under one directory.
 Start order: PostgreSQL → NATS → migrations (one step per service) → services → gateway →
 Envoy; stop order is the reverse.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -21,8 +23,9 @@ from pathlib import Path
 import httpx
 
 from .envoy import envoy_binary, render_envoy_config, validate_envoy_config
+from .nats import USERS as NATS_USERS
 from .nats import NatsServer
-from .postgres import PostgresServer
+from .postgres import PostgresServer, runtime_role
 from .process import free_port, spawn, stop, wait_until
 
 DOMAIN_SERVICES = ("identity", "ops", "billing", "repogen")
@@ -83,6 +86,7 @@ class Suite:
             "ZENOPS_GIT_SHA": _git_sha(),
             "ZENOPS_BUILD_TIME": datetime.now(UTC).isoformat(timespec="seconds"),
             "OTEL_TRACES_EXPORTER": os.environ.get("OTEL_TRACES_EXPORTER", "none"),
+            "OTEL_METRICS_EXPORTER": os.environ.get("OTEL_METRICS_EXPORTER", "none"),
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
         }
@@ -96,7 +100,9 @@ class Suite:
         path = self.data_dir / "secrets.json"
         known = json.loads(path.read_text()) if path.exists() else {}
         wanted = {f"db_password_{svc}": None for svc in DOMAIN_SERVICES}
+        wanted |= {f"db_runtime_password_{svc}": None for svc in DOMAIN_SERVICES}
         wanted |= {f"service_secret_{client}": None for client in SERVICE_CLIENTS}
+        wanted |= {f"nats_password_{user}": None for user in NATS_USERS}
         wanted |= {
             "identity_key_encryption_secret": None,
             "ops_storage_signing_key": None,
@@ -123,6 +129,11 @@ class Suite:
         return s["bootstrap_admin_email"], s["bootstrap_admin_password"]
 
     def database_url(self, svc: str) -> str:
+        """The DML-only runtime role's URL: what the service connects as."""
+        return self.pg.url(runtime_role(svc), self._secrets()[f"db_runtime_password_{svc}"], svc)
+
+    def owner_database_url(self, svc: str) -> str:
+        """The owner role's URL: what the migrations run as."""
         return self.pg.url(svc, self._secrets()[f"db_password_{svc}"], svc)
 
     def _auth_env(self, client: str | None) -> dict[str, str]:
@@ -131,10 +142,15 @@ class Suite:
             env["ZENOPS_SERVICE_CLIENT_SECRET"] = self._secrets()[f"service_secret_{client}"]
         return env
 
+    def _nats_env(self, user: str) -> dict[str, str]:
+        """Each process connects to NATS as its own user (deploy/k8s/base/nats/permissions.conf)."""
+        return {"ZENOPS_NATS_USER": user, "ZENOPS_NATS_PASSWORD": self._secrets()[f"nats_password_{user}"]}
+
     def service_env(self, svc: str) -> dict[str, str]:
         env = {**self.base_env, "ZENOPS_DATABASE_URL": self.database_url(svc),
                "ZENOPS_GRPC_HOST": "127.0.0.1", "ZENOPS_GRPC_PORT": str(self.ports.grpc[svc]),
-               "OTEL_SERVICE_NAME": svc, **self._auth_env(svc if svc in SERVICE_CLIENTS else None)}
+               "OTEL_SERVICE_NAME": svc, **self._auth_env(svc if svc in SERVICE_CLIENTS else None),
+               **self._nats_env(svc)}
         # Where the other services listen (billing asks ops and repogen about refs; ops asks billing).
         for peer in DOMAIN_SERVICES:
             if peer != svc:
@@ -154,7 +170,7 @@ class Suite:
 
     def gateway_env(self) -> dict[str, str]:
         env = {**self.base_env, "ZENOPS_GATEWAY_HOST": "127.0.0.1", "ZENOPS_GATEWAY_PORT": str(self.ports.gateway),
-               "OTEL_SERVICE_NAME": "gateway", **self._auth_env("gateway")}
+               "OTEL_SERVICE_NAME": "gateway", **self._auth_env("gateway"), **self._nats_env("gateway")}
         for svc in DOMAIN_SERVICES:
             env[f"ZENOPS_{svc.upper()}_ADDR"] = f"127.0.0.1:{self.ports.grpc[svc]}"
         return env
@@ -168,7 +184,9 @@ class Suite:
             self.pg.start()
             for svc in DOMAIN_SERVICES:
                 self.pg.provision(svc, self._secrets()[f"db_password_{svc}"])
+                self.pg.provision_runtime(svc, self._secrets()[f"db_runtime_password_{svc}"])
             say(f"  postgres   127.0.0.1:{self.ports.postgres}   (data {self.pg.pgdata})")
+            self.nats.passwords = {user: self._secrets()[f"nats_password_{user}"] for user in NATS_USERS}
             self.nats.start()
             say(f"  nats       {self.nats.url}   (JetStream, sync_interval: always)")
             self._migrate_all()
@@ -183,7 +201,8 @@ class Suite:
         say(f"  ready in {time.monotonic() - started:.1f}s")
 
     def _migrate_all(self) -> None:
-        procs = {svc: subprocess.run([sys.executable, "-m", f"zenops_{svc}", "migrate"], env=self.service_env(svc),
+        procs = {svc: subprocess.run([sys.executable, "-m", f"zenops_{svc}", "migrate"],
+                                     env={**self.service_env(svc), "ZENOPS_DATABASE_URL": self.owner_database_url(svc)},
                                      capture_output=True, text=True) for svc in DOMAIN_SERVICES}
         failed = {svc: p.stderr[-2000:] for svc, p in procs.items() if p.returncode != 0}
         if failed:
@@ -200,6 +219,26 @@ class Suite:
     def start_process(self, name: str) -> None:
         cmd, env = self._commands[name]
         self._start(name, cmd, env)
+
+    # -- chaos (the reliability suite): crash, stop and restart one part ----------------------
+
+    def kill_process(self, name: str, sig: int = signal.SIGKILL) -> int | None:
+        """Signal one process and wait for it to exit: SIGKILL is a crash (no shutdown code
+        runs), SIGTERM the graceful stop an orchestrator sends. `start_process` brings it back."""
+        return stop(self.procs.pop(name, None), sig=sig, timeout=30)
+
+    def restart_postgres(self, down_for: float = 0.0) -> None:
+        """Stop PostgreSQL (fast shutdown: sessions are cut), keep it down `down_for` seconds,
+        start it again on the same port and data. The services are left running."""
+        self.pg.stop()
+        time.sleep(down_for)
+        self.pg.start()
+
+    def stop_nats(self) -> None:
+        self.nats.stop()
+
+    def start_nats(self) -> None:
+        self.nats.start()
 
     def _start_envoy(self) -> None:
         config = self.data_dir / "envoy.yaml"

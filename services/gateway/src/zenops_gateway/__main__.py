@@ -62,8 +62,7 @@ def build_server(settings: GatewaySettings) -> GatewayServer:
         access_log=False,  # Envoy writes the access log
         log_config=None,  # keep kit's JSON logging on the root logger
         server_header=False,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
+        proxy_headers=False,  # X-Forwarded-For is the app's to judge (edge.py): it needs the real peer
         timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]
     )
     return GatewayServer(config, app.state.runtime, settings.shutdown_drain_seconds)

@@ -9,6 +9,8 @@ from pydantic_settings import NoDecode
 
 from zenops_kit.settings import KitSettings
 
+from .edge import parse_networks
+
 MiB = 1024 * 1024
 
 
@@ -40,10 +42,18 @@ class GatewaySettings(KitSettings):
     # Seconds between SIGTERM (readyz turns 503) and closing the listener, so load
     # balancers stop routing here first; 0 locally, a few seconds in Kubernetes.
     shutdown_drain_seconds: float = Field(0.0, ge=0)
-    # Peers whose X-Forwarded-For/-Proto uvicorn trusts (Envoy).
-    forwarded_allow_ips: str = "127.0.0.1"
+    # The edge's addresses (CIDRs; JSON list or comma-separated): only requests from these
+    # peers have their X-Forwarded-For and traceparent believed (edge.py). Local: Envoy on
+    # loopback; Kubernetes: the Envoy pods' network.
+    trusted_proxies: Annotated[list[str], NoDecode] = ["127.0.0.1/32", "::1/128"]
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        parse_networks(value)
+        return value
+
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_origins(cls, value):
         if isinstance(value, str):

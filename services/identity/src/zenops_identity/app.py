@@ -3,7 +3,6 @@ signing-key maintenance."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from zenops_kit.context import TokenVerifier
@@ -47,8 +46,8 @@ class IdentityApp(ServiceApp):
         finally:
             await engine.dispose()
         port = await super().start()
-        self._tasks.append(asyncio.create_task(
-            signing.maintain(self.identity, self.settings.signing_key_check_interval), name="signing-keys"))
+        self.supervisor.add("signing-keys",
+                            lambda: signing.maintain(self.identity, self.settings.signing_key_check_interval))
         return port
 
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .credentials.hashing import PasswordHasher
-from .domain.lockout import Lockout
+from .domain.login_throttle import AccountDelay, ClientThrottle
 from .domain.sessions import SessionPolicy
 from .domain.tenancy import Tenancy
 from .settings import IdentitySettings
@@ -23,7 +23,8 @@ class Identity:
     settings: IdentitySettings
     engine: AsyncEngine
     tenancy: Tenancy
-    lockout: Lockout
+    account_delay: AccountDelay
+    client_throttle: ClientThrottle
     session_policy: SessionPolicy
     hasher: PasswordHasher
     keys: SigningKeyStore
@@ -38,6 +39,7 @@ class Identity:
         keys = SigningKeyStore(
             engine,
             secret=secret,
+            decrypt_only=settings.decryption_secrets,
             algorithm=settings.signing_algorithm,
             access_token_ttl=settings.access_token_ttl,
             max_age=settings.signing_key_max_age,
@@ -47,7 +49,13 @@ class Identity:
             settings=settings,
             engine=engine,
             tenancy=Tenancy(settings.multi_tenant_enabled, settings.internal_tenant_id, settings.external_tenant_id),
-            lockout=Lockout(settings.lockout_threshold, timedelta(seconds=settings.lockout_seconds)),
+            account_delay=AccountDelay(
+                free_failures=settings.login_free_failures,
+                base=settings.login_delay_base,
+                maximum=settings.login_delay_max,
+                window=timedelta(seconds=settings.login_failure_window),
+            ),
+            client_throttle=ClientThrottle(settings.login_client_max_failures, settings.login_client_window),
             session_policy=SessionPolicy(
                 absolute_ttl=timedelta(seconds=settings.refresh_absolute_ttl),
                 idle_ttl=timedelta(seconds=settings.refresh_idle_ttl),
@@ -57,6 +65,7 @@ class Identity:
                 memory_cost=settings.argon2_memory_cost,
                 time_cost=settings.argon2_time_cost,
                 parallelism=settings.argon2_parallelism,
+                max_concurrent=max(1, settings.argon2_memory_budget_mib * 1024 // settings.argon2_memory_cost),
             ),
             keys=keys,
             verifier=IdentityVerifier(keys, engine, issuer=settings.jwt_issuer),

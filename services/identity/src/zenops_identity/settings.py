@@ -51,9 +51,18 @@ class IdentitySettings(ServiceSettings):
     refresh_grace_seconds: int = Field(10, ge=0, le=300)
     service_token_ttl: int = Field(600, ge=60, le=3600)
 
-    # -- brute force -------------------------------------------------------------------------
-    lockout_threshold: int = Field(5, ge=1, le=100)
-    lockout_seconds: int = Field(900, ge=1)
+    # -- brute force (domain/login_throttle.py) ---------------------------------------------
+    # Failed logins of one account (tenant + email, known or not) answered without delay.
+    login_free_failures: int = Field(5, ge=1, le=100)
+    # Then each attempt waits this long after the last failure, doubling up to the maximum —
+    # which must stay well inside the gateway's deadline on Login (ZENOPS_RPC_TIMEOUT, 5 s).
+    login_delay_base: float = Field(0.25, gt=0, le=4)
+    login_delay_max: float = Field(3.0, gt=0, le=4)
+    # An account's failures are forgotten this long after the last one.
+    login_failure_window: int = Field(900, ge=1)
+    # Failed logins one client address (IPv6: its /64) may make per window, then refused.
+    login_client_max_failures: int = Field(20, ge=1)
+    login_client_window: float = Field(300.0, gt=0)
 
     # -- signing keys ------------------------------------------------------------------------
     signing_algorithm: Literal["EdDSA", "ES256"] = "EdDSA"
@@ -67,6 +76,9 @@ class IdentitySettings(ServiceSettings):
     signing_key_cache_seconds: float = Field(30.0, ge=0, le=45)
     # Encrypts private signing keys at rest (and derives the refresh-token pepper).
     key_encryption_secret: SecretStr = SecretStr(LOCAL_KEY_ENCRYPTION_SECRET)
+    # While rotating that secret (README "Rotating the key-encryption secret"): a JSON list
+    # of further secrets that decrypt signing keys but never encrypt one.
+    key_decryption_secrets: SecretStr | None = None
 
     # -- service clients ---------------------------------------------------------------------
     # Identity issues service tokens; it never asks itself for one.
@@ -78,6 +90,9 @@ class IdentitySettings(ServiceSettings):
     argon2_memory_cost: int = Field(19456, ge=19456)
     argon2_time_cost: int = Field(2, ge=2)
     argon2_parallelism: int = Field(1, ge=1, le=16)
+    # Memory the concurrent argon2 computations may use together: hashes beyond
+    # floor(budget / memory cost) wait their turn instead of exhausting the pod's memory.
+    argon2_memory_budget_mib: int = Field(256, ge=19)
 
     @field_validator("internal_tenant_id", "external_tenant_id")
     @classmethod
@@ -94,6 +109,20 @@ class IdentitySettings(ServiceSettings):
             return None
         return value
 
+    @field_validator("key_decryption_secrets", mode="before")
+    @classmethod
+    def _no_decryption_secrets(cls, value):
+        if value is None or value == "" or (isinstance(value, SecretStr) and not value.get_secret_value()):
+            return None
+        return value
+
+    @field_validator("key_decryption_secrets")
+    @classmethod
+    def _decryption_secrets(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_secret_list(value.get_secret_value())
+        return value
+
     @field_validator("service_client_secrets")
     @classmethod
     def _client_secrets(cls, value: SecretStr) -> SecretStr:
@@ -104,15 +133,24 @@ class IdentitySettings(ServiceSettings):
     def _consistent(self) -> IdentitySettings:
         if self.internal_tenant_id == self.external_tenant_id:
             raise ValueError("internal_tenant_id and external_tenant_id must differ")
+        if self.login_delay_base > self.login_delay_max:
+            raise ValueError("login_delay_base must not exceed login_delay_max")
         if self.refresh_idle_ttl > self.refresh_absolute_ttl:
             raise ValueError("refresh_idle_ttl must not exceed refresh_absolute_ttl")
         if self.is_production:
             if len(self.key_encryption_secret.get_secret_value()) < 32:
                 raise ValueError("ZENOPS_KEY_ENCRYPTION_SECRET must be at least 32 characters in production")
+            if any(len(old) < 32 for old in self.decryption_secrets):
+                raise ValueError("ZENOPS_KEY_DECRYPTION_SECRETS must each be at least 32 characters in production")
             shared = [c for c, s in self.service_clients.items() if s == LOCAL_SERVICE_CLIENT_SECRET]
             if shared:
                 raise ValueError("ZENOPS_SERVICE_CLIENT_SECRETS uses the local default secret for: " + ", ".join(shared))
         return self
+
+    @property
+    def decryption_secrets(self) -> list[str]:
+        """The secrets that only decrypt signing keys (empty unless a rotation is under way)."""
+        return parse_secret_list(self.key_decryption_secrets.get_secret_value()) if self.key_decryption_secrets else []
 
     @property
     def service_clients(self) -> dict[str, str]:
@@ -135,3 +173,14 @@ def parse_client_secrets(raw: str) -> dict[str, str]:
     if empty:
         raise ValueError(f"secrets must be non-empty strings (offending clients: {empty})")
     return dict(parsed)
+
+
+def parse_secret_list(raw: str) -> list[str]:
+    """ZENOPS_KEY_DECRYPTION_SECRETS → [secret, ...]; ValueError that never shows a secret."""
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ValueError("must be a JSON list of secrets") from None
+    if not isinstance(parsed, list) or not all(isinstance(v, str) and v.strip() for v in parsed):
+        raise ValueError("must be a JSON list of non-empty strings")
+    return parsed

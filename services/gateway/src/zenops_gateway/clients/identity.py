@@ -79,6 +79,9 @@ class IdentityClient(UpstreamClient):
     async def set_user_roles(self, request: pb.SetUserRolesRequest, *, token: str) -> pb.SetUserRolesResponse:
         return await self.call(self.stub.SetUserRoles, request, token=token)
 
+    async def unlock_user(self, request: pb.UnlockUserRequest, *, token: str) -> pb.UnlockUserResponse:
+        return await self.call(self.stub.UnlockUser, request, token=token)
+
     async def list_role_templates(
         self, request: pb.ListRoleTemplatesRequest, *, token: str
     ) -> pb.ListRoleTemplatesResponse:

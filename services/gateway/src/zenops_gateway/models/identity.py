@@ -125,7 +125,10 @@ class User(BaseModel):
     roles: list[str] = Field(description="Role names, sorted.")
     channel_id: str | None = Field(None, description="The channel a portal user acts for.")
     last_login_at: datetime | None = None
-    locked_until: datetime | None = Field(None, description="Set while locked after repeated failures (admins).")
+    locked_until: datetime | None = Field(
+        None, description="Set while repeated failed logins delay this account's logins, until when (admins); "
+        "`POST /v1/users/{id}/unlock` clears it."
+    )
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -184,6 +187,11 @@ class RolesBody(Strict):
 class DisabledUser(BaseModel):
     user: User
     revoked_sessions: int = Field(description="How many of the user's sessions were revoked.")
+
+
+class UnlockedUser(BaseModel):
+    user: User
+    cleared_failures: int = Field(description="Failed logins counted against the account before the unlock.")
 
 
 class Session(BaseModel):

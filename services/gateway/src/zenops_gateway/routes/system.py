@@ -1,23 +1,34 @@
-"""System routes: aggregated health, meta, Kubernetes probes."""
+"""System routes: aggregated health, meta, Kubernetes probes.
+
+Anonymous callers learn only whether the API is up (`/v1/health`: up/down) and nothing of
+its build: the per-dependency checks of /v1/health and every /v1/meta* answer need a token
+with `control.read` (the gateway owns these aggregates, so it authorises them itself).
+Whether the API is up is the services' readiness (their gRPC health `""`) and the
+gateway's: NATS is reported but never makes it "down" — the outbox keeps writes going
+while the broker is away.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_serializer
 
+from zenops_kit.context import RequestContext
 from zenops_kit.errors import DomainError
 
 from ..clients import HealthResult
-from ..deps import RuntimeDep
+from ..deps import CallerDep, RuntimeDep, get_caller
 from ..errors import Problem, UpstreamError, problem, problem_responses
 
 router = APIRouter(prefix="/v1", tags=["system"])
+log = logging.getLogger("zenops.gateway.health")
 
 APP_NAME = "zenops"
 SERVICE_ORDER = ("identity", "ops", "billing", "repogen")
@@ -39,14 +50,30 @@ class Check(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"] = "ok"
-    checks: dict[str, Check] = Field(description="identity, ops, billing, repogen, nats, gateway.")
+    status: Literal["up"] = "up"
+    checks: dict[str, Check] | None = Field(
+        None, description="identity, ops, billing, repogen, nats, gateway — only for a `control.read` token."
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_checks(self, handler):
+        data = handler(self)
+        if data.get("checks") is None:
+            data.pop("checks", None)
+        return data
 
 
 class HealthProblem(Problem):
-    """503 body of /v1/health: a problem that still lists every check."""
+    """503 body of /v1/health (`status: down`); the checks only for a `control.read` token."""
 
-    checks: dict[str, Check]
+    checks: dict[str, Check] | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_checks(self, handler):
+        data = handler(self)
+        if data.get("checks") is None:
+            data.pop("checks", None)
+        return data
 
 
 class ServiceMeta(BaseModel):
@@ -87,13 +114,38 @@ async def _bounded(check: Awaitable[HealthResult], deadline: float) -> HealthRes
         return HealthResult("UNREACHABLE", type(exc).__name__)
 
 
+# Whether the API is up: these must serve. NATS is reported, not required (see above).
+REQUIRED_CHECKS = (*SERVICE_ORDER, "gateway")
+
+
+async def _control_reader(request: Request) -> RequestContext | None:
+    """The caller if it sent a valid token with control.read; None otherwise (health's
+    anonymous answer never fails on a bad or missing token)."""
+    if not request.headers.get("authorization"):
+        return None
+    try:
+        caller = await get_caller(request, None)
+    except DomainError:
+        return None
+    return caller if "control.read" in caller.capabilities else None
+
+
+async def _control_read(caller: CallerDep) -> RequestContext:
+    caller.require("control.read")
+    return caller
+
+
+ControlReadDep = Annotated[RequestContext, Depends(_control_read)]
+
+
 @router.get(
     "/health",
     response_model=Health,
-    summary="Aggregated health of every service, NATS and the gateway",
-    responses={503: {"model": HealthProblem, "description": "Some dependency is not serving."}},
+    response_model_exclude_none=True,
+    summary="Up or down (public); every service's, NATS's and the gateway's check with a control.read token",
+    responses={503: {"model": HealthProblem, "description": "A service or the gateway is not serving."}},
 )
-async def health(rt: RuntimeDep):
+async def health(request: Request, rt: RuntimeDep):
     timeout = rt.settings.health_timeout
     names: list[str] = []
     checks: list[Awaitable[HealthResult]] = []
@@ -108,14 +160,16 @@ async def health(rt: RuntimeDep):
     for name in SERVICE_ORDER:  # before start-up the clients do not exist yet
         results.setdefault(name, HealthResult("UNREACHABLE", "gateway not started"))
 
-    body = {name: Check(status=r.status, reason=r.reason) for name, r in results.items()}
-    failing = [name for name, r in results.items() if r.status != "SERVING"]
+    failing = [name for name in REQUIRED_CHECKS if results[name].status != "SERVING"]
+    detailed = await _control_reader(request) is not None
+    body = {name: Check(status=r.status, reason=r.reason) for name, r in results.items()} if detailed else None
     if not failing:
         return Health(checks=body)
+    log.warning("not serving", extra={"checks": {n: results[n].status for n in results}})
     return problem(
         503,
         "UNHEALTHY",
-        "Not serving: " + ", ".join(f"{n} ({results[n].status})" for n in failing),
+        "Not serving: " + ", ".join(f"{n} ({results[n].status})" for n in failing) if detailed else "Down.",
         model=HealthProblem,
         checks=body,
     )
@@ -138,8 +192,13 @@ def _failure_code(err: UpstreamError) -> str:
     return err.detail.reason or err.detail.code.name
 
 
-@router.get("/meta", response_model=Meta, summary="App, environment and every service's version")
-async def meta(rt: RuntimeDep) -> Meta:
+@router.get(
+    "/meta",
+    response_model=Meta,
+    summary="App, environment and every service's version (control.read)",
+    responses=problem_responses(401, 403),
+)
+async def meta(rt: RuntimeDep, _caller: ControlReadDep) -> Meta:
     s = rt.settings
     # Services answer GetServiceInfo to authenticated callers only: the gateway asks with its
     # own service token. Without one (identity down) no service can be asked.
@@ -182,10 +241,12 @@ async def meta(rt: RuntimeDep) -> Meta:
 @router.get(
     "/meta/{service}",
     response_model=ServiceMeta,
-    summary="One service's version and schema revision (one gRPC call, one database round trip)",
-    responses=problem_responses(400, 503, 504),
+    summary="One service's version and schema revision (control.read; one gRPC call, one database round trip)",
+    responses=problem_responses(400, 401, 403, 503, 504),
 )
-async def service_meta(service: Literal["identity", "ops", "billing", "repogen"], rt: RuntimeDep) -> ServiceMeta:
+async def service_meta(
+    service: Literal["identity", "ops", "billing", "repogen"], rt: RuntimeDep, _caller: ControlReadDep
+) -> ServiceMeta:
     if rt.upstreams is None:
         return problem(503, "NOT_READY", "The gateway is starting or shutting down.")
     # A failure (no service token, an unanswered call) propagates: errors.py maps it (503/504).
@@ -202,7 +263,7 @@ async def livez() -> Status:
 @router.get(
     "/readyz",
     response_model=Status,
-    summary="Readiness: clients started and not shutting down",
+    summary="Readiness: clients started and not shutting down (never NATS: the outbox holds events meanwhile)",
     responses=problem_responses(503),
 )
 async def readyz(rt: RuntimeDep) -> Status | JSONResponse:

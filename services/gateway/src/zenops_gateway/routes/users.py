@@ -20,6 +20,7 @@ from ..models.identity import (
     DisabledUser,
     RolesBody,
     RoleTemplates,
+    UnlockedUser,
     User,
     UserList,
     UserPatch,
@@ -136,6 +137,17 @@ async def update_user(
 async def disable_user(user_id: UserId, caller: CallerDep, identity: IdentityDep) -> DisabledUser:
     resp = await identity.disable_user(pb.DisableUserRequest(id=str(user_id)), token=caller.token)
     return DisabledUser(user=User.from_proto(resp.user), revoked_sessions=resp.revoked_sessions)
+
+
+@router.post(
+    "/users/{user_id}/unlock",
+    response_model=UnlockedUser,
+    summary="Forget a user's failed logins, ending their login delay at once (users.write)",
+    responses=problem_responses(401, 403, 404, 503),
+)
+async def unlock_user(user_id: UserId, caller: CallerDep, identity: IdentityDep) -> UnlockedUser:
+    resp = await identity.unlock_user(pb.UnlockUserRequest(id=str(user_id)), token=caller.token)
+    return UnlockedUser(user=User.from_proto(resp.user), cleared_failures=resp.cleared_failures)
 
 
 @router.put(

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from zenops_kit.context import RequestContext
 from zenops_kit.db import tenant_tx
 from zenops_kit.paging import decode_cursor, encode_cursor, page_limit
 
 from ..auth.common import require_user
 from ..core import Identity
-from ..domain.tenancy import invalid
 from ..store import audit
 from ..store.audit import AuditRow
 
@@ -20,12 +17,7 @@ async def list_page(
 ) -> tuple[list[AuditRow], str]:
     tenant_id, _ = require_user(ctx)
     limit = page_limit(limit)
-    before = decode_cursor(cursor, "audit", 2)
-    if before:
-        try:
-            datetime.fromisoformat(before[0])
-        except ValueError:
-            raise invalid("page.cursor", "is not a cursor returned by this list") from None
+    before = decode_cursor(cursor, "audit", 2, types=("timestamp", "uuid"))
     async with tenant_tx(idn.engine, tenant_id) as conn:
         rows = await audit.page(conn, kind=kind[:100], subject=subject[:200], before=before, limit=limit + 1)
     more = len(rows) > limit

@@ -30,7 +30,7 @@ from ..domain.users import (
     clean_channel_id,
     clean_display_name,
 )
-from ..store import sessions, tenants, users
+from ..store import login_failures, sessions, tenants, users
 from ..store.users import User
 
 
@@ -95,7 +95,7 @@ async def list_page(
 ) -> tuple[list[User], str]:
     tenant_id, _ = require_user(ctx)
     limit = page_limit(limit)
-    after = decode_cursor(cursor, "users", 2)
+    after = decode_cursor(cursor, "users", 2, types=("text", "uuid"))
     async with tenant_tx(idn.engine, tenant_id) as conn:
         rows = await users.page(conn, query=query.strip()[:200], status=status, after=after, limit=limit + 1)
     more = len(rows) > limit
@@ -169,3 +169,16 @@ async def set_roles(idn: Identity, ctx: RequestContext, *, user_id: str, roles: 
         await recording.audit(conn, ctx, tenant_id=user.tenant_id, kind=kinds.USER_ROLES_CHANGED, target=user.id,
                               detail={"before": before, "after": after})
         return await users.get(conn, user.id)
+
+
+async def unlock(idn: Identity, ctx: RequestContext, user_id: str) -> tuple[User, int]:
+    """Forget the user's failed logins (their progressive delay ends at once); returns the
+    user and how many failures were cleared."""
+    require_user(ctx)
+    user = await _find(idn, ctx, user_id)
+    check_grantable(ctx.capabilities, user.roles)
+    async with tenant_tx(idn.engine, user.tenant_id) as conn:
+        cleared = await login_failures.clear(conn, user.tenant_id, user.email)
+        await recording.audit(conn, ctx, tenant_id=user.tenant_id, kind=kinds.ACCOUNT_UNLOCKED, target=user.id,
+                              detail={"cleared_failures": cleared})
+        return await users.get(conn, user.id), cleared

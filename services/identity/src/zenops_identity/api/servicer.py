@@ -17,7 +17,9 @@ from zenops_kit.server import Runtime
 from ..admin import audit_log, tenants, users
 from ..auth import introspection, login, refresh, service_tokens, sessions, signing
 from ..auth.common import TokenPair
+from ..clock import utcnow
 from ..core import Identity
+from ..domain.login_throttle import AccountDelay, Failures
 from ..domain.roles import CAPABILITY_TABLE_VERSION, ROLES
 from ..store.audit import AuditRow
 from ..store.sessions import Session
@@ -46,11 +48,11 @@ def tenant_pb(t: Tenant) -> pb.Tenant:
     return msg
 
 
-def user_pb(u: User) -> pb.User:
+def user_pb(u: User, delay: AccountDelay) -> pb.User:
     msg = pb.User(id=u.id, tenant_id=u.tenant_id, email=u.email, display_name=u.display_name,
                   status=_USER_STATUS.get(u.status, 0), roles=u.roles, channel_id=u.channel_id or "")
     _ts(msg.last_login_at, u.last_login_at)
-    _ts(msg.locked_until, u.locked_until)
+    _ts(msg.locked_until, delay.delayed_until(Failures(u.failed_logins, u.last_failed_login_at), utcnow()))
     _ts(msg.created_at, u.created_at)
     _ts(msg.updated_at, u.updated_at)
     return msg
@@ -132,7 +134,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     async def GetMe(self, request, context):
         me = await sessions.me(self.idn, current_context())
-        return pb.GetMeResponse(user=user_pb(me.user), tenant=tenant_pb(me.tenant),
+        return pb.GetMeResponse(user=user_pb(me.user, self.idn.account_delay), tenant=tenant_pb(me.tenant),
                                 capabilities=sorted(me.capabilities), session_id=me.session_id, audience=me.audience)
 
     async def ChangePassword(self, request, context):
@@ -170,10 +172,11 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             password=request.password, roles=list(request.roles), channel_id=request.channel_id,
             tenant_id=request.tenant_id,
         )
-        return pb.CreateUserResponse(user=user_pb(user))
+        return pb.CreateUserResponse(user=user_pb(user, self.idn.account_delay))
 
     async def GetUser(self, request, context):
-        return pb.GetUserResponse(user=user_pb(await users.get(self.idn, current_context(), request.id)))
+        user = await users.get(self.idn, current_context(), request.id)
+        return pb.GetUserResponse(user=user_pb(user, self.idn.account_delay))
 
     @requires("users.read")
     async def ListUsers(self, request, context):
@@ -181,7 +184,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             self.idn, current_context(), limit=request.page.limit, cursor=request.page.cursor, query=request.query,
             status=_USER_STATUS_FILTER.get(request.status),
         )
-        return pb.ListUsersResponse(users=[user_pb(u) for u in found],
+        return pb.ListUsersResponse(users=[user_pb(u, self.idn.account_delay) for u in found],
                                     page=common_pb2.PageInfo(next_cursor=cursor))
 
     @requires("users.write")
@@ -190,17 +193,22 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                   "channel_id": request.user.channel_id}
         user = await users.update(self.idn, current_context(), user_id=request.id,
                                   paths=list(request.update_mask.paths), values=values)
-        return pb.UpdateUserResponse(user=user_pb(user))
+        return pb.UpdateUserResponse(user=user_pb(user, self.idn.account_delay))
 
     @requires("users.write")
     async def DisableUser(self, request, context):
         user, revoked = await users.disable(self.idn, current_context(), request.id)
-        return pb.DisableUserResponse(user=user_pb(user), revoked_sessions=revoked)
+        return pb.DisableUserResponse(user=user_pb(user, self.idn.account_delay), revoked_sessions=revoked)
 
     @requires("users.write")
     async def SetUserRoles(self, request, context):
         user = await users.set_roles(self.idn, current_context(), user_id=request.id, roles=list(request.roles))
-        return pb.SetUserRolesResponse(user=user_pb(user))
+        return pb.SetUserRolesResponse(user=user_pb(user, self.idn.account_delay))
+
+    @requires("users.write")
+    async def UnlockUser(self, request, context):
+        user, cleared = await users.unlock(self.idn, current_context(), request.id)
+        return pb.UnlockUserResponse(user=user_pb(user, self.idn.account_delay), cleared_failures=cleared)
 
     async def ListRoleTemplates(self, request, context):
         current_context().require()

@@ -19,7 +19,7 @@ class TokenPair:
 
 def invalid_credentials() -> Unauthenticated:
     """The one answer to every failed login: same message, reason and metadata whatever
-    the cause (unknown email, wrong password, locked, disabled, wrong audience)."""
+    the cause (unknown email, wrong password, disabled, wrong audience)."""
     return Unauthenticated("invalid email or password", reason="INVALID_CREDENTIALS")
 
 

@@ -13,17 +13,16 @@ from ..clock import utcnow
 from ..core import Identity
 from ..credentials.policy import validate_password
 from ..domain import audit as kinds
-from ..domain.lockout import LockState
 from ..domain.roles import capabilities_for
 from ..domain.sessions import LOGOUT, PASSWORD_CHANGED, REVOKED
 from ..domain.tenancy import parse_uuid
 from ..domain.users import ACTIVE
-from ..store import sessions, tenants, users
+from ..store import login_failures, sessions, tenants, users
 from ..store.sessions import Session
 from ..store.tenants import Tenant
 from ..store.users import User
 from .common import require_user
-from .login import check_password_input, count_failure
+from .login import check_client_allowance, check_password_input, record_failure, wait_for_turn
 
 
 @dataclass(frozen=True)
@@ -86,11 +85,12 @@ async def change_password(idn: Identity, ctx: RequestContext, *, current_passwor
     if user is None or user.status != ACTIVE:
         raise NotFound("your account no longer exists", reason="USER_NOT_FOUND")
     validate_password(new_password, email=user.email, display_name=user.display_name, field="new_password")
-    matched = await idn.hasher.verify(user.password_hash, current_password)
-    if not matched or LockState(user.failed_login_count, user.locked_until).is_locked(utcnow()):
-        # Counts towards the lockout: a stolen access token must not become a password oracle.
-        if not matched:
-            await count_failure(idn, ctx, user, kind=kinds.PASSWORD_CHANGE_FAILED)
+    # Delayed and counted like a login: a stolen access token must not become a password oracle.
+    check_client_allowance(idn, ctx)
+    await wait_for_turn(idn, tenant_id, user.email)
+    if not await idn.hasher.verify(user.password_hash, current_password):
+        await record_failure(idn, ctx, tenant_id, user.email, audit_target=user_id, cause=kinds.WRONG_PASSWORD,
+                             kind=kinds.PASSWORD_CHANGE_FAILED, actor=user_id)
         raise InvalidArgument(
             "the current password is not correct", reason="CURRENT_PASSWORD_INVALID",
             violations=[FieldViolation("current_password", "is not your current password")],
@@ -99,6 +99,7 @@ async def change_password(idn: Identity, ctx: RequestContext, *, current_passwor
     now = utcnow()
     async with tenant_tx(idn.engine, tenant_id) as conn:
         await users.set_password(conn, user_id, new_hash, now)
+        await login_failures.clear(conn, tenant_id, user.email)
         revoked = await sessions.revoke_user_sessions(conn, user_id, PASSWORD_CHANGED, now, keep=ctx.session_id)
         await recording.audit(conn, ctx, tenant_id=tenant_id, kind=kinds.PASSWORD_CHANGED, target=user_id,
                               detail={"revoked_sessions": len(revoked)})

@@ -1,7 +1,8 @@
 """Password hashing: argon2id for every new hash; imported bcrypt hashes verify and report needs_rehash.
 
 The expensive work runs in a worker thread (argon2-cffi and bcrypt release the GIL), so a login never stalls
-the event loop. Verification never raises for a wrong password or a bad stored hash: it answers False, and
+the event loop; at most `max_concurrent` computations run at once (each argon2id one holds `memory_cost` KiB),
+the others wait their turn, so a burst of logins cannot exhaust the process's memory. Verification never raises for a wrong password or a bad stored hash: it answers False, and
 every False path costs about one argon2id verification so timing does not tell the cases apart.
 
 Passwords are NFC-normalised before argon2id hashing (NIST SP 800-63B §5.1.1.2), so the same characters typed
@@ -45,7 +46,8 @@ def _b64(raw: bytes) -> str:
 
 class PasswordHasher:
     def __init__(
-        self, *, memory_cost: int = MIN_MEMORY_COST_KIB, time_cost: int = MIN_TIME_COST, parallelism: int = 1
+        self, *, memory_cost: int = MIN_MEMORY_COST_KIB, time_cost: int = MIN_TIME_COST, parallelism: int = 1,
+        max_concurrent: int = 4,
     ) -> None:
         if memory_cost < MIN_MEMORY_COST_KIB:
             raise ValueError(
@@ -55,6 +57,10 @@ class PasswordHasher:
             raise ValueError(f"argon2 time_cost must be at least {MIN_TIME_COST} (OWASP), got {time_cost}")
         if parallelism < 1:
             raise ValueError(f"argon2 parallelism must be at least 1, got {parallelism}")
+        if max_concurrent < 1:
+            raise ValueError(f"max_concurrent must be at least 1, got {max_concurrent}")
+        self.max_concurrent = max_concurrent
+        self._slots = asyncio.Semaphore(max_concurrent)
         self._memory_cost = memory_cost
         self._time_cost = time_cost
         self._parallelism = parallelism
@@ -83,7 +89,7 @@ class PasswordHasher:
         secret = self._argon2_secret(password)
         if secret is None:
             raise ValueError(f"password longer than {MAX_PASSWORD_BYTES} bytes")
-        return await asyncio.to_thread(self._argon2.hash, secret)
+        return await self._run(self._argon2.hash, secret)
 
     async def verify(self, stored_hash: str, password: str) -> bool:
         """True only when `password` matches `stored_hash` (argon2id, or imported bcrypt)."""
@@ -91,12 +97,12 @@ class PasswordHasher:
         if stored_hash.startswith(_ARGON2ID_PREFIX):
             secret = self._argon2_secret(password)
             if secret is not None:
-                matched = await asyncio.to_thread(self._verify_argon2, stored_hash, secret)
+                matched = await self._run(self._verify_argon2, stored_hash, secret)
         elif stored_hash.startswith(_BCRYPT_PREFIXES):
             # bcrypt hashes come from the legacy system, which hashed the raw bytes: no normalisation here.
             raw = password.encode("utf-8") if len(password) <= _MAX_RAW_CODE_POINTS else b""
             if raw and len(raw) <= MAX_PASSWORD_BYTES:
-                matched = await asyncio.to_thread(_verify_bcrypt, stored_hash, raw[:_BCRYPT_MAX_BYTES])
+                matched = await self._run(_verify_bcrypt, stored_hash, raw[:_BCRYPT_MAX_BYTES])
         if matched is None:
             # Spend the time of a real verification anyway, so the answer's timing says nothing more.
             await self.verify_dummy("")
@@ -114,7 +120,12 @@ class PasswordHasher:
     async def verify_dummy(self, password: str) -> None:
         """Cost of one real verification, for unknown accounts (comparable timing, nothing learned)."""
         secret = self._argon2_secret(password) or b""
-        await asyncio.to_thread(self._verify_argon2, self._dummy_hash, secret)
+        await self._run(self._verify_argon2, self._dummy_hash, secret)
+
+    async def _run(self, work, *args):
+        """`work(*args)` in a worker thread, once one of the `max_concurrent` slots is free."""
+        async with self._slots:
+            return await asyncio.to_thread(work, *args)
 
     def _argon2_secret(self, password: str) -> bytes | None:
         if len(password) > _MAX_RAW_CODE_POINTS:

@@ -8,7 +8,11 @@ from zenops_kit.logging import REDACTED, SECRET_KEY_PARTS
 
 LOGIN_SUCCEEDED = "login.succeeded"
 LOGIN_FAILED = "login.failed"
-ACCOUNT_LOCKED = "account.locked"
+# An account's failures reached the point where its logins are delayed (once per run of failures).
+ACCOUNT_DELAYED = "account.delayed"
+ACCOUNT_UNLOCKED = "account.unlocked"
+# A client address used up its failed-login allowance (once per window).
+LOGIN_CLIENT_THROTTLED = "login.client_throttled"
 TOKEN_REFRESHED = "token.refreshed"
 TOKEN_REUSE_DETECTED = "token.reuse_detected"
 SESSION_REVOKED = "session.revoked"
@@ -26,8 +30,8 @@ TENANT_CREATED = "tenant.created"
 BOOTSTRAP_ADMIN_CREATED = "bootstrap.admin_created"
 
 # Why a login failed (detail "cause"; visible in the audit trail only, never to the caller).
-UNKNOWN_EMAIL, WRONG_PASSWORD, LOCKED, DISABLED, AUDIENCE_NOT_ALLOWED, UNKNOWN_TENANT = (
-    "unknown_email", "wrong_password", "locked", "disabled", "audience_not_allowed", "unknown_tenant",
+UNKNOWN_EMAIL, WRONG_PASSWORD, DISABLED, AUDIENCE_NOT_ALLOWED, UNKNOWN_TENANT = (
+    "unknown_email", "wrong_password", "disabled", "audience_not_allowed", "unknown_tenant",
 )
 
 _MAX_VALUE = 500

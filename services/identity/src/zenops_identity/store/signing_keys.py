@@ -62,3 +62,13 @@ async def retire(conn: AsyncConnection, kid: str, now: datetime, publish_until: 
         text("UPDATE signing_keys SET retired_at = :now, publish_until = :until WHERE kid = :kid"),
         {"kid": kid, "now": now, "until": publish_until},
     )
+
+
+async def all_keys(conn: AsyncConnection) -> list[KeyRow]:
+    rows = await conn.execute(text(f"SELECT {_COLUMNS} FROM signing_keys ORDER BY created_at"))
+    return [_row(r) for r in rows]
+
+
+async def set_private_key(conn: AsyncConnection, kid: str, private_key: bytes) -> None:
+    await conn.execute(text("UPDATE signing_keys SET private_key = :pk WHERE kid = :kid"),
+                       {"kid": kid, "pk": private_key})

@@ -15,10 +15,14 @@ from . import violated_constraint
 
 _COLUMNS = """
     u.id::text AS id, u.tenant_id::text AS tenant_id, u.email, u.display_name, u.password_hash, u.status,
-    u.failed_login_count, u.locked_until, u.last_login_at, u.channel_id::text AS channel_id,
+    COALESCE(f.failures, 0) AS failed_logins, f.last_failure_at, u.last_login_at, u.channel_id::text AS channel_id,
     u.created_at, u.updated_at, u.version,
     ARRAY(SELECT r.role FROM user_roles r WHERE r.user_id = u.id ORDER BY r.role) AS roles
 """
+
+
+# The account's failed-login count lives in login_failures (keyed by email, known or not).
+_FROM = "users u LEFT JOIN login_failures f ON f.tenant_id = u.tenant_id AND f.email = lower(u.email)"
 
 
 @dataclass(frozen=True)
@@ -29,8 +33,9 @@ class User:
     display_name: str
     password_hash: str
     status: str
-    failed_login_count: int
-    locked_until: datetime | None
+    # Counted failed logins (login_failures; the domain decides whether they still count).
+    failed_logins: int
+    last_failed_login_at: datetime | None
     last_login_at: datetime | None
     channel_id: str | None
     created_at: datetime
@@ -51,14 +56,14 @@ def _email_taken(exc: IntegrityError, email: str) -> AlreadyExists | None:
 
 
 async def by_email(conn: AsyncConnection, email: str) -> User | None:
-    r = (await conn.execute(text(f"SELECT {_COLUMNS} FROM users u WHERE lower(u.email) = lower(:email)"),
+    r = (await conn.execute(text(f"SELECT {_COLUMNS} FROM {_FROM} WHERE lower(u.email) = lower(:email)"),
                             {"email": email})).first()
     return _user(r) if r else None
 
 
 async def get(conn: AsyncConnection, user_id: str, *, for_update: bool = False) -> User | None:
     lock = " FOR UPDATE OF u" if for_update else ""
-    r = (await conn.execute(text(f"SELECT {_COLUMNS} FROM users u WHERE u.id = CAST(:id AS uuid){lock}"),
+    r = (await conn.execute(text(f"SELECT {_COLUMNS} FROM {_FROM} WHERE u.id = CAST(:id AS uuid){lock}"),
                             {"id": user_id})).first()
     return _user(r) if r else None
 
@@ -119,26 +124,19 @@ async def update_profile(conn: AsyncConnection, user: User, changes: dict[str, s
         raise (_email_taken(exc, changes.get("email", "")) or exc) from None
 
 
-async def set_lock_state(conn: AsyncConnection, user_id: str, failed_count: int, locked_until: datetime | None) -> None:
-    await conn.execute(
-        text("UPDATE users SET failed_login_count = :n, locked_until = :until WHERE id = CAST(:id AS uuid)"),
-        {"id": user_id, "n": failed_count, "until": locked_until},
-    )
-
-
 async def record_login(conn: AsyncConnection, user_id: str, now: datetime, new_hash: str | None) -> None:
-    """A successful login: the failure count resets; a re-hash replaces the stored hash."""
+    """A successful login; a re-hash replaces the stored hash."""
     await conn.execute(
-        text("UPDATE users SET failed_login_count = 0, locked_until = NULL, last_login_at = :now, "
-             "password_hash = COALESCE(:hash, password_hash) WHERE id = CAST(:id AS uuid)"),
+        text("UPDATE users SET last_login_at = :now, password_hash = COALESCE(:hash, password_hash) "
+             "WHERE id = CAST(:id AS uuid)"),
         {"id": user_id, "now": now, "hash": new_hash},
     )
 
 
 async def set_password(conn: AsyncConnection, user_id: str, password_hash: str, now: datetime) -> None:
     await conn.execute(
-        text("UPDATE users SET password_hash = :hash, failed_login_count = 0, locked_until = NULL, "
-             "updated_at = :now, version = version + 1 WHERE id = CAST(:id AS uuid)"),
+        text("UPDATE users SET password_hash = :hash, updated_at = :now, version = version + 1 "
+             "WHERE id = CAST(:id AS uuid)"),
         {"id": user_id, "hash": password_hash, "now": now},
     )
 
@@ -182,6 +180,6 @@ async def page(
         params.update(after_email=after[0], after_id=after[1])
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     rows = await conn.execute(
-        text(f"SELECT {_COLUMNS} FROM users u {where} ORDER BY lower(u.email), u.id LIMIT :limit"), params
+        text(f"SELECT {_COLUMNS} FROM {_FROM} {where} ORDER BY lower(u.email), u.id LIMIT :limit"), params
     )
     return [_user(r) for r in rows]

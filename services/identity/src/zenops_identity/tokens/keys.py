@@ -7,6 +7,9 @@
 - JWKS = every key whose publish_until is unset (active) or in the future.
 - Creating the first key and rotating run under a transaction-level advisory lock, so two
   replicas starting together create one key.
+- Private keys are encrypted under ZENOPS_KEY_ENCRYPTION_SECRET; during a rotation of that
+  secret, ZENOPS_KEY_DECRYPTION_SECRETS also decrypt, and `reencrypt` moves every key to
+  the current secret (README "Rotating the key-encryption secret").
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import base64
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -29,7 +33,7 @@ from zenops_kit.db import autocommit, system_tx
 
 from ..clock import utcnow
 from ..store import signing_keys as db
-from .secrets import signing_key_cipher
+from .secrets import encrypted_under, signing_key_cipher
 
 PrivateKey = Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 # Clock skew and propagation margin on top of the access-token lifetime.
@@ -80,6 +84,7 @@ class SigningKeyStore:
         engine: AsyncEngine,
         *,
         secret: str,
+        decrypt_only: Sequence[str] = (),
         algorithm: str,
         access_token_ttl: int,
         max_age: int,
@@ -90,7 +95,8 @@ class SigningKeyStore:
         self.retire_publish = timedelta(seconds=access_token_ttl) + PUBLISH_LEEWAY
         self.max_age = timedelta(seconds=max_age)
         self.cache_seconds = cache_seconds
-        self._cipher = signing_key_cipher(secret)
+        self._secret = secret
+        self._cipher = signing_key_cipher(secret, decrypt_only)
         self._active: SigningKey | None = None
         self._active_read = 0.0
         self._public: dict[str, tuple[object, datetime | None]] = {}
@@ -154,6 +160,19 @@ class SigningKeyStore:
         """After the rotation committed: this replica signs with the new key at once."""
         self._remember_active(rotation.new)
         self._public_read = 0.0
+
+    async def reencrypt(self) -> tuple[int, int]:
+        """Re-encrypt every stored private key (retired ones too) under the current secret,
+        in one transaction under the rotation lock; returns (keys, re-encrypted). Keys already
+        under it are left alone, so running it again changes nothing. Raises InvalidToken,
+        changing nothing, if a key decrypts under none of the configured secrets."""
+        async with system_tx(self.engine) as conn:
+            await db.lock(conn)
+            rows = await db.all_keys(conn)
+            stale = [row for row in rows if not encrypted_under(self._secret, row.private_key)]
+            for row in stale:
+                await db.set_private_key(conn, row.kid, self._cipher.rotate(row.private_key))
+        return len(rows), len(stale)
 
     # -- verification ------------------------------------------------------------------------
 

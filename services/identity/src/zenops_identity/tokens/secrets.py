@@ -4,8 +4,9 @@ no derived key can stand in for another)."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -18,9 +19,23 @@ def derive(secret: str, label: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=_SALT, info=label).derive(secret.encode("utf-8"))
 
 
-def signing_key_cipher(secret: str) -> Fernet:
-    """Encrypts private signing keys at rest (AES-128-CBC + HMAC-SHA256, authenticated)."""
+def signing_key_cipher(secret: str, decrypt_only: Sequence[str] = ()) -> MultiFernet:
+    """Encrypts private signing keys at rest (AES-128-CBC + HMAC-SHA256, authenticated)
+    under `secret`; decrypts what `secret` or any of `decrypt_only` encrypted (rotation)."""
+    return MultiFernet([_fernet(s) for s in (secret, *decrypt_only)])
+
+
+def _fernet(secret: str) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(derive(secret, SIGNING_KEY_ENCRYPTION)))
+
+
+def encrypted_under(secret: str, blob: bytes) -> bool:
+    """Whether `blob` is a signing key encrypted under `secret` itself."""
+    try:
+        _fernet(secret).decrypt(blob)
+    except InvalidToken:
+        return False
+    return True
 
 
 def refresh_pepper(secret: str) -> bytes:

@@ -140,6 +140,11 @@ class IdentityServiceStub:
                 request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.SetUserRolesRequest.SerializeToString,
                 response_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.SetUserRolesResponse.FromString,
                 _registered_method=True)
+        self.UnlockUser = channel.unary_unary(
+                '/zenops.identity.v1.IdentityService/UnlockUser',
+                request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.UnlockUserRequest.SerializeToString,
+                response_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.UnlockUserResponse.FromString,
+                _registered_method=True)
         self.ListRoleTemplates = channel.unary_unary(
                 '/zenops.identity.v1.IdentityService/ListRoleTemplates',
                 request_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.ListRoleTemplatesRequest.SerializeToString,
@@ -302,6 +307,13 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UnlockUser(self, request, context):
+        """Clears the failed-login count that delays a user's logins (users.write).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListRoleTemplates(self, request, context):
         """The role → capability table in force.
         """
@@ -418,6 +430,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.SetUserRoles,
                     request_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.SetUserRolesRequest.FromString,
                     response_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.SetUserRolesResponse.SerializeToString,
+            ),
+            'UnlockUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnlockUser,
+                    request_deserializer=zenops_dot_identity_dot_v1_dot_identity__pb2.UnlockUserRequest.FromString,
+                    response_serializer=zenops_dot_identity_dot_v1_dot_identity__pb2.UnlockUserResponse.SerializeToString,
             ),
             'ListRoleTemplates': grpc.unary_unary_rpc_method_handler(
                     servicer.ListRoleTemplates,
@@ -976,6 +993,33 @@ class IdentityService:
             '/zenops.identity.v1.IdentityService/SetUserRoles',
             zenops_dot_identity_dot_v1_dot_identity__pb2.SetUserRolesRequest.SerializeToString,
             zenops_dot_identity_dot_v1_dot_identity__pb2.SetUserRolesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnlockUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zenops.identity.v1.IdentityService/UnlockUser',
+            zenops_dot_identity_dot_v1_dot_identity__pb2.UnlockUserRequest.SerializeToString,
+            zenops_dot_identity_dot_v1_dot_identity__pb2.UnlockUserResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -81,6 +81,8 @@ class IdentityServiceStub:
     """Disables a user and revokes all its sessions (users.write)."""
     SetUserRoles: _grpc.UnaryUnaryMultiCallable[_identity_pb2.SetUserRolesRequest, _identity_pb2.SetUserRolesResponse]
     """Replaces a user's roles (users.write)."""
+    UnlockUser: _grpc.UnaryUnaryMultiCallable[_identity_pb2.UnlockUserRequest, _identity_pb2.UnlockUserResponse]
+    """Clears the failed-login count that delays a user's logins (users.write)."""
     ListRoleTemplates: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListRoleTemplatesRequest, _identity_pb2.ListRoleTemplatesResponse]
     """The role → capability table in force."""
     ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListAuditEventsRequest, _identity_pb2.ListAuditEventsResponse]
@@ -139,6 +141,8 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Disables a user and revokes all its sessions (users.write)."""
     SetUserRoles: _aio.UnaryUnaryMultiCallable[_identity_pb2.SetUserRolesRequest, _identity_pb2.SetUserRolesResponse]  # type: ignore[assignment]
     """Replaces a user's roles (users.write)."""
+    UnlockUser: _aio.UnaryUnaryMultiCallable[_identity_pb2.UnlockUserRequest, _identity_pb2.UnlockUserResponse]  # type: ignore[assignment]
+    """Clears the failed-login count that delays a user's logins (users.write)."""
     ListRoleTemplates: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListRoleTemplatesRequest, _identity_pb2.ListRoleTemplatesResponse]  # type: ignore[assignment]
     """The role → capability table in force."""
     ListAuditEvents: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListAuditEventsRequest, _identity_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
@@ -314,6 +318,14 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.SetUserRolesResponse, _abc.Awaitable[_identity_pb2.SetUserRolesResponse]]:
         """Replaces a user's roles (users.write)."""
+
+    @_abc_1.abstractmethod
+    def UnlockUser(
+        self,
+        request: _identity_pb2.UnlockUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.UnlockUserResponse, _abc.Awaitable[_identity_pb2.UnlockUserResponse]]:
+        """Clears the failed-login count that delays a user's logins (users.write)."""
 
     @_abc_1.abstractmethod
     def ListRoleTemplates(
