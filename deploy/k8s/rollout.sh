@@ -10,7 +10,8 @@
 #   part:    namespace | pki | nats | otel-collector | identity | ops | billing | repogen
 #            | gateway | edge
 # First install: namespace, pki (prod), nats, otel-collector, identity, ops, billing,
-# repogen, gateway, edge (in that order). Needs kubectl pointing at the target cluster.
+# repogen, gateway, edge (in that order). Needs kubectl pointing at the target cluster and,
+# for a database-owning service, its Secret <svc>-db-runtime (README "Database roles").
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -61,6 +62,12 @@ case "$part" in
     kubectl -n "$ns" rollout status "deployment/$part" --timeout="${timeout}s"
     ;;
   identity | ops | billing | repogen)
+    # The runtime role's Secret is created out of band (README "Database roles"): without
+    # it the role gets no password and the new pods wait for their volume until the timeout.
+    kubectl -n "$ns" get secret "$part-db-runtime" >/dev/null || {
+      echo "create the Secret $part-db-runtime first (deploy/k8s/README.md, Database roles)" >&2
+      exit 1
+    }
     # 1. everything but the Deployment and the migration Job
     kubectl -n "$ns" delete job "$part-migrate" --ignore-not-found --wait=true
     apply "app.kubernetes.io/name=$part,app.kubernetes.io/component notin (server,migration)"
