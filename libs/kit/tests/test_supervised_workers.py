@@ -16,7 +16,7 @@ from zenops_devstack.testing import poll
 from zenops_kit.db import create_engine
 from zenops_kit.errors import Unavailable
 from zenops_kit.events import ConsumerSpec, EventConsumer, OutboxRelay, ensure_stream, stream_name
-from zenops_kit.events.consumer import is_infrastructure_error
+from zenops_kit.infrastructure import is_infrastructure_error
 from zenops_kit.supervisor import BACKOFF, RUNNING, Supervisor
 
 from eventing import effects, recording_handler, unique_producer, write_events

@@ -175,6 +175,7 @@ class ServiceApp:
         self._tasks: list[asyncio.Task] = []
         self._unobserve: list[Callable[[], None]] = []
         self._stopping = asyncio.Event()
+        self._draining = False  # signalled: not ready from now on, still serving
         self._last_status: int | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -285,7 +286,11 @@ class ServiceApp:
             loop.add_signal_handler(sig, stop.set)
         await self.start()
         await stop.wait()
-        log.info("signal received; shutting down", extra={"service": self.name})
+        log.info("signal received; draining", extra={"service": self.name, "seconds": self.settings.shutdown_drain})
+        # Not ready first, still serving: callers move away before the server refuses calls.
+        self._draining = True
+        await self._set_health(NOT_SERVING)
+        await asyncio.sleep(self.settings.shutdown_drain)
         await self.stop()
 
     def main(self) -> None:
@@ -300,7 +305,7 @@ class ServiceApp:
             await self.health.set(name, status)
 
     async def _check_health(self) -> None:
-        if self._stopping.is_set():
+        if self._draining or self._stopping.is_set():
             return
         problem = await self.probe.check()
         status = NOT_SERVING if problem else SERVING

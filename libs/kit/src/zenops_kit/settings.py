@@ -101,6 +101,10 @@ class ServiceSettings(KitSettings):
     health_interval: float = 1.0
     # Seconds granted to in-flight RPCs on SIGTERM.
     shutdown_grace: float = 10.0
+    # Seconds a signalled process keeps accepting calls while it reports not ready, so calls
+    # already on their way (in a caller's channel, or sent before an orchestrator removed the
+    # endpoint) are served instead of refused.
+    shutdown_drain: float = 1.0
     # Whether this process runs the outbox relay and event consumers (the default role).
     run_workers: bool = True
     # Seconds between samples of the outbox and consumer figures behind the zenops.outbox.*

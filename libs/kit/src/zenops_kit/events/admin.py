@@ -22,8 +22,9 @@ from zenops.common.v1 import events_admin_pb2_grpc
 from .. import metrics
 from ..auth import requires
 from ..errors import Unavailable
+from ..infrastructure import is_infrastructure_error
 from .bus import EventBus
-from .consumer import EventConsumer, is_infrastructure_error
+from .consumer import EventConsumer
 from .dead_letters import DeadLetterRow, dead_letter_counts, open_dead_letters, outbox_backlog, replay
 
 log = logging.getLogger("zenops.events.admin")

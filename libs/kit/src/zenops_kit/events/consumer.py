@@ -25,28 +25,24 @@ import asyncio
 import contextlib
 import json
 import logging
-import socket
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import asyncpg
-import grpc
-import nats.errors
 from google.protobuf.message import DecodeError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, SpanKind
-from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zenops.events.v1 import envelope_pb2
 
 from .. import metrics
-from ..errors import DomainError, Unavailable
+from ..errors import DomainError
+from ..infrastructure import is_infrastructure_error
 from .bus import EventBus
 from .dead_letters import replay
 from .streams import ensure_stream, stream_name
@@ -73,44 +69,6 @@ _FAILURE_MEMORY = 10_000
 # Consecutive failed fetches (0.5 s apart) before the consumer hands over to its supervisor,
 # which binds it again (the durable may have been deleted under it).
 _FETCH_FAILURES_BEFORE_RESTART = 20
-
-_INFRA_TYPES: tuple[type[BaseException], ...] = (
-    ConnectionError,  # refused, reset, broken pipe
-    TimeoutError,
-    socket.gaierror,
-    sa_exc.OperationalError,  # the DBAPI's "database unavailable" family (admin shutdown, cannot connect now, ...)
-    sa_exc.InterfaceError,
-    sa_exc.TimeoutError,  # no pool connection within pool_timeout
-    sa_exc.DisconnectionError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    asyncpg.TooManyConnectionsError,
-    nats.errors.Error,
-    Unavailable,
-)
-
-
-def is_infrastructure_error(exc: BaseException) -> bool:
-    """True when `exc` (or an exception it was raised from or during) says that a dependency
-    is unreachable rather than that this message cannot be handled."""
-    seen: set[int] = set()
-    stack = [exc]
-    while stack:
-        e = stack.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, _INFRA_TYPES):
-            return True
-        if isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated:
-            return True
-        if isinstance(e, grpc.aio.AioRpcError) and e.code() == grpc.StatusCode.UNAVAILABLE:
-            return True
-        stack += [e.__cause__, e.__context__, getattr(e, "orig", None)]
-    return False
-
 
 class InfrastructureUnavailable(RuntimeError):
     """A consumer paused on an infrastructure error; its supervisor restarts it after a backoff."""

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from zenops.events.v1 import envelope_pb2
 
 from ..errors import FailedPrecondition, NotFound, Unavailable
+from ..infrastructure import is_infrastructure_error
 
 if TYPE_CHECKING:
     from .consumer import EventConsumer
@@ -78,8 +79,6 @@ async def replay(engine: AsyncEngine, consumers: dict[str, EventConsumer], dead_
     and `replayed_at` commit together, and the row lock makes a concurrent replay wait and
     then find it replayed. Returns (the dead letter, whether the handler ran: False when the
     inbox already had the event). A handler that fails again leaves it open."""
-    from .consumer import is_infrastructure_error
-
     async with engine.begin() as conn:
         row = (await conn.execute(_LOCK, {"id": dead_letter_id})).first()
         if row is None:
