@@ -348,7 +348,7 @@ async def test_openapi_documents_the_identity_routes(harness):
     assert "application/problem+json" in me["responses"]["401"]["content"]
     assert me["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/Me")
     for public in (("/v1/auth/login", "post"), ("/v1/auth/refresh", "post"), ("/.well-known/jwks.json", "get")):
-        assert "security" not in paths[public[0]][public[1]]
+        assert paths[public[0]][public[1]]["security"] == []  # public: no token
     login = paths["/v1/auth/login"]["post"]
     assert "application/problem+json" in login["responses"]["400"]["content"]
     schemas = spec["components"]["schemas"]

@@ -513,7 +513,7 @@ async def test_openapi_documents_the_ops_routes(local):
         assert "application/problem+json" in operation["responses"]["401"]["content"], path
     for method in ("put", "get"):
         operation = paths["/v1/files/{token}"][method]
-        assert "security" not in operation
+        assert operation["security"] == []  # public: the signed URL is the authorisation
         assert "application/problem+json" in operation["responses"]["404"]["content"]
     assert "application/octet-stream" in paths["/v1/files/{token}"]["put"]["requestBody"]["content"]
     assert "application/octet-stream" in paths["/v1/files/{token}"]["get"]["responses"]["200"]["content"]

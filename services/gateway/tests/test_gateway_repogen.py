@@ -389,7 +389,7 @@ async def test_openapi_documents_the_repogen_routes(local):
         assert operation["security"] == [{"bearer": []}], path
         assert "application/problem+json" in operation["responses"]["401"]["content"], path
     artifact_file = paths["/v1/artifact-files/{token}"]["get"]
-    assert "security" not in artifact_file
+    assert artifact_file["security"] == []  # public: the signed URL is the authorisation
     assert "application/octet-stream" in artifact_file["responses"]["200"]["content"]
 
     create = paths["/v1/work-orders"]["post"]
