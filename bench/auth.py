@@ -75,8 +75,11 @@ async def argon2_cost(rounds: int) -> dict:
         t = time.perf_counter()
         assert await hasher.verify(stored, password)
         verifies.append((time.perf_counter() - t) * 1e3)
-    return {"parameters": hasher.parameters, "hash_ms_median": round(statistics.median(hashes), 2),
-            "verify_ms_median": round(statistics.median(verifies), 2)}
+    return {
+        "parameters": hasher.parameters,
+        "hash_ms_median": round(statistics.median(hashes), 2),
+        "verify_ms_median": round(statistics.median(verifies), 2),
+    }
 
 
 # -- (2) verification in-process -------------------------------------------------------------
@@ -92,10 +95,25 @@ async def verification_cost(n: int) -> dict:
 
     now = int(time.time())
     tokens = [
-        jwt.encode({"iss": ISSUER, "sub": str(uuid.uuid4()), "aud": "web", "tid": str(uuid.uuid4()),
-                    "sid": str(uuid.uuid4()), "roles": ["valuer"], "caps": ["assignments.read", "tasks.read"],
-                    "cv": 1, "jti": uuid.uuid4().hex, "iat": now, "nbf": now, "exp": now + 900},
-                   key, algorithm="EdDSA", headers={"kid": "bench"})
+        jwt.encode(
+            {
+                "iss": ISSUER,
+                "sub": str(uuid.uuid4()),
+                "aud": "web",
+                "tid": str(uuid.uuid4()),
+                "sid": str(uuid.uuid4()),
+                "roles": ["valuer"],
+                "caps": ["assignments.read", "tasks.read"],
+                "cv": 1,
+                "jti": uuid.uuid4().hex,
+                "iat": now,
+                "nbf": now,
+                "exp": now + 900,
+            },
+            key,
+            algorithm="EdDSA",
+            headers={"kid": "bench"},
+        )
         for _ in range(n)
     ]
     verifier = JwtVerifier(JwksKeySource(fetch), issuer=ISSUER)
@@ -116,9 +134,13 @@ async def verification_cost(n: int) -> dict:
     for token in tokens:
         jwt.decode(token, public, algorithms=["EdDSA"], audience="web", issuer=ISSUER)
     baseline_us = (time.perf_counter() - t) * 1e6 / n
-    return {"tokens": n, "kit_unseen_token_us": round(cold_us, 1), "kit_seen_token_us": round(cached_us, 1),
-            "baseline_pyjwt_decode_us": round(baseline_us, 1),
-            "kit_unseen_over_baseline": round(cold_us / baseline_us, 2)}
+    return {
+        "tokens": n,
+        "kit_unseen_token_us": round(cold_us, 1),
+        "kit_seen_token_us": round(cached_us, 1),
+        "baseline_pyjwt_decode_us": round(baseline_us, 1),
+        "kit_unseen_over_baseline": round(cold_us / baseline_us, 2),
+    }
 
 
 # -- (3) the suite ---------------------------------------------------------------------------
@@ -161,21 +183,36 @@ async def measure_http(label: str, make_step, clients: int, args, groups: dict[s
     n = len(load.latencies_ms)
     cpu = {k: after[k] - before[k] for k in groups}
     result = {
-        "label": label, "clients": clients, "requests": n, "rps": round(n / wall, 1),
-        "p50_ms": round(pct(load.latencies_ms, 0.50), 2), "p99_ms": round(pct(load.latencies_ms, 0.99), 2),
+        "label": label,
+        "clients": clients,
+        "requests": n,
+        "rps": round(n / wall, 1),
+        "p50_ms": round(pct(load.latencies_ms, 0.50), 2),
+        "p99_ms": round(pct(load.latencies_ms, 0.99), 2),
         "errors": load.errors,
         "cpu_ms_per_request": {k: round(v * 1e3 / max(n, 1), 3) for k, v in cpu.items()},
         "cpu_ms_per_request_total": round(sum(cpu.values()) * 1e3 / max(n, 1), 3),
     }
-    say(f"  {result['rps']:,.1f} req/s, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
-        f"errors {sum(load.errors.values())} {load.errors or ''}")
+    say(
+        f"  {result['rps']:,.1f} req/s, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
+        f"errors {sum(load.errors.values())} {load.errors or ''}"
+    )
     say(f"  CPU ms/request {result['cpu_ms_per_request_total']}: {result['cpu_ms_per_request']}")
     return result
 
 
 def measure_wrk(label: str, wrk: str, url: str, token: str, args, groups: dict[str, int]) -> dict:
     say(f"\n[{label}] wrk {args.connections} connections, warm-up {args.warmup:g}s, measuring {args.duration:g}s ...")
-    base = [wrk, "-t2", f"-c{args.connections}", "--timeout", "10s", "--latency", "-H", f"Authorization: Bearer {token}"]
+    base = [
+        wrk,
+        "-t2",
+        f"-c{args.connections}",
+        "--timeout",
+        "10s",
+        "--latency",
+        "-H",
+        f"Authorization: Bearer {token}",
+    ]
     subprocess.run([*base, f"-d{args.warmup:g}s", url], capture_output=True, check=True)
     before = cpu_snapshot(groups)
     out = subprocess.run([*base, f"-d{args.duration:g}s", url], capture_output=True, text=True, check=True).stdout
@@ -183,13 +220,21 @@ def measure_wrk(label: str, wrk: str, url: str, token: str, args, groups: dict[s
     r = parse_wrk(out)
     cpu = {k: after[k] - before[k] for k in groups}
     result = {
-        "label": label, "connections": args.connections, "requests": r.requests, "rps": round(r.rps, 1),
-        "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "errors": r.errors, "non_2xx": r.non_2xx_3xx,
+        "label": label,
+        "connections": args.connections,
+        "requests": r.requests,
+        "rps": round(r.rps, 1),
+        "p50_ms": r.p50_ms,
+        "p99_ms": r.p99_ms,
+        "errors": r.errors,
+        "non_2xx": r.non_2xx_3xx,
         "cpu_ms_per_request": {k: round(v * 1e3 / max(r.requests, 1), 3) for k, v in cpu.items()},
         "cpu_ms_per_request_total": round(sum(cpu.values()) * 1e3 / max(r.requests, 1), 3),
     }
-    say(f"  {result['rps']:,.1f} req/s, p50 {r.p50_ms} ms, p99 {r.p99_ms} ms, errors {r.errors}, "
-        f"non-2xx {r.non_2xx_3xx}")
+    say(
+        f"  {result['rps']:,.1f} req/s, p50 {r.p50_ms} ms, p99 {r.p99_ms} ms, errors {r.errors}, "
+        f"non-2xx {r.non_2xx_3xx}"
+    )
     say(f"  CPU ms/request {result['cpu_ms_per_request_total']}: {result['cpu_ms_per_request']}")
     return result
 
@@ -201,8 +246,9 @@ async def suite_figures(suite: Suite, args, wrk: str) -> list[dict]:
     groups = {"gateway": suite.procs["gateway"].pid, "identity": suite.procs["identity"].pid, "postgres": pg_pid}
     login_body = {"email": email, "password": password, "aud": "web"}
     results = []
-    async with httpx.AsyncClient(base_url=gateway, timeout=30,
-                                 limits=httpx.Limits(max_connections=64, max_keepalive_connections=64)) as http:
+    async with httpx.AsyncClient(
+        base_url=gateway, timeout=30, limits=httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    ) as http:
 
         async def login() -> dict:
             r = await http.post("/v1/auth/login", json=login_body)
@@ -212,6 +258,7 @@ async def suite_figures(suite: Suite, args, wrk: str) -> list[dict]:
         async def make_login_step(clients: int):
             async def step(_: int) -> None:
                 await login()
+
             return step
 
         async def make_refresh_step(clients: int):
@@ -221,16 +268,31 @@ async def suite_figures(suite: Suite, args, wrk: str) -> list[dict]:
                 r = await http.post("/v1/auth/refresh", json={"refresh_token": chains[i]})
                 assert r.status_code == 200, r.status_code
                 chains[i] = r.json()["refresh_token"]
+
             return step
 
-        results.append(await measure_http("login (gateway → identity, argon2id verify)", make_login_step,
-                                          args.login_clients, args, groups))
-        results.append(await measure_http("refresh (gateway → identity, rotation)", make_refresh_step,
-                                          args.refresh_clients, args, groups))
+        results.append(
+            await measure_http(
+                "login (gateway → identity, argon2id verify)", make_login_step, args.login_clients, args, groups
+            )
+        )
+        results.append(
+            await measure_http(
+                "refresh (gateway → identity, rotation)", make_refresh_step, args.refresh_clients, args, groups
+            )
+        )
         token = (await login())["access_token"]
     groups["envoy"] = suite.procs["envoy"].pid
-    results.append(measure_wrk("GET /v1/me through Envoy (verify at gateway + identity, session check)", wrk,
-                               f"{suite.url}/v1/me", token, args, groups))
+    results.append(
+        measure_wrk(
+            "GET /v1/me through Envoy (verify at gateway + identity, session check)",
+            wrk,
+            f"{suite.url}/v1/me",
+            token,
+            args,
+            groups,
+        )
+    )
     return results
 
 
@@ -253,25 +315,38 @@ async def amain(args) -> dict:
     machine = machine_info()
     say(f"machine: {machine['cores_logical']} logical cores ({machine['cores_usable']} usable), {machine['cpu']}")
     argon = await argon2_cost(5 if args.quick else 15)
-    say(f"\n[argon2id] {argon['parameters']}: hash {argon['hash_ms_median']} ms, "
-        f"verify {argon['verify_ms_median']} ms (median)")
+    say(
+        f"\n[argon2id] {argon['parameters']}: hash {argon['hash_ms_median']} ms, "
+        f"verify {argon['verify_ms_median']} ms (median)"
+    )
     verification = await verification_cost(500 if args.quick else 3000)
-    say(f"\n[token verification, in-process] unseen token {verification['kit_unseen_token_us']} µs, "
+    say(
+        f"\n[token verification, in-process] unseen token {verification['kit_unseen_token_us']} µs, "
         f"seen token {verification['kit_seen_token_us']} µs; baseline PyJWT decode "
-        f"{verification['baseline_pyjwt_decode_us']} µs ({verification['kit_unseen_over_baseline']}× baseline)")
+        f"{verification['baseline_pyjwt_decode_us']} µs ({verification['kit_unseen_over_baseline']}× baseline)"
+    )
     wrk = ensure_wrk()
     with tempfile.TemporaryDirectory(prefix="zenops-bench-auth-") as tmp:
-        suite = Suite(Path(tmp), Ports.free(), extra_env={"OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-                                                          "OTEL_TRACES_SAMPLER_ARG": "0.1"})
+        suite = Suite(
+            Path(tmp),
+            Ports.free(),
+            extra_env={"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+        )
         say(f"\nstarting the suite in {tmp} ...")
         suite.up(say=say)
         try:
             http = await suite_figures(suite, args, wrk)
         finally:
             suite.down()
-    return {"benchmark": "auth", "when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine,
-            "settings": {"duration_s": args.duration, "warmup_s": args.warmup}, "argon2id": argon,
-            "verification_in_process": verification, "http": http}
+    return {
+        "benchmark": "auth",
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine,
+        "settings": {"duration_s": args.duration, "warmup_s": args.warmup},
+        "argon2id": argon,
+        "verification_in_process": verification,
+        "http": http,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

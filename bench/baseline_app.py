@@ -45,9 +45,13 @@ def _build_time() -> str:
 
 
 # The gateway's ServiceMeta fields, in its order; only schema_revision comes from the database.
-_BEFORE = {"status": "OK", "version": os.environ.get("BASELINE_VERSION", "0.0.0"),
-           "git_sha": os.environ.get("BASELINE_GIT_SHA", "unknown"), "build_time": _build_time(),
-           "environment": os.environ.get("BASELINE_ENVIRONMENT", "local")}
+_BEFORE = {
+    "status": "OK",
+    "version": os.environ.get("BASELINE_VERSION", "0.0.0"),
+    "git_sha": os.environ.get("BASELINE_GIT_SHA", "unknown"),
+    "build_time": _build_time(),
+    "environment": os.environ.get("BASELINE_ENVIRONMENT", "local"),
+}
 
 
 @asynccontextmanager
@@ -62,8 +66,9 @@ async def lifespan(app: Starlette):
 
 async def meta(request: Request) -> JSONResponse:
     revision = await request.app.state.pool.fetchval(QUERY)
-    return JSONResponse({"name": request.path_params["service"], **_BEFORE, "schema_revision": revision or "",
-                         "code": None})
+    return JSONResponse(
+        {"name": request.path_params["service"], **_BEFORE, "schema_revision": revision or "", "code": None}
+    )
 
 
 _INSERT_TASK = (
@@ -83,19 +88,38 @@ async def create_task(request: Request) -> JSONResponse:
         return JSONResponse({"status": 400, "code": "VALIDATION_FAILED"}, status_code=400)
     async with request.app.state.pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT set_config('app.tenant_id', $1, true)", os.environ["BASELINE_TENANT_ID"])
-        row = await conn.fetchrow(_INSERT_TASK, uuid.uuid4(), uuid.UUID(os.environ["BASELINE_TENANT_ID"]),
-                                  title.strip(), _ACTOR, priority.upper())
-    return JSONResponse({"id": row["id"], "title": row["title"], "priority": row["priority"].lower(),
-                         "status": row["status"].lower(), "created_at": row["created_at"].isoformat()},
-                        status_code=201)
+        row = await conn.fetchrow(
+            _INSERT_TASK,
+            uuid.uuid4(),
+            uuid.UUID(os.environ["BASELINE_TENANT_ID"]),
+            title.strip(),
+            _ACTOR,
+            priority.upper(),
+        )
+    return JSONResponse(
+        {
+            "id": row["id"],
+            "title": row["title"],
+            "priority": row["priority"].lower(),
+            "status": row["status"].lower(),
+            "created_at": row["created_at"].isoformat(),
+        },
+        status_code=201,
+    )
 
 
 async def livez(request: Request) -> JSONResponse:
     return JSONResponse({"status": "alive"})
 
 
-app = Starlette(routes=[Route("/v1/meta/{service}", meta), Route("/v1/tasks", create_task, methods=["POST"]),
-                       Route("/v1/livez", livez)], lifespan=lifespan)
+app = Starlette(
+    routes=[
+        Route("/v1/meta/{service}", meta),
+        Route("/v1/tasks", create_task, methods=["POST"]),
+        Route("/v1/livez", livez),
+    ],
+    lifespan=lifespan,
+)
 
 
 def main() -> None:
@@ -103,8 +127,17 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http="httptools", workers=1,
-                access_log=False, log_level="warning", lifespan="on")
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        workers=1,
+        access_log=False,
+        log_level="warning",
+        lifespan="on",
+    )
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ from pathlib import Path
 import grpc
 import httpx
 import psutil
+from openloop import OpenLoopResult, run_open_loop
 from skeleton_path import (
     cpu_snapshot,
     db_counters,
@@ -72,6 +73,9 @@ from zenops_kit.errors import parse_rpc_error
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OUT_PATH = REPO_ROOT / ".bench" / "credits.json"
 TARGET_OPS = 400  # quality.md: reserve+consume on one account, 64 concurrent clients
+# quality.md: latency at 400 req/s offered on a write path; issue 13: unloaded one-row GET.
+OPEN_RATE, OPEN_P50_MS, OPEN_P99_MS = 400, 5.0, 25.0
+UNLOADED_RATE, UNLOADED_P50_MS = 20, 3.0
 HOT_GRANT = 100_000_000
 MANY_GRANT = 10_000_000
 
@@ -113,7 +117,10 @@ class Billing:
         ).account
         await self.stub.GrantCredits(
             pb.GrantCreditsRequest(
-                account_id=acc.id, amount=grant, kind=pb.LEDGER_KIND_GRANT, reason="bench",
+                account_id=acc.id,
+                amount=grant,
+                kind=pb.LEDGER_KIND_GRANT,
+                reason="bench",
                 idempotency_key=f"bench-grant-{acc.id}",
             ),
             metadata=self.metadata,
@@ -210,8 +217,18 @@ def lua_script(path: Path, token: str, run: str, accounts: list[str]) -> Path:
 
 
 def run_wrk_lua(wrk: str, url: str, script: Path, *, seconds: float, connections: int, threads: int) -> str:
-    cmd = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "--latency",
-           "-s", str(script), url]
+    cmd = [
+        wrk,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     if result.returncode != 0:
         raise RuntimeError(f"wrk failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}")
@@ -263,17 +280,26 @@ class Result:
 
     def to_json(self) -> dict:
         return {
-            "label": self.label, "path": self.path, "accounts": self.accounts, "clients": self.clients,
-            "seconds": round(self.seconds, 3), "ops": self.cycles, "ops_per_s": round(self.ops, 1),
-            "requests": self.requests, "requests_per_s": round(self.requests / self.seconds, 1),
-            "latency_ms": self.latency_ms, "errors": self.errors,
+            "label": self.label,
+            "path": self.path,
+            "accounts": self.accounts,
+            "clients": self.clients,
+            "seconds": round(self.seconds, 3),
+            "ops": self.cycles,
+            "ops_per_s": round(self.ops, 1),
+            "requests": self.requests,
+            "requests_per_s": round(self.requests / self.seconds, 1),
+            "latency_ms": self.latency_ms,
+            "errors": self.errors,
             "cpu_ms_per_op": round(self.cpu_ms_per_op, 3),
-            "cpu_ms_per_op_by_process": {k: round(v * 1e3 / max(self.cycles, 1), 3)
-                                         for k, v in self.cpu_seconds.items()},
+            "cpu_ms_per_op_by_process": {
+                k: round(v * 1e3 / max(self.cycles, 1), 3) for k, v in self.cpu_seconds.items()
+            },
             "cores_busy": round(sum(self.cpu_seconds.values()) / self.seconds, 3),
             "machine_busy_cores": round(self.machine_busy_cores, 3),
             "load_generator_cores": round(self.load_generator_cores, 3),
-            "idle_suite_cores": round(self.idle_suite_cores, 3), "other_cores": round(self.other_cores, 3),
+            "idle_suite_cores": round(self.idle_suite_cores, 3),
+            "other_cores": round(self.other_cores, 3),
             **self.extra,
         }
 
@@ -283,7 +309,9 @@ def idle_groups(suite: Suite, groups: dict[str, int]) -> dict[str, int]:
     return {name: p.pid for name, p in suite.procs.items() if name not in groups}
 
 
-def measure_http(label: str, suite: Suite, wrk: str, token: str, accounts: list[str], args, groups, tmp: Path) -> Result:
+def measure_http(
+    label: str, suite: Suite, wrk: str, token: str, accounts: list[str], args, groups, tmp: Path
+) -> Result:
     say(f"\n[{label}] wrk, {args.clients} connections, warm-up {args.warmup:g}s, measuring {args.duration:g}s ...")
     url = suite.url
     warm = lua_script(tmp / "warm.lua", token, f"w{uuid.uuid4().hex[:8]}", accounts)
@@ -304,17 +332,26 @@ def measure_http(label: str, suite: Suite, wrk: str, token: str, accounts: list[
     errors = {k: counts[k] for k in ("conflicts", "client_errors", "server_errors") if counts[k]}
     errors |= {f"socket_{k}": v for k, v in w.socket_errors.items() if v}
     result = Result(
-        label=label, path="http", accounts=len(accounts), clients=args.clients, seconds=w.seconds,
-        cycles=counts["cycles"], requests=w.requests,
-        latency_ms={"request_p50": w.p50_ms, "request_p90": w.p90_ms, "request_p99": w.p99_ms,
-                    "request_max": w.max_ms},
-        errors=errors, cpu_seconds={k: max(0.0, after[k] - before[k]) for k in groups},
-        machine_busy_cores=(busy1 - busy0) / wall, load_generator_cores=(wrk1 - wrk0) / wall,
-        idle_suite_cores=sum(idle1[k] - idle0[k] for k in idle) / wall, warmup_cycles=warm_counts["cycles"],
+        label=label,
+        path="http",
+        accounts=len(accounts),
+        clients=args.clients,
+        seconds=w.seconds,
+        cycles=counts["cycles"],
+        requests=w.requests,
+        latency_ms={"request_p50": w.p50_ms, "request_p90": w.p90_ms, "request_p99": w.p99_ms, "request_max": w.max_ms},
+        errors=errors,
+        cpu_seconds={k: max(0.0, after[k] - before[k]) for k in groups},
+        machine_busy_cores=(busy1 - busy0) / wall,
+        load_generator_cores=(wrk1 - wrk0) / wall,
+        idle_suite_cores=sum(idle1[k] - idle0[k] for k in idle) / wall,
+        warmup_cycles=warm_counts["cycles"],
         uncertain=2 * args.clients + sum(errors.values()) + warm_counts["server_errors"],
         # reserved but not yet consumed when wrk stopped (they stay ACTIVE; the invariants cover them)
-        extra={"reservations_left_active": max(0, counts["reserves"] - counts["cycles"]),
-               "billing_db_per_op": db_per_op(db0, db1, counts["cycles"])},
+        extra={
+            "reservations_left_active": max(0, counts["reserves"] - counts["cycles"]),
+            "billing_db_per_op": db_per_op(db0, db1, counts["cycles"]),
+        },
     )
     report(result)
     return result
@@ -340,14 +377,17 @@ async def grpc_cycles(billing: Billing, accounts: list[str], clients: int, secon
             t0 = time.perf_counter()
             try:
                 r = await stub.ReserveCredits(
-                    pb.ReserveCreditsRequest(account_id=account, amount=1, ref_type="manual", ref_id=key,
-                                             idempotency_key=f"{key}-r"),
-                    metadata=md, timeout=10,
+                    pb.ReserveCreditsRequest(
+                        account_id=account, amount=1, ref_type="manual", ref_id=key, idempotency_key=f"{key}-r"
+                    ),
+                    metadata=md,
+                    timeout=10,
                 )
                 t1 = time.perf_counter()
                 await stub.ConsumeReservation(
                     pb.ConsumeReservationRequest(reservation_id=r.reservation.id, idempotency_key=f"{key}-c"),
-                    metadata=md, timeout=10,
+                    metadata=md,
+                    timeout=10,
                 )
             except grpc.aio.AioRpcError as exc:
                 d = parse_rpc_error(exc)
@@ -360,8 +400,13 @@ async def grpc_cycles(billing: Billing, accounts: list[str], clients: int, secon
 
     started = time.monotonic()
     await asyncio.gather(*(worker(i) for i in range(clients)))
-    return {"wall": time.monotonic() - started, "reserve": lat_reserve, "consume": lat_consume,
-            "cycle": lat_cycle, "errors": dict(errors)}
+    return {
+        "wall": time.monotonic() - started,
+        "reserve": lat_reserve,
+        "consume": lat_consume,
+        "cycle": lat_cycle,
+        "errors": dict(errors),
+    }
 
 
 async def measure_grpc(label: str, suite: Suite, billing: Billing, accounts: list[str], args, groups) -> Result:
@@ -380,18 +425,33 @@ async def measure_grpc(label: str, suite: Suite, billing: Billing, accounts: lis
     db1 = settled_db_counters(suite)
     cycles = len(r["cycle"])
     result = Result(
-        label=label, path="grpc", accounts=len(accounts), clients=args.clients, seconds=r["wall"], cycles=cycles,
+        label=label,
+        path="grpc",
+        accounts=len(accounts),
+        clients=args.clients,
+        seconds=r["wall"],
+        cycles=cycles,
         requests=2 * cycles + sum(r["errors"].values()),
-        latency_ms={"reserve_p50": pct(r["reserve"], 0.5), "reserve_p99": pct(r["reserve"], 0.99),
-                    "consume_p50": pct(r["consume"], 0.5), "consume_p99": pct(r["consume"], 0.99),
-                    "op_p50": pct(r["cycle"], 0.5), "op_p99": pct(r["cycle"], 0.99),
-                    "op_mean": round(statistics.fmean(r["cycle"]), 2) if r["cycle"] else float("nan")},
-        errors=r["errors"], cpu_seconds={k: max(0.0, after[k] - before[k]) for k in groups},
-        machine_busy_cores=(busy1 - busy0) / r["wall"], load_generator_cores=own / r["wall"],
+        latency_ms={
+            "reserve_p50": pct(r["reserve"], 0.5),
+            "reserve_p99": pct(r["reserve"], 0.99),
+            "consume_p50": pct(r["consume"], 0.5),
+            "consume_p99": pct(r["consume"], 0.99),
+            "op_p50": pct(r["cycle"], 0.5),
+            "op_p99": pct(r["cycle"], 0.99),
+            "op_mean": round(statistics.fmean(r["cycle"]), 2) if r["cycle"] else float("nan"),
+        },
+        errors=r["errors"],
+        cpu_seconds={k: max(0.0, after[k] - before[k]) for k in groups},
+        machine_busy_cores=(busy1 - busy0) / r["wall"],
+        load_generator_cores=own / r["wall"],
         idle_suite_cores=sum(idle1[k] - idle0[k] for k in idle) / r["wall"],
-        warmup_cycles=len(warm["cycle"]), uncertain=sum(r["errors"].values()) + sum(warm["errors"].values()),
-        extra={"load_generator_cpu_ms_per_op": round(own * 1e3 / max(cycles, 1), 3),
-               "billing_db_per_op": db_per_op(db0, db1, cycles)},
+        warmup_cycles=len(warm["cycle"]),
+        uncertain=sum(r["errors"].values()) + sum(warm["errors"].values()),
+        extra={
+            "load_generator_cpu_ms_per_op": round(own * 1e3 / max(cycles, 1), 3),
+            "billing_db_per_op": db_per_op(db0, db1, cycles),
+        },
     )
     report(result)
     return result
@@ -412,18 +472,24 @@ def db_per_op(db0: dict | None, db1: dict | None, ops: int) -> dict[str, float] 
 
 def report(r: Result) -> None:
     lat = ", ".join(f"{k} {v}" for k, v in r.latency_ms.items())
-    say(f"  {r.ops:,.1f} ops/s ({r.cycles} reserve+consume in {r.seconds:.1f}s; "
-        f"{r.requests / r.seconds:,.1f} req/s), latency ms: {lat}")
+    say(
+        f"  {r.ops:,.1f} ops/s ({r.cycles} reserve+consume in {r.seconds:.1f}s; "
+        f"{r.requests / r.seconds:,.1f} req/s), latency ms: {lat}"
+    )
     by = ", ".join(f"{k} {v * 1e3 / max(r.cycles, 1):.2f}" for k, v in r.cpu_seconds.items())
     say(f"  errors {sum(r.errors.values())} {r.errors or ''}; CPU ms/op {r.cpu_ms_per_op:.2f} ({by})")
-    say(f"  machine {r.machine_busy_cores:.2f} cores busy = {r.cpu_seconds and sum(r.cpu_seconds.values()) / r.seconds:.2f} "
+    say(
+        f"  machine {r.machine_busy_cores:.2f} cores busy = {r.cpu_seconds and sum(r.cpu_seconds.values()) / r.seconds:.2f} "
         f"counted / {r.load_generator_cores:.2f} load generator / {r.idle_suite_cores:.2f} rest of the suite / "
-        f"{r.other_cores:.2f} other" + ("   <- another load shared the machine: figures are noisy"
-                                         if r.other_cores > 0.25 else ""))
+        f"{r.other_cores:.2f} other"
+        + ("   <- another load shared the machine: figures are noisy" if r.other_cores > 0.25 else "")
+    )
     db = r.extra.get("billing_db_per_op")
     if db:
-        say(f"  billing database per op: {db['transactions']:.2f} transactions, {db['sessions']:.3f} new connections "
-            "(background work included)")
+        say(
+            f"  billing database per op: {db['transactions']:.2f} transactions, {db['sessions']:.3f} new connections "
+            "(background work included)"
+        )
 
 
 # -- invariants ----------------------------------------------------------------------------------
@@ -497,8 +563,10 @@ async def check_invariants(suite: Suite, billing: Billing, results: list[Result]
 
     # the database
     for row in filter(None, suite.pg.psql(LEDGER_VS_WALLETS, "billing").splitlines()):
-        violations.append(f"db: balance row != ledger (account, wallet/ledger granted, consumed, reserved "
-                          f"[+active], overdraft, entries [+seqs, min, max]): {row}")
+        violations.append(
+            f"db: balance row != ledger (account, wallet/ledger granted, consumed, reserved "
+            f"[+active], overdraft, entries [+seqs, min, max]): {row}"
+        )
     orphans = int(suite.pg.psql(CONSUMED_WITHOUT_ENTRY, "billing") or 0)
     if orphans:
         violations.append(f"db: {orphans} consumed reservations without their CONSUME ledger entry")
@@ -533,9 +601,14 @@ async def check_invariants(suite: Suite, billing: Billing, results: list[Result]
         "consumes_seen_by_clients": seen,
         "uncertain": slack,
         "reservations_active_left": active_n,
-        "aggregate": {"granted": t.granted, "consumed": t.consumed, "reserved": t.reserved,
-                      "available": t.available, "accounts": agg.accounts,
-                      "active_reservations": agg.active_reservations},
+        "aggregate": {
+            "granted": t.granted,
+            "consumed": t.consumed,
+            "reserved": t.reserved,
+            "available": t.available,
+            "accounts": agg.accounts,
+            "active_reservations": agg.active_reservations,
+        },
         "billing_reconcile_check": service_check,
     }
 
@@ -546,8 +619,13 @@ async def check_invariants(suite: Suite, billing: Billing, results: list[Result]
 async def suite_figures(suite: Suite, args, wrk: str, tmp: Path) -> tuple[list[Result], dict]:
     billing_addr = f"127.0.0.1:{suite.ports.grpc['billing']}"
     pg = suite.pg.proc.pid
-    http_groups = {"envoy": suite.procs["envoy"].pid, "gateway": suite.procs["gateway"].pid,
-                   "billing": suite.procs["billing"].pid, "postgres": pg, "nats": suite.nats.proc.pid}
+    http_groups = {
+        "envoy": suite.procs["envoy"].pid,
+        "gateway": suite.procs["gateway"].pid,
+        "billing": suite.procs["billing"].pid,
+        "postgres": pg,
+        "nats": suite.nats.proc.pid,
+    }
     grpc_groups = {"billing": suite.procs["billing"].pid, "postgres": pg, "nats": suite.nats.proc.pid}
 
     token = await login(suite)
@@ -560,8 +638,10 @@ async def suite_figures(suite: Suite, args, wrk: str, tmp: Path) -> tuple[list[R
             many += await asyncio.gather(
                 *(setup.account(f"bench account {i}", MANY_GRANT) for i in range(start, min(start + 32, args.accounts)))
             )
-        say(f"\n1 hot account ({HOT_GRANT:,} credits) and {len(many)} accounts ({MANY_GRANT:,} each) "
-            f"created in {time.monotonic() - t0:.1f}s")
+        say(
+            f"\n1 hot account ({HOT_GRANT:,} credits) and {len(many)} accounts ({MANY_GRANT:,} each) "
+            f"created in {time.monotonic() - t0:.1f}s"
+        )
     finally:
         await setup.close()
 
@@ -571,11 +651,11 @@ async def suite_figures(suite: Suite, args, wrk: str, tmp: Path) -> tuple[list[R
         results.append(measure_http(f"HTTP via Envoy, {which}", suite, wrk, token, accounts, args, http_groups, tmp))
         billing = Billing(billing_addr, token)
         try:
-            results.append(
-                await measure_grpc(f"gRPC to billing, {which}", suite, billing, accounts, args, grpc_groups)
-            )
+            results.append(await measure_grpc(f"gRPC to billing, {which}", suite, billing, accounts, args, grpc_groups))
         finally:
             await billing.close()
+
+    open_loop = await open_loop_figures(suite, await login(suite), many, args)
 
     say("\nchecking the invariants ...")
     billing = Billing(billing_addr, await login(suite))
@@ -583,37 +663,100 @@ async def suite_figures(suite: Suite, args, wrk: str, tmp: Path) -> tuple[list[R
         invariants = await check_invariants(suite, billing, results)
     finally:
         await billing.close()
+    invariants["open_loop"] = open_loop
     return results, invariants
+
+
+# -- (iii) open loop through Envoy: fixed arrival rate, latency from each request's due time --------
+
+
+async def open_loop_figures(suite: Suite, token: str, accounts: list[str], args) -> dict:
+    """Reserves (a write: one transaction, a ledger entry, an idempotency key) at `--open-rate`
+    req/s over the accounts, then the unloaded latency of a one-row GET (an account) at a
+    trickle, one request at a time in practice. wrk is closed-loop; this is not (openloop.py)."""
+    host, port = "127.0.0.1", suite.ports.http
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    run = uuid.uuid4().hex[:8]
+
+    def reserve(i: int):
+        key = f"open-{run}-{i}"
+        body = json.dumps(
+            {"account_id": accounts[i % len(accounts)], "amount": 1, "ref_type": "manual", "ref_id": key}
+        ).encode()
+        return "POST", "/v1/billing/credits/reserve", {**auth, "Idempotency-Key": key}, body
+
+    def get_account(i: int):
+        return "GET", f"/v1/billing/accounts/{accounts[i % len(accounts)]}", auth, b""
+
+    out: dict = {}
+    runs = (
+        ("reserve", args.open_rate, reserve, args.duration),
+        ("get account, unloaded", UNLOADED_RATE, get_account, max(3.0, args.duration / 2)),
+    )
+    for name, rate, make, seconds in runs:
+        say(f"\n[open loop via Envoy: {name}] {rate:g} req/s offered for {seconds:g}s ...")
+        result: OpenLoopResult = await asyncio.to_thread(
+            run_open_loop, host, port, rate=rate, seconds=seconds, make_request=make
+        )
+        say("  " + result.line())
+        out[name] = result.to_json()
+    return out
+
+
+def print_open_loop(open_loop: dict) -> None:
+    w, g = open_loop["reserve"], open_loop["get account, unloaded"]
+    ok_w = w["errors"] == 0 and w["latency_ms"]["p50"] <= OPEN_P50_MS and w["latency_ms"]["p99"] <= OPEN_P99_MS
+    ok_g = g["errors"] == 0 and g["latency_ms"]["p50"] <= UNLOADED_P50_MS
+    say(
+        f"  open loop, reserve via Envoy at {w['offered_rps']:g} req/s offered: answered {w['achieved_rps']:,} req/s, "
+        f"p50 {w['latency_ms']['p50']:.2f} ms, p99 {w['latency_ms']['p99']:.2f} ms, {w['errors']} errors "
+        f"(target p50 ≤ {OPEN_P50_MS:g} ms, p99 ≤ {OPEN_P99_MS:g} ms, 0 errors) — {'met' if ok_w else 'NOT met'}"
+    )
+    say(
+        f"  unloaded GET /v1/billing/accounts/{{id}} via Envoy ({g['offered_rps']:g} req/s): p50 "
+        f"{g['latency_ms']['p50']:.2f} ms, p99 {g['latency_ms']['p99']:.2f} ms "
+        f"(target p50 ≤ {UNLOADED_P50_MS:g} ms) — {'met' if ok_g else 'NOT met'}"
+    )
 
 
 def print_summary(results: list[Result], invariants: dict, machine: dict) -> None:
     say("\n" + "=" * 100)
-    say(f"credits — reserve+consume, {results[0].clients} concurrent clients; "
-        f"{machine['cores_logical']} logical cores ({machine['cores_usable']} usable), {machine['cpu']}")
+    say(
+        f"credits — reserve+consume, {results[0].clients} concurrent clients; "
+        f"{machine['cores_logical']} logical cores ({machine['cores_usable']} usable), {machine['cpu']}"
+    )
     say(f"  {'target':<40} {'ops/s':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU ms/op':>10}")
     for r in results:
         p50 = r.latency_ms.get("op_p50", r.latency_ms.get("request_p50"))
         p99 = r.latency_ms.get("op_p99", r.latency_ms.get("request_p99"))
-        say(f"  {r.label:<40} {r.ops:>9,.1f} {r.requests / r.seconds:>9,.1f} {p50:>8} {p99:>8} "
-            f"{sum(r.errors.values()):>7} {r.cpu_ms_per_op:>10.2f}")
+        say(
+            f"  {r.label:<40} {r.ops:>9,.1f} {r.requests / r.seconds:>9,.1f} {p50:>8} {p99:>8} "
+            f"{sum(r.errors.values()):>7} {r.cpu_ms_per_op:>10.2f}"
+        )
     say("  (op = reserve + consume. Latency: per op for gRPC; per HTTP request for wrk, which reports only")
     say("   requests; an op over HTTP is two of them.)")
     noisy = [f"{r.label} ({r.other_cores:.2f} cores)" for r in results if r.other_cores > 0.25]
     if noisy:
         say("  NOISY: something outside the suite used CPU during " + "; ".join(noisy) + " — rerun on a quiet machine")
     v = invariants["violations"]
-    say(f"  invariants: {len(v)} violation(s); {invariants['accounts']} accounts, {invariants['ledger_entries']:,} "
+    say(
+        f"  invariants: {len(v)} violation(s); {invariants['accounts']} accounts, {invariants['ledger_entries']:,} "
         f"ledger entries, {invariants['credits_consumed_db']:,} credits consumed (clients saw "
         f"{invariants['consumes_seen_by_clients']:,} + ≤{invariants['uncertain']} in flight or failed), "
-        f"{invariants['reservations_active_left']} reservations left active by wrk's stop")
+        f"{invariants['reservations_active_left']} reservations left active by wrk's stop"
+    )
     say(f"  billing's own invariant check: {invariants['billing_reconcile_check'] or 'healthy'}")
     for line in v[:20]:
         say(f"    ! {line}")
     hot = [r for r in results if r.accounts == 1]
     best = max((r.ops for r in hot), default=0.0)
     verdict = "met" if best >= TARGET_OPS and not v else "NOT met"
-    say(f"  quality.md target: ≥ {TARGET_OPS} ops/s on one account with 64 concurrent clients, zero invariant "
-        f"violations → one account: " + ", ".join(f"{r.path} {r.ops:,.1f} ops/s" for r in hot) + f" — {verdict}")
+    say(
+        f"  quality.md target: ≥ {TARGET_OPS} ops/s on one account with 64 concurrent clients, zero invariant "
+        f"violations → one account: " + ", ".join(f"{r.path} {r.ops:,.1f} ops/s" for r in hot) + f" — {verdict}"
+    )
+    if invariants.get("open_loop"):
+        print_open_loop(invariants["open_loop"])
     say("=" * 100)
 
 
@@ -625,10 +768,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     p.add_argument("--accounts", type=int, default=256, help="accounts of the many-accounts target (default 256)")
     p.add_argument("--trace-sample", type=float, default=0.1, help="OTEL trace sampling ratio (default 0.1)")
-    p.add_argument("--no-tracing", action="store_true",
-                   help="OTEL_SDK_DISABLED=true in the suite: no instrumentation at all (to see what tracing costs)")
+    p.add_argument(
+        "--no-tracing",
+        action="store_true",
+        help="OTEL_SDK_DISABLED=true in the suite: no instrumentation at all (to see what tracing costs)",
+    )
     p.add_argument("--quick", action="store_true", help="smoke run: 1 s warm-up, 3 s measured, 64 accounts")
     p.add_argument("--strict", action="store_true", help="exit 1 when an invariant is violated")
+    p.add_argument(
+        "--open-rate",
+        type=float,
+        default=OPEN_RATE,
+        help=f"req/s offered in the open-loop reserve run (default {OPEN_RATE})",
+    )
     p.add_argument("--out", type=Path, default=OUT_PATH)
     args = p.parse_args(argv)
     if args.quick:
@@ -654,9 +806,14 @@ async def amain(args) -> dict:
         "benchmark": "credits",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine,
-        "settings": {"duration_s": args.duration, "warmup_s": args.warmup, "clients": args.clients,
-                     "wrk_threads": args.threads, "accounts": args.accounts,
-                     "tracing": "off (OTEL_SDK_DISABLED)" if args.no_tracing else f"sampled at {args.trace_sample:g}"},
+        "settings": {
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "clients": args.clients,
+            "wrk_threads": args.threads,
+            "accounts": args.accounts,
+            "tracing": "off (OTEL_SDK_DISABLED)" if args.no_tracing else f"sampled at {args.trace_sample:g}",
+        },
         "target": {"ops_per_s_one_account": TARGET_OPS, "invariant_violations": 0},
         "results": [r.to_json() for r in results],
         "invariants": invariants,

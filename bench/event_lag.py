@@ -39,15 +39,18 @@ def lags(suite: Suite, since: str) -> tuple[dict[str, list[float]], int, int]:
     """({consumer: lags in ms}, events produced since `since`, events no consumer applied)."""
     produced: dict[str, float] = {}
     for db in WORKFLOW_SERVICES:
-        for line in suite.pg.psql(f"SELECT id, extract(epoch FROM created_at) FROM outbox "
-                                  f"WHERE created_at >= '{since}'", db).splitlines():
+        for line in suite.pg.psql(
+            f"SELECT id, extract(epoch FROM created_at) FROM outbox WHERE created_at >= '{since}'", db
+        ).splitlines():
             event_id, at = line.split("|")
             produced[event_id] = float(at)
     found: dict[str, list[float]] = {}
     applied: set[str] = set()
     for db in WORKFLOW_SERVICES:
-        for line in suite.pg.psql(f"SELECT consumer, event_id, extract(epoch FROM processed_at) FROM inbox "
-                                  f"WHERE processed_at >= '{since}'", db).splitlines():
+        for line in suite.pg.psql(
+            f"SELECT consumer, event_id, extract(epoch FROM processed_at) FROM inbox WHERE processed_at >= '{since}'",
+            db,
+        ).splitlines():
             consumer, event_id, at = line.split("|")
             if event_id in produced:
                 applied.add(event_id)
@@ -62,8 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accept-rate", type=float, default=10.0)
     args = parser.parse_args(argv)
     data = Path(tempfile.mkdtemp(prefix="zenops-bench-lag-"))
-    suite = Suite(data, Ports.free(), extra_env={"OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-                                                 "OTEL_TRACES_SAMPLER_ARG": "0.1"})
+    suite = Suite(
+        data,
+        Ports.free(),
+        extra_env={"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+    )
     print("event lag under write load: starting the suite ...", flush=True)
     suite.up(say=lambda *_: None)
     try:
@@ -96,18 +102,33 @@ def main(argv: list[str] | None = None) -> int:
         suite.down()
         shutil.rmtree(data, ignore_errors=True)
     every = [v for values in found.values() for v in values]
-    print(f"  write load: {sum(writes) / elapsed:.0f} task writes/s; {accepted} requests accepted "
-          f"({accepted / elapsed:.1f}/s)")
+    print(
+        f"  write load: {sum(writes) / elapsed:.0f} task writes/s; {accepted} requests accepted "
+        f"({accepted / elapsed:.1f}/s)"
+    )
     for consumer, values in sorted(found.items()):
-        print(f"  {consumer:<40} n={len(values):<5} p50 {pct(values, 50):7.1f} ms  p99 {pct(values, 99):7.1f} ms  "
-              f"max {max(values):7.1f} ms")
-    print(f"  {'all consumers':<40} n={len(every):<5} p50 {pct(every, 50):7.1f} ms  p99 {pct(every, 99):7.1f} ms; "
-          f"{produced} events produced, {lost} never applied (target p99 <= 250 ms, 0 lost)")
+        print(
+            f"  {consumer:<40} n={len(values):<5} p50 {pct(values, 50):7.1f} ms  p99 {pct(values, 99):7.1f} ms  "
+            f"max {max(values):7.1f} ms"
+        )
+    print(
+        f"  {'all consumers':<40} n={len(every):<5} p50 {pct(every, 50):7.1f} ms  p99 {pct(every, 99):7.1f} ms; "
+        f"{produced} events produced, {lost} never applied (target p99 <= 250 ms, 0 lost)"
+    )
     out = ROOT / ".bench" / "event_lag.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"p50_ms": pct(every, 50), "p99_ms": pct(every, 99), "events": produced, "lost": lost,
-                               "per_consumer": {c: {"p50": pct(v, 50), "p99": pct(v, 99), "n": len(v)}
-                                                for c, v in found.items()}}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "p50_ms": pct(every, 50),
+                "p99_ms": pct(every, 99),
+                "events": produced,
+                "lost": lost,
+                "per_consumer": {c: {"p50": pct(v, 50), "p99": pct(v, 99), "n": len(v)} for c, v in found.items()},
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

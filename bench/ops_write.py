@@ -85,8 +85,18 @@ def pct(values: list[float], q: float) -> float:
 
 
 def run_wrk_post(wrk: str, url: str, script: Path, *, seconds: float, connections: int, threads: int) -> str:
-    cmd = [wrk, f"-t{max(1, min(threads, connections))}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s",
-           "--latency", "-s", str(script), url]
+    cmd = [
+        wrk,
+        f"-t{max(1, min(threads, connections))}",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     if result.returncode != 0:
         raise RuntimeError(f"wrk failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}")
@@ -96,8 +106,11 @@ def run_wrk_post(wrk: str, url: str, script: Path, *, seconds: float, connection
 def login(suite: Suite) -> str:
     email, password = suite.admin_credentials
     # straight to the gateway: Envoy limits logins per address, which is not what is measured
-    r = httpx.post(f"http://127.0.0.1:{suite.ports.gateway}/v1/auth/login",
-                   json={"email": email, "password": password, "aud": "web"}, timeout=30)
+    r = httpx.post(
+        f"http://127.0.0.1:{suite.ports.gateway}/v1/auth/login",
+        json={"email": email, "password": password, "aud": "web"},
+        timeout=30,
+    )
     if r.status_code != 200:
         raise SystemExit(f"login failed: {r.status_code} {r.text[:300]}")
     return r.json()["access_token"]
@@ -118,22 +131,45 @@ def prepare_intake(api: Api, requests: int) -> list[str]:
     """A CREDIT billing account with credits, a channel charged to it, and `requests`
     submitted channel requests (staff submit naming the channel)."""
     account = api.post("/v1/billing/accounts", {"display_name": "bench channel account", "policy": "credit"})
-    api.post(f"/v1/billing/accounts/{account['id']}/credits/grant", {"amount": requests * 2, "reason": "bench"},
-             expect=200)
-    channel = api.post("/v1/channels", {"name": f"bench channel {uuid.uuid4().hex[:8]}", "channel_type": "agent",
-                                        "commission_mode": "percent", "commission_value": 250,
-                                        "billing_account_id": account["id"]})
+    api.post(
+        f"/v1/billing/accounts/{account['id']}/credits/grant", {"amount": requests * 2, "reason": "bench"}, expect=200
+    )
+    channel = api.post(
+        "/v1/channels",
+        {
+            "name": f"bench channel {uuid.uuid4().hex[:8]}",
+            "channel_type": "agent",
+            "commission_mode": "percent",
+            "commission_value": 250,
+            "billing_account_id": account["id"],
+        },
+    )
     ids = []
     for i in range(requests):
-        ids.append(api.post("/v1/channel-requests", {
-            "channel_id": channel["id"], "borrower_name": f"Borrower {i}", "requested_service": "valuation_report",
-            "credits": 1, "property": {"address_line1": f"{i} MG Road", "city": "Pune", "state": "MH",
-                                       "pin_code": "411001", "property_type": "residential_flat"}})["id"])
+        ids.append(
+            api.post(
+                "/v1/channel-requests",
+                {
+                    "channel_id": channel["id"],
+                    "borrower_name": f"Borrower {i}",
+                    "requested_service": "valuation_report",
+                    "credits": 1,
+                    "property": {
+                        "address_line1": f"{i} MG Road",
+                        "city": "Pune",
+                        "state": "MH",
+                        "pin_code": "411001",
+                        "property_type": "residential_flat",
+                    },
+                },
+            )["id"]
+        )
     return ids
 
 
-def accept_at_rate(api: Api, ids: list[str], rate: float, stop: threading.Event, accepted: list[str],
-                   errors: list[str]) -> None:
+def accept_at_rate(
+    api: Api, ids: list[str], rate: float, stop: threading.Event, accepted: list[str], errors: list[str]
+) -> None:
     """Open loop: one accept every 1/rate seconds (never waiting on the previous answer's
     lateness to schedule the next)."""
     start = time.monotonic()
@@ -150,16 +186,19 @@ def accept_at_rate(api: Api, ids: list[str], rate: float, stop: threading.Event,
 
 def event_lags(suite: Suite, timeout: float = 30.0) -> tuple[list[float], int, int]:
     """(lags in ms, events published, events not applied by billing within `timeout`)."""
+
     def rows(database: str, sql: str) -> dict[str, float]:
         out = suite.pg.psql(sql, database)
         return {line.split("|")[0]: float(line.split("|")[1]) for line in out.splitlines() if "|" in line}
 
-    produced = rows("ops", "SELECT id, extract(epoch FROM created_at) FROM outbox "
-                           "WHERE event_type = 'ops.channel_request.accepted'")
+    produced = rows(
+        "ops", "SELECT id, extract(epoch FROM created_at) FROM outbox WHERE event_type = 'ops.channel_request.accepted'"
+    )
     deadline = time.monotonic() + timeout
     while True:
-        applied = rows("billing", "SELECT event_id, extract(epoch FROM processed_at) FROM inbox "
-                                  "WHERE consumer = 'billing-ops'")
+        applied = rows(
+            "billing", "SELECT event_id, extract(epoch FROM processed_at) FROM inbox WHERE consumer = 'billing-ops'"
+        )
         missing = [e for e in produced if e not in applied]
         if not missing or time.monotonic() > deadline:
             break
@@ -177,11 +216,19 @@ def measure(label: str, wrk: str, url: str, script: Path, groups: dict[str, int]
     out = run_wrk_post(wrk, url, script, seconds=args.duration, connections=args.connections, threads=args.threads)
     wall = time.monotonic() - t0
     after = cpu_snapshot(groups)
-    m = Measurement(label=label, url=url, wrk=parse_wrk(out), wall_seconds=wall,
-                    cpu_seconds={k: max(0.0, after[k] - before[k]) for k in groups},
-                    wrk_cpu_seconds=reaped_children_seconds() - wrk0, machine_busy_seconds=machine_busy_seconds() - busy0)
-    say(f"[{label}] {m.wrk.rps:,.0f} req/s, p50 {m.wrk.p50_ms:.2f} ms, p99 {m.wrk.p99_ms:.2f} ms, "
-        f"{m.wrk.errors} errors, {m.cpu_ms_per_request:.3f} ms CPU/request")
+    m = Measurement(
+        label=label,
+        url=url,
+        wrk=parse_wrk(out),
+        wall_seconds=wall,
+        cpu_seconds={k: max(0.0, after[k] - before[k]) for k in groups},
+        wrk_cpu_seconds=reaped_children_seconds() - wrk0,
+        machine_busy_seconds=machine_busy_seconds() - busy0,
+    )
+    say(
+        f"[{label}] {m.wrk.rps:,.0f} req/s, p50 {m.wrk.p50_ms:.2f} ms, p99 {m.wrk.p99_ms:.2f} ms, "
+        f"{m.wrk.errors} errors, {m.cpu_ms_per_request:.3f} ms CPU/request"
+    )
     return m
 
 
@@ -205,8 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     wrk = ensure_wrk()
     data = Path(tempfile.mkdtemp(prefix="zenops-bench-ops-"))
     # 10% sampling, spans made and dropped (no collector): the cost of tracing is counted.
-    suite = Suite(data, Ports.free(), extra_env={"OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-                                                 "OTEL_TRACES_SAMPLER_ARG": args.sampling})
+    suite = Suite(
+        data,
+        Ports.free(),
+        extra_env={"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": args.sampling},
+    )
     say("starting the suite ...")
     suite.up(say=say)
     baseline = None
@@ -219,12 +269,20 @@ def main(argv: list[str] | None = None) -> int:
         script = data / "tasks.lua"
         script.write_text(LUA % {"token": token, "run": uuid.uuid4().hex[:8]})
         pg = suite.pg.proc.pid
-        groups = {"envoy": suite.procs["envoy"].pid, "gateway": suite.procs["gateway"].pid,
-                  "ops": suite.procs["ops"].pid, "postgres": pg, "nats": suite.nats.proc.pid}
+        groups = {
+            "envoy": suite.procs["envoy"].pid,
+            "gateway": suite.procs["gateway"].pid,
+            "ops": suite.procs["ops"].pid,
+            "postgres": pg,
+            "nats": suite.nats.proc.pid,
+        }
 
         stop, accepted, accept_errors = threading.Event(), [], []
-        acceptor = threading.Thread(target=accept_at_rate, args=(Api(suite.url, token), ids, args.accept_rate, stop,
-                                                                 accepted, accept_errors), daemon=True)
+        acceptor = threading.Thread(
+            target=accept_at_rate,
+            args=(Api(suite.url, token), ids, args.accept_rate, stop, accepted, accept_errors),
+            daemon=True,
+        )
         acceptor.start()
         suite_m = measure("suite: POST /v1/tasks via Envoy", wrk, suite.url, script, groups, args)
         stop.set()
@@ -233,8 +291,9 @@ def main(argv: list[str] | None = None) -> int:
 
         tenant = suite.pg.psql("SELECT tenant_id FROM tasks LIMIT 1", "ops").strip()
         baseline, base_url = start_baseline(suite, data, pool_size=4, extra_env={"BASELINE_TENANT_ID": tenant})
-        base_m = measure("baseline: Starlette + asyncpg", wrk, base_url, script,
-                         {"baseline": baseline.pid, "postgres": pg}, args)
+        base_m = measure(
+            "baseline: Starlette + asyncpg", wrk, base_url, script, {"baseline": baseline.pid, "postgres": pg}, args
+        )
     finally:
         if baseline is not None:
             baseline.terminate()
@@ -247,23 +306,45 @@ def main(argv: list[str] | None = None) -> int:
     say(f"ops write path — POST /v1/tasks, {args.connections} connections, trace sampling {args.sampling}")
     say(f"  {'target':<36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU ms/req':>11}")
     for m in (suite_m, base_m):
-        say(f"  {m.label:<36} {m.wrk.rps:>9,.0f} {m.wrk.p50_ms:>8.2f} {m.wrk.p99_ms:>8.2f} {m.wrk.errors:>7} "
-            f"{m.cpu_ms_per_request:>11.3f}")
+        say(
+            f"  {m.label:<36} {m.wrk.rps:>9,.0f} {m.wrk.p50_ms:>8.2f} {m.wrk.p99_ms:>8.2f} {m.wrk.errors:>7} "
+            f"{m.cpu_ms_per_request:>11.3f}"
+        )
     say(f"  CPU per request: {ratio:.2f}x the baseline; throughput {suite_m.wrk.rps / base_m.wrk.rps:.2f}x")
-    say("  suite CPU ms/request by process: " + ", ".join(
-        f"{k} {v * 1e3 / max(suite_m.wrk.requests, 1):.3f}" for k, v in suite_m.cpu_seconds.items()))
-    say(f"  event lag accept → billing reservation ({len(accepted)} accepted at {args.accept_rate:g}/s, "
+    say(
+        "  suite CPU ms/request by process: "
+        + ", ".join(f"{k} {v * 1e3 / max(suite_m.wrk.requests, 1):.3f}" for k, v in suite_m.cpu_seconds.items())
+    )
+    say(
+        f"  event lag accept → billing reservation ({len(accepted)} accepted at {args.accept_rate:g}/s, "
         f"{len(accept_errors)} accept errors): p50 {pct(lags, 50):.1f} ms, p99 {pct(lags, 99):.1f} ms, "
-        f"max {max(lags, default=float('nan')):.1f} ms; {produced} events, {lost} not applied")
+        f"max {max(lags, default=float('nan')):.1f} ms; {produced} events, {lost} not applied"
+    )
     for name, target in TARGETS.items():
         say(f"  target: {name}: {target}")
     OUT_PATH.parent.mkdir(exist_ok=True)
-    OUT_PATH.write_text(json.dumps({
-        "suite": suite_m.to_json(), "baseline": base_m.to_json(), "cpu_ratio": round(ratio, 3),
-        "event_lag_ms": {"p50": pct(lags, 50), "p99": pct(lags, 99), "max": max(lags, default=None),
-                         "events": produced, "not_applied": lost, "accepted": len(accepted),
-                         "accept_errors": len(accept_errors), "rate_per_s": args.accept_rate},
-        "machine": machine_info(), "targets": TARGETS}, indent=2))
+    OUT_PATH.write_text(
+        json.dumps(
+            {
+                "suite": suite_m.to_json(),
+                "baseline": base_m.to_json(),
+                "cpu_ratio": round(ratio, 3),
+                "event_lag_ms": {
+                    "p50": pct(lags, 50),
+                    "p99": pct(lags, 99),
+                    "max": max(lags, default=None),
+                    "events": produced,
+                    "not_applied": lost,
+                    "accepted": len(accepted),
+                    "accept_errors": len(accept_errors),
+                    "rate_per_s": args.accept_rate,
+                },
+                "machine": machine_info(),
+                "targets": TARGETS,
+            },
+            indent=2,
+        )
+    )
     say(f"\nfigures written to {OUT_PATH.relative_to(REPO_ROOT)}")
     return 0
 

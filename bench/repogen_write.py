@@ -257,17 +257,34 @@ def serve_baseline(port: int) -> None:
         ],
         lifespan=lifespan,
     )
-    uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", workers=1, access_log=False,
-                log_level="warning", lifespan="on")
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        workers=1,
+        access_log=False,
+        log_level="warning",
+        lifespan="on",
+    )
 
 
 def start_baseline(suite: Suite, data_dir: Path, pool_size: int):
     port = free_port()
-    env = {**os.environ, "BASELINE_DATABASE_URL": suite.database_url("repogen"),
-           "BASELINE_POOL_SIZE": str(pool_size), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "BASELINE_DATABASE_URL": suite.database_url("repogen"),
+        "BASELINE_POOL_SIZE": str(pool_size),
+        "PYTHONUNBUFFERED": "1",
+    }
     log_path = data_dir / "logs" / "baseline.log"
-    proc = spawn([sys.executable, str(Path(__file__).resolve()), "--serve-baseline", "--port", str(port)],
-                 log_path=log_path, env=env, cwd=REPO_ROOT)
+    proc = spawn(
+        [sys.executable, str(Path(__file__).resolve()), "--serve-baseline", "--port", str(port)],
+        log_path=log_path,
+        env=env,
+        cwd=REPO_ROOT,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:
@@ -296,11 +313,16 @@ def prepare(base: str, token: str, count: int, contract: dict) -> list[str]:
 
     banks = ok("GET", "/v1/banks", 200, params={"q": "SBI"})["items"]
     bank = next((b for b in banks if b["code"] == "SBI"), None) or ok(
-        "POST", "/v1/banks", 201, json={"code": "SBI", "name": "State Bank of India"})
+        "POST", "/v1/banks", 201, json={"code": "SBI", "name": "State Bank of India"}
+    )
     ids = []
     for i in range(count):
-        a = ok("POST", "/v1/assignments", 201, json={"source_type": "bank", "bank_id": bank["id"],
-                                                      "borrower_name": f"Borrower {i}"})
+        a = ok(
+            "POST",
+            "/v1/assignments",
+            201,
+            json={"source_type": "bank", "bank_id": bank["id"], "borrower_name": f"Borrower {i}"},
+        )
         wo = ok("POST", "/v1/work-orders", 201, json={"assignment_id": a["id"]})
         ok("PATCH", f"/v1/work-orders/{wo['id']}/contract", 200, json={"expected_version": 0, "patch": contract})
         ids.append(wo["id"])
@@ -342,11 +364,17 @@ def baseline_versions(suite: Suite, ids: list[str]) -> dict[str, int]:
 
 def write_script(path: Path, token: str, versions: dict[str, int], threads: int) -> Path:
     ids = list(versions)
-    path.write_text(LUA % {
-        "token": token, "run": uuid.uuid4().hex[:8], "threads": threads,
-        "ids": ", ".join(f'"{i}"' for i in ids), "versions": ", ".join(str(versions[i]) for i in ids),
-        "patch": PATCH_TEMPLATE,
-    })
+    path.write_text(
+        LUA
+        % {
+            "token": token,
+            "run": uuid.uuid4().hex[:8],
+            "threads": threads,
+            "ids": ", ".join(f'"{i}"' for i in ids),
+            "versions": ", ".join(str(versions[i]) for i in ids),
+            "patch": PATCH_TEMPLATE,
+        }
+    )
     return path
 
 
@@ -377,14 +405,23 @@ def measure(label: str, wrk: str, url: str, script_for, groups: dict[str, int], 
         db1 = db()
         if db1 is not None and result.requests:
             db_per_request = {k: (db1[k] - db0[k]) / result.requests for k in db0}
-    m = Measurement(label=label, url=url, wrk=result, wall_seconds=wall,
-                    cpu_seconds={k: max(0.0, after[k] - before[k]) for k in groups},
-                    wrk_cpu_seconds=wrk1 - wrk0, machine_busy_seconds=busy1 - busy0, db_per_request=db_per_request)
+    m = Measurement(
+        label=label,
+        url=url,
+        wrk=result,
+        wall_seconds=wall,
+        cpu_seconds={k: max(0.0, after[k] - before[k]) for k in groups},
+        wrk_cpu_seconds=wrk1 - wrk0,
+        machine_busy_seconds=busy1 - busy0,
+        db_per_request=db_per_request,
+    )
     m.recovered = int(stats.group(1)) if stats else -1  # type: ignore[attr-defined]
     m.first_errors = first_errors  # type: ignore[attr-defined]
-    say(f"[{label}] {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, "
+    say(
+        f"[{label}] {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, "
         f"{result.errors} errors, {m.cpu_ms_per_request:.3f} ms CPU/request"
-        + (f", {m.recovered} lost answers re-read" if m.recovered else ""))  # type: ignore[attr-defined]
+        + (f", {m.recovered} lost answers re-read" if m.recovered else "")
+    )  # type: ignore[attr-defined]
     for line in first_errors:
         say(f"[{label}]   first error of a wrk thread: {line}")
     return m
@@ -456,8 +493,14 @@ async def open_loop(url: str, token: str, versions: dict[str, int], *, rate: flo
 
     async def one(n: int, due: float, work_order_id: str, version: int) -> None:
         body = (PATCH_TEMPLATE % (version, 118500 + n % 997, run, n)).encode()
-        head = (f"PATCH /v1/work-orders/{work_order_id}/contract HTTP/1.1\r\nHost: {host}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n").encode() + auth + b"\r\n"
+        head = (
+            (
+                f"PATCH /v1/work-orders/{work_order_id}/contract HTTP/1.1\r\nHost: {host}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            ).encode()
+            + auth
+            + b"\r\n"
+        )
         conn = connections[work_order_id]
         try:
             status, payload = await asyncio.wait_for(conn.request(head, body), 10)
@@ -490,9 +533,18 @@ async def open_loop(url: str, token: str, versions: dict[str, int], *, rate: flo
     for conn in connections.values():
         conn.close()
     ok = statuses.get(200, 0)
-    return {"offered_rate": rate, "seconds": round(wall, 3), "due": n, "sent": n - skipped, "skipped": skipped,
-            "ok": ok, "errors": sum(v for k, v in statuses.items() if k != 200), "statuses": statuses,
-            "achieved_rps": round(ok / wall, 1) if wall else 0.0, "latencies": latencies}
+    return {
+        "offered_rate": rate,
+        "seconds": round(wall, 3),
+        "due": n,
+        "sent": n - skipped,
+        "skipped": skipped,
+        "ok": ok,
+        "errors": sum(v for k, v in statuses.items() if k != 200),
+        "statuses": statuses,
+        "achieved_rps": round(ok / wall, 1) if wall else 0.0,
+        "latencies": latencies,
+    }
 
 
 def run_loop(coro):
@@ -514,16 +566,23 @@ def measure_open_loop(url: str, token: str, versions: dict[str, int], groups: di
     lat = result.pop("latencies")
     cpu = {k: max(0.0, after[k] - before[k]) for k in groups}
     result |= {
-        "latency_ms": {"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99), "max": max(lat, default=None),
-                       "mean": statistics.fmean(lat) if lat else None},
+        "latency_ms": {
+            "p50": pct(lat, 50),
+            "p90": pct(lat, 90),
+            "p99": pct(lat, 99),
+            "max": max(lat, default=None),
+            "mean": statistics.fmean(lat) if lat else None,
+        },
         "cpu_ms_per_request": round(sum(cpu.values()) * 1e3 / max(result["ok"], 1), 4),
         "cpu_ms_per_request_by_process": {k: round(v * 1e3 / max(result["ok"], 1), 4) for k, v in cpu.items()},
         "generator_cpu_seconds": round((self1.ru_utime + self1.ru_stime) - (self0.ru_utime + self0.ru_stime), 3),
         "machine_busy_cores": round((busy1 - busy0) / wall, 3),
     }
-    say(f"[suite, open loop] {result['achieved_rps']:,.0f} req/s answered, p50 {result['latency_ms']['p50']:.2f} ms, "
+    say(
+        f"[suite, open loop] {result['achieved_rps']:,.0f} req/s answered, p50 {result['latency_ms']['p50']:.2f} ms, "
         f"p99 {result['latency_ms']['p99']:.2f} ms, {result['errors']} errors, {result['skipped']} skipped, "
-        f"{result['cpu_ms_per_request']:.3f} ms CPU/request")
+        f"{result['cpu_ms_per_request']:.3f} ms CPU/request"
+    )
     return result
 
 
@@ -589,8 +648,11 @@ def main(argv: list[str] | None = None) -> int:
     wrk = ensure_wrk()
     data = Path(tempfile.mkdtemp(prefix="zenops-bench-repogen-"))
     # 10% sampling, spans made and dropped (no collector): the cost of tracing is counted.
-    suite = Suite(data, Ports.free(), extra_env={"OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-                                                 "OTEL_TRACES_SAMPLER_ARG": args.sampling})
+    suite = Suite(
+        data,
+        Ports.free(),
+        extra_env={"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": args.sampling},
+    )
     say("starting the suite ...")
     suite.up(say=say)
     baseline = None
@@ -600,15 +662,27 @@ def main(argv: list[str] | None = None) -> int:
         say(f"preparing {args.work_orders} work orders (assignment → work order → full contract) ...")
         ids = prepare(f"http://127.0.0.1:{suite.ports.gateway}", token, args.work_orders, CONTRACT)
         pg = suite.pg.proc.pid
-        groups = {"envoy": suite.procs["envoy"].pid, "gateway": suite.procs["gateway"].pid,
-                  "repogen": suite.procs["repogen"].pid, "postgres": pg, "nats": suite.nats.proc.pid}
+        groups = {
+            "envoy": suite.procs["envoy"].pid,
+            "gateway": suite.procs["gateway"].pid,
+            "repogen": suite.procs["repogen"].pid,
+            "postgres": pg,
+            "nats": suite.nats.proc.pid,
+        }
         script = data / "patch.lua"
 
         def suite_script() -> Path:
             return write_script(script, token, suite_versions(suite, ids), args.threads)
 
-        suite_m = measure("suite: PATCH contract via Envoy", wrk, suite.url, suite_script, groups, args,
-                          db=lambda: db_counters(suite, "repogen"))
+        suite_m = measure(
+            "suite: PATCH contract via Envoy",
+            wrk,
+            suite.url,
+            suite_script,
+            groups,
+            args,
+            db=lambda: db_counters(suite, "repogen"),
+        )
         if args.rate > 0:
             open_result = measure_open_loop(suite.url, token, suite_versions(suite, ids), groups, args)
 
@@ -617,15 +691,25 @@ def main(argv: list[str] | None = None) -> int:
         base_ids = [str(uuid.uuid4()) for _ in ids]
         literal = json.dumps(CONTRACT).replace("'", "''")
         listed = ",".join(f"'{i}'" for i in base_ids)
-        suite.pg.psql(f"INSERT INTO bench_contracts (id, version, contract) SELECT unnest(ARRAY[{listed}]::uuid[]), "
-                      f"1, '{literal}'::jsonb", "repogen")
+        suite.pg.psql(
+            f"INSERT INTO bench_contracts (id, version, contract) SELECT unnest(ARRAY[{listed}]::uuid[]), "
+            f"1, '{literal}'::jsonb",
+            "repogen",
+        )
         baseline, base_url = start_baseline(suite, data, args.pool_size)
 
         def baseline_script() -> Path:
             return write_script(script, token, baseline_versions(suite, base_ids), args.threads)
 
-        base_m = measure("baseline: Starlette + asyncpg", wrk, base_url, baseline_script,
-                         {"baseline": baseline.pid, "postgres": pg}, args, db=lambda: db_counters(suite, "repogen"))
+        base_m = measure(
+            "baseline: Starlette + asyncpg",
+            wrk,
+            base_url,
+            baseline_script,
+            {"baseline": baseline.pid, "postgres": pg},
+            args,
+            db=lambda: db_counters(suite, "repogen"),
+        )
         rules_us = rules_cost_us(CONTRACT)
         crashed = suite.crashed()
     finally:
@@ -637,28 +721,40 @@ def main(argv: list[str] | None = None) -> int:
 
     ratio = suite_m.cpu_ms_per_request / base_m.cpu_ms_per_request
     say("\n" + "=" * 100)
-    say(f"repogen write path — PATCH /v1/work-orders/{{id}}/contract on {args.work_orders} work orders, "
-        f"{args.connections} connections, trace sampling {args.sampling}")
+    say(
+        f"repogen write path — PATCH /v1/work-orders/{{id}}/contract on {args.work_orders} work orders, "
+        f"{args.connections} connections, trace sampling {args.sampling}"
+    )
     say(f"  {'target':<36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU ms/req':>11}")
     for m in (suite_m, base_m):
-        say(f"  {m.label:<36} {m.wrk.rps:>9,.0f} {m.wrk.p50_ms:>8.2f} {m.wrk.p99_ms:>8.2f} {m.wrk.errors:>7} "
-            f"{m.cpu_ms_per_request:>11.3f}")
+        say(
+            f"  {m.label:<36} {m.wrk.rps:>9,.0f} {m.wrk.p50_ms:>8.2f} {m.wrk.p99_ms:>8.2f} {m.wrk.errors:>7} "
+            f"{m.cpu_ms_per_request:>11.3f}"
+        )
     if open_result is not None:
         lat = open_result["latency_ms"]
-        say(f"  {'suite, open loop @ ' + format(args.rate, 'g') + ' req/s':<36} {open_result['achieved_rps']:>9,.0f} "
+        say(
+            f"  {'suite, open loop @ ' + format(args.rate, 'g') + ' req/s':<36} {open_result['achieved_rps']:>9,.0f} "
             f"{lat['p50']:>8.2f} {lat['p99']:>8.2f} {open_result['errors']:>7} "
             f"{open_result['cpu_ms_per_request']:>11.3f}   ({open_result['skipped']} skipped, generator "
-            f"{open_result['generator_cpu_seconds']:.1f} s CPU)")
+            f"{open_result['generator_cpu_seconds']:.1f} s CPU)"
+        )
     say(f"  CPU per request: {ratio:.2f}x the baseline; throughput {suite_m.wrk.rps / base_m.wrk.rps:.2f}x")
-    say(f"  of the suite's CPU per request, the rules engine + readiness + canonical JSON take ≈ {rules_us / 1e3:.3f} ms "
-        "(in-process, one core); the baseline does none of it")
-    say("  suite CPU ms/request by process: " + ", ".join(
-        f"{k} {v * 1e3 / max(suite_m.wrk.requests, 1):.3f}" for k, v in suite_m.cpu_seconds.items()))
+    say(
+        f"  of the suite's CPU per request, the rules engine + readiness + canonical JSON take ≈ {rules_us / 1e3:.3f} ms "
+        "(in-process, one core); the baseline does none of it"
+    )
+    say(
+        "  suite CPU ms/request by process: "
+        + ", ".join(f"{k} {v * 1e3 / max(suite_m.wrk.requests, 1):.3f}" for k, v in suite_m.cpu_seconds.items())
+    )
     if suite_m.db_per_request:
         say("  repogen database per request: " + ", ".join(f"{k} {v:.2f}" for k, v in suite_m.db_per_request.items()))
-    say(f"  machine busy cores: suite {suite_m.machine_busy_seconds / suite_m.wall_seconds:.2f} "
+    say(
+        f"  machine busy cores: suite {suite_m.machine_busy_seconds / suite_m.wall_seconds:.2f} "
         f"(wrk {suite_m.wrk_cpu_seconds / suite_m.wall_seconds:.2f}), baseline "
-        f"{base_m.machine_busy_seconds / base_m.wall_seconds:.2f}")
+        f"{base_m.machine_busy_seconds / base_m.wall_seconds:.2f}"
+    )
     if getattr(suite_m, "recovered", 0):
         say(f"  note: {suite_m.recovered} lost answers were re-read with a GET during the suite run")
     if crashed:
@@ -666,11 +762,22 @@ def main(argv: list[str] | None = None) -> int:
     for name, target in TARGETS.items():
         say(f"  target: {name}: {target}")
     args.out.parent.mkdir(exist_ok=True)
-    args.out.write_text(json.dumps({
-        "suite": suite_m.to_json() | {"lost_answers_reread": getattr(suite_m, "recovered", None)},
-        "baseline": base_m.to_json(), "open_loop": open_result, "cpu_ratio": round(ratio, 3),
-        "throughput_ratio": round(suite_m.wrk.rps / base_m.wrk.rps, 3), "rules_us_per_patch": round(rules_us, 1),
-        "work_orders": args.work_orders, "machine": machine_info(), "targets": TARGETS}, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "suite": suite_m.to_json() | {"lost_answers_reread": getattr(suite_m, "recovered", None)},
+                "baseline": base_m.to_json(),
+                "open_loop": open_result,
+                "cpu_ratio": round(ratio, 3),
+                "throughput_ratio": round(suite_m.wrk.rps / base_m.wrk.rps, 3),
+                "rules_us_per_patch": round(rules_us, 1),
+                "work_orders": args.work_orders,
+                "machine": machine_info(),
+                "targets": TARGETS,
+            },
+            indent=2,
+        )
+    )
     say(f"\nfigures written to {args.out.relative_to(REPO_ROOT) if args.out.is_relative_to(REPO_ROOT) else args.out}")
     return 0
 

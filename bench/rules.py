@@ -46,34 +46,60 @@ TARGET_US = 1000.0
 
 CONTRACT = {
     "schema_version": 1,
-    "parties": {"bank_code": "SBI", "branch_ifsc": "SBIN0001234", "borrower_name": "Asha Ravindra Patil",
-                "owner_name": "Asha Ravindra Patil and Ravindra Keshav Patil"},
-    "property": {"address": "Flat 12, 3rd floor, Shanti Apartments, Survey No. 45/2, Kothrud, Pune 411038",
-                 "property_type": "residential_flat", "is_coop_society": False, "ownership": "Joint",
-                 "tenure": "Freehold", "occupancy": "Owner occupied",
-                 "boundaries": {"north": "18 m road", "south": "Building B of the same complex",
-                                "east": "Open space / garden", "west": "Internal lane"}},
-    "areas": {"carpet": {"value": "1012.5", "unit": "sqft"}, "built_up": {"value": "112.35", "unit": "sqm"},
-              "super_built_up": {"value": "1450", "unit": "sqft"}},
+    "parties": {
+        "bank_code": "SBI",
+        "branch_ifsc": "SBIN0001234",
+        "borrower_name": "Asha Ravindra Patil",
+        "owner_name": "Asha Ravindra Patil and Ravindra Keshav Patil",
+    },
+    "property": {
+        "address": "Flat 12, 3rd floor, Shanti Apartments, Survey No. 45/2, Kothrud, Pune 411038",
+        "property_type": "residential_flat",
+        "is_coop_society": False,
+        "ownership": "Joint",
+        "tenure": "Freehold",
+        "occupancy": "Owner occupied",
+        "boundaries": {
+            "north": "18 m road",
+            "south": "Building B of the same complex",
+            "east": "Open space / garden",
+            "west": "Internal lane",
+        },
+    },
+    "areas": {
+        "carpet": {"value": "1012.5", "unit": "sqft"},
+        "built_up": {"value": "112.35", "unit": "sqm"},
+        "super_built_up": {"value": "1450", "unit": "sqft"},
+    },
     "valuation_lines": [
         {"description": "Flat, carpet area", "area": {"value": "1012.5", "unit": "sqft"}, "rate_per_sqm": "118500"},
         {"description": "Attached terrace (50%)", "area": {"value": "8.40", "unit": "sqm"}, "rate_per_sqm": "59250"},
         {"description": "Flower bed", "area": {"value": "2.10", "unit": "sqm"}, "rate_per_sqm": "29625.50"},
     ],
-    "extras": [{"description": "Covered car parking", "amount": "350000"},
-               {"description": "Amenities (club house, lift)", "amount": "125000"}],
+    "extras": [
+        {"description": "Covered car parking", "amount": "350000"},
+        {"description": "Amenities (club house, lift)", "amount": "125000"},
+    ],
     "guideline": {"rate_per_sqm": "97600"},
     "inspection": {"date": "2025-03-14", "inspector": "R. Kulkarni", "remarks": "Well maintained; lift working."},
-    "legal": {"sale_deed_number": "HVL-2-4567/2019", "sale_deed_date": "2019-06-01",
-              "registration_office": "Haveli No. 2, Pune", "index_ii_number": "4567",
-              "property_tax_number": "PMC/KTH/12/0098"},
-    "sections": {"justification": "Rate adopted from three registered sales in the complex during 2024, adjusted "
-                                  "for floor and view; guideline rate is for the locality as a whole.",
-                 "notes": "Society maintenance paid up to March 2025."},
+    "legal": {
+        "sale_deed_number": "HVL-2-4567/2019",
+        "sale_deed_date": "2019-06-01",
+        "registration_office": "Haveli No. 2, Pune",
+        "index_ii_number": "4567",
+        "property_tax_number": "PMC/KTH/12/0098",
+    },
+    "sections": {
+        "justification": "Rate adopted from three registered sales in the complex during 2024, adjusted "
+        "for floor and view; guideline rate is for the locality as a whole.",
+        "notes": "Society maintenance paid up to March 2025.",
+    },
 }
-PATCH = {"valuation_lines": CONTRACT["valuation_lines"][:2] + [
-    {"description": "Flower bed", "area": {"value": "2.10", "unit": "sqm"}, "rate_per_sqm": "30000"}],
-    "inspection": {"remarks": "Re-checked the terrace."}}
+PATCH = {
+    "valuation_lines": CONTRACT["valuation_lines"][:2]
+    + [{"description": "Flower bed", "area": {"value": "2.10", "unit": "sqm"}, "rate_per_sqm": "30000"}],
+    "inspection": {"remarks": "Re-checked the terrace."},
+}
 EVIDENCE = {"SITE_PHOTO": 6, "SALE_DEED": 1, "TAX_RECEIPT": 1, "LOCATION_MAP": 1}
 LINKED = frozenset({"parties.owner_name", "property.address", "areas.carpet", "legal.sale_deed_number"})
 TODAY = date(2025, 4, 30)
@@ -111,8 +137,14 @@ def measure(fn: Callable[[], object], *, seconds: float, rounds: int) -> dict:
             fn()
         per_call.append((time.perf_counter_ns() - t) / n / 1000)
     us = statistics.median(per_call)
-    return {"us_per_eval": round(us, 2), "evals_per_s": round(1e6 / us), "iterations": n, "rounds": rounds,
-            "min_us": round(min(per_call), 2), "max_us": round(max(per_call), 2)}
+    return {
+        "us_per_eval": round(us, 2),
+        "evals_per_s": round(1e6 / us),
+        "iterations": n,
+        "rounds": rounds,
+        "min_us": round(min(per_call), 2),
+        "max_us": round(max(per_call), 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,8 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     patch_text = json.dumps(PATCH)
     contract = rules.parse_contract(CONTRACT)
     evaluation = rules.evaluate(contract, bank_code="SBI")
-    coop_data = rules.merge_patch(CONTRACT, {"property": {"is_coop_society": True}, "adopted_value": "12000000",
-                                             "valuation_lines": None, "extras": None})
+    coop_data = rules.merge_patch(
+        CONTRACT,
+        {"property": {"is_coop_society": True}, "adopted_value": "12000000", "valuation_lines": None, "extras": None},
+    )
 
     def patch_path():
         merged = rules.merge_patch(CONTRACT, json.loads(patch_text))
@@ -142,18 +176,26 @@ def main(argv: list[str] | None = None) -> int:
         ("baseline (json.loads)", lambda: json.loads(text)),
         ("parse_contract", lambda: rules.parse_contract(CONTRACT)),
         ("evaluate", lambda: rules.evaluate(contract, bank_code="SBI")),
-        ("readiness", lambda: rules.readiness_json(rules.readiness(
-            evaluation, evidence_counts=EVIDENCE, linked_fields=LINKED, today=TODAY))),
+        (
+            "readiness",
+            lambda: rules.readiness_json(
+                rules.readiness(evaluation, evidence_counts=EVIDENCE, linked_fields=LINKED, today=TODAY)
+            ),
+        ),
         ("parse + evaluate (co-op)", lambda: rules.evaluate(rules.parse_contract(coop_data), bank_code="SBI")),
         ("patch path (no database)", patch_path),
     ]
 
     out = rules.outputs_json(evaluation)
-    say(f"rules {rules.RULES_VERSION}, registry {rules.REGISTRY_VERSION}; Python {platform.python_version()} "
-        f"on {platform.machine()}")
-    say(f"typical contract: {len(text)} bytes of JSON, {len(CONTRACT['valuation_lines'])} lines, "
+    say(
+        f"rules {rules.RULES_VERSION}, registry {rules.REGISTRY_VERSION}; Python {platform.python_version()} "
+        f"on {platform.machine()}"
+    )
+    say(
+        f"typical contract: {len(text)} bytes of JSON, {len(CONTRACT['valuation_lines'])} lines, "
         f"{len(CONTRACT['extras'])} extras → FMV ₹{rules.format_rupees(out['fair_market_value'])}, "
-        f"{out['template_id']}, completeness {out['completeness_score']}")
+        f"{out['template_id']}, completeness {out['completeness_score']}"
+    )
     say(f"{args.rounds} rounds of ~{args.seconds:g} s per target, median reported\n")
     results = {}
     say(f"{'target':<28}{'evals/s':>12}{'µs/eval':>12}{'× baseline':>12}")
@@ -167,12 +209,20 @@ def main(argv: list[str] | None = None) -> int:
 
     full = results["patch path (no database)"]["us_per_eval"]
     evaluate_us = results["evaluate"]["us_per_eval"] + results["parse_contract"]["us_per_eval"]
-    say(f"\ntarget ≤ {TARGET_US:.0f} µs per evaluation: parse + evaluate {evaluate_us:.0f} µs, the whole patch path "
-        f"{full:.0f} µs → {'met' if full <= TARGET_US else 'NOT met'}")
+    say(
+        f"\ntarget ≤ {TARGET_US:.0f} µs per evaluation: parse + evaluate {evaluate_us:.0f} µs, the whole patch path "
+        f"{full:.0f} µs → {'met' if full <= TARGET_US else 'NOT met'}"
+    )
 
-    report = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "python": platform.python_version(),
-              "platform": platform.platform(), "rules_version": rules.rules_version(),
-              "contract_bytes": len(text), "target_us": TARGET_US, "results": results}
+    report = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "rules_version": rules.rules_version(),
+        "contract_bytes": len(text),
+        "target_us": TARGET_US,
+        "results": results,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     say(f"figures written to {args.out}")

@@ -42,6 +42,7 @@ def create_engine(url: str, *, pool_size: int = 4, application_name: str = "zeno
         max_overflow=0,
         pool_timeout=5,
         connect_args={"server_settings": {"application_name": application_name}, "timeout": 5},
+        hide_parameters=True,  # SQL parameters (emails, hashes, tokens) never reach logs or error text
     )
 
 

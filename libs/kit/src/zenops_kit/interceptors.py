@@ -7,16 +7,25 @@ INTERNAL with the trace id and no internals.
 
 Unary, server-streaming and client-streaming handlers are wrapped alike (the suite has no
 bidirectional RPCs).
+
+Telemetry lives here too, so a call pays for one interceptor, not two: the SERVER span
+(continuing the caller's W3C `traceparent`; an un-sampled trace costs a non-recording span)
+and the `rpc.server.duration` histogram (ms; rpc.system, rpc.service, rpc.method,
+rpc.grpc.status_code) through the global OpenTelemetry API — a no-op until the process sets
+providers. Instruments are created once, attribute dicts once per method and status.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 import uuid
 
 import grpc
-from opentelemetry import trace
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -32,6 +41,80 @@ PUBLIC_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 _CONNECTION_ERRORS = (ConnectionError, TimeoutError, InterfaceError, OperationalError, PoolTimeout)
 
 
+_tracer = trace.get_tracer("zenops.rpc")
+_duration = metrics.get_meter("zenops.rpc").create_histogram(
+    "rpc.server.duration", unit="ms", description="Duration of inbound RPCs, until the answer is sent."
+)
+
+
+class _Method:
+    """Per-method constants: the span name and attributes, and the metric attributes per
+    status code (built on first use, then shared by every call)."""
+
+    __slots__ = ("attributes", "by_status", "name")
+
+    def __init__(self, full_method: str) -> None:
+        service, _, method = full_method.lstrip("/").partition("/")
+        self.name = full_method.lstrip("/")
+        self.attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
+        self.by_status: dict[int, dict] = {}
+
+    def status_attributes(self, code: grpc.StatusCode) -> dict:
+        value = code.value[0]
+        found = self.by_status.get(value)
+        if found is None:
+            found = self.by_status[value] = {**self.attributes, "rpc.grpc.status_code": value}
+        return found
+
+
+# Server faults (semantic conventions for gRPC server spans): the span's status is ERROR only
+# for these; a caller's mistake (NOT_FOUND, INVALID_ARGUMENT, ...) leaves it unset.
+_SERVER_FAULTS = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+
+
+def _status_of(context, exc: BaseException | None) -> grpc.StatusCode:
+    """The call's status: what the handler or `_translate` aborted with, else OK (or UNKNOWN
+    for an exception that escaped without one)."""
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code
+    return grpc.StatusCode.OK if exc is None else grpc.StatusCode.UNKNOWN
+
+
+class _Telemetry:
+    """The span and the duration of one call."""
+
+    __slots__ = ("method", "span", "started", "token")
+
+    def __init__(self, method: _Method, metadata: dict[str, str]) -> None:
+        self.method = method
+        self.started = time.perf_counter()
+        parent = propagate.extract(metadata) if "traceparent" in metadata else None
+        self.span = _tracer.start_span(method.name, context=parent, kind=SpanKind.SERVER, attributes=method.attributes)
+        self.token = otel_context.attach(trace.set_span_in_context(self.span, parent))
+
+    def end(self, context, exc: BaseException | None) -> None:
+        code = _status_of(context, exc)
+        attributes = self.method.status_attributes(code)
+        _duration.record((time.perf_counter() - self.started) * 1e3, attributes)
+        span = self.span
+        if span.is_recording():
+            span.set_attribute("rpc.grpc.status_code", code.value[0])
+            if code in _SERVER_FAULTS:
+                span.set_status(StatusCode.ERROR, code.name)
+        span.end()
+        otel_context.detach(self.token)
+
+
 def _is_connection_error(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
@@ -43,6 +126,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         self.service = service
         self.verifier = verifier
         self.public_methods = public_methods
+        self._wrapped: dict[str, tuple] = {}  # method → (the servicer's handler, its wrapper)
 
     def _is_public(self, method: str) -> bool:
         return method in self.public_methods or method.startswith(PUBLIC_METHOD_PREFIXES)
@@ -51,10 +135,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         client = {"client_ip": metadata.get("x-client-ip"), "user_agent": metadata.get("x-client-user-agent")}
         if self._is_public(method):
             return RequestContext(request_id=request_id, **client)
-        ctx = await self._verify(metadata.get("authorization", ""), request_id)
+        # One copy of the (cached) verified context, with this call's request id and client.
+        ctx = await self._verify(metadata.get("authorization", ""))
         return dataclasses.replace(ctx, request_id=request_id, **client)
 
-    async def _verify(self, auth: str, request_id: str) -> RequestContext:
+    async def _verify(self, auth: str) -> RequestContext:
         if not auth:
             raise Unauthenticated("a bearer token is required", reason="TOKEN_MISSING")
         scheme, _, token = auth.partition(" ")
@@ -63,42 +148,60 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         if self.verifier is None:
             # Never trust claims we cannot verify.
             raise Unauthenticated("this service cannot verify tokens", reason="TOKEN_UNVERIFIABLE")
-        return await self.verifier.verify(token.strip(), request_id)
+        return await self.verifier.verify(token.strip(), None)
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None or not (handler.unary_unary or handler.unary_stream or handler.stream_unary):
             return handler
+        # Wrapped once per method (servicers hand out the same handler for every call), not per
+        # call: the per-call work is only what the wrapper does with the call's own context.
         method = handler_call_details.method
-        metadata = {k: v for k, v in (handler_call_details.invocation_metadata or ()) if isinstance(v, str)}
+        cached = self._wrapped.get(method)
+        if cached is None or cached[0] is not handler:
+            cached = self._wrapped[method] = (handler, self._wrap(method, handler))
+        return cached[1]
+
+    def _wrap(self, method: str, handler):
+        described = _Method(method)
 
         async def enter(context) -> tuple:
+            metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+            telemetry = _Telemetry(described, metadata)
             request_id = metadata.get("x-request-id") or str(uuid.uuid4())
             rid_token = request_id_var.set(request_id)
             ctx_token = set_context(ANONYMOUS)
             try:
                 ctx = await self._context(method, metadata, request_id)
             except DomainError as err:
-                await self._abort(context, err)
+                reset_context(ctx_token)
+                request_id_var.reset(rid_token)
+                try:
+                    await self._abort(context, err)
+                finally:
+                    telemetry.end(context, err)
             reset_context(ctx_token)
-            return rid_token, set_context(ctx)
+            return telemetry, rid_token, set_context(ctx)
 
-        def leave(tokens) -> None:
-            rid_token, ctx_token = tokens
+        def leave(tokens, context, exc: BaseException | None) -> None:
+            telemetry, rid_token, ctx_token = tokens
             reset_context(ctx_token)
             request_id_var.reset(rid_token)
+            telemetry.end(context, exc)
 
         if handler.unary_unary:
             behavior = handler.unary_unary
 
             async def unary_unary(request, context):
                 tokens = await enter(context)
+                failed: BaseException | None = None
                 try:
                     return await behavior(request, context)
                 except Exception as exc:  # noqa: BLE001 - translated below
+                    failed = exc
                     await self._translate(context, exc)
                 finally:
-                    leave(tokens)
+                    leave(tokens, context, failed)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary_unary,
@@ -113,12 +216,14 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 # The context is entered before the first request message is read: a
                 # non-public method is refused before the client's stream is consumed.
                 tokens = await enter(context)
+                failed: BaseException | None = None
                 try:
                     return await behavior_client_stream(request_iterator, context)
                 except Exception as exc:  # noqa: BLE001 - translated below
+                    failed = exc
                     await self._translate(context, exc)
                 finally:
-                    leave(tokens)
+                    leave(tokens, context, failed)
 
             return grpc.stream_unary_rpc_method_handler(
                 stream_unary,
@@ -130,13 +235,15 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
         async def unary_stream(request, context):
             tokens = await enter(context)
+            failed: BaseException | None = None
             try:
                 async for item in behavior_stream(request, context):
                     yield item
             except Exception as exc:  # noqa: BLE001 - translated below
+                failed = exc
                 await self._translate(context, exc)
             finally:
-                leave(tokens)
+                leave(tokens, context, failed)
 
         return grpc.unary_stream_rpc_method_handler(
             unary_stream,

@@ -57,9 +57,17 @@ def get_invoicing(request: Request) -> InvoicingClient:
     return get_upstreams(request).invoicing
 
 
+class _DocumentedBearer(HTTPBearer):
+    """HTTPBearer for the OpenAPI document only: per request it does nothing (no header
+    parsing, no credentials model) — `get_caller` reads the header itself."""
+
+    async def __call__(self, request: Request) -> None:  # type: ignore[override]
+        return None
+
+
 # Documents the scheme in OpenAPI (and Swagger UI's "Authorize"); `get_caller` parses the
 # header itself so that a missing and a malformed header get different reasons.
-bearer_scheme = HTTPBearer(
+bearer_scheme = _DocumentedBearer(
     scheme_name="bearer",
     bearerFormat="JWT",
     description="Access token from `POST /v1/auth/login` or `POST /v1/auth/refresh`.",
@@ -86,7 +94,8 @@ async def get_caller(
     401 with the TOKEN_* reason, identity unreachable while fetching keys is 503. Capabilities
     are NOT checked here: the services decide (their PERMISSION_DENIED becomes 403)."""
     token = bearer_token(request.headers.get("authorization"))
-    ctx = await get_runtime(request).require_verifier().verify(token, request_id_var.get())
+    # The verifier's cached context as is (no copy), then one copy with this request's details.
+    ctx = await get_runtime(request).require_verifier().verify(token, None)
     client = client_info_var.get() or ClientInfo()
     return dataclasses.replace(
         ctx, request_id=request_id_var.get(), client_ip=client.ip, user_agent=client.user_agent, token=token

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from zenops_kit.logging import request_id_var
 
 from .clients.base import client_info, client_info_var
+from .edge import EdgeTrust, parse_networks
 from .errors import ProblemHTTPException, internal_error_response, problem
 from .settings import GatewaySettings
 
@@ -42,6 +43,15 @@ HSTS = "max-age=63072000; includeSubDomains"
 
 def sane_request_id(value: str | None) -> str | None:
     return value if value and _SANE_REQUEST_ID.match(value) else None
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """One request header from the raw ASGI list (names are lower-case there), without
+    building a Headers object."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
 def security_headers(production: bool) -> list[tuple[str, str]]:
@@ -62,13 +72,16 @@ class RequestContextMiddleware:
     """Request id (reuse a sane incoming `x-request-id`, else a UUID; echo it; expose it in
     `request_id_var` for logs, problem bodies and onward gRPC metadata), the caller's address
     and user agent in `client_info_var` (onward metadata `x-client-ip` / `x-client-user-agent`;
-    the address is uvicorn's, which already applied X-Forwarded-For from trusted proxies) and
+    the address is the edge's word only from the edge: edge.py) and
     security headers (a route may set its own `content-security-policy` / `cache-control`,
     e.g. the docs page or the JWKS)."""
 
-    def __init__(self, app: ASGIApp, *, production: bool) -> None:
+    def __init__(self, app: ASGIApp, *, production: bool, edge: EdgeTrust) -> None:
         self.app = app
         self.headers = security_headers(production)
+        # Encoded once: appended to the raw response headers unless the route set its own.
+        self.raw_headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in self.headers]
+        self.edge = edge
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,15 +91,17 @@ class RequestContextMiddleware:
         rid = sane_request_id(request_headers.get(REQUEST_ID_HEADER)) or str(uuid.uuid4())
         token = request_id_var.set(rid)
         peer = scope.get("client")
-        client_token = client_info_var.set(client_info(peer[0] if peer else None, request_headers.get("user-agent")))
+        origin = self.edge.origin(peer[0] if peer else None, request_headers.getlist("x-forwarded-for"))
+        client_token = client_info_var.set(client_info(origin.client_ip, request_headers.get("user-agent")))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers[REQUEST_ID_HEADER] = rid
-                for name, value in self.headers:
-                    if name not in headers:
-                        headers[name] = value
+                raw = MutableHeaders(scope=message).raw  # the message's own list, edited in place
+                present = {name.lower() for name, _ in raw}
+                if b"x-request-id" in present:
+                    raw[:] = [(n, v) for n, v in raw if n.lower() != b"x-request-id"]
+                raw.append((b"x-request-id", rid.encode("latin-1")))
+                raw.extend(pair for pair in self.raw_headers if pair[0] not in present)
             await send(message)
 
         try:
@@ -124,7 +139,7 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope.get("path", ""))
-        declared = Headers(scope=scope).get("content-length")
+        declared = _header(scope, b"content-length")
         if declared is not None:
             if not declared.strip().isdigit():
                 await problem(400, "BAD_REQUEST", "Invalid Content-Length header.")(scope, receive, send)
@@ -197,4 +212,8 @@ def install_middleware(app: FastAPI, settings: GatewaySettings) -> None:
             allow_credentials=False,  # bearer tokens, no cookies
             max_age=600,
         )
-    add(RequestContextMiddleware, production=settings.is_production)
+    add(
+        RequestContextMiddleware,
+        production=settings.is_production,
+        edge=EdgeTrust(parse_networks(settings.trusted_proxies)),
+    )

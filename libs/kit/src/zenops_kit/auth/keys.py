@@ -23,6 +23,7 @@ import grpc
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from .. import tls
 from ..errors import Unavailable
 
 log = logging.getLogger("zenops.auth.keys")
@@ -123,7 +124,7 @@ class JwksKeySource:
         async def fetch() -> list[dict]:
             nonlocal channel
             if channel is None:
-                channel = grpc.aio.insecure_channel(address)
+                channel = tls.channel(address)
             stub = identity_pb2_grpc.IdentityServiceStub(channel)
             try:
                 resp = await stub.GetJwks(identity_pb2.GetJwksRequest(), timeout=timeout)

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
+from .. import tls
 from ..errors import DomainError, Unauthenticated, Unavailable, parse_rpc_error
 
 log = logging.getLogger("zenops.auth.service_tokens")
@@ -47,7 +48,7 @@ class ServiceTokenProvider:
         async def fetch() -> tuple[str, int]:
             nonlocal channel
             if channel is None:
-                channel = grpc.aio.insecure_channel(address)
+                channel = tls.channel(address)
             stub = identity_pb2_grpc.IdentityServiceStub(channel)
             request = identity_pb2.IssueServiceTokenRequest(client_id=client_id, client_secret=client_secret)
             try:

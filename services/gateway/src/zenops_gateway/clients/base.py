@@ -20,8 +20,10 @@ from typing import Any, ClassVar, Literal
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry import propagate, trace
 
 from zenops_kit.logging import request_id_var
+from zenops_kit.tls import channel as grpc_channel
 
 from ..errors import UpstreamError
 
@@ -66,8 +68,14 @@ def client_info(ip: str | None, user_agent: str | None) -> ClientInfo:
 
 def outgoing_metadata(token: str | None = None, extra: dict[str, str] | None = None) -> list[tuple[str, str]]:
     """gRPC metadata of an onward call: the request id, the end user's address and user
-    agent (`x-client-ip`, `x-client-user-agent`) and, if given, the caller's token."""
+    agent (`x-client-ip`, `x-client-user-agent`), the trace context (W3C `traceparent`, the
+    gateway's request span: the gateway's channels carry no tracing interceptor) and, if
+    given, the caller's token."""
     md: list[tuple[str, str]] = []
+    if trace.get_current_span().get_span_context().is_valid:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        md.extend(carrier.items())
     rid = request_id_var.get()
     if rid:
         md.append(("x-request-id", rid))
@@ -94,7 +102,7 @@ class UpstreamClient:
         self.address = address
         self.timeout = timeout
         self.health_timeout = health_timeout
-        self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self.channel = grpc_channel(address, options=CHANNEL_OPTIONS)
         self.stub = self.stub_class(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
 
