@@ -5,8 +5,9 @@ become the RequestContext. Out: a DomainError becomes its gRPC status with
 google.rpc details; a lost database or broker becomes UNAVAILABLE; anything else becomes
 INTERNAL with the trace id and no internals.
 
-Unary, server-streaming and client-streaming handlers are wrapped alike (the suite has no
-bidirectional RPCs).
+Every kind of handler (unary, server-, client- and bidirectional streaming) is wrapped alike,
+and a failure while building the context (a refused token, a verifier whose session check
+meets its database down) is translated like a handler's.
 
 Telemetry lives here too, so a call pays for one interceptor, not two: the SERVER span
 (continuing the caller's W3C `traceparent`; an un-sampled trace costs a non-recording span)
@@ -26,11 +27,10 @@ import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from .context import ANONYMOUS, RequestContext, TokenVerifier, reset_context, set_context
 from .errors import DomainError, Unauthenticated, Unavailable, to_grpc_status
+from .infrastructure import is_infrastructure_error
 from .logging import request_id_var
 
 log = logging.getLogger("zenops.grpc")
@@ -38,7 +38,6 @@ log = logging.getLogger("zenops.grpc")
 # Always callable without a token.
 PUBLIC_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 # Losing the database or the network is UNAVAILABLE (retry later); other OSErrors are bugs.
-_CONNECTION_ERRORS = (ConnectionError, TimeoutError, InterfaceError, OperationalError, PoolTimeout)
 
 
 _tracer = trace.get_tracer("zenops.rpc")
@@ -115,12 +114,6 @@ class _Telemetry:
         otel_context.detach(self.token)
 
 
-def _is_connection_error(exc: BaseException) -> bool:
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, _CONNECTION_ERRORS)
-
-
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, service: str, *, verifier: TokenVerifier | None, public_methods: set[str]) -> None:
         self.service = service
@@ -152,7 +145,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
-        if handler is None or not (handler.unary_unary or handler.unary_stream or handler.stream_unary):
+        if handler is None:
             return handler
         # Wrapped once per method (servicers hand out the same handler for every call), not per
         # call: the per-call work is only what the wrapper does with the call's own context.
@@ -173,13 +166,14 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             ctx_token = set_context(ANONYMOUS)
             try:
                 ctx = await self._context(method, metadata, request_id)
-            except DomainError as err:
+            except Exception as exc:  # noqa: BLE001 - translated like a handler's failure
+                # e.g. a refused token, or a verifier whose session check met its database down
                 reset_context(ctx_token)
                 request_id_var.reset(rid_token)
                 try:
-                    await self._abort(context, err)
+                    await self._translate(context, exc)
                 finally:
-                    telemetry.end(context, err)
+                    telemetry.end(context, exc)
             reset_context(ctx_token)
             return telemetry, rid_token, set_context(ctx)
 
@@ -231,6 +225,27 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 response_serializer=handler.response_serializer,
             )
 
+        if handler.stream_stream:
+            behavior_bidi = handler.stream_stream
+
+            async def stream_stream(request_iterator, context):
+                tokens = await enter(context)
+                failed: BaseException | None = None
+                try:
+                    async for item in behavior_bidi(request_iterator, context):
+                        yield item
+                except Exception as exc:  # noqa: BLE001 - translated below
+                    failed = exc
+                    await self._translate(context, exc)
+                finally:
+                    leave(tokens, context, failed)
+
+            return grpc.stream_stream_rpc_method_handler(
+                stream_stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+
         behavior_stream = handler.unary_stream
 
         async def unary_stream(request, context):
@@ -263,7 +278,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         if isinstance(exc, NotImplementedError):  # a contract RPC the servicer does not implement yet
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this RPC is not implemented by this service")
         trace_id = format(trace.get_current_span().get_span_context().trace_id, "032x")
-        if _is_connection_error(exc):
+        if is_infrastructure_error(exc):
             log.warning("dependency unavailable", extra={"error": repr(exc)})
             await self._abort(context, Unavailable("a dependency is unavailable; retry later"))
         log.exception("unhandled error in RPC")
