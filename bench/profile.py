@@ -16,7 +16,7 @@ Starts the whole suite in a temp dir (10% trace sampling, like the other benchma
    functions count too) of the billing database during the credit load, and auto_explain
    (ANALYZE, BUFFERS, WAL) of every statement inside one reserve and one consume.
 
-    .venv/bin/pip install py-spy          # the profiler (not a runtime dependency)
+    (py-spy, the profiler, is pinned in requirements/: `make install` brings it)
     .venv/bin/python bench/profile.py     # 8 s per profile
     .venv/bin/python bench/profile.py --seconds 15 --svg
 
@@ -156,7 +156,7 @@ async def grpc_latency(addr: str, token: str, account: str, n: int) -> dict[str,
 def py_spy() -> str:
     found = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(found).exists():
-        raise SystemExit("py-spy not found: .venv/bin/pip install py-spy")
+        raise SystemExit("py-spy not found: make install (it is pinned in requirements/lock.txt)")
     return found
 
 

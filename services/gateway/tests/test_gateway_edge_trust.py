@@ -40,6 +40,16 @@ def test_client_address_is_believed_only_from_the_edge(peer, forwarded, client, 
     assert EdgeTrust(parse_networks(["10.0.0.0/8"])).origin("10.1.2.3", ["198.51.100.1"]).client_ip == "198.51.100.1"
 
 
+def test_each_address_is_parsed_once_and_answers_stay_the_same():
+    edge = EdgeTrust(parse_networks(["127.0.0.1/32"]))
+    answers = [edge.origin("127.0.0.1", ["198.51.100.1"]) for _ in range(5)]
+    assert {(o.client_ip, o.from_edge) for o in answers} == {("198.51.100.1", True)}
+    info = edge._classify.cache_info()
+    assert (info.misses, info.hits) == (2, 8)  # the peer and the hop, parsed on first sight only
+    assert not edge.is_trusted("203.0.113.5") and not edge.is_trusted("") and not edge.is_trusted(None)
+    assert edge.origin("127.0.0.1", ["garbage"]) == edge.origin("127.0.0.1", ["garbage"])
+
+
 @asynccontextmanager
 async def gateway_before_identity(start_service, nats_server):
     async with start_service("identity", bootstrap_admin_password=ADMIN_PASSWORD) as identity:

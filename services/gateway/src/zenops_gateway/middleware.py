@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from fastapi import FastAPI
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -87,12 +87,21 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_headers = Headers(scope=scope)
-        rid = sane_request_id(request_headers.get(REQUEST_ID_HEADER)) or str(uuid.uuid4())
+        # One pass over the raw headers (names are lower-case in ASGI), no Headers object.
+        request_id = user_agent = None
+        forwarded_for = []
+        for name, value in scope["headers"]:
+            if name == b"x-forwarded-for":
+                forwarded_for.append(value.decode("latin-1"))
+            elif name == b"x-request-id" and request_id is None:
+                request_id = value.decode("latin-1")
+            elif name == b"user-agent" and user_agent is None:
+                user_agent = value.decode("latin-1")
+        rid = sane_request_id(request_id) or str(uuid.uuid4())
         token = request_id_var.set(rid)
         peer = scope.get("client")
-        origin = self.edge.origin(peer[0] if peer else None, request_headers.getlist("x-forwarded-for"))
-        client_token = client_info_var.set(client_info(origin.client_ip, request_headers.get("user-agent")))
+        origin = self.edge.origin(peer[0] if peer else None, forwarded_for)
+        client_token = client_info_var.set(client_info(origin.client_ip, user_agent))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
