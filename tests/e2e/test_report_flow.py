@@ -341,11 +341,11 @@ def outbox(suite, event_type: str, work_order_id: str) -> list[bytes]:
     return [e for e in envelopes if envelope_pb2.EventEnvelope.FromString(e).aggregate_id == work_order_id]
 
 
-async def _publish_and_wait(url: str, envelopes: list[bytes], timeout: float = 15.0) -> None:
+async def _publish_and_wait(suite, envelopes: list[bytes], timeout: float = 15.0) -> None:
     """Publish each envelope to the ready_for_render subject with the relay's headers, but a new
     Nats-Msg-Id (JetStream's dedupe window passed), then wait until the factory's durable consumer
     has been delivered past them and has nothing unacknowledged."""
-    nc = await nats.connect(url)
+    nc = await nats.connect(suite.nats.url, **suite.nats_credentials("repogen"))  # repogen's subjects: its user
     try:
         js = nc.jetstream()
         last = 0
@@ -375,7 +375,7 @@ def assert_redelivery_creates_no_second_job(firm: Firm, work_order: dict, job: d
     copy = envelope_pb2.EventEnvelope()
     copy.CopyFrom(env)
     copy.event_id = str(uuid.uuid4())
-    asyncio.run(_publish_and_wait(suite.nats.url, [original, copy.SerializeToString()]))
+    asyncio.run(_publish_and_wait(suite, [original, copy.SerializeToString()]))
 
     # both reached the factory's consumer: the redelivery was dropped by the inbox (the original
     # event id, once), the copy was handled (its own inbox row) and created nothing

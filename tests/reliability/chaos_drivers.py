@@ -295,7 +295,8 @@ def r8_graceful_shutdown(suite, world: World, *, services=tuple(R8_STEPS), worke
         per_service[svc] = {"in_flight": len(in_flight), "failed_in_flight": len(failed),
                             "failed_statuses": dict(Counter(o[2] for o in failed)), "exit_code": code,
                             "stop_s": round(stopped - signalled, 2),
-                            "server_errors_after": sum(n for s, n in after.items() if s in (500, 501, 502))}
+                            "server_errors_after": sum(n for s, n in after.items() if s in (500, 501, 502)),
+                            "statuses_after": dict(after)}
     return {"failed_in_flight": sum(s["failed_in_flight"] for s in per_service.values()),
             "in_flight": sum(s["in_flight"] for s in per_service.values()),
             "server_errors": sum(s["server_errors_after"] for s in per_service.values()),

@@ -114,7 +114,7 @@ def test_table_is_the_spec():
         "RESOURCE_EXHAUSTED": 429,
         "DEADLINE_EXCEEDED": 504,
         "UNAVAILABLE": 503,
-        "CANCELLED": 500,
+        "CANCELLED": 503,  # a server shutting down as the call arrived: retry
         "UNKNOWN": 500,
         "OUT_OF_RANGE": 500,
         "UNIMPLEMENTED": 500,

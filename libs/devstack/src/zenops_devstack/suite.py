@@ -142,9 +142,15 @@ class Suite:
             env["ZENOPS_SERVICE_CLIENT_SECRET"] = self._secrets()[f"service_secret_{client}"]
         return env
 
+    def nats_credentials(self, user: str) -> dict[str, str]:
+        """`nats.connect(**...)` keywords for acting as `user` (tests publishing as a relay):
+        its password and its own inbox prefix, the only one its replies may reach."""
+        return {"user": user, "password": self._secrets()[f"nats_password_{user}"], "inbox_prefix": f"_INBOX_{user}"}
+
     def _nats_env(self, user: str) -> dict[str, str]:
         """Each process connects to NATS as its own user (deploy/k8s/base/nats/permissions.conf)."""
-        return {"ZENOPS_NATS_USER": user, "ZENOPS_NATS_PASSWORD": self._secrets()[f"nats_password_{user}"]}
+        creds = self.nats_credentials(user)
+        return {"ZENOPS_NATS_USER": creds["user"], "ZENOPS_NATS_PASSWORD": creds["password"]}
 
     def service_env(self, svc: str) -> dict[str, str]:
         env = {**self.base_env, "ZENOPS_DATABASE_URL": self.database_url(svc),

@@ -41,7 +41,7 @@ log = logging.getLogger("zenops.gateway.errors")
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:zenops:problem:"
 
-# shared/spec/gateway.md "Error mapping". Every code not listed → 500.
+# shared/spec/gateway.md "Error mapping" (plus CANCELLED, below). Every code not listed → 500.
 GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
     grpc.StatusCode.UNAUTHENTICATED: 401,
@@ -53,6 +53,9 @@ GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
     grpc.StatusCode.UNAVAILABLE: 503,
+    # The gateway never cancels a call it still awaits: CANCELLED comes from a server shutting
+    # down as the call arrived (it ran nothing), so the caller should retry, as for UNAVAILABLE.
+    grpc.StatusCode.CANCELLED: 503,
 }
 DEFAULT_RETRY_AFTER_SECONDS = 1
 # ErrorInfo metadata keys a service may set on RESOURCE_EXHAUSTED to say when to retry.
