@@ -61,8 +61,8 @@ proto-check: protos ## fail if the committed generated code differs from `make p
 
 # --- checks -------------------------------------------------------------------------------------
 lint: $(STAMP) ## ruff check and ruff format --check
-	$(BIN)/ruff check libs services tests bench
-	$(BIN)/ruff format --check libs services tests bench
+	$(BIN)/ruff check libs services tests bench scripts
+	$(BIN)/ruff format --check libs services tests bench scripts
 
 envoy-validate: $(STAMP) ## envoy --mode validate on deploy/envoy/envoy.yaml (its TLS listener with a throwaway cert)
 	$(PY) -c "from zenops_devstack.envoy import validate_canonical_config as v; v(); print('envoy config valid')"

@@ -55,8 +55,16 @@ def test_envelope_field_numbers_are_frozen():
     """Consumers in other services parse envelopes by number: numbers never change."""
     fields = {f.name: f.number for f in envelope_pb2.EventEnvelope.DESCRIPTOR.fields}
     assert fields == {
-        "event_id": 1, "event_type": 2, "occurred_at": 3, "tenant_id": 4, "producer": 5,
-        "aggregate_type": 6, "aggregate_id": 7, "aggregate_version": 8, "trace_context": 9, "payload": 10,
+        "event_id": 1,
+        "event_type": 2,
+        "occurred_at": 3,
+        "tenant_id": 4,
+        "producer": 5,
+        "aggregate_type": 6,
+        "aggregate_id": 7,
+        "aggregate_version": 8,
+        "trace_context": 9,
+        "payload": 10,
     }
 
 

@@ -62,8 +62,10 @@ def test_admin_logs_in_reads_me_refreshes_and_logs_out(suite, used_secrets):
     # refuses its access tokens once the revocation event has reached it.
     again = httpx.post(f"{suite.url}/v1/auth/refresh", json={"refresh_token": new["refresh_token"]})
     assert again.status_code == 401
-    rejected = poll(lambda: (r := httpx.get(f"{suite.url}/v1/me", headers=bearer(new["access_token"])))
-                    .status_code == 401 and r, what="the revoked token to be rejected")
+    rejected = poll(
+        lambda: (r := httpx.get(f"{suite.url}/v1/me", headers=bearer(new["access_token"]))).status_code == 401 and r,
+        what="the revoked token to be rejected",
+    )
     assert rejected.json()["code"] == "TOKEN_REVOKED"
 
 
@@ -81,10 +83,13 @@ def test_access_token_verifies_against_the_published_jwks(suite, used_secrets):
 
 def test_login_failures_are_indistinguishable(suite, used_secrets):
     email, _ = suite.admin_credentials
-    wrong = httpx.post(f"{suite.url}/v1/auth/login",
-                       json={"email": email, "password": "not the right password", "aud": "web"})
-    unknown = httpx.post(f"{suite.url}/v1/auth/login",
-                         json={"email": "nobody@zenops.local", "password": "not the right password", "aud": "web"})
+    wrong = httpx.post(
+        f"{suite.url}/v1/auth/login", json={"email": email, "password": "not the right password", "aud": "web"}
+    )
+    unknown = httpx.post(
+        f"{suite.url}/v1/auth/login",
+        json={"email": "nobody@zenops.local", "password": "not the right password", "aud": "web"},
+    )
     assert wrong.status_code == unknown.status_code == 401
     strip = lambda b: {k: v for k, v in b.items() if k not in ("request_id", "instance", "trace_id")}  # noqa: E731
     assert strip(wrong.json()) == strip(unknown.json())
@@ -115,4 +120,3 @@ def test_no_password_or_token_in_any_log(suite, used_secrets):
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-

@@ -56,7 +56,10 @@ def test_postpaid_release_refused_until_its_invoice_is_paid(firm, supplier):
     [invoice] = poll(drafted, "billing's draft invoice for the accepted request")
     assert invoice["status"] == "draft" and invoice["number"] is None
     assert len(invoice["lines"]) == 1 and invoice["lines"][0]["ref_id"] in (
-        request["id"], assignment_id, work_order["id"])
+        request["id"],
+        assignment_id,
+        work_order["id"],
+    )
     # the property is in Maharashtra, as is the firm: CGST + SGST, no IGST
     assert invoice["place_of_supply"] == "MH"
     assert invoice["cgst_paise"] == invoice["sgst_paise"] and invoice["igst_paise"] == 0
@@ -68,24 +71,42 @@ def test_postpaid_release_refused_until_its_invoice_is_paid(firm, supplier):
 
     # a line with a price (the acceptance line may be unpriced), issue, then a partial payment
     iid = invoice["id"]
-    priced = admin.ok("POST", f"/v1/billing/invoices/{iid}/lines", {"lines": [
-        {"description": "Valuation report — Flat 702, Shanti Heights", "quantity": "1",
-         "unit_price_paise": 1_180_050}]})
+    priced = admin.ok(
+        "POST",
+        f"/v1/billing/invoices/{iid}/lines",
+        {
+            "lines": [
+                {
+                    "description": "Valuation report — Flat 702, Shanti Heights",
+                    "quantity": "1",
+                    "unit_price_paise": 1_180_050,
+                }
+            ]
+        },
+    )
     assert priced["total_paise"] > 0
     issued = admin.ok("POST", f"/v1/billing/invoices/{iid}/issue", key=str(uuid.uuid4()))
     assert issued["status"] == "issued" and issued["number"].startswith("ZE/")
     total = issued["total_paise"]
     assert total % 100 == 0 and issued["balance_paise"] == total  # rounded to the rupee
-    part = admin.ok("POST", f"/v1/billing/invoices/{iid}/payments",
-                    {"amount_paise": total // 2, "method": "bank_transfer", "reference": f"UTR-{uuid.uuid4().hex[:8]}"},
-                    status=201, key=str(uuid.uuid4()))
+    part = admin.ok(
+        "POST",
+        f"/v1/billing/invoices/{iid}/payments",
+        {"amount_paise": total // 2, "method": "bank_transfer", "reference": f"UTR-{uuid.uuid4().hex[:8]}"},
+        status=201,
+        key=str(uuid.uuid4()),
+    )
     assert part["invoice"]["status"] == "partially_paid"
     m.problem("POST", f"{base}/release", status=409, code="INVOICE_UNPAID", key=str(uuid.uuid4()))
     assert m.get(base)["status"] == "rendered"
 
-    paid = admin.ok("POST", f"/v1/billing/invoices/{iid}/payments",
-                    {"amount_paise": total - total // 2, "method": "upi", "reference": f"UPI-{uuid.uuid4().hex[:8]}"},
-                    status=201, key=str(uuid.uuid4()))
+    paid = admin.ok(
+        "POST",
+        f"/v1/billing/invoices/{iid}/payments",
+        {"amount_paise": total - total // 2, "method": "upi", "reference": f"UPI-{uuid.uuid4().hex[:8]}"},
+        status=201,
+        key=str(uuid.uuid4()),
+    )
     assert paid["invoice"]["status"] == "paid" and paid["invoice"]["balance_paise"] == 0
     doc = admin.call("GET", f"/v1/billing/invoices/{iid}/document")
     assert doc.status_code == 200 and doc.content.startswith(b"%PDF"), doc.text[:300]
@@ -100,22 +121,31 @@ def test_topup_checkout_and_webhooks_credit_exactly_once(firm, providers):
     admin = firm.admin
     account = admin.post("/v1/billing/accounts", {"display_name": "E2E top-up partner", "policy": "credit"})
     aid = account["id"]
-    checkout = admin.post("/v1/billing/checkout",
-                          {"purpose": "topup", "provider": "razorpay", "account_id": aid, "credits": 3})
+    checkout = admin.post(
+        "/v1/billing/checkout", {"purpose": "topup", "provider": "razorpay", "account_id": aid, "credits": 3}
+    )
     assert (checkout["provider"], checkout["purpose"], checkout["credits"], checkout["status"]) == (
-        "razorpay", "topup", 3, "created")
+        "razorpay",
+        "topup",
+        3,
+        "created",
+    )
     order_id = checkout["provider_ref"]
     assert order_id.startswith("order_") and checkout["checkout_url"] is None
-    [order] = [r.json for r in providers.requests if r.path == "/v1/orders" and r.json
-               and r.json.get("receipt") == checkout["id"][:40]]
+    [order] = [
+        r.json
+        for r in providers.requests
+        if r.path == "/v1/orders" and r.json and r.json.get("receipt") == checkout["id"][:40]
+    ]
     assert order["amount"] == checkout["amount_paise"]
 
     # the provider's webhooks, as Razorpay sends them: two events for one payment, each several times
     payment_id = f"pay_{uuid.uuid4().hex[:14]}"
     events = []
     for kind in ("payment.captured", "order.paid"):
-        body = razorpay_payment(kind, payment_id=payment_id, order_id=order_id, amount=order["amount"],
-                                notes=order.get("notes"))
+        body = razorpay_payment(
+            kind, payment_id=payment_id, order_id=order_id, amount=order["amount"], notes=order.get("notes")
+        )
         events.append((body, razorpay_headers(body, f"evt_{uuid.uuid4().hex[:14]}")))
     deliveries = events * 5
     random.Random(10).shuffle(deliveries)
@@ -129,15 +159,21 @@ def test_topup_checkout_and_webhooks_credit_exactly_once(firm, providers):
     wallet = admin.get(f"/v1/billing/accounts/{aid}")["wallet"]
     assert wallet["granted"] == 3 and wallet["available"] == 3, wallet
     timeline = admin.get(f"/v1/billing/accounts/{aid}/timeline")["items"]
-    topups = [i["ledger_entry"] for i in timeline if i["type"] == "ledger_entry" and i["ledger_entry"]["kind"] == "topup"]
+    topups = [
+        i["ledger_entry"] for i in timeline if i["type"] == "ledger_entry" and i["ledger_entry"]["kind"] == "topup"
+    ]
     assert [t["amount"] for t in topups] == [3]
 
     # a tampered body (the signature of the original) is refused at billing and changes nothing
     body, headers = events[0]
     tampered = json.loads(body)
     tampered["payload"]["payment"]["entity"]["amount"] = order["amount"] * 10
-    r = httpx.post(f"{firm.suite.url}/v1/webhooks/razorpay", content=json.dumps(tampered).encode(),
-                   headers={**headers, "x-razorpay-event-id": f"evt_{uuid.uuid4().hex[:14]}"}, timeout=30)
+    r = httpx.post(
+        f"{firm.suite.url}/v1/webhooks/razorpay",
+        content=json.dumps(tampered).encode(),
+        headers={**headers, "x-razorpay-event-id": f"evt_{uuid.uuid4().hex[:14]}"},
+        timeout=30,
+    )
     assert r.status_code == 400 and r.headers["content-type"].startswith("application/problem+json"), r.text
     assert admin.get(f"/v1/billing/accounts/{aid}")["wallet"]["granted"] == 3
 
@@ -149,15 +185,25 @@ def test_portal_sees_its_channel_and_its_proof_becomes_a_payment(firm, supplier)
     accounts = firm.user(["accounts"])
 
     def invoice_for(channel_id: str) -> dict:
-        made = accounts.post("/v1/billing/invoices", {
-            "account_id": account["id"], "channel_id": channel_id, "place_of_supply": "KA",
-            "lines": [{"description": "Desktop valuation", "quantity": "1", "unit_price_paise": 500_000}]})
+        made = accounts.post(
+            "/v1/billing/invoices",
+            {
+                "account_id": account["id"],
+                "channel_id": channel_id,
+                "place_of_supply": "KA",
+                "lines": [{"description": "Desktop valuation", "quantity": "1", "unit_price_paise": 500_000}],
+            },
+        )
         return accounts.ok("POST", f"/v1/billing/invoices/{made['id']}/issue", key=str(uuid.uuid4()))
 
     ours, theirs = invoice_for(channel["id"]), invoice_for(other_channel["id"])
     # inter-state (KA): IGST 18 % = ₹900; ₹5,900 exactly (no round-off)
     assert (ours["igst_paise"], ours["cgst_paise"], ours["total_paise"], ours["round_off_paise"]) == (
-        90_000, 0, 590_000, 0)
+        90_000,
+        0,
+        590_000,
+        0,
+    )
 
     assert [i["id"] for i in invoices_of(portal)] == [ours["id"]]
     assert [i["id"] for i in invoices_of(other_portal)] == [theirs["id"]]
@@ -165,23 +211,31 @@ def test_portal_sees_its_channel_and_its_proof_becomes_a_payment(firm, supplier)
     assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json"), r.text
 
     # the partner's receipt (an ops document), then its proof on its own invoice
-    assignment = firm.manager.post("/v1/assignments", {"source_type": "bank", "bank_id": firm.bank_id,
-                                                        "branch_id": firm.branch_id})
+    assignment = firm.manager.post(
+        "/v1/assignments", {"source_type": "bank", "bank_id": firm.bank_id, "branch_id": firm.branch_id}
+    )
     document_id = upload(firm, assignment["id"], "payment_receipt", "other")
-    proof = portal.post(f"/v1/billing/invoices/{ours['id']}/payment-proofs", {
-        "document_id": document_id, "note": "NEFT on 12 March", "amount_paise": 590_000, "reference": "NEFT-4411"})
+    proof = portal.post(
+        f"/v1/billing/invoices/{ours['id']}/payment-proofs",
+        {"document_id": document_id, "note": "NEFT on 12 March", "amount_paise": 590_000, "reference": "NEFT-4411"},
+    )
     assert (proof["status"], proof["invoice_id"]) == ("submitted", ours["id"])
-    r = portal.call("POST", f"/v1/billing/invoices/{theirs['id']}/payment-proofs",
-                    {"document_id": document_id, "amount_paise": 1})
+    r = portal.call(
+        "POST", f"/v1/billing/invoices/{theirs['id']}/payment-proofs", {"document_id": document_id, "amount_paise": 1}
+    )
     assert r.status_code in (403, 404), r.text
 
-    reviewed = accounts.ok("POST", f"/v1/billing/payment-proofs/{proof['id']}/confirm", {"method": "bank_transfer"},
-                           key=str(uuid.uuid4()))
+    reviewed = accounts.ok(
+        "POST", f"/v1/billing/payment-proofs/{proof['id']}/confirm", {"method": "bank_transfer"}, key=str(uuid.uuid4())
+    )
     assert reviewed["proof"]["status"] == "confirmed" and reviewed["proof"]["payment_id"]
     assert reviewed["invoice"]["status"] == "paid"
     [payment] = reviewed["invoice"]["payments"]
     assert (payment["id"], payment["amount_paise"], payment["method"]) == (
-        reviewed["proof"]["payment_id"], 590_000, "bank_transfer")
+        reviewed["proof"]["payment_id"],
+        590_000,
+        "bank_transfer",
+    )
     seen = portal.get(f"/v1/billing/invoices/{ours['id']}")
     assert seen["status"] == "paid" and seen["balance_paise"] == 0
     assert admin.get(f"/v1/billing/invoices/{theirs['id']}")["status"] == "issued"

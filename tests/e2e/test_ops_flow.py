@@ -14,8 +14,13 @@ import uuid
 import httpx
 
 PASSWORD = "quiet-meadow-lantern-58"
-PROPERTY = {"address_line1": "12 MG Road", "city": "Pune", "state": "MH", "pin_code": "411001",
-            "property_type": "residential_flat"}
+PROPERTY = {
+    "address_line1": "12 MG Road",
+    "city": "Pune",
+    "state": "MH",
+    "pin_code": "411001",
+    "property_type": "residential_flat",
+}
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -33,8 +38,9 @@ class Client:
         self.http = httpx.Client(base_url=suite.url, headers=bearer(token), timeout=30)
 
     def post(self, path: str, body: dict | None = None, *, status: int = 201, key: str | None = None) -> dict:
-        r = self.http.post(path, json=body if body is not None else {},
-                           headers={"Idempotency-Key": key or str(uuid.uuid4())})
+        r = self.http.post(
+            path, json=body if body is not None else {}, headers={"Idempotency-Key": key or str(uuid.uuid4())}
+        )
         assert r.status_code == status, (path, r.status_code, r.text)
         return r.json()
 
@@ -61,9 +67,16 @@ def user(admin: Client, suite, roles: list[str], aud: str = "web", **extra) -> s
 
 
 def channel(admin: Client, account_id: str) -> dict:
-    return admin.post("/v1/channels", {"name": f"E2E channel {uuid.uuid4().hex[:8]}", "channel_type": "agent",
-                                       "commission_mode": "percent", "commission_value": 250,
-                                       "billing_account_id": account_id})
+    return admin.post(
+        "/v1/channels",
+        {
+            "name": f"E2E channel {uuid.uuid4().hex[:8]}",
+            "channel_type": "agent",
+            "commission_mode": "percent",
+            "commission_value": 250,
+            "billing_account_id": account_id,
+        },
+    )
 
 
 def reservations(admin: Client, ref_id: str) -> list[dict]:
@@ -71,8 +84,10 @@ def reservations(admin: Client, ref_id: str) -> list[dict]:
 
 
 def submit(portal: Client, borrower: str, credits: int = 2) -> dict:
-    return portal.post("/v1/channel-requests", {"borrower_name": borrower, "property": PROPERTY,
-                                                "requested_service": "valuation_report", "credits": credits})
+    return portal.post(
+        "/v1/channel-requests",
+        {"borrower_name": borrower, "property": PROPERTY, "requested_service": "valuation_report", "credits": credits},
+    )
 
 
 def test_partner_intake_reserves_credits_through_the_suite(suite):
@@ -121,8 +136,10 @@ def test_an_empty_wallet_is_reported_back_to_ops(suite):
     request = submit(portal, "Ravi Kulkarni", credits=3)
     admin.post(f"/v1/channel-requests/{request['id']}/accept", status=200)
 
-    shown = poll(lambda: (r := portal.get(f"/v1/channel-requests/{request['id']}"))["credits_short"] and r,
-                 "ops to show billing.reservation.failed")
+    shown = poll(
+        lambda: (r := portal.get(f"/v1/channel-requests/{request['id']}"))["credits_short"] and r,
+        "ops to show billing.reservation.failed",
+    )
     assert shown["credits_short_reason"] == "INSUFFICIENT_CREDITS"
     assert reservations(admin, request["id"]) == []
 
@@ -138,8 +155,10 @@ def test_reconciliation_asks_the_real_ops(suite):
     poll(lambda: reservations(admin, kept["id"]), "the accepted request's reservation")
     admin.post(f"/v1/channel-requests/{dropped['id']}/reject", {"reason": "duplicate of another request"}, status=200)
     # a reservation left behind for the rejected request (as if the rejection's event were lost)
-    admin.post("/v1/billing/credits/reserve", {"account_id": account["id"], "amount": 1,
-                                               "ref_type": "channel_request", "ref_id": dropped["id"]})
+    admin.post(
+        "/v1/billing/credits/reserve",
+        {"account_id": account["id"], "amount": 1, "ref_type": "channel_request", "ref_id": dropped["id"]},
+    )
 
     def reconcile() -> dict:
         # An owner that does not answer in time is left for the next run (that is the design):

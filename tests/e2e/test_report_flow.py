@@ -40,8 +40,13 @@ from zenops.events.v1 import repogen_pb2 as repogen_events
 from zenops_kit.events import unpack_payload
 
 PASSWORD = "amber-harbour-kestrel-93"
-PROPERTY = {"address_line1": "Flat 702, Shanti Heights", "city": "Pune", "state": "MH", "pin_code": "411038",
-            "property_type": "residential_flat"}
+PROPERTY = {
+    "address_line1": "Flat 702, Shanti Heights",
+    "city": "Pune",
+    "state": "MH",
+    "pin_code": "411038",
+    "property_type": "residential_flat",
+}
 READY_EVENT = "repogen.work_order.ready_for_render"
 READY_SUBJECT = "zenops.repogen.work_order.ready_for_render"
 REPOGEN_STREAM, FACTORY_CONSUMER = "ZENOPS_REPOGEN", "repogen-factory"
@@ -57,12 +62,23 @@ FMV, REALISABLE, DISTRESS, GUIDELINE = 10_021_250, 9_520_188, 8_017_000, 7_107_3
 FMV_FIGURES = "₹1,00,21,250"
 FMV_WORDS = "Rupees One Crore Twenty-One Thousand Two Hundred Fifty Only"
 # SBI_STANDARD_V1, the evidence profile of SBI_UNDER_5CR_V1: kind → (minimum, ops classification).
-EVIDENCE = {"site_photo": (4, "site_photo"), "sale_deed": (1, "legal"), "tax_receipt": (1, "tax_receipt"),
-            "location_map": (1, "other")}
+EVIDENCE = {
+    "site_photo": (4, "site_photo"),
+    "sale_deed": (1, "legal"),
+    "tax_receipt": (1, "tax_receipt"),
+    "location_map": (1, "other"),
+}
 # The template's required fields that documents back (a warning while unlinked) → the evidence kind.
-FIELD_LINKS = {"parties.owner_name": "sale_deed", "property.ownership": "sale_deed", "property.tenure": "sale_deed",
-               "legal.sale_deed_number": "sale_deed", "property.address": "location_map",
-               "property.boundaries": "location_map", "areas.carpet": "site_photo", "guideline": "tax_receipt"}
+FIELD_LINKS = {
+    "parties.owner_name": "sale_deed",
+    "property.ownership": "sale_deed",
+    "property.tenure": "sale_deed",
+    "legal.sale_deed_number": "sale_deed",
+    "property.address": "location_map",
+    "property.boundaries": "location_map",
+    "areas.carpet": "site_photo",
+    "guideline": "tax_receipt",
+}
 
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8 + b"\xff\xd9"
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 8 + b"\n%%EOF\n"
@@ -70,8 +86,12 @@ PDF = b"%PDF-1.7\n" + bytes(range(256)) * 8 + b"\n%%EOF\n"
 
 def contract(ifsc: str) -> dict:
     return {
-        "parties": {"bank_code": "SBI", "branch_ifsc": ifsc, "borrower_name": "Kavita Deshmukh",
-                    "owner_name": "Kavita Deshmukh"},
+        "parties": {
+            "bank_code": "SBI",
+            "branch_ifsc": ifsc,
+            "borrower_name": "Kavita Deshmukh",
+            "owner_name": "Kavita Deshmukh",
+        },
         "property": {
             "address": "Flat 702, Shanti Heights, Kothrud, Pune 411038",
             "property_type": "residential_flat",
@@ -88,8 +108,11 @@ def contract(ifsc: str) -> dict:
         "extras": [{"description": "Covered car parking", "amount": "150000"}],
         "guideline": {"rate_per_sqm": "90000"},
         # yesterday (UTC): never after the service's today, never stale
-        "inspection": {"date": (datetime.now(UTC).date() - timedelta(days=1)).isoformat(),
-                       "inspector": "S. Gokhale", "remarks": "Well maintained, lift working"},
+        "inspection": {
+            "date": (datetime.now(UTC).date() - timedelta(days=1)).isoformat(),
+            "inspector": "S. Gokhale",
+            "remarks": "Well maintained, lift working",
+        },
         "legal": {"sale_deed_number": "HVL-5521-2018", "sale_deed_date": "2018-03-09"},
         "sections": {"justification": "Rates from three registered sales in the same society in 2024."},
     }
@@ -109,13 +132,15 @@ class Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=suite.url, headers=headers, timeout=30)
 
-    def call(self, method: str, path: str, body: dict | None = None, *, key: str | None = None,
-             **params) -> httpx.Response:
+    def call(
+        self, method: str, path: str, body: dict | None = None, *, key: str | None = None, **params
+    ) -> httpx.Response:
         headers = {"Idempotency-Key": key} if key else {}
         return self.http.request(method, path, json=body, params=params or None, headers=headers)
 
-    def ok(self, method: str, path: str, body: dict | None = None, *, status: int = 200, key: str | None = None,
-           **params) -> dict:
+    def ok(
+        self, method: str, path: str, body: dict | None = None, *, status: int = 200, key: str | None = None, **params
+    ) -> dict:
         r = self.call(method, path, body, key=key, **params)
         assert r.status_code == status, (method, path, r.status_code, r.text)
         return r.json()
@@ -126,8 +151,9 @@ class Client:
     def get(self, path: str, **params) -> dict:
         return self.ok("GET", path, **params)
 
-    def problem(self, method: str, path: str, body: dict | None = None, *, status: int, code: str,
-                key: str | None = None) -> dict:
+    def problem(
+        self, method: str, path: str, body: dict | None = None, *, status: int, code: str, key: str | None = None
+    ) -> dict:
         r = self.call(method, path, body, key=key)
         assert r.status_code == status, (method, path, r.status_code, r.text)
         assert r.headers["content-type"].startswith("application/problem+json"), r.headers
@@ -169,19 +195,30 @@ class Firm:
 
     def user(self, roles: list[str], aud: str = "web", **extra) -> Client:
         email = f"e2e-{uuid.uuid4().hex[:10]}@example.com"
-        self.admin.post("/v1/users", {"email": email, "display_name": "E2E User", "password": PASSWORD,
-                                      "roles": roles, **extra})
+        self.admin.post(
+            "/v1/users", {"email": email, "display_name": "E2E User", "password": PASSWORD, "roles": roles, **extra}
+        )
         return Client(self.suite, login(self.suite, email, PASSWORD, aud))
 
     def partner(self, policy: str, credits: int = 0) -> tuple[dict, dict, Client]:
         """A billing account (granted `credits`), a channel charged to it, its portal user."""
         account = self.admin.post("/v1/billing/accounts", {"display_name": f"E2E {policy} partner", "policy": policy})
         if credits:
-            self.admin.post(f"/v1/billing/accounts/{account['id']}/credits/grant",
-                            {"amount": credits, "reason": "e2e opening balance"}, status=200)
-        channel = self.admin.post("/v1/channels", {
-            "name": f"E2E channel {uuid.uuid4().hex[:8]}", "channel_type": "agent", "commission_mode": "percent",
-            "commission_value": 250, "billing_account_id": account["id"]})
+            self.admin.post(
+                f"/v1/billing/accounts/{account['id']}/credits/grant",
+                {"amount": credits, "reason": "e2e opening balance"},
+                status=200,
+            )
+        channel = self.admin.post(
+            "/v1/channels",
+            {
+                "name": f"E2E channel {uuid.uuid4().hex[:8]}",
+                "channel_type": "agent",
+                "commission_mode": "percent",
+                "commission_value": 250,
+                "billing_account_id": account["id"],
+            },
+        )
         return account, channel, self.user(["portal_user"], "portal", channel_id=channel["id"])
 
 
@@ -192,8 +229,9 @@ def firm(suite) -> Firm:
     found = [b for b in admin.get("/v1/banks", q="SBI")["items"] if b["code"] == "SBI"]
     bank_id = found[0]["id"] if found else admin.post("/v1/banks", {"code": "SBI", "name": "State Bank of India"})["id"]
     ifsc = "SBIN0" + uuid.uuid4().hex[:6].upper()
-    branch = admin.post(f"/v1/banks/{bank_id}/branches",
-                        {"name": "Kothrud", "ifsc": ifsc, "city": "Pune", "state": "MH"})
+    branch = admin.post(
+        f"/v1/banks/{bank_id}/branches", {"name": "Kothrud", "ifsc": ifsc, "city": "Pune", "state": "MH"}
+    )
     assert branch["bank_id"] == bank_id and branch["ifsc"] == ifsc
     firm = Firm(suite, admin, admin, bank_id, branch["id"], ifsc)
     firm.manager = firm.user(["ops_manager"])  # the report is the ops manager's work from here on
@@ -206,9 +244,17 @@ def firm(suite) -> Firm:
 def accepted_request(firm: Firm, portal: Client, credits: int) -> tuple[dict, str, dict]:
     """The partner's request for a valuation report at the firm's SBI branch, accepted by the ops
     manager: (the request, its assignment id, the work order repogen opened on ops' event)."""
-    request = portal.post("/v1/channel-requests", {
-        "borrower_name": "Kavita Deshmukh", "property": PROPERTY, "bank_id": firm.bank_id,
-        "branch_id": firm.branch_id, "requested_service": "valuation_report", "credits": credits})
+    request = portal.post(
+        "/v1/channel-requests",
+        {
+            "borrower_name": "Kavita Deshmukh",
+            "property": PROPERTY,
+            "bank_id": firm.bank_id,
+            "branch_id": firm.branch_id,
+            "requested_service": "valuation_report",
+            "credits": credits,
+        },
+    )
     assert (request["status"], request["bank_id"], request["branch_id"]) == ("submitted", firm.bank_id, firm.branch_id)
     accepted = firm.manager.post(f"/v1/channel-requests/{request['id']}/accept", status=200)
     assignment_id = accepted["channel_request"]["assignment_id"]
@@ -229,10 +275,18 @@ def upload(firm: Firm, assignment_id: str, kind: str, classification: str) -> st
     """An ops document of the assignment, through the signed file URL; its id."""
     photo = classification == "site_photo"
     data = (JPEG if photo else PDF) + uuid.uuid4().bytes
-    presigned = firm.manager.post("/v1/documents/presign-upload", {
-        "filename": f"{kind}.{'jpg' if photo else 'pdf'}", "content_type": "image/jpeg" if photo else "application/pdf",
-        "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "classification": classification,
-        "source": "desktop_upload", "assignment_id": assignment_id})
+    presigned = firm.manager.post(
+        "/v1/documents/presign-upload",
+        {
+            "filename": f"{kind}.{'jpg' if photo else 'pdf'}",
+            "content_type": "image/jpeg" if photo else "application/pdf",
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "classification": classification,
+            "source": "desktop_upload",
+            "assignment_id": assignment_id,
+        },
+    )
     assert presigned["upload_url"].startswith("/v1/files/")
     put = Client(firm.suite).http.put(presigned["upload_url"], content=data, headers=presigned["upload_headers"])
     assert put.status_code == 200, put.text
@@ -247,11 +301,15 @@ def to_rendered(firm: Firm, work_order: dict) -> dict:
     m, base = firm.manager, f"/v1/work-orders/{work_order['id']}"
     # born from the channel request and accepted at once (DATA_PENDING; its first snapshot is version 0)
     assert (work_order["status"], work_order["bank_code"], work_order["template_id"]) == (
-        "data_pending", "SBI", "SBI_UNDER_5CR_V1")
+        "data_pending",
+        "SBI",
+        "SBI_UNDER_5CR_V1",
+    )
     assert work_order["evidence_profile"] == "SBI_STANDARD_V1"
 
-    patched = m.ok("PATCH", f"{base}/contract", {"expected_version": work_order["snapshot_version"],
-                                                  "patch": contract(firm.ifsc)})
+    patched = m.ok(
+        "PATCH", f"{base}/contract", {"expected_version": work_order["snapshot_version"], "patch": contract(firm.ifsc)}
+    )
     out = patched["outputs"]
     assert patched["version"] == work_order["snapshot_version"] + 1
     assert (out["fair_market_value"], out["realisable_value"], out["distress_value"]) == (FMV, REALISABLE, DISTRESS)
@@ -263,10 +321,10 @@ def to_rendered(firm: Firm, work_order: dict) -> dict:
     readiness = patched["readiness"]
     assert readiness["ready"] is False and readiness["missing_fields"] == [] and readiness["errors"] == []
     assert {e["kind"]: (e["required"], e["present"]) for e in readiness["missing_evidence"]} == {
-        kind: (count, 0) for kind, (count, _) in EVIDENCE.items()}
+        kind: (count, 0) for kind, (count, _) in EVIDENCE.items()
+    }
 
-    refused = m.problem("POST", f"{base}/transitions", {"to": "ready_for_render"}, status=409,
-                        code="READINESS_NOT_MET")
+    refused = m.problem("POST", f"{base}/transitions", {"to": "ready_for_render"}, status=409, code="READINESS_NOT_MET")
     assert refused["readiness"]["ready"] is False
     assert refused["readiness"]["missing_evidence"] == readiness["missing_evidence"]
     assert m.get(base)["status"] == "data_pending"
@@ -276,15 +334,19 @@ def to_rendered(firm: Firm, work_order: dict) -> dict:
     for kind, (count, classification) in EVIDENCE.items():
         for n in range(count):
             document_id = upload(firm, work_order["assignment_id"], kind, classification)
-            added = m.post(f"{base}/evidence", {"document_id": document_id, "kind": kind,
-                                                "caption": f"{kind.replace('_', ' ')} {n + 1}"})
+            added = m.post(
+                f"{base}/evidence",
+                {"document_id": document_id, "kind": kind, "caption": f"{kind.replace('_', ' ')} {n + 1}"},
+            )
             assert added["evidence"]["document_id"] == document_id and added["evidence"]["kind"] == kind
             evidence.setdefault(kind, []).append(added["evidence"])
     assert added["readiness"]["ready"] is True and added["readiness"]["missing_evidence"] == []
     assert any("UNLINKED_FIELD" in w for w in added["readiness"]["warnings"])
     for field_key, kind in FIELD_LINKS.items():
-        link = m.post(f"{base}/field-links", {"field_key": field_key, "evidence_id": evidence[kind][0]["id"],
-                                              "note": "checked against the document"})
+        link = m.post(
+            f"{base}/field-links",
+            {"field_key": field_key, "evidence_id": evidence[kind][0]["id"], "note": "checked against the document"},
+        )
         assert (link["field_key"], link["removed_at"]) == (field_key, None)
     now = m.get(f"{base}/readiness")
     assert (now["ready"], now["score"], now["warnings"]) == (True, 100, []), now
@@ -335,8 +397,9 @@ def export_bundle(client: Client, work_order_id: str) -> tuple[bytes, str]:
 def outbox(suite, event_type: str, work_order_id: str) -> list[bytes]:
     """The envelopes (the bytes the relay publishes) of `event_type` about the work order in
     repogen's outbox, published or not."""
-    rows = suite.pg.psql(f"SELECT encode(envelope, 'hex') FROM outbox WHERE event_type = '{event_type}' "
-                         "ORDER BY created_at", "repogen")
+    rows = suite.pg.psql(
+        f"SELECT encode(envelope, 'hex') FROM outbox WHERE event_type = '{event_type}' ORDER BY created_at", "repogen"
+    )
     envelopes = [bytes.fromhex(line) for line in rows.split()]
     return [e for e in envelopes if envelope_pb2.EventEnvelope.FromString(e).aggregate_id == work_order_id]
 
@@ -379,8 +442,11 @@ def assert_redelivery_creates_no_second_job(firm: Firm, work_order: dict, job: d
 
     # both reached the factory's consumer: the redelivery was dropped by the inbox (the original
     # event id, once), the copy was handled (its own inbox row) and created nothing
-    inbox = suite.pg.psql(f"SELECT event_id::text FROM inbox WHERE consumer = '{FACTORY_CONSUMER}' "
-                          f"AND event_id IN ('{env.event_id}', '{copy.event_id}')", "repogen")
+    inbox = suite.pg.psql(
+        f"SELECT event_id::text FROM inbox WHERE consumer = '{FACTORY_CONSUMER}' "
+        f"AND event_id IN ('{env.event_id}', '{copy.event_id}')",
+        "repogen",
+    )
     assert sorted(inbox.split()) == sorted([env.event_id, copy.event_id])
     listing = firm.manager.get(f"/v1/work-orders/{work_order['id']}/artifacts")
     assert listing["jobs"] == [job]
@@ -396,8 +462,12 @@ def assert_bundle_hash_survives_a_restart(firm: Firm, work_order_id: str, digest
     suite.start_process("repogen")
     suite.wait_healthy()
     # the gateway's channel to repogen may still be reconnecting: a 503 is retried, nothing else
-    r = poll(lambda: (r := firm.manager.call("GET", f"/v1/work-orders/{work_order_id}/export-bundle")).status_code
-             != 503 and r, "the export bundle after repogen's restart")
+    r = poll(
+        lambda: (
+            (r := firm.manager.call("GET", f"/v1/work-orders/{work_order_id}/export-bundle")).status_code != 503 and r
+        ),
+        "the export bundle after repogen's restart",
+    )
     assert r.status_code == 200, r.text
     assert hashlib.sha256(r.content).hexdigest() == digest == r.headers["x-content-sha256"]
 
@@ -410,10 +480,17 @@ def test_credit_report_flow_from_channel_request_to_delivery(firm):
     account, _, portal = firm.partner("credit", credits=10)
     request, assignment_id, work_order = accepted_request(firm, portal, credits=2)
     assert (work_order["channel_request_id"], work_order["billing_account_id"], work_order["credits"]) == (
-        request["id"], account["id"], 2)
+        request["id"],
+        account["id"],
+        2,
+    )
     # billing reserved the request's credits from the same event
-    [reservation] = poll(lambda: admin.get("/v1/billing/credits/reservations", ref_type="channel_request",
-                                           ref_id=request["id"])["items"], "billing's reservation")
+    [reservation] = poll(
+        lambda: admin.get("/v1/billing/credits/reservations", ref_type="channel_request", ref_id=request["id"])[
+            "items"
+        ],
+        "billing's reservation",
+    )
     assert (reservation["amount"], reservation["status"]) == (2, "active")
 
     rendered = to_rendered(firm, work_order)
@@ -447,8 +524,9 @@ def test_credit_report_flow_from_channel_request_to_delivery(firm):
     again = m.call("POST", f"{base}/release", key=key)
     assert again.status_code == resp.status_code and again.json()["release"]["id"] == r["id"], again.text
     m.problem("POST", f"{base}/release", status=409, code="RELEASE_EXISTS", key=str(uuid.uuid4()))
-    [consumed] = admin.get("/v1/billing/credits/reservations", ref_type="channel_request",
-                           ref_id=request["id"])["items"]
+    [consumed] = admin.get("/v1/billing/credits/reservations", ref_type="channel_request", ref_id=request["id"])[
+        "items"
+    ]
     assert (consumed["id"], consumed["status"], consumed["consumed_amount"]) == (reservation["id"], "consumed", 2)
     wallet = admin.get(f"/v1/billing/accounts/{account['id']}")["wallet"]
     assert (wallet["reserved"], wallet["available"], wallet["consumed"]) == (0, 8, 2), wallet
@@ -480,11 +558,18 @@ def test_postpaid_release_without_a_paid_invoice_is_refused_and_changes_nothing(
 
     after = m.get(base)
     assert (after["status"], after["version"], after["snapshot_version"]) == (
-        "rendered", rendered["version"], rendered["snapshot_version"])
+        "rendered",
+        rendered["version"],
+        rendered["snapshot_version"],
+    )
     assert export_bundle(m, work_order["id"])[1] == digest
-    assert firm.suite.pg.psql(f"SELECT count(*) FROM releases WHERE work_order_id = '{work_order['id']}'",
-                              "repogen") == "0"
+    assert (
+        firm.suite.pg.psql(f"SELECT count(*) FROM releases WHERE work_order_id = '{work_order['id']}'", "repogen")
+        == "0"
+    )
     assert outbox(firm.suite, "repogen.deliverable.released", work_order["id"]) == []
-    assert firm.admin.get("/v1/billing/credits/reservations", ref_type="channel_request",
-                          ref_id=request["id"])["items"] == []
+    assert (
+        firm.admin.get("/v1/billing/credits/reservations", ref_type="channel_request", ref_id=request["id"])["items"]
+        == []
+    )
     assert m.get(f"/v1/assignments/{assignment_id}")["status"] != "delivered"

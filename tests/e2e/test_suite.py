@@ -74,8 +74,7 @@ def test_a_stopped_service_turns_health_503_and_recovers_alone(suite):
 
 
 def test_service_logs_are_structured_json(suite):
-    lines = [json.loads(line) for line in (suite.logs / "billing.log").read_text().splitlines()
-             if line.startswith("{")]
+    lines = [json.loads(line) for line in (suite.logs / "billing.log").read_text().splitlines() if line.startswith("{")]
     assert lines and all("ts" in entry and "level" in entry for entry in lines)
 
 

@@ -258,8 +258,17 @@ def start_envoy(tmp_dir: Path, *, gateway_port: int, tls: bool = False) -> Envoy
     ]
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-    envoy = EnvoyProcess(proc, listen_port, admin_port, config_path, text, stdout_path, stderr_path,
-                         tls_port=tls_args.get("tls_port"), tls_cert=tls_args.get("tls_cert_file"))
+    envoy = EnvoyProcess(
+        proc,
+        listen_port,
+        admin_port,
+        config_path,
+        text,
+        stdout_path,
+        stderr_path,
+        tls_port=tls_args.get("tls_port"),
+        tls_cert=tls_args.get("tls_cert_file"),
+    )
 
     def ready() -> bool:
         if proc.poll() is not None:

@@ -36,8 +36,16 @@ from chaos_harness import (
 # -- R2: crash safety --------------------------------------------------------------------------------
 
 
-def r2_crash_safety(suite, world: World, *, requests: int, reports: int, workers: int = 6,
-                    every: tuple[float, float] = (1.0, 3.0), seed: int | None = None) -> dict:
+def r2_crash_safety(
+    suite,
+    world: World,
+    *,
+    requests: int,
+    reports: int,
+    workers: int = 6,
+    every: tuple[float, float] = (1.0, 3.0),
+    seed: int | None = None,
+) -> dict:
     """`requests` channel requests accepted (and `reports` of them taken to the release) while
     the chaos kill -9s ops, billing or repogen; afterwards every effect is counted."""
     since = db_now(suite)
@@ -55,8 +63,14 @@ def r2_crash_safety(suite, world: World, *, requests: int, reports: int, workers
     run_concurrently(one, requests, workers, chaos)
     suite.wait_healthy()
     effects = settle(suite, [r for r, _ in accepted], [a for a, _ in released], [w for _, w in released])
-    return {"events": events_since(suite, since), "lost": effects.lost, "duplicated": effects.duplicated,
-            "kills": dict(chaos.kills), "effects": effects.by_kind(), "seconds": round(time.monotonic() - started, 1)}
+    return {
+        "events": events_since(suite, since),
+        "lost": effects.lost,
+        "duplicated": effects.duplicated,
+        "kills": dict(chaos.kills),
+        "effects": effects.by_kind(),
+        "seconds": round(time.monotonic() - started, 1),
+    }
 
 
 # -- R3: broker outage ---------------------------------------------------------------------------------
@@ -105,12 +119,24 @@ def r3_broker_outage(suite, world: World, *, outage: float, workers: int = 4) ->
 
     def step(i: int) -> int:
         try:
-            request = portal[i].must("POST", "/v1/channel-requests", {
-                "borrower_name": "Broker Outage", "property": {"address_line1": "1 FC Road", "city": "Pune",
-                                                                "state": "MH", "pin_code": "411004",
-                                                                "property_type": "residential_flat"},
-                "bank_id": world.bank_id, "branch_id": world.branch_id, "requested_service": "valuation_report",
-                "credits": 1})
+            request = portal[i].must(
+                "POST",
+                "/v1/channel-requests",
+                {
+                    "borrower_name": "Broker Outage",
+                    "property": {
+                        "address_line1": "1 FC Road",
+                        "city": "Pune",
+                        "state": "MH",
+                        "pin_code": "411004",
+                        "property_type": "residential_flat",
+                    },
+                    "bank_id": world.bank_id,
+                    "branch_id": world.branch_id,
+                    "requested_service": "valuation_report",
+                    "credits": 1,
+                },
+            )
             manager[i].must("POST", f"/v1/channel-requests/{request['id']}/accept", {})
         except (Refused, TimeoutError) as exc:
             failures[getattr(getattr(exc, "response", None), "status_code", "timeout")] += 1
@@ -130,16 +156,27 @@ def r3_broker_outage(suite, world: World, *, outage: float, workers: int = 4) ->
     effects = settle(suite, accepted)
     poll(lambda: unpublished(suite) == 0, "the outboxes to drain", timeout=120)
     drain = time.monotonic() - back_at
-    return {"events": events_since(suite, since), "lost": effects.lost, "duplicated": effects.duplicated,
-            "writes": len(accepted) * 2, "writes_during_outage": during * 2, "write_failures": sum(failures.values()),
-            "outage_s": outage, "drain_s": round(drain, 2)}
+    return {
+        "events": events_since(suite, since),
+        "lost": effects.lost,
+        "duplicated": effects.duplicated,
+        "writes": len(accepted) * 2,
+        "writes_during_outage": during * 2,
+        "write_failures": sum(failures.values()),
+        "outage_s": outage,
+        "drain_s": round(drain, 2),
+    }
 
 
 # -- R4: database restart ------------------------------------------------------------------------------
 
 
-PROBES = {"ops": "/v1/assignments", "billing": "/v1/billing/accounts", "repogen": "/v1/work-orders",
-          "identity": "/v1/users"}
+PROBES = {
+    "ops": "/v1/assignments",
+    "billing": "/v1/billing/accounts",
+    "repogen": "/v1/work-orders",
+    "identity": "/v1/users",
+}
 
 
 def r4_database_restart(suite, world: World, *, outage: float, workers: int = 4) -> dict:
@@ -171,18 +208,27 @@ def r4_database_restart(suite, world: World, *, outage: float, workers: int = 4)
         suite.pg.start()
         up_at = time.monotonic()
         probe = world.manager.clone(patience=0)
-        poll(lambda: all(probe.send("GET", path).status_code == 200 for path in PROBES.values()),
-             "every service to read from PostgreSQL again", timeout=120, interval=0.1)
+        poll(
+            lambda: all(probe.send("GET", path).status_code == 200 for path in PROBES.values()),
+            "every service to read from PostgreSQL again",
+            timeout=120,
+            interval=0.1,
+        )
         recovered = time.monotonic() - up_at
         time.sleep(1.0)
     during = Counter(status for t0, _, status in load.outcomes if t0 >= down_at and t0 < up_at + recovered)
     after = Counter(status for t0, _, status in load.outcomes if t0 >= up_at + recovered)
     restarted = sorted(name for name, proc in suite.procs.items() if pids.get(name) != proc.pid or proc.poll())
     server_errors = sum(n for status, n in (during + after).items() if status in (500, 501, 502))
-    return {"server_errors": server_errors, "during": {str(k): v for k, v in during.items()},
-            "failures_after_recovery": sum(n for s, n in after.items() if s not in (200, 201)),
-            "errors_by_route": dict(by_route),
-            "outage_s": outage, "recovery_s": round(recovered, 2), "restarted": restarted}
+    return {
+        "server_errors": server_errors,
+        "during": {str(k): v for k, v in during.items()},
+        "failures_after_recovery": sum(n for s, n in after.items() if s not in (200, 201)),
+        "errors_by_route": dict(by_route),
+        "outage_s": outage,
+        "recovery_s": round(recovered, 2),
+        "restarted": restarted,
+    }
 
 
 # -- R5: fuzzing the OpenAPI document -----------------------------------------------------------------
@@ -191,22 +237,44 @@ def r4_database_restart(suite, world: World, *, outage: float, workers: int = 4)
 SELF_ENDING = ["/v1/auth/logout", "/v1/auth/sessions/{session_id}", "/v1/auth/password"]
 
 
-def r5_fuzzing(suite, world: World, *, max_examples: int, max_time: int, workers: int = 2,
-               report_dir: Path | None = None) -> dict:
+def r5_fuzzing(
+    suite, world: World, *, max_examples: int, max_time: int, workers: int = 2, report_dir: Path | None = None
+) -> dict:
     """schemathesis on /v1/openapi.json through Envoy, as a super admin of its own: the
     examples, coverage, fuzzing and stateful phases (links carry real ids). Figures from its
     JSON report: cases run, server errors, responses outside the schema."""
     fuzzer, _ = world.user(["super_admin"])
     report_dir = report_dir or Path(tempfile.mkdtemp(prefix="zenops-r5-"))
     report = report_dir / "schemathesis.json"
-    cmd = [str(Path(sys.executable).with_name("st")), "run", f"{suite.url}/v1/openapi.json",
-           "--phases", "examples,coverage,fuzzing,stateful",
-           "--checks", "not_a_server_error,response_schema_conformance,content_type_conformance",
-           "-H", f"Authorization: Bearer {fuzzer.token}",
-           "--max-examples", str(max_examples), "--max-time", str(max_time), "--workers", str(workers),
-           "--seed", "1212", "--no-color", "--request-timeout", "30", "--suppress-health-check", "all",
-           "--report", "json", "--report-json-path", str(report),
-           *(a for path in SELF_ENDING for a in ("--exclude-path", path))]
+    cmd = [
+        str(Path(sys.executable).with_name("st")),
+        "run",
+        f"{suite.url}/v1/openapi.json",
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--checks",
+        "not_a_server_error,response_schema_conformance,content_type_conformance",
+        "-H",
+        f"Authorization: Bearer {fuzzer.token}",
+        "--max-examples",
+        str(max_examples),
+        "--max-time",
+        str(max_time),
+        "--workers",
+        str(workers),
+        "--seed",
+        "1212",
+        "--no-color",
+        "--request-timeout",
+        "30",
+        "--suppress-health-check",
+        "all",
+        "--report",
+        "json",
+        "--report-json-path",
+        str(report),
+        *(a for path in SELF_ENDING for a in ("--exclude-path", path)),
+    ]
     started = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=max_time * 3 + 300)
     figures = read_schemathesis_report(report)
@@ -220,20 +288,27 @@ def read_schemathesis_report(path: Path) -> dict:
     """schemathesis' JSON run report: cases generated; failures by type (a `ServerError` is a
     5xx; every other failure of the checks run is an answer outside the document)."""
     data = json.loads(path.read_text())
-    failures = {f"{f['code']} {f['title']}": {"count": f["count"], "operations": f["operations"]}
-                for f in data.get("failures", [])}
+    failures = {
+        f"{f['code']} {f['title']}": {"count": f["count"], "operations": f["operations"]}
+        for f in data.get("failures", [])
+    }
     server = sum(f["count"] for f in data.get("failures", []) if f["type"] == "ServerError")
-    return {"cases": data["test_cases"]["generated"], "server_errors": server,
-            "schema_violations": sum(f["count"] for f in data.get("failures", [])) - server,
-            "operations": data["operations"]["tested"], "errors": len(data.get("errors", [])),
-            "failures": failures}
+    return {
+        "cases": data["test_cases"]["generated"],
+        "server_errors": server,
+        "schema_violations": sum(f["count"] for f in data.get("failures", [])) - server,
+        "operations": data["operations"]["tested"],
+        "errors": len(data.get("errors", [])),
+        "failures": failures,
+    }
 
 
 # -- R7: isolation sweep --------------------------------------------------------------------------------
 
 
-def r7_isolation(suite, world: World, spec: dict, owned: dict[str, str], secret_ids: set[str],
-                 principals: dict[str, Api]) -> dict:
+def r7_isolation(
+    suite, world: World, spec: dict, owned: dict[str, str], secret_ids: set[str], principals: dict[str, Api]
+) -> dict:
     """Every GET route of the document (list and get), as each principal: a get names the
     owner's ids; a leak is a 2xx whose body holds any of the owner's secret ids."""
     tried = leaked = 0
@@ -266,8 +341,9 @@ R8_STEPS = {
 }
 
 
-def r8_graceful_shutdown(suite, world: World, *, services=tuple(R8_STEPS), workers: int = 6,
-                         warmup: float = 1.0) -> dict:
+def r8_graceful_shutdown(
+    suite, world: World, *, services=tuple(R8_STEPS), workers: int = 6, warmup: float = 1.0
+) -> dict:
     """SIGTERM each service while `workers` clients call it; a request in flight at the signal
     (sent before it, answered after it) must succeed. Requests sent after the signal may be
     refused 503 while the service is away (never 500)."""
@@ -286,21 +362,34 @@ def r8_graceful_shutdown(suite, world: World, *, services=tuple(R8_STEPS), worke
             code = suite.kill_process(svc, signal.SIGTERM)
             stopped = time.monotonic()
             restart(suite, svc)
-            poll(lambda m=method, p=path, b=body: world.manager.clone(patience=0).send(
-                m, p, b, key=str(uuid.uuid4()) if m == "POST" else None).status_code in (200, 201),
-                f"{svc} serving again", timeout=60)
+            poll(
+                lambda m=method, p=path, b=body: (
+                    world.manager.clone(patience=0)
+                    .send(m, p, b, key=str(uuid.uuid4()) if m == "POST" else None)
+                    .status_code
+                    in (200, 201)
+                ),
+                f"{svc} serving again",
+                timeout=60,
+            )
         in_flight = [o for o in load.outcomes if o[0] < signalled < o[1]]
         failed = [o for o in in_flight if o[2] not in (200, 201)]
         after = Counter(o[2] for o in load.outcomes if o[0] >= signalled)
-        per_service[svc] = {"in_flight": len(in_flight), "failed_in_flight": len(failed),
-                            "failed_statuses": dict(Counter(o[2] for o in failed)), "exit_code": code,
-                            "stop_s": round(stopped - signalled, 2),
-                            "server_errors_after": sum(n for s, n in after.items() if s in (500, 501, 502)),
-                            "statuses_after": dict(after)}
-    return {"failed_in_flight": sum(s["failed_in_flight"] for s in per_service.values()),
-            "in_flight": sum(s["in_flight"] for s in per_service.values()),
-            "server_errors": sum(s["server_errors_after"] for s in per_service.values()),
-            "services": per_service}
+        per_service[svc] = {
+            "in_flight": len(in_flight),
+            "failed_in_flight": len(failed),
+            "failed_statuses": dict(Counter(o[2] for o in failed)),
+            "exit_code": code,
+            "stop_s": round(stopped - signalled, 2),
+            "server_errors_after": sum(n for s, n in after.items() if s in (500, 501, 502)),
+            "statuses_after": dict(after),
+        }
+    return {
+        "failed_in_flight": sum(s["failed_in_flight"] for s in per_service.values()),
+        "in_flight": sum(s["in_flight"] for s in per_service.values()),
+        "server_errors": sum(s["server_errors_after"] for s in per_service.values()),
+        "services": per_service,
+    }
 
 
 def effects_now(suite, requests) -> dict:

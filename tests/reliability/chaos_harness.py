@@ -35,8 +35,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from test_report_flow import EVIDENCE, FIELD_LINKS, JPEG, PDF, contract  # noqa: E402
 
 PASSWORD = "steady-granite-orchard-47"
-PROPERTY = {"address_line1": "12 MG Road", "city": "Pune", "state": "MH", "pin_code": "411001",
-            "property_type": "residential_flat"}
+PROPERTY = {
+    "address_line1": "12 MG Road",
+    "city": "Pune",
+    "state": "MH",
+    "pin_code": "411001",
+    "property_type": "residential_flat",
+}
 RETRYABLE = {502, 503, 504}
 WORKFLOW_SERVICES = ("ops", "billing", "repogen")  # each runs its relay and its consumers in-process
 
@@ -45,8 +50,9 @@ class Refused(Exception):
     """An answer that retrying cannot change (4xx, or a 5xx that is not an outage)."""
 
     def __init__(self, response: httpx.Response) -> None:
-        super().__init__(f"{response.request.method} {response.request.url.path} → {response.status_code}: "
-                         f"{response.text[:500]}")
+        super().__init__(
+            f"{response.request.method} {response.request.url.path} → {response.status_code}: {response.text[:500]}"
+        )
         self.response = response
 
 
@@ -75,17 +81,36 @@ class Api:
         """The same caller on its own connection, with its own retry count."""
         return Api(self.url, self.token, self.patience if patience is None else patience)
 
-    def send(self, method: str, path: str, body: dict | None = None, *, key: str | None = None,
-             params: dict | None = None, headers: dict | None = None, content: bytes | None = None) -> httpx.Response:
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        *,
+        key: str | None = None,
+        params: dict | None = None,
+        headers: dict | None = None,
+        content: bytes | None = None,
+    ) -> httpx.Response:
         extra = dict(headers or {})
         if key:
             extra["idempotency-key"] = key
-        return self.http.request(method, path, json=body if content is None else None, content=content,
-                                 params=params, headers=extra)
+        return self.http.request(
+            method, path, json=body if content is None else None, content=content, params=params, headers=extra
+        )
 
-    def must(self, method: str, path: str, body: dict | None = None, *, key: str | None = None,
-             params: dict | None = None, ok: Iterable[int] = (200, 201), content: bytes | None = None,
-             headers: dict | None = None) -> dict:
+    def must(
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        *,
+        key: str | None = None,
+        params: dict | None = None,
+        ok: Iterable[int] = (200, 201),
+        content: bytes | None = None,
+        headers: dict | None = None,
+    ) -> dict:
         if key is None and method in ("POST", "PATCH", "PUT") and content is None:
             key = str(uuid.uuid4())
         deadline = time.monotonic() + self.patience
@@ -136,19 +161,34 @@ class World:
 
     def user(self, roles: list[str], aud: str = "web", **extra) -> tuple[Api, str]:
         email = f"rel-{uuid.uuid4().hex[:10]}@example.com"
-        made = self.admin.must("POST", "/v1/users", {"email": email, "display_name": "Reliability", "roles": roles,
-                                                     "password": PASSWORD, **extra})
+        made = self.admin.must(
+            "POST",
+            "/v1/users",
+            {"email": email, "display_name": "Reliability", "roles": roles, "password": PASSWORD, **extra},
+        )
         return Api(self.url, login(self.url, email, PASSWORD, aud)), made["id"]
 
     def new_partner(self, policy: str = "credit", credits: int = 0) -> Partner:
-        account = self.admin.must("POST", "/v1/billing/accounts", {"display_name": f"Partner {uuid.uuid4().hex[:6]}",
-                                                                   "policy": policy})
+        account = self.admin.must(
+            "POST", "/v1/billing/accounts", {"display_name": f"Partner {uuid.uuid4().hex[:6]}", "policy": policy}
+        )
         if credits:
-            self.admin.must("POST", f"/v1/billing/accounts/{account['id']}/credits/grant",
-                            {"amount": credits, "reason": "reliability opening balance"})
-        channel = self.admin.must("POST", "/v1/channels", {
-            "name": f"Channel {uuid.uuid4().hex[:8]}", "channel_type": "agent", "commission_mode": "percent",
-            "commission_value": 250, "billing_account_id": account["id"]})
+            self.admin.must(
+                "POST",
+                f"/v1/billing/accounts/{account['id']}/credits/grant",
+                {"amount": credits, "reason": "reliability opening balance"},
+            )
+        channel = self.admin.must(
+            "POST",
+            "/v1/channels",
+            {
+                "name": f"Channel {uuid.uuid4().hex[:8]}",
+                "channel_type": "agent",
+                "commission_mode": "percent",
+                "commission_value": 250,
+                "billing_account_id": account["id"],
+            },
+        )
         portal, portal_id = self.user(["portal_user"], "portal", channel_id=channel["id"])
         return Partner(account["id"], channel["id"], portal, portal_id)
 
@@ -159,8 +199,9 @@ def make_world(suite, credits: int = 100_000) -> World:
     code = "R" + uuid.uuid4().hex[:5].upper()
     bank = admin.must("POST", "/v1/banks", {"code": code, "name": f"Reliability Bank {code}"})
     ifsc = "SBIN0" + uuid.uuid4().hex[:6].upper()
-    branch = admin.must("POST", f"/v1/banks/{bank['id']}/branches",
-                        {"name": "Kothrud", "ifsc": ifsc, "city": "Pune", "state": "MH"})
+    branch = admin.must(
+        "POST", f"/v1/banks/{bank['id']}/branches", {"name": "Kothrud", "ifsc": ifsc, "city": "Pune", "state": "MH"}
+    )
     world = World(url, admin, admin, bank["id"], branch["id"], ifsc, partner=None)  # type: ignore[arg-type]
     world.manager, _ = world.user(["ops_manager"])
     world.partner = world.new_partner("credit", credits)
@@ -171,11 +212,15 @@ def sbi_world(suite, credits: int = 100_000) -> World:
     """A world whose requests name an SBI branch: repogen's report templates are SBI's."""
     world = make_world(suite, credits)
     found = [b for b in world.admin.get("/v1/banks", q="SBI")["items"] if b["code"] == "SBI"]
-    bank_id = found[0]["id"] if found else world.admin.must("POST", "/v1/banks", {"code": "SBI",
-                                                                                  "name": "State Bank of India"})["id"]
+    bank_id = (
+        found[0]["id"]
+        if found
+        else world.admin.must("POST", "/v1/banks", {"code": "SBI", "name": "State Bank of India"})["id"]
+    )
     ifsc = "SBIN0" + uuid.uuid4().hex[:6].upper()
-    branch = world.admin.must("POST", f"/v1/banks/{bank_id}/branches",
-                              {"name": "Kothrud", "ifsc": ifsc, "city": "Pune", "state": "MH"})
+    branch = world.admin.must(
+        "POST", f"/v1/banks/{bank_id}/branches", {"name": "Kothrud", "ifsc": ifsc, "city": "Pune", "state": "MH"}
+    )
     world.bank_id, world.branch_id, world.ifsc = bank_id, branch["id"], ifsc
     return world
 
@@ -186,9 +231,18 @@ def sbi_world(suite, credits: int = 100_000) -> World:
 def submit_and_accept(world: World, credits: int = 1) -> tuple[str, str]:
     """One channel request submitted by the portal user and accepted by the manager:
     (request id, assignment id)."""
-    request = world.partner.portal.must("POST", "/v1/channel-requests", {
-        "borrower_name": "Asha Patil", "property": PROPERTY, "bank_id": world.bank_id, "branch_id": world.branch_id,
-        "requested_service": "valuation_report", "credits": credits})
+    request = world.partner.portal.must(
+        "POST",
+        "/v1/channel-requests",
+        {
+            "borrower_name": "Asha Patil",
+            "property": PROPERTY,
+            "bank_id": world.bank_id,
+            "branch_id": world.branch_id,
+            "requested_service": "valuation_report",
+            "credits": credits,
+        },
+    )
     accepted = world.manager.must("POST", f"/v1/channel-requests/{request['id']}/accept", {})
     return request["id"], accepted["channel_request"]["assignment_id"]
 
@@ -197,13 +251,23 @@ def _upload(world: World, assignment_id: str, kind: str, classification: str) ->
     photo = classification == "site_photo"
     data = (JPEG if photo else PDF) + uuid.uuid4().bytes
     m = world.manager
-    presigned = m.must("POST", "/v1/documents/presign-upload", {
-        "filename": f"{kind}.{'jpg' if photo else 'pdf'}", "content_type": "image/jpeg" if photo else "application/pdf",
-        "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "classification": classification,
-        "source": "desktop_upload", "assignment_id": assignment_id})
+    presigned = m.must(
+        "POST",
+        "/v1/documents/presign-upload",
+        {
+            "filename": f"{kind}.{'jpg' if photo else 'pdf'}",
+            "content_type": "image/jpeg" if photo else "application/pdf",
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "classification": classification,
+            "source": "desktop_upload",
+            "assignment_id": assignment_id,
+        },
+    )
     # a repeated PUT of the same bytes (its first answer lost) may be refused as already uploaded
-    Api(world.url, patience=m.patience).must("PUT", presigned["upload_url"], content=data,
-                                             headers=presigned["upload_headers"], ok=(200, 409))
+    Api(world.url, patience=m.patience).must(
+        "PUT", presigned["upload_url"], content=data, headers=presigned["upload_headers"], ok=(200, 409)
+    )
     m.must("POST", f"/v1/documents/{presigned['document_id']}/confirm", {})
     return presigned["document_id"]
 
@@ -211,15 +275,21 @@ def _upload(world: World, assignment_id: str, kind: str, classification: str) ->
 def render_and_release(world: World, assignment_id: str) -> str:
     """The report path of an accepted request, to the release: its work order id."""
     m = world.manager
-    work_order = poll(lambda: (m.get("/v1/work-orders", assignment_id=assignment_id)["items"] or [None])[0],
-                      "the work order", timeout=m.patience)
+    work_order = poll(
+        lambda: (m.get("/v1/work-orders", assignment_id=assignment_id)["items"] or [None])[0],
+        "the work order",
+        timeout=m.patience,
+    )
     base = f"/v1/work-orders/{work_order['id']}"
     current = m.get(base)
     if current["status"] == "data_pending":
         if current["snapshot_version"] == work_order["snapshot_version"]:
             try:
-                m.must("PATCH", f"{base}/contract", {"expected_version": current["snapshot_version"],
-                                                     "patch": contract(world.ifsc)})
+                m.must(
+                    "PATCH",
+                    f"{base}/contract",
+                    {"expected_version": current["snapshot_version"], "patch": contract(world.ifsc)},
+                )
             except Refused as refused:  # a retried patch whose first answer was lost: already applied
                 if refused.response.status_code != 409:
                     raise
@@ -240,8 +310,11 @@ def render_and_release(world: World, assignment_id: str) -> str:
         except Refused as refused:
             if refused.response.status_code != 409:
                 raise
-    poll(lambda: m.get(base)["status"] in ("rendered", "released"), f"work order {work_order['id']} rendered",
-         timeout=m.patience)
+    poll(
+        lambda: m.get(base)["status"] in ("rendered", "released"),
+        f"work order {work_order['id']} rendered",
+        timeout=m.patience,
+    )
     if m.get(base)["status"] == "rendered":
         try:
             m.must("POST", f"{base}/release", {})
@@ -282,33 +355,59 @@ class Effects:
         return sum(n - 1 for counts in self.applied.values() for n in counts.values() if n > 1)
 
     def by_kind(self) -> dict[str, dict[str, int]]:
-        return {kind: {"expected": len(keys), "applied": len(set(self.applied.get(kind, {})) & keys),
-                       "duplicated": sum(n - 1 for n in self.applied.get(kind, {}).values() if n > 1)}
-                for kind, keys in self.expected.items()}
+        return {
+            kind: {
+                "expected": len(keys),
+                "applied": len(set(self.applied.get(kind, {})) & keys),
+                "duplicated": sum(n - 1 for n in self.applied.get(kind, {}).values() if n > 1),
+            }
+            for kind, keys in self.expected.items()
+        }
 
 
-def count_effects(suite, requests: Iterable[str], assignments: Iterable[str] = (),
-                  work_orders: Iterable[str] = ()) -> Effects:
+def count_effects(
+    suite, requests: Iterable[str], assignments: Iterable[str] = (), work_orders: Iterable[str] = ()
+) -> Effects:
     requests, assignments, work_orders = set(requests), set(assignments), set(work_orders)
     effects = Effects()
     effects.expected["reservations"] = requests
-    effects.applied["reservations"] = _counts(suite, "billing", (
-        f"SELECT ref_id, count(*) FROM reservations WHERE ref_type = 'channel_request' AND ref_id IN ({_in(requests)}) "
-        "GROUP BY ref_id"))
+    effects.applied["reservations"] = _counts(
+        suite,
+        "billing",
+        (
+            f"SELECT ref_id, count(*) FROM reservations WHERE ref_type = 'channel_request' AND ref_id IN ({_in(requests)}) "
+            "GROUP BY ref_id"
+        ),
+    )
     effects.expected["work_orders"] = requests
-    effects.applied["work_orders"] = _counts(suite, "repogen", (
-        f"SELECT channel_request_id, count(*) FROM work_orders WHERE channel_request_id::text IN ({_in(requests)}) "
-        "GROUP BY channel_request_id"))
+    effects.applied["work_orders"] = _counts(
+        suite,
+        "repogen",
+        (
+            f"SELECT channel_request_id, count(*) FROM work_orders WHERE channel_request_id::text IN ({_in(requests)}) "
+            "GROUP BY channel_request_id"
+        ),
+    )
     if work_orders:
         effects.expected["render_jobs"] = work_orders
-        effects.applied["render_jobs"] = _counts(suite, "repogen", (
-            f"SELECT work_order_id, count(*) FROM render_jobs WHERE work_order_id::text IN ({_in(work_orders)}) "
-            "GROUP BY work_order_id"))
+        effects.applied["render_jobs"] = _counts(
+            suite,
+            "repogen",
+            (
+                f"SELECT work_order_id, count(*) FROM render_jobs WHERE work_order_id::text IN ({_in(work_orders)}) "
+                "GROUP BY work_order_id"
+            ),
+        )
     if assignments:
         effects.expected["deliveries"] = assignments
-        effects.applied["deliveries"] = _counts(suite, "ops", (
-            "SELECT assignment_id, count(*) FROM assignment_status_history WHERE to_status = 'DELIVERED' "
-            f"AND assignment_id::text IN ({_in(assignments)}) GROUP BY assignment_id"))
+        effects.applied["deliveries"] = _counts(
+            suite,
+            "ops",
+            (
+                "SELECT assignment_id, count(*) FROM assignment_status_history WHERE to_status = 'DELIVERED' "
+                f"AND assignment_id::text IN ({_in(assignments)}) GROUP BY assignment_id"
+            ),
+        )
     return effects
 
 
@@ -324,8 +423,9 @@ def settle(suite, requests, assignments=(), work_orders=(), timeout: float = 180
 
 def events_since(suite, since: str) -> int:
     """Workflow events written to the outboxes of ops, billing and repogen since `since` (UTC)."""
-    return sum(int(suite.pg.psql(f"SELECT count(*) FROM outbox WHERE created_at >= '{since}'", db))
-               for db in WORKFLOW_SERVICES)
+    return sum(
+        int(suite.pg.psql(f"SELECT count(*) FROM outbox WHERE created_at >= '{since}'", db)) for db in WORKFLOW_SERVICES
+    )
 
 
 def db_now(suite) -> str:
@@ -333,8 +433,9 @@ def db_now(suite) -> str:
 
 
 def unpublished(suite) -> int:
-    return sum(int(suite.pg.psql("SELECT count(*) FROM outbox WHERE published_at IS NULL", db))
-               for db in WORKFLOW_SERVICES)
+    return sum(
+        int(suite.pg.psql("SELECT count(*) FROM outbox WHERE published_at IS NULL", db)) for db in WORKFLOW_SERVICES
+    )
 
 
 # -- chaos -------------------------------------------------------------------------------------------
@@ -348,8 +449,15 @@ class Chaos:
     SIGTERM when the thread that spawned it exits (PR_SET_PDEATHSIG), so restarts must come
     from a thread that outlives them."""
 
-    def __init__(self, suite, *, every: tuple[float, float] = (1.0, 3.0), down: tuple[float, float] = (0.0, 1.0),
-                 victims: tuple[str, ...] = WORKFLOW_SERVICES, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        suite,
+        *,
+        every: tuple[float, float] = (1.0, 3.0),
+        down: tuple[float, float] = (0.0, 1.0),
+        victims: tuple[str, ...] = WORKFLOW_SERVICES,
+        seed: int | None = None,
+    ) -> None:
         self.suite, self.every, self.down, self.victims = suite, every, down, victims
         self.rng = random.Random(seed)
         self.kills: Counter = Counter()

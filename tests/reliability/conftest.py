@@ -24,8 +24,10 @@ from reliability_summary import FIGURES, print_table, write_summary  # noqa: E40
 def suite_env(providers: FakeProviders) -> dict[str, str]:
     """Multi-tenant (the isolation sweep's second tenant); the payment providers' API is the
     fake that billing's tests own (checkout and webhooks answer as configured, not 503)."""
-    return {"ZENOPS_MULTI_TENANT_ENABLED": "true",
-            **{f"ZENOPS_{name.upper()}": str(value) for name, value in providers.settings().items()}}
+    return {
+        "ZENOPS_MULTI_TENANT_ENABLED": "true",
+        **{f"ZENOPS_{name.upper()}": str(value) for name, value in providers.settings().items()},
+    }
 
 
 @pytest.fixture(scope="session")

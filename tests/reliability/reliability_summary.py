@@ -10,21 +10,40 @@ from pathlib import Path
 FIGURES: dict[str, dict] = {}
 
 # The summary's fixed shape (issue 12); every other figure goes under "details".
-SHAPE = {"r2": ("events", "lost", "duplicated"), "r3": ("events", "lost"), "r4": ("server_errors",),
-         "r5": ("cases", "server_errors", "schema_violations"), "r7": ("tried", "leaked"),
-         "r8": ("failed_in_flight",)}
-TITLES = {"r2": "crash safety (kill -9)", "r3": "broker outage", "r4": "database restart",
-          "r5": "fuzzing (schemathesis)", "r7": "isolation sweep", "r8": "graceful shutdown (SIGTERM)"}
+SHAPE = {
+    "r2": ("events", "lost", "duplicated"),
+    "r3": ("events", "lost"),
+    "r4": ("server_errors",),
+    "r5": ("cases", "server_errors", "schema_violations"),
+    "r7": ("tried", "leaked"),
+    "r8": ("failed_in_flight",),
+}
+TITLES = {
+    "r2": "crash safety (kill -9)",
+    "r3": "broker outage",
+    "r4": "database restart",
+    "r5": "fuzzing (schemathesis)",
+    "r7": "isolation sweep",
+    "r8": "graceful shutdown (SIGTERM)",
+}
 # The figures that must be 0.
-ZEROES = {"r2": ("lost", "duplicated"), "r3": ("lost",), "r4": ("server_errors",),
-          "r5": ("server_errors", "schema_violations"), "r7": ("leaked",), "r8": ("failed_in_flight",)}
+ZEROES = {
+    "r2": ("lost", "duplicated"),
+    "r3": ("lost",),
+    "r4": ("server_errors",),
+    "r5": ("server_errors", "schema_violations"),
+    "r7": ("leaked",),
+    "r8": ("failed_in_flight",),
+}
 
 
 def summary(figures: dict[str, dict], form: str) -> dict:
-    out: dict = {key: {name: figures[key].get(name) for name in names} for key, names in SHAPE.items()
-                 if key in figures}
-    out["details"] = {key: {k: v for k, v in value.items() if k not in SHAPE.get(key, ())}
-                      for key, value in figures.items()}
+    out: dict = {
+        key: {name: figures[key].get(name) for name in names} for key, names in SHAPE.items() if key in figures
+    }
+    out["details"] = {
+        key: {k: v for k, v in value.items() if k not in SHAPE.get(key, ())} for key, value in figures.items()
+    }
     out["form"] = form
     out["written_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return out
@@ -48,8 +67,12 @@ def print_table(figures: dict[str, dict], write: Callable[[str], None] = print) 
             continue
         f = figures[key]
         shown = ", ".join(f"{name} {f.get(name)}" for name in SHAPE[key])
-        extra = {"r2": ("kills",), "r3": ("drain_s", "outage_s"), "r4": ("recovery_s", "during"),
-                 "r8": ("in_flight",)}.get(key, ())
+        extra = {
+            "r2": ("kills",),
+            "r3": ("drain_s", "outage_s"),
+            "r4": ("recovery_s", "during"),
+            "r8": ("in_flight",),
+        }.get(key, ())
         shown += "".join(f", {name} {f[name]}" for name in extra if name in f)
         ok = all(f.get(name) == 0 for name in ZEROES[key])
         write(f"  {key.upper()} {TITLES[key]:<29} {shown:<60} {'yes' if ok else 'NO'}")

@@ -36,12 +36,20 @@ from test_reliability_fast import test_r5_envoys_own_errors_are_problems_matchin
 from conftest import suite_env  # noqa: E402
 from zenops_devstack.suite import REPO_ROOT, Ports, Suite  # noqa: E402
 
-FULL = {"r2": {"requests": 400, "reports": 12, "workers": 6}, "r3": {"outage": 30.0, "workers": 4},
-        "r4": {"outage": 10.0, "workers": 6}, "r5": {"max_examples": 25, "max_time": 600},
-        "r8": {"workers": 8, "warmup": 2.0}}
-FAST = {"r2": {"requests": 60, "reports": 2, "workers": 4}, "r3": {"outage": 5.0, "workers": 3},
-        "r4": {"outage": 3.0, "workers": 4}, "r5": {"max_examples": 3, "max_time": 60},
-        "r8": {"workers": 4, "warmup": 0.5}}
+FULL = {
+    "r2": {"requests": 400, "reports": 12, "workers": 6},
+    "r3": {"outage": 30.0, "workers": 4},
+    "r4": {"outage": 10.0, "workers": 6},
+    "r5": {"max_examples": 25, "max_time": 600},
+    "r8": {"workers": 8, "warmup": 2.0},
+}
+FAST = {
+    "r2": {"requests": 60, "reports": 2, "workers": 4},
+    "r3": {"outage": 5.0, "workers": 3},
+    "r4": {"outage": 3.0, "workers": 4},
+    "r5": {"max_examples": 3, "max_time": 60},
+    "r8": {"workers": 4, "warmup": 0.5},
+}
 
 
 def main() -> int:
@@ -97,7 +105,8 @@ def run(bar: str, suite, world, sizes) -> dict:
         recorded: dict = {}
         try:
             test_reliability_fast.test_r7_no_row_leaks_to_another_tenant_or_another_channel(
-                suite, world, lambda key, value: recorded.update(value))
+                suite, world, lambda key, value: recorded.update(value)
+            )
         except AssertionError as exc:  # the figures were recorded before the assertion
             recorded["assertion"] = str(exc)[:1000]
         return recorded

@@ -30,21 +30,47 @@ def test_r7_no_row_leaks_to_another_tenant_or_another_channel(rsuite, world, fig
     work_order = admin.get("/v1/work-orders", assignment_id=assignment_id)["items"] or [None]
     document_id = _upload(world, assignment_id, "sale_deed", "legal")
     task = admin.must("POST", "/v1/tasks", {"title": "R7 task", "assignment_id": assignment_id})
-    owned = {"user_id": world.partner.portal_user_id, "account_id": world.partner.account_id,
-             "channel_id": world.partner.channel_id, "channel_request_id": request_id,
-             "assignment_id": assignment_id, "document_id": document_id, "bank_id": world.bank_id,
-             "task_id": task["id"]}
+    owned = {
+        "user_id": world.partner.portal_user_id,
+        "account_id": world.partner.account_id,
+        "channel_id": world.partner.channel_id,
+        "channel_request_id": request_id,
+        "assignment_id": assignment_id,
+        "document_id": document_id,
+        "bank_id": world.bank_id,
+        "task_id": task["id"],
+    }
     if work_order[0]:
         owned |= {"work_order_id": work_order[0]["id"], "version": "0"}
-    channel_scoped = {owned[k] for k in ("user_id", "account_id", "channel_id", "channel_request_id",
-                                         "assignment_id", "document_id", "work_order_id") if k in owned}
+    channel_scoped = {
+        owned[k]
+        for k in (
+            "user_id",
+            "account_id",
+            "channel_id",
+            "channel_request_id",
+            "assignment_id",
+            "document_id",
+            "work_order_id",
+        )
+        if k in owned
+    }
 
     # another tenant's super admin, and the portal user of another channel of this firm
     slug = f"t{uuid.uuid4().hex[:8]}"
     tenant = admin.must("POST", "/v1/tenants", {"slug": slug, "name": "Another firm", "kind": "customer"})
     email, password = f"{slug}@example.com", "amber-lattice-harbour-62"
-    admin.must("POST", "/v1/users", {"email": email, "display_name": "Second firm admin", "password": password,
-                                     "roles": ["super_admin"], "tenant_id": tenant["id"]})
+    admin.must(
+        "POST",
+        "/v1/users",
+        {
+            "email": email,
+            "display_name": "Second firm admin",
+            "password": password,
+            "roles": ["super_admin"],
+            "tenant_id": tenant["id"],
+        },
+    )
     other_tenant = Api(rsuite.url, login(rsuite.url, email, password, "web", tenant["id"]), patience=0)
     other_channel = world.new_partner("credit").portal.clone(patience=0)
 
@@ -54,9 +80,13 @@ def test_r7_no_row_leaks_to_another_tenant_or_another_channel(rsuite, world, fig
     channel = r7_isolation(rsuite, world, spec, owned, channel_scoped, {"other_channel": other_channel})
     # the owner does see them: the sweep looks where the rows are
     mine = r7_isolation(rsuite, world, spec, owned, secrets, {"owner": admin.clone(patience=0)})
-    result = {"tried": got["tried"] + channel["tried"], "leaked": got["leaked"] + channel["leaked"],
-              "leaks": got["leaks"] + channel["leaks"], "owner_sees": mine["leaked"],
-              "principals": ["other_tenant", "other_channel"]}
+    result = {
+        "tried": got["tried"] + channel["tried"],
+        "leaked": got["leaked"] + channel["leaked"],
+        "leaks": got["leaks"] + channel["leaks"],
+        "owner_sees": mine["leaked"],
+        "principals": ["other_tenant", "other_channel"],
+    }
     figures("r7", result)
     assert mine["leaked"] >= 10, mine
     assert result["leaked"] == 0, result["leaks"]
@@ -105,8 +135,11 @@ def test_r5_envoys_own_errors_are_problems_matching_the_schema(rsuite, world):
     problem = {**spec["components"]["schemas"]["Problem"], "components": spec["components"]}
     problem = jsonschema.validators.validator_for(problem)(problem)
     answers = {
-        "size": httpx.post(f"{rsuite.url}/v1/channel-requests", content=b"{" + b" " * (2 << 20) + b"}",
-                           headers={"content-type": "application/json"}),
+        "size": httpx.post(
+            f"{rsuite.url}/v1/channel-requests",
+            content=b"{" + b" " * (2 << 20) + b"}",
+            headers={"content-type": "application/json"},
+        ),
         "no route": httpx.get(f"{rsuite.url}/not-an-api"),
     }
     # the login route's per-client bucket (burst 20): the 429 comes from Envoy, not the gateway

@@ -34,7 +34,9 @@ async def write_events(engine, producer: str, n: int, tenant_id: str | None = No
         )
         async with engine.begin() as conn:
             await conn.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": tenant_id})
-            await conn.execute(text("INSERT INTO notes (tenant_id, body) VALUES (:t, :b)"), {"t": tenant_id, "b": env.event_id})
+            await conn.execute(
+                text("INSERT INTO notes (tenant_id, body) VALUES (:t, :b)"), {"t": tenant_id, "b": env.event_id}
+            )
             await append_event(conn, env)
         ids.append(env.event_id)
     return ids
@@ -54,12 +56,15 @@ def recording_handler(consumer_name: str, fail_on: set[str] | None = None):
     return handler
 
 
-def make_consumer(engine, bus, producer: str, name: str | None = None, fail_on: set[str] | None = None,
-                  **spec) -> EventConsumer:
+def make_consumer(
+    engine, bus, producer: str, name: str | None = None, fail_on: set[str] | None = None, **spec
+) -> EventConsumer:
     name = name or f"c{uuid.uuid4().hex[:8]}"
     spec.setdefault("backoff", (0.05,))
     return EventConsumer(
-        engine, bus, ConsumerSpec(name=name, producer=producer, subjects=(f"zenops.{producer}.>",), **spec),
+        engine,
+        bus,
+        ConsumerSpec(name=name, producer=producer, subjects=(f"zenops.{producer}.>",), **spec),
         recording_handler(name, fail_on),
     )
 

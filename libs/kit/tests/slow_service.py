@@ -16,11 +16,15 @@ def register(server, runtime) -> list[str]:
             await conn.execute(text("SELECT pg_sleep(0.4)"))
         return b"done"
 
-    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
-        "zenops.test.v1.Slow", {"Work": grpc.unary_unary_rpc_method_handler(work)})])
+    server.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                "zenops.test.v1.Slow", {"Work": grpc.unary_unary_rpc_method_handler(work)}
+            )
+        ]
+    )
     return ["zenops.test.v1.Slow"]
 
 
 if __name__ == "__main__":
-    ServiceApp(ServiceSettings(), name="slow", register=register, public_methods={METHOD},
-               produces_events=False).main()
+    ServiceApp(ServiceSettings(), name="slow", register=register, public_methods={METHOD}, produces_events=False).main()

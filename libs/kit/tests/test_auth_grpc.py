@@ -38,12 +38,20 @@ def signer():
 @pytest.fixture
 async def channel(signer):
     servicer = Guarded()
-    server = grpc.aio.server(interceptors=[
-        ServiceInterceptor("guarded", verifier=signer.verifier(), public_methods=set())])
-    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, {
-        "Read": grpc.unary_unary_rpc_method_handler(servicer.Read),
-        "Export": grpc.unary_stream_rpc_method_handler(servicer.Export),
-    })])
+    server = grpc.aio.server(
+        interceptors=[ServiceInterceptor("guarded", verifier=signer.verifier(), public_methods=set())]
+    )
+    server.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                SERVICE,
+                {
+                    "Read": grpc.unary_unary_rpc_method_handler(servicer.Read),
+                    "Export": grpc.unary_stream_rpc_method_handler(servicer.Export),
+                },
+            )
+        ]
+    )
     health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -108,8 +116,11 @@ async def test_rejections_carry_their_reason_over_grpc(channel, signer):
     b64 = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731
     unsigned = f"{b64({'alg': 'none', 'kid': signer.kid})}.{b64(signer.claims(caps=['orders.read']))}."
     stranger = TokenSigner("ES256").token(caps=["orders.read"])
-    for token, reason in ((expired, "TOKEN_EXPIRED"), (unsigned, "TOKEN_ALGORITHM_NOT_ALLOWED"),
-                          (stranger, "TOKEN_KEY_UNKNOWN")):
+    for token, reason in (
+        (expired, "TOKEN_EXPIRED"),
+        (unsigned, "TOKEN_ALGORITHM_NOT_ALLOWED"),
+        (stranger, "TOKEN_KEY_UNKNOWN"),
+    ):
         detail = await failure(channel, "Read", bearer(token))
         assert (detail.code, detail.reason) == (grpc.StatusCode.UNAUTHENTICATED, reason)
         assert token not in detail.message

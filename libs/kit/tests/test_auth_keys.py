@@ -42,29 +42,35 @@ def test_jwk_to_public_key_round_trips_both_algorithms():
     assert es_key.public_numbers() == es.public_key.public_numbers()
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"kty": "oct", "k": "c2VjcmV0"}, "kty"),
-    ({"kty": "RSA"}, "kty"),
-    ({"alg": "HS256"}, "alg"),
-    ({"alg": "none"}, "alg"),
-    ({"alg": "ES256"}, "alg"),
-    ({"crv": "Ed448"}, "crv"),
-    ({"crv": "X25519"}, "crv"),
-    ({"use": "enc"}, "use"),
-    ({"x": "short"}, "x"),
-    ({"x": "not base64!"}, "x"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"kty": "oct", "k": "c2VjcmV0"}, "kty"),
+        ({"kty": "RSA"}, "kty"),
+        ({"alg": "HS256"}, "alg"),
+        ({"alg": "none"}, "alg"),
+        ({"alg": "ES256"}, "alg"),
+        ({"crv": "Ed448"}, "crv"),
+        ({"crv": "X25519"}, "crv"),
+        ({"use": "enc"}, "use"),
+        ({"x": "short"}, "x"),
+        ({"x": "not base64!"}, "x"),
+    ],
+)
 def test_jwk_to_public_key_refuses_other_keys(change, field):
     jwk = {**TokenSigner("EdDSA").jwk, **change}
     with pytest.raises(ValueError, match=field):
         jwk_to_public_key(jwk)
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"crv": "P-384"}, "crv"),
-    ({"alg": "EdDSA"}, "alg"),
-    ({"y": ""}, "y"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"crv": "P-384"}, "crv"),
+        ({"alg": "EdDSA"}, "alg"),
+        ({"y": ""}, "y"),
+    ],
+)
 def test_jwk_to_public_key_refuses_bad_ec_keys(change, field):
     jwk = {**TokenSigner("ES256").jwk, **change}
     with pytest.raises(ValueError, match=field):

@@ -68,9 +68,16 @@ def test_apply_reads_both_event_payloads():
 
 
 def identity_event(event_type: str, payload, *, occurred_at: datetime | None = None):
-    return new_event(event_type=event_type, payload=payload, producer="identity", producer_version="test",
-                     aggregate_type="session", aggregate_id=str(uuid.uuid4()), aggregate_version=1,
-                     occurred_at=occurred_at)
+    return new_event(
+        event_type=event_type,
+        payload=payload,
+        producer="identity",
+        producer_version="test",
+        aggregate_type="session",
+        aggregate_id=str(uuid.uuid4()),
+        aggregate_version=1,
+        occurred_at=occurred_at,
+    )
 
 
 async def publish_revocation(js, session_ids: list[str], *, valid_for: float = 600, **kwargs) -> None:
@@ -102,8 +109,10 @@ async def test_follow_waits_for_the_stream_then_applies_events(bus, js, caplog):
     rl = RevocationList()
     task = asyncio.create_task(rl.follow(bus))
     try:
-        await poll(lambda: [r for r in caplog.records if "cannot follow" in r.getMessage()],
-                   what="the follower to find no stream")
+        await poll(
+            lambda: [r for r in caplog.records if "cannot follow" in r.getMessage()],
+            what="the follower to find no stream",
+        )
         assert not rl.following and not task.done()
         await ensure_stream(js, "identity")
         sid = str(uuid.uuid4())
@@ -173,8 +182,11 @@ async def test_follow_survives_a_lost_connection(nats_server, js):
         await proxy.restore()
         after = str(uuid.uuid4())
         await publish_revocation(js, [after])
-        await poll(lambda: rl.is_revoked(during) and rl.is_revoked(after), timeout=30,
-                   what="revocations published during and after the outage")
+        await poll(
+            lambda: rl.is_revoked(during) and rl.is_revoked(after),
+            timeout=30,
+            what="revocations published during and after the outage",
+        )
     finally:
         await stop(task)
         await bus.drain()

@@ -47,8 +47,9 @@ async def service_info(port: int, token: str):
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
         stub = ops_pb2_grpc.OpsServiceStub(ch)
         try:
-            resp = await stub.GetServiceInfo(ops_pb2.GetServiceInfoRequest(), timeout=10,
-                                             metadata=(("authorization", f"Bearer {token}"),))
+            resp = await stub.GetServiceInfo(
+                ops_pb2.GetServiceInfoRequest(), timeout=10, metadata=(("authorization", f"Bearer {token}"),)
+            )
         except grpc.aio.AioRpcError as exc:
             return parse_rpc_error(exc)
         return resp.info
@@ -74,9 +75,16 @@ async def test_default_verifier_reads_identitys_jwks_and_follows_revocations(sta
             # identity revokes the session: the service rejects the token from then on
             msg = events_pb2.SessionsRevoked(session_ids=[claims["sid"]], user_id=claims["sub"], reason="logout")
             msg.access_valid_until.FromDatetime(datetime.now(UTC) + timedelta(minutes=15))
-            env = new_event(event_type="identity.session.revoked", payload=msg, producer="identity",
-                            producer_version="test", aggregate_type="session", aggregate_id=claims["sid"],
-                            aggregate_version=1, tenant_id=claims["tid"])
+            env = new_event(
+                event_type="identity.session.revoked",
+                payload=msg,
+                producer="identity",
+                producer_version="test",
+                aggregate_type="session",
+                aggregate_id=claims["sid"],
+                aggregate_version=1,
+                tenant_id=claims["tid"],
+            )
             await js.publish(subject_for(env.event_type), env.SerializeToString())
 
             async def revoked() -> bool:

@@ -58,8 +58,9 @@ def verifier(ed, es):
 @pytest.mark.parametrize("alg", ["EdDSA", "ES256"])
 async def test_user_token_becomes_the_request_context(alg, ed, es, verifier):
     signer = ed if alg == "EdDSA" else es
-    claims = signer.claims(aud="portal", roles=["channel_admin"], caps=["orders.read", "orders.write"],
-                           channel_id="ch-42")
+    claims = signer.claims(
+        aud="portal", roles=["channel_admin"], caps=["orders.read", "orders.write"], channel_id="ch-42"
+    )
     token = signer.sign(claims)
     ctx = await verifier.verify(token, "req-1")
     assert ctx.request_id == "req-1"
@@ -95,15 +96,22 @@ async def test_every_audience_of_the_suite_is_accepted_by_default(ed, verifier):
 # -- rejected tokens: one reason each ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("token", [
-    "", "abc", "a.b", "a.b.c.d", "!!!.###.$$$",
-    b64(b"not json") + "." + b64(b"{}") + "." + b64(b"sig"),
-    b64(b"[1, 2]") + "." + b64(b"{}") + "." + b64(b"sig"),
-    b64(b'{"alg": "EdDSA"}') + ".not base64!." + b64(b"sig"),
-    b64(b'{"alg": "EdDSA"}') + "." + b64(b"\xff\xfe") + "." + b64(b"sig"),
-    b64(b'{"alg": "EdDSA"}') + "." + b64(b"{}") + ".si=g",
-    "x" * 9000,
-])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "abc",
+        "a.b",
+        "a.b.c.d",
+        "!!!.###.$$$",
+        b64(b"not json") + "." + b64(b"{}") + "." + b64(b"sig"),
+        b64(b"[1, 2]") + "." + b64(b"{}") + "." + b64(b"sig"),
+        b64(b'{"alg": "EdDSA"}') + ".not base64!." + b64(b"sig"),
+        b64(b'{"alg": "EdDSA"}') + "." + b64(b"\xff\xfe") + "." + b64(b"sig"),
+        b64(b'{"alg": "EdDSA"}') + "." + b64(b"{}") + ".si=g",
+        "x" * 9000,
+    ],
+)
 async def test_malformed(token, verifier):
     err = await rejected(verifier, token)
     assert err.reason == "TOKEN_MALFORMED", err.message
@@ -222,29 +230,32 @@ async def test_user_tokens_need_tenant_and_session(claim, ed, verifier):
     assert repr(claim) in err.message
 
 
-@pytest.mark.parametrize(("claim", "value"), [
-    ("aud", ["web", "studio"]),
-    ("aud", 7),
-    ("iss", 7),
-    ("sub", 7),
-    ("sub", ""),
-    ("sub", "service:ops"),  # a user audience with a service subject
-    ("sub", "not-a-uuid"),
-    ("jti", 7),
-    ("exp", "9999999999"),
-    ("exp", "soon"),
-    ("exp", True),
-    ("exp", 10**400),
-    ("exp", 1e300),
-    ("iat", "yesterday"),
-    ("nbf", "now"),
-    ("tid", "tenant-1"),
-    ("sid", 12),
-    ("roles", "admin"),
-    ("caps", ["orders.read", 3]),
-    ("channel_id", 5),
-    ("cv", "1"),
-])
+@pytest.mark.parametrize(
+    ("claim", "value"),
+    [
+        ("aud", ["web", "studio"]),
+        ("aud", 7),
+        ("iss", 7),
+        ("sub", 7),
+        ("sub", ""),
+        ("sub", "service:ops"),  # a user audience with a service subject
+        ("sub", "not-a-uuid"),
+        ("jti", 7),
+        ("exp", "9999999999"),
+        ("exp", "soon"),
+        ("exp", True),
+        ("exp", 10**400),
+        ("exp", 1e300),
+        ("iat", "yesterday"),
+        ("nbf", "now"),
+        ("tid", "tenant-1"),
+        ("sid", 12),
+        ("roles", "admin"),
+        ("caps", ["orders.read", 3]),
+        ("channel_id", 5),
+        ("cv", "1"),
+    ],
+)
 async def test_ill_typed_claims(claim, value, ed, verifier):
     claims = ed.claims(aud="web")
     claims[claim] = value

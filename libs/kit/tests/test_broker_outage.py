@@ -42,8 +42,13 @@ async def backlog(app) -> int:
 
 
 async def test_nats_stopped_for_30_seconds(start_service, tmp_path):
-    nats = NatsServer(tmp_path / "nats", free_port(), free_port(),
-                      passwords={user: uuid.uuid4().hex for user in USERS}, harness_password=uuid.uuid4().hex)
+    nats = NatsServer(
+        tmp_path / "nats",
+        free_port(),
+        free_port(),
+        passwords={user: uuid.uuid4().hex for user in USERS},
+        harness_password=uuid.uuid4().hex,
+    )
     nats.start()
     async with AsyncExitStack() as stack:
         stack.callback(nats.stop)
@@ -51,14 +56,20 @@ async def test_nats_stopped_for_30_seconds(start_service, tmp_path):
         def own_nats(service: str) -> dict:
             return {"nats_url": nats.url, "nats_user": service, "nats_password": nats.passwords[service]}
 
-        apps = {"identity": await stack.enter_async_context(
-            start_service("identity", bootstrap_admin_password=ADMIN_PASSWORD, **own_nats("identity")))}
+        apps = {
+            "identity": await stack.enter_async_context(
+                start_service("identity", bootstrap_admin_password=ADMIN_PASSWORD, **own_nats("identity"))
+            )
+        }
         identity_addr = f"127.0.0.1:{apps['identity'].port}"
         for name in SERVICES[1:]:
             apps[name] = await stack.enter_async_context(
-                start_service(name, identity_addr=identity_addr, **own_nats(name)))
-        channels = {name: await stack.enter_async_context(grpc.aio.insecure_channel(f"127.0.0.1:{app.port}"))
-                    for name, app in apps.items()}
+                start_service(name, identity_addr=identity_addr, **own_nats(name))
+            )
+        channels = {
+            name: await stack.enter_async_context(grpc.aio.insecure_channel(f"127.0.0.1:{app.port}"))
+            for name, app in apps.items()
+        }
         identity = identity_pb2_grpc.IdentityServiceStub(channels["identity"])
 
         # what the gateway and every service do with identity's events: follow the revocations
@@ -77,10 +88,12 @@ async def test_nats_stopped_for_30_seconds(start_service, tmp_path):
 
         async def login_and_logout() -> str:
             """Two writes (a session, then its revocation with an outbox event); the session id."""
-            resp = await identity.Login(pb.LoginRequest(email=ADMIN_EMAIL, password=ADMIN_PASSWORD, audience="web"),
-                                        timeout=10)
-            await identity.Logout(pb.LogoutRequest(),
-                                  metadata=(("authorization", f"Bearer {resp.tokens.access_token}"),), timeout=10)
+            resp = await identity.Login(
+                pb.LoginRequest(email=ADMIN_EMAIL, password=ADMIN_PASSWORD, audience="web"), timeout=10
+            )
+            await identity.Logout(
+                pb.LogoutRequest(), metadata=(("authorization", f"Bearer {resp.tokens.access_token}"),), timeout=10
+            )
             return resp.tokens.session_id
 
         before = await login_and_logout()
@@ -88,8 +101,11 @@ async def test_nats_stopped_for_30_seconds(start_service, tmp_path):
 
         # -- the outage ------------------------------------------------------------------------
         nats.stop()
-        await poll(lambda: not any(app.runtime.bus.connected for app in apps.values()), timeout=20,
-                   what="every service to see NATS gone")
+        await poll(
+            lambda: not any(app.runtime.bus.connected for app in apps.values()),
+            timeout=20,
+            what="every service to see NATS gone",
+        )
         revoked_during: list[str] = []
         health_checks = 0
         started = time.monotonic()
@@ -107,14 +123,19 @@ async def test_nats_stopped_for_30_seconds(start_service, tmp_path):
         # -- NATS returns: every event arrives, nothing lost -----------------------------------
         nats.start()
         back = time.monotonic()
-        await poll(lambda: all(revocations.is_revoked(s) for s in revoked_during), timeout=60,
-                   what="every revocation committed during the outage")
+        await poll(
+            lambda: all(revocations.is_revoked(s) for s in revoked_during),
+            timeout=60,
+            what="every revocation committed during the outage",
+        )
         arrived = time.monotonic() - back
         await poll(lambda: _zero(backlog(apps["identity"])), timeout=30, what="the outbox drained")
         assert await all_serving()
-        print(f"\nNATS down {OUTAGE_SECONDS:.0f}s: {2 * len(revoked_during)} writes succeeded, "
-              f"{health_checks} health checks all SERVING, outbox backlog {left}; "
-              f"every event arrived {arrived:.1f}s after NATS returned")
+        print(
+            f"\nNATS down {OUTAGE_SECONDS:.0f}s: {2 * len(revoked_during)} writes succeeded, "
+            f"{health_checks} health checks all SERVING, outbox backlog {left}; "
+            f"every event arrived {arrived:.1f}s after NATS returned"
+        )
 
 
 async def _zero(count) -> bool:

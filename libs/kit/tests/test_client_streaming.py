@@ -29,8 +29,9 @@ async def server():
         "Put": grpc.stream_unary_rpc_method_handler(upload),
         "PublicPut": grpc.stream_unary_rpc_method_handler(upload),
     }
-    srv = grpc.aio.server(interceptors=[ServiceInterceptor("test", verifier=None,
-                                                          public_methods={f"/{SERVICE}/PublicPut"})])
+    srv = grpc.aio.server(
+        interceptors=[ServiceInterceptor("test", verifier=None, public_methods={f"/{SERVICE}/PublicPut"})]
+    )
     srv.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, handlers)])
     port = srv.add_insecure_port("127.0.0.1:0")
     await srv.start()

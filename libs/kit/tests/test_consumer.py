@@ -35,7 +35,8 @@ async def dead_letters(engine, consumer):
     async with engine.connect() as conn:
         rows = await conn.execute(
             text("SELECT event_id::text, deliveries, error FROM dead_letters WHERE consumer = :c ORDER BY id"),
-            {"c": consumer})
+            {"c": consumer},
+        )
         return rows.all()
 
 
@@ -97,8 +98,11 @@ async def test_poison_message_is_dead_lettered_after_max_deliver_and_consumer_go
     consumer = make_consumer(engine, bus, producer, fail_on={"e-2"}, max_deliver=3)
     task = asyncio.create_task(consumer.run())
     try:
-        await poll(lambda: consumer.stats.dead_lettered == 1 and consumer.stats.handled == 4,
-                   timeout=20, what="4 effects and 1 dead letter")
+        await poll(
+            lambda: consumer.stats.dead_lettered == 1 and consumer.stats.handled == 4,
+            timeout=20,
+            what="4 effects and 1 dead letter",
+        )
         assert sorted(await effects(engine, consumer.spec.name)) == sorted(ids[:2] + ids[3:])
         [(dead_id, deliveries, error)] = await dead_letters(engine, consumer.spec.name)
         assert dead_id == ids[2]
@@ -173,9 +177,15 @@ async def test_publish_and_consume_spans_join_the_producing_trace(engine, bus, k
     producer = unique_producer()
     await ensure_stream(bus.js, producer)
     with tracer.start_as_current_span("request") as request_span:
-        env = new_event(event_type=f"{producer}.note.created", payload=wrappers_pb2.StringValue(value="t"),
-                        producer=producer, producer_version="t", aggregate_type="note", aggregate_id="1",
-                        aggregate_version=1)
+        env = new_event(
+            event_type=f"{producer}.note.created",
+            payload=wrappers_pb2.StringValue(value="t"),
+            producer=producer,
+            producer_version="t",
+            aggregate_type="note",
+            aggregate_id="1",
+            aggregate_version=1,
+        )
         async with engine.begin() as conn:
             await append_event(conn, env)
     await publish_all(engine, bus, kit_db_url)

@@ -41,8 +41,9 @@ async def server():
         "Call": grpc.unary_unary_rpc_method_handler(behave),
         "Public": grpc.unary_unary_rpc_method_handler(behave),
     }
-    srv = grpc.aio.server(interceptors=[ServiceInterceptor("test", verifier=None,
-                                                          public_methods={"/zenops.test.v1.T/Public"})])
+    srv = grpc.aio.server(
+        interceptors=[ServiceInterceptor("test", verifier=None, public_methods={"/zenops.test.v1.T/Public"})]
+    )
     srv.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("zenops.test.v1.T", handlers)])
     # Port 0: the kernel picks an unused port (a pre-picked one can still be held by the
     # previous test's server while it closes, and grpc shares ports by default).
@@ -79,7 +80,9 @@ async def test_domain_errors_map_to_status_and_reason(server, what, code, reason
 async def test_field_violations_and_metadata_travel(server):
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await call(server, "Public", "invalid")
-    assert [(v.field, v.description) for v in parse_rpc_error(info.value).violations] == [("amount", "must be positive")]
+    assert [(v.field, v.description) for v in parse_rpc_error(info.value).violations] == [
+        ("amount", "must be positive")
+    ]
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await call(server, "Public", "exists")
     assert parse_rpc_error(info.value).metadata == {"mismatched": "amount"}
@@ -95,8 +98,11 @@ async def test_unexpected_errors_are_internal_without_internals(server):
 
 @pytest.mark.parametrize(
     ("metadata", "reason"),
-    [((), "TOKEN_MISSING"), ((("authorization", "Basic abc"),), "TOKEN_MALFORMED"),
-     ((("authorization", "Bearer a.b.c"),), "TOKEN_UNVERIFIABLE")],
+    [
+        ((), "TOKEN_MISSING"),
+        ((("authorization", "Basic abc"),), "TOKEN_MALFORMED"),
+        ((("authorization", "Bearer a.b.c"),), "TOKEN_UNVERIFIABLE"),
+    ],
 )
 async def test_non_public_methods_need_a_verifiable_token(server, metadata, reason):
     with pytest.raises(grpc.aio.AioRpcError) as info:

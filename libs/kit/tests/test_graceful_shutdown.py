@@ -22,9 +22,17 @@ ACCEPT_SLACK = 1.0  # seconds
 async def test_sigterm_under_load_completes_in_flight_rpcs(make_database, nats_server, tmp_path):
     url = make_database("ops")
     port = free_port()
-    env = {**os.environ, "ZENOPS_DATABASE_URL": url, "ZENOPS_NATS_URL": nats_server.url,
-           "ZENOPS_GRPC_PORT": str(port), "ZENOPS_GRPC_HOST": "127.0.0.1", "ZENOPS_DATABASE_POOL_SIZE": "8",
-           "ZENOPS_SHUTDOWN_GRACE": "10", "ZENOPS_ENVIRONMENT": "test", "PYTHONPATH": str(HERE)}
+    env = {
+        **os.environ,
+        "ZENOPS_DATABASE_URL": url,
+        "ZENOPS_NATS_URL": nats_server.url,
+        "ZENOPS_GRPC_PORT": str(port),
+        "ZENOPS_GRPC_HOST": "127.0.0.1",
+        "ZENOPS_DATABASE_POOL_SIZE": "8",
+        "ZENOPS_SHUTDOWN_GRACE": "10",
+        "ZENOPS_ENVIRONMENT": "test",
+        "PYTHONPATH": str(HERE),
+    }
     log = open(tmp_path / "slow.log", "wb")
     proc = subprocess.Popen([sys.executable, str(HERE / "slow_service.py")], env=env, stdout=log, stderr=log)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
@@ -73,8 +81,9 @@ async def test_sigterm_under_load_completes_in_flight_rpcs(make_database, nats_s
         # A call the client started in the last moment before SIGTERM may not have reached the
         # server yet (a loaded machine): it counts as in flight once it is ACCEPT_SLACK old; the
         # server-side count below covers every call the server had accepted.
-        in_flight_failures = {name for name, started, _ in outcomes
-                              if name != "ok" and started < term_at - ACCEPT_SLACK}
+        in_flight_failures = {
+            name for name, started, _ in outcomes if name != "ok" and started < term_at - ACCEPT_SLACK
+        }
         assert not in_flight_failures, f"in-flight RPCs failed: {in_flight_failures}"
         late = {name for name, started, _ in outcomes if name != "ok" and started >= term_at}
         assert late <= {"UNAVAILABLE", "CANCELLED"}, f"refused calls failed otherwise: {late}"
@@ -88,6 +97,7 @@ async def test_sigterm_under_load_completes_in_flight_rpcs(make_database, nats_s
 
 
 async def _sleeping(db) -> int:
-    n = await db.fetchval("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%' "
-                          "AND state = 'active'")
+    n = await db.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%' AND state = 'active'"
+    )
     return n if n >= 4 else 0

@@ -31,10 +31,18 @@ async def test_rolled_back_transaction_publishes_nothing(engine, bus, kit_db_url
     await ensure_stream(bus.js, producer)
     with pytest.raises(RuntimeError, match="boom"):
         async with engine.begin() as conn:
-            await append_event(conn, new_event(
-                event_type=f"{producer}.note.created", payload=wrappers_pb2.StringValue(value="x"),
-                producer=producer, producer_version="t", aggregate_type="note", aggregate_id="1",
-                aggregate_version=1))
+            await append_event(
+                conn,
+                new_event(
+                    event_type=f"{producer}.note.created",
+                    payload=wrappers_pb2.StringValue(value="x"),
+                    producer=producer,
+                    producer_version="t",
+                    aggregate_type="note",
+                    aggregate_id="1",
+                    aggregate_version=1,
+                ),
+            )
             raise RuntimeError("boom")
     relay = relay_for(engine, bus, kit_db_url)
     assert await relay.publish_batch() == 0

@@ -13,8 +13,9 @@ A, B = str(uuid.uuid4()), str(uuid.uuid4())
 
 async def test_role_is_neither_superuser_nor_bypassrls(engine):
     async with engine.connect() as conn:
-        row = (await conn.execute(text(
-            "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"))).one()
+        row = (
+            await conn.execute(text("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"))
+        ).one()
     assert row == (False, False)
 
 

@@ -12,8 +12,7 @@ SERVICES = ("identity", "ops", "billing", "repogen")
 
 async def _connect(url: str) -> asyncpg.Connection:
     u = make_url(url)
-    return await asyncpg.connect(user=u.username, password=u.password, host=u.host, port=u.port,
-                                 database=u.database)
+    return await asyncpg.connect(user=u.username, password=u.password, host=u.host, port=u.port, database=u.database)
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -42,8 +42,13 @@ def sample(text: str, name: str, **labels: str) -> float | None:
 
 
 async def test_a_scrape_shows_rpc_durations_consumer_lag_and_worker_restarts(make_database, tmp_path):
-    nats = NatsServer(tmp_path / "nats", free_port(), free_port(),
-                      passwords={user: uuid.uuid4().hex for user in USERS}, harness_password=uuid.uuid4().hex)
+    nats = NatsServer(
+        tmp_path / "nats",
+        free_port(),
+        free_port(),
+        passwords={user: uuid.uuid4().hex for user in USERS},
+        harness_password=uuid.uuid4().hex,
+    )
     nats.start()
     harness = EventBus(nats.url, "metrics-test")
     proc = None
@@ -51,17 +56,31 @@ async def test_a_scrape_shows_rpc_durations_consumer_lag_and_worker_restarts(mak
         harness.start()
         js = await harness.ready()
         await ensure_stream(js, "billing")
-        await js.add_consumer(stream_name("billing"), ConsumerConfig(
-            durable_name=BROKEN, deliver_policy=DeliverPolicy.NEW, ack_policy=AckPolicy.EXPLICIT,
-            filter_subjects=["zenops.billing.reservation.failed"]))
+        await js.add_consumer(
+            stream_name("billing"),
+            ConsumerConfig(
+                durable_name=BROKEN,
+                deliver_policy=DeliverPolicy.NEW,
+                ack_policy=AckPolicy.EXPLICIT,
+                filter_subjects=["zenops.billing.reservation.failed"],
+            ),
+        )
 
         grpc_port, metrics_port = free_port(), free_port()
-        env = {**os.environ, "ZENOPS_DATABASE_URL": make_database("ops"), "ZENOPS_NATS_URL": nats.url,
-               "ZENOPS_NATS_USER": "ops", "ZENOPS_NATS_PASSWORD": nats.passwords["ops"],
-               "ZENOPS_GRPC_HOST": "127.0.0.1", "ZENOPS_GRPC_PORT": str(grpc_port),
-               "ZENOPS_IDENTITY_ADDR": f"127.0.0.1:{free_port()}", "ZENOPS_ENVIRONMENT": "test",
-               "ZENOPS_EVENTS_SAMPLE_INTERVAL": "0.5",
-               "OTEL_METRICS_EXPORTER": "prometheus", "ZENOPS_METRICS_PORT": str(metrics_port)}
+        env = {
+            **os.environ,
+            "ZENOPS_DATABASE_URL": make_database("ops"),
+            "ZENOPS_NATS_URL": nats.url,
+            "ZENOPS_NATS_USER": "ops",
+            "ZENOPS_NATS_PASSWORD": nats.passwords["ops"],
+            "ZENOPS_GRPC_HOST": "127.0.0.1",
+            "ZENOPS_GRPC_PORT": str(grpc_port),
+            "ZENOPS_IDENTITY_ADDR": f"127.0.0.1:{free_port()}",
+            "ZENOPS_ENVIRONMENT": "test",
+            "ZENOPS_EVENTS_SAMPLE_INTERVAL": "0.5",
+            "OTEL_METRICS_EXPORTER": "prometheus",
+            "ZENOPS_METRICS_PORT": str(metrics_port),
+        }
         log = open(tmp_path / "ops.log", "wb")
         proc = subprocess.Popen([sys.executable, "-m", "zenops_ops", "serve"], env=env, stdout=log, stderr=log)
 
@@ -76,8 +95,11 @@ async def test_a_scrape_shows_rpc_durations_consumer_lag_and_worker_restarts(mak
 
             await poll(lambda: _eq(status(), SERVING), timeout=30, what="ops ready")
             # the failing worker is reported, and readiness does not depend on it
-            await poll(lambda: _eq(status(f"zenops.worker.consumer-{BROKEN}"), NOT_SERVING), timeout=15,
-                       what="the blocked consumer reported NOT_SERVING")
+            await poll(
+                lambda: _eq(status(f"zenops.worker.consumer-{BROKEN}"), NOT_SERVING),
+                timeout=15,
+                what="the blocked consumer reported NOT_SERVING",
+            )
             assert await status() == SERVING
             assert await status(f"zenops.worker.consumer-{HEALTHY}") == SERVING
 
@@ -115,17 +137,23 @@ async def test_a_scrape_shows_rpc_durations_consumer_lag_and_worker_restarts(mak
 
             # messages wait for the blocked consumer: its lag once the stray durable is gone
             for i in range(3):
-                await js.publish("zenops.billing.reservation.failed", b"not an envelope",
-                                 headers={"Nats-Msg-Id": f"m{i}"})
+                await js.publish(
+                    "zenops.billing.reservation.failed", b"not an envelope", headers={"Nats-Msg-Id": f"m{i}"}
+                )
             await js.delete_consumer(stream_name("billing"), BROKEN)
-            await poll(lambda: _eq(status(f"zenops.worker.consumer-{BROKEN}"), SERVING), timeout=30,
-                       what="the consumer restarted by itself")
+            await poll(
+                lambda: _eq(status(f"zenops.worker.consumer-{BROKEN}"), SERVING),
+                timeout=30,
+                what="the consumer restarted by itself",
+            )
 
             async def recovered() -> bool:
                 text = await scrape()
-                return (sample(text, "zenops_worker_up", worker=f"consumer-{BROKEN}") == 1
-                        and sample(text, "zenops_consumer_dead_letters_open", consumer=BROKEN) == 3
-                        and sample(text, "zenops_consumer_lag", consumer=BROKEN) == 0)
+                return (
+                    sample(text, "zenops_worker_up", worker=f"consumer-{BROKEN}") == 1
+                    and sample(text, "zenops_consumer_dead_letters_open", consumer=BROKEN) == 3
+                    and sample(text, "zenops_consumer_lag", consumer=BROKEN) == 0
+                )
 
             await poll(recovered, timeout=30, what="the recovered consumer's figures")
     finally:

@@ -28,8 +28,13 @@ def local(tmp_path, prefix: str = "/v1/artifact-files/") -> LocalStorage:
 def test_storage_keys():
     assert storage_key(TENANT, OWNER, datetime(2025, 3, 9, tzinfo=UTC), "3-docx.docx") == KEY
     assert is_storage_key(KEY)
-    for bad in (f"tenant/{TENANT}/2025/03/{OWNER}/.hidden", f"tenant/{TENANT}/2025/03/{OWNER}/a/b",
-                f"tenant/{TENANT}/2025/3/{OWNER}/x.pdf", "../etc/passwd", KEY + "\n"):
+    for bad in (
+        f"tenant/{TENANT}/2025/03/{OWNER}/.hidden",
+        f"tenant/{TENANT}/2025/03/{OWNER}/a/b",
+        f"tenant/{TENANT}/2025/3/{OWNER}/x.pdf",
+        "../etc/passwd",
+        KEY + "\n",
+    ):
         assert not is_storage_key(bad), bad
     with pytest.raises(ValueError):
         storage_key(TENANT, OWNER, datetime(2025, 3, 9, tzinfo=UTC), "../x")
@@ -59,8 +64,15 @@ async def test_put_stat_read_delete(tmp_path):
 
 async def test_grants_are_bound_to_their_prefix_purpose_and_time(tmp_path):
     artifacts, documents = local(tmp_path), local(tmp_path, "/v1/files/")
-    obj = StoredObject(key=KEY, tenant_id=TENANT, object_id=OWNER, filename="report.docx",
-                       content_type="application/pdf", size_bytes=5, sha256="00" * 32)
+    obj = StoredObject(
+        key=KEY,
+        tenant_id=TENANT,
+        object_id=OWNER,
+        filename="report.docx",
+        content_type="application/pdf",
+        size_bytes=5,
+        sha256="00" * 32,
+    )
     signed = await artifacts.presign_download(obj, 60)
     assert signed.url.startswith("/v1/artifact-files/") and signed.method == "GET"
     token = signed.url.removeprefix("/v1/artifact-files/")
@@ -84,5 +96,9 @@ def test_the_settings_choose_the_driver(tmp_path):
     settings = StorageSettings(storage_dir=str(tmp_path))
     storage = build_storage(settings, url_prefix="/v1/files/")
     assert storage.driver == "local" and isinstance(storage, LocalStorage)
-    assert build_storage(StorageSettings(storage_driver="s3", s3_endpoint_url="http://127.0.0.1:9"),
-                         url_prefix="/v1/files/").driver == "s3"
+    assert (
+        build_storage(
+            StorageSettings(storage_driver="s3", s3_endpoint_url="http://127.0.0.1:9"), url_prefix="/v1/files/"
+        ).driver
+        == "s3"
+    )

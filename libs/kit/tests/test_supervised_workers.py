@@ -33,8 +33,9 @@ async def publish_all(engine, bus, url):
 
 async def dead_letters(engine, consumer: str) -> list:
     async with engine.connect() as conn:
-        rows = await conn.execute(text("SELECT event_id::text, deliveries FROM dead_letters WHERE consumer = :c"),
-                                  {"c": consumer})
+        rows = await conn.execute(
+            text("SELECT event_id::text, deliveries FROM dead_letters WHERE consumer = :c"), {"c": consumer}
+        )
         return rows.all()
 
 
@@ -64,8 +65,7 @@ async def test_a_database_outage_pauses_the_consumer_and_it_resumes_losing_nothi
     await proxy.start()
     consumer_engine = create_engine(url.set(port=proxy.port).render_as_string(hide_password=False), pool_size=2)
     name = f"c{uuid.uuid4().hex[:8]}"
-    consumer = EventConsumer(consumer_engine, bus, spec(producer, name, max_deliver=2),
-                             recording_handler(name))
+    consumer = EventConsumer(consumer_engine, bus, spec(producer, name, max_deliver=2), recording_handler(name))
     supervisor = fast_supervisor()
     await proxy.cut()
     try:
@@ -107,8 +107,11 @@ async def test_infrastructure_errors_from_the_handler_do_not_count_but_its_bugs_
     supervisor = fast_supervisor()
     supervisor.add("consumer", consumer.run)
     try:
-        await poll(lambda: consumer.stats.handled == 2 and consumer.stats.dead_lettered == 1, timeout=30,
-                   what="two events applied and the poison one dead-lettered")
+        await poll(
+            lambda: consumer.stats.handled == 2 and consumer.stats.dead_lettered == 1,
+            timeout=30,
+            what="two events applied and the poison one dead-lettered",
+        )
         assert consumer.stats.infra_failures == 6
         assert consumer.stats.failures == 3  # only the bug counted toward max_deliver
         assert sorted(await effects(engine, name)) == sorted(ids[:2])
@@ -142,9 +145,15 @@ async def test_a_worker_whose_ensure_fails_is_restarted_with_backoff_and_reporte
     await ensure_stream(bus.js, producer)
     name = f"c{uuid.uuid4().hex[:8]}"
     # A durable left by someone else with a deliver policy that cannot be changed: ensure() fails.
-    await bus.js.add_consumer(stream_name(producer), ConsumerConfig(
-        durable_name=name, deliver_policy=DeliverPolicy.NEW, ack_policy=AckPolicy.EXPLICIT,
-        filter_subjects=[f"zenops.{producer}.>"]))
+    await bus.js.add_consumer(
+        stream_name(producer),
+        ConsumerConfig(
+            durable_name=name,
+            deliver_policy=DeliverPolicy.NEW,
+            ack_policy=AckPolicy.EXPLICIT,
+            filter_subjects=[f"zenops.{producer}.>"],
+        ),
+    )
     ids = await write_events(engine, producer, 2)
     await publish_all(engine, bus, kit_db_url)
 
@@ -166,8 +175,11 @@ async def test_a_worker_whose_ensure_fails_is_restarted_with_backoff_and_reporte
         assert "deliver policy can not be updated" in worker.last_error
         gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
         assert gaps[3] > gaps[0] * 2, gaps  # exponential backoff (jitter is ±20 %)
-        await poll(lambda: _health_is(servicer, "consumer", NOT_SERVING) if worker.state == BACKOFF else False,
-                   timeout=10, what="the worker reported NOT_SERVING while it waits to restart")
+        await poll(
+            lambda: _health_is(servicer, "consumer", NOT_SERVING) if worker.state == BACKOFF else False,
+            timeout=10,
+            what="the worker reported NOT_SERVING while it waits to restart",
+        )
 
         # the operator removes the stray durable: the worker recovers by itself, nothing lost
         await bus.js.delete_consumer(stream_name(producer), name)

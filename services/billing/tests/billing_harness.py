@@ -14,8 +14,14 @@ from zenops_kit.db import system_tx, tenant_tx
 from zenops_kit.errors import ErrorDetail, parse_rpc_error
 
 # An operator of the firm: every billing capability.
-OPERATOR_CAPS = ("billing.read", "billing.write", "billing.credits.write", "billing.override", "billing.reconcile",
-                 "control.write")
+OPERATOR_CAPS = (
+    "billing.read",
+    "billing.write",
+    "billing.credits.write",
+    "billing.override",
+    "billing.reconcile",
+    "control.write",
+)
 # What the accounts role has without override.
 STAFF_CAPS = ("billing.read", "billing.write", "billing.credits.write")
 
@@ -53,24 +59,48 @@ class Harness:
 
     # -- shortcuts ---------------------------------------------------------------------------
 
-    async def account(self, credits: int = 0, *, policy=pb.BILLING_POLICY_CREDIT, token: str | None = None,
-                      **fields) -> pb.Account:
+    async def account(
+        self, credits: int = 0, *, policy=pb.BILLING_POLICY_CREDIT, token: str | None = None, **fields
+    ) -> pb.Account:
         fields.setdefault("display_name", "Acme Bank")
         account = (await self.call("CreateAccount", pb.CreateAccountRequest(policy=policy, **fields), token)).account
         if credits:
             await self.grant(account.id, credits, token=token)
         return account
 
-    async def grant(self, account_id: str, amount: int, *, token: str | None = None, key: str = "",
-                    kind=pb.LEDGER_KIND_GRANT, reason: str = "opening balance") -> pb.GrantCreditsResponse:
-        return await self.call("GrantCredits", pb.GrantCreditsRequest(
-            account_id=account_id, amount=amount, kind=kind, reason=reason, idempotency_key=key), token)
+    async def grant(
+        self,
+        account_id: str,
+        amount: int,
+        *,
+        token: str | None = None,
+        key: str = "",
+        kind=pb.LEDGER_KIND_GRANT,
+        reason: str = "opening balance",
+    ) -> pb.GrantCreditsResponse:
+        return await self.call(
+            "GrantCredits",
+            pb.GrantCreditsRequest(account_id=account_id, amount=amount, kind=kind, reason=reason, idempotency_key=key),
+            token,
+        )
 
-    async def reserve(self, account_id: str, amount: int, ref_id: str | None = None, *, ref_type: str = "manual",
-                      token: str | None = None, **fields) -> pb.ReserveCreditsResponse:
-        return await self.call("ReserveCredits", pb.ReserveCreditsRequest(
-            account_id=account_id, amount=amount, ref_type=ref_type, ref_id=ref_id or uuid.uuid4().hex, **fields),
-            token)
+    async def reserve(
+        self,
+        account_id: str,
+        amount: int,
+        ref_id: str | None = None,
+        *,
+        ref_type: str = "manual",
+        token: str | None = None,
+        **fields,
+    ) -> pb.ReserveCreditsResponse:
+        return await self.call(
+            "ReserveCredits",
+            pb.ReserveCreditsRequest(
+                account_id=account_id, amount=amount, ref_type=ref_type, ref_id=ref_id or uuid.uuid4().hex, **fields
+            ),
+            token,
+        )
 
     async def wallet(self, account_id: str) -> pb.Wallet:
         return (await self.call("GetAccount", pb.GetAccountRequest(id=account_id))).account.wallet
@@ -93,8 +123,10 @@ class Harness:
             return await operations.check_invariants(conn, account_ids)
 
     async def ledger_sums(self, account_id: str) -> dict[str, int]:
-        rows = await self.sql("SELECT kind, sum(amount) AS total FROM credit_ledger "
-                              "WHERE account_id = CAST(:id AS uuid) GROUP BY kind", {"id": account_id})
+        rows = await self.sql(
+            "SELECT kind, sum(amount) AS total FROM credit_ledger WHERE account_id = CAST(:id AS uuid) GROUP BY kind",
+            {"id": account_id},
+        )
         return {r.kind: int(r.total) for r in rows}
 
 

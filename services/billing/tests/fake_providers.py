@@ -62,8 +62,17 @@ class FakeProviders:
                 fake.requests.append(rec)
                 if fake.fail_next:
                     fake.fail_next -= 1
-                    self._send(500, {"error": {"code": "SERVER_ERROR", "description": "try later",
-                                               "type": "api_error", "message": "try later"}})
+                    self._send(
+                        500,
+                        {
+                            "error": {
+                                "code": "SERVER_ERROR",
+                                "description": "try later",
+                                "type": "api_error",
+                                "message": "try later",
+                            }
+                        },
+                    )
                     return
                 if self.path == "/v1/orders":
                     self._razorpay_order(rec)
@@ -75,20 +84,38 @@ class FakeProviders:
             def _razorpay_order(self, rec: Recorded) -> None:
                 expected = "Basic " + base64.b64encode(f"{RAZORPAY_KEY_ID}:{RAZORPAY_KEY_SECRET}".encode()).decode()
                 if rec.headers.get("authorization") != expected:
-                    self._send(401, {"error": {"code": "BAD_REQUEST_ERROR",
-                                               "description": "Authentication failed"}})
+                    self._send(401, {"error": {"code": "BAD_REQUEST_ERROR", "description": "Authentication failed"}})
                     return
                 data = json.loads(rec.body)
                 rec.json = data
                 amount = data.get("amount")
                 if not isinstance(amount, int) or amount < 100 or data.get("currency") != "INR":
-                    self._send(400, {"error": {"code": "BAD_REQUEST_ERROR",
-                                               "description": "amount (>= 100 paise) and currency INR required"}})
+                    self._send(
+                        400,
+                        {
+                            "error": {
+                                "code": "BAD_REQUEST_ERROR",
+                                "description": "amount (>= 100 paise) and currency INR required",
+                            }
+                        },
+                    )
                     return
-                self._send(200, {"id": f"order_{uuid.uuid4().hex[:14]}", "entity": "order", "amount": amount,
-                                 "amount_paid": 0, "amount_due": amount, "currency": "INR",
-                                 "receipt": data.get("receipt"), "status": "created", "attempts": 0,
-                                 "notes": data.get("notes") or {}, "created_at": int(time.time())})
+                self._send(
+                    200,
+                    {
+                        "id": f"order_{uuid.uuid4().hex[:14]}",
+                        "entity": "order",
+                        "amount": amount,
+                        "amount_paid": 0,
+                        "amount_due": amount,
+                        "currency": "INR",
+                        "receipt": data.get("receipt"),
+                        "status": "created",
+                        "attempts": 0,
+                        "notes": data.get("notes") or {},
+                        "created_at": int(time.time()),
+                    },
+                )
 
             def _stripe_session(self, rec: Recorded) -> None:
                 if rec.headers.get("authorization") != f"Bearer {STRIPE_SECRET_KEY}":
@@ -107,12 +134,20 @@ class FakeProviders:
                     self._send(200, fake.sessions_by_key[key])
                     return
                 session_id = f"cs_test_{uuid.uuid4().hex}"
-                metadata = {k[len("metadata["):-1]: v for k, v in form.items() if k.startswith("metadata[")}
-                session = {"id": session_id, "object": "checkout.session", "mode": "payment",
-                           "url": f"https://checkout.stripe.test/c/pay/{session_id}", "payment_intent": None,
-                           "payment_status": "unpaid", "status": "open", "currency": "inr",
-                           "amount_total": int(form["line_items[0][price_data][unit_amount]"]),
-                           "client_reference_id": form.get("client_reference_id"), "metadata": metadata}
+                metadata = {k[len("metadata[") : -1]: v for k, v in form.items() if k.startswith("metadata[")}
+                session = {
+                    "id": session_id,
+                    "object": "checkout.session",
+                    "mode": "payment",
+                    "url": f"https://checkout.stripe.test/c/pay/{session_id}",
+                    "payment_intent": None,
+                    "payment_status": "unpaid",
+                    "status": "open",
+                    "currency": "inr",
+                    "amount_total": int(form["line_items[0][price_data][unit_amount]"]),
+                    "client_reference_id": form.get("client_reference_id"),
+                    "metadata": metadata,
+                }
                 if key:
                     fake.sessions_by_key[key] = session
                 self._send(200, session)
@@ -131,10 +166,16 @@ class FakeProviders:
 
     def settings(self, **overrides) -> dict:
         """Billing settings pointing both SDKs at this fake, every secret set."""
-        out = {"razorpay_key_id": RAZORPAY_KEY_ID, "razorpay_key_secret": RAZORPAY_KEY_SECRET,
-               "razorpay_webhook_secret": RAZORPAY_WEBHOOK_SECRET, "razorpay_api_base": self.base,
-               "stripe_secret_key": STRIPE_SECRET_KEY, "stripe_webhook_secret": STRIPE_WEBHOOK_SECRET,
-               "stripe_api_base": self.base, "payment_sweep_interval": 3600.0}
+        out = {
+            "razorpay_key_id": RAZORPAY_KEY_ID,
+            "razorpay_key_secret": RAZORPAY_KEY_SECRET,
+            "razorpay_webhook_secret": RAZORPAY_WEBHOOK_SECRET,
+            "razorpay_api_base": self.base,
+            "stripe_secret_key": STRIPE_SECRET_KEY,
+            "stripe_webhook_secret": STRIPE_WEBHOOK_SECRET,
+            "stripe_api_base": self.base,
+            "payment_sweep_interval": 3600.0,
+        }
         out.update(overrides)
         return out
 
@@ -147,28 +188,70 @@ def razorpay_headers(body: bytes, event_id: str, secret: str = RAZORPAY_WEBHOOK_
     return {"x-razorpay-signature": signature, "x-razorpay-event-id": event_id, "content-type": "application/json"}
 
 
-def stripe_headers(body: bytes, secret: str = STRIPE_WEBHOOK_SECRET, *, timestamp: int | None = None,
-                   extra_v1: tuple[str, ...] = ()) -> dict[str, str]:
+def stripe_headers(
+    body: bytes, secret: str = STRIPE_WEBHOOK_SECRET, *, timestamp: int | None = None, extra_v1: tuple[str, ...] = ()
+) -> dict[str, str]:
     t = int(time.time()) if timestamp is None else timestamp
     signature = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
     parts = [f"t={t}", *(f"v1={v}" for v in extra_v1), f"v1={signature}"]
     return {"stripe-signature": ",".join(parts), "content-type": "application/json"}
 
 
-def razorpay_payment(kind: str, *, payment_id: str, order_id: str, amount: int, notes: dict | None = None,
-                     status: str = "captured", extra: dict | None = None) -> bytes:
-    payment = {"id": payment_id, "entity": "payment", "amount": amount, "currency": "INR", "status": status,
-               "order_id": order_id, "method": "upi", "notes": notes or {}, "captured": status == "captured"}
+def razorpay_payment(
+    kind: str,
+    *,
+    payment_id: str,
+    order_id: str,
+    amount: int,
+    notes: dict | None = None,
+    status: str = "captured",
+    extra: dict | None = None,
+) -> bytes:
+    payment = {
+        "id": payment_id,
+        "entity": "payment",
+        "amount": amount,
+        "currency": "INR",
+        "status": status,
+        "order_id": order_id,
+        "method": "upi",
+        "notes": notes or {},
+        "captured": status == "captured",
+    }
     payload: dict = {"payment": {"entity": payment}}
     if kind == "order.paid":
-        payload["order"] = {"entity": {"id": order_id, "entity": "order", "amount": amount, "amount_paid": amount,
-                                       "status": "paid", "notes": notes or {}}}
+        payload["order"] = {
+            "entity": {
+                "id": order_id,
+                "entity": "order",
+                "amount": amount,
+                "amount_paid": amount,
+                "status": "paid",
+                "notes": notes or {},
+            }
+        }
     payload.update(extra or {})
-    return json.dumps({"entity": "event", "account_id": "acc_test", "event": kind,
-                       "contains": list(payload), "payload": payload, "created_at": int(time.time())}).encode()
+    return json.dumps(
+        {
+            "entity": "event",
+            "account_id": "acc_test",
+            "event": kind,
+            "contains": list(payload),
+            "payload": payload,
+            "created_at": int(time.time()),
+        }
+    ).encode()
 
 
 def stripe_event(kind: str, obj: dict, *, event_id: str | None = None) -> bytes:
-    return json.dumps({"id": event_id or f"evt_{uuid.uuid4().hex}", "object": "event", "type": kind,
-                       "api_version": "2024-06-20", "created": int(time.time()), "livemode": False,
-                       "data": {"object": obj}}).encode()
+    return json.dumps(
+        {
+            "id": event_id or f"evt_{uuid.uuid4().hex}",
+            "object": "event",
+            "type": kind,
+            "api_version": "2024-06-20",
+            "created": int(time.time()),
+            "livemode": False,
+            "data": {"object": obj},
+        }
+    ).encode()

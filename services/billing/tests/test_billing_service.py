@@ -20,4 +20,3 @@ async def test_serves_health_reflection_and_service_info(start_service):
     assert info["environment"] == "test"
     # The head revision (whichever migration is the latest).
     assert info["schema_revision"] == ScriptDirectory.from_config(alembic_config(MIGRATIONS, "")).get_current_head()
-

@@ -45,10 +45,22 @@ def test_taxable_and_per_line_tax_half_up_to_the_paisa():
 def test_totals_round_to_the_rupee_with_the_round_off_shown():
     intra = gst.totals([gst.tax(1234567, intra_state=True), gst.tax(249498, intra_state=True)])
     assert (intra.taxable, intra.cgst, intra.sgst, intra.igst, intra.exact, intra.total, intra.round_off) == (
-        1484065, 133566, 133566, 0, 1751197, 1751200, 3)
+        1484065,
+        133566,
+        133566,
+        0,
+        1751197,
+        1751200,
+        3,
+    )
     inter = gst.totals([gst.tax(1000000, intra_state=False), gst.tax(100008, intra_state=False)])
     assert (inter.taxable, inter.igst, inter.exact, inter.total, inter.round_off) == (
-        1100008, 198001, 1298009, 1298000, -9)
+        1100008,
+        198001,
+        1298009,
+        1298000,
+        -9,
+    )
     assert gst.round_to_rupee(1751150) == 1751200 and gst.round_to_rupee(1751149) == 1751100
 
 
@@ -65,10 +77,13 @@ def test_place_of_supply_rules():
 
 
 def test_field_checks_name_the_field():
-    for call, field in ((lambda: india.state("XX", "place_of_supply"), "place_of_supply"),
-                        (lambda: gst.sac("12", "lines[0].sac"), "lines[0].sac"),
-                        (lambda: gst.quantity("0", "lines[0].quantity"), "lines[0].quantity"),
-                        (lambda: gst.quantity("1.0005", "q"), "q"), (lambda: gst.quantity("abc", "q"), "q")):
+    for call, field in (
+        (lambda: india.state("XX", "place_of_supply"), "place_of_supply"),
+        (lambda: gst.sac("12", "lines[0].sac"), "lines[0].sac"),
+        (lambda: gst.quantity("0", "lines[0].quantity"), "lines[0].quantity"),
+        (lambda: gst.quantity("1.0005", "q"), "q"),
+        (lambda: gst.quantity("abc", "q"), "q"),
+    ):
         with pytest.raises(InvalidArgument) as err:
             call()
         assert err.value.violations[0].field == field
@@ -91,21 +106,48 @@ async def test_intra_state_invoice_to_the_paisa(billing):
         inv = Invoicing(h)
         await inv.settings()
         account = await inv.account()  # GSTIN 27…: Maharashtra, as the supplier
-        draft = await inv.create(account.id, [
-            line("Valuation of Flat 4B", unit_price=1234567),
-            line("Revaluation, 2.5 days", unit_price=99999, quantity="2.5", discount_paise=500, sac="998311"),
-        ])
+        draft = await inv.create(
+            account.id,
+            [
+                line("Valuation of Flat 4B", unit_price=1234567),
+                line("Revaluation, 2.5 days", unit_price=99999, quantity="2.5", discount_paise=500, sac="998311"),
+            ],
+        )
         issued = await inv.issue(draft.id)
         assert (issued.place_of_supply, issued.supplier_gstin, issued.recipient_gstin) == (
-            "MH", "27AAPFU0939F1ZV", account.gstin)
+            "MH",
+            "27AAPFU0939F1ZV",
+            account.gstin,
+        )
         l1, l2 = issued.lines
-        assert (l1.sac, l1.quantity, l1.taxable_paise, l1.cgst_paise, l1.sgst_paise, l1.igst_paise,
-                l1.total_paise, l1.place_of_supply) == ("997224", "1", 1234567, 111111, 111111, 0, 1456789, "MH")
-        assert (l2.sac, l2.quantity, l2.taxable_paise, l2.cgst_paise, l2.sgst_paise, l2.igst_paise,
-                l2.total_paise) == ("998311", "2.5", 249498, 22455, 22455, 0, 294408)
-        assert (issued.taxable_paise, issued.cgst_paise, issued.sgst_paise, issued.igst_paise,
-                issued.round_off_paise, issued.total_paise, issued.balance_paise) == (
-            1484065, 133566, 133566, 0, 3, 1751200, 1751200)
+        assert (
+            l1.sac,
+            l1.quantity,
+            l1.taxable_paise,
+            l1.cgst_paise,
+            l1.sgst_paise,
+            l1.igst_paise,
+            l1.total_paise,
+            l1.place_of_supply,
+        ) == ("997224", "1", 1234567, 111111, 111111, 0, 1456789, "MH")
+        assert (l2.sac, l2.quantity, l2.taxable_paise, l2.cgst_paise, l2.sgst_paise, l2.igst_paise, l2.total_paise) == (
+            "998311",
+            "2.5",
+            249498,
+            22455,
+            22455,
+            0,
+            294408,
+        )
+        assert (
+            issued.taxable_paise,
+            issued.cgst_paise,
+            issued.sgst_paise,
+            issued.igst_paise,
+            issued.round_off_paise,
+            issued.total_paise,
+            issued.balance_paise,
+        ) == (1484065, 133566, 133566, 0, 3, 1751200, 1751200)
         assert issued.total_in_words == "Rupees Seventeen Thousand Five Hundred Twelve Only"
 
 
@@ -114,15 +156,27 @@ async def test_inter_state_invoice_to_the_paisa(billing):
         inv = Invoicing(h)
         await inv.settings()
         account = await inv.account(gstin="")  # unregistered: the request names the place of supply
-        issued = await inv.issued(account.id, [
-            line("Valuation of a plot at Hubballi", unit_price=1_000_000),
-            line("Site visits", unit_price=33336, quantity="3"),
-        ], place_of_supply="KA")
+        issued = await inv.issued(
+            account.id,
+            [
+                line("Valuation of a plot at Hubballi", unit_price=1_000_000),
+                line("Site visits", unit_price=33336, quantity="3"),
+            ],
+            place_of_supply="KA",
+        )
         assert issued.place_of_supply == "KA"
-        assert [(x.taxable_paise, x.cgst_paise, x.sgst_paise, x.igst_paise, x.total_paise, x.place_of_supply)
-                for x in issued.lines] == [(1000000, 0, 0, 180000, 1180000, "KA"), (100008, 0, 0, 18001, 118009, "KA")]
-        assert (issued.taxable_paise, issued.cgst_paise, issued.sgst_paise, issued.igst_paise,
-                issued.round_off_paise, issued.total_paise) == (1100008, 0, 0, 198001, -9, 1298000)
+        assert [
+            (x.taxable_paise, x.cgst_paise, x.sgst_paise, x.igst_paise, x.total_paise, x.place_of_supply)
+            for x in issued.lines
+        ] == [(1000000, 0, 0, 180000, 1180000, "KA"), (100008, 0, 0, 18001, 118009, "KA")]
+        assert (
+            issued.taxable_paise,
+            issued.cgst_paise,
+            issued.sgst_paise,
+            issued.igst_paise,
+            issued.round_off_paise,
+            issued.total_paise,
+        ) == (1100008, 0, 0, 198001, -9, 1298000)
         assert issued.total_in_words == "Rupees Twelve Thousand Nine Hundred Eighty Only"
 
 
@@ -131,10 +185,13 @@ async def test_recipient_gstin_state_and_line_overrides(billing):
         inv = Invoicing(h)
         await inv.settings()
         account = await inv.account(gstin=KA_GSTIN)
-        issued = await inv.issued(account.id, [
-            line("Valuation, Bengaluru flat", unit_price=100000),
-            line("Valuation, Pune flat", unit_price=100000, place_of_supply="MH"),
-        ])
+        issued = await inv.issued(
+            account.id,
+            [
+                line("Valuation, Bengaluru flat", unit_price=100000),
+                line("Valuation, Pune flat", unit_price=100000, place_of_supply="MH"),
+            ],
+        )
         assert issued.place_of_supply == "KA"
         a, b = issued.lines
         assert (a.place_of_supply, a.igst_paise, a.cgst_paise) == ("KA", 18000, 0)
@@ -149,15 +206,30 @@ async def test_issuing_needs_the_suppliers_settings(billing):
         err = await inv.fails("IssueInvoice", ipb.IssueInvoiceRequest(id=draft.id))
         assert (err.code, err.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "SETTINGS_REQUIRED")
         # settings: the state must be the GSTIN's
-        err = await inv.fails("PutBillingSettings", ipb.PutBillingSettingsRequest(settings=ipb.BillingSettings(
-            legal_name="Zen", gstin="27AAPFU0939F1ZV", state="KA", invoice_prefix="ZO")))
+        err = await inv.fails(
+            "PutBillingSettings",
+            ipb.PutBillingSettingsRequest(
+                settings=ipb.BillingSettings(legal_name="Zen", gstin="27AAPFU0939F1ZV", state="KA", invoice_prefix="ZO")
+            ),
+        )
         assert (err.code, err.violations[0].field) == (grpc.StatusCode.INVALID_ARGUMENT, "settings.state")
-        err = await inv.fails("PutBillingSettings", ipb.PutBillingSettingsRequest(settings=ipb.BillingSettings(
-            legal_name="Zen", gstin="27AAPFU0939F1ZV", state="MH", invoice_prefix="Z/O")))
+        err = await inv.fails(
+            "PutBillingSettings",
+            ipb.PutBillingSettingsRequest(
+                settings=ipb.BillingSettings(
+                    legal_name="Zen", gstin="27AAPFU0939F1ZV", state="MH", invoice_prefix="Z/O"
+                )
+            ),
+        )
         assert err.violations[0].field == "settings.invoice_prefix"
         saved = await inv.settings(prefix="ZV")
         got = (await inv.call("GetBillingSettings", ipb.GetBillingSettingsRequest())).settings
         assert (got.legal_name, got.gstin, got.state, got.invoice_prefix, got.payment_terms_days) == (
-            "Zen Valuers LLP", saved.gstin, "MH", "ZV", 30)
+            "Zen Valuers LLP",
+            saved.gstin,
+            "MH",
+            "ZV",
+            30,
+        )
         issued = await inv.issue(draft.id)
         assert issued.number.startswith("ZV/")

@@ -95,8 +95,9 @@ async def test_a_crash_between_taking_a_number_and_commit_burns_none(billing, mo
 
         with pytest.raises(Crash):
             async with tenant_tx(h.engine, h.tenant) as conn:
-                await use_cases.issue(conn, tenant_id=h.tenant, invoice_id=first.id, invoice_date=None, states={},
-                                      actor="test")
+                await use_cases.issue(
+                    conn, tenant_id=h.tenant, invoice_id=first.id, invoice_date=None, states={}, actor="test"
+                )
                 [(taken,)] = (await conn.exec_driver_sql("SELECT last_value FROM invoice_series")).all()
                 assert taken == 1
                 raise Crash
@@ -135,7 +136,10 @@ async def test_31_march_and_1_april_are_two_series(billing):
         draft = await inv.create(account.id)
         err = await inv.fails("IssueInvoice", ipb.IssueInvoiceRequest(id=draft.id, invoice_date=f"{year}-03-30"))
         assert (err.code, err.reason, err.metadata["last_date"]) == (
-            grpc.StatusCode.FAILED_PRECONDITION, "INVOICE_DATE_BEFORE_LAST", f"{year}-03-31")
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "INVOICE_DATE_BEFORE_LAST",
+            f"{year}-03-31",
+        )
         tomorrow = (rules.today_ist() + timedelta(days=1)).isoformat()
         err = await inv.fails("IssueInvoice", ipb.IssueInvoiceRequest(id=draft.id, invoice_date=tomorrow))
         assert (err.code, err.violations[0].field) == (grpc.StatusCode.INVALID_ARGUMENT, "invoice_date")
@@ -171,8 +175,13 @@ async def test_void_keeps_its_number_which_is_never_reused(billing):
         assert err.reason == "INVOICE_NOT_ISSUED"
         err = await inv.fails("VoidInvoice", ipb.VoidInvoiceRequest(id=third.id))
         assert (err.code, err.violations[0].field) == (grpc.StatusCode.INVALID_ARGUMENT, "reason")
-        kinds = [r.kind for r in await h.sql("SELECT kind FROM invoice_events WHERE invoice_id = CAST(:i AS uuid) "
-                                             "ORDER BY occurred_at", {"i": first.id})]
+        kinds = [
+            r.kind
+            for r in await h.sql(
+                "SELECT kind FROM invoice_events WHERE invoice_id = CAST(:i AS uuid) ORDER BY occurred_at",
+                {"i": first.id},
+            )
+        ]
         assert kinds == ["invoice.created", "invoice.issued", "invoice.voided"]
 
 
@@ -182,8 +191,10 @@ async def test_credit_notes_have_their_own_series(billing):
         await inv.settings()
         account = await inv.account()
         invoice = await inv.issued(account.id)
-        resp = await inv.call("IssueCreditNote", ipb.IssueCreditNoteRequest(invoice_id=invoice.id,
-                                                                           taxable_paise=100000, reason="fee revised"))
+        resp = await inv.call(
+            "IssueCreditNote",
+            ipb.IssueCreditNoteRequest(invoice_id=invoice.id, taxable_paise=100000, reason="fee revised"),
+        )
         assert resp.credit_note.number == f"ZOC/{_fy_label()}/000001"
         second = await inv.issued(account.id)
         assert second.number.endswith("/000002")

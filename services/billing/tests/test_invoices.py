@@ -29,10 +29,29 @@ async def test_draft_lines_and_validation(billing):
         account = await inv.account()
         draft = await inv.create(account.id, [line(unit_price=100000)])
         assert (draft.status, draft.number, draft.invoice_date, draft.total_paise, draft.has_document) == (
-            DRAFT, "", "", 118000, False)
-        more = (await inv.call("AddInvoiceLines", ipb.AddInvoiceLinesRequest(invoice_id=draft.id, lines=[
-            line("Site visit", unit_price=50000, ref_type="assignment", ref_id=str(uuid.uuid4()),
-                 place_of_supply="MH")]))).invoice
+            DRAFT,
+            "",
+            "",
+            118000,
+            False,
+        )
+        more = (
+            await inv.call(
+                "AddInvoiceLines",
+                ipb.AddInvoiceLinesRequest(
+                    invoice_id=draft.id,
+                    lines=[
+                        line(
+                            "Site visit",
+                            unit_price=50000,
+                            ref_type="assignment",
+                            ref_id=str(uuid.uuid4()),
+                            place_of_supply="MH",
+                        )
+                    ],
+                ),
+            )
+        ).invoice
         assert [x.description for x in more.lines] == ["Valuation of Flat 4B, Sea View, Bandra", "Site visit"]
         assert (more.taxable_paise, more.total_paise) == (150000, 177000)
 
@@ -41,13 +60,16 @@ async def test_draft_lines_and_validation(billing):
             (ipb.CreateInvoiceRequest(account_id=account.id, place_of_supply="XX"), "place_of_supply"),
             (ipb.CreateInvoiceRequest(account_id=account.id, due_date="2025-13-01"), "due_date"),
             (ipb.CreateInvoiceRequest(account_id=account.id, lines=[line(description=" ")]), "lines[0].description"),
-            (ipb.CreateInvoiceRequest(account_id=account.id, lines=[line(), line(quantity="-1")]),
-             "lines[1].quantity"),
-            (ipb.CreateInvoiceRequest(account_id=account.id, lines=[line(unit_price=100, discount_paise=101)]),
-             "lines[0].discount_paise"),
+            (ipb.CreateInvoiceRequest(account_id=account.id, lines=[line(), line(quantity="-1")]), "lines[1].quantity"),
+            (
+                ipb.CreateInvoiceRequest(account_id=account.id, lines=[line(unit_price=100, discount_paise=101)]),
+                "lines[0].discount_paise",
+            ),
             (ipb.CreateInvoiceRequest(account_id=account.id, lines=[line(ref_type="work_order")]), "lines[0].ref_id"),
-            (ipb.CreateInvoiceRequest(account_id=account.id, lines=[line(ref_type="nope", ref_id="x")]),
-             "lines[0].ref_type"),
+            (
+                ipb.CreateInvoiceRequest(account_id=account.id, lines=[line(ref_type="nope", ref_id="x")]),
+                "lines[0].ref_type",
+            ),
             (ipb.CreateInvoiceRequest(account_id=account.id, lines=[line(sac="12")]), "lines[0].sac"),
         ]
         for request, field in bad:
@@ -58,8 +80,10 @@ async def test_draft_lines_and_validation(billing):
         # a ref is billed on one live invoice line
         ref = str(uuid.uuid4())
         await inv.create(account.id, [line(ref_type="work_order", ref_id=ref)])
-        err = await inv.fails("CreateInvoice", ipb.CreateInvoiceRequest(
-            account_id=account.id, lines=[line(ref_type="work_order", ref_id=ref)]))
+        err = await inv.fails(
+            "CreateInvoice",
+            ipb.CreateInvoiceRequest(account_id=account.id, lines=[line(ref_type="work_order", ref_id=ref)]),
+        )
         assert (err.code, err.reason) == (grpc.StatusCode.ALREADY_EXISTS, "REF_ALREADY_INVOICED")
         # an empty draft cannot be issued; an issued one takes no more lines
         empty = await inv.create(account.id, [])
@@ -83,11 +107,21 @@ async def test_issue_renders_a_pdf_with_the_number_and_total(billing):
         assert doc.filename == "invoice-" + issued.number.replace("/", "-") + ".pdf"
         [row] = await h.sql("SELECT sha256, length(content) AS size FROM invoice_documents")
         assert (row.sha256, row.size) == (doc.sha256, len(doc.content))
-        pdf_text = subprocess.run(["pdftotext", "-", "-"], input=doc.content, capture_output=True,
-                                  check=True).stdout.decode()
-        for expected in (issued.number, "14,568.00", "Rupees Fourteen Thousand Five Hundred Sixty-Eight Only",
-                         "27AAPFU0939F1ZV", account.gstin, "997224", "1,111.11", "Maharashtra",
-                         "Round-off", "0.11"):
+        pdf_text = subprocess.run(
+            ["pdftotext", "-", "-"], input=doc.content, capture_output=True, check=True
+        ).stdout.decode()
+        for expected in (
+            issued.number,
+            "14,568.00",
+            "Rupees Fourteen Thousand Five Hundred Sixty-Eight Only",
+            "27AAPFU0939F1ZV",
+            account.gstin,
+            "997224",
+            "1,111.11",
+            "Maharashtra",
+            "Round-off",
+            "0.11",
+        ):
             assert expected in pdf_text, expected
         # a draft has none yet
         draft = await inv.create(account.id)
@@ -102,40 +136,83 @@ async def test_adjustments_and_credit_notes_within_the_balance(billing):
         account = await inv.account()
         invoice = await inv.issued(account.id, [line(unit_price=1_000_000)])  # 11,800.00
         draft = await inv.create(account.id)
-        err = await inv.fails("AddAdjustment", ipb.AddAdjustmentRequest(invoice_id=draft.id, kind="discount",
-                                                                        amount_paise=100, reason="x"))
+        err = await inv.fails(
+            "AddAdjustment",
+            ipb.AddAdjustmentRequest(invoice_id=draft.id, kind="discount", amount_paise=100, reason="x"),
+        )
         assert err.reason == "INVOICE_NOT_ISSUED"
-        err = await inv.fails("AddAdjustment", ipb.AddAdjustmentRequest(invoice_id=invoice.id, kind="rebate",
-                                                                        amount_paise=100, reason="x"))
+        err = await inv.fails(
+            "AddAdjustment",
+            ipb.AddAdjustmentRequest(invoice_id=invoice.id, kind="rebate", amount_paise=100, reason="x"),
+        )
         assert err.violations[0].field == "kind"
-        adjusted = (await inv.call("AddAdjustment", ipb.AddAdjustmentRequest(
-            invoice_id=invoice.id, kind="discount", amount_paise=18000, reason="loyalty"))).invoice
+        adjusted = (
+            await inv.call(
+                "AddAdjustment",
+                ipb.AddAdjustmentRequest(invoice_id=invoice.id, kind="discount", amount_paise=18000, reason="loyalty"),
+            )
+        ).invoice
         assert (adjusted.adjusted_paise, adjusted.balance_paise, adjusted.status) == (18000, 1162000, ISSUED)
-        err = await inv.fails("AddAdjustment", ipb.AddAdjustmentRequest(
-            invoice_id=invoice.id, kind="write_off", amount_paise=1162001, reason="too much"))
+        err = await inv.fails(
+            "AddAdjustment",
+            ipb.AddAdjustmentRequest(invoice_id=invoice.id, kind="write_off", amount_paise=1162001, reason="too much"),
+        )
         assert (err.code, err.reason, err.metadata["balance_paise"]) == (
-            grpc.StatusCode.FAILED_PRECONDITION, "EXCEEDS_BALANCE", "1162000")
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "EXCEEDS_BALANCE",
+            "1162000",
+        )
 
         # a credit note: ₹1,000 taxable + CGST/SGST 9% each (intra-state, as the invoice)
-        resp = await inv.call("IssueCreditNote", ipb.IssueCreditNoteRequest(
-            invoice_id=invoice.id, taxable_paise=100000, reason="fee revised"))
+        resp = await inv.call(
+            "IssueCreditNote",
+            ipb.IssueCreditNoteRequest(invoice_id=invoice.id, taxable_paise=100000, reason="fee revised"),
+        )
         note = resp.credit_note
         assert (note.taxable_paise, note.cgst_paise, note.sgst_paise, note.igst_paise, note.total_paise) == (
-            100000, 9000, 9000, 0, 118000)
+            100000,
+            9000,
+            9000,
+            0,
+            118000,
+        )
         assert (resp.invoice.credited_paise, resp.invoice.balance_paise) == (118000, 1044000)
-        err = await inv.fails("IssueCreditNote", ipb.IssueCreditNoteRequest(
-            invoice_id=invoice.id, taxable_paise=900001, reason="more than invoiced"))
+        err = await inv.fails(
+            "IssueCreditNote",
+            ipb.IssueCreditNoteRequest(invoice_id=invoice.id, taxable_paise=900001, reason="more than invoiced"),
+        )
         assert err.reason == "EXCEEDS_BALANCE" and err.violations[0].field == "taxable_paise"
         # writing off the rest settles it
-        settled = (await inv.call("AddAdjustment", ipb.AddAdjustmentRequest(
-            invoice_id=invoice.id, kind="write_off", amount_paise=1044000, reason="bad debt"))).invoice
+        settled = (
+            await inv.call(
+                "AddAdjustment",
+                ipb.AddAdjustmentRequest(
+                    invoice_id=invoice.id, kind="write_off", amount_paise=1044000, reason="bad debt"
+                ),
+            )
+        ).invoice
         assert (settled.status, settled.balance_paise) == (PAID, 0)
-        kinds = [r.kind for r in await h.sql("SELECT kind FROM invoice_events WHERE invoice_id = CAST(:i AS uuid) "
-                                             "ORDER BY occurred_at", {"i": invoice.id})]
-        assert kinds == ["invoice.created", "invoice.issued", "invoice.adjusted", "invoice.credited",
-                         "invoice.adjusted", "invoice.paid"]
-        [actor] = {r.actor for r in await h.sql("SELECT actor FROM invoice_events WHERE invoice_id = CAST(:i AS uuid)",
-                                                {"i": invoice.id})}
+        kinds = [
+            r.kind
+            for r in await h.sql(
+                "SELECT kind FROM invoice_events WHERE invoice_id = CAST(:i AS uuid) ORDER BY occurred_at",
+                {"i": invoice.id},
+            )
+        ]
+        assert kinds == [
+            "invoice.created",
+            "invoice.issued",
+            "invoice.adjusted",
+            "invoice.credited",
+            "invoice.adjusted",
+            "invoice.paid",
+        ]
+        [actor] = {
+            r.actor
+            for r in await h.sql(
+                "SELECT actor FROM invoice_events WHERE invoice_id = CAST(:i AS uuid)", {"i": invoice.id}
+            )
+        }
         assert actor == inv.accounts_id
 
 
@@ -184,17 +261,20 @@ async def test_portal_users_see_only_their_channels_invoices(billing):
         err = await inv.fails("GetInvoice", ipb.GetInvoiceRequest(id=a.id), stranger)
         assert err.code == grpc.StatusCode.NOT_FOUND
         # partners never act as staff
-        for method, request in (("CreateInvoice", ipb.CreateInvoiceRequest(account_id=account.id)),
-                                ("GetReceivables", ipb.GetReceivablesRequest()),
-                                ("GetBillingSettings", ipb.GetBillingSettingsRequest())):
+        for method, request in (
+            ("CreateInvoice", ipb.CreateInvoiceRequest(account_id=account.id)),
+            ("GetReceivables", ipb.GetReceivablesRequest()),
+            ("GetBillingSettings", ipb.GetBillingSettingsRequest()),
+        ):
             err = await inv.fails(method, request, inv.portal(mine, caps=("invoices.read", "invoices.write")))
             assert err.code == grpc.StatusCode.PERMISSION_DENIED, method
         # staff see everything, filtered as asked, newest first, paged
         staff = (await inv.call("ListInvoices", ipb.ListInvoicesRequest(channel_id=theirs))).invoices
         assert [i.id for i in staff] == [b.id]
         page1 = await inv.call("ListInvoices", ipb.ListInvoicesRequest(page={"limit": 2}))
-        page2 = await inv.call("ListInvoices", ipb.ListInvoicesRequest(page={"limit": 2,
-                                                                            "cursor": page1.page.next_cursor}))
+        page2 = await inv.call(
+            "ListInvoices", ipb.ListInvoicesRequest(page={"limit": 2, "cursor": page1.page.next_cursor})
+        )
         assert len(page1.invoices) == 2 and len(page2.invoices) == 1 and not page2.page.next_cursor
         assert page2.invoices[0].id == a.id
 
@@ -205,8 +285,11 @@ async def test_capabilities(billing):
         reader = h.token(("invoices.read",))
         err = await inv.fails("CreateInvoice", ipb.CreateInvoiceRequest(account_id=str(uuid.uuid4())), reader)
         assert (err.code, err.metadata["missing"]) == (grpc.StatusCode.PERMISSION_DENIED, "invoices.write")
-        err = await inv.fails("RecordPayment", ipb.RecordPaymentRequest(invoice_id=str(uuid.uuid4())),
-                              h.token(("invoices.read", "invoices.write")))
+        err = await inv.fails(
+            "RecordPayment",
+            ipb.RecordPaymentRequest(invoice_id=str(uuid.uuid4())),
+            h.token(("invoices.read", "invoices.write")),
+        )
         assert err.metadata["missing"] == "billing.write"
         err = await inv.fails("PutBillingSettings", ipb.PutBillingSettingsRequest(), reader)
         assert err.code == grpc.StatusCode.PERMISSION_DENIED
@@ -232,32 +315,45 @@ class StaticToken:
 async def test_the_property_state_comes_from_ops(billing, start_service):
     """A line billing an assignment is taxed where the assignment's property is (ops:
     GetAssignment.property_state, asked with billing's service token and x-tenant-id)."""
-    async with (billing() as h, start_service("ops", verifier=h.signer.verifier()) as ops,
-                grpc.aio.insecure_channel(f"127.0.0.1:{ops.port}") as ops_channel):
+    async with (
+        billing() as h,
+        start_service("ops", verifier=h.signer.verifier()) as ops,
+        grpc.aio.insecure_channel(f"127.0.0.1:{ops.port}") as ops_channel,
+    ):
         property_id = str(uuid.uuid4())
         manager = str(uuid.uuid4())
         async with tenant_tx(ops.runtime.engine, h.tenant) as conn:
-            await conn.execute(text(
-                "INSERT INTO properties (id, tenant_id, address_line1, locality, city, state, pin_code, property_type, "
-                "created_by) VALUES (:id, :t, 'Plot 7, Vidyanagar', 'Vidyanagar', 'Hubballi', 'KA', '580021', "
-                "'plot', :by)"), {"id": property_id, "t": h.tenant, "by": manager})
+            await conn.execute(
+                text(
+                    "INSERT INTO properties (id, tenant_id, address_line1, locality, city, state, pin_code, property_type, "
+                    "created_by) VALUES (:id, :t, 'Plot 7, Vidyanagar', 'Vidyanagar', 'Hubballi', 'KA', '580021', "
+                    "'plot', :by)"
+                ),
+                {"id": property_id, "t": h.tenant, "by": manager},
+            )
         caps = ["assignments.read", "assignments.write", "masterdata.read"]
         async with grpc.aio.insecure_channel(f"127.0.0.1:{ops.port}") as channel:
             from zenops.ops.v1 import ops_pb2_grpc
 
-            assignment = (await ops_pb2_grpc.OpsServiceStub(channel).CreateAssignment(
-                ops_pb2.CreateAssignmentRequest(source_type=ops_pb2.SOURCE_TYPE_DIRECT, borrower_name="Asha Patil",
-                                                property_id=property_id),
-                metadata=(("authorization", f"Bearer {h.signer.token(aud='web', caps=caps, tid=h.tenant)}"),),
-                timeout=30)).assignment
+            assignment = (
+                await ops_pb2_grpc.OpsServiceStub(channel).CreateAssignment(
+                    ops_pb2.CreateAssignmentRequest(
+                        source_type=ops_pb2.SOURCE_TYPE_DIRECT, borrower_name="Asha Patil", property_id=property_id
+                    ),
+                    metadata=(("authorization", f"Bearer {h.signer.token(aud='web', caps=caps, tid=h.tenant)}"),),
+                    timeout=30,
+                )
+            ).assignment
         assert assignment.property_state == "KA"
         service = h.signer.token(aud="service", sub="service:billing", caps=["assignments.read"])
         use_property_states(h.app.runtime, OpsPropertyStates(channel=ops_channel, tokens=StaticToken(service)))
         inv = Invoicing(h)
         await inv.settings()
         account = await inv.account()  # recipient in MH, the supplier in MH
-        draft = await inv.create(account.id, [line(unit_price=100000, ref_type="assignment", ref_id=assignment.id),
-                                              line("Printing", unit_price=10000)])
+        draft = await inv.create(
+            account.id,
+            [line(unit_price=100000, ref_type="assignment", ref_id=assignment.id), line("Printing", unit_price=10000)],
+        )
         assert [x.place_of_supply for x in draft.lines] == ["KA", "MH"]
         issued = await inv.issue(draft.id)
         a, b = issued.lines

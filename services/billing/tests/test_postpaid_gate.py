@@ -43,13 +43,22 @@ async def js(nats_server):
 
 def envelope(h, event_type: str, payload) -> envelope_pb2.EventEnvelope:
     producer, aggregate, _ = event_type.split(".")
-    return new_event(event_type=event_type, payload=payload, producer=producer, producer_version="test",
-                     aggregate_type=aggregate, aggregate_id=str(uuid.uuid4()), aggregate_version=1, tenant_id=h.tenant)
+    return new_event(
+        event_type=event_type,
+        payload=payload,
+        producer=producer,
+        producer_version="test",
+        aggregate_type=aggregate,
+        aggregate_id=str(uuid.uuid4()),
+        aggregate_version=1,
+        tenant_id=h.tenant,
+    )
 
 
 async def publish(js, env, msg_id: str | None = None) -> None:
-    await js.publish(subject_for(env.event_type), env.SerializeToString(),
-                     headers={"Nats-Msg-Id": msg_id or env.event_id})
+    await js.publish(
+        subject_for(env.event_type), env.SerializeToString(), headers={"Nats-Msg-Id": msg_id or env.event_id}
+    )
 
 
 async def processed(h, name: str, n: int, *, duplicates: int = 0) -> None:
@@ -78,28 +87,56 @@ async def test_acceptance_adds_one_draft_line_per_ref_and_the_gate_waits_for_pay
         account = await inv.account()  # POSTPAID, recipient in MH
         channel = str(uuid.uuid4())
         cr1, cr2 = str(uuid.uuid4()), str(uuid.uuid4())
-        first = envelope(h, "ops.channel_request.accepted", ops_pb2.ChannelRequestAccepted(
-            channel_request_id=cr1, channel_id=channel, assignment_id=str(uuid.uuid4()),
-            billing_account_id=account.id, fee_paise=500000, requested_service="valuation_report",
-            reference_number="ZA-2025-000123"))
+        first = envelope(
+            h,
+            "ops.channel_request.accepted",
+            ops_pb2.ChannelRequestAccepted(
+                channel_request_id=cr1,
+                channel_id=channel,
+                assignment_id=str(uuid.uuid4()),
+                billing_account_id=account.id,
+                fee_paise=500000,
+                requested_service="valuation_report",
+                reference_number="ZA-2025-000123",
+            ),
+        )
         await publish(js, first)
         await processed(h, OPS_CONSUMER, 1)
         [draft] = (await inv.call("ListInvoices", ipb.ListInvoicesRequest(account_id=account.id))).invoices
         assert (draft.status, draft.channel_id, len(draft.lines)) == (ipb.INVOICE_STATUS_DRAFT, channel, 1)
         [l1] = draft.lines
         assert (l1.ref_type, l1.ref_id, l1.unit_price_paise, l1.description) == (
-            "channel_request", cr1, 500000, "Professional fees: valuation report (ZA-2025-000123)")
-        assert len(await h.sql("SELECT envelope FROM outbox WHERE event_type = 'billing.invoice.line_due'",
-                               tenant=None)) == 1
+            "channel_request",
+            cr1,
+            500000,
+            "Professional fees: valuation report (ZA-2025-000123)",
+        )
+        assert (
+            len(await h.sql("SELECT envelope FROM outbox WHERE event_type = 'billing.invoice.line_due'", tenant=None))
+            == 1
+        )
 
         # a redelivery (same event, another message id), and another event for the same ref: no new line
         await publish(js, first, msg_id=str(uuid.uuid4()))
-        again = envelope(h, "ops.channel_request.accepted", ops_pb2.ChannelRequestAccepted(
-            channel_request_id=cr1, channel_id=channel, billing_account_id=account.id, fee_paise=500000))
+        again = envelope(
+            h,
+            "ops.channel_request.accepted",
+            ops_pb2.ChannelRequestAccepted(
+                channel_request_id=cr1, channel_id=channel, billing_account_id=account.id, fee_paise=500000
+            ),
+        )
         await publish(js, again)
         # a second request of the same channel joins the same draft
-        await publish(js, envelope(h, "ops.channel_request.accepted", ops_pb2.ChannelRequestAccepted(
-            channel_request_id=cr2, channel_id=channel, billing_account_id=account.id, fee_paise=250000)))
+        await publish(
+            js,
+            envelope(
+                h,
+                "ops.channel_request.accepted",
+                ops_pb2.ChannelRequestAccepted(
+                    channel_request_id=cr2, channel_id=channel, billing_account_id=account.id, fee_paise=250000
+                ),
+            ),
+        )
         await processed(h, OPS_CONSUMER, 3, duplicates=1)
         lines = await h.sql("SELECT ref_type, ref_id FROM invoice_lines ORDER BY position")
         assert [(r.ref_type, r.ref_id) for r in lines] == [("channel_request", cr1), ("channel_request", cr2)]
@@ -114,7 +151,9 @@ async def test_acceptance_adds_one_draft_line_per_ref_and_the_gate_waits_for_pay
         # the first line's place of supply is its property's (Karnataka: IGST); the second has no
         # assignment: the recipient's (Maharashtra: CGST + SGST)
         assert [(x.place_of_supply, x.igst_paise, x.cgst_paise) for x in issued.lines] == [
-            ("KA", 90000, 0), ("MH", 0, 22500)]
+            ("KA", 90000, 0),
+            ("MH", 0, 22500),
+        ]
         assert issued.total_paise == 885000  # 5,000 + 900 + 2,500 + 225 + 225 = 8,850.00
         err = await h.fails("AuthorizeRelease", gate(account.id, wo, channel_request_id=cr1))
         assert err.reason == "INVOICE_UNPAID"
@@ -135,26 +174,51 @@ async def test_work_order_acceptance_and_gate(billing, js):
         await inv.settings()
         account = await inv.account()
         wo = str(uuid.uuid4())
-        await publish(js, envelope(h, "repogen.work_order.accepted", repogen_pb2.WorkOrderAccepted(
-            work_order_id=wo, billing_account_id=account.id)))
+        await publish(
+            js,
+            envelope(
+                h,
+                "repogen.work_order.accepted",
+                repogen_pb2.WorkOrderAccepted(work_order_id=wo, billing_account_id=account.id),
+            ),
+        )
         # one born from a channel request was billed at the request's acceptance: no line
-        await publish(js, envelope(h, "repogen.work_order.accepted", repogen_pb2.WorkOrderAccepted(
-            work_order_id=str(uuid.uuid4()), billing_account_id=account.id, channel_request_id=str(uuid.uuid4()))))
+        await publish(
+            js,
+            envelope(
+                h,
+                "repogen.work_order.accepted",
+                repogen_pb2.WorkOrderAccepted(
+                    work_order_id=str(uuid.uuid4()), billing_account_id=account.id, channel_request_id=str(uuid.uuid4())
+                ),
+            ),
+        )
         await processed(h, REPOGEN_CONSUMER, 2)
         [line] = await h.sql("SELECT ref_type, ref_id, invoice_id::text AS invoice_id FROM invoice_lines")
         assert (line.ref_type, line.ref_id) == ("work_order", wo)
         err = await h.fails("AuthorizeRelease", gate(account.id, wo))
         assert err.reason == "INVOICE_UNPAID"
         # the fee was not known at acceptance: staff add the professional fee before issuing
-        await inv.call("AddInvoiceLines", ipb.AddInvoiceLinesRequest(invoice_id=line.invoice_id, lines=[
-            ipb.InvoiceLineInput(description="Valuation fee", unit_price_paise=300000)]))
+        await inv.call(
+            "AddInvoiceLines",
+            ipb.AddInvoiceLinesRequest(
+                invoice_id=line.invoice_id,
+                lines=[ipb.InvoiceLineInput(description="Valuation fee", unit_price_paise=300000)],
+            ),
+        )
         issued = await inv.issue(line.invoice_id)
         # a voided invoice does not count as paid, and frees the ref for a new invoice
         await inv.call("VoidInvoice", ipb.VoidInvoiceRequest(id=issued.id, reason="wrong fee"))
         err = await h.fails("AuthorizeRelease", gate(account.id, wo))
         assert err.reason == "INVOICE_UNPAID"
-        replacement = await inv.issued(account.id, [ipb.InvoiceLineInput(
-            description="Valuation fee", unit_price_paise=350000, ref_type="work_order", ref_id=wo)])
+        replacement = await inv.issued(
+            account.id,
+            [
+                ipb.InvoiceLineInput(
+                    description="Valuation fee", unit_price_paise=350000, ref_type="work_order", ref_id=wo
+                )
+            ],
+        )
         await inv.pay(replacement.id, replacement.total_paise)
         resp = await h.call("AuthorizeRelease", gate(account.id, wo))
         assert (resp.allowed, resp.basis) == (True, "INVOICE_PAID")

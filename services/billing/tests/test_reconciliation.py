@@ -32,8 +32,12 @@ from zenops_kit.db import tenant_tx
 from zenops_kit.errors import Unauthenticated
 
 ADMIN_PASSWORD = "Quiet-Harbour-Lantern-42"
-OPEN, DELIVERED, CANCELLED, NOT_FOUND = (ops_pb2.BILLING_REF_STATE_OPEN, ops_pb2.BILLING_REF_STATE_DELIVERED,
-                                         ops_pb2.BILLING_REF_STATE_CANCELLED, ops_pb2.BILLING_REF_STATE_NOT_FOUND)
+OPEN, DELIVERED, CANCELLED, NOT_FOUND = (
+    ops_pb2.BILLING_REF_STATE_OPEN,
+    ops_pb2.BILLING_REF_STATE_DELIVERED,
+    ops_pb2.BILLING_REF_STATE_CANCELLED,
+    ops_pb2.BILLING_REF_STATE_NOT_FOUND,
+)
 
 
 class StandInOwners:
@@ -110,8 +114,9 @@ def suite(start_service, billing):
     async def start(**overrides):
         async with identity_running(start_service) as identity_addr, stand_in_owners(identity_addr) as owners:
             overrides.setdefault("reconcile_threshold_seconds", 0)
-            async with billing(identity_addr=identity_addr, ops_addr=owners.addr, repogen_addr=owners.addr,
-                               **overrides) as h:
+            async with billing(
+                identity_addr=identity_addr, ops_addr=owners.addr, repogen_addr=owners.addr, **overrides
+            ) as h:
                 yield h, owners
 
     return start
@@ -128,9 +133,18 @@ def by_ref(resp: pb.ReconcileResponse) -> dict[str, tuple[str, str]]:
 async def snapshot(h) -> dict[str, list[str]]:
     """Every row of every table the service's role can see for the tenant (RLS) or at all."""
     async with tenant_tx(h.engine, h.tenant) as conn:
-        tables = (await conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version' "
-            "ORDER BY tablename"))).scalars().all()
+        tables = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version' "
+                        "ORDER BY tablename"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
         out = {}
         for table in tables:
             rows = await conn.execute(text(f"SELECT * FROM {table}"))
@@ -175,17 +189,28 @@ async def test_reconcile_resolves_with_the_owners_dry_run_first_then_nothing_the
         assert by_ref(plan) == expected
         # ops owns channel requests and assignments, repogen work orders; billing's service token, the tenant
         asked = {(service, ref_type, ref_id) for service, ref_type, ref_id, _, _ in owners.calls}
-        assert asked == {("ops", "channel_request", "cr-delivered"), ("ops", "channel_request", "cr-rejected"),
-                         ("ops", "assignment", "as-open"), ("repogen", "work_order", "wo-released"),
-                         ("repogen", "work_order", "wo-gone"), ("repogen", "work_order", "wo-open")}
+        assert asked == {
+            ("ops", "channel_request", "cr-delivered"),
+            ("ops", "channel_request", "cr-rejected"),
+            ("ops", "assignment", "as-open"),
+            ("repogen", "work_order", "wo-released"),
+            ("repogen", "work_order", "wo-gone"),
+            ("repogen", "work_order", "wo-open"),
+        }
         assert {(tenant, caller) for *_, tenant, caller in owners.calls} == {(h.tenant, "service:billing")}
 
         done = await reconcile(h)
         assert done.dry_run is False and list(done.violations) == []
         assert by_ref(done) == expected
-        assert await statuses(h) == {"cr-delivered": "CONSUMED", "cr-rejected": "RELEASED", "as-open": "ACTIVE",
-                                     "wo-released": "CONSUMED", "wo-gone": "RELEASED", "wo-open": "ACTIVE",
-                                     "by-hand": "ACTIVE"}
+        assert await statuses(h) == {
+            "cr-delivered": "CONSUMED",
+            "cr-rejected": "RELEASED",
+            "as-open": "ACTIVE",
+            "wo-released": "CONSUMED",
+            "wo-gone": "RELEASED",
+            "wo-open": "ACTIVE",
+            "by-hand": "ACTIVE",
+        }
         wallet = await h.wallet(account.id)
         assert (wallet.consumed, wallet.reserved, wallet.available) == (10, 15, 75)
 
@@ -239,16 +264,16 @@ async def unanswering_ops(start_service, case: str, identity_addr: str):
 
 
 # What each case answers.
-CODES = {"unimplemented": ("UNIMPLEMENTED",),
-         "unavailable": ("UNAVAILABLE",), "deadline": ("DEADLINE_EXCEEDED",)}
+CODES = {"unimplemented": ("UNIMPLEMENTED",), "unavailable": ("UNAVAILABLE",), "deadline": ("DEADLINE_EXCEEDED",)}
 
 
 @pytest.mark.parametrize("case", sorted(CODES))
 async def test_an_owner_that_does_not_answer_means_leave(start_service, billing, case):
     async with identity_running(start_service) as identity_addr:
         async with unanswering_ops(start_service, case, identity_addr) as ops_addr:
-            async with billing(identity_addr=identity_addr, ops_addr=ops_addr, owner_call_timeout=0.5,
-                               reconcile_threshold_seconds=0) as h:
+            async with billing(
+                identity_addr=identity_addr, ops_addr=ops_addr, owner_call_timeout=0.5, reconcile_threshold_seconds=0
+            ) as h:
                 account = await h.account(credits=10)
                 await h.reserve(account.id, 4, "cr-1", ref_type="channel_request")
                 before = await snapshot(h)
@@ -264,8 +289,9 @@ async def test_the_real_ops_is_asked_with_billings_service_token(start_service, 
     # it has never heard of is NOT_FOUND, so its reservation is released
     async with identity_running(start_service) as identity_addr:
         async with start_service("ops", identity_addr=identity_addr) as ops:
-            async with billing(identity_addr=identity_addr, ops_addr=f"127.0.0.1:{ops.port}",
-                               reconcile_threshold_seconds=0) as h:
+            async with billing(
+                identity_addr=identity_addr, ops_addr=f"127.0.0.1:{ops.port}", reconcile_threshold_seconds=0
+            ) as h:
                 account = await h.account(credits=10)
                 unknown = str(uuid.uuid4())
                 await h.reserve(account.id, 4, unknown, ref_type="channel_request")
@@ -304,8 +330,13 @@ async def test_a_consume_racing_reconciliation_ends_in_one_final_state(suite):
         [action] = (await run).actions
         assert (action.action, action.reason) == ("leave", "settled meanwhile (RESERVATION_ALREADY_CONSUMED)")
         assert await statuses(h) == {"cr-race": "CONSUMED"}
-        kinds = [r.kind for r in await h.sql("SELECT kind FROM credit_ledger WHERE reservation_id = CAST(:r AS uuid) "
-                                             "ORDER BY seq", {"r": reservation.id})]
+        kinds = [
+            r.kind
+            for r in await h.sql(
+                "SELECT kind FROM credit_ledger WHERE reservation_id = CAST(:r AS uuid) ORDER BY seq",
+                {"r": reservation.id},
+            )
+        ]
         assert kinds == ["RESERVE", "CONSUME"]
         assert (await run).violations == []
 
@@ -322,8 +353,11 @@ async def test_consumes_and_releases_racing_reconciliation_never_settle_twice(su
 
         async def settle(ref: str):
             method = rng.choice(["ConsumeReservation", "ReleaseReservation"])
-            req = (pb.ConsumeReservationRequest(reservation_id=ids[ref]) if method == "ConsumeReservation"
-                   else pb.ReleaseReservationRequest(reservation_id=ids[ref], reason="operator"))
+            req = (
+                pb.ConsumeReservationRequest(reservation_id=ids[ref])
+                if method == "ConsumeReservation"
+                else pb.ReleaseReservationRequest(reservation_id=ids[ref], reason="operator")
+            )
             try:
                 await h.call(method, req)
             except grpc.aio.AioRpcError as exc:
@@ -331,14 +365,18 @@ async def test_consumes_and_releases_racing_reconciliation_never_settle_twice(su
                 return 0
             return 1
 
-        results = await asyncio.gather(reconcile(h), reconcile(h), *(settle(ref) for ref in rng.sample(sorted(ids), 20)))
+        results = await asyncio.gather(
+            reconcile(h), reconcile(h), *(settle(ref) for ref in rng.sample(sorted(ids), 20))
+        )
         runs, by_operator = results[:2], sum(results[2:])
         by_reconciliation = sum(1 for run in runs for a in run.actions if a.action in ("consume", "release"))
         # each reservation settled exactly once, by someone
         assert set((await statuses(h)).values()) <= {"CONSUMED", "RELEASED"}
         assert by_reconciliation + by_operator == 40 and by_reconciliation > 0 and by_operator > 0
-        rows = await h.sql("SELECT reservation_id::text AS r, count(*) FILTER (WHERE kind IN ('CONSUME', 'RELEASE')) "
-                           "AS settles FROM credit_ledger WHERE reservation_id IS NOT NULL GROUP BY 1")
+        rows = await h.sql(
+            "SELECT reservation_id::text AS r, count(*) FILTER (WHERE kind IN ('CONSUME', 'RELEASE')) "
+            "AS settles FROM credit_ledger WHERE reservation_id IS NOT NULL GROUP BY 1"
+        )
         assert all(r.settles == 1 for r in rows) and len(rows) == 40
         assert await h.invariants() == []
         assert all(list(run.violations) == [] for run in runs)

@@ -27,24 +27,33 @@ CONSUMED = pb.RESERVATION_STATUS_CONSUMED
 
 
 def gate(account_id: str, work_order_id: str | None = None, **fields) -> pb.AuthorizeReleaseRequest:
-    return pb.AuthorizeReleaseRequest(account_id=account_id, work_order_id=work_order_id or str(uuid.uuid4()),
-                                      **fields)
+    return pb.AuthorizeReleaseRequest(account_id=account_id, work_order_id=work_order_id or str(uuid.uuid4()), **fields)
 
 
 async def ledger(h, account_id: str) -> list[tuple[str, int]]:
-    rows = await h.sql("SELECT kind, amount FROM credit_ledger WHERE account_id = CAST(:a AS uuid) ORDER BY seq",
-                       {"a": account_id})
+    rows = await h.sql(
+        "SELECT kind, amount FROM credit_ledger WHERE account_id = CAST(:a AS uuid) ORDER BY seq", {"a": account_id}
+    )
     return [(r.kind, r.amount) for r in rows]
 
 
 def test_request_rules_name_the_fields():
     with pytest.raises(InvalidArgument) as err:
-        validate(GateRequest(work_order_id=" ", account_id="x", channel_request_id="c" * 101, amount=-1,
-                             override_reason=" "))
-    assert {v.field for v in err.value.violations} == {"work_order_id", "account_id", "channel_request_id", "amount",
-                                                       "override_reason"}
-    ok = validate(GateRequest(work_order_id=" wo-1 ", account_id=str(uuid.uuid4()), channel_request_id="",
-                              amount=0, override_reason=""))
+        validate(
+            GateRequest(work_order_id=" ", account_id="x", channel_request_id="c" * 101, amount=-1, override_reason=" ")
+        )
+    assert {v.field for v in err.value.violations} == {
+        "work_order_id",
+        "account_id",
+        "channel_request_id",
+        "amount",
+        "override_reason",
+    }
+    ok = validate(
+        GateRequest(
+            work_order_id=" wo-1 ", account_id=str(uuid.uuid4()), channel_request_id="", amount=0, override_reason=""
+        )
+    )
     assert (ok.work_order_id, ok.amount) == ("wo-1", 1)
 
 
@@ -56,7 +65,10 @@ async def test_credit_consumes_the_work_orders_reservation(billing):
         resp = await h.call("AuthorizeRelease", gate(account.id, wo))
         assert (resp.allowed, resp.basis) == (True, "CREDITS_CONSUMED")
         assert (resp.reservation.id, resp.reservation.status, resp.reservation.consumed_amount) == (
-            reserved.id, CONSUMED, 4)
+            reserved.id,
+            CONSUMED,
+            4,
+        )
         wallet = await h.wallet(account.id)
         assert (wallet.consumed, wallet.reserved, wallet.available) == (4, 0, 6)
 
@@ -67,8 +79,7 @@ async def test_credit_consumes_the_channel_requests_reservation(billing):
         cr = str(uuid.uuid4())
         reserved = (await h.reserve(account.id, 5, cr, ref_type="channel_request")).reservation
         resp = await h.call("AuthorizeRelease", gate(account.id, channel_request_id=cr, amount=1))
-        assert (resp.basis, resp.reservation.id, resp.reservation.status) == ("CREDITS_CONSUMED", reserved.id,
-                                                                              CONSUMED)
+        assert (resp.basis, resp.reservation.id, resp.reservation.status) == ("CREDITS_CONSUMED", reserved.id, CONSUMED)
         assert (await h.wallet(account.id)).consumed == 5  # the reservation, not `amount`
 
 
@@ -78,7 +89,11 @@ async def test_credit_without_reservation_reserves_and_consumes_in_one_step(bill
         wo = str(uuid.uuid4())
         resp = await h.call("AuthorizeRelease", gate(account.id, wo, amount=3))
         assert (resp.basis, resp.reservation.ref_type, resp.reservation.ref_id, resp.reservation.status) == (
-            "CREDITS_CONSUMED", "work_order", wo, CONSUMED)
+            "CREDITS_CONSUMED",
+            "work_order",
+            wo,
+            CONSUMED,
+        )
         assert await ledger(h, account.id) == [("GRANT", 10), ("RESERVE", 3), ("CONSUME", 3)]
         # default amount: 1
         await h.call("AuthorizeRelease", gate(account.id))
@@ -92,7 +107,11 @@ async def test_shortfall_fails_unless_overridden_by_an_operator_with_a_reason(bi
         wo = str(uuid.uuid4())
         err = await h.fails("AuthorizeRelease", gate(account.id, wo, amount=3))
         assert (err.code, err.reason, err.metadata["requested"], err.metadata["available"]) == (
-            grpc.StatusCode.FAILED_PRECONDITION, "INSUFFICIENT_CREDITS", "3", "1")
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "INSUFFICIENT_CREDITS",
+            "3",
+            "1",
+        )
         # a reason without billing.override does not override (and says why)
         staff = h.token(STAFF_CAPS)
         err = await h.fails("AuthorizeRelease", gate(account.id, wo, amount=3, override_reason="urgent"), staff)
@@ -114,15 +133,20 @@ async def test_postpaid_needs_a_paid_invoice_or_an_audited_override(billing):
         wo = str(uuid.uuid4())
         err = await h.fails("AuthorizeRelease", gate(account.id, wo))
         assert (err.code, err.reason, err.metadata["work_order_id"]) == (
-            grpc.StatusCode.FAILED_PRECONDITION, "INVOICE_UNPAID", wo)
-        err = await h.fails("AuthorizeRelease", gate(account.id, wo, override_reason="paid by cheque"),
-                            h.token(STAFF_CAPS))
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "INVOICE_UNPAID",
+            wo,
+        )
+        err = await h.fails(
+            "AuthorizeRelease", gate(account.id, wo, override_reason="paid by cheque"), h.token(STAFF_CAPS)
+        )
         assert err.reason == "INVOICE_UNPAID" and "override" in err.metadata
 
         resp = await h.call("AuthorizeRelease", gate(account.id, wo, override_reason="paid by cheque"))
         assert (resp.allowed, resp.basis, resp.HasField("reservation")) == (True, "OVERRIDDEN", False)
-        [audit] = await h.sql("SELECT kind, actor, reason, detail::text AS detail FROM account_events "
-                              "WHERE kind = 'RELEASE_OVERRIDE'")
+        [audit] = await h.sql(
+            "SELECT kind, actor, reason, detail::text AS detail FROM account_events WHERE kind = 'RELEASE_OVERRIDE'"
+        )
         assert audit.reason == "paid by cheque" and wo in audit.detail and audit.actor
         assert (await h.wallet(account.id)).consumed == 0
 
@@ -144,10 +168,13 @@ async def test_same_key_same_decision_failures_included(billing):
         ok = await h.call("AuthorizeRelease", req)
         assert await h.call("AuthorizeRelease", req) == ok
         # the key via metadata works the same
-        assert await h.call("AuthorizeRelease", gate(account.id, req.work_order_id, amount=2),
-                            metadata=(("idempotency-key", key),)) == ok
-        reused = await h.fails("AuthorizeRelease", gate(account.id, req.work_order_id, amount=5,
-                                                        idempotency_key=key))
+        assert (
+            await h.call(
+                "AuthorizeRelease", gate(account.id, req.work_order_id, amount=2), metadata=(("idempotency-key", key),)
+            )
+            == ok
+        )
+        reused = await h.fails("AuthorizeRelease", gate(account.id, req.work_order_id, amount=5, idempotency_key=key))
         assert (reused.reason, reused.metadata["fields"]) == ("IDEMPOTENCY_KEY_REUSED", "amount")
         assert (await h.wallet(account.id)).consumed == 2
 
@@ -161,9 +188,12 @@ async def test_a_work_order_is_charged_once_whatever_the_keys(billing):
         assert (second.basis, second.reservation.id) == (first.basis, first.reservation.id)
         # concurrently, with different keys (and none): one charge
         wo2 = str(uuid.uuid4())
-        answers = await asyncio.gather(*(
-            h.call("AuthorizeRelease", gate(account.id, wo2, amount=7, idempotency_key=f"c{i}" if i % 2 else ""))
-            for i in range(12)))
+        answers = await asyncio.gather(
+            *(
+                h.call("AuthorizeRelease", gate(account.id, wo2, amount=7, idempotency_key=f"c{i}" if i % 2 else ""))
+                for i in range(12)
+            )
+        )
         assert len({a.reservation.id for a in answers}) == 1 and all(a.allowed for a in answers)
         assert (await h.wallet(account.id)).consumed == 12
         assert await h.invariants() == []
@@ -174,9 +204,16 @@ async def test_an_expired_unswept_reservation_is_expired_and_charged_afresh(bill
         account = await h.account(credits=10)
         wo = str(uuid.uuid4())
         async with tenant_tx(h.engine, h.tenant) as conn:
-            stale, _ = await operations.reserve(conn, tenant_id=h.tenant, account_id=account.id, amount=4,
-                                                ref_type="work_order", ref_id=wo, actor="test",
-                                                expires_at=datetime.now(UTC) - timedelta(minutes=1))
+            stale, _ = await operations.reserve(
+                conn,
+                tenant_id=h.tenant,
+                account_id=account.id,
+                amount=4,
+                ref_type="work_order",
+                ref_id=wo,
+                actor="test",
+                expires_at=datetime.now(UTC) - timedelta(minutes=1),
+            )
         resp = await h.call("AuthorizeRelease", gate(account.id, wo, amount=2))
         assert resp.reservation.id != stale.id and resp.reservation.consumed_amount == 2
         statuses = {r.id: r.status for r in await h.sql("SELECT id::text, status FROM reservations")}

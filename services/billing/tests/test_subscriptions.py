@@ -33,8 +33,13 @@ def at(*args) -> datetime:
 def test_month_end_anchor_clamps_to_shorter_months_without_drifting():
     anchor = at(2024, 1, 31, 9, 30)
     starts = [rules.period_start(anchor, n) for n in range(14)]
-    assert [s.date().isoformat() for s in starts[:5]] == ["2024-01-31", "2024-02-29", "2024-03-31", "2024-04-30",
-                                                         "2024-05-31"]
+    assert [s.date().isoformat() for s in starts[:5]] == [
+        "2024-01-31",
+        "2024-02-29",
+        "2024-03-31",
+        "2024-04-30",
+        "2024-05-31",
+    ]
     assert starts[13] == at(2025, 2, 28, 9, 30)  # not a leap year
     assert all(s.time() == anchor.time() and s.tzinfo == UTC for s in starts)
     assert rules.add_months(at(2024, 2, 29), 12) == at(2025, 2, 28)
@@ -46,7 +51,7 @@ def test_period_index_contains_the_instant():
     rng = random.Random(7)
     for _ in range(5000):
         anchor = at(2020, 1, 1) + timedelta(seconds=rng.randrange(0, 10**8))
-        when = anchor + timedelta(seconds=rng.randrange(-10**6, 10**9))
+        when = anchor + timedelta(seconds=rng.randrange(-(10**6), 10**9))
         n = rules.period_index_at(anchor, when)
         if when < anchor:
             assert n == -1
@@ -85,9 +90,19 @@ def test_state_rules():
 
 
 async def plan(h, credits: int = 100, code: str | None = None, token: str | None = None) -> pb.Plan:
-    return (await h.call("CreatePlan", pb.CreatePlanRequest(
-        code=code or f"plan-{uuid.uuid4().hex[:8]}", name="Starter", credits_per_period=credits, period="monthly",
-        price_paise=499900), token)).plan
+    return (
+        await h.call(
+            "CreatePlan",
+            pb.CreatePlanRequest(
+                code=code or f"plan-{uuid.uuid4().hex[:8]}",
+                name="Starter",
+                credits_per_period=credits,
+                period="monthly",
+                price_paise=499900,
+            ),
+            token,
+        )
+    ).plan
 
 
 async def subscribe(h, account_id: str, plan_id: str, *, key: str = "", start_at: datetime | None = None):
@@ -98,15 +113,18 @@ async def subscribe(h, account_id: str, plan_id: str, *, key: str = "", start_at
 
 
 async def refills(h, subscription_id: str | None = None) -> list:
-    rows = await h.sql("SELECT subscription_id::text, period_index, period_start, amount, ledger_entry_id::text "
-                       "FROM refills ORDER BY subscription_id, period_index")
+    rows = await h.sql(
+        "SELECT subscription_id::text, period_index, period_start, amount, ledger_entry_id::text "
+        "FROM refills ORDER BY subscription_id, period_index"
+    )
     return [r for r in rows if subscription_id is None or r.subscription_id == subscription_id]
 
 
 async def refill_entries(h) -> dict[str, int]:
     """business_ref → how many REFILL ledger entries carry it (each must be exactly 1)."""
-    rows = await h.sql("SELECT business_ref, count(*) AS n FROM credit_ledger WHERE kind = 'REFILL' "
-                       "GROUP BY business_ref")
+    rows = await h.sql(
+        "SELECT business_ref, count(*) AS n FROM credit_ledger WHERE kind = 'REFILL' GROUP BY business_ref"
+    )
     return {r.business_ref: r.n for r in rows}
 
 
@@ -120,22 +138,35 @@ async def anchor_of(h, subscription_id: str) -> datetime:
 
 async def test_plans_are_validated_unique_and_listed(billing):
     async with billing() as h:
-        bad = await h.fails("CreatePlan", pb.CreatePlanRequest(code="no spaces", name=" ", credits_per_period=0,
-                                                               period="weekly", price_paise=-1))
+        bad = await h.fails(
+            "CreatePlan",
+            pb.CreatePlanRequest(code="no spaces", name=" ", credits_per_period=0, period="weekly", price_paise=-1),
+        )
         assert bad.code == grpc.StatusCode.INVALID_ARGUMENT
         assert {v.field for v in bad.violations} == {"code", "name", "credits_per_period", "period", "price_paise"}
 
         first = await plan(h, credits=50, code="starter-50")
-        assert (first.period, first.active, first.credits_per_period, first.price_paise) == ("monthly", True, 50,
-                                                                                              499900)
+        assert (first.period, first.active, first.credits_per_period, first.price_paise) == (
+            "monthly",
+            True,
+            50,
+            499900,
+        )
         # the period defaults to monthly
-        other = (await h.call("CreatePlan", pb.CreatePlanRequest(code="gold", name="Gold", credits_per_period=500,
-                                                                 price_paise=0))).plan
+        other = (
+            await h.call(
+                "CreatePlan", pb.CreatePlanRequest(code="gold", name="Gold", credits_per_period=500, price_paise=0)
+            )
+        ).plan
         assert other.period == "monthly" and other.price_paise == 0
-        dup = await h.fails("CreatePlan", pb.CreatePlanRequest(code="starter-50", name="Again", credits_per_period=5,
-                                                               price_paise=0))
+        dup = await h.fails(
+            "CreatePlan", pb.CreatePlanRequest(code="starter-50", name="Again", credits_per_period=5, price_paise=0)
+        )
         assert (dup.code, dup.reason, [v.field for v in dup.violations]) == (
-            grpc.StatusCode.ALREADY_EXISTS, "PLAN_CODE_EXISTS", ["code"])
+            grpc.StatusCode.ALREADY_EXISTS,
+            "PLAN_CODE_EXISTS",
+            ["code"],
+        )
         listed = (await h.call("ListPlans", pb.ListPlansRequest())).plans
         assert [p.code for p in listed] == ["gold", "starter-50"]
 
@@ -149,10 +180,16 @@ async def test_who_may_create_plans(billing):
     async with billing() as h:
         # A plan mints credits (its refills): only who may grant credits creates one.
         await plan(h, token=h.token(("billing.credits.write",)))
-        for token in (h.token(("billing.read",)), h.token(("channel_requests.read",), aud="portal"),
-                      h.service_token(caps=()), h.token(("billing.write",)), h.token(("control.write",))):
-            denied = await h.fails("CreatePlan", pb.CreatePlanRequest(code="x", name="x", credits_per_period=1,
-                                                                      price_paise=0), token)
+        for token in (
+            h.token(("billing.read",)),
+            h.token(("channel_requests.read",), aud="portal"),
+            h.service_token(caps=()),
+            h.token(("billing.write",)),
+            h.token(("control.write",)),
+        ):
+            denied = await h.fails(
+                "CreatePlan", pb.CreatePlanRequest(code="x", name="x", credits_per_period=1, price_paise=0), token
+            )
             assert denied.code == grpc.StatusCode.PERMISSION_DENIED, denied
         denied = await h.fails("ListPlans", pb.ListPlansRequest(), h.token(("channel_requests.read",), aud="portal"))
         assert denied.code == grpc.StatusCode.PERMISSION_DENIED
@@ -180,10 +217,14 @@ async def test_subscribe_grants_the_first_refill_once_and_is_idempotent(billing)
         assert (await h.wallet(account.id)).granted == 100
         # the key with another plan: the mismatched field is named
         other = await plan(h)
-        reused = await h.fails("Subscribe", pb.SubscribeRequest(account_id=account.id, plan_id=other.id,
-                                                                 idempotency_key=key))
+        reused = await h.fails(
+            "Subscribe", pb.SubscribeRequest(account_id=account.id, plan_id=other.id, idempotency_key=key)
+        )
         assert (reused.code, reused.reason, reused.metadata["fields"]) == (
-            grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED", "plan_id")
+            grpc.StatusCode.ALREADY_EXISTS,
+            "IDEMPOTENCY_KEY_REUSED",
+            "plan_id",
+        )
         # without a key, a second live subscription to the plan is refused
         again = await h.fails("Subscribe", pb.SubscribeRequest(account_id=account.id, plan_id=p.id))
         assert (again.reason, again.metadata["subscription_id"]) == ("SUBSCRIPTION_EXISTS", sub.id)
@@ -206,8 +247,9 @@ async def test_subscribe_rejections(billing):
         assert (err.code, err.reason) == (grpc.StatusCode.NOT_FOUND, "ACCOUNT_NOT_FOUND")
         err = await h.fails("Subscribe", pb.SubscribeRequest(account_id=account.id, plan_id=str(uuid.uuid4())))
         assert (err.code, err.reason) == (grpc.StatusCode.NOT_FOUND, "PLAN_NOT_FOUND")
-        err = await h.fails("Subscribe", pb.SubscribeRequest(account_id=account.id, plan_id=p.id),
-                            h.token(("billing.read",)))
+        err = await h.fails(
+            "Subscribe", pb.SubscribeRequest(account_id=account.id, plan_id=p.id), h.token(("billing.read",))
+        )
         assert err.code == grpc.StatusCode.PERMISSION_DENIED
         # a plan of another tenant is not found
         foreign = await plan(h, token=h.token(tenant=str(uuid.uuid4())))
@@ -277,14 +319,26 @@ async def test_paused_subscriptions_do_not_refill_and_resume_skips_the_paused_pe
         anchor = await anchor_of(h, sub.id)
         tenant = h.tenant
         # paused 45 days in: period 1 (day ~30) was due before the pause but the scheduler had not run
-        paused = await service.change(h.engine, tenant_id=tenant, subscription_id=sub.id, action=rules.PAUSE,
-                                      actor="test", now=anchor + timedelta(days=45))
+        paused = await service.change(
+            h.engine,
+            tenant_id=tenant,
+            subscription_id=sub.id,
+            action=rules.PAUSE,
+            actor="test",
+            now=anchor + timedelta(days=45),
+        )
         assert paused.status == rules.PAUSED and paused.next_refill_at is None
         assert (await scheduler.run_refills(h.engine, now=rules.add_months(anchor, 3) + timedelta(days=1))).granted == 0
         # resumed 3 months and 10 days in: period 1 is granted now, periods 2 and 3 (started while
         # paused) never are, and refills go on from period 4
-        resumed = await service.change(h.engine, tenant_id=tenant, subscription_id=sub.id, action=rules.RESUME,
-                                       actor="test", now=rules.add_months(anchor, 3) + timedelta(days=10))
+        resumed = await service.change(
+            h.engine,
+            tenant_id=tenant,
+            subscription_id=sub.id,
+            action=rules.RESUME,
+            actor="test",
+            now=rules.add_months(anchor, 3) + timedelta(days=10),
+        )
         assert resumed.status == rules.ACTIVE
         assert resumed.next_refill_at == rules.add_months(anchor, 4)
         assert [r.period_index for r in await refills(h, sub.id)] == [0, 1]
@@ -312,8 +366,10 @@ async def test_pause_resume_cancel_over_grpc(billing):
         assert (await h.call("CancelSubscription", pb.CancelSubscriptionRequest(id=sub.id))).subscription == cancelled
 
         # cancelled is final
-        for method, req in (("PauseSubscription", pb.PauseSubscriptionRequest(id=sub.id)),
-                            ("ResumeSubscription", pb.ResumeSubscriptionRequest(id=sub.id))):
+        for method, req in (
+            ("PauseSubscription", pb.PauseSubscriptionRequest(id=sub.id)),
+            ("ResumeSubscription", pb.ResumeSubscriptionRequest(id=sub.id)),
+        ):
             err = await h.fails(method, req)
             assert (err.code, err.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "SUBSCRIPTION_CANCELLED")
         # nothing more is ever granted, and the account may subscribe to the plan again
@@ -339,8 +395,14 @@ async def test_cancel_grants_what_was_already_due(billing):
         p = await plan(h, credits=7)
         sub = await subscribe(h, account.id, p.id)
         anchor = await anchor_of(h, sub.id)
-        await service.change(h.engine, tenant_id=h.tenant, subscription_id=sub.id, action=rules.CANCEL, actor="t",
-                             now=rules.add_months(anchor, 1) + timedelta(days=2))
+        await service.change(
+            h.engine,
+            tenant_id=h.tenant,
+            subscription_id=sub.id,
+            action=rules.CANCEL,
+            actor="t",
+            now=rules.add_months(anchor, 1) + timedelta(days=2),
+        )
         assert [r.period_index for r in await refills(h, sub.id)] == [0, 1]
         assert (await scheduler.run_refills(h.engine, now=rules.add_months(anchor, 6))).granted == 0
 
@@ -425,10 +487,14 @@ async def test_scheduler_killed_mid_run_grants_each_period_once_after_a_rerun(bi
         accounts, subs, anchor = await many_subscriptions(h, 30)
         later = rules.add_months(anchor, 11) + timedelta(hours=1)  # 11 missed periods each: 330 grants
         total = 30 * 12
-        proc = subprocess.Popen([sys.executable, "-c", KILLABLE_RUN, h.settings.database_url.get_secret_value(),
-                                 later.isoformat()], env={**os.environ}, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", KILLABLE_RUN, h.settings.database_url.get_secret_value(), later.isoformat()],
+            env={**os.environ},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         try:
+
             async def some_granted():
                 [row] = await h.sql("SELECT count(*) AS n FROM refills")
                 return row.n >= 60

@@ -16,8 +16,9 @@ from zenops.billing.v1 import billing_pb2 as pb
 def usage(account_id: str, event_id: str | None = None, **fields) -> pb.RecordUsageRequest:
     fields.setdefault("kind", "api_call")
     fields.setdefault("quantity", 1)
-    return pb.RecordUsageRequest(usage=pb.UsageEvent(event_id=event_id or f"ext-{uuid.uuid4()}",
-                                                     account_id=account_id, **fields))
+    return pb.RecordUsageRequest(
+        usage=pb.UsageEvent(event_id=event_id or f"ext-{uuid.uuid4()}", account_id=account_id, **fields)
+    )
 
 
 async def test_usage_is_recorded_once_per_event_id(billing):
@@ -29,7 +30,11 @@ async def test_usage_is_recorded_once_per_event_id(billing):
         first = await h.call("RecordUsage", req, h.token(STAFF_CAPS))
         assert first.created is True
         assert (first.usage.event_id, first.usage.kind, first.usage.quantity, first.usage.ref_id) == (
-            req.usage.event_id, "report_released", 3, "wo-9")
+            req.usage.event_id,
+            "report_released",
+            3,
+            "wo-9",
+        )
         assert first.usage.occurred_at.ToDatetime(tzinfo=UTC) == datetime(2025, 4, 1, 4, 30, tzinfo=UTC)
 
         # the same event id again, even with other values: nothing changes, the first is answered
@@ -51,11 +56,20 @@ async def test_usage_is_recorded_once_per_event_id(billing):
 async def test_usage_rejections_name_the_fields(billing):
     async with billing() as h:
         account = await h.account()
-        err = await h.fails("RecordUsage", pb.RecordUsageRequest(usage=pb.UsageEvent(
-            account_id="nope", kind="Bad Kind", quantity=0, ref_type="work_order")))
+        err = await h.fails(
+            "RecordUsage",
+            pb.RecordUsageRequest(
+                usage=pb.UsageEvent(account_id="nope", kind="Bad Kind", quantity=0, ref_type="work_order")
+            ),
+        )
         assert err.code == grpc.StatusCode.INVALID_ARGUMENT
-        assert {v.field for v in err.violations} == {"usage.event_id", "usage.account_id", "usage.kind",
-                                                     "usage.quantity", "usage.ref_id"}
+        assert {v.field for v in err.violations} == {
+            "usage.event_id",
+            "usage.account_id",
+            "usage.kind",
+            "usage.quantity",
+            "usage.ref_id",
+        }
         err = await h.fails("RecordUsage", usage(str(uuid.uuid4())))
         assert (err.code, err.reason) == (grpc.StatusCode.NOT_FOUND, "ACCOUNT_NOT_FOUND")
         for token in (h.token(("billing.read",)), h.token(("channel_requests.read",), aud="portal")):

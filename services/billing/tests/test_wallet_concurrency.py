@@ -27,8 +27,9 @@ async def test_200_concurrent_reserves_of_one_on_a_50_credit_wallet(billing):
 
             async def reserve(i: int, account_id: str = account.id, ref: str = f"r{round_no}", keyed=keyed):
                 await jitter()
-                return await outcome(h.reserve(account_id, 1, f"{ref}-{i}",
-                                               idempotency_key=uuid.uuid4().hex if keyed[i] else ""))
+                return await outcome(
+                    h.reserve(account_id, 1, f"{ref}-{i}", idempotency_key=uuid.uuid4().hex if keyed[i] else "")
+                )
 
             order = list(range(200))
             random.shuffle(order)
@@ -44,8 +45,9 @@ async def test_200_concurrent_reserves_of_one_on_a_50_credit_wallet(billing):
             wallet = await h.wallet(account.id)
             assert (wallet.granted, wallet.consumed, wallet.reserved, wallet.available) == (50, 0, 50, 0)
             assert await h.ledger_sums(account.id) == {"GRANT": 50, "RESERVE": 50}
-            seqs = await h.sql("SELECT seq FROM credit_ledger WHERE account_id = CAST(:id AS uuid) ORDER BY seq",
-                               {"id": account.id})
+            seqs = await h.sql(
+                "SELECT seq FROM credit_ledger WHERE account_id = CAST(:id AS uuid) ORDER BY seq", {"id": account.id}
+            )
             assert [s.seq for s in seqs] == list(range(1, 52))
             assert await h.invariants(account_ids=[account.id]) == []
 
@@ -55,19 +57,33 @@ async def test_one_reservation_settles_once_however_many_race_for_it(billing):
         account = await h.account(100)
         for _ in range(3):
             r = (await h.reserve(account.id, 5)).reservation
-            calls = [h.call("ConsumeReservation", pb.ConsumeReservationRequest(
-                reservation_id=r.id, amount=random.choice([0, 2, 5]), idempotency_key=uuid.uuid4().hex))
-                for _ in range(10)]
-            calls += [h.call("ReleaseReservation", pb.ReleaseReservationRequest(
-                reservation_id=r.id, reason="race", idempotency_key=uuid.uuid4().hex)) for _ in range(10)]
+            calls = [
+                h.call(
+                    "ConsumeReservation",
+                    pb.ConsumeReservationRequest(
+                        reservation_id=r.id, amount=random.choice([0, 2, 5]), idempotency_key=uuid.uuid4().hex
+                    ),
+                )
+                for _ in range(10)
+            ]
+            calls += [
+                h.call(
+                    "ReleaseReservation",
+                    pb.ReleaseReservationRequest(reservation_id=r.id, reason="race", idempotency_key=uuid.uuid4().hex),
+                )
+                for _ in range(10)
+            ]
             random.shuffle(calls)
             results = await asyncio.gather(*(outcome(c) for c in calls))
             winners = [resp for reason, resp in results if reason == "OK"]
             assert len(winners) == 1
             losers = Counter(reason for reason, _ in results if reason != "OK")
             final = winners[0].reservation.status
-            expected = ("RESERVATION_ALREADY_CONSUMED" if final == pb.RESERVATION_STATUS_CONSUMED
-                        else "RESERVATION_ALREADY_RELEASED")
+            expected = (
+                "RESERVATION_ALREADY_CONSUMED"
+                if final == pb.RESERVATION_STATUS_CONSUMED
+                else "RESERVATION_ALREADY_RELEASED"
+            )
             assert losers == {expected: 19}
         assert await h.invariants() == []
 
@@ -78,8 +94,7 @@ async def test_the_expiry_sweep_racing_consumes_ends_each_reservation_in_one_sta
         now = datetime.now(UTC)
         expires = timestamp_pb2.Timestamp()
         expires.FromDatetime(now + timedelta(minutes=10))
-        reservations = [(await h.reserve(account.id, 3, f"x{i}", expires_at=expires)).reservation
-                        for i in range(60)]
+        reservations = [(await h.reserve(account.id, 3, f"x{i}", expires_at=expires)).reservation for i in range(60)]
 
         async def sweep() -> int:
             # a sweep "an hour later": every one of them is due to it, while consumes still run now
@@ -91,8 +106,12 @@ async def test_the_expiry_sweep_racing_consumes_ends_each_reservation_in_one_sta
 
         async def consume(r):
             await asyncio.sleep(random.random() * 0.1)  # spread over the sweeps' run (randomising only)
-            return r.id, await outcome(h.call("ConsumeReservation", pb.ConsumeReservationRequest(
-                reservation_id=r.id, amount=random.choice([0, 1]))))
+            return r.id, await outcome(
+                h.call(
+                    "ConsumeReservation",
+                    pb.ConsumeReservationRequest(reservation_id=r.id, amount=random.choice([0, 1])),
+                )
+            )
 
         random.shuffle(reservations)
         # two sweepers (they skip each other's locked rows) against sixty consumes
@@ -146,38 +165,66 @@ async def test_mixed_random_workload_keeps_every_invariant(billing):
                 key = uuid.uuid4().hex
                 if roll < 0.4 or not open_reservations:
                     override = "demo for the bank" if random.random() < 0.1 else ""
-                    reason, resp = await call_with_retry("ReserveCredits", pb.ReserveCreditsRequest(
-                        account_id=account, amount=random.randint(1, 20), ref_type="manual",
-                        ref_id=f"c{n}-{uuid.uuid4().hex[:8]}", expires_at=expiry(), override_reason=override,
-                        idempotency_key=key))
+                    reason, resp = await call_with_retry(
+                        "ReserveCredits",
+                        pb.ReserveCreditsRequest(
+                            account_id=account,
+                            amount=random.randint(1, 20),
+                            ref_type="manual",
+                            ref_id=f"c{n}-{uuid.uuid4().hex[:8]}",
+                            expires_at=expiry(),
+                            override_reason=override,
+                            idempotency_key=key,
+                        ),
+                    )
                     assert reason in ("OK", "INSUFFICIENT_CREDITS"), reason
                     if reason == "OK":
                         open_reservations.append((account, resp.reservation.id))
                 elif roll < 0.75:
                     account, rid = random.choice(open_reservations)
                     amount = random.choice([0, 0, 1, 3, 30])
-                    reason, resp = await call_with_retry("ConsumeReservation", pb.ConsumeReservationRequest(
-                        reservation_id=rid, amount=amount, idempotency_key=key))
-                    assert reason in ("OK", "RESERVATION_ALREADY_CONSUMED", "RESERVATION_ALREADY_RELEASED",
-                                      "RESERVATION_EXPIRED", "EXCEEDS_RESERVED_AMOUNT"), reason
+                    reason, resp = await call_with_retry(
+                        "ConsumeReservation",
+                        pb.ConsumeReservationRequest(reservation_id=rid, amount=amount, idempotency_key=key),
+                    )
+                    assert reason in (
+                        "OK",
+                        "RESERVATION_ALREADY_CONSUMED",
+                        "RESERVATION_ALREADY_RELEASED",
+                        "RESERVATION_EXPIRED",
+                        "EXCEEDS_RESERVED_AMOUNT",
+                    ), reason
                     if reason == "OK":
                         assert rid not in settled, f"{rid} settled twice"
                         settled[rid] = "CONSUMED"
                         consumed[account] += resp.reservation.consumed_amount
                 elif roll < 0.9:
                     account, rid = random.choice(open_reservations)
-                    reason, _ = await call_with_retry("ReleaseReservation", pb.ReleaseReservationRequest(
-                        reservation_id=rid, reason="changed mind", idempotency_key=key))
-                    assert reason in ("OK", "RESERVATION_ALREADY_CONSUMED", "RESERVATION_ALREADY_RELEASED",
-                                      "RESERVATION_EXPIRED"), reason
+                    reason, _ = await call_with_retry(
+                        "ReleaseReservation",
+                        pb.ReleaseReservationRequest(reservation_id=rid, reason="changed mind", idempotency_key=key),
+                    )
+                    assert reason in (
+                        "OK",
+                        "RESERVATION_ALREADY_CONSUMED",
+                        "RESERVATION_ALREADY_RELEASED",
+                        "RESERVATION_EXPIRED",
+                    ), reason
                     if reason == "OK":
                         assert rid not in settled, f"{rid} settled twice"
                         settled[rid] = "RELEASED"
                 else:
                     amount = random.randint(1, 30)
-                    reason, _ = await call_with_retry("GrantCredits", pb.GrantCreditsRequest(
-                        account_id=account, amount=amount, reason="top-up", kind=pb.LEDGER_KIND_TOPUP,
-                        idempotency_key=key))
+                    reason, _ = await call_with_retry(
+                        "GrantCredits",
+                        pb.GrantCreditsRequest(
+                            account_id=account,
+                            amount=amount,
+                            reason="top-up",
+                            kind=pb.LEDGER_KIND_TOPUP,
+                            idempotency_key=key,
+                        ),
+                    )
                     assert reason == "OK"
                     granted[account] += amount
                 stats[reason] += 1
@@ -230,27 +277,54 @@ async def test_operations_racing_on_one_small_wallet_in_callers_transactions(bil
                         if roll < 0.5 or not reservations:
                             override = random.random() < 0.2
                             r, _ = await operations.reserve(
-                                conn, tenant_id=h.tenant, account_id=account, amount=random.randint(1, 20),
-                                ref_type="manual", ref_id=f"{n}-{i}", expires_at=None, actor="test",
-                                override_reason="approved" if override else "", may_override=override)
+                                conn,
+                                tenant_id=h.tenant,
+                                account_id=account,
+                                amount=random.randint(1, 20),
+                                ref_type="manual",
+                                ref_id=f"{n}-{i}",
+                                expires_at=None,
+                                actor="test",
+                                override_reason="approved" if override else "",
+                                may_override=override,
+                            )
                             reserved = r.id
                         elif roll < 0.8:
-                            await operations.consume(conn, tenant_id=h.tenant, reservation_id=random.choice(reservations),
-                                                     amount=random.choice([None, 1, 3]), actor="test")
+                            await operations.consume(
+                                conn,
+                                tenant_id=h.tenant,
+                                reservation_id=random.choice(reservations),
+                                amount=random.choice([None, 1, 3]),
+                                actor="test",
+                            )
                         elif roll < 0.9:
-                            await operations.release(conn, tenant_id=h.tenant,
-                                                     reservation_id=random.choice(reservations), reason="x",
-                                                     actor="test")
+                            await operations.release(
+                                conn,
+                                tenant_id=h.tenant,
+                                reservation_id=random.choice(reservations),
+                                reason="x",
+                                actor="test",
+                            )
                         else:
-                            await operations.grant(conn, tenant_id=h.tenant, account_id=account,
-                                                   amount=random.randint(1, 10), kind="GRANT", reason="more",
-                                                   actor="test")
+                            await operations.grant(
+                                conn,
+                                tenant_id=h.tenant,
+                                account_id=account,
+                                amount=random.randint(1, 10),
+                                kind="GRANT",
+                                reason="more",
+                                actor="test",
+                            )
                     # Shared once committed: before that, other workers cannot see it.
                     if reserved is not None:
                         reservations.append(reserved)
                 except DomainError as err:
-                    assert err.reason in ("INSUFFICIENT_CREDITS", "RESERVATION_ALREADY_CONSUMED",
-                                          "RESERVATION_ALREADY_RELEASED", "EXCEEDS_RESERVED_AMOUNT"), err.reason
+                    assert err.reason in (
+                        "INSUFFICIENT_CREDITS",
+                        "RESERVATION_ALREADY_CONSUMED",
+                        "RESERVATION_ALREADY_RELEASED",
+                        "EXCEEDS_RESERVED_AMOUNT",
+                    ), err.reason
                 except Exception as exc:  # noqa: BLE001 - collected: the assertion below shows them all
                     unexpected.append(repr(exc)[:200])
 

@@ -61,17 +61,27 @@ async def gateway_before_identity(start_service, nats_server):
 async def _login_as(app, peer: str, headers: dict[str, str]) -> None:
     transport = httpx.ASGITransport(app=app, client=(peer, 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
-        resp = await eventually(lambda: client.post("/v1/auth/login", headers=headers, json={
-            "email": "admin@zenops.local", "password": ADMIN_PASSWORD, "aud": "web"}),
-            lambda r: r.status_code == 200)
+        resp = await eventually(
+            lambda: client.post(
+                "/v1/auth/login",
+                headers=headers,
+                json={"email": "admin@zenops.local", "password": ADMIN_PASSWORD, "aud": "web"},
+            ),
+            lambda r: r.status_code == 200,
+        )
         assert resp.json()["access_token"]
 
 
 async def _last_login(identity):
     async with tenant_tx(identity.runtime.engine, INTERNAL) as conn:
-        return (await conn.execute(text(
-            "SELECT ip, trace_id FROM audit_events WHERE kind = 'login.succeeded' "
-            "ORDER BY occurred_at DESC LIMIT 1"))).one()
+        return (
+            await conn.execute(
+                text(
+                    "SELECT ip, trace_id FROM audit_events WHERE kind = 'login.succeeded' "
+                    "ORDER BY occurred_at DESC LIMIT 1"
+                )
+            )
+        ).one()
 
 
 async def test_audit_records_the_real_address_and_a_server_side_trace(start_service, nats_server):

@@ -27,8 +27,9 @@ async def suite(start_service, nats_server) -> AsyncIterator[tuple]:
     async with start_service("identity", bootstrap_admin_password=ADMIN_PASSWORD) as identity:
         identity_addr = f"127.0.0.1:{identity.port}"
         async with start_service("ops", identity_addr=identity_addr) as ops:
-            settings = gateway_settings(identity_addr=identity_addr, ops_addr=f"127.0.0.1:{ops.port}",
-                                        nats_url=nats_server.url)
+            settings = gateway_settings(
+                identity_addr=identity_addr, ops_addr=f"127.0.0.1:{ops.port}", nats_url=nats_server.url
+            )
             async with running(create_app(settings)) as client:
                 yield client, ops
 
@@ -46,41 +47,68 @@ def bearer(tok: str) -> dict[str, str]:
 async def dead_letter(ops) -> tuple[int, str]:
     """A dead letter of ops' billing consumer, as the consumer writes it after max_deliver
     failures: an event its handler accepts now (a work order's reservation failure: no-op)."""
-    env = new_event(event_type="billing.reservation.failed",
-                    payload=billing_events.ReservationFailed(ref_type="work_order", ref_id=str(uuid.uuid4()),
-                                                             requested=2, available=0, reason="INSUFFICIENT"),
-                    producer="billing", producer_version="t", aggregate_type="reservation",
-                    aggregate_id=str(uuid.uuid4()), aggregate_version=1, tenant_id=str(uuid.uuid4()))
+    env = new_event(
+        event_type="billing.reservation.failed",
+        payload=billing_events.ReservationFailed(
+            ref_type="work_order", ref_id=str(uuid.uuid4()), requested=2, available=0, reason="INSUFFICIENT"
+        ),
+        producer="billing",
+        producer_version="t",
+        aggregate_type="reservation",
+        aggregate_id=str(uuid.uuid4()),
+        aggregate_version=1,
+        tenant_id=str(uuid.uuid4()),
+    )
     async with ops.runtime.engine.begin() as conn:
-        dl_id = (await conn.execute(text(
-            "INSERT INTO dead_letters (consumer, event_id, subject, event_type, envelope, headers, error, deliveries) "
-            "VALUES (:c, CAST(:e AS uuid), 'zenops.billing.reservation.failed', :t, :env, CAST(:h AS jsonb), "
-            "'RuntimeError(\"ops was mid-deploy\")', 5) RETURNING id"),
-            {"c": CONSUMER, "e": env.event_id, "t": env.event_type, "env": env.SerializeToString(),
-             "h": json.dumps({})})).scalar()
+        dl_id = (
+            await conn.execute(
+                text(
+                    "INSERT INTO dead_letters (consumer, event_id, subject, event_type, envelope, headers, error, deliveries) "
+                    "VALUES (:c, CAST(:e AS uuid), 'zenops.billing.reservation.failed', :t, :env, CAST(:h AS jsonb), "
+                    "'RuntimeError(\"ops was mid-deploy\")', 5) RETURNING id"
+                ),
+                {
+                    "c": CONSUMER,
+                    "e": env.event_id,
+                    "t": env.event_type,
+                    "env": env.SerializeToString(),
+                    "h": json.dumps({}),
+                },
+            )
+        ).scalar()
     return dl_id, env.event_id
 
 
 async def inbox_rows(ops, event_id: str) -> int:
     async with ops.runtime.engine.connect() as conn:
-        return (await conn.execute(text("SELECT count(*) FROM inbox WHERE consumer = :c AND event_id = CAST(:e AS uuid)"),
-                                   {"c": CONSUMER, "e": event_id})).scalar()
+        return (
+            await conn.execute(
+                text("SELECT count(*) FROM inbox WHERE consumer = :c AND event_id = CAST(:e AS uuid)"),
+                {"c": CONSUMER, "e": event_id},
+            )
+        ).scalar()
 
 
 async def test_events_view_and_dead_letter_replay(start_service, nats_server):
     async with suite(start_service, nats_server) as (client, ops):
         admin = await token(client, ADMIN_EMAIL, ADMIN_PASSWORD)
         email = f"v{uuid.uuid4().hex[:8]}@example.com"
-        created = await client.post("/v1/users", headers=bearer(admin), json={
-            "email": email, "display_name": "Val", "password": USER_PASSWORD, "roles": ["valuer"]})
+        created = await client.post(
+            "/v1/users",
+            headers=bearer(admin),
+            json={"email": email, "display_name": "Val", "password": USER_PASSWORD, "roles": ["valuer"]},
+        )
         assert created.status_code == 201, created.text
         valuer = await token(client, email, USER_PASSWORD)
         dl_id, event_id = await dead_letter(ops)
 
         # without control.read / control.write: 403 from the services, nothing replayed
         assert_problem(await client.get("/v1/control/events", headers=bearer(valuer)), 403, "MISSING_CAPABILITY")
-        assert_problem(await client.post(f"/v1/control/dead-letters/ops:{dl_id}/replay", headers=bearer(valuer)),
-                       403, "MISSING_CAPABILITY")
+        assert_problem(
+            await client.post(f"/v1/control/dead-letters/ops:{dl_id}/replay", headers=bearer(valuer)),
+            403,
+            "MISSING_CAPABILITY",
+        )
         assert_problem(await client.get("/v1/control/events"), 401)
 
         resp = await client.get("/v1/control/events", headers=bearer(admin))
@@ -104,8 +132,11 @@ async def test_events_view_and_dead_letter_replay(start_service, nats_server):
         assert services["identity"]["status"] == "OK" and services["identity"]["consumers"] == []
 
         # unknown: 404; malformed or another service's name: 400
-        assert_problem(await client.post("/v1/control/dead-letters/ops:999999/replay", headers=bearer(admin)),
-                       404, "DEAD_LETTER_NOT_FOUND")
+        assert_problem(
+            await client.post("/v1/control/dead-letters/ops:999999/replay", headers=bearer(admin)),
+            404,
+            "DEAD_LETTER_NOT_FOUND",
+        )
         for bad in ("42", "gateway:1", "ops:0", "ops:x"):
             assert_problem(await client.post(f"/v1/control/dead-letters/{bad}/replay", headers=bearer(admin)), 400)
 

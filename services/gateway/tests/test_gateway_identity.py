@@ -534,8 +534,9 @@ async def test_a_refused_gateway_secret_is_a_503_never_a_401(start_service, nats
                 "/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "aud": "web"}
             )
             admin = {"authorization": f"Bearer {login.json()['access_token']}"}  # control.read
-            body = assert_problem(await client.get("/v1/meta/identity", headers=admin), 503,
-                                  "SERVICE_CREDENTIALS_REJECTED")
+            body = assert_problem(
+                await client.get("/v1/meta/identity", headers=admin), 503, "SERVICE_CREDENTIALS_REJECTED"
+            )
             assert "wrong-secret" not in str(body)
             meta = (await client.get("/v1/meta", headers=admin)).json()["services"]
             assert meta["identity"] == {

@@ -7,8 +7,14 @@ import pytest
 
 from zenops_gateway.app import create_app
 
-PUBLIC = {("/v1/health", "get"), ("/v1/auth/login", "post"), ("/v1/auth/refresh", "post"),
-          ("/.well-known/jwks.json", "get"), ("/v1/webhooks/razorpay", "post"), ("/v1/files/{token}", "put")}
+PUBLIC = {
+    ("/v1/health", "get"),
+    ("/v1/auth/login", "post"),
+    ("/v1/auth/refresh", "post"),
+    ("/.well-known/jwks.json", "get"),
+    ("/v1/webhooks/razorpay", "post"),
+    ("/v1/files/{token}", "put"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +56,10 @@ def test_links_follow_created_ids(doc):
     # an id inside the answer, and the source's own path id passed along
     evidence = doc["paths"]["/v1/work-orders/{work_order_id}/evidence"]["post"]["responses"]["201"]["links"]
     remove = doc["paths"]["/v1/work-orders/{work_order_id}/evidence/{evidence_id}"]["delete"]["operationId"]
-    assert evidence[remove]["parameters"] == {"evidence_id": "$response.body#/evidence/id",
-                                              "work_order_id": "$request.path.work_order_id"}
+    assert evidence[remove]["parameters"] == {
+        "evidence_id": "$response.body#/evidence/id",
+        "work_order_id": "$request.path.work_order_id",
+    }
     accepted = doc["paths"]["/v1/channel-requests/{channel_request_id}/accept"]["post"]["responses"]["200"]["links"]
     assert accepted[get_assignment]["parameters"] == {"assignment_id": "$response.body#/assignment/id"}
     # every link names an operation that exists, with parameters it has
@@ -66,6 +74,7 @@ def test_links_follow_created_ids(doc):
 
 def test_only_openapi_keywords_in_schemas(doc):
     """pydantic's Decimal bounds become minimum/maximum (redocly's `struct` rule)."""
+
     def walk(node):
         if isinstance(node, dict):
             assert not {"ge", "le"} & set(node), node

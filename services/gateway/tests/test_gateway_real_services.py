@@ -34,8 +34,12 @@ async def suite(start_service, nats_server):
 
 async def control_reader(client) -> dict[str, str]:
     """The bootstrap super admin's authorization (it holds control.read)."""
-    resp = await eventually(lambda: client.post("/v1/auth/login", json={
-        "email": "admin@zenops.local", "password": ADMIN_PASSWORD, "aud": "web"}), lambda r: r.status_code == 200)
+    resp = await eventually(
+        lambda: client.post(
+            "/v1/auth/login", json={"email": "admin@zenops.local", "password": ADMIN_PASSWORD, "aud": "web"}
+        ),
+        lambda r: r.status_code == 200,
+    )
     return {"authorization": f"Bearer {resp.json()['access_token']}"}
 
 
@@ -91,13 +95,18 @@ async def test_a_nats_outage_leaves_the_api_up_and_ready(start_service, nats_ser
         admin = await control_reader(client)
         nats_server.stop()
         try:
-            resp = await eventually(lambda: client.get("/v1/health", headers=admin),
-                                    lambda r: r.json().get("checks", {}).get("nats", {}).get("status") != "SERVING")
+            resp = await eventually(
+                lambda: client.get("/v1/health", headers=admin),
+                lambda r: r.json().get("checks", {}).get("nats", {}).get("status") != "SERVING",
+            )
             assert resp.status_code == 200 and resp.json()["status"] == "up", resp.text
             assert resp.json()["checks"]["nats"]["reason"]
             assert (await client.get("/v1/readyz")).status_code == 200
         finally:
             nats_server.start()
-        resp = await eventually(lambda: client.get("/v1/health", headers=admin),
-                                lambda r: r.json().get("checks", {}).get("nats") == {"status": "SERVING"}, within=30)
+        resp = await eventually(
+            lambda: client.get("/v1/health", headers=admin),
+            lambda r: r.json().get("checks", {}).get("nats") == {"status": "SERVING"},
+            within=30,
+        )
         assert resp.status_code == 200

@@ -190,8 +190,9 @@ async def test_meta_shows_a_failing_service_without_failing(fake_ops, start_serv
         start_service("identity", bootstrap_admin_password=ADMIN_PASSWORD) as identity,
         running(make_app(fake_ops, identity_addr=f"127.0.0.1:{identity.port}")) as client,
     ):
-        login = await client.post("/v1/auth/login", json={
-            "email": "admin@zenops.local", "password": ADMIN_PASSWORD, "aud": "web"})
+        login = await client.post(
+            "/v1/auth/login", json={"email": "admin@zenops.local", "password": ADMIN_PASSWORD, "aud": "web"}
+        )
         admin = {"authorization": f"Bearer {login.json()['access_token']}"}  # control.read
         ok = (await client.get("/v1/meta", headers=admin)).json()["services"]["ops"]
         assert ok == {

@@ -47,20 +47,47 @@ class Harness:
             return exc
         raise AssertionError(f"{method} succeeded")
 
-    async def login(self, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD, audience: str = "web",
-                    tenant_id: str = "", metadata=()) -> pb.TokenPair:
-        resp = await self.call("Login", pb.LoginRequest(email=email, password=password, audience=audience,
-                                                        tenant_id=tenant_id), metadata=metadata)
+    async def login(
+        self,
+        email: str = ADMIN_EMAIL,
+        password: str = ADMIN_PASSWORD,
+        audience: str = "web",
+        tenant_id: str = "",
+        metadata=(),
+    ) -> pb.TokenPair:
+        resp = await self.call(
+            "Login",
+            pb.LoginRequest(email=email, password=password, audience=audience, tenant_id=tenant_id),
+            metadata=metadata,
+        )
         return resp.tokens
 
     async def admin(self) -> str:
         return (await self.login()).access_token
 
-    async def create_user(self, token: str, email: str, roles=("valuer",), *, password: str = STAFF_PASSWORD,
-                          display_name: str = "Test Person", channel_id: str = "", tenant_id: str = "") -> pb.User:
-        resp = await self.call("CreateUser", pb.CreateUserRequest(
-            email=email, display_name=display_name, password=password, roles=list(roles), channel_id=channel_id,
-            tenant_id=tenant_id), token)
+    async def create_user(
+        self,
+        token: str,
+        email: str,
+        roles=("valuer",),
+        *,
+        password: str = STAFF_PASSWORD,
+        display_name: str = "Test Person",
+        channel_id: str = "",
+        tenant_id: str = "",
+    ) -> pb.User:
+        resp = await self.call(
+            "CreateUser",
+            pb.CreateUserRequest(
+                email=email,
+                display_name=display_name,
+                password=password,
+                roles=list(roles),
+                channel_id=channel_id,
+                tenant_id=tenant_id,
+            ),
+            token,
+        )
         return resp.user
 
     async def sql(self, statement: str, params: dict | None = None, *, tenant: str | None = INTERNAL) -> list:
@@ -71,10 +98,14 @@ class Harness:
             return list(result) if result.returns_rows else []
 
     async def audit_rows(self, tenant: str = INTERNAL, kind: str | None = None) -> list:
-        rows = await self.sql("SELECT kind, actor, target, ip, user_agent, trace_id, detail::text AS detail "
-                              "FROM audit_events ORDER BY occurred_at, id", tenant=tenant)
+        rows = await self.sql(
+            "SELECT kind, actor, target, ip, user_agent, trace_id, detail::text AS detail "
+            "FROM audit_events ORDER BY occurred_at, id",
+            tenant=tenant,
+        )
         return [r for r in rows if kind is None or r.kind == kind]
 
     async def outbox(self, event_type: str) -> list:
-        return await self.sql("SELECT envelope FROM outbox WHERE event_type = :t ORDER BY created_at",
-                              {"t": event_type}, tenant=None)
+        return await self.sql(
+            "SELECT envelope FROM outbox WHERE event_type = :t ORDER BY created_at", {"t": event_type}, tenant=None
+        )

@@ -45,8 +45,11 @@ async def test_local_run_without_a_password_generates_one_and_prints_it_once(ide
 
 def production_settings(url: str, **overrides) -> IdentitySettings:
     return IdentitySettings(
-        environment="production", database_url=url, key_encryption_secret="k" * 48,
-        service_client_secrets='{"gateway": "prod-gateway-secret-xyz"}', **overrides,
+        environment="production",
+        database_url=url,
+        key_encryption_secret="k" * 48,
+        service_client_secrets='{"gateway": "prod-gateway-secret-xyz"}',
+        **overrides,
     )
 
 
@@ -65,8 +68,9 @@ async def test_production_refuses_to_bootstrap_without_a_password(make_database)
     with pytest.raises(BootstrapError, match="ZENOPS_BOOTSTRAP_ADMIN_PASSWORD"):
         await run_bootstrap(production_settings(url, bootstrap_admin_password="password1234"))
     with pytest.raises(BootstrapError, match="ZENOPS_BOOTSTRAP_ADMIN_EMAIL"):
-        await run_bootstrap(production_settings(url, bootstrap_admin_email="nope",
-                                                bootstrap_admin_password="Granite-Willow-Falcon-31"))
+        await run_bootstrap(
+            production_settings(url, bootstrap_admin_email="nope", bootstrap_admin_password="Granite-Willow-Falcon-31")
+        )
     assert await run_bootstrap(production_settings(url, bootstrap_admin_password="Granite-Willow-Falcon-31"))
     # Once the admin exists, production starts without the password.
     assert await run_bootstrap(production_settings(url)) is False

@@ -36,6 +36,7 @@ NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 # -- tenancy ------------------------------------------------------------------------------------
 
+
 def test_single_tenant_mode_routes_logins_and_refuses_tenant_creation():
     single = Tenancy(False, INTERNAL, EXTERNAL)
     assert single.login_tenant("web", "") == INTERNAL
@@ -82,6 +83,7 @@ def test_new_users_land_in_the_right_tenant():
 
 
 # -- login delay and client throttle -------------------------------------------------------------
+
 
 def test_account_delay_doubles_up_to_the_maximum_and_never_refuses():
     rule = AccountDelay(free_failures=5, base=0.25, maximum=3.0, window=timedelta(minutes=15))
@@ -137,8 +139,9 @@ def test_session_deadlines_slide_but_never_beyond_the_absolute_one():
 
 
 def decide(used_at=None, revoked_at=None, expires=NOW + timedelta(days=1), idle=NOW + timedelta(days=1), now=NOW):
-    return decide_refresh(POLICY, used_at=used_at, revoked_at=revoked_at, expires_at=expires, idle_expires_at=idle,
-                          now=now)
+    return decide_refresh(
+        POLICY, used_at=used_at, revoked_at=revoked_at, expires_at=expires, idle_expires_at=idle, now=now
+    )
 
 
 def test_refresh_decisions():
@@ -170,15 +173,34 @@ def test_refresh_token_format_and_deterministic_successor():
 
 # -- claims -------------------------------------------------------------------------------------
 
+
 def test_user_and_service_claims():
-    claims = user_claims(issuer="zenops-identity", user_id="u", tenant_id=INTERNAL, audience="web",
-                         roles=["valuer", "valuer"], session_id="s", channel_id=None, now=100, ttl=900)
+    claims = user_claims(
+        issuer="zenops-identity",
+        user_id="u",
+        tenant_id=INTERNAL,
+        audience="web",
+        roles=["valuer", "valuer"],
+        session_id="s",
+        channel_id=None,
+        now=100,
+        ttl=900,
+    )
     assert set(claims) == {"iss", "sub", "aud", "tid", "roles", "caps", "cv", "sid", "jti", "iat", "nbf", "exp"}
     assert claims["roles"] == ["valuer"] and claims["cv"] == CAPABILITY_TABLE_VERSION
     assert (claims["iat"], claims["nbf"], claims["exp"]) == (100, 100, 1000)
     assert claims["caps"] == sorted(claims["caps"]) and "assignments.read" in claims["caps"]
-    portal = user_claims(issuer="i", user_id="u", tenant_id=EXTERNAL, audience="portal", roles=["portal_user"],
-                         session_id="s", channel_id="c", now=1, ttl=1)
+    portal = user_claims(
+        issuer="i",
+        user_id="u",
+        tenant_id=EXTERNAL,
+        audience="portal",
+        roles=["portal_user"],
+        session_id="s",
+        channel_id="c",
+        now=1,
+        ttl=1,
+    )
     assert portal["channel_id"] == "c"
     service = service_claims(issuer="i", client_id="gateway", capabilities={"control.read"}, now=1, ttl=600)
     assert service["sub"] == "service:gateway" and service["aud"] == "service"
@@ -193,6 +215,7 @@ def test_service_client_capabilities_are_known_and_small():
 
 
 # -- users, paging, audit -----------------------------------------------------------------------
+
 
 def test_update_mask_and_last_super_admin():
     assert check_update_mask(["display_name", "email"]) == ["display_name", "email"]
@@ -253,14 +276,23 @@ def test_cursors_are_opaque_and_checked():
 
 
 def test_audit_detail_is_stringly_bounded_and_redacts_secret_keys():
-    detail = clean_detail({"roles": ["a", "b"], "password": "hunter2hunter2", "refresh_token": "zr1...",
-                           "n": 3, "none": None, "long": "x" * 1000})
+    detail = clean_detail(
+        {
+            "roles": ["a", "b"],
+            "password": "hunter2hunter2",
+            "refresh_token": "zr1...",
+            "n": 3,
+            "none": None,
+            "long": "x" * 1000,
+        }
+    )
     assert detail["roles"] == "a,b" and detail["n"] == "3" and "none" not in detail
     assert detail["password"] == detail["refresh_token"] == "[REDACTED]"
     assert len(detail["long"]) == 500
 
 
 # -- settings -----------------------------------------------------------------------------------
+
 
 def test_settings_validate_tenants_and_client_secrets_without_echoing_them():
     with pytest.raises(ValidationError, match="must be a UUID"):
@@ -285,8 +317,9 @@ def test_production_refuses_local_defaults():
     assert "ZENOPS_KEY_ENCRYPTION_SECRET" in str(err.value) and "ZENOPS_SERVICE_CLIENT_SECRETS" in str(err.value)
     # The kit or identity's own check, whichever sees it first: the shared local secret is refused.
     with pytest.raises((ValidationError, DefaultSecretError)):
-        IdentitySettings(**base, key_encryption_secret="k" * 40,
-                         service_client_secrets='{"gateway": "zenops-local-service-secret"}')
+        IdentitySettings(
+            **base, key_encryption_secret="k" * 40, service_client_secrets='{"gateway": "zenops-local-service-secret"}'
+        )
     with pytest.raises(ValidationError, match="at least 32"):
         IdentitySettings(**base, key_encryption_secret="short", service_client_secrets='{"gateway": "g"}')
     ok = IdentitySettings(**base, key_encryption_secret="k" * 40, service_client_secrets='{"gateway": "g"}')

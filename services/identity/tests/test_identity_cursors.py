@@ -26,8 +26,10 @@ TAMPERED = {
 
 @pytest.mark.parametrize("listing", ["users", "audit"])
 async def test_tampered_cursors_are_field_errors(identity, listing):
-    method, request = {"users": ("ListUsers", pb.ListUsersRequest),
-                       "audit": ("ListAuditEvents", pb.ListAuditEventsRequest)}[listing]
+    method, request = {
+        "users": ("ListUsers", pb.ListUsersRequest),
+        "audit": ("ListAuditEvents", pb.ListAuditEventsRequest),
+    }[listing]
     async with identity() as h:
         admin = await h.admin()
         await h.create_user(admin, "val@zenops.local")  # a second user (and audit row): a second page

@@ -115,9 +115,12 @@ async def test_twenty_wrong_passwords_from_many_clients_do_not_stop_the_real_use
         # The default admin's account too: nobody can lock anyone out any more.
         for email, password in (("val@zenops.local", STAFF_PASSWORD), (ADMIN_EMAIL, ADMIN_PASSWORD)):
             for burst in range(2):  # an attacker spread over 20 addresses: no client throttle applies
-                answers = await asyncio.gather(*(
-                    _timed_login(h, email, f"Wrong-Password-{i:04}", f"198.51.100.{burst * 10 + i + 1}")
-                    for i in range(10)))
+                answers = await asyncio.gather(
+                    *(
+                        _timed_login(h, email, f"Wrong-Password-{i:04}", f"198.51.100.{burst * 10 + i + 1}")
+                        for i in range(10)
+                    )
+                )
                 assert {err.reason for _, err in answers} == {"INVALID_CREDENTIALS"}
             (row,) = await h.sql("SELECT failures FROM login_failures WHERE email = :e", {"e": email})
             assert row.failures == 20
@@ -250,15 +253,24 @@ async def test_hash_with_old_parameters_is_rehashed_on_login(identity):
 
 async def test_login_to_unknown_tenant_in_multi_tenant_mode_is_invalid_credentials(identity):
     async with identity(multi_tenant_enabled=True) as h:
-        err = await h.fails("Login", pb.LoginRequest(email=ADMIN_EMAIL, password=ADMIN_PASSWORD, audience="web",
-                                                     tenant_id="9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d"))
+        err = await h.fails(
+            "Login",
+            pb.LoginRequest(
+                email=ADMIN_EMAIL,
+                password=ADMIN_PASSWORD,
+                audience="web",
+                tenant_id="9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d",
+            ),
+        )
         assert err.reason == "INVALID_CREDENTIALS"
         assert '"cause": "unknown_tenant"' in (await h.audit_rows(kind="login.failed"))[-1].detail
         # A partner asking for a web session in the external tenant: right password, wrong audience.
         admin = await h.admin()
         await h.create_user(admin, "partner@zenops.local", ["portal_user"], channel_id=CHANNEL)
-        err = await h.fails("Login", pb.LoginRequest(email="partner@zenops.local", password=STAFF_PASSWORD,
-                                                     audience="web", tenant_id=EXTERNAL))
+        err = await h.fails(
+            "Login",
+            pb.LoginRequest(email="partner@zenops.local", password=STAFF_PASSWORD, audience="web", tenant_id=EXTERNAL),
+        )
         assert err.reason == "INVALID_CREDENTIALS"
         assert '"cause": "audience_not_allowed"' in (await h.audit_rows(EXTERNAL, kind="login.failed"))[-1].detail
 
@@ -266,7 +278,8 @@ async def test_login_to_unknown_tenant_in_multi_tenant_mode_is_invalid_credentia
 async def test_last_login_and_session_deadlines_recorded(identity):
     async with identity() as h:
         pair = await h.login()
-        (row,) = await h.sql("SELECT created_at, expires_at, idle_expires_at FROM sessions WHERE id = :id",
-                             {"id": pair.session_id})
+        (row,) = await h.sql(
+            "SELECT created_at, expires_at, idle_expires_at FROM sessions WHERE id = :id", {"id": pair.session_id}
+        )
         assert row.expires_at - row.created_at == timedelta(days=30)
         assert row.idle_expires_at - row.created_at == timedelta(days=7)

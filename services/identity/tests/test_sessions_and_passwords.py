@@ -40,8 +40,9 @@ async def test_other_users_sessions_need_users_write(identity):
         valuer = await h.login("val@zenops.local", STAFF_PASSWORD)
         admin_pair = await h.login()
         # A valuer cannot see, let alone revoke, someone else's session.
-        err = await h.fails("RevokeSession", pb.RevokeSessionRequest(session_id=admin_pair.session_id),
-                            valuer.access_token)
+        err = await h.fails(
+            "RevokeSession", pb.RevokeSessionRequest(session_id=admin_pair.session_id), valuer.access_token
+        )
         assert (err.code, err.reason) == (grpc.StatusCode.NOT_FOUND, "SESSION_NOT_FOUND")
         # An admin (users.write) can revoke any session of the tenant.
         await h.call("RevokeSession", pb.RevokeSessionRequest(session_id=valuer.session_id), admin)
@@ -51,24 +52,36 @@ async def test_other_users_sessions_need_users_write(identity):
 async def test_password_change_requires_the_current_password_and_the_policy(identity):
     async with identity() as h:
         pair = await h.login()
-        err = await h.fails("ChangePassword", pb.ChangePasswordRequest(current_password="Not-My-Password-99",
-                                                                      new_password=NEW_PASSWORD), pair.access_token)
+        err = await h.fails(
+            "ChangePassword",
+            pb.ChangePasswordRequest(current_password="Not-My-Password-99", new_password=NEW_PASSWORD),
+            pair.access_token,
+        )
         assert (err.code, err.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "CURRENT_PASSWORD_INVALID")
         assert [v.field for v in err.violations] == ["current_password"]
         assert len(await h.audit_rows(kind="password.change_failed")) == 1
 
-        err = await h.fails("ChangePassword", pb.ChangePasswordRequest(current_password="",
-                                                                      new_password=NEW_PASSWORD), pair.access_token)
+        err = await h.fails(
+            "ChangePassword",
+            pb.ChangePasswordRequest(current_password="", new_password=NEW_PASSWORD),
+            pair.access_token,
+        )
         assert err.violations[0].field == "current_password"
 
         # Every failed rule is reported, on the new_password field.
-        err = await h.fails("ChangePassword", pb.ChangePasswordRequest(current_password=ADMIN_PASSWORD,
-                                                                      new_password="admin"), pair.access_token)
+        err = await h.fails(
+            "ChangePassword",
+            pb.ChangePasswordRequest(current_password=ADMIN_PASSWORD, new_password="admin"),
+            pair.access_token,
+        )
         assert err.reason == "PASSWORD_POLICY"
         assert {v.field for v in err.violations} == {"new_password"} and len(err.violations) >= 2
         for weak in ("password1234", "x" * 129, "Administrator-2024!"):
-            err = await h.fails("ChangePassword", pb.ChangePasswordRequest(current_password=ADMIN_PASSWORD,
-                                                                          new_password=weak), pair.access_token)
+            err = await h.fails(
+                "ChangePassword",
+                pb.ChangePasswordRequest(current_password=ADMIN_PASSWORD, new_password=weak),
+                pair.access_token,
+            )
             assert err.reason == "PASSWORD_POLICY", weak
         assert await h.login()  # nothing changed
 
@@ -77,18 +90,22 @@ async def test_password_change_revokes_the_other_sessions_only(identity):
     async with identity() as h:
         current = await h.login()
         others = [await h.login(), await h.login(audience="studio")]
-        resp = await h.call("ChangePassword", pb.ChangePasswordRequest(current_password=ADMIN_PASSWORD,
-                                                                       new_password=NEW_PASSWORD),
-                            current.access_token)
+        resp = await h.call(
+            "ChangePassword",
+            pb.ChangePasswordRequest(current_password=ADMIN_PASSWORD, new_password=NEW_PASSWORD),
+            current.access_token,
+        )
         assert resp.revoked_sessions == 2
         assert await h.call("GetMe", pb.GetMeRequest(), current.access_token)
         assert await h.call("Refresh", pb.RefreshRequest(refresh_token=current.refresh_token))
         for other in others:
             assert (await h.fails("GetMe", pb.GetMeRequest(), other.access_token)).reason == "TOKEN_REVOKED"
-            assert (await h.fails("Refresh", pb.RefreshRequest(refresh_token=other.refresh_token))).reason == \
-                "REFRESH_TOKEN_INVALID"
-        assert (await h.fails("Login", pb.LoginRequest(email=ADMIN_EMAIL, password=ADMIN_PASSWORD,
-                                                       audience="web"))).reason == "INVALID_CREDENTIALS"
+            assert (
+                await h.fails("Refresh", pb.RefreshRequest(refresh_token=other.refresh_token))
+            ).reason == "REFRESH_TOKEN_INVALID"
+        assert (
+            await h.fails("Login", pb.LoginRequest(email=ADMIN_EMAIL, password=ADMIN_PASSWORD, audience="web"))
+        ).reason == "INVALID_CREDENTIALS"
         assert await h.login(password=NEW_PASSWORD)
 
         (row,) = await h.outbox("identity.session.revoked")
@@ -102,15 +119,21 @@ async def test_wrong_current_passwords_count_towards_the_login_delay(identity):
     async with identity(login_free_failures=3, login_delay_base=0.4, login_delay_max=0.4) as h:
         pair = await h.login()
         for _ in range(3):
-            await h.fails("ChangePassword", pb.ChangePasswordRequest(current_password="Not-My-Password-99",
-                                                                    new_password=NEW_PASSWORD), pair.access_token)
+            await h.fails(
+                "ChangePassword",
+                pb.ChangePasswordRequest(current_password="Not-My-Password-99", new_password=NEW_PASSWORD),
+                pair.access_token,
+            )
         assert len(await h.audit_rows(kind="account.delayed")) == 1
         (row,) = await h.sql("SELECT failures FROM login_failures WHERE email = :e", {"e": ADMIN_EMAIL})
         assert row.failures == 3
         # Delayed, not locked: the right current password still works, after the delay.
         started = time.perf_counter()
-        await h.call("ChangePassword", pb.ChangePasswordRequest(current_password=ADMIN_PASSWORD,
-                                                                new_password=NEW_PASSWORD), pair.access_token)
+        await h.call(
+            "ChangePassword",
+            pb.ChangePasswordRequest(current_password=ADMIN_PASSWORD, new_password=NEW_PASSWORD),
+            pair.access_token,
+        )
         assert time.perf_counter() - started >= 0.3
         assert not await h.sql("SELECT 1 FROM login_failures")  # a password change clears the count
         assert await h.login(ADMIN_EMAIL, NEW_PASSWORD)

@@ -14,14 +14,20 @@ async def test_single_tenant_mode(identity):
         err = await h.fails("CreateTenant", pb.CreateTenantRequest(slug="acme", name="Acme"), admin)
         assert (err.code, err.reason) == (grpc.StatusCode.PERMISSION_DENIED, "MULTI_TENANT_DISABLED")
         for audience, tenant in (("web", OTHER), ("studio", EXTERNAL)):
-            err = await h.fails("Login", pb.LoginRequest(email="admin@zenops.local", password="whatever-it-is-1",
-                                                         audience=audience, tenant_id=tenant))
+            err = await h.fails(
+                "Login",
+                pb.LoginRequest(
+                    email="admin@zenops.local", password="whatever-it-is-1", audience=audience, tenant_id=tenant
+                ),
+            )
             assert (err.code, err.reason) == (grpc.StatusCode.PERMISSION_DENIED, "TENANT_NOT_ENABLED")
         # Asking for the internal tenant explicitly is fine.
         assert await h.login(tenant_id=INTERNAL)
         tenants = (await h.call("ListTenants", pb.ListTenantsRequest(), admin)).tenants
-        assert {(t.id, t.kind) for t in tenants} == {(INTERNAL, pb.TENANT_KIND_INTERNAL),
-                                                     (EXTERNAL, pb.TENANT_KIND_EXTERNAL)}
+        assert {(t.id, t.kind) for t in tenants} == {
+            (INTERNAL, pb.TENANT_KIND_INTERNAL),
+            (EXTERNAL, pb.TENANT_KIND_EXTERNAL),
+        }
 
 
 async def test_portal_users_live_in_the_external_tenant_and_carry_their_channel(identity):
@@ -41,13 +47,30 @@ async def test_portal_users_live_in_the_external_tenant_and_carry_their_channel(
         found = await h.call("GetUser", pb.GetUserRequest(id=partner.id), admin)
         assert found.user.email == "partner@bank.test"
 
-        err = await h.fails("CreateUser", pb.CreateUserRequest(
-            email="p2@bank.test", display_name="P Two", password=STAFF_PASSWORD, roles=["portal_user"],
-            channel_id=CHANNEL, tenant_id=INTERNAL), admin)
+        err = await h.fails(
+            "CreateUser",
+            pb.CreateUserRequest(
+                email="p2@bank.test",
+                display_name="P Two",
+                password=STAFF_PASSWORD,
+                roles=["portal_user"],
+                channel_id=CHANNEL,
+                tenant_id=INTERNAL,
+            ),
+            admin,
+        )
         assert err.code == grpc.StatusCode.INVALID_ARGUMENT and err.violations[0].field == "tenant_id"
-        err = await h.fails("CreateUser", pb.CreateUserRequest(
-            email="v2@zenops.local", display_name="V Two", password=STAFF_PASSWORD, roles=["valuer"],
-            tenant_id=EXTERNAL), admin)
+        err = await h.fails(
+            "CreateUser",
+            pb.CreateUserRequest(
+                email="v2@zenops.local",
+                display_name="V Two",
+                password=STAFF_PASSWORD,
+                roles=["valuer"],
+                tenant_id=EXTERNAL,
+            ),
+            admin,
+        )
         assert err.code == grpc.StatusCode.INVALID_ARGUMENT and err.violations[0].field == "roles"
 
 
@@ -58,10 +81,11 @@ async def test_multi_tenant_mode_creates_isolated_tenants(identity):
         assert acme.kind == pb.TENANT_KIND_CUSTOMER and acme.status == pb.TENANT_STATUS_ACTIVE and acme.id
         err = await h.fails("CreateTenant", pb.CreateTenantRequest(slug="acme", name="Again"), admin)
         assert (err.code, err.reason) == (grpc.StatusCode.ALREADY_EXISTS, "SLUG_TAKEN")
-        for request, field in ((pb.CreateTenantRequest(slug="A!", name="x"), "slug"),
-                               (pb.CreateTenantRequest(slug="ok-slug", name=""), "name"),
-                               (pb.CreateTenantRequest(slug="ok-slug", name="x", kind=pb.TENANT_KIND_INTERNAL),
-                                "kind")):
+        for request, field in (
+            (pb.CreateTenantRequest(slug="A!", name="x"), "slug"),
+            (pb.CreateTenantRequest(slug="ok-slug", name=""), "name"),
+            (pb.CreateTenantRequest(slug="ok-slug", name="x", kind=pb.TENANT_KIND_INTERNAL), "kind"),
+        ):
             err = await h.fails("CreateTenant", request, admin)
             assert err.code == grpc.StatusCode.INVALID_ARGUMENT and err.violations[0].field == field
 
@@ -85,17 +109,28 @@ async def test_multi_tenant_mode_creates_isolated_tenants(identity):
         assert (err.code, err.reason) == (grpc.StatusCode.NOT_FOUND, "USER_NOT_FOUND")
         assert [t.slug for t in (await h.call("ListTenants", pb.ListTenantsRequest(), token)).tenants] == ["acme"]
         assert {t.slug for t in (await h.call("ListTenants", pb.ListTenantsRequest(), admin)).tenants} == {
-            "internal", "external", "acme"}
+            "internal",
+            "external",
+            "acme",
+        }
         # A customer's super admin cannot create tenants, nor users elsewhere.
         err = await h.fails("CreateTenant", pb.CreateTenantRequest(slug="evil", name="Evil"), token)
         assert err.reason == "INTERNAL_TENANT_ONLY"
-        err = await h.fails("CreateUser", pb.CreateUserRequest(
-            email="x@zenops.local", display_name="X", password=STAFF_PASSWORD, roles=["valuer"], tenant_id=INTERNAL),
-            token)
+        err = await h.fails(
+            "CreateUser",
+            pb.CreateUserRequest(
+                email="x@zenops.local", display_name="X", password=STAFF_PASSWORD, roles=["valuer"], tenant_id=INTERNAL
+            ),
+            token,
+        )
         assert (err.code, err.reason) == (grpc.StatusCode.PERMISSION_DENIED, "TENANT_NOT_ALLOWED")
-        err = await h.fails("CreateUser", pb.CreateUserRequest(
-            email="x@zenops.local", display_name="X", password=STAFF_PASSWORD, roles=["valuer"], tenant_id=OTHER),
-            admin)
+        err = await h.fails(
+            "CreateUser",
+            pb.CreateUserRequest(
+                email="x@zenops.local", display_name="X", password=STAFF_PASSWORD, roles=["valuer"], tenant_id=OTHER
+            ),
+            admin,
+        )
         assert (err.code, err.reason) == (grpc.StatusCode.NOT_FOUND, "TENANT_NOT_FOUND")
         # Acme's audit trail holds Acme's events only.
         acme_kinds = {r.kind for r in await h.audit_rows(acme.id)}

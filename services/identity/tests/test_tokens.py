@@ -75,8 +75,9 @@ async def test_reuse_after_the_grace_period_revokes_the_whole_session(identity):
         err = await h.fails("Refresh", pb.RefreshRequest(refresh_token=first.refresh_token))
         assert (err.code, err.reason) == (grpc.StatusCode.UNAUTHENTICATED, "REFRESH_TOKEN_INVALID")
         # Every token of the family is dead: the current refresh token and the access tokens.
-        assert (await h.fails("Refresh", pb.RefreshRequest(refresh_token=second.refresh_token))).reason == \
-            "REFRESH_TOKEN_INVALID"
+        assert (
+            await h.fails("Refresh", pb.RefreshRequest(refresh_token=second.refresh_token))
+        ).reason == "REFRESH_TOKEN_INVALID"
         for access in (first.access_token, second.access_token):
             assert (await h.fails("GetMe", pb.GetMeRequest(), access)).reason == "TOKEN_REVOKED"
         # Other sessions are untouched.
@@ -84,7 +85,7 @@ async def test_reuse_after_the_grace_period_revokes_the_whole_session(identity):
 
         (row,) = await h.audit_rows(kind="token.reuse_detected")
         assert first.session_id in row.detail
-        (env, payload), = await revoked_events(h)
+        ((env, payload),) = await revoked_events(h)
         assert list(payload.session_ids) == [first.session_id] and payload.reason == "reuse_detected"
         assert env.tenant_id == INTERNAL and payload.user_id
         assert payload.access_valid_until.seconds >= time.time() + 900
@@ -99,38 +100,54 @@ async def test_garbage_and_forged_refresh_tokens_get_the_same_answer(identity):
     async with identity() as h:
         pair = await h.login()
         tenant_hex = INTERNAL.replace("-", "")
-        for bad in ("", "garbage", "zr1." + tenant_hex + "." + "A" * 43,
-                    pair.refresh_token.replace(tenant_hex, "0" * 32), pair.access_token):
+        for bad in (
+            "",
+            "garbage",
+            "zr1." + tenant_hex + "." + "A" * 43,
+            pair.refresh_token.replace(tenant_hex, "0" * 32),
+            pair.access_token,
+        ):
             err = await h.fails("Refresh", pb.RefreshRequest(refresh_token=bad))
             assert (err.code, err.reason, err.message) == (
-                grpc.StatusCode.UNAUTHENTICATED, "REFRESH_TOKEN_INVALID",
-                "the refresh token is invalid or has expired; log in again")
+                grpc.StatusCode.UNAUTHENTICATED,
+                "REFRESH_TOKEN_INVALID",
+                "the refresh token is invalid or has expired; log in again",
+            )
 
 
 async def test_idle_timeout_slides_and_absolute_lifetime_caps_it(identity):
     async with identity() as h:
         pair = await h.login()
         # Idle deadline passed: the session is over.
-        await h.sql("UPDATE sessions SET idle_expires_at = now() - interval '1 second' WHERE id = :id",
-                    {"id": pair.session_id})
-        assert (await h.fails("Refresh", pb.RefreshRequest(refresh_token=pair.refresh_token))).reason == \
-            "REFRESH_TOKEN_INVALID"
+        await h.sql(
+            "UPDATE sessions SET idle_expires_at = now() - interval '1 second' WHERE id = :id", {"id": pair.session_id}
+        )
+        assert (
+            await h.fails("Refresh", pb.RefreshRequest(refresh_token=pair.refresh_token))
+        ).reason == "REFRESH_TOKEN_INVALID"
         assert (await h.fails("GetMe", pb.GetMeRequest(), pair.access_token)).reason == "TOKEN_REVOKED"
 
         pair = await h.login()
         # One day of absolute lifetime left: a refresh slides the idle deadline up to it, not beyond.
-        await h.sql("UPDATE sessions SET expires_at = now() + interval '1 day', "
-                    "idle_expires_at = now() + interval '1 hour' WHERE id = :id", {"id": pair.session_id})
+        await h.sql(
+            "UPDATE sessions SET expires_at = now() + interval '1 day', "
+            "idle_expires_at = now() + interval '1 hour' WHERE id = :id",
+            {"id": pair.session_id},
+        )
         renewed = await refresh(h, pair.refresh_token)
         assert 86000 < renewed.refresh_expires_in <= 86400
         (s,) = await h.sql("SELECT expires_at, idle_expires_at FROM sessions WHERE id = :id", {"id": pair.session_id})
         assert s.idle_expires_at == s.expires_at
 
         # Absolute deadline passed.
-        await h.sql("UPDATE sessions SET expires_at = now() - interval '1 second', "
-                    "idle_expires_at = now() - interval '1 second' WHERE id = :id", {"id": pair.session_id})
-        assert (await h.fails("Refresh", pb.RefreshRequest(refresh_token=renewed.refresh_token))).reason == \
-            "REFRESH_TOKEN_INVALID"
+        await h.sql(
+            "UPDATE sessions SET expires_at = now() - interval '1 second', "
+            "idle_expires_at = now() - interval '1 second' WHERE id = :id",
+            {"id": pair.session_id},
+        )
+        assert (
+            await h.fails("Refresh", pb.RefreshRequest(refresh_token=renewed.refresh_token))
+        ).reason == "REFRESH_TOKEN_INVALID"
 
 
 async def test_logout_revokes_the_session_and_announces_it(identity):
@@ -139,10 +156,11 @@ async def test_logout_revokes_the_session_and_announces_it(identity):
         other = await h.login()
         await h.call("Logout", pb.LogoutRequest(), pair.access_token)
         assert (await h.fails("GetMe", pb.GetMeRequest(), pair.access_token)).reason == "TOKEN_REVOKED"
-        assert (await h.fails("Refresh", pb.RefreshRequest(refresh_token=pair.refresh_token))).reason == \
-            "REFRESH_TOKEN_INVALID"
+        assert (
+            await h.fails("Refresh", pb.RefreshRequest(refresh_token=pair.refresh_token))
+        ).reason == "REFRESH_TOKEN_INVALID"
         assert await h.call("GetMe", pb.GetMeRequest(), other.access_token)
-        (_, payload), = await revoked_events(h)
+        ((_, payload),) = await revoked_events(h)
         assert list(payload.session_ids) == [pair.session_id] and payload.reason == "logout"
         assert len(await h.audit_rows(kind="logout")) == 1
         # Without a token, logout is refused.
@@ -155,8 +173,9 @@ async def test_disabled_user_cannot_refresh(identity):
         user = await h.create_user(admin, "val@zenops.local")
         pair = await h.login("val@zenops.local", STAFF_PASSWORD)
         await h.call("DisableUser", pb.DisableUserRequest(id=user.id), admin)
-        assert (await h.fails("Refresh", pb.RefreshRequest(refresh_token=pair.refresh_token))).reason == \
-            "REFRESH_TOKEN_INVALID"
+        assert (
+            await h.fails("Refresh", pb.RefreshRequest(refresh_token=pair.refresh_token))
+        ).reason == "REFRESH_TOKEN_INVALID"
 
 
 async def test_introspection_answers_authoritatively(identity):
@@ -174,8 +193,12 @@ async def test_introspection_answers_authoritatively(identity):
 
         foreign = TokenSigner()  # a key identity never published
         none_alg = jwt.encode({"sub": "x"}, None, algorithm="none")
-        for token, reason in (("garbage", "TOKEN_MALFORMED"), (none_alg, "TOKEN_ALGORITHM_NOT_ALLOWED"),
-                              (foreign.token(aud="web"), "TOKEN_KEY_UNKNOWN"), ("", "TOKEN_MISSING")):
+        for token, reason in (
+            ("garbage", "TOKEN_MALFORMED"),
+            (none_alg, "TOKEN_ALGORITHM_NOT_ALLOWED"),
+            (foreign.token(aud="web"), "TOKEN_KEY_UNKNOWN"),
+            ("", "TOKEN_MISSING"),
+        ):
             resp = await h.call("IntrospectToken", pb.IntrospectTokenRequest(token=token), caller)
             assert (resp.active, resp.reason) == (False, reason)
         # Anonymous callers get nothing.
@@ -195,13 +218,19 @@ async def test_key_rotation_keeps_old_tokens_valid_until_the_old_key_leaves_the_
         assert await h.call("GetMe", pb.GetMeRequest(), admin)  # the old token still verifies
         fresh = await h.admin()
         assert jwt.get_unverified_header(fresh)["kid"] == new_kid
-        (row,) = await h.sql("SELECT extract(epoch FROM publish_until - retired_at) AS window FROM signing_keys "
-                             "WHERE kid = :kid", {"kid": old_kid}, tenant=None)
+        (row,) = await h.sql(
+            "SELECT extract(epoch FROM publish_until - retired_at) AS window FROM signing_keys WHERE kid = :kid",
+            {"kid": old_kid},
+            tenant=None,
+        )
         assert row.window == 900 + 60  # access-token lifetime + leeway
 
         # Every token the old key signed has expired: it leaves the JWKS and stops verifying.
-        await h.sql("UPDATE signing_keys SET publish_until = now() - interval '1 second' WHERE kid = :kid",
-                    {"kid": old_kid}, tenant=None)
+        await h.sql(
+            "UPDATE signing_keys SET publish_until = now() - interval '1 second' WHERE kid = :kid",
+            {"kid": old_kid},
+            tenant=None,
+        )
         assert {k.kid for k in (await h.call("GetJwks", pb.GetJwksRequest())).keys} == {new_kid}
         assert (await h.fails("GetMe", pb.GetMeRequest(), admin)).reason == "TOKEN_KEY_UNKNOWN"
         assert await h.call("GetMe", pb.GetMeRequest(), fresh)
@@ -240,8 +269,9 @@ async def test_an_old_active_key_is_rotated_automatically(identity):
 async def test_service_tokens(identity):
     secrets = '{"gateway": "gw-secret-0123456789", "ops": "ops-secret-0123456789"}'
     async with identity(service_client_secrets=secrets) as h:
-        resp = await h.call("IssueServiceToken", pb.IssueServiceTokenRequest(client_id="gateway",
-                                                                             client_secret="gw-secret-0123456789"))
+        resp = await h.call(
+            "IssueServiceToken", pb.IssueServiceTokenRequest(client_id="gateway", client_secret="gw-secret-0123456789")
+        )
         assert resp.expires_in == 600
 
         async def fetch():
@@ -256,16 +286,24 @@ async def test_service_tokens(identity):
         # The service token authenticates calls (GetServiceInfo is not public any more).
         info = await h.call("GetServiceInfo", pb.GetServiceInfoRequest(), resp.access_token)
         assert info.info.name == "identity"
-        intro = await h.call("IntrospectToken", pb.IntrospectTokenRequest(token=resp.access_token),
-                             resp.access_token)
+        intro = await h.call("IntrospectToken", pb.IntrospectTokenRequest(token=resp.access_token), resp.access_token)
         assert intro.active and intro.audience == "service"
 
-        for client_id, secret in (("gateway", "wrong"), ("gateway", ""), ("billing", "gw-secret-0123456789"),
-                                  ("nobody", "gw-secret-0123456789"), ("ops", LOCAL_SERVICE_CLIENT_SECRET)):
-            err = await h.fails("IssueServiceToken", pb.IssueServiceTokenRequest(client_id=client_id,
-                                                                                 client_secret=secret))
-            assert (err.code, err.reason, err.message) == (grpc.StatusCode.UNAUTHENTICATED, "INVALID_CLIENT",
-                                                           "invalid client credentials")
+        for client_id, secret in (
+            ("gateway", "wrong"),
+            ("gateway", ""),
+            ("billing", "gw-secret-0123456789"),
+            ("nobody", "gw-secret-0123456789"),
+            ("ops", LOCAL_SERVICE_CLIENT_SECRET),
+        ):
+            err = await h.fails(
+                "IssueServiceToken", pb.IssueServiceTokenRequest(client_id=client_id, client_secret=secret)
+            )
+            assert (err.code, err.reason, err.message) == (
+                grpc.StatusCode.UNAUTHENTICATED,
+                "INVALID_CLIENT",
+                "invalid client credentials",
+            )
         assert len(await h.audit_rows(kind="service_token.denied")) == 5
         assert len(await h.audit_rows(kind="service_token.issued")) == 1
         # A service token is not a user: no sessions, no profile.
@@ -277,17 +315,22 @@ async def test_service_tokens(identity):
 async def test_default_local_client_secrets(identity):
     async with identity() as h:
         for client in ("gateway", "ops", "billing", "repogen"):
-            resp = await h.call("IssueServiceToken", pb.IssueServiceTokenRequest(
-                client_id=client, client_secret=LOCAL_SERVICE_CLIENT_SECRET))
+            resp = await h.call(
+                "IssueServiceToken",
+                pb.IssueServiceTokenRequest(client_id=client, client_secret=LOCAL_SERVICE_CLIENT_SECRET),
+            )
             assert jwt.decode(resp.access_token, options={"verify_signature": False})["sub"] == f"service:{client}"
 
 
 async def test_public_methods_and_protected_ones(identity):
     async with identity() as h:
         assert (await h.call("GetJwks", pb.GetJwksRequest())).keys
-        for method, request in (("GetServiceInfo", pb.GetServiceInfoRequest()), ("GetMe", pb.GetMeRequest()),
-                                ("ListUsers", pb.ListUsersRequest()), ("ListRoleTemplates",
-                                                                       pb.ListRoleTemplatesRequest())):
+        for method, request in (
+            ("GetServiceInfo", pb.GetServiceInfoRequest()),
+            ("GetMe", pb.GetMeRequest()),
+            ("ListUsers", pb.ListUsersRequest()),
+            ("ListRoleTemplates", pb.ListRoleTemplatesRequest()),
+        ):
             err = await h.fails(method, request)
             assert (err.code, err.reason) == (grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING"), method
         assert (await h.fails("GetMe", pb.GetMeRequest(), "not-a-jwt")).reason == "TOKEN_MALFORMED"

@@ -27,12 +27,14 @@ async def test_capabilities_are_enforced_per_rpc(identity):
         err = await h.fails("ListUsers", pb.ListUsersRequest(), v)
         assert (err.code, err.reason) == (grpc.StatusCode.PERMISSION_DENIED, "MISSING_CAPABILITY")
         assert err.metadata == {"missing": "users.read"}
-        for method, request in (("CreateUser", pb.CreateUserRequest(email="x@zenops.local")),
-                                ("DisableUser", pb.DisableUserRequest(id=admin_id)),
-                                ("SetUserRoles", pb.SetUserRolesRequest(id=admin_id, roles=["valuer"])),
-                                ("ListAuditEvents", pb.ListAuditEventsRequest()),
-                                ("GetUser", pb.GetUserRequest(id=admin_id)),
-                                ("CreateTenant", pb.CreateTenantRequest(slug="x", name="x"))):
+        for method, request in (
+            ("CreateUser", pb.CreateUserRequest(email="x@zenops.local")),
+            ("DisableUser", pb.DisableUserRequest(id=admin_id)),
+            ("SetUserRoles", pb.SetUserRolesRequest(id=admin_id, roles=["valuer"])),
+            ("ListAuditEvents", pb.ListAuditEventsRequest()),
+            ("GetUser", pb.GetUserRequest(id=admin_id)),
+            ("CreateTenant", pb.CreateTenantRequest(slug="x", name="x")),
+        ):
             err = await h.fails(method, request, v)
             assert (err.code, err.reason) == (grpc.StatusCode.PERMISSION_DENIED, "MISSING_CAPABILITY"), method
         # Oneself is always readable.
@@ -66,8 +68,13 @@ async def test_capabilities_are_enforced_per_rpc(identity):
 async def test_create_user_field_errors(identity, overrides, reason, fields):
     async with identity() as h:
         admin = await h.admin()
-        request = {"email": "newhire@zenops.local", "display_name": "Priya Sharma", "password": STAFF_PASSWORD,
-                   "roles": ["valuer"], **overrides}
+        request = {
+            "email": "newhire@zenops.local",
+            "display_name": "Priya Sharma",
+            "password": STAFF_PASSWORD,
+            "roles": ["valuer"],
+            **overrides,
+        }
         err = await h.fails("CreateUser", pb.CreateUserRequest(**request), admin)
         assert (err.code, err.reason) == (grpc.StatusCode.INVALID_ARGUMENT, reason)
         assert sorted({v.field for v in err.violations}) == fields
@@ -76,33 +83,48 @@ async def test_create_user_field_errors(identity, overrides, reason, fields):
 async def test_create_get_update_users(identity):
     async with identity() as h:
         admin = await h.admin()
-        user = await h.create_user(admin, "Priya.Sharma@ZenOps.Local", ["valuer", "accounts"],
-                                   display_name="  Priya   Sharma ")
+        user = await h.create_user(
+            admin, "Priya.Sharma@ZenOps.Local", ["valuer", "accounts"], display_name="  Priya   Sharma "
+        )
         assert user.email == "priya.sharma@zenops.local" and user.display_name == "Priya Sharma"
         assert list(user.roles) == ["accounts", "valuer"] and user.status == pb.USER_STATUS_ACTIVE
         assert user.created_at.seconds and not user.last_login_at.seconds
-        err = await h.fails("CreateUser", pb.CreateUserRequest(
-            email="PRIYA.sharma@zenops.local", display_name="Other", password=STAFF_PASSWORD, roles=["hr"]), admin)
+        err = await h.fails(
+            "CreateUser",
+            pb.CreateUserRequest(
+                email="PRIYA.sharma@zenops.local", display_name="Other", password=STAFF_PASSWORD, roles=["hr"]
+            ),
+            admin,
+        )
         assert (err.code, err.reason) == (grpc.StatusCode.ALREADY_EXISTS, "EMAIL_TAKEN")
         created = await h.audit_rows(kind="user.created")
         assert created[-1].target == user.id and "accounts,valuer" in created[-1].detail
 
         def update(paths, **values):
-            return pb.UpdateUserRequest(id=user.id, user=pb.User(**values),
-                                        update_mask=field_mask_pb2.FieldMask(paths=paths))
+            return pb.UpdateUserRequest(
+                id=user.id, user=pb.User(**values), update_mask=field_mask_pb2.FieldMask(paths=paths)
+            )
 
-        updated = (await h.call("UpdateUser", update(["display_name", "email"], display_name="Priya S.",
-                                                     email="priya@zenops.local"), admin)).user
+        updated = (
+            await h.call(
+                "UpdateUser",
+                update(["display_name", "email"], display_name="Priya S.", email="priya@zenops.local"),
+                admin,
+            )
+        ).user
         assert (updated.display_name, updated.email) == ("Priya S.", "priya@zenops.local")
         assert updated.updated_at.ToDatetime() >= user.updated_at.ToDatetime()
         assert await h.login("priya@zenops.local", STAFF_PASSWORD)
         (version,) = await h.sql("SELECT version FROM users WHERE id = :id", {"id": user.id})
         assert version.version == 2
 
-        for request, field in ((update(["password"]), "update_mask"), (update([]), "update_mask"),
-                               (update(["email"], email="bad"), "user.email"),
-                               (update(["channel_id"], channel_id=CHANNEL), "user.channel_id"),
-                               (update(["display_name"], display_name=""), "user.display_name")):
+        for request, field in (
+            (update(["password"]), "update_mask"),
+            (update([]), "update_mask"),
+            (update(["email"], email="bad"), "user.email"),
+            (update(["channel_id"], channel_id=CHANNEL), "user.channel_id"),
+            (update(["display_name"], display_name=""), "user.display_name"),
+        ):
             err = await h.fails("UpdateUser", request, admin)
             assert err.code == grpc.StatusCode.INVALID_ARGUMENT and err.violations[0].field == field
         err = await h.fails("UpdateUser", update(["email"], email="admin@zenops.local"), admin)
@@ -120,22 +142,34 @@ async def test_list_users_pages_with_an_opaque_cursor(identity):
             await h.create_user(admin, f"{name}@zenops.local", display_name=name.title() + " Test")
         seen, cursor, pages = [], "", 0
         while True:
-            resp = await h.call("ListUsers", pb.ListUsersRequest(page=common_pb2.PageRequest(limit=2, cursor=cursor)),
-                                admin)
+            resp = await h.call(
+                "ListUsers", pb.ListUsersRequest(page=common_pb2.PageRequest(limit=2, cursor=cursor)), admin
+            )
             seen += [u.email for u in resp.users]
             pages += 1
             cursor = resp.page.next_cursor
             if not cursor:
                 break
         assert pages == 3
-        assert seen == sorted(seen) == ["admin@zenops.local", "alice@zenops.local", "bob@zenops.local",
-                                        "carol@zenops.local", "erin@zenops.local"]
+        assert (
+            seen
+            == sorted(seen)
+            == [
+                "admin@zenops.local",
+                "alice@zenops.local",
+                "bob@zenops.local",
+                "carol@zenops.local",
+                "erin@zenops.local",
+            ]
+        )
         found = (await h.call("ListUsers", pb.ListUsersRequest(query="CAR"), admin)).users
         assert [u.email for u in found] == ["carol@zenops.local"]
         assert not (await h.call("ListUsers", pb.ListUsersRequest(query="%"), admin)).users
         assert not (await h.call("ListUsers", pb.ListUsersRequest(status=pb.USER_STATUS_DISABLED), admin)).users
-        for page, field in ((common_pb2.PageRequest(cursor="bogus"), "page.cursor"),
-                            (common_pb2.PageRequest(limit=-1), "page.limit")):
+        for page, field in (
+            (common_pb2.PageRequest(cursor="bogus"), "page.cursor"),
+            (common_pb2.PageRequest(limit=-1), "page.limit"),
+        ):
             err = await h.fails("ListUsers", pb.ListUsersRequest(page=page), admin)
             assert err.code == grpc.StatusCode.INVALID_ARGUMENT and err.violations[0].field == field
 
@@ -149,8 +183,9 @@ async def test_disable_user_revokes_sessions_and_announces_it(identity):
         assert resp.user.status == pb.USER_STATUS_DISABLED and resp.revoked_sessions == 2
         for pair in pairs:
             assert (await h.fails("GetMe", pb.GetMeRequest(), pair.access_token)).reason == "TOKEN_REVOKED"
-        assert (await h.fails("Login", pb.LoginRequest(email="val@zenops.local", password=STAFF_PASSWORD,
-                                                       audience="web"))).reason == "INVALID_CREDENTIALS"
+        assert (
+            await h.fails("Login", pb.LoginRequest(email="val@zenops.local", password=STAFF_PASSWORD, audience="web"))
+        ).reason == "INVALID_CREDENTIALS"
         (disabled,) = await h.outbox("identity.user.disabled")
         env = envelope_pb2.EventEnvelope.FromString(disabled.envelope)
         payload = unpack_payload(env, events_pb2.UserDisabled)
@@ -177,8 +212,9 @@ async def test_role_changes_are_audited_and_keep_a_super_admin(identity):
         me = (await h.call("GetMe", pb.GetMeRequest(), admin)).user
         user = await h.create_user(admin, "val@zenops.local")
         pair = await h.login("val@zenops.local", STAFF_PASSWORD)
-        changed = (await h.call("SetUserRoles", pb.SetUserRolesRequest(id=user.id, roles=["ops_manager", "valuer"]),
-                                admin)).user
+        changed = (
+            await h.call("SetUserRoles", pb.SetUserRolesRequest(id=user.id, roles=["ops_manager", "valuer"]), admin)
+        ).user
         assert list(changed.roles) == ["ops_manager", "valuer"]
         (audit,) = await h.audit_rows(kind="user.roles_changed")
         assert '"before": "valuer"' in audit.detail and '"after": "ops_manager,valuer"' in audit.detail
@@ -204,8 +240,7 @@ async def test_audit_trail_lists_newest_first_filters_pages_and_is_append_only(i
     async with identity() as h:
         admin = await h.admin()
         user = await h.create_user(admin, "val@zenops.local")
-        await h.fails("Login", pb.LoginRequest(email="val@zenops.local", password="Wrong-Password-123",
-                                               audience="web"))
+        await h.fails("Login", pb.LoginRequest(email="val@zenops.local", password="Wrong-Password-123", audience="web"))
         await h.login("val@zenops.local", STAFF_PASSWORD)
         events = (await h.call("ListAuditEvents", pb.ListAuditEventsRequest(), admin)).events
         kinds = [e.kind for e in events]
@@ -219,8 +254,9 @@ async def test_audit_trail_lists_newest_first_filters_pages_and_is_append_only(i
 
         paged, cursor = [], ""
         while True:
-            resp = await h.call("ListAuditEvents", pb.ListAuditEventsRequest(
-                page=common_pb2.PageRequest(limit=2, cursor=cursor)), admin)
+            resp = await h.call(
+                "ListAuditEvents", pb.ListAuditEventsRequest(page=common_pb2.PageRequest(limit=2, cursor=cursor)), admin
+            )
             paged += [e.id for e in resp.events]
             cursor = resp.page.next_cursor
             if not cursor:
@@ -229,8 +265,10 @@ async def test_audit_trail_lists_newest_first_filters_pages_and_is_append_only(i
         assert paged == all_ids
 
         # Append-only, even for the service's own database role (which may not even TRUNCATE).
-        for statement, refusal in (("UPDATE audit_events SET kind = 'x'", "append-only"),
-                                   ("DELETE FROM audit_events", "append-only"),
-                                   ("TRUNCATE audit_events", "permission denied")):
+        for statement, refusal in (
+            ("UPDATE audit_events SET kind = 'x'", "append-only"),
+            ("DELETE FROM audit_events", "append-only"),
+            ("TRUNCATE audit_events", "permission denied"),
+        ):
             with pytest.raises(DBAPIError, match=refusal):
                 await h.sql(statement)

@@ -64,8 +64,14 @@ class Docs:
         return self.signer.token(aud="web", caps=list(caps), tid=self.tenant, sub=sub or self.staff_id)
 
     def portal(self, channel_id: str, caps=PORTAL_CAPS, *, sub: str | None = None) -> str:
-        return self.signer.token(aud="portal", caps=list(caps), tid=self.external_tenant, channel_id=channel_id,
-                                 roles=["portal_user"], sub=sub or str(uuid.uuid4()))
+        return self.signer.token(
+            aud="portal",
+            caps=list(caps),
+            tid=self.external_tenant,
+            channel_id=channel_id,
+            roles=["portal_user"],
+            sub=sub or str(uuid.uuid4()),
+        )
 
     # -- calls ----------------------------------------------------------------------------------
 
@@ -89,11 +95,15 @@ class Docs:
 
     async def channel(self) -> str:
         channel_id = str(uuid.uuid4())
-        await self.sql("INSERT INTO channels (id, tenant_id, name, channel_type, commission_mode, created_by) "
-                       "VALUES (CAST(:id AS uuid), CAST(:tid AS uuid), :name, 'AGENT', 'FLAT', 'test')",
-                       {"id": channel_id, "tid": self.tenant, "name": f"Partner {channel_id[:8]}"})
-        await self.sql("INSERT INTO channel_directory (channel_id, tenant_id) VALUES (CAST(:id AS uuid), "
-                       "CAST(:tid AS uuid))", {"id": channel_id, "tid": self.tenant})
+        await self.sql(
+            "INSERT INTO channels (id, tenant_id, name, channel_type, commission_mode, created_by) "
+            "VALUES (CAST(:id AS uuid), CAST(:tid AS uuid), :name, 'AGENT', 'FLAT', 'test')",
+            {"id": channel_id, "tid": self.tenant, "name": f"Partner {channel_id[:8]}"},
+        )
+        await self.sql(
+            "INSERT INTO channel_directory (channel_id, tenant_id) VALUES (CAST(:id AS uuid), CAST(:tid AS uuid))",
+            {"id": channel_id, "tid": self.tenant},
+        )
         return channel_id
 
     async def channel_request(self, channel_id: str) -> str:
@@ -102,7 +112,8 @@ class Docs:
             "INSERT INTO channel_requests (id, tenant_id, channel_id, borrower_name, property, requested_service, "
             "credits, submitted_by) VALUES (CAST(:id AS uuid), CAST(:tid AS uuid), CAST(:ch AS uuid), "
             "'Asha Rao', '{\"city\": \"Pune\"}', 'valuation_report', 1, 'portal-user')",
-            {"id": request_id, "tid": self.tenant, "ch": channel_id})
+            {"id": request_id, "tid": self.tenant, "ch": channel_id},
+        )
         return request_id
 
     async def assignment(self, channel_id: str | None = None) -> str:
@@ -110,8 +121,14 @@ class Docs:
         await self.sql(
             "INSERT INTO assignments (id, tenant_id, reference_number, source_type, channel_id, created_by) "
             "VALUES (CAST(:id AS uuid), CAST(:tid AS uuid), :ref, :source, CAST(:ch AS uuid), 'test')",
-            {"id": assignment_id, "tid": self.tenant, "ref": f"ZA-2026-{next(_REFERENCES):06d}",
-             "source": "CHANNEL" if channel_id else "BANK", "ch": channel_id})
+            {
+                "id": assignment_id,
+                "tid": self.tenant,
+                "ref": f"ZA-2026-{next(_REFERENCES):06d}",
+                "source": "CHANNEL" if channel_id else "BANK",
+                "ch": channel_id,
+            },
+        )
         return assignment_id
 
     # -- documents --------------------------------------------------------------------------------
@@ -134,7 +151,7 @@ class Docs:
         async def messages():
             yield pb.PutLocalObjectRequest(token=token, data=data[:chunk])
             for start in range(chunk, len(data), chunk):
-                yield pb.PutLocalObjectRequest(data=data[start:start + chunk])
+                yield pb.PutLocalObjectRequest(data=data[start : start + chunk])
 
         return (await self.stub.PutLocalObject(messages(), timeout=30)).size_bytes
 

@@ -33,25 +33,64 @@ from zenops_kit.errors import ErrorDetail, parse_rpc_error
 
 # An ops manager of the firm (identity's ops_manager role, as far as ops is concerned).
 MANAGER_CAPS = (
-    "masterdata.read", "masterdata.write", "masterdata.approve", "assignments.read", "assignments.write",
-    "assignments.transition", "tasks.read", "tasks.write", "channel_requests.read", "channel_requests.write",
-    "channel_requests.review", "documents.read", "documents.write", "documents.read_sensitive", "analytics.read",
-    "repogen.read", "repogen.write", "repogen.transition", "repogen.release",
+    "masterdata.read",
+    "masterdata.write",
+    "masterdata.approve",
+    "assignments.read",
+    "assignments.write",
+    "assignments.transition",
+    "tasks.read",
+    "tasks.write",
+    "channel_requests.read",
+    "channel_requests.write",
+    "channel_requests.review",
+    "documents.read",
+    "documents.write",
+    "documents.read_sensitive",
+    "analytics.read",
+    "repogen.read",
+    "repogen.write",
+    "repogen.transition",
+    "repogen.release",
 )
 # A valuer: works assignments, cannot review intake or release reports.
 VALUER_CAPS = (
-    "masterdata.read", "masterdata.write", "assignments.read", "assignments.write", "assignments.transition",
-    "tasks.read", "tasks.write", "channel_requests.read", "documents.read", "documents.write",
-    "documents.read_sensitive", "repogen.read", "repogen.write", "repogen.transition",
+    "masterdata.read",
+    "masterdata.write",
+    "assignments.read",
+    "assignments.write",
+    "assignments.transition",
+    "tasks.read",
+    "tasks.write",
+    "channel_requests.read",
+    "documents.read",
+    "documents.write",
+    "documents.read_sensitive",
+    "repogen.read",
+    "repogen.write",
+    "repogen.transition",
 )
 # A channel partner's portal user.
-PORTAL_CAPS = ("channel_requests.read", "channel_requests.write", "documents.read", "documents.write",
-               "invoices.read", "support.read", "support.write")
+PORTAL_CAPS = (
+    "channel_requests.read",
+    "channel_requests.write",
+    "documents.read",
+    "documents.write",
+    "invoices.read",
+    "support.read",
+    "support.write",
+)
 
 
 def property_details(**fields) -> pb.PropertyDetails:
-    values = {"address_line1": "Flat 4B, Sea View", "locality": "Bandra West", "city": "Mumbai", "state": "MH",
-              "pin_code": "400050", "property_type": "residential_flat"}
+    values = {
+        "address_line1": "Flat 4B, Sea View",
+        "locality": "Bandra West",
+        "city": "Mumbai",
+        "state": "MH",
+        "pin_code": "400050",
+        "property_type": "residential_flat",
+    }
     values.update(fields)
     return pb.PropertyDetails(**values)
 
@@ -89,8 +128,13 @@ class Harness:
 
     def portal(self, channel_id: str, caps=PORTAL_CAPS, *, user_id: str | None = None) -> str:
         """A portal user's token: the external tenant, the channel in its claim."""
-        return self.signer.token(aud="portal", caps=list(caps), tid=self.external_tenant,
-                                 sub=user_id or str(uuid.uuid4()), channel_id=channel_id)
+        return self.signer.token(
+            aud="portal",
+            caps=list(caps),
+            tid=self.external_tenant,
+            sub=user_id or str(uuid.uuid4()),
+            channel_id=channel_id,
+        )
 
     def service_token(self, caps=(), name: str = "billing") -> str:
         return self.signer.token(aud="service", caps=list(caps), sub=f"service:{name}")
@@ -136,11 +180,21 @@ class Harness:
         code = code or "B" + uuid.uuid4().hex[:8].upper()
         return await self._insert("banks", {"code": code, "name": name, "created_by": self.manager_id}, **kw)
 
-    async def branch(self, bank_id: str, *, ifsc: str | None = None, city: str = "Mumbai", state: str = "MH",
-                     **kw) -> str:
-        return await self._insert("bank_branches", {
-            "bank_id": bank_id, "name": f"{city} main", "ifsc": ifsc or random_ifsc(), "city": city, "state": state,
-            "created_by": self.manager_id}, **kw)
+    async def branch(
+        self, bank_id: str, *, ifsc: str | None = None, city: str = "Mumbai", state: str = "MH", **kw
+    ) -> str:
+        return await self._insert(
+            "bank_branches",
+            {
+                "bank_id": bank_id,
+                "name": f"{city} main",
+                "ifsc": ifsc or random_ifsc(),
+                "city": city,
+                "state": state,
+                "created_by": self.manager_id,
+            },
+            **kw,
+        )
 
     async def client_org(self, name: str = "Acme Builders", **kw) -> str:
         return await self._insert("client_orgs", {"name": name, "created_by": self.manager_id}, **kw)
@@ -149,20 +203,50 @@ class Harness:
         return await self._insert("contacts", {"name": name, "phone": phone, "created_by": self.manager_id}, **kw)
 
     async def property(self, address_line1: str = "Flat 4B, Sea View", city: str = "Mumbai", **kw) -> str:
-        return await self._insert("properties", {
-            "address_line1": address_line1, "locality": "Bandra West", "city": city, "state": "MH",
-            "pin_code": "400050", "property_type": "residential_flat", "created_by": self.manager_id}, **kw)
+        return await self._insert(
+            "properties",
+            {
+                "address_line1": address_line1,
+                "locality": "Bandra West",
+                "city": city,
+                "state": "MH",
+                "pin_code": "400050",
+                "property_type": "residential_flat",
+                "created_by": self.manager_id,
+            },
+            **kw,
+        )
 
-    async def channel(self, *, name: str | None = None, active: bool = True, billing_account_id: str | None = None,
-                      default_credits: int = 1, tenant: str | None = None) -> str:
+    async def channel(
+        self,
+        *,
+        name: str | None = None,
+        active: bool = True,
+        billing_account_id: str | None = None,
+        default_credits: int = 1,
+        tenant: str | None = None,
+    ) -> str:
         """A channel of the firm (and its channel_directory row, as CreateChannel writes it)."""
         tenant = tenant or self.tenant
-        channel_id = await self._insert("channels", {
-            "name": name or f"Partner {uuid.uuid4().hex[:8]}", "channel_type": "AGENT", "commission_mode": "FLAT",
-            "commission_value": 0, "is_active": active, "billing_account_id": billing_account_id,
-            "default_credits": default_credits, "created_by": self.manager_id}, tenant=tenant)
-        await self.sql("INSERT INTO channel_directory (channel_id, tenant_id) VALUES (CAST(:c AS uuid), "
-                       "CAST(:t AS uuid))", {"c": channel_id, "t": tenant}, tenant=None)
+        channel_id = await self._insert(
+            "channels",
+            {
+                "name": name or f"Partner {uuid.uuid4().hex[:8]}",
+                "channel_type": "AGENT",
+                "commission_mode": "FLAT",
+                "commission_value": 0,
+                "is_active": active,
+                "billing_account_id": billing_account_id,
+                "default_credits": default_credits,
+                "created_by": self.manager_id,
+            },
+            tenant=tenant,
+        )
+        await self.sql(
+            "INSERT INTO channel_directory (channel_id, tenant_id) VALUES (CAST(:c AS uuid), CAST(:t AS uuid))",
+            {"c": channel_id, "t": tenant},
+            tenant=None,
+        )
         return channel_id
 
     # -- ops RPC shortcuts ---------------------------------------------------------------------
@@ -174,10 +258,16 @@ class Harness:
             fields.setdefault("borrower_name", "Asha Patel")
         return (await self.call("CreateAssignment", pb.CreateAssignmentRequest(**fields), token)).assignment
 
-    async def transition(self, assignment_id: str, to: int, reason: str = "", token: str | None = None,
-                         **fields) -> pb.Assignment:
-        return (await self.call("TransitionAssignment", pb.TransitionAssignmentRequest(
-            id=assignment_id, to=to, reason=reason, **fields), token)).assignment
+    async def transition(
+        self, assignment_id: str, to: int, reason: str = "", token: str | None = None, **fields
+    ) -> pb.Assignment:
+        return (
+            await self.call(
+                "TransitionAssignment",
+                pb.TransitionAssignmentRequest(id=assignment_id, to=to, reason=reason, **fields),
+                token,
+            )
+        ).assignment
 
     async def submit(self, token: str, **fields) -> pb.ChannelRequest:
         """SubmitChannelRequest with a valid request unless fields say otherwise."""
@@ -185,14 +275,16 @@ class Harness:
         fields.setdefault("borrower_phone", "9876543210")
         fields.setdefault("property", property_details())
         fields.setdefault("requested_service", "valuation_report")
-        return (await self.call("SubmitChannelRequest", pb.SubmitChannelRequestRequest(**fields),
-                                token)).channel_request
+        return (
+            await self.call("SubmitChannelRequest", pb.SubmitChannelRequestRequest(**fields), token)
+        ).channel_request
 
     # -- what ops wrote ------------------------------------------------------------------------
 
     async def outbox(self, event_type: str) -> list[envelope_pb2.EventEnvelope]:
-        rows = await self.sql("SELECT envelope FROM outbox WHERE event_type = :t ORDER BY created_at, id",
-                              {"t": event_type}, tenant=None)
+        rows = await self.sql(
+            "SELECT envelope FROM outbox WHERE event_type = :t ORDER BY created_at, id", {"t": event_type}, tenant=None
+        )
         return [envelope_pb2.EventEnvelope.FromString(bytes(r.envelope)) for r in rows]
 
     async def activities(self, *, assignment_id: str | None = None, channel_request_id: str | None = None) -> list:
@@ -200,9 +292,19 @@ class Harness:
             "SELECT kind, actor, summary, detail::text AS detail, assignment_id::text, channel_request_id::text "
             "FROM activities WHERE (CAST(:a AS uuid) IS NULL OR assignment_id = CAST(:a AS uuid)) "
             "AND (CAST(:c AS uuid) IS NULL OR channel_request_id = CAST(:c AS uuid)) ORDER BY created_at, id",
-            {"a": assignment_id, "c": channel_request_id})
-        return [{"kind": r.kind, "actor": r.actor, "summary": r.summary, "detail": json.loads(r.detail),
-                 "assignment_id": r.assignment_id, "channel_request_id": r.channel_request_id} for r in rows]
+            {"a": assignment_id, "c": channel_request_id},
+        )
+        return [
+            {
+                "kind": r.kind,
+                "actor": r.actor,
+                "summary": r.summary,
+                "detail": json.loads(r.detail),
+                "assignment_id": r.assignment_id,
+                "channel_request_id": r.channel_request_id,
+            }
+            for r in rows
+        ]
 
 
 @asynccontextmanager

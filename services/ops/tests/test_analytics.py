@@ -33,22 +33,35 @@ async def overview(h, token: str | None = None) -> pb.GetAnalyticsOverviewRespon
 async def assignment(h, status: str = "DRAFT", *, tenant: str | None = None) -> str:
     tenant = tenant or h.tenant
     assignment_id = str(uuid.uuid4())
-    await h.sql("INSERT INTO assignments (id, tenant_id, reference_number, source_type, status, created_by) "
-                "VALUES (CAST(:id AS uuid), CAST(:tid AS uuid), :ref, 'DIRECT', :status, :by)",
-                {"id": assignment_id, "tid": tenant, "ref": f"ZA-2026-{next(_REFERENCES):06d}", "status": status,
-                 "by": h.manager_id}, tenant=tenant)
+    await h.sql(
+        "INSERT INTO assignments (id, tenant_id, reference_number, source_type, status, created_by) "
+        "VALUES (CAST(:id AS uuid), CAST(:tid AS uuid), :ref, 'DIRECT', :status, :by)",
+        {
+            "id": assignment_id,
+            "tid": tenant,
+            "ref": f"ZA-2026-{next(_REFERENCES):06d}",
+            "status": status,
+            "by": h.manager_id,
+        },
+        tenant=tenant,
+    )
     return assignment_id
 
 
 async def channel(h, *, tenant: str | None = None) -> str:
     tenant = tenant or h.tenant
     channel_id = str(uuid.uuid4())
-    await h.sql("INSERT INTO channels (id, tenant_id, name, channel_type, commission_mode, created_by) "
-                "VALUES (CAST(:id AS uuid), CAST(:tid AS uuid), :name, 'AGENT', 'FLAT', :by)",
-                {"id": channel_id, "tid": tenant, "name": f"Partner {channel_id[:8]}", "by": h.manager_id},
-                tenant=tenant)
-    await h.sql("INSERT INTO channel_directory (channel_id, tenant_id) VALUES (CAST(:c AS uuid), CAST(:t AS uuid))",
-                {"c": channel_id, "t": tenant}, tenant=None)
+    await h.sql(
+        "INSERT INTO channels (id, tenant_id, name, channel_type, commission_mode, created_by) "
+        "VALUES (CAST(:id AS uuid), CAST(:tid AS uuid), :name, 'AGENT', 'FLAT', :by)",
+        {"id": channel_id, "tid": tenant, "name": f"Partner {channel_id[:8]}", "by": h.manager_id},
+        tenant=tenant,
+    )
+    await h.sql(
+        "INSERT INTO channel_directory (channel_id, tenant_id) VALUES (CAST(:c AS uuid), CAST(:t AS uuid))",
+        {"c": channel_id, "t": tenant},
+        tenant=None,
+    )
     return channel_id
 
 
@@ -65,7 +78,8 @@ async def channel_request(h, channel_id: str, status: str = "SUBMITTED", *, tena
         "CASE WHEN :status <> 'SUBMITTED' THEN :by END, CASE WHEN :status <> 'SUBMITTED' THEN now() END, "
         "CASE WHEN :status = 'REJECTED' THEN 'Duplicate request' ELSE '' END)",
         {"id": request_id, "tid": tenant, "cid": channel_id, "status": status, "by": h.manager_id, "aid": linked},
-        tenant=tenant)
+        tenant=tenant,
+    )
     return request_id
 
 
@@ -76,12 +90,20 @@ async def task(h, *, status: str = "OPEN", due: timedelta | None = None, tenant:
         "INSERT INTO tasks (id, tenant_id, title, assignee_id, created_by, due_at, status, done_at) "
         "VALUES (CAST(:id AS uuid), CAST(:tid AS uuid), 'Task', :who, :who, now() + CAST(:due AS interval), :status, "
         "CASE WHEN :status = 'DONE' THEN now() END)",
-        {"id": str(uuid.uuid4()), "tid": tenant, "who": h.manager_id, "due": due, "status": status}, tenant=tenant)
+        {"id": str(uuid.uuid4()), "tid": tenant, "who": h.manager_id, "due": due, "status": status},
+        tenant=tenant,
+    )
 
 
 def counts(view: pb.GetAnalyticsOverviewResponse) -> tuple:
-    return (dict(view.assignments_by_status), view.open_tasks, view.overdue_tasks,
-            dict(view.channel_requests_by_status), view.outbox_failed, view.outbox_dead)
+    return (
+        dict(view.assignments_by_status),
+        view.open_tasks,
+        view.overdue_tasks,
+        dict(view.channel_requests_by_status),
+        view.outbox_failed,
+        view.outbox_dead,
+    )
 
 
 async def test_empty_tenant_gives_zeros_for_every_status(ops):
@@ -102,11 +124,11 @@ async def test_exact_counts_in_one_statement_and_only_the_tenants_rows(ops):
         for status, n in (("SUBMITTED", 3), ("ACCEPTED", 2), ("REJECTED", 1)):  # accepted: +2 COLLECTING
             for _ in range(n):
                 await channel_request(h, partner, status)
-        await task(h)                                    # open, undated
-        await task(h, status="BLOCKED", due=2 * DAY)     # open
-        await task(h, due=-HOUR)                         # open, overdue
-        await task(h, status="BLOCKED", due=-3 * DAY)    # open, overdue
-        await task(h, status="DONE", due=-HOUR)          # done: neither
+        await task(h)  # open, undated
+        await task(h, status="BLOCKED", due=2 * DAY)  # open
+        await task(h, due=-HOUR)  # open, overdue
+        await task(h, status="BLOCKED", due=-3 * DAY)  # open, overdue
+        await task(h, status="DONE", due=-HOUR)  # done: neither
         await task(h, status="DONE")
         # another firm's rows count for it, not here
         other = str(uuid.uuid4())
@@ -126,7 +148,12 @@ async def test_exact_counts_in_one_statement_and_only_the_tenants_rows(ops):
             event.remove(h.engine.sync_engine, "before_cursor_execute", seen)
         assert counts(view) == (
             {"draft": 2, "collecting": 2, "site_visit": 1, "under_review": 3, "delivered": 0, "cancelled": 1},
-            4, 2, {"submitted": 3, "accepted": 2, "rejected": 1}, 0, 0)
+            4,
+            2,
+            {"submitted": 3, "accepted": 2, "rejected": 1},
+            0,
+            0,
+        )
         assert len([s for s in statements if "set_config" not in s]) == 1
 
         # counts are the tenant's, whoever of its staff asks (task visibility does not narrow them)
@@ -134,8 +161,13 @@ async def test_exact_counts_in_one_statement_and_only_the_tenants_rows(ops):
         assert counts(await overview(h, valuer)) == counts(view)
         _, theirs = h.user(MANAGER_CAPS, tenant=other)
         assert counts(await overview(h, theirs)) == (
-            {**{s: 0 for s in ASSIGNMENT_STATUSES}, "delivered": 1}, 1, 1,
-            {"submitted": 0, "accepted": 0, "rejected": 1}, 0, 0)
+            {**{s: 0 for s in ASSIGNMENT_STATUSES}, "delivered": 1},
+            1,
+            1,
+            {"submitted": 0, "accepted": 0, "rejected": 1},
+            0,
+            0,
+        )
 
 
 async def test_who_may_read_the_overview(ops):

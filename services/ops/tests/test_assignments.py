@@ -46,8 +46,16 @@ def test_reference_numbers_and_the_firms_year():
 
 
 def test_completeness_counts_the_fields_of_the_source():
-    full = rules.Details(bank_id="b", branch_id="br", property_id="p", contact_id="c",
-                         due_at=datetime.now(UTC), assignee_ids=("u",), fee_paise=350_000, borrower_name="Asha")
+    full = rules.Details(
+        bank_id="b",
+        branch_id="br",
+        property_id="p",
+        contact_id="c",
+        due_at=datetime.now(UTC),
+        assignee_ids=("u",),
+        fee_paise=350_000,
+        borrower_name="Asha",
+    )
     assert rules.completeness("BANK", full, None) == 100
     assert rules.completeness("BANK", rules.Details(bank_id="b"), None) == 12  # 1 of 8
     assert rules.completeness("CHANNEL", rules.Details(), "ch") == 14  # 1 of 7: no branch needed
@@ -62,16 +70,33 @@ async def test_create_writes_the_assignment_its_first_rows_and_its_score(ops):
         valuer = str(uuid.uuid4())
         due = in_days(7)
         a = await h.create_assignment(
-            source_type=pb.SOURCE_TYPE_BANK, bank_id=bank, branch_id=branch, property_id=prop, contact_id=contact,
-            due_at=due, priority=pb.PRIORITY_HIGH, assignee_ids=[valuer, valuer.upper()], fee_paise=450_000,
-            notes="Home loan, top-up", borrower_name="  Asha Patel  ")
+            source_type=pb.SOURCE_TYPE_BANK,
+            bank_id=bank,
+            branch_id=branch,
+            property_id=prop,
+            contact_id=contact,
+            due_at=due,
+            priority=pb.PRIORITY_HIGH,
+            assignee_ids=[valuer, valuer.upper()],
+            fee_paise=450_000,
+            notes="Home loan, top-up",
+            borrower_name="  Asha Patel  ",
+        )
         year = datetime.now(UTC).astimezone(rules.FIRM_ZONE).year
         assert a.reference_number == f"ZA-{year}-000001"
         assert (a.status, a.source_type, a.priority, a.version) == (
-            pb.ASSIGNMENT_STATUS_DRAFT, pb.SOURCE_TYPE_BANK, pb.PRIORITY_HIGH, 1)
+            pb.ASSIGNMENT_STATUS_DRAFT,
+            pb.SOURCE_TYPE_BANK,
+            pb.PRIORITY_HIGH,
+            1,
+        )
         assert list(a.assignee_ids) == [valuer]  # duplicates dropped
         assert (a.borrower_name, a.fee_paise, a.completeness_score, a.created_by) == (
-            "Asha Patel", 450_000, 100, h.manager_id)
+            "Asha Patel",
+            450_000,
+            100,
+            h.manager_id,
+        )
         assert a.due_at.ToMicroseconds() == due.ToMicroseconds()
         assert (a.bank_code, a.billing_account_id) == ("SBI", "")  # what repogen reads
         assert a.property_state == "MH"  # billing's GST place of supply
@@ -80,12 +105,18 @@ async def test_create_writes_the_assignment_its_first_rows_and_its_score(ops):
         assert detail.assignment == a
         [created] = detail.history
         assert (created.from_status, created.to_status, created.actor) == (
-            pb.ASSIGNMENT_STATUS_UNSPECIFIED, pb.ASSIGNMENT_STATUS_DRAFT, h.manager_id)
+            pb.ASSIGNMENT_STATUS_UNSPECIFIED,
+            pb.ASSIGNMENT_STATUS_DRAFT,
+            h.manager_id,
+        )
         [stage] = await h.sql("SELECT stage, exited_at FROM assignment_stages")
         assert (stage.stage, stage.exited_at) == ("DRAFT", None)
         [activity] = await h.activities(assignment_id=a.id)
         assert (activity["kind"], activity["detail"]["reference_number"], activity["detail"]["fee_paise"]) == (
-            "assignment.created", a.reference_number, 450_000)
+            "assignment.created",
+            a.reference_number,
+            450_000,
+        )
 
         # a branch alone brings its bank; the minimal direct assignment scores what it has
         b = await h.create_assignment(source_type=pb.SOURCE_TYPE_BANK, branch_id=branch)
@@ -111,9 +142,18 @@ async def test_detail_lists_the_documents_the_caller_may_read(ops):
                 "VALUES (CAST(:id AS uuid), CAST(:tid AS uuid), :name, 'application/pdf', 10, :sha, :status, "
                 "'DESKTOP_UPLOAD', 'LEGAL', :sensitivity, 'local', :key, CAST(:aid AS uuid), :actor, "
                 "CASE WHEN :status = 'UPLOADED' THEN now() END)",
-                {"id": doc_id, "tid": h.tenant, "name": name, "sha": "ab" * 32, "status": status,
-                 "sensitivity": sensitivity, "key": f"tenant/{h.tenant}/{doc_id}/{name}", "aid": assignment_id,
-                 "actor": h.manager_id})
+                {
+                    "id": doc_id,
+                    "tid": h.tenant,
+                    "name": name,
+                    "sha": "ab" * 32,
+                    "status": status,
+                    "sensitivity": sensitivity,
+                    "key": f"tenant/{h.tenant}/{doc_id}/{name}",
+                    "aid": assignment_id,
+                    "actor": h.manager_id,
+                },
+            )
             return doc_id
 
         deed = await document("sale-deed.pdf", "CONFIDENTIAL", a.id)
@@ -146,12 +186,13 @@ async def test_bad_input_names_the_field(ops):
             ({"source_type": pb.SOURCE_TYPE_BANK, "bank_id": "SBI"}, "INVALID_ARGUMENT", "bank_id"),
             ({"source_type": pb.SOURCE_TYPE_BANK, "bank_id": MISSING}, "NOT_FOUND", "bank_id"),
             ({"source_type": pb.SOURCE_TYPE_BANK, "bank_id": foreign_bank}, "NOT_FOUND", "bank_id"),
-            ({"source_type": pb.SOURCE_TYPE_BANK, "bank_id": bank, "branch_id": branch}, "INVALID_ARGUMENT",
-             "branch_id"),
-            ({"source_type": pb.SOURCE_TYPE_BANK, "bank_id": bank, "property_id": MISSING}, "NOT_FOUND",
-             "property_id"),
-            ({"source_type": pb.SOURCE_TYPE_BANK, "bank_id": bank, "contact_id": MISSING}, "NOT_FOUND",
-             "contact_id"),
+            (
+                {"source_type": pb.SOURCE_TYPE_BANK, "bank_id": bank, "branch_id": branch},
+                "INVALID_ARGUMENT",
+                "branch_id",
+            ),
+            ({"source_type": pb.SOURCE_TYPE_BANK, "bank_id": bank, "property_id": MISSING}, "NOT_FOUND", "property_id"),
+            ({"source_type": pb.SOURCE_TYPE_BANK, "bank_id": bank, "contact_id": MISSING}, "NOT_FOUND", "contact_id"),
             ({"source_type": pb.SOURCE_TYPE_DIRECT, "client_org_id": MISSING}, "NOT_FOUND", "client_org_id"),
             ({"source_type": pb.SOURCE_TYPE_CHANNEL, "channel_id": MISSING}, "NOT_FOUND", "channel_id"),
             ({"source_type": pb.SOURCE_TYPE_CHANNEL, "channel_id": inactive}, "CHANNEL_INACTIVE", None),
@@ -160,8 +201,11 @@ async def test_bad_input_names_the_field(ops):
             ({"borrower_name": "A", "fee_paise": -1}, "INVALID_ARGUMENT", "fee_paise"),
             ({"borrower_name": "A", "priority": 9}, "INVALID_ARGUMENT", "priority"),
             ({"borrower_name": "A", "assignee_ids": ["valuer-1"]}, "INVALID_ARGUMENT", "assignee_ids"),
-            ({"borrower_name": "A", "assignee_ids": [str(uuid.uuid4()) for _ in range(21)]}, "INVALID_ARGUMENT",
-             "assignee_ids"),
+            (
+                {"borrower_name": "A", "assignee_ids": [str(uuid.uuid4()) for _ in range(21)]},
+                "INVALID_ARGUMENT",
+                "assignee_ids",
+            ),
             ({"borrower_name": "A", "notes": "n" * 5001}, "INVALID_ARGUMENT", "notes"),
             ({"borrower_name": "A" * 201}, "INVALID_ARGUMENT", "borrower_name"),
             ({"borrower_name": "Asha\x07"}, "INVALID_ARGUMENT", "borrower_name"),
@@ -169,8 +213,9 @@ async def test_bad_input_names_the_field(ops):
         for fields, expected, field in cases:
             fields.setdefault("source_type", pb.SOURCE_TYPE_DIRECT)
             err = await h.fails("CreateAssignment", pb.CreateAssignmentRequest(**fields))
-            code = {"INVALID_ARGUMENT": grpc.StatusCode.INVALID_ARGUMENT,
-                    "NOT_FOUND": grpc.StatusCode.NOT_FOUND}.get(expected, grpc.StatusCode.FAILED_PRECONDITION)
+            code = {"INVALID_ARGUMENT": grpc.StatusCode.INVALID_ARGUMENT, "NOT_FOUND": grpc.StatusCode.NOT_FOUND}.get(
+                expected, grpc.StatusCode.FAILED_PRECONDITION
+            )
             assert err.code == code, (fields, err)
             if expected == "CHANNEL_INACTIVE":
                 assert err.reason == expected
@@ -187,8 +232,11 @@ async def test_who_may_create(ops):
         _, valuer = h.user(VALUER_CAPS)
         assert (await h.create_assignment(token=valuer)).status == pb.ASSIGNMENT_STATUS_DRAFT
         _, accounts = h.user(("assignments.read",))
-        err = await h.fails("CreateAssignment", pb.CreateAssignmentRequest(
-            source_type=pb.SOURCE_TYPE_DIRECT, borrower_name="A"), token=accounts)
+        err = await h.fails(
+            "CreateAssignment",
+            pb.CreateAssignmentRequest(source_type=pb.SOURCE_TYPE_DIRECT, borrower_name="A"),
+            token=accounts,
+        )
         assert (err.code, err.metadata["missing"]) == (grpc.StatusCode.PERMISSION_DENIED, "assignments.write")
         channel = await h.channel()
         err = await h.fails("ListAssignments", pb.ListAssignmentsRequest(), token=h.portal(channel, PORTAL_CAPS))
@@ -197,8 +245,9 @@ async def test_who_may_create(ops):
 
 async def test_fifty_concurrent_creates_get_unique_gapless_numbers(ops):
     async with ops(run_workers=False) as h:
-        results = await asyncio.gather(*(
-            outcome(h.create_assignment(borrower_name=f"Borrower {i}")) for i in range(50)))
+        results = await asyncio.gather(
+            *(outcome(h.create_assignment(borrower_name=f"Borrower {i}")) for i in range(50))
+        )
         assert [r for r, _ in results] == ["OK"] * 50
         numbers = sorted(a.reference_number for _, a in results)
         year = datetime.now(UTC).astimezone(rules.FIRM_ZONE).year
@@ -223,15 +272,29 @@ async def test_create_is_idempotent(ops):
         first = await h.create_assignment(borrower_name="Asha", idempotency_key="create-1")
         again = await h.create_assignment(borrower_name="Asha", idempotency_key="create-1")
         assert again == first
-        err = await h.fails("CreateAssignment", pb.CreateAssignmentRequest(
-            source_type=pb.SOURCE_TYPE_DIRECT, borrower_name="Ravi", idempotency_key="create-1"))
+        err = await h.fails(
+            "CreateAssignment",
+            pb.CreateAssignmentRequest(
+                source_type=pb.SOURCE_TYPE_DIRECT, borrower_name="Ravi", idempotency_key="create-1"
+            ),
+        )
         assert (err.reason, [v.field for v in err.violations]) == ("IDEMPOTENCY_KEY_REUSED", ["borrower_name"])
         # the key in metadata works the same
         md = (("idempotency-key", "create-2"),)
-        one = (await h.call("CreateAssignment", pb.CreateAssignmentRequest(
-            source_type=pb.SOURCE_TYPE_DIRECT, borrower_name="Asha"), metadata=md)).assignment
-        two = (await h.call("CreateAssignment", pb.CreateAssignmentRequest(
-            source_type=pb.SOURCE_TYPE_DIRECT, borrower_name="Asha"), metadata=md)).assignment
+        one = (
+            await h.call(
+                "CreateAssignment",
+                pb.CreateAssignmentRequest(source_type=pb.SOURCE_TYPE_DIRECT, borrower_name="Asha"),
+                metadata=md,
+            )
+        ).assignment
+        two = (
+            await h.call(
+                "CreateAssignment",
+                pb.CreateAssignmentRequest(source_type=pb.SOURCE_TYPE_DIRECT, borrower_name="Asha"),
+                metadata=md,
+            )
+        ).assignment
         assert one == two
         assert len(await h.sql("SELECT id FROM assignments")) == 2
 
@@ -242,12 +305,24 @@ async def test_list_filters_search_and_pages(ops):
         channel = await h.channel()
         valuer = str(uuid.uuid4())
         juhu = await h.property(address_line1="12 Juhu Tara Road")
-        a1 = await h.create_assignment(source_type=pb.SOURCE_TYPE_BANK, bank_id=sbi, borrower_name="Meera Iyer",
-                                       due_at=in_days(1), assignee_ids=[valuer])
-        a2 = await h.create_assignment(source_type=pb.SOURCE_TYPE_BANK, bank_id=hdfc, borrower_name="Karan Shah",
-                                       due_at=in_days(10), property_id=juhu, notes="needs 100% survey_plan")
-        a3 = await h.create_assignment(source_type=pb.SOURCE_TYPE_CHANNEL, channel_id=channel,
-                                       borrower_name="Meera Iyer", assignee_ids=[valuer])
+        a1 = await h.create_assignment(
+            source_type=pb.SOURCE_TYPE_BANK,
+            bank_id=sbi,
+            borrower_name="Meera Iyer",
+            due_at=in_days(1),
+            assignee_ids=[valuer],
+        )
+        a2 = await h.create_assignment(
+            source_type=pb.SOURCE_TYPE_BANK,
+            bank_id=hdfc,
+            borrower_name="Karan Shah",
+            due_at=in_days(10),
+            property_id=juhu,
+            notes="needs 100% survey_plan",
+        )
+        a3 = await h.create_assignment(
+            source_type=pb.SOURCE_TYPE_CHANNEL, channel_id=channel, borrower_name="Meera Iyer", assignee_ids=[valuer]
+        )
         await h.transition(a2.id, pb.ASSIGNMENT_STATUS_COLLECTING)
 
         async def ids(**filters) -> list[str]:
@@ -257,7 +332,10 @@ async def test_list_filters_search_and_pages(ops):
         assert await ids() == [a3.id, a2.id, a1.id]  # newest first
         assert await ids(statuses=[pb.ASSIGNMENT_STATUS_COLLECTING]) == [a2.id]
         assert await ids(statuses=[pb.ASSIGNMENT_STATUS_DRAFT, pb.ASSIGNMENT_STATUS_COLLECTING]) == [
-            a3.id, a2.id, a1.id]
+            a3.id,
+            a2.id,
+            a1.id,
+        ]
         assert await ids(assignee_id=valuer) == [a3.id, a1.id]
         assert await ids(bank_id=sbi) == [a1.id]
         assert await ids(channel_id=channel) == [a3.id]
@@ -275,8 +353,9 @@ async def test_list_filters_search_and_pages(ops):
         # another tenant sees none of it
         other = await h.call("ListAssignments", pb.ListAssignmentsRequest(), token=h.token(tenant=str(uuid.uuid4())))
         assert list(other.assignments) == []
-        hidden = await h.fails("GetAssignment", pb.GetAssignmentRequest(id=a1.id),
-                               token=h.token(tenant=str(uuid.uuid4())))
+        hidden = await h.fails(
+            "GetAssignment", pb.GetAssignmentRequest(id=a1.id), token=h.token(tenant=str(uuid.uuid4()))
+        )
         assert hidden.code == grpc.StatusCode.NOT_FOUND
 
         # pages: every assignment once, newest first
@@ -291,7 +370,8 @@ async def test_list_filters_search_and_pages(ops):
                 break
         assert len(seen) == 7 and len({a.id for a in seen}) == 7
         assert [a.created_at.ToMicroseconds() for a in seen] == sorted(
-            (a.created_at.ToMicroseconds() for a in seen), reverse=True)
+            (a.created_at.ToMicroseconds() for a in seen), reverse=True
+        )
 
         for request, field in [
             (pb.ListAssignmentsRequest(statuses=[77]), "statuses"),
@@ -314,28 +394,60 @@ async def test_update_with_mask_version_and_activity(ops):
         due = in_days(4)
 
         async def update(paths, version=0, **fields):
-            return await h.call("UpdateAssignment", pb.UpdateAssignmentRequest(
-                id=a.id, assignment=pb.Assignment(**fields), update_mask={"paths": paths},
-                expected_version=version))
+            return await h.call(
+                "UpdateAssignment",
+                pb.UpdateAssignmentRequest(
+                    id=a.id, assignment=pb.Assignment(**fields), update_mask={"paths": paths}, expected_version=version
+                ),
+            )
 
-        updated = (await update(["branch_id", "due_at", "assignee_ids", "fee_paise", "priority"], version=1,
-                                branch_id=branch, due_at=due, assignee_ids=[valuer], fee_paise=300_000,
-                                priority=pb.PRIORITY_LOW, notes="not in the mask")).assignment
-        assert (updated.version, updated.branch_id, list(updated.assignee_ids), updated.fee_paise,
-                updated.priority, updated.notes) == (2, branch, [valuer], 300_000, pb.PRIORITY_LOW, "")
+        updated = (
+            await update(
+                ["branch_id", "due_at", "assignee_ids", "fee_paise", "priority"],
+                version=1,
+                branch_id=branch,
+                due_at=due,
+                assignee_ids=[valuer],
+                fee_paise=300_000,
+                priority=pb.PRIORITY_LOW,
+                notes="not in the mask",
+            )
+        ).assignment
+        assert (
+            updated.version,
+            updated.branch_id,
+            list(updated.assignee_ids),
+            updated.fee_paise,
+            updated.priority,
+            updated.notes,
+        ) == (2, branch, [valuer], 300_000, pb.PRIORITY_LOW, "")
         assert updated.completeness_score > a.completeness_score
         assert updated.due_at.ToMicroseconds() == due.ToMicroseconds()
         [activity] = [x for x in await h.activities(assignment_id=a.id) if x["kind"] == "assignment.updated"]
-        assert activity["detail"]["before"] == {"assignee_ids": [], "branch_id": None, "due_at": None,
-                                                "fee_paise": 0, "priority": "MEDIUM"}
+        assert activity["detail"]["before"] == {
+            "assignee_ids": [],
+            "branch_id": None,
+            "due_at": None,
+            "fee_paise": 0,
+            "priority": "MEDIUM",
+        }
         assert activity["detail"]["after"]["fee_paise"] == 300_000
-        assert activity["detail"]["completeness_score"] == {"before": a.completeness_score,
-                                                            "after": updated.completeness_score}
+        assert activity["detail"]["completeness_score"] == {
+            "before": a.completeness_score,
+            "after": updated.completeness_score,
+        }
 
-        stale = await h.fails("UpdateAssignment", pb.UpdateAssignmentRequest(
-            id=a.id, assignment=pb.Assignment(notes="x"), update_mask={"paths": ["notes"]}, expected_version=1))
+        stale = await h.fails(
+            "UpdateAssignment",
+            pb.UpdateAssignmentRequest(
+                id=a.id, assignment=pb.Assignment(notes="x"), update_mask={"paths": ["notes"]}, expected_version=1
+            ),
+        )
         assert (stale.code, stale.reason, stale.metadata["version"]) == (
-            grpc.StatusCode.ABORTED, "VERSION_CONFLICT", "2")
+            grpc.StatusCode.ABORTED,
+            "VERSION_CONFLICT",
+            "2",
+        )
 
         # nothing changed: nothing written, the version stays
         same = (await update(["fee_paise"], fee_paise=300_000)).assignment
@@ -356,12 +468,18 @@ async def test_update_with_mask_version_and_activity(ops):
             (["bank_id", "branch_id"], {}, "bank_id", grpc.StatusCode.INVALID_ARGUMENT),
             (["contact_id"], {"contact_id": MISSING}, "contact_id", grpc.StatusCode.NOT_FOUND),
         ]:
-            err = await h.fails("UpdateAssignment", pb.UpdateAssignmentRequest(
-                id=a.id, assignment=pb.Assignment(**fields), update_mask={"paths": paths}))
+            err = await h.fails(
+                "UpdateAssignment",
+                pb.UpdateAssignmentRequest(id=a.id, assignment=pb.Assignment(**fields), update_mask={"paths": paths}),
+            )
             assert err.code == code, (paths, err)
             named = err.metadata.get("field") if code == grpc.StatusCode.NOT_FOUND else err.violations[0].field
             assert named == field, (paths, err)
-        missing = await h.fails("UpdateAssignment", pb.UpdateAssignmentRequest(
-            id=MISSING, assignment=pb.Assignment(notes="x"), update_mask={"paths": ["notes"]}))
+        missing = await h.fails(
+            "UpdateAssignment",
+            pb.UpdateAssignmentRequest(
+                id=MISSING, assignment=pb.Assignment(notes="x"), update_mask={"paths": ["notes"]}
+            ),
+        )
         assert missing.code == grpc.StatusCode.NOT_FOUND
         assert re.fullmatch(r"ZA-\d{4}-\d{6}", a.reference_number)

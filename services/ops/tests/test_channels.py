@@ -76,26 +76,45 @@ async def version(h, channel_id: str) -> int:
 async def test_create_get_list_update_and_the_directory_row(ops):
     async with ops() as h:
         u1, u2 = str(uuid.uuid4()), str(uuid.uuid4())
-        made = (await h.call("CreateChannel", new(
-            "  Sharma Associates ", default_credits=0, portal_user_ids=[u1, u1.upper(), u2]))).channel
+        made = (
+            await h.call(
+                "CreateChannel", new("  Sharma Associates ", default_credits=0, portal_user_ids=[u1, u1.upper(), u2])
+            )
+        ).channel
         assert (made.name, made.channel_type, made.commission_mode, made.commission_value) == (
-            "Sharma Associates", AGENT, PERCENT, 250)
+            "Sharma Associates",
+            AGENT,
+            PERCENT,
+            250,
+        )
         assert made.is_active and made.default_credits == 1 and not made.billing_account_id
         assert list(made.portal_user_ids) == [u1, u2]
         assert made.created_by == h.manager_id and made.created_at == made.updated_at
 
         # the directory row: a portal token of this channel acts in the firm's tenant
-        rows = await h.sql("SELECT tenant_id::text AS tenant FROM channel_directory "
-                           "WHERE channel_id = CAST(:id AS uuid)", {"id": made.id}, tenant=None)
+        rows = await h.sql(
+            "SELECT tenant_id::text AS tenant FROM channel_directory WHERE channel_id = CAST(:id AS uuid)",
+            {"id": made.id},
+            tenant=None,
+        )
         assert [r.tenant for r in rows] == [h.tenant]
         assert await channel_store.owner_tenant(h.engine, made.id) == h.tenant
 
         reader = h.token(READ)
         assert (await h.call("GetChannel", pb.GetChannelRequest(id=made.id.upper()), reader)).channel == made
 
-        lawyer = (await h.call("CreateChannel", new("Desai & Co Advocates", channel_type=ADVOCATE,
-                                                    commission_mode=FLAT, commission_value=150_000,
-                                                    default_credits=3))).channel
+        lawyer = (
+            await h.call(
+                "CreateChannel",
+                new(
+                    "Desai & Co Advocates",
+                    channel_type=ADVOCATE,
+                    commission_mode=FLAT,
+                    commission_value=150_000,
+                    default_credits=3,
+                ),
+            )
+        ).channel
         builder = (await h.call("CreateChannel", new("Skyline Builders", channel_type=BUILDER))).channel
 
         async def listed(**fields) -> list[str]:
@@ -109,11 +128,26 @@ async def test_create_get_list_update_and_the_directory_row(ops):
         assert await listed(activity="inactive") == []
 
         # update: only the masked fields; version and updated_at move
-        changed = (await h.call("UpdateChannel", update(
-            made.id, ["name", "commission_value", "is_active", "default_credits"], name="Sharma & Sons",
-            commission_value=300, is_active=False, default_credits=0, channel_type=BUILDER))).channel
+        changed = (
+            await h.call(
+                "UpdateChannel",
+                update(
+                    made.id,
+                    ["name", "commission_value", "is_active", "default_credits"],
+                    name="Sharma & Sons",
+                    commission_value=300,
+                    is_active=False,
+                    default_credits=0,
+                    channel_type=BUILDER,
+                ),
+            )
+        ).channel
         assert (changed.name, changed.commission_value, changed.is_active, changed.default_credits) == (
-            "Sharma & Sons", 300, False, 1)
+            "Sharma & Sons",
+            300,
+            False,
+            1,
+        )
         assert changed.channel_type == AGENT  # not in the mask
         assert changed.updated_at.ToDatetime() > made.updated_at.ToDatetime()
         assert await version(h, made.id) == 2
@@ -125,8 +159,12 @@ async def test_create_get_list_update_and_the_directory_row(ops):
         assert same == changed and await version(h, made.id) == 2
 
         # the commission is checked as it will stand: FLAT keeps the value, back to PERCENT needs ≤ 10000
-        flat = (await h.call("UpdateChannel", update(made.id, ["commission_mode", "commission_value"],
-                                                     commission_mode=FLAT, commission_value=50_000))).channel
+        flat = (
+            await h.call(
+                "UpdateChannel",
+                update(made.id, ["commission_mode", "commission_value"], commission_mode=FLAT, commission_value=50_000),
+            )
+        ).channel
         assert (flat.commission_mode, flat.commission_value) == (FLAT, 50_000)
         detail = await h.fails("UpdateChannel", update(made.id, ["commission_mode"], commission_mode=PERCENT))
         assert (detail.code, field_of(detail)) == (grpc.StatusCode.INVALID_ARGUMENT, "channel.commission_value")
@@ -134,15 +172,19 @@ async def test_create_get_list_update_and_the_directory_row(ops):
         users = (await h.call("UpdateChannel", update(made.id, ["portal_user_ids"], portal_user_ids=[u2, u2]))).channel
         assert list(users.portal_user_ids) == [u2]
 
-        audit = await h.sql("SELECT action, actor, detail->'fields' AS fields FROM masterdata_audit "
-                            "WHERE resource_id = CAST(:id AS uuid) ORDER BY created_at", {"id": made.id})
+        audit = await h.sql(
+            "SELECT action, actor, detail->'fields' AS fields FROM masterdata_audit "
+            "WHERE resource_id = CAST(:id AS uuid) ORDER BY created_at",
+            {"id": made.id},
+        )
         assert [(a.action, a.actor) for a in audit] == [("created", h.manager_id)] + [("updated", h.manager_id)] * 3
         assert audit[1].fields == ["commission_value", "is_active", "name"]  # default_credits stayed 1
 
         # pages, newest first
         page1 = await h.call("ListChannels", pb.ListChannelsRequest(page=common_pb2.PageRequest(limit=2)))
-        page2 = await h.call("ListChannels", pb.ListChannelsRequest(
-            page=common_pb2.PageRequest(limit=2, cursor=page1.page.next_cursor)))
+        page2 = await h.call(
+            "ListChannels", pb.ListChannelsRequest(page=common_pb2.PageRequest(limit=2, cursor=page1.page.next_cursor))
+        )
         assert [c.id for c in page1.channels] + [c.id for c in page2.channels] == [builder.id, lawyer.id, made.id]
         assert not page2.page.next_cursor
 
@@ -183,15 +225,18 @@ async def test_bad_channels_are_invalid_argument_naming_the_field(ops):
             assert (detail.code, field_of(detail)) == (grpc.StatusCode.INVALID_ARGUMENT, field), (request, detail)
         detail = await h.fails("UpdateChannel", update(str(uuid.uuid4()), ["name"], name="X"))
         assert (detail.code, detail.reason) == (grpc.StatusCode.NOT_FOUND, "CHANNEL_NOT_FOUND")
-        for request, field in [(pb.ListChannelsRequest(activity="sleeping"), "activity"),
-                               (pb.ListChannelsRequest(channel_type=9), "channel_type"),
-                               (pb.ListChannelsRequest(query="q" * 101), "query")]:
+        for request, field in [
+            (pb.ListChannelsRequest(activity="sleeping"), "activity"),
+            (pb.ListChannelsRequest(channel_type=9), "channel_type"),
+            (pb.ListChannelsRequest(query="q" * 101), "query"),
+        ]:
             detail = await h.fails("ListChannels", request)
             assert (detail.code, field_of(detail)) == (grpc.StatusCode.INVALID_ARGUMENT, field)
         for request in (pb.GetChannelRequest(id="x"), pb.GetChannelRequest()):
             assert field_of(await h.fails("GetChannel", request)) == "id"
-        assert (await h.fails("GetChannel", pb.GetChannelRequest(id=str(uuid.uuid4())))).code == \
-            grpc.StatusCode.NOT_FOUND
+        assert (
+            await h.fails("GetChannel", pb.GetChannelRequest(id=str(uuid.uuid4())))
+        ).code == grpc.StatusCode.NOT_FOUND
         assert await version(h, made.id) == 1
         assert len((await h.call("ListChannels", pb.ListChannelsRequest())).channels) == 1
 
@@ -202,10 +247,16 @@ async def test_names_are_unique_per_tenant_ignoring_case(ops):
         second = (await h.call("CreateChannel", new("Mehta Realty"))).channel
         detail = await h.fails("CreateChannel", new("SHARMA associates"))
         assert (detail.code, detail.reason, field_of(detail)) == (
-            grpc.StatusCode.ALREADY_EXISTS, "CHANNEL_NAME_TAKEN", "name")
+            grpc.StatusCode.ALREADY_EXISTS,
+            "CHANNEL_NAME_TAKEN",
+            "name",
+        )
         detail = await h.fails("UpdateChannel", update(second.id, ["name"], name="sharma associates"))
         assert (detail.code, detail.reason, field_of(detail)) == (
-            grpc.StatusCode.ALREADY_EXISTS, "CHANNEL_NAME_TAKEN", "channel.name")
+            grpc.StatusCode.ALREADY_EXISTS,
+            "CHANNEL_NAME_TAKEN",
+            "channel.name",
+        )
         # renaming a channel to its own name in another case is fine
         renamed = (await h.call("UpdateChannel", update(first.id, ["name"], name="SHARMA ASSOCIATES"))).channel
         assert renamed.name == "SHARMA ASSOCIATES"
@@ -220,16 +271,21 @@ async def test_capabilities_and_tenant_isolation(ops):
         nothing, reader = h.token(()), h.token(READ)
         portal = h.portal(made.id)
         for token in (nothing, reader, portal):
-            for method, request in (("CreateChannel", new("Other")),
-                                    ("UpdateChannel", update(made.id, ["name"], name="Other"))):
+            for method, request in (
+                ("CreateChannel", new("Other")),
+                ("UpdateChannel", update(made.id, ["name"], name="Other")),
+            ):
                 assert (await h.fails(method, request, token)).code == grpc.StatusCode.PERMISSION_DENIED
         for token in (nothing, portal):
-            for method, request in (("GetChannel", pb.GetChannelRequest(id=made.id)),
-                                    ("ListChannels", pb.ListChannelsRequest())):
+            for method, request in (
+                ("GetChannel", pb.GetChannelRequest(id=made.id)),
+                ("ListChannels", pb.ListChannelsRequest()),
+            ):
                 assert (await h.fails(method, request, token)).code == grpc.StatusCode.PERMISSION_DENIED
         # a writer without approve manages channels all the same
-        assert (await h.call("UpdateChannel", update(made.id, ["is_active"], is_active=False),
-                             h.token(WRITER))).channel.is_active is False
+        assert (
+            await h.call("UpdateChannel", update(made.id, ["is_active"], is_active=False), h.token(WRITER))
+        ).channel.is_active is False
 
         other = h.token(tenant=str(uuid.uuid4()))
         assert not (await h.call("ListChannels", pb.ListChannelsRequest(), other)).channels
@@ -263,8 +319,9 @@ async def test_billing_unreachable_is_unavailable_and_saves_nothing(ops):
         assert not await h.sql("SELECT 1 FROM idempotency_keys")  # not recorded: a retry asks again
 
         made = (await h.call("CreateChannel", new())).channel  # no account: billing is not asked
-        detail = await h.fails("UpdateChannel", update(made.id, ["billing_account_id", "name"],
-                                                       billing_account_id=account, name="Renamed"))
+        detail = await h.fails(
+            "UpdateChannel", update(made.id, ["billing_account_id", "name"], billing_account_id=account, name="Renamed")
+        )
         assert detail.code == grpc.StatusCode.UNAVAILABLE
         assert (await h.call("GetChannel", pb.GetChannelRequest(id=made.id))).channel == made
         # clearing the account needs no check
@@ -281,7 +338,8 @@ ADMIN_PASSWORD = "amber-ledger-compass-61"
 async def login(identity_addr: str) -> str:
     async with grpc.aio.insecure_channel(identity_addr) as channel:
         resp = await identity_pb2_grpc.IdentityServiceStub(channel).Login(
-            identity_pb2.LoginRequest(email=ADMIN_EMAIL, password=ADMIN_PASSWORD, audience="web"), timeout=30)
+            identity_pb2.LoginRequest(email=ADMIN_EMAIL, password=ADMIN_PASSWORD, audience="web"), timeout=30
+        )
     return resp.tokens.access_token
 
 
@@ -289,7 +347,9 @@ async def billing_account(billing_addr: str, token: str, name: str) -> billing_p
     async with grpc.aio.insecure_channel(billing_addr) as channel:
         resp = await billing_pb2_grpc.BillingServiceStub(channel).CreateAccount(
             billing_pb2.CreateAccountRequest(display_name=name, policy=billing_pb2.BILLING_POLICY_CREDIT),
-            metadata=(("authorization", f"Bearer {token}"),), timeout=30)
+            metadata=(("authorization", f"Bearer {token}"),),
+            timeout=30,
+        )
     return resp.account
 
 
@@ -302,8 +362,9 @@ async def test_billing_accounts_are_checked_with_the_real_billing_service(start_
             account = await billing_account(billing_addr, admin, "Sharma Associates")
             second = await billing_account(billing_addr, admin, "Sharma Associates (new GSTIN)")
             # ops verifies identity's tokens (JWKS) and asks billing with its own service token
-            async with start_service("ops", identity_addr=identity_addr, billing_addr=billing_addr,
-                                     run_workers=False) as app:
+            async with start_service(
+                "ops", identity_addr=identity_addr, billing_addr=billing_addr, run_workers=False
+            ) as app:
                 try:
                     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
                         stub = ops_pb2_grpc.OpsServiceStub(channel)
@@ -314,27 +375,38 @@ async def test_billing_accounts_are_checked_with_the_real_billing_service(start_
                                 await getattr(stub, method)(request, metadata=md, timeout=30)
                             return parse_rpc_error(info.value)
 
-                        made = (await stub.CreateChannel(new(billing_account_id=account.id), metadata=md,
-                                                         timeout=30)).channel
+                        made = (
+                            await stub.CreateChannel(new(billing_account_id=account.id), metadata=md, timeout=30)
+                        ).channel
                         assert made.billing_account_id == account.id
 
                         unknown = str(uuid.uuid4())
                         request = new("Mehta Realty", billing_account_id=unknown, idempotency_key="mehta-1")
                         detail = await fails("CreateChannel", request)
                         assert (detail.code, detail.reason, field_of(detail)) == (
-                            grpc.StatusCode.INVALID_ARGUMENT, "BILLING_ACCOUNT_NOT_FOUND", "billing_account_id")
+                            grpc.StatusCode.INVALID_ARGUMENT,
+                            "BILLING_ACCOUNT_NOT_FOUND",
+                            "billing_account_id",
+                        )
                         assert (await fails("CreateChannel", request)).reason == "BILLING_ACCOUNT_NOT_FOUND"
                         listed = await stub.ListChannels(pb.ListChannelsRequest(), metadata=md, timeout=30)
                         assert [c.id for c in listed.channels] == [made.id]
 
-                        detail = await fails("UpdateChannel", update(made.id, ["billing_account_id"],
-                                                                     billing_account_id=unknown))
+                        detail = await fails(
+                            "UpdateChannel", update(made.id, ["billing_account_id"], billing_account_id=unknown)
+                        )
                         assert (detail.code, detail.reason, field_of(detail)) == (
-                            grpc.StatusCode.INVALID_ARGUMENT, "BILLING_ACCOUNT_NOT_FOUND",
-                            "channel.billing_account_id")
-                        moved = (await stub.UpdateChannel(update(made.id, ["billing_account_id"],
-                                                                 billing_account_id=second.id),
-                                                          metadata=md, timeout=30)).channel
+                            grpc.StatusCode.INVALID_ARGUMENT,
+                            "BILLING_ACCOUNT_NOT_FOUND",
+                            "channel.billing_account_id",
+                        )
+                        moved = (
+                            await stub.UpdateChannel(
+                                update(made.id, ["billing_account_id"], billing_account_id=second.id),
+                                metadata=md,
+                                timeout=30,
+                            )
+                        ).channel
                         assert moved.billing_account_id == second.id
                 finally:
                     await close_billing_accounts(app.runtime)

@@ -38,8 +38,9 @@ MAX_UPLOAD = 4 * CHUNK_BYTES
 
 @pytest.fixture
 def docs(start_service, tmp_path):
-    return lambda **settings: running_docs(start_service, storage_dir=tmp_path / "files",
-                                           max_upload_bytes=MAX_UPLOAD, **settings)
+    return lambda **settings: running_docs(
+        start_service, storage_dir=tmp_path / "files", max_upload_bytes=MAX_UPLOAD, **settings
+    )
 
 
 def files_under(root: Path) -> list[Path]:
@@ -55,9 +56,13 @@ async def test_upload_confirm_download_round_trip(docs, tmp_path):
         channel = await h.channel()
         assignment = await h.assignment(channel)
         data = big_file()
-        signed = await h.presign(data, filename="C:\\scans\\Sale Deed (final).PDF",
-                                 links=pb.DocumentLinks(assignment_id=assignment),
-                                 metadata={"pages": "12", "camera": "Pixel 8"}, idempotency_key="presign-1")
+        signed = await h.presign(
+            data,
+            filename="C:\\scans\\Sale Deed (final).PDF",
+            links=pb.DocumentLinks(assignment_id=assignment),
+            metadata={"pages": "12", "camera": "Pixel 8"},
+            idempotency_key="presign-1",
+        )
         doc = signed.document
         assert doc.status == pb.DOCUMENT_STATUS_PENDING
         assert doc.filename == "Sale_Deed_final_.pdf"
@@ -82,19 +87,27 @@ async def test_upload_confirm_download_round_trip(docs, tmp_path):
         assert download.url.startswith("/v1/files/") and download.HasField("expires_at")
         first, chunks = await h.get_local(url_token(download.url))
         assert (first.content_type, first.filename, first.size_bytes, first.data) == (
-            "application/pdf", "Sale_Deed_final_.pdf", len(data), b"")
+            "application/pdf",
+            "Sale_Deed_final_.pdf",
+            len(data),
+            b"",
+        )
         assert all(len(c) <= CHUNK_BYTES for c in chunks) and b"".join(chunks) == data
 
         got = (await h.call("GetDocument", pb.GetDocumentRequest(id=doc.id))).document
         assert got == confirmed
-        trail = await h.sql("SELECT action, actor FROM document_audit WHERE document_id = CAST(:id AS uuid) "
-                            "ORDER BY created_at", {"id": doc.id})
+        trail = await h.sql(
+            "SELECT action, actor FROM document_audit WHERE document_id = CAST(:id AS uuid) ORDER BY created_at",
+            {"id": doc.id},
+        )
         assert [r.action for r in trail] == ["document.created", "document.confirmed", "document.download_signed"]
         assert {r.actor for r in trail} == {h.staff_id}
-        activity = await h.sql("SELECT kind, summary FROM activities WHERE assignment_id = CAST(:id AS uuid)",
-                               {"id": assignment})
-        assert [(a.kind, a.summary) for a in activity] == [("document.uploaded",
-                                                            "Document Sale_Deed_final_.pdf uploaded")]
+        activity = await h.sql(
+            "SELECT kind, summary FROM activities WHERE assignment_id = CAST(:id AS uuid)", {"id": assignment}
+        )
+        assert [(a.kind, a.summary) for a in activity] == [
+            ("document.uploaded", "Document Sale_Deed_final_.pdf uploaded")
+        ]
 
 
 async def test_a_wrong_upload_is_refused_at_confirm_and_a_correct_one_can_follow(docs, tmp_path):
@@ -132,8 +145,10 @@ async def test_a_wrong_upload_is_refused_at_confirm_and_a_correct_one_can_follow
 
         await h.put_local(token, PDF)  # the same signed URL, the right file
         assert (await h.confirm(doc_id)).status == pb.DOCUMENT_STATUS_UPLOADED
-        rejected = await h.sql("SELECT detail->>'reason' AS reason FROM document_audit WHERE action = "
-                               "'document.upload_rejected' ORDER BY created_at")
+        rejected = await h.sql(
+            "SELECT detail->>'reason' AS reason FROM document_audit WHERE action = "
+            "'document.upload_rejected' ORDER BY created_at"
+        )
         assert [r.reason for r in rejected] == ["CHECKSUM_MISMATCH", "SIZE_MISMATCH"]
 
         # A confirmed file is never replaced through its upload URL.
@@ -152,12 +167,12 @@ async def test_oversized_and_disallowed_files_are_refused(docs, tmp_path):
         assert [v.field for v in empty.violations] == ["size_bytes"]
 
         for content_type in ("application/x-msdownload", "text/html", "application/zip", ""):
-            refused = await h.fails("PresignUpload", h.presign_request(filename="setup.exe",
-                                                                       content_type=content_type))
+            refused = await h.fails("PresignUpload", h.presign_request(filename="setup.exe", content_type=content_type))
             assert refused.code == grpc.StatusCode.INVALID_ARGUMENT
             assert [v.field for v in refused.violations] == ["content_type"]
-        assert (await h.fails("PresignUpload", h.presign_request(content_type="text/html"))).reason == \
-            "CONTENT_TYPE_NOT_ALLOWED"
+        assert (
+            await h.fails("PresignUpload", h.presign_request(content_type="text/html"))
+        ).reason == "CONTENT_TYPE_NOT_ALLOWED"
         mismatch = await h.fails("PresignUpload", h.presign_request(filename="photo.png"))
         assert [v.field for v in mismatch.violations] == ["filename"]
         bad_sha = await h.fails("PresignUpload", h.presign_request(sha256="abc"))
@@ -171,16 +186,20 @@ async def test_oversized_and_disallowed_files_are_refused(docs, tmp_path):
         large = big_file()
         signed = await h.presign(large)
         huge_chunk = await h.put_local_fails(url_token(signed.upload_url), large, chunk=CHUNK_BYTES + 1)
-        assert (huge_chunk.code, [v.field for v in huge_chunk.violations]) == (grpc.StatusCode.INVALID_ARGUMENT,
-                                                                               ["data"])
+        assert (huge_chunk.code, [v.field for v in huge_chunk.violations]) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            ["data"],
+        )
         assert files_under(tmp_path / "files") == []
 
         # Content type parameters and upper case are normalised; allowed office and image types pass.
         plain = await h.presign(b"notes", filename="notes", content_type="Text/Plain; charset=utf-8")
         assert (plain.document.content_type, plain.document.filename) == ("text/plain", "notes.txt")
         sheet = await h.presign(
-            b"PK", filename="rates.xlsx",
-            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+            b"PK",
+            filename="rates.xlsx",
+            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
         assert sheet.document.filename == "rates.xlsx"
 
 
@@ -225,16 +244,19 @@ async def test_bad_expired_tampered_and_misused_tokens_are_refused(docs, tmp_pat
         assert b"".join((await h.get_local(get_token))[1]) == PDF  # untouched by every refused attempt
 
 
-@pytest.mark.parametrize(("raw", "content_type", "safe"), [
-    ("../../etc/passwd", "text/plain", "passwd.txt"),
-    ("C:\\Users\\asha\\Desktop\\PAN card.JPG", "image/jpeg", "PAN_card.jpg"),
-    ("...hidden.pdf", "application/pdf", "hidden.pdf"),
-    ("résumé\x00\x1f.pdf", "application/pdf", "r_sum_.pdf"),
-    ("plan", "image/tiff", "plan.tif"),
-    ("archive.tar.gz", "application/pdf", "archive.tar.gz.pdf"),
-    ("a  b\t(c).pdf", "application/pdf", "a_b_c_.pdf"),
-    ("x" * 300 + ".pdf", "application/pdf", "x" * 196 + ".pdf"),
-])
+@pytest.mark.parametrize(
+    ("raw", "content_type", "safe"),
+    [
+        ("../../etc/passwd", "text/plain", "passwd.txt"),
+        ("C:\\Users\\asha\\Desktop\\PAN card.JPG", "image/jpeg", "PAN_card.jpg"),
+        ("...hidden.pdf", "application/pdf", "hidden.pdf"),
+        ("résumé\x00\x1f.pdf", "application/pdf", "r_sum_.pdf"),
+        ("plan", "image/tiff", "plan.tif"),
+        ("archive.tar.gz", "application/pdf", "archive.tar.gz.pdf"),
+        ("a  b\t(c).pdf", "application/pdf", "a_b_c_.pdf"),
+        ("x" * 300 + ".pdf", "application/pdf", "x" * 196 + ".pdf"),
+    ],
+)
 def test_filenames_are_sanitised(raw, content_type, safe):
     assert safe_filename(raw, content_type) == safe
 
@@ -268,8 +290,12 @@ async def test_filename_and_input_errors_name_their_fields(docs):
         assert [v.field for v in bad_id.violations] == ["id"]
 
         other_channels = await h.assignment(await h.channel()), await h.channel_request(await h.channel())
-        mixed = await h.fails("PresignUpload", h.presign_request(links=pb.DocumentLinks(
-            assignment_id=other_channels[0], channel_request_id=other_channels[1])))
+        mixed = await h.fails(
+            "PresignUpload",
+            h.presign_request(
+                links=pb.DocumentLinks(assignment_id=other_channels[0], channel_request_id=other_channels[1])
+            ),
+        )
         assert [v.field for v in mixed.violations] == ["links.assignment_id"]
 
         no_write = await h.fails("PresignUpload", h.presign_request(), h.token(caps=("documents.read",)))
@@ -283,9 +309,13 @@ async def test_portal_users_see_and_link_only_their_own_channel(docs):
         our_assignment, their_assignment = await h.assignment(ours), await h.assignment(theirs)
         partner, other_partner = h.portal(ours), h.portal(theirs)
 
-        signed = await h.presign(PDF, partner, source=pb.DOCUMENT_SOURCE_UNSPECIFIED,
-                                 classification=pb.DOCUMENT_CLASSIFICATION_BANK_KYC,
-                                 links=pb.DocumentLinks(channel_request_id=our_request))
+        signed = await h.presign(
+            PDF,
+            partner,
+            source=pb.DOCUMENT_SOURCE_UNSPECIFIED,
+            classification=pb.DOCUMENT_CLASSIFICATION_BANK_KYC,
+            links=pb.DocumentLinks(channel_request_id=our_request),
+        )
         assert signed.document.source == pb.DOCUMENT_SOURCE_PORTAL_UPLOAD
         assert signed.document.channel_id == ours
         await h.put_local(url_token(signed.upload_url), PDF)
@@ -297,32 +327,40 @@ async def test_portal_users_see_and_link_only_their_own_channel(docs):
         assert set(await h.listed(partner)) == {doc.id, staff_doc.id}
         assert (await h.call("GetDocument", pb.GetDocumentRequest(id=doc.id), partner)).document.id == doc.id
         await h.call("PresignDownload", pb.PresignDownloadRequest(id=staff_doc.id), partner)
-        assert (await h.fails("GetDocument", pb.GetDocumentRequest(id=unlinked.id), partner)).code == \
-            grpc.StatusCode.NOT_FOUND
+        assert (
+            await h.fails("GetDocument", pb.GetDocumentRequest(id=unlinked.id), partner)
+        ).code == grpc.StatusCode.NOT_FOUND
 
         # Another channel's partner: the documents do not exist for it.
         assert await h.listed(other_partner) == []
         assert await h.listed(other_partner, links=pb.DocumentLinks(channel_request_id=our_request)) == []
-        for method, request in [("GetDocument", pb.GetDocumentRequest(id=doc.id)),
-                                ("PresignDownload", pb.PresignDownloadRequest(id=doc.id)),
-                                ("ConfirmUpload", pb.ConfirmUploadRequest(id=doc.id)),
-                                ("SetDocumentTags", pb.SetDocumentTagsRequest(id=doc.id, tags={"k": "v"}))]:
+        for method, request in [
+            ("GetDocument", pb.GetDocumentRequest(id=doc.id)),
+            ("PresignDownload", pb.PresignDownloadRequest(id=doc.id)),
+            ("ConfirmUpload", pb.ConfirmUploadRequest(id=doc.id)),
+            ("SetDocumentTags", pb.SetDocumentTagsRequest(id=doc.id, tags={"k": "v"})),
+        ]:
             refused = await h.fails(method, request, other_partner)
             assert (refused.code, refused.reason) == (grpc.StatusCode.NOT_FOUND, "DOCUMENT_NOT_FOUND"), method
         for link, target in [("channel_request_id", our_request), ("assignment_id", our_assignment)]:
-            refused = await h.fails("PresignUpload", h.presign_request(links=pb.DocumentLinks(**{link: target})),
-                                    other_partner)
+            refused = await h.fails(
+                "PresignUpload", h.presign_request(links=pb.DocumentLinks(**{link: target})), other_partner
+            )
             assert refused.code == grpc.StatusCode.NOT_FOUND and refused.metadata["field"] == f"links.{link}"
         # ... and may link its own assignment, not work orders or employees.
         own = await h.presign(PDF, other_partner, links=pb.DocumentLinks(assignment_id=their_assignment))
         assert own.document.channel_id == theirs
         assert own.document.id not in await h.listed(partner)
         for link in ("work_order_id", "employee_id"):
-            refused = await h.fails("PresignUpload", h.presign_request(links=pb.DocumentLinks(
-                assignment_id=their_assignment, **{link: str(uuid.uuid4())})), other_partner)
+            refused = await h.fails(
+                "PresignUpload",
+                h.presign_request(links=pb.DocumentLinks(assignment_id=their_assignment, **{link: str(uuid.uuid4())})),
+                other_partner,
+            )
             assert [v.field for v in refused.violations] == [f"links.{link}"]
-        refused = await h.fails("PresignUpload", h.presign_request(links=pb.DocumentLinks(
-            invoice_id=str(uuid.uuid4()))), other_partner)
+        refused = await h.fails(
+            "PresignUpload", h.presign_request(links=pb.DocumentLinks(invoice_id=str(uuid.uuid4()))), other_partner
+        )
         assert [v.field for v in refused.violations] == ["links"]
 
         # Staff see every channel's documents.
@@ -336,16 +374,23 @@ async def test_pii_and_confidential_documents_need_read_sensitive(docs):
     async with docs() as h:
         assignment = await h.assignment()
         links = pb.DocumentLinks(assignment_id=assignment)
-        kyc = await h.upload(PDF, sensitivity=pb.SENSITIVITY_PII, classification=pb.DOCUMENT_CLASSIFICATION_BANK_KYC,
-                             filename="Aadhaar Asha Rao.pdf", links=links)
+        kyc = await h.upload(
+            PDF,
+            sensitivity=pb.SENSITIVITY_PII,
+            classification=pb.DOCUMENT_CLASSIFICATION_BANK_KYC,
+            filename="Aadhaar Asha Rao.pdf",
+            links=links,
+        )
         deed = await h.upload(PDF, sensitivity=pb.SENSITIVITY_CONFIDENTIAL, links=links)
         photo = await h.upload(PDF, sensitivity=pb.SENSITIVITY_PUBLIC, links=links)
         accounts = h.token(caps=PLAIN_CAPS, sub=str(uuid.uuid4()))
 
         for doc in (kyc, deed):
-            for method, request in [("GetDocument", pb.GetDocumentRequest(id=doc.id)),
-                                    ("PresignDownload", pb.PresignDownloadRequest(id=doc.id)),
-                                    ("SetDocumentTags", pb.SetDocumentTagsRequest(id=doc.id, tags={"k": "v"}))]:
+            for method, request in [
+                ("GetDocument", pb.GetDocumentRequest(id=doc.id)),
+                ("PresignDownload", pb.PresignDownloadRequest(id=doc.id)),
+                ("SetDocumentTags", pb.SetDocumentTagsRequest(id=doc.id, tags={"k": "v"})),
+            ]:
                 refused = await h.fails(method, request, accounts)
                 assert (refused.code, refused.reason) == (grpc.StatusCode.PERMISSION_DENIED, "SENSITIVE_DOCUMENT")
         assert await h.listed(accounts) == [photo.id]
@@ -357,22 +402,29 @@ async def test_pii_and_confidential_documents_need_read_sensitive(docs):
         own = await h.upload(PDF, accounts, sensitivity=pb.SENSITIVITY_PII)
         assert own.status == pb.DOCUMENT_STATUS_UPLOADED
         # The assignment's trail does not spell out a sensitive document's name.
-        summaries = await h.sql("SELECT summary FROM activities WHERE assignment_id = CAST(:id AS uuid) "
-                                "ORDER BY created_at", {"id": assignment})
-        assert [s.summary for s in summaries] == ["A pii document was uploaded", "A confidential document was "
-                                                  "uploaded", "Document sale-deed.pdf uploaded"]
+        summaries = await h.sql(
+            "SELECT summary FROM activities WHERE assignment_id = CAST(:id AS uuid) ORDER BY created_at",
+            {"id": assignment},
+        )
+        assert [s.summary for s in summaries] == [
+            "A pii document was uploaded",
+            "A confidential document was uploaded",
+            "Document sale-deed.pdf uploaded",
+        ]
 
         # GetAssignment's documents: what the caller may read, uploaded ones only.
         pending = await h.presign(PDF, links=links)
-        ctx = RequestContext(user_id=h.staff_id, audience="web", tenant_id=h.tenant,
-                             capabilities=frozenset(PLAIN_CAPS))
+        ctx = RequestContext(user_id=h.staff_id, audience="web", tenant_id=h.tenant, capabilities=frozenset(PLAIN_CAPS))
         async with scoped_tx(h.engine, h.tenant) as conn:
             plain = await documents.linked_documents(conn, Caller(ctx, h.tenant), assignment)
             full = await documents.linked_documents(
-                conn, Caller(RequestContext(**{**vars(ctx), "capabilities": frozenset(STAFF_CAPS)}), h.tenant),
-                assignment)
+                conn,
+                Caller(RequestContext(**{**vars(ctx), "capabilities": frozenset(STAFF_CAPS)}), h.tenant),
+                assignment,
+            )
             none = await documents.linked_documents(
-                conn, Caller(RequestContext(**{**vars(ctx), "capabilities": frozenset()}), h.tenant), assignment)
+                conn, Caller(RequestContext(**{**vars(ctx), "capabilities": frozenset()}), h.tenant), assignment
+            )
         assert [d.id for d in plain] == [photo.id]
         assert [d.id for d in full] == [photo.id, deed.id, kyc.id]
         assert pending.document.id not in [d.id for d in full]
@@ -383,11 +435,18 @@ async def test_tags_upsert_remove_and_filter_lists(docs):
     async with docs() as h:
         a, b = await h.upload(PDF), await h.upload(PDF)
 
-        tagged = (await h.call("SetDocumentTags", pb.SetDocumentTagsRequest(
-            id=a.id, tags={"floor": "3", "room:kind": "kitchen"}))).document
+        tagged = (
+            await h.call(
+                "SetDocumentTags", pb.SetDocumentTagsRequest(id=a.id, tags={"floor": "3", "room:kind": "kitchen"})
+            )
+        ).document
         assert dict(tagged.tags) == {"floor": "3", "room:kind": "kitchen"}
-        tagged = (await h.call("SetDocumentTags", pb.SetDocumentTagsRequest(
-            id=a.id, tags={"floor": "", "room:kind": "hall", "verified": "yes"}))).document
+        tagged = (
+            await h.call(
+                "SetDocumentTags",
+                pb.SetDocumentTagsRequest(id=a.id, tags={"floor": "", "room:kind": "hall", "verified": "yes"}),
+            )
+        ).document
         assert dict(tagged.tags) == {"room:kind": "hall", "verified": "yes"}
         await h.call("SetDocumentTags", pb.SetDocumentTagsRequest(id=b.id, tags={"room:kind": "kitchen"}))
         got = (await h.call("GetDocument", pb.GetDocumentRequest(id=a.id))).document
@@ -400,8 +459,9 @@ async def test_tags_upsert_remove_and_filter_lists(docs):
         for tags in ({"Bad Key": "x"}, {"-x": "y"}, {"k" * 64: "v"}, {}, {"k": "v" * 201}):
             refused = await h.fails("SetDocumentTags", pb.SetDocumentTagsRequest(id=a.id, tags=tags))
             assert refused.code == grpc.StatusCode.INVALID_ARGUMENT, tags
-        too_many = await h.fails("SetDocumentTags", pb.SetDocumentTagsRequest(
-            id=a.id, tags={f"t{i}": "v" for i in range(49)}))
+        too_many = await h.fails(
+            "SetDocumentTags", pb.SetDocumentTagsRequest(id=a.id, tags={f"t{i}": "v" for i in range(49)})
+        )
         assert [v.field for v in too_many.violations] == ["tags"]
         refused = await h.fails("ListDocuments", pb.ListDocumentsRequest(tag_value="hall"))
         assert [v.field for v in refused.violations] == ["tag_value"]
@@ -412,11 +472,17 @@ async def test_tags_upsert_remove_and_filter_lists(docs):
 async def test_list_filters_and_pages_newest_first(docs):
     async with docs() as h:
         assignment, employee, invoice = await h.assignment(), str(uuid.uuid4()), str(uuid.uuid4())
-        photo = await h.upload(PDF, source=pb.DOCUMENT_SOURCE_MOBILE_CAMERA, filename="site.jpg",
-                               content_type="image/jpeg", classification=pb.DOCUMENT_CLASSIFICATION_SITE_PHOTO,
-                               links=pb.DocumentLinks(assignment_id=assignment))
-        receipt = await h.upload(PDF, classification=pb.DOCUMENT_CLASSIFICATION_TAX_RECEIPT,
-                                 links=pb.DocumentLinks(invoice_id=invoice))
+        photo = await h.upload(
+            PDF,
+            source=pb.DOCUMENT_SOURCE_MOBILE_CAMERA,
+            filename="site.jpg",
+            content_type="image/jpeg",
+            classification=pb.DOCUMENT_CLASSIFICATION_SITE_PHOTO,
+            links=pb.DocumentLinks(assignment_id=assignment),
+        )
+        receipt = await h.upload(
+            PDF, classification=pb.DOCUMENT_CLASSIFICATION_TAX_RECEIPT, links=pb.DocumentLinks(invoice_id=invoice)
+        )
         payslip = await h.upload(PDF, links=pb.DocumentLinks(employee_id=employee))
         pending = (await h.presign(PDF, links=pb.DocumentLinks(assignment_id=assignment))).document
 
@@ -463,10 +529,13 @@ async def test_presign_is_idempotent_by_key(docs):
 async def test_local_objects_are_written_whole_or_not_at_all(docs, tmp_path):
     async with docs() as h:
         signed = await h.presign(big_file())
-        key = (await h.sql("SELECT storage_key FROM documents WHERE id = CAST(:id AS uuid)",
-                           {"id": signed.document.id}))[0].storage_key
-        assert key == (f"tenant/{h.tenant}/{time.gmtime().tm_year:04d}/{time.gmtime().tm_mon:02d}/"
-                       f"{signed.document.id}/sale-deed.pdf")
+        key = (
+            await h.sql("SELECT storage_key FROM documents WHERE id = CAST(:id AS uuid)", {"id": signed.document.id})
+        )[0].storage_key
+        assert key == (
+            f"tenant/{h.tenant}/{time.gmtime().tm_year:04d}/{time.gmtime().tm_mon:02d}/"
+            f"{signed.document.id}/sale-deed.pdf"
+        )
 
         # A client that stalls mid-upload until its deadline: the partial file is never
         # visible, and is removed when the call ends.

@@ -43,33 +43,55 @@ async def test_portal_user_submits_for_its_channel_and_sees_only_its_own(ops):
         partner_id = str(uuid.uuid4())
         partner, other = h.portal(mine, user_id=partner_id), h.portal(theirs)
 
-        r = await h.submit(partner, branch_id=branch, borrower_phone="098765 43210", notes="Urgent, bank waiting",
-                           requested_service=" Valuation_Report ",
-                           property=property_details(latitude="19.0544", longitude="72.8406"))
+        r = await h.submit(
+            partner,
+            branch_id=branch,
+            borrower_phone="098765 43210",
+            notes="Urgent, bank waiting",
+            requested_service=" Valuation_Report ",
+            property=property_details(latitude="19.0544", longitude="72.8406"),
+        )
         assert (r.channel_id, r.status, r.credits, r.submitted_by, r.bank_id, r.branch_id) == (
-            mine, pb.CHANNEL_REQUEST_STATUS_SUBMITTED, 3, partner_id, bank, branch)
+            mine,
+            pb.CHANNEL_REQUEST_STATUS_SUBMITTED,
+            3,
+            partner_id,
+            bank,
+            branch,
+        )
         assert (r.borrower_phone, r.requested_service, r.property.pin_code, r.property.latitude) == (
-            "+919876543210", "valuation_report", "400050", "19.054400")
+            "+919876543210",
+            "valuation_report",
+            "400050",
+            "19.054400",
+        )
         assert not r.assignment_id and not r.HasField("reviewed_at")
         # stored in the firm's tenant (the portal token carries the external one)
         [row] = await h.sql("SELECT tenant_id::text AS tenant, channel_id::text AS channel FROM channel_requests")
         assert (row.tenant, row.channel) == (h.tenant, mine)
         [activity] = await h.activities(channel_request_id=r.id)
         assert (activity["kind"], activity["actor"], activity["detail"]["credits"]) == (
-            "channel_request.submitted", partner_id, 3)
+            "channel_request.submitted",
+            partner_id,
+            3,
+        )
 
         # naming its own channel is fine; explicit credits win over the default
         r2 = await h.submit(partner, channel_id=mine.upper(), credits=5)
         assert (r2.channel_id, r2.credits) == (mine, 5)
         # another channel's id is refused
-        err = await h.fails("SubmitChannelRequest", pb.SubmitChannelRequestRequest(
-            channel_id=theirs, borrower_name="A", property=property_details(), requested_service="revaluation"),
-            token=partner)
+        err = await h.fails(
+            "SubmitChannelRequest",
+            pb.SubmitChannelRequestRequest(
+                channel_id=theirs, borrower_name="A", property=property_details(), requested_service="revaluation"
+            ),
+            token=partner,
+        )
         assert (err.code, err.reason) == (grpc.StatusCode.PERMISSION_DENIED, "CHANNEL_MISMATCH")
         r3 = await h.submit(other, borrower_name="Someone Else")
 
         # fetch and list: own channel only, for the partner; everything for staff
-        fetched = (await h.call("FetchChannelRequest", pb.FetchChannelRequestRequest(id=r.id), partner))
+        fetched = await h.call("FetchChannelRequest", pb.FetchChannelRequestRequest(id=r.id), partner)
         assert fetched.channel_request == r
         hidden = await h.fails("FetchChannelRequest", pb.FetchChannelRequestRequest(id=r.id), other)
         assert (hidden.code, hidden.reason) == (grpc.StatusCode.NOT_FOUND, "CHANNEL_REQUEST_NOT_FOUND")
@@ -108,13 +130,18 @@ async def test_submission_input_names_fields(ops):
             ({"borrower_name": "x" * 201}, grpc.StatusCode.INVALID_ARGUMENT, "borrower_name"),
             ({"borrower_phone": "12345"}, grpc.StatusCode.INVALID_ARGUMENT, "borrower_phone"),
             ({"property": pb.PropertyDetails()}, grpc.StatusCode.INVALID_ARGUMENT, "property.property_type"),
-            ({"property": property_details(pin_code="012345")}, grpc.StatusCode.INVALID_ARGUMENT,
-             "property.pin_code"),
+            ({"property": property_details(pin_code="012345")}, grpc.StatusCode.INVALID_ARGUMENT, "property.pin_code"),
             ({"property": property_details(state="XX")}, grpc.StatusCode.INVALID_ARGUMENT, "property.state"),
-            ({"property": property_details(address_line1="")}, grpc.StatusCode.INVALID_ARGUMENT,
-             "property.address_line1"),
-            ({"property": property_details(latitude="91", longitude="72")}, grpc.StatusCode.INVALID_ARGUMENT,
-             "property.latitude"),
+            (
+                {"property": property_details(address_line1="")},
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "property.address_line1",
+            ),
+            (
+                {"property": property_details(latitude="91", longitude="72")},
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "property.latitude",
+            ),
             ({"requested_service": ""}, grpc.StatusCode.INVALID_ARGUMENT, "requested_service"),
             ({"requested_service": "audit"}, grpc.StatusCode.INVALID_ARGUMENT, "requested_service"),
             ({"credits": -1}, grpc.StatusCode.INVALID_ARGUMENT, "credits"),
@@ -144,8 +171,7 @@ async def test_submission_input_names_fields(ops):
         assert (await h.submit(h.manager, channel_id=channel)).channel_id == channel
         # a valuer reads requests but does not submit them
         _, valuer = h.user(VALUER_CAPS)
-        err = await h.fails("SubmitChannelRequest", pb.SubmitChannelRequestRequest(channel_id=channel, **good),
-                            valuer)
+        err = await h.fails("SubmitChannelRequest", pb.SubmitChannelRequestRequest(channel_id=channel, **good), valuer)
         assert err.code == grpc.StatusCode.PERMISSION_DENIED
         bad_id = await h.fails("FetchChannelRequest", pb.FetchChannelRequestRequest(id="42"), partner)
         assert [v.field for v in bad_id.violations] == ["id"]
@@ -158,37 +184,69 @@ async def test_accept_creates_one_assignment_and_one_event(ops):
         bank = await h.bank()
         branch = await h.branch(bank)
         partner = h.portal(channel)
-        r = await h.submit(partner, bank_id=bank, branch_id=branch, credits=2, notes="Keys with the watchman",
-                           property=property_details(latitude="19.0544", longitude="72.8406"))
+        r = await h.submit(
+            partner,
+            bank_id=bank,
+            branch_id=branch,
+            credits=2,
+            notes="Keys with the watchman",
+            property=property_details(latitude="19.0544", longitude="72.8406"),
+        )
 
         # who may accept: reviewers only
         _, valuer = h.user(VALUER_CAPS)
         for token in (valuer, partner):
             err = await h.fails("AcceptChannelRequest", pb.AcceptChannelRequestRequest(id=r.id), token)
-            assert (err.code, err.metadata["missing"]) == (grpc.StatusCode.PERMISSION_DENIED,
-                                                           "channel_requests.review")
+            assert (err.code, err.metadata["missing"]) == (grpc.StatusCode.PERMISSION_DENIED, "channel_requests.review")
 
         valuer_id = str(uuid.uuid4())
         due = in_days(5)
-        resp = await h.call("AcceptChannelRequest", pb.AcceptChannelRequestRequest(
-            id=r.id, assignee_ids=[valuer_id], due_at=due, priority=pb.PRIORITY_HIGH, fee_paise=250_000))
+        resp = await h.call(
+            "AcceptChannelRequest",
+            pb.AcceptChannelRequestRequest(
+                id=r.id, assignee_ids=[valuer_id], due_at=due, priority=pb.PRIORITY_HIGH, fee_paise=250_000
+            ),
+        )
         req, a = resp.channel_request, resp.assignment
         assert (req.status, req.assignment_id, req.reviewed_by) == (
-            pb.CHANNEL_REQUEST_STATUS_ACCEPTED, a.id, h.manager_id)
+            pb.CHANNEL_REQUEST_STATUS_ACCEPTED,
+            a.id,
+            h.manager_id,
+        )
         assert req.HasField("reviewed_at")
         assert (a.source_type, a.channel_id, a.channel_request_id, a.bank_id, a.branch_id, a.borrower_name) == (
-            pb.SOURCE_TYPE_CHANNEL, channel, r.id, bank, branch, "Asha Patel")
+            pb.SOURCE_TYPE_CHANNEL,
+            channel,
+            r.id,
+            bank,
+            branch,
+            "Asha Patel",
+        )
         assert (list(a.assignee_ids), a.priority, a.fee_paise, a.notes, a.status) == (
-            [valuer_id], pb.PRIORITY_HIGH, 250_000, "Keys with the watchman", pb.ASSIGNMENT_STATUS_DRAFT)
+            [valuer_id],
+            pb.PRIORITY_HIGH,
+            250_000,
+            "Keys with the watchman",
+            pb.ASSIGNMENT_STATUS_DRAFT,
+        )
         assert a.due_at.ToMicroseconds() == due.ToMicroseconds()
         # the property it describes now exists, unverified
-        [prop] = await h.sql("SELECT address_line1, city, pin_code, latitude::text AS lat, longitude::text AS lon, "
-                             "verification, created_by FROM properties WHERE id = CAST(:id AS uuid)",
-                             {"id": a.property_id})
+        [prop] = await h.sql(
+            "SELECT address_line1, city, pin_code, latitude::text AS lat, longitude::text AS lon, "
+            "verification, created_by FROM properties WHERE id = CAST(:id AS uuid)",
+            {"id": a.property_id},
+        )
         assert (prop.address_line1, prop.pin_code, prop.lat, prop.lon, prop.verification, prop.created_by) == (
-            "Flat 4B, Sea View", "400050", "19.054400", "72.840600", "UNVERIFIED", h.manager_id)
-        [audit] = await h.sql("SELECT action, actor FROM masterdata_audit WHERE resource_id = CAST(:id AS uuid)",
-                              {"id": a.property_id})
+            "Flat 4B, Sea View",
+            "400050",
+            "19.054400",
+            "72.840600",
+            "UNVERIFIED",
+            h.manager_id,
+        )
+        [audit] = await h.sql(
+            "SELECT action, actor FROM masterdata_audit WHERE resource_id = CAST(:id AS uuid)", {"id": a.property_id}
+        )
         assert (audit.action, audit.actor) == ("created", h.manager_id)
         kinds = [x["kind"] for x in await h.activities(channel_request_id=r.id)]
         assert kinds == ["channel_request.submitted", "assignment.created", "channel_request.accepted"]
@@ -196,10 +254,22 @@ async def test_accept_creates_one_assignment_and_one_event(ops):
         [env] = await h.outbox("ops.channel_request.accepted")
         body = unpack_payload(env, events.ChannelRequestAccepted)
         assert (env.aggregate_type, env.aggregate_id, env.tenant_id, env.producer.name) == (
-            "channel_request", r.id, h.tenant, "ops")
-        assert (body.channel_request_id, body.channel_id, body.assignment_id, body.billing_account_id, body.credits,
-                body.report_requested, body.fee_paise, body.requested_service, body.reference_number) == (
-            r.id, channel, a.id, account, 2, True, 250_000, "valuation_report", a.reference_number)
+            "channel_request",
+            r.id,
+            h.tenant,
+            "ops",
+        )
+        assert (
+            body.channel_request_id,
+            body.channel_id,
+            body.assignment_id,
+            body.billing_account_id,
+            body.credits,
+            body.report_requested,
+            body.fee_paise,
+            body.requested_service,
+            body.reference_number,
+        ) == (r.id, channel, a.id, account, 2, True, 250_000, "valuation_report", a.reference_number)
 
         # accepting again (other options, another key) answers the same and emits nothing
         again = await h.call("AcceptChannelRequest", pb.AcceptChannelRequestRequest(id=r.id, fee_paise=1))
@@ -218,21 +288,26 @@ async def test_accept_creates_one_assignment_and_one_event(ops):
         second = unpack_payload((await h.outbox("ops.channel_request.accepted"))[-1], events.ChannelRequestAccepted)
         assert (second.report_requested, second.fee_paise, second.credits) == (False, 0, 1)
 
-        for request, field in [(pb.AcceptChannelRequestRequest(id="x"), "id"),
-                               (pb.AcceptChannelRequestRequest(id=MISSING), None)]:
+        for request, field in [
+            (pb.AcceptChannelRequestRequest(id="x"), "id"),
+            (pb.AcceptChannelRequestRequest(id=MISSING), None),
+        ]:
             err = await h.fails("AcceptChannelRequest", request)
             if field:
                 assert [v.field for v in err.violations] == [field]
             else:
                 assert (err.code, err.reason) == (grpc.StatusCode.NOT_FOUND, "CHANNEL_REQUEST_NOT_FOUND")
         r3 = await h.submit(partner)
-        for request, field in [(pb.AcceptChannelRequestRequest(id=r3.id, due_at=in_days(-1)), "due_at"),
-                               (pb.AcceptChannelRequestRequest(id=r3.id, fee_paise=-1), "fee_paise"),
-                               (pb.AcceptChannelRequestRequest(id=r3.id, assignee_ids=["bob"]), "assignee_ids")]:
+        for request, field in [
+            (pb.AcceptChannelRequestRequest(id=r3.id, due_at=in_days(-1)), "due_at"),
+            (pb.AcceptChannelRequestRequest(id=r3.id, fee_paise=-1), "fee_paise"),
+            (pb.AcceptChannelRequestRequest(id=r3.id, assignee_ids=["bob"]), "assignee_ids"),
+        ]:
             err = await h.fails("AcceptChannelRequest", request)
             assert [v.field for v in err.violations] == [field]
-        assert (await h.call("FetchChannelRequest", pb.FetchChannelRequestRequest(id=r3.id))).channel_request.status \
-            == pb.CHANNEL_REQUEST_STATUS_SUBMITTED
+        assert (
+            await h.call("FetchChannelRequest", pb.FetchChannelRequestRequest(id=r3.id))
+        ).channel_request.status == pb.CHANNEL_REQUEST_STATUS_SUBMITTED
 
 
 async def test_concurrent_accepts_make_one_assignment(ops):
@@ -240,9 +315,16 @@ async def test_concurrent_accepts_make_one_assignment(ops):
         channel = await h.channel(billing_account_id=str(uuid.uuid4()))
         r = await h.submit(h.portal(channel))
         reviewers = [h.user(MANAGER_CAPS)[1] for _ in range(8)]
-        results = await asyncio.gather(*(outcome(h.call(
-            "AcceptChannelRequest", pb.AcceptChannelRequestRequest(id=r.id, idempotency_key=f"k{i}"), token))
-            for i, token in enumerate(reviewers)))
+        results = await asyncio.gather(
+            *(
+                outcome(
+                    h.call(
+                        "AcceptChannelRequest", pb.AcceptChannelRequestRequest(id=r.id, idempotency_key=f"k{i}"), token
+                    )
+                )
+                for i, token in enumerate(reviewers)
+            )
+        )
         assert [o for o, _ in results] == ["OK"] * 8
         assert len({resp.assignment.id for _, resp in results}) == 1
         assert len({resp.assignment.reference_number for _, resp in results}) == 1
@@ -263,18 +345,31 @@ async def test_reject_records_the_reason_once(ops):
         err = await h.fails("RejectChannelRequest", pb.RejectChannelRequestRequest(id=r.id, reason="no"), valuer)
         assert err.code == grpc.StatusCode.PERMISSION_DENIED
 
-        rejected = (await h.call("RejectChannelRequest", pb.RejectChannelRequestRequest(
-            id=r.id, reason="Property outside our service area"))).channel_request
+        rejected = (
+            await h.call(
+                "RejectChannelRequest",
+                pb.RejectChannelRequestRequest(id=r.id, reason="Property outside our service area"),
+            )
+        ).channel_request
         assert (rejected.status, rejected.rejection_reason, rejected.reviewed_by, rejected.assignment_id) == (
-            pb.CHANNEL_REQUEST_STATUS_REJECTED, "Property outside our service area", h.manager_id, "")
+            pb.CHANNEL_REQUEST_STATUS_REJECTED,
+            "Property outside our service area",
+            h.manager_id,
+            "",
+        )
         [env] = await h.outbox("ops.channel_request.rejected")
         body = unpack_payload(env, events.ChannelRequestRejected)
         assert (body.channel_request_id, body.channel_id, body.billing_account_id, body.reason) == (
-            r.id, channel, account, "Property outside our service area")
+            r.id,
+            channel,
+            account,
+            "Property outside our service area",
+        )
         assert (env.aggregate_type, env.aggregate_id) == ("channel_request", r.id)
 
-        again = (await h.call("RejectChannelRequest", pb.RejectChannelRequestRequest(
-            id=r.id, reason="another reason"))).channel_request
+        again = (
+            await h.call("RejectChannelRequest", pb.RejectChannelRequestRequest(id=r.id, reason="another reason"))
+        ).channel_request
         assert again == rejected
         assert len(await h.outbox("ops.channel_request.rejected")) == 1
         err = await h.fails("AcceptChannelRequest", pb.AcceptChannelRequestRequest(id=r.id))
@@ -282,8 +377,9 @@ async def test_reject_records_the_reason_once(ops):
         assert await h.sql("SELECT id FROM assignments") == []
         kinds = [x["kind"] for x in await h.activities(channel_request_id=r.id)]
         assert kinds == ["channel_request.submitted", "channel_request.rejected"]
-        seen = await h.call("ListChannelRequests", pb.ListChannelRequestsRequest(
-            status=pb.CHANNEL_REQUEST_STATUS_REJECTED), partner)
+        seen = await h.call(
+            "ListChannelRequests", pb.ListChannelRequestsRequest(status=pb.CHANNEL_REQUEST_STATUS_REJECTED), partner
+        )
         assert [x.id for x in seen.channel_requests] == [r.id]
 
 
@@ -294,8 +390,13 @@ async def test_billing_ref_state_for_every_state(ops):
         service = h.service_token()
 
         async def state(ref_type: str, ref_id: str, tenant: str | None = None, token: str | None = None) -> int:
-            resp = await h.call("GetBillingRefState", pb.GetBillingRefStateRequest(
-                ref_type=ref_type, ref_id=ref_id, tenant_id=h.tenant if tenant is None else tenant), token or service)
+            resp = await h.call(
+                "GetBillingRefState",
+                pb.GetBillingRefStateRequest(
+                    ref_type=ref_type, ref_id=ref_id, tenant_id=h.tenant if tenant is None else tenant
+                ),
+                token or service,
+            )
             return resp.state
 
         submitted = await h.submit(partner)
@@ -304,7 +405,7 @@ async def test_billing_ref_state_for_every_state(ops):
         accepted = {}
         for name in ("open", "delivered", "cancelled"):
             r = await h.submit(partner)
-            accepted[name] = (await h.call("AcceptChannelRequest", pb.AcceptChannelRequestRequest(id=r.id)))
+            accepted[name] = await h.call("AcceptChannelRequest", pb.AcceptChannelRequestRequest(id=r.id))
         a_open = accepted["open"].assignment
         a_delivered = accepted["delivered"].assignment
         for to in ("COLLECTING", "SITE_VISIT", "UNDER_REVIEW", "DELIVERED"):
@@ -316,10 +417,12 @@ async def test_billing_ref_state_for_every_state(ops):
         assert await state("channel_request", submitted.id) == pb.BILLING_REF_STATE_OPEN
         assert await state("channel_request", rejected.id) == pb.BILLING_REF_STATE_CANCELLED
         assert await state("channel_request", accepted["open"].channel_request.id) == pb.BILLING_REF_STATE_OPEN
-        assert await state("channel_request", accepted["delivered"].channel_request.id) == \
-            pb.BILLING_REF_STATE_DELIVERED
-        assert await state("channel_request", accepted["cancelled"].channel_request.id) == \
-            pb.BILLING_REF_STATE_CANCELLED
+        assert (
+            await state("channel_request", accepted["delivered"].channel_request.id) == pb.BILLING_REF_STATE_DELIVERED
+        )
+        assert (
+            await state("channel_request", accepted["cancelled"].channel_request.id) == pb.BILLING_REF_STATE_CANCELLED
+        )
         assert await state("assignment", a_open.id) == pb.BILLING_REF_STATE_OPEN
         assert await state("assignment", direct.id) == pb.BILLING_REF_STATE_OPEN
         assert await state("assignment", a_delivered.id) == pb.BILLING_REF_STATE_DELIVERED
@@ -333,27 +436,48 @@ async def test_billing_ref_state_for_every_state(ops):
         # a user needs billing.reconcile and asks about its own tenant
         _, reconciler = h.user(("billing.reconcile",), aud="studio")
         assert await state("assignment", a_delivered.id, token=reconciler) == pb.BILLING_REF_STATE_DELIVERED
-        assert await state("assignment", a_delivered.id, tenant="", token=reconciler) == \
-            pb.BILLING_REF_STATE_DELIVERED
+        assert await state("assignment", a_delivered.id, tenant="", token=reconciler) == pb.BILLING_REF_STATE_DELIVERED
         for request, token, code in [
-            (pb.GetBillingRefStateRequest(ref_type="work_order", ref_id=MISSING, tenant_id=h.tenant), service,
-             grpc.StatusCode.INVALID_ARGUMENT),
-            (pb.GetBillingRefStateRequest(ref_type="", ref_id=MISSING, tenant_id=h.tenant), service,
-             grpc.StatusCode.INVALID_ARGUMENT),
-            (pb.GetBillingRefStateRequest(ref_type="assignment", ref_id=MISSING), service,
-             grpc.StatusCode.INVALID_ARGUMENT),
-            (pb.GetBillingRefStateRequest(ref_type="assignment", ref_id=MISSING, tenant_id="x"), service,
-             grpc.StatusCode.INVALID_ARGUMENT),
-            (pb.GetBillingRefStateRequest(ref_type="assignment", ref_id=MISSING, tenant_id=h.tenant), h.manager,
-             grpc.StatusCode.PERMISSION_DENIED),
-            (pb.GetBillingRefStateRequest(ref_type="assignment", ref_id=MISSING, tenant_id=str(uuid.uuid4())),
-             reconciler, grpc.StatusCode.PERMISSION_DENIED),
+            (
+                pb.GetBillingRefStateRequest(ref_type="work_order", ref_id=MISSING, tenant_id=h.tenant),
+                service,
+                grpc.StatusCode.INVALID_ARGUMENT,
+            ),
+            (
+                pb.GetBillingRefStateRequest(ref_type="", ref_id=MISSING, tenant_id=h.tenant),
+                service,
+                grpc.StatusCode.INVALID_ARGUMENT,
+            ),
+            (
+                pb.GetBillingRefStateRequest(ref_type="assignment", ref_id=MISSING),
+                service,
+                grpc.StatusCode.INVALID_ARGUMENT,
+            ),
+            (
+                pb.GetBillingRefStateRequest(ref_type="assignment", ref_id=MISSING, tenant_id="x"),
+                service,
+                grpc.StatusCode.INVALID_ARGUMENT,
+            ),
+            (
+                pb.GetBillingRefStateRequest(ref_type="assignment", ref_id=MISSING, tenant_id=h.tenant),
+                h.manager,
+                grpc.StatusCode.PERMISSION_DENIED,
+            ),
+            (
+                pb.GetBillingRefStateRequest(ref_type="assignment", ref_id=MISSING, tenant_id=str(uuid.uuid4())),
+                reconciler,
+                grpc.StatusCode.PERMISSION_DENIED,
+            ),
         ]:
             err = await h.fails("GetBillingRefState", request, token)
             assert err.code == code, (request, err)
         # the tenant may also come as metadata (as other service calls name it)
-        resp = await h.call("GetBillingRefState", pb.GetBillingRefStateRequest(
-            ref_type="assignment", ref_id=a_cancelled.id), service, metadata=(("x-tenant-id", h.tenant),))
+        resp = await h.call(
+            "GetBillingRefState",
+            pb.GetBillingRefStateRequest(ref_type="assignment", ref_id=a_cancelled.id),
+            service,
+            metadata=(("x-tenant-id", h.tenant),),
+        )
         assert resp.state == pb.BILLING_REF_STATE_CANCELLED
 
 

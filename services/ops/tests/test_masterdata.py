@@ -32,8 +32,14 @@ def ops(start_service):
 
 
 def details(**fields) -> pb.PropertyDetails:
-    values = {"address_line1": "Flat 4B, Sea View", "locality": "Bandra West", "city": "Mumbai", "state": "MH",
-              "pin_code": "400050", "property_type": "residential_flat"}
+    values = {
+        "address_line1": "Flat 4B, Sea View",
+        "locality": "Bandra West",
+        "city": "Mumbai",
+        "state": "MH",
+        "pin_code": "400050",
+        "property_type": "residential_flat",
+    }
     values.update(fields)
     return pb.PropertyDetails(**values)
 
@@ -47,29 +53,77 @@ class Made:
     async def all(self, *, code: str = "SBI", ifsc: str = "SBIN0001234") -> Made:
         call, t = self.h.call, self.token
         self.bank = (await call("CreateBank", pb.CreateBankRequest(code=code, name="State Bank of India"), t)).bank
-        self.branch = (await call("CreateBankBranch", pb.CreateBankBranchRequest(
-            bank_id=self.bank.id, name="Fort branch", ifsc=ifsc, city="Mumbai", state="mh",
-            address="Horniman Circle, Fort"), t)).branch
-        self.org = (await call("CreateClientOrg", pb.CreateClientOrgRequest(
-            name="Acme Builders", org_type="builder", gstin="27aapfu0939f1zv", city="Pune", state="MH"),
-            t)).client_org
-        self.contact = (await call("CreateContact", pb.CreateContactRequest(
-            name="Ravi Kumar", phone="98765 43210", email="Ravi.Kumar@Example.COM", client_org_id=self.org.id,
-            designation="Branch manager"), t)).contact
-        self.property = (await call("CreateProperty", pb.CreatePropertyRequest(
-            details=details(latitude="19.0596", longitude="72.8295")), t)).property
-        self.link = (await call("CreateBranchContact", pb.CreateBranchContactRequest(
-            branch_id=self.branch.id, contact_id=self.contact.id, role=" Branch  Manager "), t)).branch_contact
+        self.branch = (
+            await call(
+                "CreateBankBranch",
+                pb.CreateBankBranchRequest(
+                    bank_id=self.bank.id,
+                    name="Fort branch",
+                    ifsc=ifsc,
+                    city="Mumbai",
+                    state="mh",
+                    address="Horniman Circle, Fort",
+                ),
+                t,
+            )
+        ).branch
+        self.org = (
+            await call(
+                "CreateClientOrg",
+                pb.CreateClientOrgRequest(
+                    name="Acme Builders", org_type="builder", gstin="27aapfu0939f1zv", city="Pune", state="MH"
+                ),
+                t,
+            )
+        ).client_org
+        self.contact = (
+            await call(
+                "CreateContact",
+                pb.CreateContactRequest(
+                    name="Ravi Kumar",
+                    phone="98765 43210",
+                    email="Ravi.Kumar@Example.COM",
+                    client_org_id=self.org.id,
+                    designation="Branch manager",
+                ),
+                t,
+            )
+        ).contact
+        self.property = (
+            await call(
+                "CreateProperty", pb.CreatePropertyRequest(details=details(latitude="19.0596", longitude="72.8295")), t
+            )
+        ).property
+        self.link = (
+            await call(
+                "CreateBranchContact",
+                pb.CreateBranchContactRequest(
+                    branch_id=self.branch.id, contact_id=self.contact.id, role=" Branch  Manager "
+                ),
+                t,
+            )
+        ).branch_contact
         return self
 
     def records(self) -> dict[str, pb.RecordInfo]:
-        return {"bank": self.bank.record, "bank_branch": self.branch.record, "client_org": self.org.record,
-                "contact": self.contact.record, "property": self.property.record,
-                "branch_contact": self.link.record}
+        return {
+            "bank": self.bank.record,
+            "bank_branch": self.branch.record,
+            "client_org": self.org.record,
+            "contact": self.contact.record,
+            "property": self.property.record,
+            "branch_contact": self.link.record,
+        }
 
     def ids(self) -> dict[str, str]:
-        return {"bank": self.bank.id, "bank_branch": self.branch.id, "client_org": self.org.id,
-                "contact": self.contact.id, "property": self.property.id, "branch_contact": self.link.id}
+        return {
+            "bank": self.bank.id,
+            "bank_branch": self.branch.id,
+            "client_org": self.org.id,
+            "contact": self.contact.id,
+            "property": self.property.id,
+            "branch_contact": self.link.id,
+        }
 
 
 def field_of(detail) -> str:
@@ -106,7 +160,8 @@ async def test_creates_normalise_and_start_unverified_without_the_approve_capabi
         # every create is audited
         rows = await h.sql("SELECT resource_type, action, actor FROM masterdata_audit ORDER BY created_at")
         assert sorted((r.resource_type, r.actor) for r in rows if r.action == "created") == sorted(
-            [(k, writer_id) for k in made.ids()] + [(k, approver_id) for k in made.ids()])
+            [(k, writer_id) for k in made.ids()] + [(k, approver_id) for k in made.ids()]
+        )
 
 
 async def test_lists_filter_by_verification_query_and_their_own_filters(ops):
@@ -115,9 +170,20 @@ async def test_lists_filter_by_verification_query_and_their_own_filters(ops):
         mine = await Made(h, writer).all()
         theirs = await Made(h, h.token(APPROVER)).all(code="HDFC", ifsc="HDFC0000001")
         other_bank = (await h.call("CreateBank", pb.CreateBankRequest(code="ICICI", name="ICICI Bank"))).bank
-        pune = (await h.call("CreateProperty", pb.CreatePropertyRequest(details=details(
-            address_line1="Plot 7, Baner Road", city="Pune", pin_code="411045", property_type="plot",
-            locality="Baner")))).property
+        pune = (
+            await h.call(
+                "CreateProperty",
+                pb.CreatePropertyRequest(
+                    details=details(
+                        address_line1="Plot 7, Baner Road",
+                        city="Pune",
+                        pin_code="411045",
+                        property_type="plot",
+                        locality="Baner",
+                    )
+                ),
+            )
+        ).property
         reader = h.token(READ)
 
         async def ids(method, token=reader, **fields) -> list[str]:
@@ -171,8 +237,10 @@ async def test_lists_filter_by_verification_query_and_their_own_filters(ops):
 
 async def test_cursor_pages_are_newest_first_and_cover_every_record_once(ops):
     async with ops() as h:
-        made = [(await h.call("CreateBank", pb.CreateBankRequest(code=f"BK{i}", name=f"Bank {i}"))).bank.id
-                for i in range(7)]
+        made = [
+            (await h.call("CreateBank", pb.CreateBankRequest(code=f"BK{i}", name=f"Bank {i}"))).bank.id
+            for i in range(7)
+        ]
         seen, cursor, pages = [], "", 0
         while True:
             resp = await h.call("ListBanks", pb.ListBanksRequest(page=common_pb2.PageRequest(limit=3, cursor=cursor)))
@@ -184,8 +252,9 @@ async def test_cursor_pages_are_newest_first_and_cover_every_record_once(ops):
         assert pages == 3 and seen == list(reversed(made))
         # a cursor of another list is not one of this list's
         first = await h.call("ListBanks", pb.ListBanksRequest(page=common_pb2.PageRequest(limit=1)))
-        detail = await h.fails("ListClientOrgs", pb.ListClientOrgsRequest(
-            page=common_pb2.PageRequest(cursor=first.page.next_cursor)))
+        detail = await h.fails(
+            "ListClientOrgs", pb.ListClientOrgsRequest(page=common_pb2.PageRequest(cursor=first.page.next_cursor))
+        )
         assert (detail.code, field_of(detail)) == (grpc.StatusCode.INVALID_ARGUMENT, "page.cursor")
 
 
@@ -198,8 +267,9 @@ async def test_verify_every_kind_once_then_it_is_a_no_op(ops):
             resp = await h.call("VerifyMasterData", pb.VerifyMasterDataRequest(kind=kind, id=record_id), approver)
             assert (resp.kind, resp.id, resp.record.verification) == (kind, record_id, VERIFIED)
             assert resp.record.verified_by == approver_id and resp.record.HasField("verified_at")
-            again = await h.call("VerifyMasterData", pb.VerifyMasterDataRequest(kind=kind, id=record_id),
-                                 h.token(APPROVER))
+            again = await h.call(
+                "VerifyMasterData", pb.VerifyMasterDataRequest(kind=kind, id=record_id), h.token(APPROVER)
+            )
             assert again.record == resp.record, kind  # same verifier, same time
 
         # the HTTP routes' spellings name the same kinds
@@ -209,10 +279,12 @@ async def test_verify_every_kind_once_then_it_is_a_no_op(ops):
 
         banks = await h.call("ListBanks", pb.ListBanksRequest(verification=UNVERIFIED))
         assert not banks.banks
-        audit = await h.sql("SELECT resource_type, resource_id::text AS id, actor FROM masterdata_audit "
-                            "WHERE action = 'verified'")
+        audit = await h.sql(
+            "SELECT resource_type, resource_id::text AS id, actor FROM masterdata_audit WHERE action = 'verified'"
+        )
         assert sorted((r.resource_type, r.id) for r in audit) == sorted(
-            list(made.ids().items()) + [("client_org", other.id)])  # once each, the no-ops wrote nothing
+            list(made.ids().items()) + [("client_org", other.id)]
+        )  # once each, the no-ops wrote nothing
 
         cases = [
             (pb.VerifyMasterDataRequest(kind="planet", id=made.bank.id), grpc.StatusCode.INVALID_ARGUMENT, "kind"),
@@ -232,23 +304,39 @@ async def test_duplicate_codes_ifscs_and_branch_contacts_are_refused(ops):
         made = await Made(h, h.token()).all()
         cases = [
             ("CreateBank", pb.CreateBankRequest(code="sbi", name="Another"), "BANK_CODE_TAKEN", "code"),
-            ("CreateBankBranch", pb.CreateBankBranchRequest(bank_id=made.bank.id, name="Copy", ifsc="sbin0001234",
-                                                            city="Pune", state="MH"), "IFSC_TAKEN", "ifsc"),
-            ("CreateBranchContact", pb.CreateBranchContactRequest(branch_id=made.branch.id,
-                                                                  contact_id=made.contact.id, role="BRANCH MANAGER"),
-             "BRANCH_CONTACT_EXISTS", "role"),
+            (
+                "CreateBankBranch",
+                pb.CreateBankBranchRequest(
+                    bank_id=made.bank.id, name="Copy", ifsc="sbin0001234", city="Pune", state="MH"
+                ),
+                "IFSC_TAKEN",
+                "ifsc",
+            ),
+            (
+                "CreateBranchContact",
+                pb.CreateBranchContactRequest(
+                    branch_id=made.branch.id, contact_id=made.contact.id, role="BRANCH MANAGER"
+                ),
+                "BRANCH_CONTACT_EXISTS",
+                "role",
+            ),
         ]
         for method, request, reason, field in cases:
             detail = await h.fails(method, request)
             assert (detail.code, detail.reason, field_of(detail)) == (grpc.StatusCode.ALREADY_EXISTS, reason, field)
         # the same contact in another role is a new link
-        await h.call("CreateBranchContact", pb.CreateBranchContactRequest(
-            branch_id=made.branch.id, contact_id=made.contact.id, role="credit officer"))
+        await h.call(
+            "CreateBranchContact",
+            pb.CreateBranchContactRequest(branch_id=made.branch.id, contact_id=made.contact.id, role="credit officer"),
+        )
         # codes and IFSCs are unique per tenant: another firm may have its own SBI
         other = h.token(tenant=str(uuid.uuid4()))
         bank = (await h.call("CreateBank", pb.CreateBankRequest(code="SBI", name="State Bank"), other)).bank
-        await h.call("CreateBankBranch", pb.CreateBankBranchRequest(
-            bank_id=bank.id, name="Fort", ifsc="SBIN0001234", city="Mumbai", state="MH"), other)
+        await h.call(
+            "CreateBankBranch",
+            pb.CreateBankBranchRequest(bank_id=bank.id, name="Fort", ifsc="SBIN0001234", city="Mumbai", state="MH"),
+            other,
+        )
 
 
 BAD_INPUT = [
@@ -265,8 +353,11 @@ BAD_INPUT = [
     ("CreateBankBranch", dict(bank_id="{bank}", name="B", ifsc="SBIN000123", city="Mumbai", state="MH"), "ifsc"),
     ("CreateBankBranch", dict(bank_id="{bank}", name="B", ifsc="SBIN0001234", city="Mumbai", state="ZZ"), "state"),
     ("CreateBankBranch", dict(bank_id="{bank}", name="B", ifsc="SBIN0001234", city="", state="MH"), "city"),
-    ("CreateBankBranch", dict(bank_id="{bank}", name="B", ifsc="SBIN0001234", city="Mumbai", state="MH",
-                              address="a" * 501), "address"),
+    (
+        "CreateBankBranch",
+        dict(bank_id="{bank}", name="B", ifsc="SBIN0001234", city="Mumbai", state="MH", address="a" * 501),
+        "address",
+    ),
     ("CreateClientOrg", dict(name="Acme", org_type="alien"), "org_type"),
     ("CreateClientOrg", dict(name="Acme", gstin="27AAPFU0939F1Z"), "gstin"),
     ("CreateClientOrg", dict(name="Acme", gstin="27AAPFU0939F0ZV"), "gstin"),
@@ -319,22 +410,45 @@ async def test_unknown_and_other_tenants_references_are_not_found_naming_the_fie
         # the other firm's own org, branch and contact: unknown to this tenant
         theirs = await Made(h, other_tenant).all()
         cases = [
-            ("CreateBankBranch", pb.CreateBankBranchRequest(bank_id=str(uuid.uuid4()), name="B", ifsc="ABCD0123456",
-                                                            city="Mumbai", state="MH"), "bank_id"),
-            ("CreateBankBranch", pb.CreateBankBranchRequest(bank_id=theirs.bank.id, name="B", ifsc="ABCD0123456",
-                                                            city="Mumbai", state="MH"), "bank_id"),
-            ("CreateContact", pb.CreateContactRequest(name="R", phone="9876543210", client_org_id=theirs.org.id),
-             "client_org_id"),
-            ("CreateContact", pb.CreateContactRequest(name="R", email="r@example.com",
-                                                      client_org_id=str(uuid.uuid4())), "client_org_id"),
-            ("CreateBranchContact", pb.CreateBranchContactRequest(branch_id=theirs.branch.id,
-                                                                  contact_id=made.contact.id, role="m"), "branch_id"),
-            ("CreateBranchContact", pb.CreateBranchContactRequest(branch_id=made.branch.id,
-                                                                  contact_id=theirs.contact.id, role="m"),
-             "contact_id"),
-            ("CreateBranchContact", pb.CreateBranchContactRequest(branch_id=made.branch.id,
-                                                                  contact_id=str(uuid.uuid4()), role="m"),
-             "contact_id"),
+            (
+                "CreateBankBranch",
+                pb.CreateBankBranchRequest(
+                    bank_id=str(uuid.uuid4()), name="B", ifsc="ABCD0123456", city="Mumbai", state="MH"
+                ),
+                "bank_id",
+            ),
+            (
+                "CreateBankBranch",
+                pb.CreateBankBranchRequest(
+                    bank_id=theirs.bank.id, name="B", ifsc="ABCD0123456", city="Mumbai", state="MH"
+                ),
+                "bank_id",
+            ),
+            (
+                "CreateContact",
+                pb.CreateContactRequest(name="R", phone="9876543210", client_org_id=theirs.org.id),
+                "client_org_id",
+            ),
+            (
+                "CreateContact",
+                pb.CreateContactRequest(name="R", email="r@example.com", client_org_id=str(uuid.uuid4())),
+                "client_org_id",
+            ),
+            (
+                "CreateBranchContact",
+                pb.CreateBranchContactRequest(branch_id=theirs.branch.id, contact_id=made.contact.id, role="m"),
+                "branch_id",
+            ),
+            (
+                "CreateBranchContact",
+                pb.CreateBranchContactRequest(branch_id=made.branch.id, contact_id=theirs.contact.id, role="m"),
+                "contact_id",
+            ),
+            (
+                "CreateBranchContact",
+                pb.CreateBranchContactRequest(branch_id=made.branch.id, contact_id=str(uuid.uuid4()), role="m"),
+                "contact_id",
+            ),
         ]
         for method, request, field in cases:
             detail = await h.fails(method, request)
@@ -346,19 +460,35 @@ async def test_capabilities_are_checked_in_ops(ops):
     async with ops() as h:
         made = await Made(h, h.token()).all()
         nothing, reader, writer = h.token(()), h.token(READ), h.token(WRITER)
-        partner = await h.call("CreateChannel", pb.CreateChannelRequest(
-            name="Partner", channel_type=pb.CHANNEL_TYPE_AGENT, commission_mode=pb.COMMISSION_MODE_FLAT))
+        partner = await h.call(
+            "CreateChannel",
+            pb.CreateChannelRequest(
+                name="Partner", channel_type=pb.CHANNEL_TYPE_AGENT, commission_mode=pb.COMMISSION_MODE_FLAT
+            ),
+        )
         portal = h.portal(partner.channel.id)
-        creates = [("CreateBank", pb.CreateBankRequest(code="NEW", name="New Bank")),
-                   ("CreateBankBranch", pb.CreateBankBranchRequest(bank_id=made.bank.id, name="B",
-                                                                   ifsc="ABCD0123456", city="Pune", state="MH")),
-                   ("CreateClientOrg", pb.CreateClientOrgRequest(name="Org")),
-                   ("CreateContact", pb.CreateContactRequest(name="R", phone="9876543210")),
-                   ("CreateProperty", pb.CreatePropertyRequest(details=details())),
-                   ("CreateBranchContact", pb.CreateBranchContactRequest(branch_id=made.branch.id,
-                                                                         contact_id=made.contact.id, role="x"))]
-        lists = ["ListBanks", "ListBankBranches", "ListClientOrgs", "ListContacts", "ListProperties",
-                 "ListBranchContacts"]
+        creates = [
+            ("CreateBank", pb.CreateBankRequest(code="NEW", name="New Bank")),
+            (
+                "CreateBankBranch",
+                pb.CreateBankBranchRequest(bank_id=made.bank.id, name="B", ifsc="ABCD0123456", city="Pune", state="MH"),
+            ),
+            ("CreateClientOrg", pb.CreateClientOrgRequest(name="Org")),
+            ("CreateContact", pb.CreateContactRequest(name="R", phone="9876543210")),
+            ("CreateProperty", pb.CreatePropertyRequest(details=details())),
+            (
+                "CreateBranchContact",
+                pb.CreateBranchContactRequest(branch_id=made.branch.id, contact_id=made.contact.id, role="x"),
+            ),
+        ]
+        lists = [
+            "ListBanks",
+            "ListBankBranches",
+            "ListClientOrgs",
+            "ListContacts",
+            "ListProperties",
+            "ListBranchContacts",
+        ]
         for token in (nothing, reader, portal):
             for method, request in creates:
                 assert (await h.fails(method, request, token)).code == grpc.StatusCode.PERMISSION_DENIED, method
@@ -367,8 +497,7 @@ async def test_capabilities_are_checked_in_ops(ops):
                 detail = await h.fails(method, getattr(pb, method + "Request")(), token)
                 assert detail.code == grpc.StatusCode.PERMISSION_DENIED, method
         for token in (nothing, reader, writer, portal):
-            detail = await h.fails("VerifyMasterData", pb.VerifyMasterDataRequest(kind="bank", id=made.bank.id),
-                                   token)
+            detail = await h.fails("VerifyMasterData", pb.VerifyMasterDataRequest(kind="bank", id=made.bank.id), token)
             assert detail.code == grpc.StatusCode.PERMISSION_DENIED
         detail = await h.fails("ListBanks", pb.ListBanksRequest(), "not-a-token")
         assert detail.code == grpc.StatusCode.UNAUTHENTICATED
@@ -380,16 +509,24 @@ async def test_another_tenant_sees_and_verifies_nothing(ops):
     async with ops() as h:
         made = await Made(h, h.token(WRITER)).all()
         other = h.token(tenant=str(uuid.uuid4()))
-        for method in ("ListBanks", "ListBankBranches", "ListClientOrgs", "ListContacts", "ListProperties",
-                       "ListBranchContacts"):
+        for method in (
+            "ListBanks",
+            "ListBankBranches",
+            "ListClientOrgs",
+            "ListContacts",
+            "ListProperties",
+            "ListBranchContacts",
+        ):
             resp = await h.call(method, getattr(pb, method + "Request")(), other)
             assert not any(getattr(resp, f.name) for f in resp.DESCRIPTOR.fields if f.name != "page"), method
         for kind, record_id in made.ids().items():
             detail = await h.fails("VerifyMasterData", pb.VerifyMasterDataRequest(kind=kind, id=record_id), other)
             assert detail.code == grpc.StatusCode.NOT_FOUND, kind
         # still unverified for its own tenant
-        assert all(r.verification == UNVERIFIED for r in [
-            b.record for b in (await h.call("ListBanks", pb.ListBanksRequest())).banks])
+        assert all(
+            r.verification == UNVERIFIED
+            for r in [b.record for b in (await h.call("ListBanks", pb.ListBanksRequest())).banks]
+        )
         # a service names the tenant it acts for
         service = h.service_token(("masterdata.read",), name="repogen")
         banks = await h.call("ListBanks", pb.ListBanksRequest(), service, metadata=(("x-tenant-id", h.tenant),))
@@ -413,17 +550,27 @@ async def test_creates_replay_by_idempotency_key(ops):
         assert [v.field for v in detail.violations] == ["name"]
 
         # a failure is recorded with its key and replayed as it was
-        branch = pb.CreateBankBranchRequest(bank_id=first.bank.id, name="B", ifsc="UTIB0000001", city="Pune",
-                                            state="MH", idempotency_key=str(uuid.uuid4()))
+        branch = pb.CreateBankBranchRequest(
+            bank_id=first.bank.id,
+            name="B",
+            ifsc="UTIB0000001",
+            city="Pune",
+            state="MH",
+            idempotency_key=str(uuid.uuid4()),
+        )
         made = await h.call("CreateBankBranch", branch)
         assert await h.call("CreateBankBranch", branch) == made
         dup_key = str(uuid.uuid4())
-        dup = pb.CreateBankBranchRequest(bank_id=first.bank.id, name="C", ifsc="UTIB0000001", city="Pune",
-                                         state="MH", idempotency_key=dup_key)
+        dup = pb.CreateBankBranchRequest(
+            bank_id=first.bank.id, name="C", ifsc="UTIB0000001", city="Pune", state="MH", idempotency_key=dup_key
+        )
         assert (await h.fails("CreateBankBranch", dup)).reason == "IFSC_TAKEN"
         replayed = await h.fails("CreateBankBranch", dup)
         assert (replayed.code, replayed.reason, field_of(replayed)) == (
-            grpc.StatusCode.ALREADY_EXISTS, "IFSC_TAKEN", "ifsc")
+            grpc.StatusCode.ALREADY_EXISTS,
+            "IFSC_TAKEN",
+            "ifsc",
+        )
         recorded = await h.sql("SELECT error->>'reason' AS reason FROM idempotency_keys WHERE key = :k", {"k": dup_key})
         assert [r.reason for r in recorded] == ["IFSC_TAKEN"]
         for kind_request in (

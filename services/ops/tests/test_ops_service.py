@@ -15,4 +15,3 @@ async def test_serves_health_reflection_and_service_info(start_service):
     assert info["name"] == "ops"
     assert info["environment"] == "test"
     assert info["schema_revision"] == "0005"
-

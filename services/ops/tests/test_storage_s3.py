@@ -20,8 +20,9 @@ from zenops.ops.v1 import ops_pb2 as pb
 
 @pytest.fixture
 def docs(start_service, s3_server, s3_bucket, tmp_path):
-    return lambda **settings: running_docs(start_service, storage_dir=tmp_path / "unused",
-                                           **s3_server.settings(s3_bucket), **settings)
+    return lambda **settings: running_docs(
+        start_service, storage_dir=tmp_path / "unused", **s3_server.settings(s3_bucket), **settings
+    )
 
 
 def photo(size: int = 300_000) -> bytes:
@@ -29,8 +30,9 @@ def photo(size: int = 300_000) -> bytes:
 
 
 async def stored_key(h, document_id: str) -> str:
-    rows = await h.sql("SELECT storage_key, storage_driver FROM documents WHERE id = CAST(:id AS uuid)",
-                       {"id": document_id})
+    rows = await h.sql(
+        "SELECT storage_key, storage_driver FROM documents WHERE id = CAST(:id AS uuid)", {"id": document_id}
+    )
     assert rows[0].storage_driver == "s3"
     return rows[0].storage_key
 
@@ -47,10 +49,14 @@ async def test_upload_confirm_download_round_trip_over_http(docs, s3_server, s3_
     data = photo()
     async with docs() as h, httpx.AsyncClient(timeout=30) as http:
         assignment = await h.assignment(await h.channel())
-        signed = await h.presign(data, filename="front elevation.jpg", content_type="image/jpeg",
-                                 classification=pb.DOCUMENT_CLASSIFICATION_SITE_PHOTO,
-                                 source=pb.DOCUMENT_SOURCE_MOBILE_CAMERA,
-                                 links=pb.DocumentLinks(assignment_id=assignment))
+        signed = await h.presign(
+            data,
+            filename="front elevation.jpg",
+            content_type="image/jpeg",
+            classification=pb.DOCUMENT_CLASSIFICATION_SITE_PHOTO,
+            source=pb.DOCUMENT_SOURCE_MOBILE_CAMERA,
+            links=pb.DocumentLinks(assignment_id=assignment),
+        )
         doc = signed.document
         key = await stored_key(h, doc.id)
         assert key.startswith(f"tenant/{h.tenant}/") and key.endswith(f"/{doc.id}/front_elevation.jpg")
@@ -61,8 +67,11 @@ async def test_upload_confirm_download_round_trip_over_http(docs, s3_server, s3_
         assert url.path == f"/{s3_bucket}/{key}"
         assert "X-Amz-Signature=" in url.query and signed.upload_method == "PUT"
         checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
-        assert dict(signed.upload_headers) == {"content-type": "image/jpeg", "content-length": str(len(data)),
-                                               "x-amz-checksum-sha256": checksum}
+        assert dict(signed.upload_headers) == {
+            "content-type": "image/jpeg",
+            "content-length": str(len(data)),
+            "x-amz-checksum-sha256": checksum,
+        }
         put = await http.put(signed.upload_url, content=data, headers=dict(signed.upload_headers))
         assert put.status_code == 200, put.text
 
@@ -137,8 +146,9 @@ async def test_portal_isolation_and_sensitivity_hold_on_s3(docs, s3_bucket):
         ours, theirs = await h.channel(), await h.channel()
         request = await h.channel_request(ours)
         partner, other = h.portal(ours), h.portal(theirs)
-        signed = await h.presign(PDF, partner, links=pb.DocumentLinks(channel_request_id=request),
-                                 sensitivity=pb.SENSITIVITY_PUBLIC)
+        signed = await h.presign(
+            PDF, partner, links=pb.DocumentLinks(channel_request_id=request), sensitivity=pb.SENSITIVITY_PUBLIC
+        )
         await http.put(signed.upload_url, content=PDF, headers=dict(signed.upload_headers))
         doc = await h.confirm(signed.document.id, partner)
         assert doc.source == pb.DOCUMENT_SOURCE_DESKTOP_UPLOAD and doc.channel_id == ours
@@ -149,10 +159,12 @@ async def test_portal_isolation_and_sensitivity_hold_on_s3(docs, s3_bucket):
         assert (refused.code, refused.reason) == (grpc.StatusCode.NOT_FOUND, "DOCUMENT_NOT_FOUND")
         assert await h.listed(other) == []
 
-        kyc = await h.presign(PDF, links=pb.DocumentLinks(employee_id=str(uuid.uuid4())),
-                              sensitivity=pb.SENSITIVITY_PII)
+        kyc = await h.presign(
+            PDF, links=pb.DocumentLinks(employee_id=str(uuid.uuid4())), sensitivity=pb.SENSITIVITY_PII
+        )
         await http.put(kyc.upload_url, content=PDF, headers=dict(kyc.upload_headers))
         await h.confirm(kyc.document.id)
-        refused = await h.fails("PresignDownload", pb.PresignDownloadRequest(id=kyc.document.id),
-                                h.token(caps=("documents.read",)))
+        refused = await h.fails(
+            "PresignDownload", pb.PresignDownloadRequest(id=kyc.document.id), h.token(caps=("documents.read",))
+        )
         assert (refused.code, refused.reason) == (grpc.StatusCode.PERMISSION_DENIED, "SENSITIVE_DOCUMENT")

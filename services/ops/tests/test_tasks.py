@@ -44,21 +44,28 @@ async def assignment(h, *, tenant: str | None = None, assignment_id: str | None 
     """A DIRECT assignment row of `tenant` (the harness tenant by default)."""
     tenant = tenant or h.tenant
     assignment_id = assignment_id or str(uuid.uuid4())
-    await h.sql("INSERT INTO assignments (id, tenant_id, reference_number, source_type, created_by) "
-                "VALUES (CAST(:id AS uuid), CAST(:tid AS uuid), :ref, 'DIRECT', :by)",
-                {"id": assignment_id, "tid": tenant, "ref": f"ZA-2026-{next(_REFERENCES):06d}", "by": h.manager_id},
-                tenant=tenant)
+    await h.sql(
+        "INSERT INTO assignments (id, tenant_id, reference_number, source_type, created_by) "
+        "VALUES (CAST(:id AS uuid), CAST(:tid AS uuid), :ref, 'DIRECT', :by)",
+        {"id": assignment_id, "tid": tenant, "ref": f"ZA-2026-{next(_REFERENCES):06d}", "by": h.manager_id},
+        tenant=tenant,
+    )
     return assignment_id
 
 
 async def partner_channel(h) -> str:
     """A channel of the firm and its channel_directory row (what CreateChannel writes)."""
     channel_id = str(uuid.uuid4())
-    await h.sql("INSERT INTO channels (id, tenant_id, name, channel_type, commission_mode, created_by) "
-                "VALUES (CAST(:id AS uuid), CAST(:tid AS uuid), :name, 'AGENT', 'FLAT', :by)",
-                {"id": channel_id, "tid": h.tenant, "name": f"Partner {channel_id[:8]}", "by": h.manager_id})
-    await h.sql("INSERT INTO channel_directory (channel_id, tenant_id) VALUES (CAST(:c AS uuid), CAST(:t AS uuid))",
-                {"c": channel_id, "t": h.tenant}, tenant=None)
+    await h.sql(
+        "INSERT INTO channels (id, tenant_id, name, channel_type, commission_mode, created_by) "
+        "VALUES (CAST(:id AS uuid), CAST(:tid AS uuid), :name, 'AGENT', 'FLAT', :by)",
+        {"id": channel_id, "tid": h.tenant, "name": f"Partner {channel_id[:8]}", "by": h.manager_id},
+    )
+    await h.sql(
+        "INSERT INTO channel_directory (channel_id, tenant_id) VALUES (CAST(:c AS uuid), CAST(:t AS uuid))",
+        {"c": channel_id, "t": h.tenant},
+        tenant=None,
+    )
     return channel_id
 
 
@@ -91,9 +98,16 @@ async def test_create_list_update_and_mark_done(ops):
         work = await assignment(h)
         valuer = str(uuid.uuid4())
         due = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
-        linked = await create(h, token, title="Site visit", description="Measure the carpet area",
-                              assignment_id=work, assignee_id=valuer.upper(), due_at=stamp(due),
-                              priority=pb.PRIORITY_HIGH)
+        linked = await create(
+            h,
+            token,
+            title="Site visit",
+            description="Measure the carpet area",
+            assignment_id=work,
+            assignee_id=valuer.upper(),
+            due_at=stamp(due),
+            priority=pb.PRIORITY_HIGH,
+        )
         assert (linked.assignment_id, linked.assignee_id, linked.priority) == (work, valuer, pb.PRIORITY_HIGH)
         assert linked.due_at.ToDatetime(tzinfo=UTC) == due and linked.description == "Measure the carpet area"
         trail = await h.activities(assignment_id=work)
@@ -105,32 +119,67 @@ async def test_create_list_update_and_mark_done(ops):
         assert [t.id for t in await listed(h, token)] == [third.id, linked.id, plain.id]
         first = await h.call("ListTasks", pb.ListTasksRequest(page=common_pb2.PageRequest(limit=2)), token)
         assert [t.id for t in first.tasks] == [third.id, linked.id] and first.page.next_cursor
-        rest = await h.call("ListTasks", pb.ListTasksRequest(
-            page=common_pb2.PageRequest(limit=2, cursor=first.page.next_cursor)), token)
+        rest = await h.call(
+            "ListTasks", pb.ListTasksRequest(page=common_pb2.PageRequest(limit=2, cursor=first.page.next_cursor)), token
+        )
         assert [t.id for t in rest.tasks] == [plain.id] and rest.page.next_cursor == ""
 
         # update: only the masked fields; done stamps done_at, reopening clears it
-        changed = (await h.call("UpdateTask", pb.UpdateTaskRequest(
-            id=linked.id, task=pb.Task(title="Site visit (2nd)", priority=pb.PRIORITY_LOW, description="ignored"),
-            update_mask=mask("title", "priority")), token)).task
+        changed = (
+            await h.call(
+                "UpdateTask",
+                pb.UpdateTaskRequest(
+                    id=linked.id,
+                    task=pb.Task(title="Site visit (2nd)", priority=pb.PRIORITY_LOW, description="ignored"),
+                    update_mask=mask("title", "priority"),
+                ),
+                token,
+            )
+        ).task
         assert (changed.title, changed.priority, changed.description) == (
-            "Site visit (2nd)", pb.PRIORITY_LOW, "Measure the carpet area")
+            "Site visit (2nd)",
+            pb.PRIORITY_LOW,
+            "Measure the carpet area",
+        )
         assert await version(h, linked.id) == 2
-        done = (await h.call("UpdateTask", pb.UpdateTaskRequest(
-            id=linked.id, task=pb.Task(status=pb.TASK_STATUS_DONE), update_mask=mask("status")), token)).task
+        done = (
+            await h.call(
+                "UpdateTask",
+                pb.UpdateTaskRequest(
+                    id=linked.id, task=pb.Task(status=pb.TASK_STATUS_DONE), update_mask=mask("status")
+                ),
+                token,
+            )
+        ).task
         assert done.status == pb.TASK_STATUS_DONE and done.HasField("done_at")
-        reopened = (await h.call("UpdateTask", pb.UpdateTaskRequest(
-            id=linked.id, task=pb.Task(status=pb.TASK_STATUS_BLOCKED), update_mask=mask("status", "due_at")),
-            token)).task
+        reopened = (
+            await h.call(
+                "UpdateTask",
+                pb.UpdateTaskRequest(
+                    id=linked.id, task=pb.Task(status=pb.TASK_STATUS_BLOCKED), update_mask=mask("status", "due_at")
+                ),
+                token,
+            )
+        ).task
         assert reopened.status == pb.TASK_STATUS_BLOCKED and not reopened.HasField("done_at")
         assert not reopened.HasField("due_at")  # due_at in the mask and unset: cleared
         assert await version(h, linked.id) == 4
         # an update that changes nothing is no update
-        same = (await h.call("UpdateTask", pb.UpdateTaskRequest(
-            id=linked.id, task=pb.Task(title="Site visit (2nd)"), update_mask=mask("title")), token)).task
+        same = (
+            await h.call(
+                "UpdateTask",
+                pb.UpdateTaskRequest(id=linked.id, task=pb.Task(title="Site visit (2nd)"), update_mask=mask("title")),
+                token,
+            )
+        ).task
         assert same == reopened and await version(h, linked.id) == 4
-        reassigned = (await h.call("UpdateTask", pb.UpdateTaskRequest(
-            id=plain.id, task=pb.Task(assignee_id=valuer), update_mask=mask("assignee_id")), token)).task
+        reassigned = (
+            await h.call(
+                "UpdateTask",
+                pb.UpdateTaskRequest(id=plain.id, task=pb.Task(assignee_id=valuer), update_mask=mask("assignee_id")),
+                token,
+            )
+        ).task
         assert reassigned.assignee_id == valuer and reassigned.created_by == me
 
         # mark done: idempotent, same done_at, one version bump and one activity entry
@@ -143,9 +192,17 @@ async def test_create_list_update_and_mark_done(ops):
         detail = (await h.activities(assignment_id=work))[1]["detail"]
         assert detail["fields"] == ["title", "priority"]
         # DONE by UpdateTask of a done task keeps its done_at
-        kept = (await h.call("UpdateTask", pb.UpdateTaskRequest(
-            id=linked.id, task=pb.Task(status=pb.TASK_STATUS_DONE, priority=pb.PRIORITY_HIGH),
-            update_mask=mask("status", "priority")), token)).task
+        kept = (
+            await h.call(
+                "UpdateTask",
+                pb.UpdateTaskRequest(
+                    id=linked.id,
+                    task=pb.Task(status=pb.TASK_STATUS_DONE, priority=pb.PRIORITY_HIGH),
+                    update_mask=mask("status", "priority"),
+                ),
+                token,
+            )
+        ).task
         assert kept.done_at == marked.done_at and kept.priority == pb.PRIORITY_HIGH
 
 
@@ -166,22 +223,37 @@ async def test_filters_due_soon_overdue_and_overdue_computed_when_read(ops):
 
         assert late.overdue and not soon.overdue
         flags = {t.title: t.overdue for t in await listed(h, token)}
-        assert flags == {"late": True, "soon": False, "edge of window": False, "later": False, "undated": False,
-                         "late but done": False, "soon but done": False}
+        assert flags == {
+            "late": True,
+            "soon": False,
+            "edge of window": False,
+            "later": False,
+            "undated": False,
+            "late but done": False,
+            "soon but done": False,
+        }
         assert [t.id for t in await listed(h, token, overdue=True)] == [late.id]
         assert [t.id for t in await listed(h, token, due_soon=True)] == [edge.id, soon.id]
         assert [t.id for t in await listed(h, token, assignment_id=work)] == [undated.id, soon.id]
         assert [t.id for t in await listed(h, token, assigned_to_me=True, due_soon=True)] == [soon.id]
         assert {t.id for t in await listed(h, token, status=pb.TASK_STATUS_DONE)} == {late_done.id, soon_done.id}
         assert [t.id for t in await listed(h, token, status=pb.TASK_STATUS_OPEN, assigned_to_me=True)] == [
-            later.id, soon.id, late.id]
+            later.id,
+            soon.id,
+            late.id,
+        ]
         assert await listed(h, token, due_soon=True, overdue=True) == []
 
         # never stale: the stored row has no overdue column; moving the due date moves the flag
         columns = await h.sql("SELECT column_name FROM information_schema.columns WHERE table_name = 'tasks'")
         assert "overdue" not in {c.column_name for c in columns}
-        moved = (await h.call("UpdateTask", pb.UpdateTaskRequest(
-            id=later.id, task=pb.Task(due_at=hours(-0.5)), update_mask=mask("due_at")), token)).task
+        moved = (
+            await h.call(
+                "UpdateTask",
+                pb.UpdateTaskRequest(id=later.id, task=pb.Task(due_at=hours(-0.5)), update_mask=mask("due_at")),
+                token,
+            )
+        ).task
         assert moved.overdue
         assert {t.id for t in await listed(h, token, overdue=True)} == {late.id, later.id}
         # done: no longer overdue
@@ -217,25 +289,39 @@ async def test_visibility_managers_see_all_others_own_or_created(ops):
         ):
             err = await h.fails(call, request, bob_token)
             assert (err.code, err.reason, err.metadata.get("field")) == (
-                grpc.StatusCode.NOT_FOUND, "TASK_NOT_FOUND", "id")
+                grpc.StatusCode.NOT_FOUND,
+                "TASK_NOT_FOUND",
+                "id",
+            )
         assert (await listed(h, boss_token, assigned_to_me=True))[0] == for_boss
 
         # the assignee and the creator may both act on a task; a manager on anyone's
-        assert (await h.call("MarkTaskDone", pb.MarkTaskDoneRequest(id=by_alice_for_bob.id), bob_token)).task.status \
-            == pb.TASK_STATUS_DONE
-        reopened = (await h.call("UpdateTask", pb.UpdateTaskRequest(
-            id=by_alice_for_bob.id, task=pb.Task(status=pb.TASK_STATUS_OPEN), update_mask=mask("status")),
-            alice_token)).task
+        assert (
+            await h.call("MarkTaskDone", pb.MarkTaskDoneRequest(id=by_alice_for_bob.id), bob_token)
+        ).task.status == pb.TASK_STATUS_DONE
+        reopened = (
+            await h.call(
+                "UpdateTask",
+                pb.UpdateTaskRequest(
+                    id=by_alice_for_bob.id, task=pb.Task(status=pb.TASK_STATUS_OPEN), update_mask=mask("status")
+                ),
+                alice_token,
+            )
+        ).task
         assert reopened.status == pb.TASK_STATUS_OPEN
         # handing the task to someone else hides it from the previous assignee (not the creator)
-        await h.call("UpdateTask", pb.UpdateTaskRequest(
-            id=for_alice.id, task=pb.Task(assignee_id=bob), update_mask=mask("assignee_id")), alice_token)
+        await h.call(
+            "UpdateTask",
+            pb.UpdateTaskRequest(id=for_alice.id, task=pb.Task(assignee_id=bob), update_mask=mask("assignee_id")),
+            alice_token,
+        )
         assert for_alice.id not in {t.id for t in await listed(h, alice_token)}
         assert for_alice.id in {t.id for t in await listed(h, bob_token)}
         err = await h.fails("MarkTaskDone", pb.MarkTaskDoneRequest(id=for_alice.id), alice_token)
         assert err.code == grpc.StatusCode.NOT_FOUND
         assert (await h.call("MarkTaskDone", pb.MarkTaskDoneRequest(id=for_alice.id), admin_token)).task.HasField(
-            "done_at")
+            "done_at"
+        )
         assert boss and admin
 
 
@@ -261,17 +347,25 @@ async def test_validation_errors_name_their_fields(ops):
             assert [v.field for v in err.violations] == [field], (request, err)
 
         updates = [
-            (pb.UpdateTaskRequest(id=task.id, task=pb.Task(title="x"), update_mask=mask("title", "created_by")),
-             "update_mask"),
+            (
+                pb.UpdateTaskRequest(id=task.id, task=pb.Task(title="x"), update_mask=mask("title", "created_by")),
+                "update_mask",
+            ),
             (pb.UpdateTaskRequest(id=task.id, task=pb.Task(title="x")), "update_mask"),
             (pb.UpdateTaskRequest(id=task.id, task=pb.Task(), update_mask=mask("title")), "task.title"),
-            (pb.UpdateTaskRequest(id=task.id, task=pb.Task(description="d" * 5001), update_mask=mask("description")),
-             "task.description"),
+            (
+                pb.UpdateTaskRequest(id=task.id, task=pb.Task(description="d" * 5001), update_mask=mask("description")),
+                "task.description",
+            ),
             (pb.UpdateTaskRequest(id=task.id, task=pb.Task(), update_mask=mask("assignee_id")), "task.assignee_id"),
             (pb.UpdateTaskRequest(id=task.id, task=pb.Task(), update_mask=mask("priority")), "task.priority"),
             (pb.UpdateTaskRequest(id=task.id, task=pb.Task(status=7), update_mask=mask("status")), "task.status"),
-            (pb.UpdateTaskRequest(id=task.id, task=pb.Task(due_at=stamp(datetime(2200, 1, 1, tzinfo=UTC))),
-                                  update_mask=mask("due_at")), "task.due_at"),
+            (
+                pb.UpdateTaskRequest(
+                    id=task.id, task=pb.Task(due_at=stamp(datetime(2200, 1, 1, tzinfo=UTC))), update_mask=mask("due_at")
+                ),
+                "task.due_at",
+            ),
             (pb.UpdateTaskRequest(id="nope", task=pb.Task(title="x"), update_mask=mask("title")), "id"),
         ]
         for request, field in updates:
@@ -295,10 +389,14 @@ async def test_validation_errors_name_their_fields(ops):
         missing = str(uuid.uuid4())
         err = await h.fails("CreateTask", pb.CreateTaskRequest(title="ok", assignment_id=missing), token)
         assert (err.code, err.reason, err.metadata["field"]) == (
-            grpc.StatusCode.NOT_FOUND, "ASSIGNMENT_NOT_FOUND", "assignment_id")
-        for call, request in (("MarkTaskDone", pb.MarkTaskDoneRequest(id=missing)),
-                              ("UpdateTask", pb.UpdateTaskRequest(id=missing, task=pb.Task(title="x"),
-                                                                  update_mask=mask("title")))):
+            grpc.StatusCode.NOT_FOUND,
+            "ASSIGNMENT_NOT_FOUND",
+            "assignment_id",
+        )
+        for call, request in (
+            ("MarkTaskDone", pb.MarkTaskDoneRequest(id=missing)),
+            ("UpdateTask", pb.UpdateTaskRequest(id=missing, task=pb.Task(title="x"), update_mask=mask("title"))),
+        ):
             err = await h.fails(call, request, token)
             assert (err.code, err.reason) == (grpc.StatusCode.NOT_FOUND, "TASK_NOT_FOUND")
         assert [t.id for t in await listed(h, token)] == [task.id]
@@ -330,8 +428,9 @@ async def test_idempotent_create_and_service_callers(ops):
         tenant = [("x-tenant-id", h.tenant)]
         err = await h.fails("CreateTask", pb.CreateTaskRequest(title="QC"), service, metadata=tenant)
         assert [v.field for v in err.violations] == ["assignee_id"]
-        made = (await h.call("CreateTask", pb.CreateTaskRequest(title="QC", assignee_id=me), service,
-                             metadata=tenant)).task
+        made = (
+            await h.call("CreateTask", pb.CreateTaskRequest(title="QC", assignee_id=me), service, metadata=tenant)
+        ).task
         assert (made.assignee_id, made.created_by) == (me, "service:repogen")
         assert [t.id for t in await listed(h, token, assigned_to_me=True)] == [made.id, linked.id, first.id]
 
@@ -342,10 +441,11 @@ async def test_capabilities_portal_users_and_tenant_isolation(ops):
         task = await create(h, token)
         _, reader = h.user(["tasks.read"], roles=["ops_manager"])
         assert [t.id for t in await listed(h, reader)] == [task.id]
-        for call, request in (("CreateTask", pb.CreateTaskRequest(title="x")),
-                              ("UpdateTask", pb.UpdateTaskRequest(id=task.id, task=pb.Task(title="x"),
-                                                                  update_mask=mask("title"))),
-                              ("MarkTaskDone", pb.MarkTaskDoneRequest(id=task.id))):
+        for call, request in (
+            ("CreateTask", pb.CreateTaskRequest(title="x")),
+            ("UpdateTask", pb.UpdateTaskRequest(id=task.id, task=pb.Task(title="x"), update_mask=mask("title"))),
+            ("MarkTaskDone", pb.MarkTaskDoneRequest(id=task.id)),
+        ):
             err = await h.fails(call, request, reader)
             assert (err.code, err.reason) == (grpc.StatusCode.PERMISSION_DENIED, "MISSING_CAPABILITY")
         _, nobody = h.user(["assignments.read"], roles=["ops_manager"])
@@ -361,9 +461,10 @@ async def test_capabilities_portal_users_and_tenant_isolation(ops):
         other_tenant = str(uuid.uuid4())
         _, outsider = manager(h, tenant=other_tenant)
         assert await listed(h, outsider) == []
-        for call, request in (("MarkTaskDone", pb.MarkTaskDoneRequest(id=task.id)),
-                              ("UpdateTask", pb.UpdateTaskRequest(id=task.id, task=pb.Task(title="x"),
-                                                                  update_mask=mask("title")))):
+        for call, request in (
+            ("MarkTaskDone", pb.MarkTaskDoneRequest(id=task.id)),
+            ("UpdateTask", pb.UpdateTaskRequest(id=task.id, task=pb.Task(title="x"), update_mask=mask("title"))),
+        ):
             assert (await h.fails(call, request, outsider)).code == grpc.StatusCode.NOT_FOUND
         ours = await assignment(h)
         err = await h.fails("CreateTask", pb.CreateTaskRequest(title="x", assignment_id=ours), outsider)
@@ -371,5 +472,4 @@ async def test_capabilities_portal_users_and_tenant_isolation(ops):
         theirs = await create(h, outsider, title="theirs", assignment_id=await assignment(h, tenant=other_tenant))
         assert [t.id for t in await listed(h, token)] == [task.id]
         assert [t.id for t in await listed(h, outsider)] == [theirs.id]
-        assert (await h.call("ListTasks", pb.ListTasksRequest(assignment_id=theirs.assignment_id), token)).tasks \
-            == []
+        assert (await h.call("ListTasks", pb.ListTasksRequest(assignment_id=theirs.assignment_id), token)).tasks == []

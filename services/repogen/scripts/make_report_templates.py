@@ -106,8 +106,17 @@ SPECS = (
 
 # -- building blocks ---------------------------------------------------------------------------
 
-def _para(doc, text: str = "", *, style: str | None = None, bold: bool = False, italic: bool = False,
-          align=None, size: float | None = None):
+
+def _para(
+    doc,
+    text: str = "",
+    *,
+    style: str | None = None,
+    bold: bool = False,
+    italic: bool = False,
+    align=None,
+    size: float | None = None,
+):
     p = doc.add_paragraph(style=style)
     if text:
         run = p.add_run(text)
@@ -174,6 +183,7 @@ def _lines(doc, var: str, *, empty: str) -> None:
 
 # -- the report ------------------------------------------------------------------------------
 
+
 def build(spec: Spec) -> Document:
     doc = Document()
     normal = doc.styles["Normal"]
@@ -183,8 +193,10 @@ def build(spec: Spec) -> Document:
         section.left_margin = section.right_margin = Cm(2)
         section.top_margin = section.bottom_margin = Cm(1.8)
         footer = section.footer.paragraphs[0]
-        footer.text = (f"{spec.template_id} (v{spec.version}) · work order {{{{ report.work_order_id }}}} · "
-                       "snapshot {{ report.snapshot_version }} · bundle {{ report.bundle_sha256_short }}")
+        footer.text = (
+            f"{spec.template_id} (v{spec.version}) · work order {{{{ report.work_order_id }}}} · "
+            "snapshot {{ report.snapshot_version }} · bundle {{ report.bundle_sha256_short }}"
+        )
         footer.alignment = WD_ALIGN_PARAGRAPH.CENTER
 
     props = doc.core_properties
@@ -202,54 +214,83 @@ def build(spec: Spec) -> Document:
     _para(doc, spec.subtitle, italic=True, align=WD_ALIGN_PARAGRAPH.CENTER)
     _para(doc, f"To: {spec.addressed_to}, branch IFSC {{{{ parties.branch_ifsc }}}}")
 
-    _key_values(doc, [
-        ("Report reference", "{{ report.reference }}"),
-        ("Date of report", "{{ report.date }}"),
-        ("Bank", "{{ parties.bank_code }}"),
-        ("Report format", f"{spec.template_id} (template version {spec.version})"),
-        ("Contract snapshot", "version {{ report.snapshot_version }} (rules {{ report.rules_version }})"),
-        ("Data bundle SHA-256", "{{ report.bundle_sha256 }}"),
-    ])
+    _key_values(
+        doc,
+        [
+            ("Report reference", "{{ report.reference }}"),
+            ("Date of report", "{{ report.date }}"),
+            ("Bank", "{{ parties.bank_code }}"),
+            ("Report format", f"{spec.template_id} (template version {spec.version})"),
+            ("Contract snapshot", "version {{ report.snapshot_version }} (rules {{ report.rules_version }})"),
+            ("Data bundle SHA-256", "{{ report.bundle_sha256 }}"),
+        ],
+    )
 
     doc.add_heading("1. Parties", level=1)
-    _key_values(doc, [
-        ("Name of the borrower", "{{ parties.borrower_name }}"),
-        ("Name of the owner", "{{ parties.owner_name }}"),
-        ("Bank and branch (IFSC)", "{{ parties.bank_code }} / {{ parties.branch_ifsc }}"),
-    ])
+    _key_values(
+        doc,
+        [
+            ("Name of the borrower", "{{ parties.borrower_name }}"),
+            ("Name of the owner", "{{ parties.owner_name }}"),
+            ("Bank and branch (IFSC)", "{{ parties.bank_code }} / {{ parties.branch_ifsc }}"),
+        ],
+    )
 
     doc.add_heading("2. Description of the property", level=1)
-    _key_values(doc, [
-        ("Postal address", "{{ property.address }}"),
-        ("Type of property", "{{ property.property_type }}"),
-        ("Co-operative society property", "{{ property.coop }}"),
-        ("Ownership", "{{ property.ownership }}"),
-        ("Tenure (freehold / leasehold)", "{{ property.tenure }}"),
-        ("Occupancy", "{{ property.occupancy }}"),
-    ])
+    _key_values(
+        doc,
+        [
+            ("Postal address", "{{ property.address }}"),
+            ("Type of property", "{{ property.property_type }}"),
+            ("Co-operative society property", "{{ property.coop }}"),
+            ("Ownership", "{{ property.ownership }}"),
+            ("Tenure (freehold / leasehold)", "{{ property.tenure }}"),
+            ("Occupancy", "{{ property.occupancy }}"),
+        ],
+    )
     _para(doc, "Boundaries", bold=True)
-    _loop_table(doc, ["Side", "As per documents / as found on site"], "b in property.boundaries",
-                ["{{ b.side }}", "{{ b.text }}"])
+    _loop_table(
+        doc,
+        ["Side", "As per documents / as found on site"],
+        "b in property.boundaries",
+        ["{{ b.side }}", "{{ b.text }}"],
+    )
 
     doc.add_heading("3. Areas", level=1)
-    _para(doc, "Areas as entered, with their standardisation to square metres (1 sq ft = 0.09290304 sq m, "
-               "rounded half-up to two decimals) and to square feet.")
-    _loop_table(doc, ["Area", "As entered", "Square feet", "Square metres"], "a in areas",
-                ["{{ a.label }}", "{{ a.entered }}", "{{ a.sqft }}", "{{ a.sqm }}"])
+    _para(
+        doc,
+        "Areas as entered, with their standardisation to square metres (1 sq ft = 0.09290304 sq m, "
+        "rounded half-up to two decimals) and to square feet.",
+    )
+    _loop_table(
+        doc,
+        ["Area", "As entered", "Square feet", "Square metres"],
+        "a in areas",
+        ["{{ a.label }}", "{{ a.entered }}", "{{ a.sqft }}", "{{ a.sqm }}"],
+    )
 
     doc.add_heading("4. Valuation", level=1)
-    _loop_table(doc, ["#", "Description", "Area (sq m)", "Rate (₹ per sq m)", "Amount (₹)"], "l in lines",
-                ["{{ l.n }}", "{{ l.description }}", "{{ l.area_sqm }}", "{{ l.rate }}", "{{ l.amount }}"])
+    _loop_table(
+        doc,
+        ["#", "Description", "Area (sq m)", "Rate (₹ per sq m)", "Amount (₹)"],
+        "l in lines",
+        ["{{ l.n }}", "{{ l.description }}", "{{ l.area_sqm }}", "{{ l.rate }}", "{{ l.amount }}"],
+    )
     _tag(doc, "{%p if extras %}")
     _para(doc, "Amenities and extras", bold=True)
-    _loop_table(doc, ["#", "Description", "Amount (₹)"], "x in extras",
-                ["{{ x.n }}", "{{ x.description }}", "{{ x.amount }}"])
+    _loop_table(
+        doc, ["#", "Description", "Amount (₹)"], "x in extras", ["{{ x.n }}", "{{ x.description }}", "{{ x.amount }}"]
+    )
     _tag(doc, "{%p endif %}")
     _tag(doc, "{%p if values.coop %}")
-    _para(doc, "Co-operative society property: the adopted value of {{ values.adopted }} "
-               "({{ values.adopted_words }}) is the realisable value; the fair market value is derived from it "
-               "at the realisable ratio of {{ values.realisable_percent }}%, and every value is rounded up to "
-               "the next multiple of ₹500.", italic=True)
+    _para(
+        doc,
+        "Co-operative society property: the adopted value of {{ values.adopted }} "
+        "({{ values.adopted_words }}) is the realisable value; the fair market value is derived from it "
+        "at the realisable ratio of {{ values.realisable_percent }}%, and every value is rounded up to "
+        "the next multiple of ₹500.",
+        italic=True,
+    )
     _tag(doc, "{%p endif %}")
 
     doc.add_heading("5. Values", level=1)
@@ -260,40 +301,59 @@ def build(spec: Spec) -> Document:
         _cell(cell, text, bold=True)
     for label, figures, words in [
         ("Fair market value", "{{ values.fmv }}", "{{ values.fmv_words }}"),
-        ("Realisable value ({{ values.realisable_percent }}% of FMV)", "{{ values.realisable }}",
-         "{{ values.realisable_words }}"),
-        ("Distress (forced-sale) value ({{ values.distress_percent }}% of FMV)", "{{ values.distress }}",
-         "{{ values.distress_words }}"),
+        (
+            "Realisable value ({{ values.realisable_percent }}% of FMV)",
+            "{{ values.realisable }}",
+            "{{ values.realisable_words }}",
+        ),
+        (
+            "Distress (forced-sale) value ({{ values.distress_percent }}% of FMV)",
+            "{{ values.distress }}",
+            "{{ values.distress_words }}",
+        ),
     ]:
         cells = table.add_row().cells
         _cell(cells[0], label, bold=True)
         _cell(cells[1], figures)
         _cell(cells[2], words)
     doc.add_paragraph()
-    _para(doc, "The fair market value of the property as on {{ report.date }} is {{ values.fmv }} "
-               "({{ values.fmv_words }}).", bold=True)
+    _para(
+        doc,
+        "The fair market value of the property as on {{ report.date }} is {{ values.fmv }} ({{ values.fmv_words }}).",
+        bold=True,
+    )
 
     doc.add_heading("6. Guideline (government) value", level=1)
     _tag(doc, "{%p if guideline.present %}")
-    _key_values(doc, [
-        ("Guideline rate (₹ per sq m)", "{{ guideline.rate }}"),
-        ("Guideline value", "{{ guideline.value }}"),
-        ("Fair market value", "{{ values.fmv }}"),
-        ("Fair market value against guideline value", "{{ guideline.comparison }}"),
-    ])
+    _key_values(
+        doc,
+        [
+            ("Guideline rate (₹ per sq m)", "{{ guideline.rate }}"),
+            ("Guideline value", "{{ guideline.value }}"),
+            ("Fair market value", "{{ values.fmv }}"),
+            ("Fair market value against guideline value", "{{ guideline.comparison }}"),
+        ],
+    )
     _tag(doc, "{%p if guideline.below %}")
-    _para(doc, "The fair market value is below the guideline value by {{ guideline.difference }}; the reasons "
-               "are given in the justification below.", bold=True)
+    _para(
+        doc,
+        "The fair market value is below the guideline value by {{ guideline.difference }}; the reasons "
+        "are given in the justification below.",
+        bold=True,
+    )
     _tag(doc, "{%p endif %}")
     _tag(doc, "{%p else %}")
     _para(doc, "No guideline rate was furnished for this property.", italic=True)
     _tag(doc, "{%p endif %}")
 
     doc.add_heading("7. Inspection", level=1)
-    _key_values(doc, [
-        ("Date of inspection", "{{ inspection.date }}"),
-        ("Inspected by", "{{ inspection.inspector }}"),
-    ])
+    _key_values(
+        doc,
+        [
+            ("Date of inspection", "{{ inspection.date }}"),
+            ("Inspected by", "{{ inspection.inspector }}"),
+        ],
+    )
     _para(doc, "Remarks", bold=True)
     _lines(doc, "inspection.remarks", empty="No remarks.")
 
@@ -318,8 +378,12 @@ def build(spec: Spec) -> Document:
 
     doc.add_heading("Annexures", level=1)
     _tag(doc, "{%p if annexures %}")
-    _loop_table(doc, ["#", "Kind", "Caption", "File"], "x in annexures",
-                ["{{ x.n }}", "{{ x.kind }}", "{{ x.caption }}", "{{ x.filename }}"])
+    _loop_table(
+        doc,
+        ["#", "Kind", "Caption", "File"],
+        "x in annexures",
+        ["{{ x.n }}", "{{ x.kind }}", "{{ x.caption }}", "{{ x.filename }}"],
+    )
     _tag(doc, "{%p else %}")
     _para(doc, "No annexures.", italic=True)
     _tag(doc, "{%p endif %}")
@@ -347,12 +411,15 @@ def build(spec: Spec) -> Document:
     for n, text in enumerate(spec.declarations, start=1):
         _para(doc, f"{n}. {text}")
     doc.add_paragraph()
-    _key_values(doc, [
-        ("Place", "{{ report.place }}"),
-        ("Date", "{{ report.date }}"),
-        ("Inspected by", "{{ inspection.inspector }}"),
-        ("Signature of the valuer", ""),
-    ])
+    _key_values(
+        doc,
+        [
+            ("Place", "{{ report.place }}"),
+            ("Date", "{{ report.date }}"),
+            ("Inspected by", "{{ inspection.inspector }}"),
+            ("Signature of the valuer", ""),
+        ],
+    )
     return doc
 
 

@@ -49,8 +49,9 @@ async def listing(h, work_order_id: str) -> pb.ListArtifactsResponse:
     return await h.call("ListArtifacts", pb.ListArtifactsRequest(work_order_id=work_order_id))
 
 
-async def finished_job(h, work_order_id: str, *, snapshot_version: int | None = None,
-                       statuses=TERMINAL, timeout: float = 90) -> pb.RenderJob:
+async def finished_job(
+    h, work_order_id: str, *, snapshot_version: int | None = None, statuses=TERMINAL, timeout: float = 90
+) -> pb.RenderJob:
     """The work order's job (of `snapshot_version`, default its current snapshot) once it is in
     one of `statuses`."""
     version = snapshot_version if snapshot_version is not None else (await h.get(work_order_id)).snapshot_version
@@ -119,20 +120,31 @@ class Billing:
         self.token = h.token(BILLING_CAPS)
 
     async def call(self, method: str, request):
-        return await getattr(self.stub, method)(request, metadata=(("authorization", f"Bearer {self.token}"),),
-                                                timeout=30)
+        return await getattr(self.stub, method)(
+            request, metadata=(("authorization", f"Bearer {self.token}"),), timeout=30
+        )
 
     async def account(self, policy=bpb.BILLING_POLICY_CREDIT, credits: int = 0) -> bpb.Account:
-        account = (await self.call("CreateAccount", bpb.CreateAccountRequest(
-            display_name=f"Partner {uuid.uuid4().hex[:6]}", policy=policy))).account
+        account = (
+            await self.call(
+                "CreateAccount", bpb.CreateAccountRequest(display_name=f"Partner {uuid.uuid4().hex[:6]}", policy=policy)
+            )
+        ).account
         if credits:
-            await self.call("GrantCredits", bpb.GrantCreditsRequest(account_id=account.id, amount=credits,
-                                                                    reason="opening balance"))
+            await self.call(
+                "GrantCredits", bpb.GrantCreditsRequest(account_id=account.id, amount=credits, reason="opening balance")
+            )
         return account
 
     async def reserve(self, account_id: str, amount: int, work_order_id: str) -> bpb.Reservation:
-        return (await self.call("ReserveCredits", bpb.ReserveCreditsRequest(
-            account_id=account_id, amount=amount, ref_type="work_order", ref_id=work_order_id))).reservation
+        return (
+            await self.call(
+                "ReserveCredits",
+                bpb.ReserveCreditsRequest(
+                    account_id=account_id, amount=amount, ref_type="work_order", ref_id=work_order_id
+                ),
+            )
+        ).reservation
 
     async def reservation(self, account_id: str, reservation_id: str) -> bpb.Reservation:
         listed = await self.call("ListReservations", bpb.ListReservationsRequest(account_id=account_id))

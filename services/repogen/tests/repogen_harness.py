@@ -44,10 +44,22 @@ from zenops_repogen.service_tokens import install_service_tokens
 
 # An ops manager of the firm: everything in ops a test sets up, and all of repogen.
 MANAGER_CAPS = (
-    "masterdata.read", "masterdata.write", "masterdata.approve", "assignments.read", "assignments.write",
-    "assignments.transition", "channel_requests.read", "channel_requests.write", "channel_requests.review",
-    "documents.read", "documents.write", "documents.read_sensitive",
-    "repogen.read", "repogen.write", "repogen.transition", "repogen.release",
+    "masterdata.read",
+    "masterdata.write",
+    "masterdata.approve",
+    "assignments.read",
+    "assignments.write",
+    "assignments.transition",
+    "channel_requests.read",
+    "channel_requests.write",
+    "channel_requests.review",
+    "documents.read",
+    "documents.write",
+    "documents.read_sensitive",
+    "repogen.read",
+    "repogen.write",
+    "repogen.transition",
+    "repogen.release",
 )
 # identity's roles as far as repogen is concerned.
 VALUER_CAPS = ("repogen.read", "repogen.write", "repogen.transition")
@@ -61,28 +73,57 @@ JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8 + b"\xff\xd9"
 
 # A contract with everything the SBI under-₹5-crore template needs (decimals as strings).
 FULL_CONTRACT = {
-    "parties": {"bank_code": "SBI", "branch_ifsc": "SBIN0001234", "borrower_name": "Asha Patel",
-                "owner_name": "Asha Patel"},
-    "property": {"address": "Flat 4B, Sea View, Bandra West, Mumbai 400050", "property_type": "residential_flat",
-                 "is_coop_society": False, "ownership": "freehold", "tenure": "freehold", "occupancy": "self",
-                 "boundaries": {"north": "Road", "south": "Building A", "east": "Garden", "west": "Plot 12"}},
-    "areas": {"land": {"value": "1200", "unit": "sqft"}, "carpet": {"value": "1000", "unit": "sqft"},
-              "built_up": {"value": "1150", "unit": "sqft"}, "super_built_up": {"value": "1300", "unit": "sqft"}},
-    "valuation_lines": [{"description": "Flat (carpet)", "area": {"value": "1000", "unit": "sqft"},
-                         "rate_per_sqm": "150000"}],
+    "parties": {
+        "bank_code": "SBI",
+        "branch_ifsc": "SBIN0001234",
+        "borrower_name": "Asha Patel",
+        "owner_name": "Asha Patel",
+    },
+    "property": {
+        "address": "Flat 4B, Sea View, Bandra West, Mumbai 400050",
+        "property_type": "residential_flat",
+        "is_coop_society": False,
+        "ownership": "freehold",
+        "tenure": "freehold",
+        "occupancy": "self",
+        "boundaries": {"north": "Road", "south": "Building A", "east": "Garden", "west": "Plot 12"},
+    },
+    "areas": {
+        "land": {"value": "1200", "unit": "sqft"},
+        "carpet": {"value": "1000", "unit": "sqft"},
+        "built_up": {"value": "1150", "unit": "sqft"},
+        "super_built_up": {"value": "1300", "unit": "sqft"},
+    },
+    "valuation_lines": [
+        {"description": "Flat (carpet)", "area": {"value": "1000", "unit": "sqft"}, "rate_per_sqm": "150000"}
+    ],
     "extras": [{"description": "Car parking", "amount": "200000"}],
     "guideline": {"rate_per_sqm": "100000"},
-    "inspection": {"date": datetime.now(UTC).date().isoformat(), "inspector": "R. Kulkarni",
-                   "remarks": "Well maintained"},
-    "legal": {"sale_deed_number": "BDR-1234-2019", "sale_deed_date": "2019-05-14",
-              "registration_office": "Bandra SRO", "index_ii_number": "IDX-99", "survey_number": "CTS 45",
-              "property_tax_number": "PT-778", "electricity_consumer_number": "EC-12",
-              "approved_plan_number": "AP-55", "approving_authority": "MCGM",
-              "occupancy_certificate_number": "OC-9", "society_registration_number": "SR-1",
-              "share_certificate_number": "SC-2"},
-    "sections": {"justification": "Rates from recent registered sale deeds in the same society.",
-                 "enclosures": "Sale deed, Index II, tax receipt, photographs.", "checklist": "Complete",
-                 "notes": "None"},
+    "inspection": {
+        "date": datetime.now(UTC).date().isoformat(),
+        "inspector": "R. Kulkarni",
+        "remarks": "Well maintained",
+    },
+    "legal": {
+        "sale_deed_number": "BDR-1234-2019",
+        "sale_deed_date": "2019-05-14",
+        "registration_office": "Bandra SRO",
+        "index_ii_number": "IDX-99",
+        "survey_number": "CTS 45",
+        "property_tax_number": "PT-778",
+        "electricity_consumer_number": "EC-12",
+        "approved_plan_number": "AP-55",
+        "approving_authority": "MCGM",
+        "occupancy_certificate_number": "OC-9",
+        "society_registration_number": "SR-1",
+        "share_certificate_number": "SC-2",
+    },
+    "sections": {
+        "justification": "Rates from recent registered sale deeds in the same society.",
+        "enclosures": "Sale deed, Index II, tax receipt, photographs.",
+        "checklist": "Complete",
+        "notes": "None",
+    },
 }
 
 
@@ -92,6 +133,7 @@ def sha256(data: bytes) -> str:
 
 def service_tokens(signer: TokenSigner, caps=REPOGEN_SERVICE_CAPS) -> ServiceTokenProvider:
     """Repogen's service token as identity would issue it, signed by the test's key."""
+
     async def fetch() -> tuple[str, int]:
         return signer.token(aud="service", caps=list(caps), sub="service:repogen"), 900
 
@@ -141,8 +183,14 @@ class Harness:
         return user_id, self.token(caps, sub=user_id, **extra)
 
     def portal(self, channel_id: str, caps=PORTAL_CAPS) -> str:
-        return self.signer.token(aud="portal", caps=list(caps), tid=self.external_tenant, sub=str(uuid.uuid4()),
-                                 channel_id=channel_id, roles=["portal_user"])
+        return self.signer.token(
+            aud="portal",
+            caps=list(caps),
+            tid=self.external_tenant,
+            sub=str(uuid.uuid4()),
+            channel_id=channel_id,
+            roles=["portal_user"],
+        )
 
     def service_token(self, caps=(), name: str = "billing") -> str:
         return self.signer.token(aud="service", caps=list(caps), sub=f"service:{name}")
@@ -181,25 +229,39 @@ class Harness:
             return list(result) if result.returns_rows else []
 
     async def outbox(self, event_type: str) -> list[envelope_pb2.EventEnvelope]:
-        rows = await self.sql("SELECT envelope FROM outbox WHERE event_type = :t ORDER BY created_at, id",
-                              {"t": event_type}, tenant=None)
+        rows = await self.sql(
+            "SELECT envelope FROM outbox WHERE event_type = :t ORDER BY created_at, id", {"t": event_type}, tenant=None
+        )
         return [envelope_pb2.EventEnvelope.FromString(bytes(r.envelope)) for r in rows]
 
     async def audit(self, work_order_id: str) -> list[dict]:
         rows = await self.sql(
             "SELECT kind, from_status, to_status, actor, reason, detail::text AS detail FROM work_order_events "
-            "WHERE work_order_id = CAST(:id AS uuid) ORDER BY created_at, id", {"id": work_order_id})
-        return [{"kind": r.kind, "from": r.from_status, "to": r.to_status, "actor": r.actor, "reason": r.reason,
-                 "detail": json.loads(r.detail)} for r in rows]
+            "WHERE work_order_id = CAST(:id AS uuid) ORDER BY created_at, id",
+            {"id": work_order_id},
+        )
+        return [
+            {
+                "kind": r.kind,
+                "from": r.from_status,
+                "to": r.to_status,
+                "actor": r.actor,
+                "reason": r.reason,
+                "detail": json.loads(r.detail),
+            }
+            for r in rows
+        ]
 
     # -- ops: banks, assignments, documents ------------------------------------------------------
 
     async def bank(self, code: str = "SBI", name: str = "State Bank of India") -> str:
         if code not in self._banks:
             bank_id = str(uuid.uuid4())
-            await self.ops_sql("INSERT INTO banks (id, tenant_id, code, name, created_by) VALUES (CAST(:id AS uuid), "
-                               "CAST(:t AS uuid), :code, :name, 'test')",
-                               {"id": bank_id, "t": self.tenant, "code": code, "name": name})
+            await self.ops_sql(
+                "INSERT INTO banks (id, tenant_id, code, name, created_by) VALUES (CAST(:id AS uuid), "
+                "CAST(:t AS uuid), :code, :name, 'test')",
+                {"id": bank_id, "t": self.tenant, "code": code, "name": name},
+            )
             self._banks[code] = bank_id
         return self._banks[code]
 
@@ -210,23 +272,51 @@ class Harness:
             "INSERT INTO channels (id, tenant_id, name, channel_type, commission_mode, commission_value, is_active, "
             "billing_account_id, default_credits, created_by) VALUES (CAST(:id AS uuid), CAST(:t AS uuid), :name, "
             "'AGENT', 'FLAT', 0, true, CAST(:account AS uuid), :credits, 'test')",
-            {"id": channel_id, "t": self.tenant, "name": f"Partner {channel_id[:8]}", "account": billing_account_id,
-             "credits": default_credits})
-        await self.ops_sql("INSERT INTO channel_directory (channel_id, tenant_id) VALUES (CAST(:c AS uuid), "
-                           "CAST(:t AS uuid))", {"c": channel_id, "t": self.tenant})
+            {
+                "id": channel_id,
+                "t": self.tenant,
+                "name": f"Partner {channel_id[:8]}",
+                "account": billing_account_id,
+                "credits": default_credits,
+            },
+        )
+        await self.ops_sql(
+            "INSERT INTO channel_directory (channel_id, tenant_id) VALUES (CAST(:c AS uuid), CAST(:t AS uuid))",
+            {"c": channel_id, "t": self.tenant},
+        )
         return channel_id
 
-    async def accepted_request(self, channel_id: str, *, bank_code: str | None = "SBI",
-                               requested_service: str = "valuation_report",
-                               credits: int = 0) -> opb.AcceptChannelRequestResponse:
+    async def accepted_request(
+        self,
+        channel_id: str,
+        *,
+        bank_code: str | None = "SBI",
+        requested_service: str = "valuation_report",
+        credits: int = 0,
+    ) -> opb.AcceptChannelRequestResponse:
         """A channel request submitted by the channel's portal user and accepted by the manager."""
         fields = {"bank_id": await self.bank(bank_code)} if bank_code else {}
-        submitted = (await self.ops_call("SubmitChannelRequest", opb.SubmitChannelRequestRequest(
-            borrower_name="Asha Patel", borrower_phone="9876543210", requested_service=requested_service,
-            credits=credits, property=opb.PropertyDetails(
-                address_line1="Flat 4B, Sea View", locality="Bandra West", city="Mumbai", state="MH",
-                pin_code="400050", property_type="residential_flat"), **fields),
-            self.portal(channel_id))).channel_request
+        submitted = (
+            await self.ops_call(
+                "SubmitChannelRequest",
+                opb.SubmitChannelRequestRequest(
+                    borrower_name="Asha Patel",
+                    borrower_phone="9876543210",
+                    requested_service=requested_service,
+                    credits=credits,
+                    property=opb.PropertyDetails(
+                        address_line1="Flat 4B, Sea View",
+                        locality="Bandra West",
+                        city="Mumbai",
+                        state="MH",
+                        pin_code="400050",
+                        property_type="residential_flat",
+                    ),
+                    **fields,
+                ),
+                self.portal(channel_id),
+            )
+        ).channel_request
         return await self.ops_call("AcceptChannelRequest", opb.AcceptChannelRequestRequest(id=submitted.id))
 
     async def assignment(self, bank_code: str | None = "SBI", **fields) -> opb.Assignment:
@@ -238,14 +328,26 @@ class Harness:
         fields.setdefault("borrower_name", "Asha Patel")
         return (await self.ops_call("CreateAssignment", opb.CreateAssignmentRequest(**fields))).assignment
 
-    async def document(self, data: bytes = PDF, *, filename: str = "sale-deed.pdf",
-                       content_type: str = "application/pdf", captured_at: datetime | None = None,
-                       confirm: bool = True, **links) -> opb.Document:
+    async def document(
+        self,
+        data: bytes = PDF,
+        *,
+        filename: str = "sale-deed.pdf",
+        content_type: str = "application/pdf",
+        captured_at: datetime | None = None,
+        confirm: bool = True,
+        **links,
+    ) -> opb.Document:
         """An ops document (UPLOADED unless confirm=False), presigned, put and confirmed."""
         request = opb.PresignUploadRequest(
-            filename=filename, content_type=content_type, size_bytes=len(data), sha256=sha256(data),
-            source=opb.DOCUMENT_SOURCE_DESKTOP_UPLOAD, classification=opb.DOCUMENT_CLASSIFICATION_LEGAL,
-            links=opb.DocumentLinks(**links) if links else opb.DocumentLinks(work_order_id=str(uuid.uuid4())))
+            filename=filename,
+            content_type=content_type,
+            size_bytes=len(data),
+            sha256=sha256(data),
+            source=opb.DOCUMENT_SOURCE_DESKTOP_UPLOAD,
+            classification=opb.DOCUMENT_CLASSIFICATION_LEGAL,
+            links=opb.DocumentLinks(**links) if links else opb.DocumentLinks(work_order_id=str(uuid.uuid4())),
+        )
         if captured_at is not None:
             request.captured_at.FromDatetime(captured_at)
         signed = await self.ops_call("PresignUpload", request)
@@ -260,43 +362,74 @@ class Harness:
         return (await self.ops_call("ConfirmUpload", opb.ConfirmUploadRequest(id=signed.document.id))).document
 
     async def photo(self, n: int = 0, *, captured_at: datetime | None = None, **links) -> opb.Document:
-        return await self.document(JPEG + n.to_bytes(4, "big"), filename=f"site-{n}.jpg", content_type="image/jpeg",
-                                   captured_at=captured_at, **links)
+        return await self.document(
+            JPEG + n.to_bytes(4, "big"),
+            filename=f"site-{n}.jpg",
+            content_type="image/jpeg",
+            captured_at=captured_at,
+            **links,
+        )
 
     # -- repogen shortcuts ---------------------------------------------------------------------
 
-    async def work_order(self, bank_code: str | None = "SBI", token: str | None = None,
-                         **fields) -> pb.CreateWorkOrderResponse:
+    async def work_order(
+        self, bank_code: str | None = "SBI", token: str | None = None, **fields
+    ) -> pb.CreateWorkOrderResponse:
         """CreateWorkOrder for a new ops assignment (unless `assignment_id` is given)."""
         if "assignment_id" not in fields:
             fields["assignment_id"] = (await self.assignment(bank_code)).id
         return await self.call("CreateWorkOrder", pb.CreateWorkOrderRequest(**fields), token)
 
-    async def patch(self, work_order_id: str, expected_version: int, patch: dict, token: str | None = None,
-                    **fields) -> pb.PatchContractResponse:
-        return await self.call("PatchContract", pb.PatchContractRequest(
-            work_order_id=work_order_id, expected_version=expected_version, patch_json=json.dumps(patch), **fields),
-            token)
+    async def patch(
+        self, work_order_id: str, expected_version: int, patch: dict, token: str | None = None, **fields
+    ) -> pb.PatchContractResponse:
+        return await self.call(
+            "PatchContract",
+            pb.PatchContractRequest(
+                work_order_id=work_order_id, expected_version=expected_version, patch_json=json.dumps(patch), **fields
+            ),
+            token,
+        )
 
-    async def transition(self, work_order_id: str, to: int, reason: str = "", token: str | None = None,
-                         **fields) -> pb.TransitionWorkOrderResponse:
-        return await self.call("TransitionWorkOrder", pb.TransitionWorkOrderRequest(
-            id=work_order_id, to=to, reason=reason, **fields), token)
+    async def transition(
+        self, work_order_id: str, to: int, reason: str = "", token: str | None = None, **fields
+    ) -> pb.TransitionWorkOrderResponse:
+        return await self.call(
+            "TransitionWorkOrder",
+            pb.TransitionWorkOrderRequest(id=work_order_id, to=to, reason=reason, **fields),
+            token,
+        )
 
-    async def add_evidence(self, work_order_id: str, kind: str, document: opb.Document | None = None,
-                           caption: str = "", token: str | None = None, **fields) -> pb.AddEvidenceResponse:
+    async def add_evidence(
+        self,
+        work_order_id: str,
+        kind: str,
+        document: opb.Document | None = None,
+        caption: str = "",
+        token: str | None = None,
+        **fields,
+    ) -> pb.AddEvidenceResponse:
         if document is None:
-            document = await (self.photo(uuid.uuid4().int % 10**6) if kind == "SITE_PHOTO" else self.document(
-                PDF + uuid.uuid4().bytes, filename=f"{kind.lower()}.pdf"))
-        return await self.call("AddEvidence", pb.AddEvidenceRequest(
-            work_order_id=work_order_id, document_id=document.id, kind=kind, caption=caption, **fields), token)
+            document = await (
+                self.photo(uuid.uuid4().int % 10**6)
+                if kind == "SITE_PHOTO"
+                else self.document(PDF + uuid.uuid4().bytes, filename=f"{kind.lower()}.pdf")
+            )
+        return await self.call(
+            "AddEvidence",
+            pb.AddEvidenceRequest(
+                work_order_id=work_order_id, document_id=document.id, kind=kind, caption=caption, **fields
+            ),
+            token,
+        )
 
     async def get(self, work_order_id: str) -> pb.WorkOrder:
         return (await self.call("GetWorkOrder", pb.GetWorkOrderRequest(id=work_order_id))).work_order
 
     async def readiness(self, work_order_id: str) -> pb.Readiness:
-        return (await self.call("EvaluateReadiness", pb.EvaluateReadinessRequest(
-            work_order_id=work_order_id))).readiness
+        return (
+            await self.call("EvaluateReadiness", pb.EvaluateReadinessRequest(work_order_id=work_order_id))
+        ).readiness
 
     async def template(self, template_id: str) -> pb.Template:
         listed = await self.call("ListTemplates", pb.ListTemplatesRequest())
@@ -317,32 +450,42 @@ class Harness:
 
 
 @asynccontextmanager
-async def running_repogen(start_service, *, signer: TokenSigner, ops_port: int, database_url: str | None = None,
-                          **overrides):
+async def running_repogen(
+    start_service, *, signer: TokenSigner, ops_port: int, database_url: str | None = None, **overrides
+):
     """repogen (its relay and consumers too unless run_workers=False) asking the ops at
     `ops_port` with a test-signed service token; yields (app, channel)."""
-    async with start_service("repogen", verifier=signer.verifier(), database_url=database_url,
-                             ops_addr=f"127.0.0.1:{ops_port}", **overrides) as app:
+    async with start_service(
+        "repogen", verifier=signer.verifier(), database_url=database_url, ops_addr=f"127.0.0.1:{ops_port}", **overrides
+    ) as app:
         install_service_tokens(app.runtime, service_tokens(signer))
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
             yield app, channel
 
 
 @asynccontextmanager
-async def running_suite(start_service, tmp_path, *, ops_workers: bool = False, run_workers: bool = False,
-                        **overrides):
+async def running_suite(start_service, tmp_path, *, ops_workers: bool = False, run_workers: bool = False, **overrides):
     """ops (local files under tmp_path; no relay or consumers unless ops_workers) and repogen
     (idem unless run_workers), trusting one signer; yields a Harness."""
     signer = TokenSigner()
-    async with start_service("ops", verifier=signer.verifier(), storage_dir=str(tmp_path / "ops-files"),
-                             run_workers=ops_workers) as ops_app:
+    async with start_service(
+        "ops", verifier=signer.verifier(), storage_dir=str(tmp_path / "ops-files"), run_workers=ops_workers
+    ) as ops_app:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{ops_app.port}") as ops_channel:
             h = Harness(signer=signer, ops_app=ops_app, ops_channel=ops_channel)
             async with AsyncExitStack() as stack:
+
                 async def start(database_url: str | None = None, **more) -> None:
-                    app, channel = await stack.enter_async_context(running_repogen(
-                        start_service, signer=signer, ops_port=ops_app.port, database_url=database_url,
-                        run_workers=run_workers, **{**overrides, **more}))
+                    app, channel = await stack.enter_async_context(
+                        running_repogen(
+                            start_service,
+                            signer=signer,
+                            ops_port=ops_app.port,
+                            database_url=database_url,
+                            run_workers=run_workers,
+                            **{**overrides, **more},
+                        )
+                    )
                     h.attach(app, channel)
 
                 async def restart(**more) -> None:

@@ -32,24 +32,50 @@ async def test_the_bundle_is_canonical_and_its_hash_stable(suite):
     async with suite() as h:
         wo = (await h.work_order(credits=1)).work_order
         await h.transition(wo.id, pb.WORK_ORDER_STATUS_DATA_PENDING)
-        contract = {**FULL_CONTRACT, "sections": {**FULL_CONTRACT["sections"],
-                                                  "notes": "बांद्रा पश्चिम — ground + 7 floors"}}
+        contract = {
+            **FULL_CONTRACT,
+            "sections": {**FULL_CONTRACT["sections"], "notes": "बांद्रा पश्चिम — ground + 7 floors"},
+        }
         await h.patch(wo.id, 0, contract)
-        photo = (await h.add_evidence(wo.id, "SITE_PHOTO", await h.photo(
-            1, captured_at=datetime(2026, 2, 1, 9, 30, tzinfo=UTC)), caption="Front")).evidence
+        photo = (
+            await h.add_evidence(
+                wo.id,
+                "SITE_PHOTO",
+                await h.photo(1, captured_at=datetime(2026, 2, 1, 9, 30, tzinfo=UTC)),
+                caption="Front",
+            )
+        ).evidence
         deed = (await h.add_evidence(wo.id, "SALE_DEED", caption="Sale deed")).evidence
         dropped = (await h.add_evidence(wo.id, "OTHER")).evidence
-        await h.call("RemoveEvidence", pb.RemoveEvidenceRequest(work_order_id=wo.id, evidence_id=dropped.id,
-                                                                reason="not relevant"))
+        await h.call(
+            "RemoveEvidence",
+            pb.RemoveEvidenceRequest(work_order_id=wo.id, evidence_id=dropped.id, reason="not relevant"),
+        )
         await h.call("AutoOrderAnnexures", pb.AutoOrderAnnexuresRequest(work_order_id=wo.id))
-        link = (await h.call("LinkFieldEvidence", pb.LinkFieldEvidenceRequest(
-            work_order_id=wo.id, field_key="legal.sale_deed_number", evidence_id=deed.id))).link
-        old = (await h.call("LinkFieldEvidence", pb.LinkFieldEvidenceRequest(
-            work_order_id=wo.id, field_key="areas.carpet", evidence_id=deed.id))).link
-        await h.call("UnlinkFieldEvidence", pb.UnlinkFieldEvidenceRequest(work_order_id=wo.id, link_id=old.id,
-                                                                          reason="not on the deed"))
-        comment = (await h.call("AddComment", pb.AddCommentRequest(work_order_id=wo.id, kind="justification",
-                                                                   body="Two recent sales ₹1.5 lakh/sqm"))).comment
+        link = (
+            await h.call(
+                "LinkFieldEvidence",
+                pb.LinkFieldEvidenceRequest(
+                    work_order_id=wo.id, field_key="legal.sale_deed_number", evidence_id=deed.id
+                ),
+            )
+        ).link
+        old = (
+            await h.call(
+                "LinkFieldEvidence",
+                pb.LinkFieldEvidenceRequest(work_order_id=wo.id, field_key="areas.carpet", evidence_id=deed.id),
+            )
+        ).link
+        await h.call(
+            "UnlinkFieldEvidence",
+            pb.UnlinkFieldEvidenceRequest(work_order_id=wo.id, link_id=old.id, reason="not on the deed"),
+        )
+        comment = (
+            await h.call(
+                "AddComment",
+                pb.AddCommentRequest(work_order_id=wo.id, kind="justification", body="Two recent sales ₹1.5 lakh/sqm"),
+            )
+        ).comment
 
         first = await bundle(h, wo.id)
         second = await bundle(h, wo.id, h.token(STUDIO_CAPS))
@@ -62,8 +88,14 @@ async def test_the_bundle_is_canonical_and_its_hash_stable(suite):
 
         assert data["bundle_version"] == 1
         w = data["work_order"]
-        assert (w["id"], w["assignment_id"], w["bank_code"], w["template_id"], w["credits"],
-                w["snapshot_version"]) == (wo.id, wo.assignment_id, "SBI", "SBI_UNDER_5CR_V1", 1, 1)
+        assert (w["id"], w["assignment_id"], w["bank_code"], w["template_id"], w["credits"], w["snapshot_version"]) == (
+            wo.id,
+            wo.assignment_id,
+            "SBI",
+            "SBI_UNDER_5CR_V1",
+            1,
+            1,
+        )
         assert "status" not in w and "version" not in w  # lifecycle bookkeeping is not report content
         assert w["created_at"].endswith("Z") and datetime.fromisoformat(w["created_at"]).tzinfo is not None
         assert data["template"]["id"] == "SBI_UNDER_5CR_V1" and data["template"]["version"] >= 1
@@ -101,8 +133,9 @@ async def test_the_hash_survives_a_restart_and_lifecycle_moves(suite):
             for _ in range(requirement.min_count):
                 await h.add_evidence(wo.id, requirement.kind)
         await h.call("AutoOrderAnnexures", pb.AutoOrderAnnexuresRequest(work_order_id=wo.id))
-        await h.call("AddComment", pb.AddCommentRequest(work_order_id=wo.id, kind="enclosures",
-                                                        body="Annexures 1–7 as listed."))
+        await h.call(
+            "AddComment", pb.AddCommentRequest(work_order_id=wo.id, kind="enclosures", body="Annexures 1–7 as listed.")
+        )
         before = await bundle(h, wo.id)
         # moving the work order along does not change what its report says: ready for render
         # (a new readiness row with the same result), rendered

@@ -67,16 +67,24 @@ def consumer(h, name: str):
 async def emit_ready(h, wo: pb.WorkOrder, snapshot_version: int) -> str:
     """Another repogen.work_order.ready_for_render of the work order (a new event id)."""
     async with tenant_tx(h.engine, h.tenant) as conn:
-        return await outbox.emit(conn, event_type=outbox.WORK_ORDER_READY_FOR_RENDER, tenant_id=h.tenant,
-                                 aggregate_type="work_order", aggregate_id=wo.id, aggregate_version=wo.version,
-                                 payload=events.WorkOrderReadyForRender(work_order_id=wo.id,
-                                                                        snapshot_version=snapshot_version))
+        return await outbox.emit(
+            conn,
+            event_type=outbox.WORK_ORDER_READY_FOR_RENDER,
+            tenant_id=h.tenant,
+            aggregate_type="work_order",
+            aggregate_id=wo.id,
+            aggregate_version=wo.version,
+            payload=events.WorkOrderReadyForRender(work_order_id=wo.id, snapshot_version=snapshot_version),
+        )
 
 
 async def handled(h, consumer_name: str, event_id: str) -> None:
     async def seen():
-        return await h.sql("SELECT 1 FROM inbox WHERE consumer = :c AND event_id = CAST(:e AS uuid)",
-                           {"c": consumer_name, "e": event_id}, tenant=None)
+        return await h.sql(
+            "SELECT 1 FROM inbox WHERE consumer = :c AND event_id = CAST(:e AS uuid)",
+            {"c": consumer_name, "e": event_id},
+            tenant=None,
+        )
 
     await poll(seen, timeout=30, what=f"{consumer_name} to handle {event_id}")
 
@@ -96,7 +104,11 @@ async def test_ready_for_render_makes_one_job_that_renders_the_report(suite, tmp
         job = await finished_job(h, wo.id)
         assert job.status == pb.JOB_STATUS_SUCCEEDED, job.last_error
         assert (job.id, job.snapshot_version, job.attempts, job.last_error) == (
-            f"{wo.id}:{wo.snapshot_version}", wo.snapshot_version, 1, "")
+            f"{wo.id}:{wo.snapshot_version}",
+            wo.snapshot_version,
+            1,
+            "",
+        )
         rendered = await h.get(wo.id)
         assert (rendered.status, rendered.last_error) == (pb.WORK_ORDER_STATUS_RENDERED, "")
         audit = await h.audit(wo.id)
@@ -118,33 +130,55 @@ async def test_ready_for_render_makes_one_job_that_renders_the_report(suite, tmp
         else:
             assert "no PDF converter" in job.pdf_note
         bundle = await h.call("GetExportBundle", pb.GetExportBundleRequest(work_order_id=wo.id))
-        rows = {r.kind: r for r in await h.sql(
-            "SELECT kind, storage_driver, storage_key FROM artifacts WHERE work_order_id = CAST(:id AS uuid)",
-            {"id": wo.id})}
+        rows = {
+            r.kind: r
+            for r in await h.sql(
+                "SELECT kind, storage_driver, storage_key FROM artifacts WHERE work_order_id = CAST(:id AS uuid)",
+                {"id": wo.id},
+            )
+        }
         for kind, artifact in kinds.items():
             row = rows[kind]
             data = stored(tmp_path, row.storage_key)
             assert (sha256(data), len(data)) == (artifact.sha256, artifact.size_bytes), kind
             assert row.storage_driver == "local"
-            assert re.fullmatch(rf"tenant/{h.tenant}/[0-9]{{4}}/[0-9]{{2}}/{wo.id}/{wo.snapshot_version}-{kind}\."
-                                rf"{EXTENSIONS[kind]}", row.storage_key), row.storage_key
+            assert re.fullmatch(
+                rf"tenant/{h.tenant}/[0-9]{{4}}/[0-9]{{2}}/{wo.id}/{wo.snapshot_version}-{kind}\."
+                rf"{EXTENSIONS[kind]}",
+                row.storage_key,
+            ), row.storage_key
             assert (artifact.template_id, artifact.template_version) == ("SBI_UNDER_5CR_V1", 1)
             assert artifact.bundle_sha256 == bundle.sha256
             assert artifact.snapshot_version == wo.snapshot_version
         # The bundle the report came from is the export bundle, byte for byte.
         assert stored(tmp_path, rows["export_bundle"].storage_key) == bundle.bundle
         assert kinds["export_bundle"].sha256 == bundle.sha256
-        pack = (await h.sql("SELECT bundle_sha256, template_id FROM packs WHERE work_order_id = CAST(:id AS uuid)",
-                            {"id": wo.id}))[0]
+        pack = (
+            await h.sql(
+                "SELECT bundle_sha256, template_id FROM packs WHERE work_order_id = CAST(:id AS uuid)", {"id": wo.id}
+            )
+        )[0]
         assert (pack.bundle_sha256, pack.template_id) == (bundle.sha256, "SBI_UNDER_5CR_V1")
 
         # The report: the FMV in figures (Indian grouping) and in words, and the rest of the values.
         text = docx_text(stored(tmp_path, rows["docx"].storage_key))
         outputs = json.loads(bundle.bundle)["snapshot"]["outputs"]
         assert outputs["fair_market_value"] == FMV and outputs["fair_market_value_in_words"] == FMV_WORDS
-        for expected in (FMV_FIGURES, FMV_WORDS, REALISABLE_FIGURES, DISTRESS_FIGURES, "Asha Patel", "SBIN0001234",
-                         "92.90", "1,000.00 sq ft", "BDR-1234-2019", "R. Kulkarni", "SBI_UNDER_5CR_V1",
-                         bundle.sha256, "Rates from recent registered sale deeds in the same society."):
+        for expected in (
+            FMV_FIGURES,
+            FMV_WORDS,
+            REALISABLE_FIGURES,
+            DISTRESS_FIGURES,
+            "Asha Patel",
+            "SBIN0001234",
+            "92.90",
+            "1,000.00 sq ft",
+            "BDR-1234-2019",
+            "R. Kulkarni",
+            "SBI_UNDER_5CR_V1",
+            bundle.sha256,
+            "Rates from recent registered sale deeds in the same society.",
+        ):
             assert expected in text, expected
         assert "{{" not in text and "{%" not in text
         if has_converter:
@@ -162,15 +196,17 @@ async def test_a_repeated_trigger_creates_no_second_job(suite):
         # The same envelope delivered again (as JetStream redelivers: another Nats-Msg-Id).
         original = (await h.outbox(outbox.WORK_ORDER_READY_FOR_RENDER))[-1]
         js = await h.app.runtime.bus.ready()
-        await js.publish(subject_for(original.event_type), original.SerializeToString(),
-                         headers={"Nats-Msg-Id": f"redelivery-{uuid.uuid4()}"})
+        await js.publish(
+            subject_for(original.event_type),
+            original.SerializeToString(),
+            headers={"Nats-Msg-Id": f"redelivery-{uuid.uuid4()}"},
+        )
         await poll(lambda: factory.stats.duplicates > before[1], timeout=30, what="the redelivery to be seen")
         # And the same trigger under a new event id.
         again = await emit_ready(h, await h.get(wo.id), wo.snapshot_version)
         await handled(h, TRIGGER_CONSUMER, again)
 
-        jobs = await h.sql("SELECT id, status FROM render_jobs WHERE work_order_id = CAST(:id AS uuid)",
-                           {"id": wo.id})
+        jobs = await h.sql("SELECT id, status FROM render_jobs WHERE work_order_id = CAST(:id AS uuid)", {"id": wo.id})
         assert [(j.id, j.status) for j in jobs] == [(job.id, "SUCCEEDED")]
         assert len(await h.sql("SELECT 1 FROM packs WHERE work_order_id = CAST(:id AS uuid)", {"id": wo.id})) == 1
         assert len(await h.outbox(outbox.RENDER_JOB_QUEUED)) == 1
@@ -190,19 +226,22 @@ async def test_a_job_for_an_outdated_snapshot_ends_without_rendering(suite):
         assert job.attempts == 0 and job.last_error.startswith("SUPERSEDED")
         assert f"at snapshot {wo.snapshot_version}" in job.last_error
         assert [a.snapshot_version for a in (await listing(h, wo.id)).artifacts] == [wo.snapshot_version] * len(
-            (await listing(h, wo.id)).artifacts)
+            (await listing(h, wo.id)).artifacts
+        )
         got = await h.get(wo.id)
         assert (got.status, got.last_error) == (pb.WORK_ORDER_STATUS_RENDERED, "")
         trail = [(e["kind"], e["detail"].get("job_id")) for e in await h.audit(wo.id) if e["kind"].startswith("render")]
-        assert trail == [("render_job.queued", f"{wo.id}:{wo.snapshot_version}"), ("render_job.queued", job.id),
-                         ("render_job.superseded", job.id)]
+        assert trail == [
+            ("render_job.queued", f"{wo.id}:{wo.snapshot_version}"),
+            ("render_job.queued", job.id),
+            ("render_job.superseded", job.id),
+        ]
 
 
 async def test_a_render_that_keeps_failing_is_retried_then_dead_and_visible(suite, tmp_path):
     empty = tmp_path / "no-templates"
     empty.mkdir()
-    async with suite(report_templates_dir=str(empty), render_max_attempts=3,
-                     render_backoff_seconds=(0.2,)) as h:
+    async with suite(report_templates_dir=str(empty), render_max_attempts=3, render_backoff_seconds=(0.2,)) as h:
         wo = await ready_work_order(h)
         job = await finished_job(h, wo.id)
         assert (job.status, job.attempts) == (pb.JOB_STATUS_DEAD, 3)
@@ -232,12 +271,18 @@ async def test_artifact_downloads_through_local_signed_urls(suite, tmp_path):
         wo = await ready_work_order(h)
         await finished_job(h, wo.id)
         docx = next(a for a in (await listing(h, wo.id)).artifacts if a.kind == "docx")
-        signed = await h.call("PresignArtifactDownload", pb.PresignArtifactDownloadRequest(artifact_id=docx.id),
-                              h.token(("repogen.read",)))
+        signed = await h.call(
+            "PresignArtifactDownload",
+            pb.PresignArtifactDownloadRequest(artifact_id=docx.id),
+            h.token(("repogen.read",)),
+        )
         assert signed.url.startswith("/v1/artifact-files/") and signed.HasField("expires_at")
         first, data = await local_download(h, signed.url)
         assert (first.content_type, first.filename, first.size_bytes) == (
-            docx.content_type, docx.filename, docx.size_bytes)
+            docx.content_type,
+            docx.filename,
+            docx.size_bytes,
+        )
         assert docx.filename == f"valuation-report-{wo.id[:8]}-v{wo.snapshot_version}.docx"
         assert sha256(data) == docx.sha256
         audit = [e for e in await h.audit(wo.id) if e["kind"] == "artifact.download_signed"]
@@ -256,31 +301,45 @@ async def test_artifact_downloads_through_local_signed_urls(suite, tmp_path):
         assert (refused.code, refused.reason) == (grpc.StatusCode.UNAUTHENTICATED, "SIGNED_URL_INVALID")
 
         # Unknown or malformed ids, and callers without repogen.read.
-        missing = await h.fails("PresignArtifactDownload",
-                                pb.PresignArtifactDownloadRequest(artifact_id=str(uuid.uuid4())))
+        missing = await h.fails(
+            "PresignArtifactDownload", pb.PresignArtifactDownloadRequest(artifact_id=str(uuid.uuid4()))
+        )
         assert (missing.code, missing.reason) == (grpc.StatusCode.NOT_FOUND, "ARTIFACT_NOT_FOUND")
         malformed = await h.fails("PresignArtifactDownload", pb.PresignArtifactDownloadRequest(artifact_id="x"))
         assert [v.field for v in malformed.violations] == ["artifact_id"]
-        denied = await h.fails("ListArtifacts", pb.ListArtifactsRequest(work_order_id=wo.id),
-                               h.token(("documents.read",)))
+        denied = await h.fails(
+            "ListArtifacts", pb.ListArtifactsRequest(work_order_id=wo.id), h.token(("documents.read",))
+        )
         assert denied.code == grpc.StatusCode.PERMISSION_DENIED
-        other_tenant = await h.fails("ListArtifacts", pb.ListArtifactsRequest(work_order_id=wo.id),
-                                     h.token(tenant=str(uuid.uuid4())))
+        other_tenant = await h.fails(
+            "ListArtifacts", pb.ListArtifactsRequest(work_order_id=wo.id), h.token(tenant=str(uuid.uuid4()))
+        )
         assert (other_tenant.code, other_tenant.reason) == (grpc.StatusCode.NOT_FOUND, "WORK_ORDER_NOT_FOUND")
-        assert (await h.fails("PresignArtifactDownload", pb.PresignArtifactDownloadRequest(artifact_id=docx.id),
-                              h.token(tenant=str(uuid.uuid4())))).reason == "ARTIFACT_NOT_FOUND"
+        assert (
+            await h.fails(
+                "PresignArtifactDownload",
+                pb.PresignArtifactDownloadRequest(artifact_id=docx.id),
+                h.token(tenant=str(uuid.uuid4())),
+            )
+        ).reason == "ARTIFACT_NOT_FOUND"
 
 
 async def test_artifacts_on_s3(start_service, tmp_path, s3_server, s3_bucket):
-    async with factory_suite(start_service, tmp_path, **s3_server.settings(s3_bucket)) as h, \
-            httpx.AsyncClient(timeout=30) as http:
+    async with (
+        factory_suite(start_service, tmp_path, **s3_server.settings(s3_bucket)) as h,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
         wo = await ready_work_order(h)
         job = await finished_job(h, wo.id)
         assert job.status == pb.JOB_STATUS_SUCCEEDED, job.last_error
         artifacts = (await listing(h, wo.id)).artifacts
-        rows = {r.kind: r for r in await h.sql(
-            "SELECT kind, storage_driver, storage_key FROM artifacts WHERE work_order_id = CAST(:id AS uuid)",
-            {"id": wo.id})}
+        rows = {
+            r.kind: r
+            for r in await h.sql(
+                "SELECT kind, storage_driver, storage_key FROM artifacts WHERE work_order_id = CAST(:id AS uuid)",
+                {"id": wo.id},
+            )
+        }
         client = s3_server.client()
         for artifact in artifacts:
             row = rows[artifact.kind]
@@ -289,7 +348,8 @@ async def test_artifacts_on_s3(start_service, tmp_path, s3_server, s3_bucket):
             assert (sha256(body), len(body)) == (artifact.sha256, artifact.size_bytes)
         docx = next(a for a in artifacts if a.kind == "docx")
         assert "Rupees One Crore Forty-One Lakh Thirty-Five Thousand Only" in docx_text(
-            client.get_object(Bucket=s3_bucket, Key=rows["docx"].storage_key)["Body"].read())
+            client.get_object(Bucket=s3_bucket, Key=rows["docx"].storage_key)["Body"].read()
+        )
 
         url = (await h.call("PresignArtifactDownload", pb.PresignArtifactDownloadRequest(artifact_id=docx.id))).url
         parts = urlsplit(url)

@@ -43,6 +43,7 @@ def load_script():
 
 # -- ids, keys, attempts ---------------------------------------------------------------------------
 
+
 def test_job_ids_and_artifact_keys():
     assert domain.job_id(WO.upper(), 7) == f"{WO}:7"
     assert domain.parse_job_id(f"{WO}:7") == (WO, 7)
@@ -71,11 +72,22 @@ def test_supersession():
     assert cancelled.startswith("SUPERSEDED") and "CANCELLED" in cancelled
 
 
-@pytest.mark.parametrize(("rupees", "printed"), [
-    (0, "₹0"), (5, "₹5"), (999, "₹999"), (1000, "₹1,000"), (99_999, "₹99,999"), (1_00_000, "₹1,00,000"),
-    (45_20_000, "₹45,20,000"), (1_41_35_000, "₹1,41,35,000"), (99_99_99_999, "₹99,99,99,999"),
-    (1_00_00_00_000, "₹1,00,00,00,000"), (-45_20_000, "-₹45,20,000"),
-])
+@pytest.mark.parametrize(
+    ("rupees", "printed"),
+    [
+        (0, "₹0"),
+        (5, "₹5"),
+        (999, "₹999"),
+        (1000, "₹1,000"),
+        (99_999, "₹99,999"),
+        (1_00_000, "₹1,00,000"),
+        (45_20_000, "₹45,20,000"),
+        (1_41_35_000, "₹1,41,35,000"),
+        (99_99_99_999, "₹99,99,99,999"),
+        (1_00_00_00_000, "₹1,00,00,00,000"),
+        (-45_20_000, "-₹45,20,000"),
+    ],
+)
 def test_rupees_in_indian_grouping(rupees, printed):
     assert domain.rupees(rupees) == printed
 
@@ -87,18 +99,25 @@ def test_decimal_rupees():
     assert domain.decimal_rupees("-200000") == "-₹2,00,000"
 
 
-@pytest.mark.parametrize(("status", "released", "account", "credits", "born", "gate"), [
-    ("RENDERED", True, "acc", 1, False, "released"),
-    ("DRAFT", False, None, 1, False, "unknown"),
-    ("DRAFT", False, "acc", 1, False, "not_reserved"),
-    ("DRAFT", False, "acc", 1, True, "reserved"),  # reserved when its channel request was accepted
-    ("DATA_PENDING", False, "acc", 2, False, "reserved"),
-    ("RENDERED", False, "acc", 0, False, "postpaid"),
-    ("CANCELLED", False, "acc", 2, False, "not_reserved"),
-])
+@pytest.mark.parametrize(
+    ("status", "released", "account", "credits", "born", "gate"),
+    [
+        ("RENDERED", True, "acc", 1, False, "released"),
+        ("DRAFT", False, None, 1, False, "unknown"),
+        ("DRAFT", False, "acc", 1, False, "not_reserved"),
+        ("DRAFT", False, "acc", 1, True, "reserved"),  # reserved when its channel request was accepted
+        ("DATA_PENDING", False, "acc", 2, False, "reserved"),
+        ("RENDERED", False, "acc", 0, False, "postpaid"),
+        ("CANCELLED", False, "acc", 2, False, "not_reserved"),
+    ],
+)
 def test_billing_gate(status, released, account, credits, born, gate):
-    assert domain.billing_gate(status=status, released=released, billing_account_id=account, credits=credits,
-                               born_from_request=born) == gate
+    assert (
+        domain.billing_gate(
+            status=status, released=released, billing_account_id=account, credits=credits, born_from_request=born
+        )
+        == gate
+    )
 
 
 def test_override_reason():
@@ -111,6 +130,7 @@ def test_override_reason():
 
 
 # -- the templates -----------------------------------------------------------------------------
+
 
 def test_committed_templates_are_what_the_script_makes():
     script = load_script()
@@ -139,14 +159,22 @@ def test_a_hand_edited_or_foreign_template_is_refused(tmp_path):
 
 # -- context and rendering -----------------------------------------------------------------------
 
-def bundle_for(contract_patch: dict, *, bank_code: str = "SBI", evidence=(), comments=()) -> tuple[dict, rules.Template]:
+
+def bundle_for(
+    contract_patch: dict, *, bank_code: str = "SBI", evidence=(), comments=()
+) -> tuple[dict, rules.Template]:
     contract = rules.merge_patch(rules.empty_contract(), contract_patch)
     evaluation = rules.evaluate(rules.parse_contract(contract), bank_code=bank_code)
     bundle = {
         "work_order": {"id": WO, "assignment_id": TENANT, "bank_code": bank_code},
-        "snapshot": {"version": 4, "contract": contract, "outputs": rules.outputs_json(evaluation),
-                     "created_at": "2025-03-31T20:15:00.000000Z"},
-        "evidence": list(evidence), "comments": list(comments),
+        "snapshot": {
+            "version": 4,
+            "contract": contract,
+            "outputs": rules.outputs_json(evaluation),
+            "created_at": "2025-03-31T20:15:00.000000Z",
+        },
+        "evidence": list(evidence),
+        "comments": list(comments),
     }
     return bundle, evaluation.template
 
@@ -163,21 +191,40 @@ def test_the_context_has_every_key_the_templates_use():
     # Report date: the snapshot's, in India (20:15 UTC on 31 March is 1 April in Kolkata).
     assert context["report"]["date"] == "1 April 2025"
     assert context["values"]["fmv"] == "₹1,41,35,000"
-    assert [a["label"] for a in context["areas"]] == ["Land area", "Carpet area", "Built-up area",
-                                                       "Super built-up area"]
+    assert [a["label"] for a in context["areas"]] == [
+        "Land area",
+        "Carpet area",
+        "Built-up area",
+        "Super built-up area",
+    ]
     carpet = context["areas"][1]
     assert (carpet["entered"], carpet["sqft"], carpet["sqm"]) == ("1,000.00 sq ft", "1,000.00", "92.90")
-    assert context["lines"][0] | {} == {"n": 1, "description": "Flat (carpet)", "area": "1,000.00 sq ft",
-                                        "area_sqm": "92.90", "rate": "₹1,50,000", "amount": "₹1,39,35,000"}
+    assert context["lines"][0] | {} == {
+        "n": 1,
+        "description": "Flat (carpet)",
+        "area": "1,000.00 sq ft",
+        "area_sqm": "92.90",
+        "rate": "₹1,50,000",
+        "amount": "₹1,39,35,000",
+    }
 
 
 def test_every_template_renders_the_values_in_figures_and_words():
     texts = {}
     for bank_code, patch, template_id in [
         ("SBI", FULL_CONTRACT, "SBI_UNDER_5CR_V1"),
-        ("SBI", rules.merge_patch(FULL_CONTRACT, {"valuation_lines": [
-            {"description": "Bungalow", "area": {"value": "600", "unit": "sqm"}, "rate_per_sqm": "1000000"}]}),
-         "SBI_5CR_AND_ABOVE_V1"),
+        (
+            "SBI",
+            rules.merge_patch(
+                FULL_CONTRACT,
+                {
+                    "valuation_lines": [
+                        {"description": "Bungalow", "area": {"value": "600", "unit": "sqm"}, "rate_per_sqm": "1000000"}
+                    ]
+                },
+            ),
+            "SBI_5CR_AND_ABOVE_V1",
+        ),
         ("HDFC", FULL_CONTRACT, "GENERIC_BANK_V1"),
     ]:
         bundle, template = bundle_for(patch, bank_code=bank_code)
@@ -190,24 +237,36 @@ def test_every_template_renders_the_values_in_figures_and_words():
         assert "{{" not in text and "{%" not in text
         texts[template_id] = text
     # ₹60 crore: the large-value format, with its marketability section and the two-valuer note.
-    assert "Marketability" in texts["SBI_5CR_AND_ABOVE_V1"] and "two empanelled valuers" in texts[
-        "SBI_5CR_AND_ABOVE_V1"]
+    assert (
+        "Marketability" in texts["SBI_5CR_AND_ABOVE_V1"] and "two empanelled valuers" in texts["SBI_5CR_AND_ABOVE_V1"]
+    )
     assert "Marketability" not in texts["SBI_UNDER_5CR_V1"] and "State Bank of India" not in texts["GENERIC_BANK_V1"]
 
 
 def test_cooperative_society_report_and_escaping():
-    patch = rules.merge_patch(FULL_CONTRACT, {
-        "parties": {"borrower_name": "Shah & Sons <Traders>"},
-        "property": {"is_coop_society": True},
-        "valuation_lines": None, "adopted_value": "4750000",
-    })
-    bundle, template = bundle_for(patch, evidence=[
-        {"kind": "SOCIETY_NOC", "caption": "NOC dated 1 March", "filename": "noc.pdf", "annexure_number": 1},
-        {"kind": "SITE_PHOTO", "caption": "Front", "filename": "front.jpg", "annexure_number": 2}],
-        comments=[{"kind": "justification", "body": "Society transfer charges verified."}])
+    patch = rules.merge_patch(
+        FULL_CONTRACT,
+        {
+            "parties": {"borrower_name": "Shah & Sons <Traders>"},
+            "property": {"is_coop_society": True},
+            "valuation_lines": None,
+            "adopted_value": "4750000",
+        },
+    )
+    bundle, template = bundle_for(
+        patch,
+        evidence=[
+            {"kind": "SOCIETY_NOC", "caption": "NOC dated 1 March", "filename": "noc.pdf", "annexure_number": 1},
+            {"kind": "SITE_PHOTO", "caption": "Front", "filename": "front.jpg", "annexure_number": 2},
+        ],
+        comments=[{"kind": "justification", "body": "Society transfer charges verified."}],
+    )
     outputs = bundle["snapshot"]["outputs"]
     assert (outputs["fair_market_value"], outputs["realisable_value"], outputs["distress_value"]) == (
-        50_00_000, 47_50_000, 40_00_000)
+        50_00_000,
+        47_50_000,
+        40_00_000,
+    )
     text = rendered_text(bundle, template)
     assert "Shah & Sons <Traders>" in text
     assert "adopted value of ₹47,50,000 (Rupees Forty-Seven Lakh Fifty Thousand Only)" in text
@@ -230,10 +289,17 @@ def test_rendering_is_deterministic_and_strict():
 def test_report_context_rejects_nothing_a_snapshot_holds():
     """A just-created work order (empty contract) still renders (every value '—' or zero)."""
     bundle, template = bundle_for({})
-    context = report_context(work_order=bundle["work_order"], snapshot_version=0,
-                             snapshot_created_at=datetime(2025, 1, 1, tzinfo=UTC),
-                             contract=bundle["snapshot"]["contract"], outputs=bundle["snapshot"]["outputs"],
-                             evidence=[], comments=[], template=template, bundle_sha256=SHA)
+    context = report_context(
+        work_order=bundle["work_order"],
+        snapshot_version=0,
+        snapshot_created_at=datetime(2025, 1, 1, tzinfo=UTC),
+        contract=bundle["snapshot"]["contract"],
+        outputs=bundle["snapshot"]["outputs"],
+        evidence=[],
+        comments=[],
+        template=template,
+        bundle_sha256=SHA,
+    )
     assert context["values"]["fmv"] == "₹0" and context["parties"]["borrower_name"] == "—"
     assert context["values"]["realisable_percent"] == str(Decimal(template.realisable_percent).normalize())
     text = docx_text(asyncio.run(render.render_docx(template.id, template.version, context)))
@@ -241,6 +307,7 @@ def test_report_context_rejects_nothing_a_snapshot_holds():
 
 
 # -- the PDF step ------------------------------------------------------------------------------------
+
 
 def fake_converter(tmp_path: Path, body: str) -> str:
     path = tmp_path / "fake-soffice"
@@ -255,8 +322,11 @@ def test_no_converter_is_a_note_not_a_failure():
 
 
 def test_a_failing_converter_is_a_note(tmp_path):
-    result = asyncio.run(render.to_pdf(b"PK", converter=fake_converter(tmp_path, "echo 'Error: source file could "
-                                                                                 "not be loaded'; exit 1")))
+    result = asyncio.run(
+        render.to_pdf(
+            b"PK", converter=fake_converter(tmp_path, "echo 'Error: source file could not be loaded'; exit 1")
+        )
+    )
     assert result.pdf is None and result.note.startswith("PDF conversion failed (exit 1: Error: source file")
 
 
@@ -267,7 +337,8 @@ def test_a_hanging_converter_is_stopped_at_its_limit(tmp_path):
 
 def test_a_converter_that_writes_the_pdf(tmp_path):
     # Stands in for soffice: writes <outdir>/report.pdf from its last argument's stem.
-    converter = fake_converter(tmp_path, 'for a; do last="$a"; done; printf "%%PDF-1.7 fake" > "$(dirname "$last")/'
-                                         'report.pdf"')
+    converter = fake_converter(
+        tmp_path, 'for a; do last="$a"; done; printf "%%PDF-1.7 fake" > "$(dirname "$last")/report.pdf"'
+    )
     result = asyncio.run(render.to_pdf(b"PK", converter=converter))
     assert (result.pdf, result.note) == (b"%PDF-1.7 fake", "")

@@ -76,7 +76,11 @@ async def test_credit_release_consumes_the_reservation_once(start_service, suite
         r = done.release
         assert (done.work_order.status, done.work_order.version) == (RELEASED, wo.version + 1)
         assert (r.work_order_id, r.snapshot_version, r.billing_basis, r.billing_reservation_id) == (
-            wo.id, wo.snapshot_version, "CREDITS_CONSUMED", reservation.id)
+            wo.id,
+            wo.snapshot_version,
+            "CREDITS_CONSUMED",
+            reservation.id,
+        )
         assert (r.released_by, r.override_reason) == (h.manager_id, "") and r.HasField("released_at")
         artifacts = (await listing(h, wo.id)).artifacts
         assert dict(r.artifact_hashes) == {a.kind: a.sha256 for a in artifacts}
@@ -92,23 +96,35 @@ async def test_credit_release_consumes_the_reservation_once(start_service, suite
         assert await h.call("ReleaseDeliverable", release(wo.id, "rel-1")) == done
         again = await h.fails("ReleaseDeliverable", release(wo.id, "rel-2"))
         assert (again.code, again.reason, again.metadata["release_id"]) == (
-            grpc.StatusCode.ALREADY_EXISTS, "RELEASE_EXISTS", r.id)
+            grpc.StatusCode.ALREADY_EXISTS,
+            "RELEASE_EXISTS",
+            r.id,
+        )
         assert (await billing.wallet(account.id)).available == 3
 
         # The event ops and billing react to.
         [env] = [e for e in await h.outbox(outbox.DELIVERABLE_RELEASED) if e.aggregate_id == wo.id]
         payload = unpack_payload(env, events.DeliverableReleased)
-        assert (payload.work_order_id, payload.deliverable_id, payload.billing_account_id, payload.assignment_id,
-                payload.snapshot_version, payload.channel_request_id) == (
-            wo.id, r.id, account.id, wo.assignment_id, wo.snapshot_version, "")
+        assert (
+            payload.work_order_id,
+            payload.deliverable_id,
+            payload.billing_account_id,
+            payload.assignment_id,
+            payload.snapshot_version,
+            payload.channel_request_id,
+        ) == (wo.id, r.id, account.id, wo.assignment_id, wo.snapshot_version, "")
         assert (env.tenant_id, env.aggregate_version) == (h.tenant, done.work_order.version)
 
         audit = await h.audit(wo.id)
         assert (audit[-1]["to"], audit[-1]["detail"]["release_id"], audit[-1]["detail"]["billing_basis"]) == (
-            "RELEASED", r.id, "CREDITS_CONSUMED")
+            "RELEASED",
+            r.id,
+            "CREDITS_CONSUMED",
+        )
         monitor = await h.call("ListMonitor", pb.ListMonitorRequest(statuses=[RELEASED]))
         assert [(row.work_order.id, row.billing_gate, row.job_status) for row in monitor.rows] == [
-            (wo.id, "released", pb.JOB_STATUS_SUCCEEDED)]
+            (wo.id, "released", pb.JOB_STATUS_SUCCEEDED)
+        ]
 
         # A release is never changed or removed, even by the service's own role.
         for statement in ("UPDATE releases SET billing_basis = 'OVERRIDDEN'", "DELETE FROM releases"):
@@ -151,10 +167,14 @@ async def test_postpaid_without_a_paid_invoice_is_refused_and_nothing_changes(st
         await nothing_changed(h, wo)
 
         admin_id, admin = h.user((*MANAGER_CAPS, "billing.read", "billing.write", "billing.override"))
-        done = await h.call("ReleaseDeliverable", release(wo.id, "try-4", override_reason="Paid in cash at branch"),
-                            admin)
+        done = await h.call(
+            "ReleaseDeliverable", release(wo.id, "try-4", override_reason="Paid in cash at branch"), admin
+        )
         assert (done.release.billing_basis, done.release.override_reason, done.release.released_by) == (
-            "OVERRIDDEN", "Paid in cash at branch", admin_id)
+            "OVERRIDDEN",
+            "Paid in cash at branch",
+            admin_id,
+        )
         assert done.work_order.status == RELEASED
 
 
@@ -164,7 +184,10 @@ async def test_only_a_rendered_work_order_is_released(start_service, suite):
         wo = await ready_work_order(h, billing_account_id=account.id)
         refused = await h.fails("ReleaseDeliverable", release(wo.id, "early"))
         assert (refused.code, refused.reason, refused.metadata["status"]) == (
-            grpc.StatusCode.FAILED_PRECONDITION, "WORK_ORDER_NOT_RENDERED", "READY_FOR_RENDER")
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "WORK_ORDER_NOT_RENDERED",
+            "READY_FOR_RENDER",
+        )
         unknown = await h.fails("ReleaseDeliverable", release(str(uuid.uuid4())))
         assert (unknown.code, unknown.reason) == (grpc.StatusCode.NOT_FOUND, "WORK_ORDER_NOT_FOUND")
         malformed = await h.fails("ReleaseDeliverable", release("not-an-id"))
@@ -185,6 +208,8 @@ async def test_billing_unreachable_is_unavailable_and_changes_nothing(start_serv
         install_billing_client(h.app.runtime, billing_addr=f"127.0.0.1:{billing.app.port}")
         done = await h.call("ReleaseDeliverable", release(wo.id, "rel"))
         assert (done.release.billing_basis, done.work_order.status) == ("CREDITS_CONSUMED", RELEASED)
-        stored = await h.sql("SELECT artifact_hashes::text AS hashes FROM releases WHERE work_order_id = "
-                             "CAST(:id AS uuid)", {"id": wo.id})
+        stored = await h.sql(
+            "SELECT artifact_hashes::text AS hashes FROM releases WHERE work_order_id = CAST(:id AS uuid)",
+            {"id": wo.id},
+        )
         assert json.loads(stored[0].hashes) == dict(done.release.artifact_hashes)

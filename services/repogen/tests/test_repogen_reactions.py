@@ -23,8 +23,11 @@ from zenops_repogen.reactions import OPS_CONSUMER
 
 ACCEPTED = "ops.channel_request.accepted"
 # The durables on the streams these tests read (repogen's, and ops' own consumers of others').
-DURABLES = {"ops": (OPS_CONSUMER, "billing-ops"), "repogen": ("ops-repogen", "billing-repogen"),
-            "billing": ("ops-billing",)}
+DURABLES = {
+    "ops": (OPS_CONSUMER, "billing-ops"),
+    "repogen": ("ops-repogen", "billing-repogen"),
+    "billing": ("ops-billing",),
+}
 
 
 @pytest.fixture
@@ -56,21 +59,31 @@ def consumer(h):
 
 async def processed(h, n: int, *, duplicates: int = 0) -> None:
     c = consumer(h)
-    await poll(lambda: c.stats.handled >= n and c.stats.duplicates >= duplicates, timeout=30,
-               what=f"{OPS_CONSUMER} to handle {n} events")
+    await poll(
+        lambda: c.stats.handled >= n and c.stats.duplicates >= duplicates,
+        timeout=30,
+        what=f"{OPS_CONSUMER} to handle {n} events",
+    )
 
 
 async def publish(js, env: envelope_pb2.EventEnvelope, msg_id: str | None = None) -> None:
     # another Nats-Msg-Id than the event id defeats JetStream's de-duplication: only the inbox is left
-    await js.publish(subject_for(env.event_type), env.SerializeToString(),
-                     headers={"Nats-Msg-Id": msg_id or env.event_id})
+    await js.publish(
+        subject_for(env.event_type), env.SerializeToString(), headers={"Nats-Msg-Id": msg_id or env.event_id}
+    )
 
 
 def accepted_event(tenant: str, **payload) -> envelope_pb2.EventEnvelope:
-    return new_event(event_type=ACCEPTED, payload=ops_events.ChannelRequestAccepted(**payload), producer="ops",
-                     producer_version="test", aggregate_type="channel_request",
-                     aggregate_id=payload.get("channel_request_id") or str(uuid.uuid4()), aggregate_version=1,
-                     tenant_id=tenant)
+    return new_event(
+        event_type=ACCEPTED,
+        payload=ops_events.ChannelRequestAccepted(**payload),
+        producer="ops",
+        producer_version="test",
+        aggregate_type="channel_request",
+        aggregate_id=payload.get("channel_request_id") or str(uuid.uuid4()),
+        aggregate_version=1,
+        tenant_id=tenant,
+    )
 
 
 async def work_orders_of(h, assignment_id: str) -> list[pb.WorkOrder]:
@@ -87,17 +100,32 @@ async def test_an_accepted_channel_request_opens_an_accepted_work_order_once(sui
 
         [wo] = await poll(lambda: work_orders_of(h, assignment.id), timeout=30, what="the channel's work order")
         assert (wo.status, wo.channel_request_id, wo.channel_id, wo.bank_code, wo.template_id) == (
-            pb.WORK_ORDER_STATUS_DATA_PENDING, request.id, channel, "SBI", "SBI_UNDER_5CR_V1")
+            pb.WORK_ORDER_STATUS_DATA_PENDING,
+            request.id,
+            channel,
+            "SBI",
+            "SBI_UNDER_5CR_V1",
+        )
         assert (wo.billing_account_id, wo.credits, wo.created_by, wo.snapshot_version) == (
-            account, 3, "event:ops.channel_request.accepted", 0)
+            account,
+            3,
+            "event:ops.channel_request.accepted",
+            0,
+        )
         moves = [(e["kind"], e["to"], e["actor"]) for e in await h.audit(wo.id)]
-        assert moves == [("work_order.created", "DRAFT", "event:ops.channel_request.accepted"),
-                         ("work_order.status_changed", "DATA_PENDING", "event:ops.channel_request.accepted")]
+        assert moves == [
+            ("work_order.created", "DRAFT", "event:ops.channel_request.accepted"),
+            ("work_order.status_changed", "DATA_PENDING", "event:ops.channel_request.accepted"),
+        ]
         [env] = await h.outbox("repogen.work_order.accepted")
         p = unpack_payload(env, events.WorkOrderAccepted)
         # billing ignores this one (the request was billed when ops accepted it): it names the request
         assert (p.work_order_id, p.channel_request_id, p.billing_account_id, p.credits) == (
-            wo.id, request.id, account, 3)
+            wo.id,
+            request.id,
+            account,
+            3,
+        )
 
         # ops' event, delivered again (another message id: JetStream cannot drop it, the inbox does)
         [ops_env] = [e for e in await ops_outbox(h, ACCEPTED)]
@@ -117,14 +145,19 @@ async def test_an_accepted_channel_request_opens_an_accepted_work_order_once(sui
         assert twice.reason == "WORK_ORDER_EXISTS"
         # repogen learnt the channel's firm: a portal role reading work orders would see this one
         portal = h.portal(channel, caps=("repogen.read",))
-        assert [w.id for w in (await h.call("ListWorkOrders", pb.ListWorkOrdersRequest(),
-                                            portal)).work_orders] == [wo.id]
+        assert [w.id for w in (await h.call("ListWorkOrders", pb.ListWorkOrdersRequest(), portal)).work_orders] == [
+            wo.id
+        ]
 
         # cancelled, the assignment may get a new work order by hand: billed on its own (no request named)
         await h.transition(wo.id, pb.WORK_ORDER_STATUS_CANCELLED, "partner withdrew the report")
         fresh = (await h.work_order(assignment_id=assignment.id, idempotency_key="after-cancel")).work_order
         assert (fresh.channel_id, fresh.channel_request_id, fresh.billing_account_id, fresh.credits) == (
-            channel, "", account, 0)
+            channel,
+            "",
+            account,
+            0,
+        )
         assert await dead_letters(h) == []
 
 
@@ -136,26 +169,46 @@ async def test_what_opens_no_work_order(suite, js):
         # a work order made by hand before the event came
         by_hand_assignment = await h.assignment("SBI")
         by_hand = (await h.work_order(assignment_id=by_hand_assignment.id)).work_order
-        await publish(js, accepted_event(h.tenant, channel_request_id=str(uuid.uuid4()), channel_id=channel,
-                                         assignment_id=by_hand_assignment.id, report_requested=True, credits=1))
+        await publish(
+            js,
+            accepted_event(
+                h.tenant,
+                channel_request_id=str(uuid.uuid4()),
+                channel_id=channel,
+                assignment_id=by_hand_assignment.id,
+                report_requested=True,
+                credits=1,
+            ),
+        )
         # an assignment ops does not know (another firm's, say); malformed ids
-        await publish(js, accepted_event(h.tenant, channel_request_id=str(uuid.uuid4()), channel_id=channel,
-                                         assignment_id=str(uuid.uuid4()), report_requested=True))
-        await publish(js, accepted_event(h.tenant, channel_request_id="cr-1", assignment_id="a-1",
-                                         report_requested=True))
+        await publish(
+            js,
+            accepted_event(
+                h.tenant,
+                channel_request_id=str(uuid.uuid4()),
+                channel_id=channel,
+                assignment_id=str(uuid.uuid4()),
+                report_requested=True,
+            ),
+        )
+        await publish(
+            js, accepted_event(h.tenant, channel_request_id="cr-1", assignment_id="a-1", report_requested=True)
+        )
         await processed(h, 4)
         assert await work_orders_of(h, inspection.assignment.id) == []
         assert [w.id for w in await work_orders_of(h, by_hand_assignment.id)] == [by_hand.id]
-        assert [w.id for w in (await h.call("ListWorkOrders", pb.ListWorkOrdersRequest())).work_orders] == [
-            by_hand.id]
+        assert [w.id for w in (await h.call("ListWorkOrders", pb.ListWorkOrdersRequest())).work_orders] == [by_hand.id]
         assert await h.outbox("repogen.work_order.accepted") == []
         assert await dead_letters(h) == []
 
 
 async def ops_outbox(h, event_type: str) -> list[envelope_pb2.EventEnvelope]:
     async with system_tx(h.ops_engine) as conn:
-        rows = list(await conn.execute(text("SELECT envelope FROM outbox WHERE event_type = :t ORDER BY created_at"),
-                                       {"t": event_type}))
+        rows = list(
+            await conn.execute(
+                text("SELECT envelope FROM outbox WHERE event_type = :t ORDER BY created_at"), {"t": event_type}
+            )
+        )
     return [envelope_pb2.EventEnvelope.FromString(bytes(r.envelope)) for r in rows]
 
 

@@ -23,12 +23,13 @@ def text_of(d: Decimal) -> str:
     return f"{d:f}"
 
 
-areas_values = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal(100_000), places=4,
-                           allow_nan=False, allow_infinity=False)
-rates = st.decimals(min_value=Decimal(0), max_value=Decimal(2_000_000), places=2, allow_nan=False,
-                    allow_infinity=False)
-money = st.decimals(min_value=Decimal("0.01"), max_value=Decimal(1_000_000_000), places=2, allow_nan=False,
-                    allow_infinity=False)
+areas_values = st.decimals(
+    min_value=Decimal("0.0001"), max_value=Decimal(100_000), places=4, allow_nan=False, allow_infinity=False
+)
+rates = st.decimals(min_value=Decimal(0), max_value=Decimal(2_000_000), places=2, allow_nan=False, allow_infinity=False)
+money = st.decimals(
+    min_value=Decimal("0.01"), max_value=Decimal(1_000_000_000), places=2, allow_nan=False, allow_infinity=False
+)
 units = st.sampled_from(rules.AREA_UNITS)
 
 
@@ -39,8 +40,11 @@ def area(draw) -> dict:
 
 @st.composite
 def valuation_line(draw) -> dict:
-    return {"description": draw(st.sampled_from(["Flat", "Terrace", "Land", "Building"])), "area": draw(area()),
-            "rate_per_sqm": text_of(draw(rates))}
+    return {
+        "description": draw(st.sampled_from(["Flat", "Terrace", "Land", "Building"])),
+        "area": draw(area()),
+        "rate_per_sqm": text_of(draw(rates)),
+    }
 
 
 @st.composite
@@ -48,8 +52,11 @@ def contract_data(draw) -> dict:
     """A readable contract: any mix of filled and empty sections."""
     data: dict = {}
     if draw(st.booleans()):
-        data["parties"] = {"borrower_name": "Asha Patil", "owner_name": "Asha Patil",
-                           "bank_code": draw(st.sampled_from(["SBI", "HDFC"]))}
+        data["parties"] = {
+            "borrower_name": "Asha Patil",
+            "owner_name": "Asha Patil",
+            "bank_code": draw(st.sampled_from(["SBI", "HDFC"])),
+        }
     prop: dict = {}
     if draw(st.booleans()):
         prop["property_type"] = draw(st.sampled_from(rules.PROPERTY_TYPES))
@@ -68,8 +75,10 @@ def contract_data(draw) -> dict:
     elif guideline == "value":
         data["guideline"] = {"value": text_of(draw(money))}
     if draw(st.booleans()):
-        data["inspection"] = {"date": draw(st.dates(date(2020, 1, 1), date(2026, 12, 31))).isoformat(),
-                              "inspector": "R"}
+        data["inspection"] = {
+            "date": draw(st.dates(date(2020, 1, 1), date(2026, 12, 31))).isoformat(),
+            "inspector": "R",
+        }
     return data
 
 
@@ -78,8 +87,9 @@ banks = st.sampled_from(["SBI", "sbin", "HDFC", "", "AXIS"])
 
 def run(data: dict, bank: str):
     e = rules.evaluate(rules.parse_contract(data), bank_code=bank)
-    r = rules.readiness(e, evidence_counts={"SITE_PHOTO": 3, "SALE_DEED": 1}, linked_fields={"areas.carpet"},
-                        today=date(2025, 6, 1))
+    r = rules.readiness(
+        e, evidence_counts={"SITE_PHOTO": 3, "SALE_DEED": 1}, linked_fields={"areas.carpet"}, today=date(2025, 6, 1)
+    )
     return json.dumps([rules.outputs_json(e), rules.readiness_json(r)], sort_keys=True, ensure_ascii=False)
 
 
@@ -105,7 +115,7 @@ def test_values_scores_and_invariants(data, bank):
     if e.basis == "coop_adopted":
         assert e.fair_market_value % 500 == e.realisable_value % 500 == e.distress_value % 500 == 0
     for value in (e.fair_market_value, e.realisable_value, e.distress_value):
-        assert isinstance(value, int) and value < 2 ** 63
+        assert isinstance(value, int) and value < 2**63
     assert e.template.id in {t.id for t in rules.templates()}
     r = rules.readiness(e, evidence_counts={}, linked_fields=(), today=date(2025, 6, 1))
     assert 0 <= r.score <= 100 and (r.score == 100) == r.ready
@@ -156,37 +166,70 @@ def test_sqm_is_within_half_a_hundredth_of_the_exact_value(value, unit):
 def test_fmv_is_the_exact_total_rounded_half_up(lines, extras):
     data = {"valuation_lines": lines, "extras": [{"description": "x", "amount": text_of(a)} for a in extras]}
     e = rules.evaluate(rules.parse_contract(data), bank_code="SBI")
-    exact = sum((Fraction(rules.to_sqm(Decimal(x["area"]["value"]), x["area"]["unit"])) * Fraction(x["rate_per_sqm"])
-                 for x in lines), Fraction(0)) + sum((Fraction(a) for a in extras), Fraction(0))
+    exact = sum(
+        (
+            Fraction(rules.to_sqm(Decimal(x["area"]["value"]), x["area"]["unit"])) * Fraction(x["rate_per_sqm"])
+            for x in lines
+        ),
+        Fraction(0),
+    ) + sum((Fraction(a) for a in extras), Fraction(0))
     assert -Fraction(1, 2) < e.fair_market_value - exact <= Fraction(1, 2)
     assert -Fraction(1, 2) < e.realisable_value - Fraction(e.fair_market_value) * Fraction(95, 100) <= Fraction(1, 2)
     assert -Fraction(1, 2) < e.distress_value - Fraction(e.fair_market_value) * Fraction(80, 100) <= Fraction(1, 2)
 
 
 @SETTINGS
-@given(st.decimals(min_value=Decimal("0.01"), max_value=Decimal(10 ** 13), places=2, allow_nan=False,
-                   allow_infinity=False))
+@given(
+    st.decimals(min_value=Decimal("0.01"), max_value=Decimal(10**13), places=2, allow_nan=False, allow_infinity=False)
+)
 def test_coop_values_are_the_least_multiples_of_500_not_below_the_exact_values(adopted):
     v = rules.coop_values(adopted, Decimal(95), Decimal(80))
     fmv = Fraction(adopted) / Fraction(95, 100)
-    for rounded, exact in ((v.fair_market_value, fmv), (v.realisable_value, Fraction(adopted)),
-                           (v.distress_value, fmv * Fraction(80, 100))):
+    for rounded, exact in (
+        (v.fair_market_value, fmv),
+        (v.realisable_value, Fraction(adopted)),
+        (v.distress_value, fmv * Fraction(80, 100)),
+    ):
         assert rounded % 500 == 0
         assert exact <= rounded < exact + 500
 
 
 # -- amounts in words, read back by an independent parser --------------------------------------
 
-_SMALL = {w: i for i, w in enumerate(["Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine",
-                                      "Ten", "Eleven", "Twelve", "Thirteen", "Fourteen", "Fifteen", "Sixteen",
-                                      "Seventeen", "Eighteen", "Nineteen"])}
+_SMALL = {
+    w: i
+    for i, w in enumerate(
+        [
+            "Zero",
+            "One",
+            "Two",
+            "Three",
+            "Four",
+            "Five",
+            "Six",
+            "Seven",
+            "Eight",
+            "Nine",
+            "Ten",
+            "Eleven",
+            "Twelve",
+            "Thirteen",
+            "Fourteen",
+            "Fifteen",
+            "Sixteen",
+            "Seventeen",
+            "Eighteen",
+            "Nineteen",
+        ]
+    )
+}
 _TENS = {"Twenty": 20, "Thirty": 30, "Forty": 40, "Fifty": 50, "Sixty": 60, "Seventy": 70, "Eighty": 80, "Ninety": 90}
 
 
 def words_to_rupees(words: str) -> int:
     assert words.startswith("Rupees ") and words.endswith(" Only")
     total = group = current = 0
-    for token in words[len("Rupees "):-len(" Only")].split(" "):
+    for token in words[len("Rupees ") : -len(" Only")].split(" "):
         if token == "Hundred":
             assert 1 <= current <= 9
             current *= 100
@@ -209,11 +252,11 @@ def words_to_rupees(words: str) -> int:
 
 
 @SETTINGS
-@given(st.one_of(st.integers(0, 99_99_99_999), st.integers(0, 10 ** 18)))
+@given(st.one_of(st.integers(0, 99_99_99_999), st.integers(0, 10**18)))
 def test_words_read_back_to_the_amount(rupees):
     words = rules.amount_in_words(rupees)
     assert words_to_rupees(words) == rupees
-    assert "  " not in words and "Zero" not in words[len("Rupees "):] or rupees == 0
+    assert "  " not in words and "Zero" not in words[len("Rupees ") :] or rupees == 0
     assert all(w[0].isupper() for w in words.split(" "))
 
 
@@ -222,7 +265,8 @@ def test_words_read_back_to_the_amount(rupees):
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-10, 10) | st.text(max_size=3),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from("abcd"), children, max_size=3),
-    max_leaves=12)
+    max_leaves=12,
+)
 json_objects = st.dictionaries(st.sampled_from("abcd"), json_values, max_size=4)
 
 
@@ -238,9 +282,9 @@ def has_null(value) -> bool:
 def test_merge_patch_laws(target, patch):
     before = copy.deepcopy((target, patch))
     once = rules.merge_patch(target, patch)
-    assert (target, patch) == before                            # inputs untouched
-    assert rules.merge_patch(once, patch) == once               # applying a patch twice = once
-    assert not has_null(rules.merge_patch({}, patch))           # a patch's nulls delete, never land
+    assert (target, patch) == before  # inputs untouched
+    assert rules.merge_patch(once, patch) == once  # applying a patch twice = once
+    assert not has_null(rules.merge_patch({}, patch))  # a patch's nulls delete, never land
     for key, value in patch.items():
         if value is None:
             assert key not in once
@@ -253,14 +297,40 @@ def test_merge_patch_laws(target, patch):
 
 # -- robustness: anything parses or fails with ContractError ----------------------------------
 
-contract_keys = st.sampled_from(["parties", "property", "areas", "valuation_lines", "extras", "adopted_value",
-                                 "guideline", "inspection", "legal", "sections", "schema_version", "value", "unit",
-                                 "carpet", "land", "rate_per_sqm", "date", "is_coop_society", "property_type", "x"])
+contract_keys = st.sampled_from(
+    [
+        "parties",
+        "property",
+        "areas",
+        "valuation_lines",
+        "extras",
+        "adopted_value",
+        "guideline",
+        "inspection",
+        "legal",
+        "sections",
+        "schema_version",
+        "value",
+        "unit",
+        "carpet",
+        "land",
+        "rate_per_sqm",
+        "date",
+        "is_coop_society",
+        "property_type",
+        "x",
+    ]
+)
 wild = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True)
+    | st.text(max_size=8)
     | st.sampled_from(["12.5", "sqft", "sqm", "2025-01-01", "-1", "1e3", "\x00", "SBI"]),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(contract_keys, children, max_size=5),
-    max_leaves=25)
+    max_leaves=25,
+)
 
 
 @SETTINGS

@@ -16,8 +16,11 @@ from zenops_repogen import rules
 
 CONTRACT = {
     "parties": {"bank_code": "SBI", "borrower_name": "Asha Patil", "owner_name": "Asha Patil"},
-    "property": {"property_type": "independent_house", "is_coop_society": False,
-                 "boundaries": {"north": "Road", "south": "Plot 4", "east": "Plot 9", "west": "Nala"}},
+    "property": {
+        "property_type": "independent_house",
+        "is_coop_society": False,
+        "boundaries": {"north": "Road", "south": "Plot 4", "east": "Plot 9", "west": "Nala"},
+    },
     "areas": {"land": {"value": "2400", "unit": "sqft"}, "built_up": {"value": "180.75", "unit": "sqm"}},
     "valuation_lines": [
         {"description": "Land", "area": {"value": "2400", "unit": "sqft"}, "rate_per_sqm": "45210.55"},
@@ -45,8 +48,9 @@ SCRIPT = textwrap.dedent("""
 
 def run_elsewhere(seed: str) -> bytes:
     env = {**os.environ, "PYTHONHASHSEED": seed}
-    return subprocess.run([sys.executable, "-c", SCRIPT], input=json.dumps(CONTRACT).encode(), env=env,
-                          capture_output=True, check=True).stdout
+    return subprocess.run(
+        [sys.executable, "-c", SCRIPT], input=json.dumps(CONTRACT).encode(), env=env, capture_output=True, check=True
+    ).stdout
 
 
 def test_same_bytes_in_other_processes_and_decimal_contexts():
@@ -61,9 +65,11 @@ def test_same_bytes_in_other_processes_and_decimal_contexts():
 
 def test_the_engine_imports_only_the_standard_library():
     # ... and the kit's money module (amounts in words, Indian grouping: standard library only too)
-    probe = ("import sys; before = set(sys.modules); import zenops_repogen.rules; "
-             "print('\\n'.join(sorted({m for m in set(sys.modules) - before "
-             "if m.split('.')[0] not in sys.stdlib_module_names})))")
+    probe = (
+        "import sys; before = set(sys.modules); import zenops_repogen.rules; "
+        "print('\\n'.join(sorted({m for m in set(sys.modules) - before "
+        "if m.split('.')[0] not in sys.stdlib_module_names})))"
+    )
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, check=True, text=True).stdout.split()
     assert {m.split(".")[0] for m in loaded} == {"zenops_repogen", "zenops_kit"}
     assert {m for m in loaded if m.startswith("zenops_kit")} == {"zenops_kit", "zenops_kit.money"}

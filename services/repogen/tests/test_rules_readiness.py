@@ -19,11 +19,21 @@ TODAY = date(2025, 4, 30)
 # evidence: SITE_PHOTO 4, SALE_DEED 1, TAX_RECEIPT 1, LOCATION_MAP 1 = 7 units; + 1 for "no
 # rules errors" → 23 units in all.
 READY = {
-    "parties": {"bank_code": "SBI", "branch_ifsc": "SBIN0001234", "borrower_name": "Asha Patil",
-                "owner_name": "Asha Patil"},
-    "property": {"address": "Flat 12, Shanti Apartments, Kothrud, Pune 411038", "property_type": "residential_flat",
-                 "is_coop_society": False, "ownership": "Sole", "tenure": "Freehold", "occupancy": "Owner occupied",
-                 "boundaries": {"north": "Road", "south": "Building B", "east": "Garden", "west": "Lane"}},
+    "parties": {
+        "bank_code": "SBI",
+        "branch_ifsc": "SBIN0001234",
+        "borrower_name": "Asha Patil",
+        "owner_name": "Asha Patil",
+    },
+    "property": {
+        "address": "Flat 12, Shanti Apartments, Kothrud, Pune 411038",
+        "property_type": "residential_flat",
+        "is_coop_society": False,
+        "ownership": "Sole",
+        "tenure": "Freehold",
+        "occupancy": "Owner occupied",
+        "boundaries": {"north": "Road", "south": "Building B", "east": "Garden", "west": "Lane"},
+    },
     "areas": {"carpet": {"value": "1000", "unit": "sqft"}},
     "valuation_lines": [{"description": "Flat", "area": {"value": "1000", "unit": "sqft"}, "rate_per_sqm": "120000"}],
     "extras": [{"description": "Covered car parking", "amount": "300000"}],
@@ -32,8 +42,16 @@ READY = {
     "legal": {"sale_deed_number": "PNE/1234/2019"},
 }
 EVIDENCE = {"SITE_PHOTO": 4, "SALE_DEED": 1, "TAX_RECEIPT": 1, "LOCATION_MAP": 1}
-LINKED = {"parties.owner_name", "property.address", "property.ownership", "property.tenure",
-          "property.boundaries", "guideline.rate_per_sqm", "legal.sale_deed_number", "areas.carpet"}
+LINKED = {
+    "parties.owner_name",
+    "property.address",
+    "property.ownership",
+    "property.tenure",
+    "property.boundaries",
+    "guideline.rate_per_sqm",
+    "legal.sale_deed_number",
+    "areas.carpet",
+}
 
 
 def check(patch=None, *, evidence=EVIDENCE, linked=LINKED, today=TODAY, bank="SBI", **kwargs) -> rules.Readiness:
@@ -56,8 +74,12 @@ def test_evidence_below_its_minimum_blocks():
     # met: 15 fields + (2 + 1 + 1 + 1) evidence + 1 = 21 of 23 → 91 (91.3 floored); surplus doesn't count
     assert r.score == 91
     r = check(evidence={})
-    assert r.missing_evidence == (("SITE_PHOTO", 4, 0), ("SALE_DEED", 1, 0), ("TAX_RECEIPT", 1, 0),
-                                  ("LOCATION_MAP", 1, 0))
+    assert r.missing_evidence == (
+        ("SITE_PHOTO", 4, 0),
+        ("SALE_DEED", 1, 0),
+        ("TAX_RECEIPT", 1, 0),
+        ("LOCATION_MAP", 1, 0),
+    )
     assert r.score == 69  # 16 / 23 = 69.56
 
 
@@ -70,8 +92,14 @@ def test_a_missing_required_field_blocks():
 
 
 def test_a_rules_error_blocks():
-    r = check({"valuation_lines": [READY["valuation_lines"][0], {"description": "Terrace",
-                                                                 "area": {"value": "10", "unit": "sqm"}}]})
+    r = check(
+        {
+            "valuation_lines": [
+                READY["valuation_lines"][0],
+                {"description": "Terrace", "area": {"value": "10", "unit": "sqm"}},
+            ]
+        }
+    )
     assert r.ready is False
     assert r.errors == ("MISSING_RATE valuation_lines[1].rate_per_sqm: the valuation line has no rate per sqm",)
     assert [(m.severity, m.code) for m in r.messages] == [("ERROR", "MISSING_RATE")]
@@ -95,16 +123,21 @@ def test_warnings_never_block():
         ("UNLINKED_FIELD", "legal.sale_deed_number"),
         ("UNLINKED_FIELD", "areas.carpet"),
     ]
-    assert r.warnings[0] == ("BELOW_GUIDELINE guideline.value: the fair market value ₹1,14,48,000 is below the "
-                             "guideline value ₹1,50,00,000: the report must justify it (sections.justification)")
-    assert r.warnings[1] == "INSPECTION_STALE inspection.date: the inspection on 2024-12-31 is 120 days old " \
-                            "(more than 90)"
+    assert r.warnings[0] == (
+        "BELOW_GUIDELINE guideline.value: the fair market value ₹1,14,48,000 is below the "
+        "guideline value ₹1,50,00,000: the report must justify it (sections.justification)"
+    )
+    assert (
+        r.warnings[1] == "INSPECTION_STALE inspection.date: the inspection on 2024-12-31 is 120 days old (more than 90)"
+    )
     assert r.warnings[2] == "UNLINKED_FIELD parties.owner_name: Owner has no evidence linked to it"
 
 
 def test_a_link_to_a_part_of_a_field_counts_and_a_missing_field_is_not_also_unlinked():
-    r = check(linked=(LINKED - {"areas.carpet", "property.boundaries"}) | {"areas.carpet.value",
-                                                                          "property.boundaries.north", "areas"})
+    r = check(
+        linked=(LINKED - {"areas.carpet", "property.boundaries"})
+        | {"areas.carpet.value", "property.boundaries.north", "areas"}
+    )
     assert [m.field for m in r.messages] == []
     r = check({"legal": {"sale_deed_number": None}}, linked=LINKED - {"legal.sale_deed_number"})
     assert r.missing_fields == ("legal.sale_deed_number",)
@@ -113,13 +146,16 @@ def test_a_link_to_a_part_of_a_field_counts_and_a_missing_field_is_not_also_unli
     assert [(m.code, m.field) for m in only_parent.messages] == [("UNLINKED_FIELD", "areas.carpet")]
 
 
-@pytest.mark.parametrize(("inspected", "max_age", "stale"), [
-    ("2025-01-30", 90, False),  # exactly 90 days: not older than 90
-    ("2025-01-29", 90, True),   # 91 days
-    ("2025-04-30", 0, False),   # today
-    ("2025-04-29", 0, True),
-    ("2025-01-29", 91, False),
-])
+@pytest.mark.parametrize(
+    ("inspected", "max_age", "stale"),
+    [
+        ("2025-01-30", 90, False),  # exactly 90 days: not older than 90
+        ("2025-01-29", 90, True),  # 91 days
+        ("2025-04-30", 0, False),  # today
+        ("2025-04-29", 0, True),
+        ("2025-01-29", 91, False),
+    ],
+)
 def test_inspection_age_against_today(inspected, max_age, stale):
     r = check({"inspection": {"date": inspected}}, inspection_max_age_days=max_age)
     assert r.ready is True
@@ -129,20 +165,36 @@ def test_inspection_age_against_today(inspected, max_age, stale):
 def test_an_inspection_after_today_blocks():
     r = check({"inspection": {"date": "2025-05-01"}})
     assert r.ready is False
-    assert r.errors == ("INSPECTION_IN_FUTURE inspection.date: the inspection date 2025-05-01 is after today "
-                        "(2025-04-30)",)
+    assert r.errors == (
+        "INSPECTION_IN_FUTURE inspection.date: the inspection date 2025-05-01 is after today (2025-04-30)",
+    )
     assert r.score == 95
 
 
 def test_coop_needs_the_society_noc():
-    r = check({"property": {"is_coop_society": True}, "adopted_value": "4750000", "valuation_lines": None,
-               "extras": None, "legal": {"share_certificate_number": "SC-17"}},
-              linked=LINKED | {"legal.share_certificate_number"})
+    r = check(
+        {
+            "property": {"is_coop_society": True},
+            "adopted_value": "4750000",
+            "valuation_lines": None,
+            "extras": None,
+            "legal": {"share_certificate_number": "SC-17"},
+        },
+        linked=LINKED | {"legal.share_certificate_number"},
+    )
     assert r.missing_evidence == (("SOCIETY_NOC", 1, 0),)
     assert not r.ready
-    ok = check({"property": {"is_coop_society": True}, "adopted_value": "4750000", "valuation_lines": None,
-                "extras": None, "legal": {"share_certificate_number": "SC-17"}},
-               evidence={**EVIDENCE, "SOCIETY_NOC": 1}, linked=LINKED | {"legal.share_certificate_number"})
+    ok = check(
+        {
+            "property": {"is_coop_society": True},
+            "adopted_value": "4750000",
+            "valuation_lines": None,
+            "extras": None,
+            "legal": {"share_certificate_number": "SC-17"},
+        },
+        evidence={**EVIDENCE, "SOCIETY_NOC": 1},
+        linked=LINKED | {"legal.share_certificate_number"},
+    )
     assert ok.ready and ok.score == 100
 
 
@@ -150,20 +202,32 @@ def test_the_empty_contract_scores_zero():
     e = rules.evaluate(rules.parse_contract(rules.empty_contract()), bank_code="SBI")
     r = rules.readiness(e, evidence_counts={}, linked_fields=(), today=TODAY)
     assert r.ready is False and r.score == 0
-    assert r.errors == ("NO_VALUATION_BASIS valuation_lines: there is nothing to value: add valuation lines "
-                        "(area × rate per sqm), or an adopted value",)
+    assert r.errors == (
+        "NO_VALUATION_BASIS valuation_lines: there is nothing to value: add valuation lines "
+        "(area × rate per sqm), or an adopted value",
+    )
     assert len(r.missing_fields) == 14  # 13 of the template + valuation_lines (no property type yet)
 
 
 def test_the_stricter_template_asks_for_more():
-    big = {"valuation_lines": [{"description": "Flat", "area": {"value": "1000", "unit": "sqft"},
-                                "rate_per_sqm": "600000"}]}
+    big = {
+        "valuation_lines": [
+            {"description": "Flat", "area": {"value": "1000", "unit": "sqft"}, "rate_per_sqm": "600000"}
+        ]
+    }
     r = check(big)
     assert r.ready is False
-    assert set(r.missing_fields) == {"legal.sale_deed_date", "legal.registration_office", "legal.index_ii_number",
-                                     "legal.survey_number", "legal.property_tax_number", "inspection.remarks",
-                                     "sections.justification", "legal.approved_plan_number",
-                                     "legal.approving_authority"}
+    assert set(r.missing_fields) == {
+        "legal.sale_deed_date",
+        "legal.registration_office",
+        "legal.index_ii_number",
+        "legal.survey_number",
+        "legal.property_tax_number",
+        "inspection.remarks",
+        "sections.justification",
+        "legal.approved_plan_number",
+        "legal.approving_authority",
+    }
     assert {m.kind for m in r.missing_evidence} == {"SITE_PHOTO", "INDEX_II", "ELECTRICITY_BILL", "APPROVED_PLAN"}
 
 
@@ -180,5 +244,9 @@ def test_readiness_json_has_the_proto_fields_and_parses_into_it():
     message = json_format.ParseDict(out, pb.Readiness())
     assert message.ready is False and message.score == r.score
     assert [(m.kind, m.required, m.present) for m in message.missing_evidence] == [
-        ("SITE_PHOTO", 4, 1), ("SALE_DEED", 1, 0), ("TAX_RECEIPT", 1, 0), ("LOCATION_MAP", 1, 0)]
+        ("SITE_PHOTO", 4, 1),
+        ("SALE_DEED", 1, 0),
+        ("TAX_RECEIPT", 1, 0),
+        ("LOCATION_MAP", 1, 0),
+    ]
     assert list(message.warnings) == list(r.warnings)

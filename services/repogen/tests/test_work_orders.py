@@ -41,14 +41,20 @@ async def rendered(h, work_order_id: str) -> None:
     """The factory's hook, as R3's worker calls it: READY_FOR_RENDER → RENDERED."""
     wo = await h.get(work_order_id)
     async with scoped_tx(h.engine, h.tenant) as conn:
-        await work_orders.mark_rendered(conn, work_order_id=work_order_id, snapshot_version=wo.snapshot_version,
-                                        actor="service:repogen-factory", detail={"job_id": f"{wo.id}:1"})
+        await work_orders.mark_rendered(
+            conn,
+            work_order_id=work_order_id,
+            snapshot_version=wo.snapshot_version,
+            actor="service:repogen-factory",
+            detail={"job_id": f"{wo.id}:1"},
+        )
 
 
 async def released(h, work_order_id: str) -> None:
     async with scoped_tx(h.engine, h.tenant) as conn:
-        await work_orders.mark_released(conn, work_order_id=work_order_id, actor=h.manager_id,
-                                        detail={"release_id": str(uuid.uuid4())})
+        await work_orders.mark_released(
+            conn, work_order_id=work_order_id, actor=h.manager_id, detail={"release_id": str(uuid.uuid4())}
+        )
 
 
 # -- create, read, list ---------------------------------------------------------------------------
@@ -57,13 +63,23 @@ async def released(h, work_order_id: str) -> None:
 async def test_create_from_an_ops_assignment_with_snapshot_zero(suite):
     async with suite() as h:
         assignment = await h.assignment("SBI")
-        created = await h.call("CreateWorkOrder", pb.CreateWorkOrderRequest(assignment_id=assignment.id, credits=3,
-                                                                            idempotency_key="wo-1"))
+        created = await h.call(
+            "CreateWorkOrder", pb.CreateWorkOrderRequest(assignment_id=assignment.id, credits=3, idempotency_key="wo-1")
+        )
         wo, snap = created.work_order, created.snapshot
         assert (wo.assignment_id, wo.bank_code, wo.status, wo.snapshot_version, wo.version, wo.credits) == (
-            assignment.id, "SBI", DRAFT, 0, 1, 3)
+            assignment.id,
+            "SBI",
+            DRAFT,
+            0,
+            1,
+            3,
+        )
         assert (wo.template_id, wo.template_overridden, wo.evidence_profile) == (
-            "SBI_UNDER_5CR_V1", False, (await h.template("SBI_UNDER_5CR_V1")).evidence_profile)
+            "SBI_UNDER_5CR_V1",
+            False,
+            (await h.template("SBI_UNDER_5CR_V1")).evidence_profile,
+        )
         assert (wo.created_by, wo.channel_request_id, wo.billing_account_id) == (h.manager_id, "", "")
         assert (snap.version, snap.work_order_id, snap.actor) == (0, wo.id, h.manager_id)
         assert json.loads(snap.contract_json) == rules.empty_contract()
@@ -71,28 +87,45 @@ async def test_create_from_an_ops_assignment_with_snapshot_zero(suite):
         assert not snap.readiness.ready and snap.readiness.missing_fields
 
         # the same key answers the same work order; another request under it is refused
-        again = await h.call("CreateWorkOrder", pb.CreateWorkOrderRequest(assignment_id=assignment.id, credits=3,
-                                                                          idempotency_key="wo-1"))
+        again = await h.call(
+            "CreateWorkOrder", pb.CreateWorkOrderRequest(assignment_id=assignment.id, credits=3, idempotency_key="wo-1")
+        )
         assert again == created
-        reused = await h.fails("CreateWorkOrder", pb.CreateWorkOrderRequest(assignment_id=assignment.id, credits=4,
-                                                                            idempotency_key="wo-1"))
+        reused = await h.fails(
+            "CreateWorkOrder", pb.CreateWorkOrderRequest(assignment_id=assignment.id, credits=4, idempotency_key="wo-1")
+        )
         assert (reused.code, reused.reason, fields_of(reused)) == (
-            grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED", ["credits"])
+            grpc.StatusCode.ALREADY_EXISTS,
+            "IDEMPOTENCY_KEY_REUSED",
+            ["credits"],
+        )
         # one live work order per assignment
         twice = await h.fails("CreateWorkOrder", pb.CreateWorkOrderRequest(assignment_id=assignment.id))
         assert (twice.code, twice.reason, twice.metadata["field"], twice.metadata["work_order_id"]) == (
-            grpc.StatusCode.ALREADY_EXISTS, "WORK_ORDER_EXISTS", "assignment_id", wo.id)
+            grpc.StatusCode.ALREADY_EXISTS,
+            "WORK_ORDER_EXISTS",
+            "assignment_id",
+            wo.id,
+        )
 
         # what was written, in one transaction: the row, snapshot 0, its rules run and readiness, the audit row
-        [run] = await h.sql("SELECT snapshot_version, rules_version, registry_version, duration_us FROM rules_runs "
-                            "WHERE work_order_id = CAST(:id AS uuid)", {"id": wo.id})
+        [run] = await h.sql(
+            "SELECT snapshot_version, rules_version, registry_version, duration_us FROM rules_runs "
+            "WHERE work_order_id = CAST(:id AS uuid)",
+            {"id": wo.id},
+        )
         assert run.snapshot_version == 0 and run.rules_version and run.registry_version
-        [ready] = await h.sql("SELECT trigger, ready, snapshot_version FROM readiness_results "
-                              "WHERE work_order_id = CAST(:id AS uuid)", {"id": wo.id})
+        [ready] = await h.sql(
+            "SELECT trigger, ready, snapshot_version FROM readiness_results WHERE work_order_id = CAST(:id AS uuid)",
+            {"id": wo.id},
+        )
         assert (ready.trigger, ready.ready, ready.snapshot_version) == ("create", False, 0)
         [created_event] = await h.audit(wo.id)
         assert (created_event["kind"], created_event["to"], created_event["actor"]) == (
-            "work_order.created", "DRAFT", h.manager_id)
+            "work_order.created",
+            "DRAFT",
+            h.manager_id,
+        )
         assert created_event["detail"]["reference_number"] == assignment.reference_number
 
         # another bank's assignment gets the generic template; one without a bank too
@@ -110,11 +143,15 @@ async def test_create_refuses_what_ops_does_not_know_and_bad_input(suite):
         unknown = str(uuid.uuid4())
         missing = await h.fails("CreateWorkOrder", pb.CreateWorkOrderRequest(assignment_id=unknown))
         assert (missing.code, missing.reason, missing.metadata["field"]) == (
-            grpc.StatusCode.NOT_FOUND, "ASSIGNMENT_NOT_FOUND", "assignment_id")
+            grpc.StatusCode.NOT_FOUND,
+            "ASSIGNMENT_NOT_FOUND",
+            "assignment_id",
+        )
         # another tenant's assignment is unknown too (ops is asked in the caller's tenant)
         theirs = await h.assignment("SBI")
-        foreign = await h.fails("CreateWorkOrder", pb.CreateWorkOrderRequest(assignment_id=theirs.id),
-                                h.token(tenant=str(uuid.uuid4())))
+        foreign = await h.fails(
+            "CreateWorkOrder", pb.CreateWorkOrderRequest(assignment_id=theirs.id), h.token(tenant=str(uuid.uuid4()))
+        )
         assert foreign.reason == "ASSIGNMENT_NOT_FOUND"
         for request, field in [
             (pb.CreateWorkOrderRequest(), "assignment_id"),
@@ -125,13 +162,16 @@ async def test_create_refuses_what_ops_does_not_know_and_bad_input(suite):
             detail = await h.fails("CreateWorkOrder", request)
             assert (detail.code, fields_of(detail)) == (grpc.StatusCode.INVALID_ARGUMENT, [field])
         # a cancelled assignment takes no work order
-        await h.ops_call("TransitionAssignment", opb.TransitionAssignmentRequest(
-            id=theirs.id, to=opb.ASSIGNMENT_STATUS_CANCELLED, reason="duplicate"))
+        await h.ops_call(
+            "TransitionAssignment",
+            opb.TransitionAssignmentRequest(id=theirs.id, to=opb.ASSIGNMENT_STATUS_CANCELLED, reason="duplicate"),
+        )
         closed = await h.fails("CreateWorkOrder", pb.CreateWorkOrderRequest(assignment_id=theirs.id))
         assert (closed.code, closed.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "ASSIGNMENT_CLOSED")
         # capabilities: studio operators read only; nobody without a token
-        denied = await h.fails("CreateWorkOrder", pb.CreateWorkOrderRequest(assignment_id=theirs.id),
-                               h.token(STUDIO_CAPS))
+        denied = await h.fails(
+            "CreateWorkOrder", pb.CreateWorkOrderRequest(assignment_id=theirs.id), h.token(STUDIO_CAPS)
+        )
         assert (denied.code, denied.reason) == (grpc.StatusCode.PERMISSION_DENIED, "MISSING_CAPABILITY")
         assert await h.sql("SELECT id FROM work_orders") == []
 
@@ -143,8 +183,11 @@ async def test_list_pages_newest_first_with_filters(suite):
         await h.transition(made[1].id, CANCELLED, "duplicate file")
         seen, cursor = [], ""
         while True:
-            page = await h.call("ListWorkOrders", pb.ListWorkOrdersRequest(
-                page=common_pb2.PageRequest(limit=2, cursor=cursor)), h.token(STUDIO_CAPS))
+            page = await h.call(
+                "ListWorkOrders",
+                pb.ListWorkOrdersRequest(page=common_pb2.PageRequest(limit=2, cursor=cursor)),
+                h.token(STUDIO_CAPS),
+            )
             seen += [w.id for w in page.work_orders]
             cursor = page.page.next_cursor
             if not cursor:
@@ -167,8 +210,11 @@ def test_the_transition_table():
     """Every (from, to) pair: a person may accept, ask for render and cancel before release;
     rendering and releasing are the factory's and the release's; a change demotes."""
     by_person = {(a, b) for (a, b), m in lifecycle.TRANSITIONS.items() if m.by is lifecycle.By.TRANSITION}
-    assert by_person == {("DRAFT", "DATA_PENDING"), ("DATA_PENDING", "READY_FOR_RENDER"),
-                         *((s, "CANCELLED") for s in ("DRAFT", "DATA_PENDING", "READY_FOR_RENDER", "RENDERED"))}
+    assert by_person == {
+        ("DRAFT", "DATA_PENDING"),
+        ("DATA_PENDING", "READY_FOR_RENDER"),
+        *((s, "CANCELLED") for s in ("DRAFT", "DATA_PENDING", "READY_FOR_RENDER", "RENDERED")),
+    }
     for a in lifecycle.STATUSES:
         for b in lifecycle.STATUSES:
             for by in lifecycle.By:
@@ -190,45 +236,63 @@ async def test_illegal_moves_are_refused_and_change_nothing(suite):
         for to in (READY, RENDERED, RELEASED, DRAFT):
             detail = await h.fails("TransitionWorkOrder", pb.TransitionWorkOrderRequest(id=wo.id, to=to))
             assert (detail.code, detail.reason, detail.metadata) == (
-                grpc.StatusCode.FAILED_PRECONDITION, "ILLEGAL_TRANSITION", {"from": "DRAFT", "to": NAME[to]})
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "ILLEGAL_TRANSITION",
+                {"from": "DRAFT", "to": NAME[to]},
+            )
         accepted = (await h.transition(wo.id, DATA_PENDING)).work_order
         for to in (DRAFT, DATA_PENDING, RENDERED, RELEASED):
-            assert (await h.fails("TransitionWorkOrder", pb.TransitionWorkOrderRequest(
-                id=wo.id, to=to))).reason == "ILLEGAL_TRANSITION"
+            assert (
+                await h.fails("TransitionWorkOrder", pb.TransitionWorkOrderRequest(id=wo.id, to=to))
+            ).reason == "ILLEGAL_TRANSITION"
         no_reason = await h.fails("TransitionWorkOrder", pb.TransitionWorkOrderRequest(id=wo.id, to=CANCELLED))
         assert (no_reason.code, fields_of(no_reason)) == (grpc.StatusCode.INVALID_ARGUMENT, ["reason"])
-        for request, field in [(pb.TransitionWorkOrderRequest(id="x", to=DATA_PENDING), "id"),
-                               (pb.TransitionWorkOrderRequest(id=wo.id), "to"),
-                               (pb.TransitionWorkOrderRequest(id=wo.id, to=99), "to")]:
+        for request, field in [
+            (pb.TransitionWorkOrderRequest(id="x", to=DATA_PENDING), "id"),
+            (pb.TransitionWorkOrderRequest(id=wo.id), "to"),
+            (pb.TransitionWorkOrderRequest(id=wo.id, to=99), "to"),
+        ]:
             assert fields_of(await h.fails("TransitionWorkOrder", request)) == [field]
-        unknown = await h.fails("TransitionWorkOrder", pb.TransitionWorkOrderRequest(id=str(uuid.uuid4()),
-                                                                                    to=DATA_PENDING))
+        unknown = await h.fails(
+            "TransitionWorkOrder", pb.TransitionWorkOrderRequest(id=str(uuid.uuid4()), to=DATA_PENDING)
+        )
         assert (unknown.code, unknown.reason, unknown.metadata["field"]) == (
-            grpc.StatusCode.NOT_FOUND, "WORK_ORDER_NOT_FOUND", "id")
+            grpc.StatusCode.NOT_FOUND,
+            "WORK_ORDER_NOT_FOUND",
+            "id",
+        )
         # studio operators cannot move work orders; valuers can
-        denied = await h.fails("TransitionWorkOrder", pb.TransitionWorkOrderRequest(id=wo.id, to=CANCELLED,
-                                                                                   reason="x"), h.token(STUDIO_CAPS))
+        denied = await h.fails(
+            "TransitionWorkOrder",
+            pb.TransitionWorkOrderRequest(id=wo.id, to=CANCELLED, reason="x"),
+            h.token(STUDIO_CAPS),
+        )
         assert denied.reason == "MISSING_CAPABILITY"
         assert await h.get(wo.id) == accepted
 
         cancelled = (await h.transition(wo.id, CANCELLED, "client withdrew", h.token(VALUER_CAPS))).work_order
         assert (cancelled.status, cancelled.version) == (CANCELLED, accepted.version + 1)
         for to in ALL:
-            assert (await h.fails("TransitionWorkOrder", pb.TransitionWorkOrderRequest(
-                id=wo.id, to=to, reason="again"))).reason == "ILLEGAL_TRANSITION"
-        closed = await h.fails("PatchContract", pb.PatchContractRequest(work_order_id=wo.id, expected_version=0,
-                                                                        patch_json="{}"))
+            assert (
+                await h.fails("TransitionWorkOrder", pb.TransitionWorkOrderRequest(id=wo.id, to=to, reason="again"))
+            ).reason == "ILLEGAL_TRANSITION"
+        closed = await h.fails(
+            "PatchContract", pb.PatchContractRequest(work_order_id=wo.id, expected_version=0, patch_json="{}")
+        )
         assert (closed.code, closed.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "WORK_ORDER_CLOSED")
         # the assignment may have a new work order now
         again = (await h.work_order(assignment_id=wo.assignment_id)).work_order
         assert again.id != wo.id and again.status == DRAFT
 
         moves = [(e["kind"], e["from"], e["to"], e["reason"]) for e in await h.audit(wo.id)]
-        assert moves == [("work_order.created", None, "DRAFT", ""),
-                         ("work_order.status_changed", "DRAFT", "DATA_PENDING", ""),
-                         ("work_order.status_changed", "DATA_PENDING", "CANCELLED", "client withdrew")]
-        [cancel] = [unpack_payload(e, events.WorkOrderCancelled)
-                    for e in await h.outbox("repogen.work_order.cancelled")]
+        assert moves == [
+            ("work_order.created", None, "DRAFT", ""),
+            ("work_order.status_changed", "DRAFT", "DATA_PENDING", ""),
+            ("work_order.status_changed", "DATA_PENDING", "CANCELLED", "client withdrew"),
+        ]
+        [cancel] = [
+            unpack_payload(e, events.WorkOrderCancelled) for e in await h.outbox("repogen.work_order.cancelled")
+        ]
         assert (cancel.work_order_id, cancel.reason) == (wo.id, "client withdrew")
 
 
@@ -245,7 +309,11 @@ async def test_acceptance_and_the_readiness_gate(suite):
         p = unpack_payload(env, events.WorkOrderAccepted)
         assert (p.work_order_id, p.billing_account_id, p.channel_request_id, p.credits) == (wo.id, account, "", 2)
         assert (env.tenant_id, env.aggregate_type, env.aggregate_id, env.aggregate_version) == (
-            h.tenant, "work_order", wo.id, 2)
+            h.tenant,
+            "work_order",
+            wo.id,
+            2,
+        )
 
         # nothing filled in: refused with the report naming what is missing
         empty = await h.fails("TransitionWorkOrder", pb.TransitionWorkOrderRequest(id=wo.id, to=READY))
@@ -259,8 +327,12 @@ async def test_acceptance_and_the_readiness_gate(suite):
         patched = (await h.patch(wo.id, 0, FULL_CONTRACT)).work_order
         no_evidence = await h.fails("TransitionWorkOrder", pb.TransitionWorkOrderRequest(id=wo.id, to=READY))
         assert no_evidence.reason == "READINESS_NOT_MET"
-        assert {f for f in fields_of(no_evidence)} == {"evidence.SITE_PHOTO", "evidence.SALE_DEED",
-                                                       "evidence.TAX_RECEIPT", "evidence.LOCATION_MAP"}
+        assert {f for f in fields_of(no_evidence)} == {
+            "evidence.SITE_PHOTO",
+            "evidence.SALE_DEED",
+            "evidence.TAX_RECEIPT",
+            "evidence.LOCATION_MAP",
+        }
         assert no_evidence.metadata["missing_fields"] == ""
         assert "SITE_PHOTO:0/4" in no_evidence.metadata["missing_evidence"]
         template = await h.template(patched.template_id)
@@ -278,9 +350,13 @@ async def test_acceptance_and_the_readiness_gate(suite):
         [ready_env] = await h.outbox("repogen.work_order.ready_for_render")
         r = unpack_payload(ready_env, events.WorkOrderReadyForRender)
         assert (r.work_order_id, r.billing_account_id, r.snapshot_version) == (wo.id, account, 1)
-        triggers = [row.trigger for row in await h.sql(
-            "SELECT trigger FROM readiness_results WHERE work_order_id = CAST(:id AS uuid) ORDER BY created_at",
-            {"id": wo.id})]
+        triggers = [
+            row.trigger
+            for row in await h.sql(
+                "SELECT trigger FROM readiness_results WHERE work_order_id = CAST(:id AS uuid) ORDER BY created_at",
+                {"id": wo.id},
+            )
+        ]
         assert triggers[:2] == ["create", "patch"] and triggers[-1] == "transition"
         assert triggers.count("evidence") == 7
 
@@ -289,7 +365,11 @@ async def test_acceptance_and_the_readiness_gate(suite):
         assert (demoted.status, demoted.snapshot_version) == (DATA_PENDING, 2)
         last = (await h.audit(wo.id))[-1]
         assert (last["kind"], last["from"], last["to"], last["reason"]) == (
-            "contract.patched", "READY_FOR_RENDER", "DATA_PENDING", "the contract changed")
+            "contract.patched",
+            "READY_FOR_RENDER",
+            "DATA_PENDING",
+            "the contract changed",
+        )
         again = await h.transition(wo.id, READY)
         assert again.work_order.snapshot_version == 2
         envs = await h.outbox("repogen.work_order.ready_for_render")
@@ -311,35 +391,47 @@ async def test_rendered_and_released_by_the_factory_and_the_release_only(suite):
                 await work_orders.mark_released(conn, work_order_id=wo.id, actor="x")
         assert info.value.reason == "ILLEGAL_TRANSITION"
         async with scoped_tx(h.engine, h.tenant) as conn:
-            await work_orders.record_factory_error(conn, work_order_id=wo.id, error="template missing",
-                                                   actor="service:repogen-factory")
+            await work_orders.record_factory_error(
+                conn, work_order_id=wo.id, error="template missing", actor="service:repogen-factory"
+            )
         assert (await h.get(wo.id)).last_error == "template missing"
         await rendered(h, wo.id)
         done = await h.get(wo.id)
         assert (done.status, done.last_error, done.version) == (RENDERED, "", stale.version + 2)
         # a rendered report's data is fixed
         for method, request in [
-            ("PatchContract", pb.PatchContractRequest(work_order_id=wo.id, expected_version=done.snapshot_version,
-                                                      patch_json="{}")),
-            ("AddEvidence", pb.AddEvidenceRequest(work_order_id=wo.id, document_id=(await h.document()).id,
-                                                  kind="OTHER")),
+            (
+                "PatchContract",
+                pb.PatchContractRequest(work_order_id=wo.id, expected_version=done.snapshot_version, patch_json="{}"),
+            ),
+            (
+                "AddEvidence",
+                pb.AddEvidenceRequest(work_order_id=wo.id, document_id=(await h.document()).id, kind="OTHER"),
+            ),
             ("OverrideTemplate", pb.OverrideTemplateRequest(id=wo.id, template_id="GENERIC_BANK_V1", reason="x")),
             ("AutoOrderAnnexures", pb.AutoOrderAnnexuresRequest(work_order_id=wo.id)),
         ]:
             detail = await h.fails(method, request)
             assert (detail.code, detail.reason, detail.metadata["status"]) == (
-                grpc.StatusCode.FAILED_PRECONDITION, "WORK_ORDER_CLOSED", "RENDERED"), method
-        assert (await h.fails("TransitionWorkOrder", pb.TransitionWorkOrderRequest(
-            id=wo.id, to=RELEASED))).reason == "ILLEGAL_TRANSITION"
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "WORK_ORDER_CLOSED",
+                "RENDERED",
+            ), method
+        assert (
+            await h.fails("TransitionWorkOrder", pb.TransitionWorkOrderRequest(id=wo.id, to=RELEASED))
+        ).reason == "ILLEGAL_TRANSITION"
         await released(h, wo.id)
         assert (await h.get(wo.id)).status == RELEASED
-        final = await h.fails("TransitionWorkOrder", pb.TransitionWorkOrderRequest(id=wo.id, to=CANCELLED,
-                                                                                  reason="too late"))
+        final = await h.fails(
+            "TransitionWorkOrder", pb.TransitionWorkOrderRequest(id=wo.id, to=CANCELLED, reason="too late")
+        )
         assert final.reason == "ILLEGAL_TRANSITION"
         kinds = [(e["kind"], e["from"], e["to"]) for e in await h.audit(wo.id)][-3:]
-        assert kinds == [("factory.failed", None, None),
-                         ("work_order.status_changed", "READY_FOR_RENDER", "RENDERED"),
-                         ("work_order.status_changed", "RENDERED", "RELEASED")]
+        assert kinds == [
+            ("factory.failed", None, None),
+            ("work_order.status_changed", "READY_FOR_RENDER", "RENDERED"),
+            ("work_order.status_changed", "RENDERED", "RELEASED"),
+        ]
 
 
 async def test_billing_ref_state(suite):
@@ -354,9 +446,15 @@ async def test_billing_ref_state(suite):
         service = h.service_token()
 
         async def state(ref_id: str, token: str | None = None, tenant: str | None = None, ref_type="work_order"):
-            return (await h.call("GetBillingRefState", pb.GetBillingRefStateRequest(
-                ref_type=ref_type, ref_id=ref_id, tenant_id=tenant if tenant is not None else h.tenant),
-                token or service)).state
+            return (
+                await h.call(
+                    "GetBillingRefState",
+                    pb.GetBillingRefStateRequest(
+                        ref_type=ref_type, ref_id=ref_id, tenant_id=tenant if tenant is not None else h.tenant
+                    ),
+                    token or service,
+                )
+            ).state
 
         assert await state(open_wo.id) == pb.BILLING_REF_STATE_OPEN
         assert await state(cancelled.id) == pb.BILLING_REF_STATE_CANCELLED
@@ -366,17 +464,27 @@ async def test_billing_ref_state(suite):
         assert await state(open_wo.id, tenant=str(uuid.uuid4())) == pb.BILLING_REF_STATE_NOT_FOUND
         # a user with billing.reconcile asks in its own tenant
         assert await state(open_wo.id, h.token(("billing.reconcile",)), tenant="") == pb.BILLING_REF_STATE_OPEN
-        wrong = await h.fails("GetBillingRefState", pb.GetBillingRefStateRequest(
-            ref_type="channel_request", ref_id=open_wo.id, tenant_id=h.tenant), service)
+        wrong = await h.fails(
+            "GetBillingRefState",
+            pb.GetBillingRefStateRequest(ref_type="channel_request", ref_id=open_wo.id, tenant_id=h.tenant),
+            service,
+        )
         assert (wrong.code, fields_of(wrong)) == (grpc.StatusCode.INVALID_ARGUMENT, ["ref_type"])
-        no_tenant = await h.fails("GetBillingRefState", pb.GetBillingRefStateRequest(
-            ref_type="work_order", ref_id=open_wo.id), service)
+        no_tenant = await h.fails(
+            "GetBillingRefState", pb.GetBillingRefStateRequest(ref_type="work_order", ref_id=open_wo.id), service
+        )
         assert fields_of(no_tenant) == ["tenant_id"]
-        denied = await h.fails("GetBillingRefState", pb.GetBillingRefStateRequest(
-            ref_type="work_order", ref_id=open_wo.id), h.token(STUDIO_CAPS))
+        denied = await h.fails(
+            "GetBillingRefState",
+            pb.GetBillingRefStateRequest(ref_type="work_order", ref_id=open_wo.id),
+            h.token(STUDIO_CAPS),
+        )
         assert denied.reason == "MISSING_CAPABILITY"
-        mismatch = await h.fails("GetBillingRefState", pb.GetBillingRefStateRequest(
-            ref_type="work_order", ref_id=open_wo.id, tenant_id=str(uuid.uuid4())), h.token(("billing.reconcile",)))
+        mismatch = await h.fails(
+            "GetBillingRefState",
+            pb.GetBillingRefStateRequest(ref_type="work_order", ref_id=open_wo.id, tenant_id=str(uuid.uuid4())),
+            h.token(("billing.reconcile",)),
+        )
         assert mismatch.reason == "TENANT_MISMATCH"
 
 
@@ -400,15 +508,27 @@ async def test_template_override_with_a_reason_survives_patches(suite):
         ]:
             detail = await h.fails("OverrideTemplate", request)
             assert (detail.code, fields_of(detail)) == (grpc.StatusCode.INVALID_ARGUMENT, [field])
-        denied = await h.fails("OverrideTemplate", pb.OverrideTemplateRequest(
-            id=wo.id, template_id="SBI_5CR_AND_ABOVE_V1", reason="x"), h.token(STUDIO_CAPS))
+        denied = await h.fails(
+            "OverrideTemplate",
+            pb.OverrideTemplateRequest(id=wo.id, template_id="SBI_5CR_AND_ABOVE_V1", reason="x"),
+            h.token(STUDIO_CAPS),
+        )
         assert denied.reason == "MISSING_CAPABILITY"
 
-        over = (await h.call("OverrideTemplate", pb.OverrideTemplateRequest(
-            id=wo.id, template_id="SBI_5CR_AND_ABOVE_V1", reason="the branch wants the long format"))).work_order
+        over = (
+            await h.call(
+                "OverrideTemplate",
+                pb.OverrideTemplateRequest(
+                    id=wo.id, template_id="SBI_5CR_AND_ABOVE_V1", reason="the branch wants the long format"
+                ),
+            )
+        ).work_order
         stricter = await h.template("SBI_5CR_AND_ABOVE_V1")
         assert (over.template_id, over.template_overridden, over.template_override_reason) == (
-            "SBI_5CR_AND_ABOVE_V1", True, "the branch wants the long format")
+            "SBI_5CR_AND_ABOVE_V1",
+            True,
+            "the branch wants the long format",
+        )
         assert over.evidence_profile == stricter.evidence_profile
         # the outputs were re-evaluated into a new snapshot with the template's parameters
         assert over.snapshot_version == patched.snapshot_version + 1
@@ -431,10 +551,16 @@ async def test_template_override_with_a_reason_survives_patches(suite):
 async def test_portal_users_see_only_their_channels_work_orders(suite):
     async with suite() as h:
         ours, theirs = await h.channel(), await h.channel()
-        mine = (await h.work_order(assignment_id=(await h.assignment(None, source_type=opb.SOURCE_TYPE_CHANNEL, channel_id=ours)).id)
-                ).work_order
-        other = (await h.work_order(assignment_id=(await h.assignment(None, source_type=opb.SOURCE_TYPE_CHANNEL, channel_id=theirs)).id)
-                 ).work_order
+        mine = (
+            await h.work_order(
+                assignment_id=(await h.assignment(None, source_type=opb.SOURCE_TYPE_CHANNEL, channel_id=ours)).id
+            )
+        ).work_order
+        other = (
+            await h.work_order(
+                assignment_id=(await h.assignment(None, source_type=opb.SOURCE_TYPE_CHANNEL, channel_id=theirs)).id
+            )
+        ).work_order
         staff_only = (await h.work_order()).work_order
         assert (mine.channel_id, other.channel_id) == (ours, theirs)
         # a portal role that could read work orders (none has repogen.read today) sees its channel's only
@@ -445,11 +571,14 @@ async def test_portal_users_see_only_their_channels_work_orders(suite):
         for wo in (other, staff_only):
             hidden = await h.fails("GetWorkOrder", pb.GetWorkOrderRequest(id=wo.id), portal)
             assert (hidden.code, hidden.reason) == (grpc.StatusCode.NOT_FOUND, "WORK_ORDER_NOT_FOUND")
-            assert (await h.fails("GetExportBundle", pb.GetExportBundleRequest(work_order_id=wo.id),
-                                  portal)).code == grpc.StatusCode.NOT_FOUND
-        unknown = await h.fails("ListWorkOrders", pb.ListWorkOrdersRequest(),
-                                h.portal(str(uuid.uuid4()), caps=("repogen.read",)))
+            assert (
+                await h.fails("GetExportBundle", pb.GetExportBundleRequest(work_order_id=wo.id), portal)
+            ).code == grpc.StatusCode.NOT_FOUND
+        unknown = await h.fails(
+            "ListWorkOrders", pb.ListWorkOrdersRequest(), h.portal(str(uuid.uuid4()), caps=("repogen.read",))
+        )
         assert (unknown.code, unknown.reason) == (grpc.StatusCode.PERMISSION_DENIED, "CHANNEL_UNKNOWN")
         # today's portal users hold no repogen capability at all
-        assert (await h.fails("ListWorkOrders", pb.ListWorkOrdersRequest(),
-                              h.portal(ours))).reason == "MISSING_CAPABILITY"
+        assert (
+            await h.fails("ListWorkOrders", pb.ListWorkOrdersRequest(), h.portal(ours))
+        ).reason == "MISSING_CAPABILITY"

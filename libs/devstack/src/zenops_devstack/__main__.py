@@ -32,7 +32,8 @@ def main() -> int:
     print("starting the ZenOps suite ...")
     suite.up()
     p = suite.ports
-    print(f"""
+    print(
+        f"""
 ZenOps is running.
   API (through Envoy)   {suite.url}/v1/health   {suite.url}/v1/meta
   API docs              {suite.url}/v1/docs
@@ -41,15 +42,20 @@ ZenOps is running.
   Envoy admin           http://127.0.0.1:{p.envoy_admin} (localhost only)
   logs                  {suite.logs}/
   data                  {suite.data_dir}  (make reset wipes it)
-Press Ctrl-C to stop.""", flush=True)
+Press Ctrl-C to stop.""",
+        flush=True,
+    )
     email, password = suite.admin_credentials
     if suite.new_admin_password:
         # Shown once, on the run that generated it; afterwards only the file has it.
-        print(f"""
+        print(
+            f"""
   First start: a super admin was created.
     email     {email}
     password  {password}
-  (kept in {suite.data_dir / "secrets.json"}; it is not shown again)""", flush=True)
+  (kept in {suite.data_dir / "secrets.json"}; it is not shown again)""",
+            flush=True,
+        )
     else:
         print(f"  super admin           {email} (password in {suite.data_dir / 'secrets.json'})", flush=True)
     while not stop.wait(1.0):

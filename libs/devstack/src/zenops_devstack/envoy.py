@@ -142,8 +142,9 @@ def _load() -> dict[str, Any]:
     return config
 
 
-def _set_certificate(listener: dict[str, Any], cert_file: str | os.PathLike[str],
-                     key_file: str | os.PathLike[str]) -> None:
+def _set_certificate(
+    listener: dict[str, Any], cert_file: str | os.PathLike[str], key_file: str | os.PathLike[str]
+) -> None:
     try:
         (chain,) = listener["filter_chains"]
         (certificate,) = chain["transport_socket"]["typed_config"]["common_tls_context"]["tls_certificates"]
@@ -167,19 +168,26 @@ def self_signed_certificate(directory: Path, hostname: str = "localhost") -> tup
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName(hostname), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(hostname), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     directory.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = directory / "tls.crt", directory / "tls.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     key_path.chmod(0o600)
     return cert_path, key_path
 
@@ -190,8 +198,9 @@ def validate_canonical_config() -> None:
     config = _load()
     with tempfile.TemporaryDirectory(prefix="zenops-envoy-") as tmp:
         cert, key = self_signed_certificate(Path(tmp))
-        _set_certificate(_find_named(config["static_resources"].get("listeners"), TLS_LISTENER_NAME, "listener"),
-                         cert, key)
+        _set_certificate(
+            _find_named(config["static_resources"].get("listeners"), TLS_LISTENER_NAME, "listener"), cert, key
+        )
         path = Path(tmp) / "envoy.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False, default_flow_style=False))
         validate_envoy_config(path)

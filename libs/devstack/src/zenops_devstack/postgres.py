@@ -35,8 +35,11 @@ def _os_user() -> str | None:
     try:
         pwd.getpwnam(PG_OS_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_OS_USER],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_OS_USER],
+            check=True,
+            capture_output=True,
+        )
     return PG_OS_USER
 
 
@@ -67,9 +70,21 @@ class PostgresServer:
         self.pgdata.mkdir(exist_ok=True)
         self._chown(self.pgdata)
         result = subprocess.run(
-            [str(POSTGRES_BIN_PATH / "initdb"), "-D", str(self.pgdata), "-U", "postgres", "--encoding=UTF8",
-             "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256"],
-            capture_output=True, text=True, cwd=self.data_dir, **as_user(self.os_user),
+            [
+                str(POSTGRES_BIN_PATH / "initdb"),
+                "-D",
+                str(self.pgdata),
+                "-U",
+                "postgres",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=self.data_dir,
+            **as_user(self.os_user),
         )
         if result.returncode != 0:
             raise RuntimeError(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
@@ -79,16 +94,36 @@ class PostgresServer:
         if pid := self._running_pid():
             raise RuntimeError(f"a PostgreSQL server (pid {pid}) already runs on {self.pgdata}")
         self.proc = spawn(
-            [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.pgdata), "-p", str(self.port),
-             "-h", "127.0.0.1", "-k", str(self.socket_dir),
-             "-c", "max_connections=300", "-c", "shared_buffers=128MB", "-c", "fsync=on",
-             "-c", "log_min_messages=warning", "-c", "password_encryption=scram-sha-256",
-             # Per-statement costs for bench/profile.py (CREATE EXTENSION there); ~1% overhead.
-             "-c", "shared_preload_libraries=pg_stat_statements"],
-            log_path=self.log_path, user=self.os_user,
+            [
+                str(POSTGRES_BIN_PATH / "postgres"),
+                "-D",
+                str(self.pgdata),
+                "-p",
+                str(self.port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                str(self.socket_dir),
+                "-c",
+                "max_connections=300",
+                "-c",
+                "shared_buffers=128MB",
+                "-c",
+                "fsync=on",
+                "-c",
+                "log_min_messages=warning",
+                "-c",
+                "password_encryption=scram-sha-256",
+                # Per-statement costs for bench/profile.py (CREATE EXTENSION there); ~1% overhead.
+                "-c",
+                "shared_preload_libraries=pg_stat_statements",
+            ],
+            log_path=self.log_path,
+            user=self.os_user,
         )
-        wait_until(self._ready, timeout=timeout, what="PostgreSQL", proc=self.proc, log_path=self.log_path,
-                   interval=0.1)
+        wait_until(
+            self._ready, timeout=timeout, what="PostgreSQL", proc=self.proc, log_path=self.log_path, interval=0.1
+        )
 
     def _running_pid(self) -> int | None:
         pid_file = self.pgdata / "postmaster.pid"
@@ -117,9 +152,27 @@ class PostgresServer:
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         result = subprocess.run(
-            [str(POSTGRES_BIN_PATH / "psql"), "-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres",
-             "-d", database, "-v", "ON_ERROR_STOP=1", "-X", "-q", "-t", "-A", "-c", sql],
-            capture_output=True, text=True,
+            [
+                str(POSTGRES_BIN_PATH / "psql"),
+                "-h",
+                str(self.socket_dir),
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             raise RuntimeError(f"psql failed: {result.stderr.strip()}")

@@ -30,8 +30,14 @@ def as_user(user: str | None) -> dict:
     return {"user": user, "group": user, "extra_groups": []}
 
 
-def spawn(cmd: list[str], *, log_path: Path, env: dict[str, str] | None = None, user: str | None = None,
-          cwd: Path | None = None) -> subprocess.Popen:
+def spawn(
+    cmd: list[str],
+    *,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    user: str | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
     return subprocess.Popen(
@@ -64,8 +70,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(check: Callable[[], bool], *, timeout: float, what: str, proc: subprocess.Popen | None = None,
-               log_path: Path | None = None, interval: float = 0.05) -> None:
+def wait_until(
+    check: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    proc: subprocess.Popen | None = None,
+    log_path: Path | None = None,
+    interval: float = 0.05,
+) -> None:
     """Poll `check` until it is true; fail early if `proc` exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

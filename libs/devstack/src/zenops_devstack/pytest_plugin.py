@@ -64,8 +64,13 @@ def pg_server(infra_dir: Path) -> PostgresServer:
 def nats_server(infra_dir: Path) -> NatsServer:
     # The production users and permissions; test code connecting without credentials is the
     # unrestricted harness user, each service started by `start_service` is its own user.
-    server = NatsServer(infra_dir / "nats", free_port(), free_port(),
-                        passwords={user: uuid.uuid4().hex for user in NATS_USERS}, harness_password=uuid.uuid4().hex)
+    server = NatsServer(
+        infra_dir / "nats",
+        free_port(),
+        free_port(),
+        passwords={user: uuid.uuid4().hex for user in NATS_USERS},
+        harness_password=uuid.uuid4().hex,
+    )
     server.start()
     yield server
     server.stop()

@@ -34,14 +34,24 @@ class S3Server:
         from botocore.config import Config
 
         return boto3.session.Session().client(
-            "s3", endpoint_url=self.endpoint_url, region_name=REGION, aws_access_key_id=ACCESS_KEY,
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY,
             aws_secret_access_key=SECRET_KEY,
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+        )
 
     def settings(self, bucket: str) -> dict:
         """The storage settings (zenops_kit.storage.settings) that point the S3 driver here."""
-        return {"storage_driver": "s3", "s3_endpoint_url": self.endpoint_url, "s3_bucket": bucket,
-                "s3_region": REGION, "s3_access_key_id": ACCESS_KEY, "s3_secret_access_key": SECRET_KEY}
+        return {
+            "storage_driver": "s3",
+            "s3_endpoint_url": self.endpoint_url,
+            "s3_bucket": bucket,
+            "s3_region": REGION,
+            "s3_access_key_id": ACCESS_KEY,
+            "s3_secret_access_key": SECRET_KEY,
+        }
 
 
 def _answers(url: str) -> bool:

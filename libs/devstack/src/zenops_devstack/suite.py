@@ -55,14 +55,22 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(http=free_port(), envoy_admin=free_port(), gateway=free_port(), postgres=free_port(),
-                   nats=free_port(), nats_monitor=free_port(), grpc={s: free_port() for s in DOMAIN_SERVICES})
+        return cls(
+            http=free_port(),
+            envoy_admin=free_port(),
+            gateway=free_port(),
+            postgres=free_port(),
+            nats=free_port(),
+            nats_monitor=free_port(),
+            grpc={s: free_port() for s in DOMAIN_SERVICES},
+        )
 
 
 def _git_sha() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -153,17 +161,24 @@ class Suite:
         return {"ZENOPS_NATS_USER": creds["user"], "ZENOPS_NATS_PASSWORD": creds["password"]}
 
     def service_env(self, svc: str) -> dict[str, str]:
-        env = {**self.base_env, "ZENOPS_DATABASE_URL": self.database_url(svc),
-               "ZENOPS_GRPC_HOST": "127.0.0.1", "ZENOPS_GRPC_PORT": str(self.ports.grpc[svc]),
-               "OTEL_SERVICE_NAME": svc, **self._auth_env(svc if svc in SERVICE_CLIENTS else None),
-               **self._nats_env(svc)}
+        env = {
+            **self.base_env,
+            "ZENOPS_DATABASE_URL": self.database_url(svc),
+            "ZENOPS_GRPC_HOST": "127.0.0.1",
+            "ZENOPS_GRPC_PORT": str(self.ports.grpc[svc]),
+            "OTEL_SERVICE_NAME": svc,
+            **self._auth_env(svc if svc in SERVICE_CLIENTS else None),
+            **self._nats_env(svc),
+        }
         # Where the other services listen (billing asks ops and repogen about refs; ops asks billing).
         for peer in DOMAIN_SERVICES:
             if peer != svc:
                 env[f"ZENOPS_{peer.upper()}_ADDR"] = f"127.0.0.1:{self.ports.grpc[peer]}"
         if svc in ("ops", "repogen"):  # documents / report artifacts on local disk, each with its own key
-            env |= {"ZENOPS_STORAGE_DIR": str(self.data_dir / ("files" if svc == "ops" else "artifacts")),
-                    "ZENOPS_STORAGE_SIGNING_KEY": self._secrets()[f"{svc}_storage_signing_key"]}
+            env |= {
+                "ZENOPS_STORAGE_DIR": str(self.data_dir / ("files" if svc == "ops" else "artifacts")),
+                "ZENOPS_STORAGE_SIGNING_KEY": self._secrets()[f"{svc}_storage_signing_key"],
+            }
         if svc == "identity":
             s = self._secrets()
             env |= {
@@ -175,8 +190,14 @@ class Suite:
         return env
 
     def gateway_env(self) -> dict[str, str]:
-        env = {**self.base_env, "ZENOPS_GATEWAY_HOST": "127.0.0.1", "ZENOPS_GATEWAY_PORT": str(self.ports.gateway),
-               "OTEL_SERVICE_NAME": "gateway", **self._auth_env("gateway"), **self._nats_env("gateway")}
+        env = {
+            **self.base_env,
+            "ZENOPS_GATEWAY_HOST": "127.0.0.1",
+            "ZENOPS_GATEWAY_PORT": str(self.ports.gateway),
+            "OTEL_SERVICE_NAME": "gateway",
+            **self._auth_env("gateway"),
+            **self._nats_env("gateway"),
+        }
         for svc in DOMAIN_SERVICES:
             env[f"ZENOPS_{svc.upper()}_ADDR"] = f"127.0.0.1:{self.ports.grpc[svc]}"
         return env
@@ -207,9 +228,15 @@ class Suite:
         say(f"  ready in {time.monotonic() - started:.1f}s")
 
     def _migrate_all(self) -> None:
-        procs = {svc: subprocess.run([sys.executable, "-m", f"zenops_{svc}", "migrate"],
-                                     env={**self.service_env(svc), "ZENOPS_DATABASE_URL": self.owner_database_url(svc)},
-                                     capture_output=True, text=True) for svc in DOMAIN_SERVICES}
+        procs = {
+            svc: subprocess.run(
+                [sys.executable, "-m", f"zenops_{svc}", "migrate"],
+                env={**self.service_env(svc), "ZENOPS_DATABASE_URL": self.owner_database_url(svc)},
+                capture_output=True,
+                text=True,
+            )
+            for svc in DOMAIN_SERVICES
+        }
         failed = {svc: p.stderr[-2000:] for svc, p in procs.items() if p.returncode != 0}
         if failed:
             raise RuntimeError(f"migrations failed: {failed}")
@@ -248,12 +275,35 @@ class Suite:
 
     def _start_envoy(self) -> None:
         config = self.data_dir / "envoy.yaml"
-        config.write_text(render_envoy_config(listen_port=self.ports.http, gateway_host="127.0.0.1",
-                                              gateway_port=self.ports.gateway, admin_port=self.ports.envoy_admin))
+        config.write_text(
+            render_envoy_config(
+                listen_port=self.ports.http,
+                gateway_host="127.0.0.1",
+                gateway_port=self.ports.gateway,
+                admin_port=self.ports.envoy_admin,
+            )
+        )
         validate_envoy_config(config)
-        self._start("envoy", [envoy_binary(), "-c", str(config), "--concurrency", "1", "--disable-hot-restart",
-                              "--base-id", str(self.ports.http), "--log-level", "warn",
-                              "--drain-time-s", "2", "--drain-strategy", "immediate"], self.base_env)
+        self._start(
+            "envoy",
+            [
+                envoy_binary(),
+                "-c",
+                str(config),
+                "--concurrency",
+                "1",
+                "--disable-hot-restart",
+                "--base-id",
+                str(self.ports.http),
+                "--log-level",
+                "warn",
+                "--drain-time-s",
+                "2",
+                "--drain-strategy",
+                "immediate",
+            ],
+            self.base_env,
+        )
 
     @property
     def url(self) -> str:

@@ -115,8 +115,15 @@ class TokenSigner:
             raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
             return {"kty": "OKP", "kid": self.kid, "alg": "EdDSA", "use": "sig", "crv": "Ed25519", "x": b64(raw)}
         numbers = pub.public_numbers()
-        return {"kty": "EC", "kid": self.kid, "alg": "ES256", "use": "sig", "crv": "P-256",
-                "x": b64(numbers.x.to_bytes(32, "big")), "y": b64(numbers.y.to_bytes(32, "big"))}
+        return {
+            "kty": "EC",
+            "kid": self.kid,
+            "alg": "ES256",
+            "use": "sig",
+            "crv": "P-256",
+            "x": b64(numbers.x.to_bytes(32, "big")),
+            "y": b64(numbers.y.to_bytes(32, "big")),
+        }
 
     def sign(self, claims: dict, *, headers: dict | None = None) -> str:
         """`claims` exactly as given, signed by this key (header alg/typ/kid unless overridden)."""
@@ -125,8 +132,12 @@ class TokenSigner:
         import jwt
 
         # PyJWS, not PyJWT: no claim checks on the way out, so tests can sign bad claims too.
-        return jwt.PyJWS().encode(json.dumps(claims).encode(), self.private_key, algorithm=self.alg,
-                                  headers={"kid": self.kid, "typ": "JWT", **(headers or {})})
+        return jwt.PyJWS().encode(
+            json.dumps(claims).encode(),
+            self.private_key,
+            algorithm=self.alg,
+            headers={"kid": self.kid, "typ": "JWT", **(headers or {})},
+        )
 
     def claims(self, *, aud: str = "service", caps=(), roles=(), ttl: float = 900, **extra) -> dict:
         """The claims identity would put in a token: a service token by default; any other
@@ -135,8 +146,17 @@ class TokenSigner:
         import uuid
 
         now = int(time.time())
-        claims = {"iss": self.issuer, "aud": aud, "roles": list(roles), "caps": list(caps), "cv": 1,
-                  "jti": uuid.uuid4().hex, "iat": now, "nbf": now, "exp": now + int(ttl)}
+        claims = {
+            "iss": self.issuer,
+            "aud": aud,
+            "roles": list(roles),
+            "caps": list(caps),
+            "cv": 1,
+            "jti": uuid.uuid4().hex,
+            "iat": now,
+            "nbf": now,
+            "exp": now + int(ttl),
+        }
         if aud == "service":
             claims["sub"] = "service:test"
         else:

@@ -52,8 +52,9 @@ def metadata(context) -> dict[str, str]:
     return {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
 
 
-async def resolve_caller(context, capabilities: tuple[str, ...], *,
-                         channel_tenant: Callable[[str], Awaitable[str | None]]) -> Caller:
+async def resolve_caller(
+    context, capabilities: tuple[str, ...], *, channel_tenant: Callable[[str], Awaitable[str | None]]
+) -> Caller:
     """The verified caller holding every capability named, with the tenant it acts in;
     `channel_tenant(channel_id)` is the tenant that owns a portal user's channel (None:
     unknown to this service)."""
@@ -72,8 +73,11 @@ async def resolve_caller(context, capabilities: tuple[str, ...], *,
     if ctx.is_service:
         tenant = metadata(context).get(TENANT_METADATA, "")
         if not is_uuid(tenant):
-            raise invalid(TENANT_METADATA, "a service token must name the tenant (a UUID) in this metadata",
-                          reason="TENANT_REQUIRED")
+            raise invalid(
+                TENANT_METADATA,
+                "a service token must name the tenant (a UUID) in this metadata",
+                reason="TENANT_REQUIRED",
+            )
         return Caller(ctx, tenant.lower())
     raise PermissionDenied("this token names no tenant", reason="TENANT_REQUIRED")
 

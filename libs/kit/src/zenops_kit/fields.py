@@ -14,8 +14,11 @@ def invalid(field: str, description: str, *, reason: str = "VALIDATION_FAILED") 
 
 def not_found(kind: str, id_: str, *, field: str = "id") -> NotFound:
     """`kind` e.g. "assignment": reason ASSIGNMENT_NOT_FOUND, metadata names the field."""
-    return NotFound(f"{kind.replace('_', ' ')} {id_} not found", reason=f"{kind.upper()}_NOT_FOUND",
-                    metadata={"field": field, "id": id_})
+    return NotFound(
+        f"{kind.replace('_', ' ')} {id_} not found",
+        reason=f"{kind.upper()}_NOT_FOUND",
+        metadata={"field": field, "id": id_},
+    )
 
 
 def is_uuid(value: str) -> bool:

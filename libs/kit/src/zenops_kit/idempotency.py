@@ -62,21 +62,40 @@ IDEMPOTENCY_TABLE_DOWN = "DROP TABLE IF EXISTS idempotency_keys"
 T = TypeVar("T", bound=Message)
 
 # Failures that say nothing final about the request: never recorded, a retry runs again.
-_NOT_RECORDED = (errors.Unavailable, errors.ResourceExhausted, errors.Aborted, errors.Unauthenticated,
-                 errors.PermissionDenied)
-_ERROR_TYPES = {cls.__name__: cls for cls in (
-    errors.InvalidArgument, errors.NotFound, errors.AlreadyExists, errors.FailedPrecondition, errors.DomainError)}
+_NOT_RECORDED = (
+    errors.Unavailable,
+    errors.ResourceExhausted,
+    errors.Aborted,
+    errors.Unauthenticated,
+    errors.PermissionDenied,
+)
+_ERROR_TYPES = {
+    cls.__name__: cls
+    for cls in (
+        errors.InvalidArgument,
+        errors.NotFound,
+        errors.AlreadyExists,
+        errors.FailedPrecondition,
+        errors.DomainError,
+    )
+}
 _RETRYABLE = {"40P01", "40001"}
 ATTEMPTS = 5
 
-_CLAIM = text("INSERT INTO idempotency_keys (tenant_id, key, operation, request_hash, request) "
-              "VALUES (CAST(:tid AS uuid), :key, :op, :hash, :request) ON CONFLICT DO NOTHING RETURNING true")
+_CLAIM = text(
+    "INSERT INTO idempotency_keys (tenant_id, key, operation, request_hash, request) "
+    "VALUES (CAST(:tid AS uuid), :key, :op, :hash, :request) ON CONFLICT DO NOTHING RETURNING true"
+)
 _SAVE = text("UPDATE idempotency_keys SET response = :response WHERE key = :key")
-_FAIL = text("INSERT INTO idempotency_keys (tenant_id, key, operation, request_hash, request, error) "
-             "VALUES (CAST(:tid AS uuid), :key, :op, :hash, :request, CAST(:error AS jsonb)) "
-             "ON CONFLICT DO NOTHING RETURNING true")
-_GET = text("SELECT operation, request_hash, request, response, error::text AS error FROM idempotency_keys "
-            "WHERE key = :key FOR UPDATE")
+_FAIL = text(
+    "INSERT INTO idempotency_keys (tenant_id, key, operation, request_hash, request, error) "
+    "VALUES (CAST(:tid AS uuid), :key, :op, :hash, :request, CAST(:error AS jsonb)) "
+    "ON CONFLICT DO NOTHING RETURNING true"
+)
+_GET = text(
+    "SELECT operation, request_hash, request, response, error::text AS error FROM idempotency_keys "
+    "WHERE key = :key FOR UPDATE"
+)
 
 
 class _Failed(Exception):
@@ -100,27 +119,42 @@ def _differing(request: Message, stored_op: str, operation: str, stored: bytes, 
     if stored_op != operation:
         return ["operation"]
     before, after = type(request).FromString(stored), type(request).FromString(body)
-    return [f.name for f in request.DESCRIPTOR.fields
-            if getattr(before, f.name) != getattr(after, f.name)] or ["request"]
+    return [f.name for f in request.DESCRIPTOR.fields if getattr(before, f.name) != getattr(after, f.name)] or [
+        "request"
+    ]
 
 
 def _encode_error(err: DomainError) -> str:
-    return json.dumps({"type": type(err).__name__, "reason": err.reason, "message": err.message,
-                       "metadata": err.metadata, "violations": [[v.field, v.description] for v in err.violations]})
+    return json.dumps(
+        {
+            "type": type(err).__name__,
+            "reason": err.reason,
+            "message": err.message,
+            "metadata": err.metadata,
+            "violations": [[v.field, v.description] for v in err.violations],
+        }
+    )
 
 
 def _decode_error(data: dict) -> DomainError:
     cls = _ERROR_TYPES.get(data.get("type", ""), errors.FailedPrecondition)
-    return cls(data.get("message", ""), reason=data.get("reason"), metadata=data.get("metadata") or {},
-               violations=[FieldViolation(f, d) for f, d in data.get("violations") or []])
+    return cls(
+        data.get("message", ""),
+        reason=data.get("reason"),
+        metadata=data.get("metadata") or {},
+        violations=[FieldViolation(f, d) for f, d in data.get("violations") or []],
+    )
 
 
 def _answer(row, key: str, operation: str, request: Message, body: bytes, digest: bytes, decode):
     if bytes(row.request_hash) != digest:
         fields = _differing(request, row.operation, operation, bytes(row.request), body)
-        raise AlreadyExists(f"idempotency key {key!r} was used for another request", reason="IDEMPOTENCY_KEY_REUSED",
-                            violations=[FieldViolation(f, "differs from the original request") for f in fields],
-                            metadata={"operation": row.operation, "fields": ",".join(fields)})
+        raise AlreadyExists(
+            f"idempotency key {key!r} was used for another request",
+            reason="IDEMPOTENCY_KEY_REUSED",
+            violations=[FieldViolation(f, "differs from the original request") for f in fields],
+            metadata={"operation": row.operation, "fields": ",".join(fields)},
+        )
     if row.error is not None:
         raise _decode_error(json.loads(row.error))
     return decode(bytes(row.response))
@@ -132,9 +166,15 @@ def _sqlstate(exc: DBAPIError) -> str | None:
 
 
 async def idempotent(
-    transaction: Callable[[], AbstractAsyncContextManager[AsyncConnection]], *, tenant_id: str, key: str,
-    operation: str, request: Message, run: Callable[[AsyncConnection], Awaitable[T]],
-    decode: Callable[[bytes], T], scope: str = "",
+    transaction: Callable[[], AbstractAsyncContextManager[AsyncConnection]],
+    *,
+    tenant_id: str,
+    key: str,
+    operation: str,
+    request: Message,
+    run: Callable[[AsyncConnection], Awaitable[T]],
+    decode: Callable[[bytes], T],
+    scope: str = "",
 ) -> T:
     """`run(conn)` once per (tenant, scope, key) in a `transaction()`; its response is what
     every retry gets. Empty key: just run it in a transaction."""
@@ -183,14 +223,26 @@ async def _attempt(transaction, tenant_id, scope, key, operation, request, run, 
 
 
 async def idempotent_as(
-    engine, caller, key: str, operation: str, request: Message,
-    *, run: Callable[[AsyncConnection], Awaitable[T]], decode: Callable[[bytes], T],
+    engine,
+    caller,
+    key: str,
+    operation: str,
+    request: Message,
+    *,
+    run: Callable[[AsyncConnection], Awaitable[T]],
+    decode: Callable[[bytes], T],
 ) -> T:
     """`idempotent` in a verified caller's scope (zenops_kit.caller.Caller): its tenant, and
     for a portal user its channel too — the transaction (zenops_kit.rls.scoped_tx) and the key."""
     from .rls import scoped_tx
 
     return await idempotent(
-        lambda: scoped_tx(engine, caller.tenant_id, caller.channel_id), tenant_id=caller.tenant_id, key=key,
-        operation=operation, request=request, run=run, decode=decode,
-        scope=f"channel:{caller.channel_id}" if caller.channel_id else "")
+        lambda: scoped_tx(engine, caller.tenant_id, caller.channel_id),
+        tenant_id=caller.tenant_id,
+        key=key,
+        operation=operation,
+        request=request,
+        run=run,
+        decode=decode,
+        scope=f"channel:{caller.channel_id}" if caller.channel_id else "",
+    )

@@ -15,7 +15,17 @@ request_id_var: ContextVar[str | None] = ContextVar("zenops_request_id", default
 
 # Keys whose values never reach a log line or an audit row (matched case-insensitively,
 # as substrings, recursively through dicts and lists).
-SECRET_KEY_PARTS = ("password", "secret", "token", "authorization", "api_key", "apikey", "signature", "private_key", "cookie")
+SECRET_KEY_PARTS = (
+    "password",
+    "secret",
+    "token",
+    "authorization",
+    "api_key",
+    "apikey",
+    "signature",
+    "private_key",
+    "cookie",
+)
 REDACTED = "[REDACTED]"
 
 
@@ -31,7 +41,12 @@ def redact(value: Any) -> Any:
 
 
 # uvicorn adds `color_message` (ANSI-coloured duplicate of msg): not for JSON logs.
-_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName", "color_message"}
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):

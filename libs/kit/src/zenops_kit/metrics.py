@@ -71,16 +71,21 @@ _GAUGES = {
 for _name, (_unit, _description) in _GAUGES.items():
     _meter.create_observable_gauge(_name, callbacks=[_callback(_name)], unit=_unit, description=_description)
 
-OUTBOX_PUBLISHED = _meter.create_counter("zenops.outbox.published", unit="{event}",
-                                         description="Outbox events published to JetStream.")
-CONSUMER_MESSAGES = _meter.create_counter("zenops.consumer.messages", unit="{message}",
-                                          description="Messages a consumer finished, by outcome.")
-CONSUMER_REDELIVERIES = _meter.create_counter("zenops.consumer.redeliveries", unit="{message}",
-                                              description="Messages received with a delivery count above one.")
-CONSUMER_DEAD_LETTERS = _meter.create_counter("zenops.consumer.dead_letters", unit="{message}",
-                                              description="Messages written to dead_letters.")
-WORKER_RESTARTS = _meter.create_counter("zenops.worker.restarts", unit="{restart}",
-                                        description="Supervised worker restarts after a failure.")
+OUTBOX_PUBLISHED = _meter.create_counter(
+    "zenops.outbox.published", unit="{event}", description="Outbox events published to JetStream."
+)
+CONSUMER_MESSAGES = _meter.create_counter(
+    "zenops.consumer.messages", unit="{message}", description="Messages a consumer finished, by outcome."
+)
+CONSUMER_REDELIVERIES = _meter.create_counter(
+    "zenops.consumer.redeliveries", unit="{message}", description="Messages received with a delivery count above one."
+)
+CONSUMER_DEAD_LETTERS = _meter.create_counter(
+    "zenops.consumer.dead_letters", unit="{message}", description="Messages written to dead_letters."
+)
+WORKER_RESTARTS = _meter.create_counter(
+    "zenops.worker.restarts", unit="{restart}", description="Supervised worker restarts after a failure."
+)
 
 
 def observe(name: str, source: Source) -> Callable[[], None]:

@@ -20,8 +20,10 @@ from zenops_kit.db import set_tenant, tenant_tx
 
 _TENANT = "tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid"
 # No channel set (staff, services): the tenant's rows; a channel set (portal): only its rows.
-_CHANNEL = ("(NULLIF(current_setting('app.channel_id', true), '') IS NULL "
-            "OR channel_id = NULLIF(current_setting('app.channel_id', true), '')::uuid)")
+_CHANNEL = (
+    "(NULLIF(current_setting('app.channel_id', true), '') IS NULL "
+    "OR channel_id = NULLIF(current_setting('app.channel_id', true), '')::uuid)"
+)
 _SET_CHANNEL = text("SELECT set_config('app.channel_id', :channel_id, true)")
 
 
@@ -37,8 +39,9 @@ def channel_rls(table: str) -> list[str]:
 
 
 @asynccontextmanager
-async def scoped_tx(engine: AsyncEngine, tenant_id: str, channel_id: str | None = None
-                    ) -> AsyncIterator[AsyncConnection]:
+async def scoped_tx(
+    engine: AsyncEngine, tenant_id: str, channel_id: str | None = None
+) -> AsyncIterator[AsyncConnection]:
     """A transaction of `tenant_id`; with `channel_id`, also of that channel (portal users)."""
     if channel_id is None:
         async with tenant_tx(engine, tenant_id) as conn:

@@ -121,7 +121,8 @@ class DatabaseProbe:
             async with asyncio.timeout(self.timeout):  # not wait_for: it can swallow a cancel (gh-86296)
                 if self._conn is None or self._conn.is_closed():
                     self._conn = await asyncpg.connect(
-                        self._dsn, timeout=self.timeout, server_settings={"application_name": self.application_name})
+                        self._dsn, timeout=self.timeout, server_settings={"application_name": self.application_name}
+                    )
                 await self._conn.fetchval("SELECT 1")
             return None
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
@@ -184,21 +185,29 @@ class ServiceApp:
         """Start everything; returns the bound gRPC port."""
         s = self.settings
         setup_telemetry(self.name, s.version, metrics_port=s.metrics_port)
-        engine = create_engine(s.database_url.get_secret_value(), pool_size=s.database_pool_size,
-                               application_name=self.name)
+        engine = create_engine(
+            s.database_url.get_secret_value(), pool_size=s.database_pool_size, application_name=self.name
+        )
         instrument_engine(engine)
         bus = EventBus(s.nats_url, name=f"zenops-{self.name}", options=tls.nats_options(s))
         bus.start()
         self.runtime = Runtime(settings=s, name=self.name, engine=engine, bus=bus)
         self.probe = DatabaseProbe(s.database_url.get_secret_value(), f"{self.name}-health")
         # Every process knows its consumers (GetEventStats, replay); only workers run them.
-        self.consumers = [EventConsumer(engine, bus, sub.spec, sub.handler, stream_replicas=s.nats_stream_replicas)
-                          for sub in self.subscriptions]
+        self.consumers = [
+            EventConsumer(engine, bus, sub.spec, sub.handler, stream_replicas=s.nats_stream_replicas)
+            for sub in self.subscriptions
+        ]
         for consumer in self.consumers:
             consumer.service = self.name
-        self.events = events_admin.EventsView(self.name, engine, bus, self.consumers,
-                                              produces_events=self.produces_events,
-                                              workers=self.supervisor.statuses)
+        self.events = events_admin.EventsView(
+            self.name,
+            engine,
+            bus,
+            self.consumers,
+            produces_events=self.produces_events,
+            workers=self.supervisor.statuses,
+        )
 
         self.server = grpc.aio.server(
             interceptors=[ServiceInterceptor(self.name, verifier=self.verifier, public_methods=self.public_methods)],
@@ -209,8 +218,10 @@ class ServiceApp:
                 *tls.SERVER_OPTIONS,  # max_connection_age: clients re-resolve, new replicas get calls
             ],
         )
-        self._service_names = [*self.register(self.server, self.runtime),
-                               events_admin.register(self.server, self.events)]
+        self._service_names = [
+            *self.register(self.server, self.runtime),
+            events_admin.register(self.server, self.events),
+        ]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
@@ -237,8 +248,9 @@ class ServiceApp:
         rt = self.runtime
         assert rt is not None
         if self.produces_events:
-            self.relay = OutboxRelay(rt.engine, rt.bus, database_url=self.settings.database_url.get_secret_value(),
-                                     service=self.name)
+            self.relay = OutboxRelay(
+                rt.engine, rt.bus, database_url=self.settings.database_url.get_secret_value(), service=self.name
+            )
             self.supervisor.add("ensure-stream", self._ensure_own_stream)
             self.supervisor.add("outbox-relay", self.relay.run)
         for consumer in self.consumers:
@@ -310,8 +322,11 @@ class ServiceApp:
         problem = await self.probe.check()
         status = NOT_SERVING if problem else SERVING
         if status != self._last_status:
-            log.log(logging.INFO if status == SERVING else logging.WARNING, "readiness changed",
-                    extra={"ready": status == SERVING, "database": problem})
+            log.log(
+                logging.INFO if status == SERVING else logging.WARNING,
+                "readiness changed",
+                extra={"ready": status == SERVING, "database": problem},
+            )
             self._last_status = status
         await self._set_health(status)
 
@@ -324,8 +339,10 @@ class ServiceApp:
 
         def connections() -> list[Observation]:
             used = pool.checkedout()
-            return [Observation(used, {**attrs, "state": "used"}),
-                    Observation(max(pool.checkedin(), 0), {**attrs, "state": "idle"})]
+            return [
+                Observation(used, {**attrs, "state": "used"}),
+                Observation(max(pool.checkedin(), 0), {**attrs, "state": "idle"}),
+            ]
 
         self._unobserve += [
             metrics.observe("zenops.db.pool.connections", connections),

@@ -110,8 +110,11 @@ class Supervisor:
                 worker.last_error = f"{type(exc).__name__}: {exc}"[:500]  # nats errors have an empty repr
                 metrics.WORKER_RESTARTS.add(1, attrs)
                 pause = delay * random.uniform(0.8, 1.2)
-                log.error("worker failed; restarting", exc_info=exc,
-                          extra={"worker": worker.name, "restarts": worker.restarts, "restart_in": round(pause, 2)})
+                log.error(
+                    "worker failed; restarting",
+                    exc_info=exc,
+                    extra={"worker": worker.name, "restarts": worker.restarts, "restart_in": round(pause, 2)},
+                )
                 await self._report(worker)
                 await asyncio.sleep(pause)
                 delay = min(delay * 2, self.max_backoff)
@@ -126,10 +129,15 @@ class Supervisor:
             return
         from grpc_health.v1 import health_pb2
 
-        status = health_pb2.HealthCheckResponse.SERVING if worker.state == RUNNING else \
-            health_pb2.HealthCheckResponse.NOT_SERVING
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if worker.state == RUNNING
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
         await self.health.set(WORKER_HEALTH_PREFIX + worker.name, status)
 
     def _observe(self) -> list[Observation]:
-        return [Observation(1 if w.state == RUNNING else 0, {"service": self.service, "worker": w.name})
-                for w in self.workers.values()]
+        return [
+            Observation(1 if w.state == RUNNING else 0, {"service": self.service, "worker": w.name})
+            for w in self.workers.values()
+        ]

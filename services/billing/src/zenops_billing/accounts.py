@@ -19,32 +19,74 @@ from .store import invoices as invoice_store
 
 
 async def create(
-    conn: AsyncConnection, *, tenant_id: str, actor: str, external_key: str, display_name: str, policy: str,
-    gstin: str, billing_address: str, trace_id: str = "",
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    actor: str,
+    external_key: str,
+    display_name: str,
+    policy: str,
+    gstin: str,
+    billing_address: str,
+    trace_id: str = "",
 ) -> Account:
     """Validated values in (see domain.accounts); the account with an empty wallet out."""
-    account = await store.insert(conn, account_id=str(uuid.uuid4()), tenant_id=tenant_id, external_key=external_key,
-                                 display_name=display_name, policy=policy, gstin=gstin,
-                                 billing_address=billing_address)
-    await store.append_event(conn, tenant_id=tenant_id, account_id=account.id, kind=rules.ACCOUNT_CREATED, actor=actor,
-                             detail={"policy": policy, "external_key": external_key, "display_name": display_name},
-                             trace_id=trace_id)
+    account = await store.insert(
+        conn,
+        account_id=str(uuid.uuid4()),
+        tenant_id=tenant_id,
+        external_key=external_key,
+        display_name=display_name,
+        policy=policy,
+        gstin=gstin,
+        billing_address=billing_address,
+    )
+    await store.append_event(
+        conn,
+        tenant_id=tenant_id,
+        account_id=account.id,
+        kind=rules.ACCOUNT_CREATED,
+        actor=actor,
+        detail={"policy": policy, "external_key": external_key, "display_name": display_name},
+        trace_id=trace_id,
+    )
     return account
 
 
 async def update(
-    engine: AsyncEngine, *, tenant_id: str, account_id: str, changes: dict[str, str], reason: str, actor: str,
+    engine: AsyncEngine,
+    *,
+    tenant_id: str,
+    account_id: str,
+    changes: dict[str, str],
+    reason: str,
+    actor: str,
     trace_id: str = "",
 ) -> Account:
     """`changes`: validated new values (domain.accounts.clean_update). Only values that differ
     are written; a policy or status change needs a reason and is recorded with it."""
     async with tenant_tx(engine, tenant_id) as conn:
-        return await _update(conn, tenant_id=tenant_id, account_id=account_id, changes=changes, reason=reason,
-                             actor=actor, trace_id=trace_id)
+        return await _update(
+            conn,
+            tenant_id=tenant_id,
+            account_id=account_id,
+            changes=changes,
+            reason=reason,
+            actor=actor,
+            trace_id=trace_id,
+        )
 
 
-async def _update(conn: AsyncConnection, *, tenant_id: str, account_id: str, changes: dict[str, str], reason: str,
-                  actor: str, trace_id: str) -> Account:
+async def _update(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    account_id: str,
+    changes: dict[str, str],
+    reason: str,
+    actor: str,
+    trace_id: str,
+) -> Account:
     account = await store.get(conn, account_id, for_update=True)
     if account is None:
         raise account_not_found(account_id)
@@ -56,16 +98,28 @@ async def _update(conn: AsyncConnection, *, tenant_id: str, account_id: str, cha
     await store.update(conn, account_id, diff, field_prefix="account.")
     for name, kind in (("policy", rules.POLICY_CHANGED), ("status", rules.STATUS_CHANGED)):
         if name in diff:
-            await store.append_event(conn, tenant_id=tenant_id, account_id=account_id, kind=kind, actor=actor,
-                                     reason=reason, detail={"before": getattr(account, name), "after": diff[name]},
-                                     trace_id=trace_id)
+            await store.append_event(
+                conn,
+                tenant_id=tenant_id,
+                account_id=account_id,
+                kind=kind,
+                actor=actor,
+                reason=reason,
+                detail={"before": getattr(account, name), "after": diff[name]},
+                trace_id=trace_id,
+            )
     others = {k: v for k, v in diff.items() if k not in rules.REASON_REQUIRED}
     if others:
-        await store.append_event(conn, tenant_id=tenant_id, account_id=account_id, kind=rules.ACCOUNT_UPDATED,
-                                 actor=actor, reason=reason,
-                                 detail={"fields": sorted(others),
-                                         "before": {k: getattr(account, k) for k in others}, "after": others},
-                                 trace_id=trace_id)
+        await store.append_event(
+            conn,
+            tenant_id=tenant_id,
+            account_id=account_id,
+            kind=rules.ACCOUNT_UPDATED,
+            actor=actor,
+            reason=reason,
+            detail={"fields": sorted(others), "before": {k: getattr(account, k) for k in others}, "after": others},
+            trace_id=trace_id,
+        )
     return await store.get(conn, account_id)
 
 
@@ -78,8 +132,9 @@ async def get(engine: AsyncEngine, tenant_id: str, account_id: str, field: str =
     return account
 
 
-async def status(engine: AsyncEngine, tenant_id: str, *, account_id: str | None,
-                 external_key: str | None) -> tuple[Account, int, int]:
+async def status(
+    engine: AsyncEngine, tenant_id: str, *, account_id: str | None, external_key: str | None
+) -> tuple[Account, int, int]:
     """(account, open reservations, unpaid invoices: issued and not settled) by id or external key."""
     if account_id is not None:
         account_id = parse_uuid(account_id, "account_id")
@@ -100,8 +155,9 @@ async def status(engine: AsyncEngine, tenant_id: str, *, account_id: str | None,
     return account, open_reservations, unpaid
 
 
-async def list_page(engine: AsyncEngine, tenant_id: str, *, limit: int, cursor: str, status: str | None,
-                    policy: str | None) -> tuple[list[Account], str]:
+async def list_page(
+    engine: AsyncEngine, tenant_id: str, *, limit: int, cursor: str, status: str | None, policy: str | None
+) -> tuple[list[Account], str]:
     limit = page_limit(limit)
     after = decode_cursor(cursor, "accounts", 2)
     if after is not None:

@@ -56,13 +56,18 @@ class BillingApp(ServiceApp):
         jobs = {
             "refills": (s.refill_interval, lambda: scheduler.run_refills(rt.engine)),
             "reservation-expiry": (s.expiry_sweep_interval, lambda: wallet.expire_due(rt.engine)),
-            "reconciliation": (s.reconcile_interval, lambda: reconciliation.reconcile_all(
-                rt.engine, owners_for(rt), limit=s.reconcile_batch,
-                threshold_seconds=s.reconcile_threshold_seconds)),
+            "reconciliation": (
+                s.reconcile_interval,
+                lambda: reconciliation.reconcile_all(
+                    rt.engine, owners_for(rt), limit=s.reconcile_batch, threshold_seconds=s.reconcile_threshold_seconds
+                ),
+            ),
             "payment-settlement": (s.payment_sweep_interval, lambda: settlement.sweep(rt.engine)),
         }
         for name, (interval, job) in jobs.items():
-            self.supervisor.add(f"billing-{name}", lambda interval=interval, job=job, name=name: every(interval, job, name))
+            self.supervisor.add(
+                f"billing-{name}", lambda interval=interval, job=job, name=name: every(interval, job, name)
+            )
 
     async def stop(self) -> None:
         await super().stop()  # cancels and awaits the jobs first
@@ -72,5 +77,11 @@ class BillingApp(ServiceApp):
 
 def build_app(settings: BillingSettings, *, verifier: TokenVerifier | None = None) -> ServiceApp:
     """`verifier` None: the kit's default (identity's JWKS + revocation events)."""
-    return BillingApp(settings, name="billing", register=register, public_methods=PUBLIC_METHODS,
-                      verifier=verifier, subscriptions=subscriptions(settings))
+    return BillingApp(
+        settings,
+        name="billing",
+        register=register,
+        public_methods=PUBLIC_METHODS,
+        verifier=verifier,
+        subscriptions=subscriptions(settings),
+    )

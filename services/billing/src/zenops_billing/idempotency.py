@@ -53,12 +53,28 @@ log = logging.getLogger("zenops.billing.idempotency")
 T = TypeVar("T")
 
 # Failures that say nothing final about the request: never recorded, a retry runs again.
-_NOT_RECORDED = (errors.Unavailable, errors.ResourceExhausted, errors.Aborted, errors.Unauthenticated,
-                 errors.PermissionDenied)
-_ERROR_TYPES = {cls.__name__: cls for cls in (
-    errors.InvalidArgument, errors.NotFound, errors.AlreadyExists, errors.FailedPrecondition,
-    errors.PermissionDenied, errors.Unauthenticated, errors.Aborted, errors.ResourceExhausted,
-    errors.Unavailable, errors.DomainError)}
+_NOT_RECORDED = (
+    errors.Unavailable,
+    errors.ResourceExhausted,
+    errors.Aborted,
+    errors.Unauthenticated,
+    errors.PermissionDenied,
+)
+_ERROR_TYPES = {
+    cls.__name__: cls
+    for cls in (
+        errors.InvalidArgument,
+        errors.NotFound,
+        errors.AlreadyExists,
+        errors.FailedPrecondition,
+        errors.PermissionDenied,
+        errors.Unauthenticated,
+        errors.Aborted,
+        errors.ResourceExhausted,
+        errors.Unavailable,
+        errors.DomainError,
+    )
+}
 # Deadlock detected, serialization failure: the transaction did nothing; run it again.
 _RETRYABLE = {"40P01", "40001"}
 ATTEMPTS = 5
@@ -70,16 +86,25 @@ class _Failed(Exception):
 
 
 def encode_error(err: DomainError) -> dict:
-    return {"type": type(err).__name__, "reason": err.reason, "message": err.message, "metadata": err.metadata,
-            "violations": [[v.field, v.description] for v in err.violations]}
+    return {
+        "type": type(err).__name__,
+        "reason": err.reason,
+        "message": err.message,
+        "metadata": err.metadata,
+        "violations": [[v.field, v.description] for v in err.violations],
+    }
 
 
 def decode_error(data: dict) -> DomainError:
     if "outcome" in data:  # a refusal a wallet function recorded: rebuilt from its figures
         return refusal(data["outcome"], data.get("detail") or {})
     cls = _ERROR_TYPES.get(data.get("type", ""), errors.FailedPrecondition)
-    return cls(data.get("message", ""), reason=data.get("reason"), metadata=data.get("metadata") or {},
-               violations=[FieldViolation(f, d) for f, d in data.get("violations") or []])
+    return cls(
+        data.get("message", ""),
+        reason=data.get("reason"),
+        metadata=data.get("metadata") or {},
+        violations=[FieldViolation(f, d) for f, d in data.get("violations") or []],
+    )
 
 
 def _encode(result: Any) -> bytes:
@@ -98,12 +123,14 @@ def _check(stored: store.StoredKey, key: str, operation: str, request: dict, dig
         raise decode_error(stored.error)
 
 
-def _replay(stored: store.StoredKey, key: str, operation: str, request: dict, digest: bytes,
-            decode: Callable[[bytes], T]) -> T:
+def _replay(
+    stored: store.StoredKey, key: str, operation: str, request: dict, digest: bytes, decode: Callable[[bytes], T]
+) -> T:
     _check(stored, key, operation, request, digest)
     if stored.response is None:  # pragma: no cover - a claim commits with its response
-        raise errors.Aborted("the original request with this key is still running", reason="IDEMPOTENCY_KEY_BUSY",
-                             retry_after=1)
+        raise errors.Aborted(
+            "the original request with this key is still running", reason="IDEMPOTENCY_KEY_BUSY", retry_after=1
+        )
     return decode(stored.response)
 
 
@@ -114,24 +141,41 @@ async def _retrying(operation: str, attempt_once: Callable[[], Awaitable[T]]) ->
         except (DBAPIError, asyncpg.PostgresError) as exc:
             if sqlstate(exc) not in _RETRYABLE or attempt == ATTEMPTS:
                 raise
-            log.warning("transaction conflict; retrying", extra={"operation": operation, "attempt": attempt,
-                                                                "sqlstate": sqlstate(exc)})
+            log.warning(
+                "transaction conflict; retrying",
+                extra={"operation": operation, "attempt": attempt, "sqlstate": sqlstate(exc)},
+            )
             await asyncio.sleep(random.uniform(0, 0.01 * attempt))  # de-synchronise the retries
     raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def idempotent(
-    engine: AsyncEngine, *, tenant_id: str, key: str, operation: str, request: dict,
-    run: Callable[[AsyncConnection], Awaitable[T]], decode: Callable[[bytes], T],
+    engine: AsyncEngine,
+    *,
+    tenant_id: str,
+    key: str,
+    operation: str,
+    request: dict,
+    run: Callable[[AsyncConnection], Awaitable[T]],
+    decode: Callable[[bytes], T],
 ) -> T:
     """`run(conn)` once per (tenant, key), inside a transaction of `tenant_id`; its result (a
     protobuf message, or bytes) is what every retry gets back. Empty `key`: just run it."""
-    return await _retrying(operation, lambda: _attempt(engine, tenant_id=tenant_id, key=key, operation=operation,
-                                                       request=request, run=run, decode=decode))
+    return await _retrying(
+        operation,
+        lambda: _attempt(
+            engine, tenant_id=tenant_id, key=key, operation=operation, request=request, run=run, decode=decode
+        ),
+    )
 
 
 async def idempotent_credit(
-    engine: AsyncEngine, *, tenant_id: str, key: str, operation: str, request: dict,
+    engine: AsyncEngine,
+    *,
+    tenant_id: str,
+    key: str,
+    operation: str,
+    request: dict,
     run: Callable[[AsyncConnection, Claim | None], Awaitable[T]],
     replay: Callable[[AsyncConnection, str], Awaitable[T]],
 ) -> T:
@@ -139,9 +183,12 @@ async def idempotent_credit(
     with its answer, or raises KeyTaken); `conn` is an asyncpg connection in autocommit (use
     the store functions that take either kind). `replay(conn, ledger_entry_id)` rebuilds the
     response from that entry. Empty `key`: just run it (claim None)."""
-    return await _retrying(operation, lambda: _attempt_credit(engine, tenant_id=tenant_id, key=key,
-                                                              operation=operation, request=request, run=run,
-                                                              replay=replay))
+    return await _retrying(
+        operation,
+        lambda: _attempt_credit(
+            engine, tenant_id=tenant_id, key=key, operation=operation, request=request, run=run, replay=replay
+        ),
+    )
 
 
 async def _attempt_credit(engine, *, tenant_id, key, operation, request, run, replay):
@@ -162,8 +209,14 @@ async def _attempt_credit(engine, *, tenant_id, key, operation, request, run, re
         error = err  # refused before the database saw it (e.g. validation): record it now
     async with tenant_tx(engine, tenant_id) as conn:
         if error is not None and await store.save_failure(
-                conn, tenant_id=tenant_id, key=key, operation=operation, request_hash=digest, request=request,
-                error=encode_error(error)):
+            conn,
+            tenant_id=tenant_id,
+            key=key,
+            operation=operation,
+            request_hash=digest,
+            request=request,
+            error=encode_error(error),
+        ):
             recorded = True
         else:
             recorded = False
@@ -185,8 +238,9 @@ async def _attempt(engine, *, tenant_id, key, operation, request, run, decode):
     digest = fingerprint(operation, request)
     try:
         async with tenant_tx(engine, tenant_id) as conn:
-            if not await store.claim(conn, tenant_id=tenant_id, key=key, operation=operation, request_hash=digest,
-                                     request=request):
+            if not await store.claim(
+                conn, tenant_id=tenant_id, key=key, operation=operation, request_hash=digest, request=request
+            ):
                 stored = await store.get(conn, key, for_update=True)
                 return _replay(stored, key, operation, request, digest, decode)
             try:
@@ -200,8 +254,15 @@ async def _attempt(engine, *, tenant_id, key, operation, request, run, decode):
     except _Failed as failed:
         error = failed.error
     async with tenant_tx(engine, tenant_id) as conn:
-        recorded = await store.save_failure(conn, tenant_id=tenant_id, key=key, operation=operation,
-                                            request_hash=digest, request=request, error=encode_error(error))
+        recorded = await store.save_failure(
+            conn,
+            tenant_id=tenant_id,
+            key=key,
+            operation=operation,
+            request_hash=digest,
+            request=request,
+            error=encode_error(error),
+        )
         stored = None if recorded else await store.get(conn, key, for_update=True)
     if recorded:
         raise error

@@ -37,8 +37,16 @@ class GateDecision:
     reservation: Reservation | None
 
 
-async def authorize(conn: AsyncConnection, *, tenant_id: str, req: GateRequest, capabilities: frozenset[str],
-                    actor: str, reservation_ttl: timedelta, now: datetime | None = None) -> GateDecision:
+async def authorize(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    req: GateRequest,
+    capabilities: frozenset[str],
+    actor: str,
+    reservation_ttl: timedelta,
+    now: datetime | None = None,
+) -> GateDecision:
     """`req` validated (domain.release.validate). Allowed → the decision; not → DomainError."""
     await store.lock_work_order(conn, tenant_id, req.work_order_id)
     earlier = await store.decision(conn, req.work_order_id)
@@ -55,18 +63,40 @@ async def authorize(conn: AsyncConnection, *, tenant_id: str, req: GateRequest, 
         basis = rules.postpaid_basis(req, capabilities, invoice_paid=paid)
         if basis == rules.OVERRIDDEN:
             await account_store.append_event(
-                conn, tenant_id=tenant_id, account_id=account.id, kind=rules.OVERRIDE_EVENT, actor=actor,
+                conn,
+                tenant_id=tenant_id,
+                account_id=account.id,
+                kind=rules.OVERRIDE_EVENT,
+                actor=actor,
                 reason=req.override_reason,
-                detail={"work_order_id": req.work_order_id, "channel_request_id": req.channel_request_id,
-                        "policy": POSTPAID, "waived": "INVOICE_UNPAID"})
+                detail={
+                    "work_order_id": req.work_order_id,
+                    "channel_request_id": req.channel_request_id,
+                    "policy": POSTPAID,
+                    "waived": "INVOICE_UNPAID",
+                },
+            )
     else:
-        reservation = await _charge(conn, tenant_id=tenant_id, req=req, capabilities=capabilities, actor=actor,
-                                    expires_at=(now or datetime.now(UTC)) + reservation_ttl)
+        reservation = await _charge(
+            conn,
+            tenant_id=tenant_id,
+            req=req,
+            capabilities=capabilities,
+            actor=actor,
+            expires_at=(now or datetime.now(UTC)) + reservation_ttl,
+        )
         basis = rules.credit_basis(reservation.override_reason)
-    await store.record(conn, tenant_id=tenant_id, work_order_id=req.work_order_id, account_id=account.id,
-                       channel_request_id=req.channel_request_id, basis=basis,
-                       reservation_id=reservation.id if reservation else None,
-                       override_reason=req.override_reason if basis == rules.OVERRIDDEN else "", actor=actor)
+    await store.record(
+        conn,
+        tenant_id=tenant_id,
+        work_order_id=req.work_order_id,
+        account_id=account.id,
+        channel_request_id=req.channel_request_id,
+        basis=basis,
+        reservation_id=reservation.id if reservation else None,
+        override_reason=req.override_reason if basis == rules.OVERRIDDEN else "",
+        actor=actor,
+    )
     return GateDecision(basis, reservation)
 
 
@@ -75,19 +105,28 @@ async def _consume(conn: AsyncConnection, tenant_id: str, reservation_id: str, a
     expired now, as the sweep would have, and the caller charges afresh)."""
     try:
         async with conn.begin_nested():
-            reservation, _ = await wallet.consume(conn, tenant_id=tenant_id, reservation_id=reservation_id,
-                                                  amount=None, actor=actor)
+            reservation, _ = await wallet.consume(
+                conn, tenant_id=tenant_id, reservation_id=reservation_id, amount=None, actor=actor
+            )
         return reservation
     except FailedPrecondition as err:
         if err.reason != RESERVATION_EXPIRED:
             raise
-    await wallet.release(conn, tenant_id=tenant_id, reservation_id=reservation_id, reason="expired", actor=actor,
-                         expired=True)
+    await wallet.release(
+        conn, tenant_id=tenant_id, reservation_id=reservation_id, reason="expired", actor=actor, expired=True
+    )
     return None
 
 
-async def _charge(conn: AsyncConnection, *, tenant_id: str, req: GateRequest, capabilities: frozenset[str],
-                  actor: str, expires_at: datetime) -> Reservation:
+async def _charge(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    req: GateRequest,
+    capabilities: frozenset[str],
+    actor: str,
+    expires_at: datetime,
+) -> Reservation:
     for ref_type, ref_id in rules.reservation_refs(req):
         active = await wallet.active_reservation(conn, account_id=req.account_id, ref_type=ref_type, ref_id=ref_id)
         if active is not None:
@@ -98,9 +137,17 @@ async def _charge(conn: AsyncConnection, *, tenant_id: str, req: GateRequest, ca
     try:
         async with conn.begin_nested():
             reservation, _ = await wallet.reserve(
-                conn, tenant_id=tenant_id, account_id=req.account_id, amount=req.amount, ref_type="work_order",
-                ref_id=req.work_order_id, expires_at=expires_at, actor=actor,
-                override_reason=req.override_reason if may else "", may_override=may)
+                conn,
+                tenant_id=tenant_id,
+                account_id=req.account_id,
+                amount=req.amount,
+                ref_type="work_order",
+                ref_id=req.work_order_id,
+                expires_at=expires_at,
+                actor=actor,
+                override_reason=req.override_reason if may else "",
+                may_override=may,
+            )
     except AlreadyExists as err:
         # an acceptance reserved for this work order meanwhile: that is the one to consume
         if err.reason != RESERVATION_EXISTS:
@@ -112,6 +159,7 @@ async def _charge(conn: AsyncConnection, *, tenant_id: str, req: GateRequest, ca
         raise
     else:
         reservation_id = reservation.id
-    consumed, _ = await wallet.consume(conn, tenant_id=tenant_id, reservation_id=reservation_id, amount=None,
-                                       actor=actor)
+    consumed, _ = await wallet.consume(
+        conn, tenant_id=tenant_id, reservation_id=reservation_id, amount=None, actor=actor
+    )
     return consumed

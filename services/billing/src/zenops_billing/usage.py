@@ -51,19 +51,25 @@ def validate(u: UsageInput) -> None:
     if u.ref_id and not REF_ID.fullmatch(u.ref_id):
         v.append(FieldViolation("usage.ref_id", "1-200 characters of letters, digits and _.:/-"))
     if bool(u.ref_type) != bool(u.ref_id):
-        v.append(FieldViolation("usage.ref_id" if u.ref_type else "usage.ref_type",
-                                "ref_type and ref_id go together"))
+        v.append(FieldViolation("usage.ref_id" if u.ref_type else "usage.ref_type", "ref_type and ref_id go together"))
     if v:
         raise InvalidArgument("invalid usage event", violations=v)
 
 
-async def record(conn: AsyncConnection, *, tenant_id: str, usage: UsageInput, source: str
-                 ) -> tuple[UsageEvent, bool]:
+async def record(conn: AsyncConnection, *, tenant_id: str, usage: UsageInput, source: str) -> tuple[UsageEvent, bool]:
     """(the event, created). In the caller's tenant transaction; the account must exist."""
     validate(usage)
     if await wallet.get_account(conn, usage.account_id) is None:
         raise account_not_found(usage.account_id)
     return await store.insert(
-        conn, tenant_id=tenant_id, event_id=usage.event_id.strip(), account_id=usage.account_id, kind=usage.kind,
-        quantity=usage.quantity, ref_type=usage.ref_type, ref_id=usage.ref_id,
-        occurred_at=usage.occurred_at or datetime.now(UTC), source=source)
+        conn,
+        tenant_id=tenant_id,
+        event_id=usage.event_id.strip(),
+        account_id=usage.account_id,
+        kind=usage.kind,
+        quantity=usage.quantity,
+        ref_type=usage.ref_type,
+        ref_id=usage.ref_id,
+        occurred_at=usage.occurred_at or datetime.now(UTC),
+        source=source,
+    )

@@ -35,7 +35,8 @@ NESTED_IDS: dict[tuple[str, str], list[tuple[str, str]]] = {
     ("/v1/documents/presign-upload", "post"): [("/document_id", "/v1/documents")],
     ("/v1/billing/credits/reserve", "post"): [("/reservation/id", "/v1/billing/credits/reservations")],
     ("/v1/work-orders/{work_order_id}/evidence", "post"): [
-        ("/evidence/id", "/v1/work-orders/{work_order_id}/evidence")],
+        ("/evidence/id", "/v1/work-orders/{work_order_id}/evidence")
+    ],
     ("/v1/billing/invoices/{invoice_id}/payment-proofs", "post"): [("/id", "/v1/billing/payment-proofs")],
     ("/v1/service-invoices/{invoice_id}/payment-proofs", "post"): [("/id", "/v1/billing/payment-proofs")],
 }
@@ -130,7 +131,7 @@ def _item_operations(paths: dict[str, dict[str, Any]], collection: str) -> list[
     for path, item in paths.items():
         if not path.startswith(prefix):
             continue
-        param = path[len(prefix):].split("}", 1)[0]
+        param = path[len(prefix) :].split("}", 1)[0]
         rest_params = set(_PARAM.findall(path)) - set(_PARAM.findall(collection)) - {param}
         if rest_params:  # needs an id the answer does not give (e.g. a snapshot version)
             continue
@@ -145,8 +146,11 @@ def _link_to(source_path: str, pointer: str, param: str, target_path: str, opera
     for shared in set(_PARAM.findall(source_path)) & set(_PARAM.findall(target_path)):
         if shared != param:
             parameters[shared] = f"$request.path.{shared}"
-    return {"operationId": operation["operationId"], "parameters": parameters,
-            "description": f"`{param}` from this answer"}
+    return {
+        "operationId": operation["operationId"],
+        "parameters": parameters,
+        "description": f"`{param}` from this answer",
+    }
 
 
 def _add_links(paths: dict[str, dict[str, Any]], schemas: dict[str, Any]) -> None:

@@ -28,8 +28,13 @@ class IdentityApp(ServiceApp):
     def __init__(self, settings: IdentitySettings, verifier: TokenVerifier | None = None) -> None:
         self.identity: Identity | None = None
         self._deferred = DeferredVerifier() if verifier is None else None
-        super().__init__(settings, name="identity", register=self._register, public_methods=PUBLIC_METHODS,
-                         verifier=verifier or self._deferred)
+        super().__init__(
+            settings,
+            name="identity",
+            register=self._register,
+            public_methods=PUBLIC_METHODS,
+            verifier=verifier or self._deferred,
+        )
 
     def _register(self, server, runtime: Runtime) -> list[str]:
         self.identity = Identity.create(self.settings, runtime.engine)
@@ -39,15 +44,17 @@ class IdentityApp(ServiceApp):
 
     async def start(self) -> int:
         # Before the server exists: tenants, first admin, first key (refuses to start on bad config).
-        engine = create_engine(self.settings.database_url.get_secret_value(), pool_size=1,
-                               application_name="identity-bootstrap")
+        engine = create_engine(
+            self.settings.database_url.get_secret_value(), pool_size=1, application_name="identity-bootstrap"
+        )
         try:
             await bootstrap(Identity.create(self.settings, engine))
         finally:
             await engine.dispose()
         port = await super().start()
-        self.supervisor.add("signing-keys",
-                            lambda: signing.maintain(self.identity, self.settings.signing_key_check_interval))
+        self.supervisor.add(
+            "signing-keys", lambda: signing.maintain(self.identity, self.settings.signing_key_check_interval)
+        )
         return port
 
 

@@ -44,8 +44,10 @@ async def bootstrap(idn: Identity, *, out=None) -> bool:
         await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
         await tenants.ensure(conn, internal, "internal", "Internal", INTERNAL)
         await tenants.ensure(conn, external, "external", "External (portal)", EXTERNAL)
-        for tenant_id, kind, name in ((internal, INTERNAL, "ZENOPS_INTERNAL_TENANT_ID"),
-                                      (external, EXTERNAL, "ZENOPS_EXTERNAL_TENANT_ID")):
+        for tenant_id, kind, name in (
+            (internal, INTERNAL, "ZENOPS_INTERNAL_TENANT_ID"),
+            (external, EXTERNAL, "ZENOPS_EXTERNAL_TENANT_ID"),
+        ):
             tenant = await tenants.get(conn, tenant_id)
             if tenant is None or tenant.kind != kind:
                 raise BootstrapError(f"the database already has an {kind.lower()} tenant whose id is not {name}")
@@ -53,16 +55,33 @@ async def bootstrap(idn: Identity, *, out=None) -> bool:
         if created:
             email, password, generated = _admin_credentials(idn)
             await users.insert(
-                conn, user_id=str(uuid.uuid4()), tenant_id=internal, email=email, display_name="Administrator",
-                password_hash=await idn.hasher.hash(password), roles=[SUPER_ADMIN], channel_id=None, now=utcnow(),
+                conn,
+                user_id=str(uuid.uuid4()),
+                tenant_id=internal,
+                email=email,
+                display_name="Administrator",
+                password_hash=await idn.hasher.hash(password),
+                roles=[SUPER_ADMIN],
+                channel_id=None,
+                now=utcnow(),
             )
-            await recording.audit(conn, ANONYMOUS, tenant_id=internal, kind=kinds.BOOTSTRAP_ADMIN_CREATED,
-                                  actor="system", target=email,
-                                  detail={"credentials": "generated" if generated else "environment"})
+            await recording.audit(
+                conn,
+                ANONYMOUS,
+                tenant_id=internal,
+                kind=kinds.BOOTSTRAP_ADMIN_CREATED,
+                actor="system",
+                target=email,
+                detail={"credentials": "generated" if generated else "environment"},
+            )
     if created and generated:
         # Once, on the terminal of whoever started it; never through the JSON logs.
-        print(f"\nidentity: first start — super admin created\n  email     {email}\n  password  {password}\n"
-              "  (shown once; change it after logging in)\n", file=out or sys.stderr, flush=True)
+        print(
+            f"\nidentity: first start — super admin created\n  email     {email}\n  password  {password}\n"
+            "  (shown once; change it after logging in)\n",
+            file=out or sys.stderr,
+            flush=True,
+        )
     await idn.keys.ensure_active()
     await rotate_if_due(idn)
     return created
@@ -85,8 +104,9 @@ def _admin_credentials(idn: Identity) -> tuple[str, str, bool]:
             if not check_password(password, email=email, display_name="Administrator"):
                 return email, password, True
     password = s.bootstrap_admin_password.get_secret_value()
-    violations = check_password(password, email=email, display_name="Administrator",
-                                field="ZENOPS_BOOTSTRAP_ADMIN_PASSWORD")
+    violations = check_password(
+        password, email=email, display_name="Administrator", field="ZENOPS_BOOTSTRAP_ADMIN_PASSWORD"
+    )
     if violations:
         raise BootstrapError("; ".join(f"{v.field} {v.description}" for v in violations))
     return email, password, False

@@ -67,19 +67,44 @@ async def sessions_revoked(
     payload = events_pb2.SessionsRevoked(session_ids=session_ids, user_id=user_id, reason=reason)
     # Every access token of these sessions has expired by then (plus the verifiers' leeway).
     payload.access_valid_until.FromDatetime(now + timedelta(seconds=access_token_ttl + 60))
-    await append_event(conn, new_event(
-        event_type=SESSION_REVOKED_EVENT, payload=payload, producer="identity", producer_version=version,
-        aggregate_type="session", aggregate_id=user_id, aggregate_version=0, tenant_id=tenant_id, occurred_at=now,
-    ))
+    await append_event(
+        conn,
+        new_event(
+            event_type=SESSION_REVOKED_EVENT,
+            payload=payload,
+            producer="identity",
+            producer_version=version,
+            aggregate_type="session",
+            aggregate_id=user_id,
+            aggregate_version=0,
+            tenant_id=tenant_id,
+            occurred_at=now,
+        ),
+    )
 
 
 async def user_disabled(
-    conn: AsyncConnection, *, version: str, tenant_id: str, user_id: str, user_version: int, session_ids: list[str],
+    conn: AsyncConnection,
+    *,
+    version: str,
+    tenant_id: str,
+    user_id: str,
+    user_version: int,
+    session_ids: list[str],
     now: datetime,
 ) -> None:
     payload = events_pb2.UserDisabled(user_id=user_id, session_ids=session_ids)
-    await append_event(conn, new_event(
-        event_type=USER_DISABLED_EVENT, payload=payload, producer="identity", producer_version=version,
-        aggregate_type="user", aggregate_id=user_id, aggregate_version=user_version, tenant_id=tenant_id,
-        occurred_at=now,
-    ))
+    await append_event(
+        conn,
+        new_event(
+            event_type=USER_DISABLED_EVENT,
+            payload=payload,
+            producer="identity",
+            producer_version=version,
+            aggregate_type="user",
+            aggregate_id=user_id,
+            aggregate_version=user_version,
+            tenant_id=tenant_id,
+            occurred_at=now,
+        ),
+    )

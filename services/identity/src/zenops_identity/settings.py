@@ -144,7 +144,9 @@ class IdentitySettings(ServiceSettings):
                 raise ValueError("ZENOPS_KEY_DECRYPTION_SECRETS must each be at least 32 characters in production")
             shared = [c for c, s in self.service_clients.items() if s == LOCAL_SERVICE_CLIENT_SECRET]
             if shared:
-                raise ValueError("ZENOPS_SERVICE_CLIENT_SECRETS uses the local default secret for: " + ", ".join(shared))
+                raise ValueError(
+                    "ZENOPS_SERVICE_CLIENT_SECRETS uses the local default secret for: " + ", ".join(shared)
+                )
         return self
 
     @property

@@ -38,6 +38,9 @@ async def overview(engine: AsyncEngine, caller: Caller) -> Overview:
     async with scoped_tx(engine, caller.tenant_id) as conn:
         counts = await store.counts(conn)
     tasks = counts[store.TASKS]
-    return Overview(assignments_by_status=counts[store.ASSIGNMENTS], open_tasks=tasks.get(store.OPEN, 0),
-                    overdue_tasks=tasks.get(store.OVERDUE_KEY, 0),
-                    channel_requests_by_status=counts[store.CHANNEL_REQUESTS])
+    return Overview(
+        assignments_by_status=counts[store.ASSIGNMENTS],
+        open_tasks=tasks.get(store.OPEN, 0),
+        overdue_tasks=tasks.get(store.OVERDUE_KEY, 0),
+        channel_requests_by_status=counts[store.CHANNEL_REQUESTS],
+    )

@@ -32,5 +32,11 @@ class OpsApp(ServiceApp):
 def build_app(settings: OpsSettings, *, verifier: TokenVerifier | None = None) -> ServiceApp:
     """`verifier` None: the kit's default (identity's JWKS + revocation events)."""
     set_producer_version(settings.version)
-    return OpsApp(settings, name="ops", register=register, public_methods=PUBLIC_METHODS, verifier=verifier,
-                  subscriptions=subscriptions(settings))
+    return OpsApp(
+        settings,
+        name="ops",
+        register=register,
+        public_methods=PUBLIC_METHODS,
+        verifier=verifier,
+        subscriptions=subscriptions(settings),
+    )

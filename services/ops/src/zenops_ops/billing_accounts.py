@@ -42,21 +42,27 @@ class BillingAccounts:
             token = await self.tokens.token()
         except DomainError as err:
             log.warning("no service token to ask billing", extra={"reason": err.reason})
-            raise Unavailable("cannot check the billing account now (no service token); retry later",
-                              reason="BILLING_UNAVAILABLE") from None
+            raise Unavailable(
+                "cannot check the billing account now (no service token); retry later", reason="BILLING_UNAVAILABLE"
+            ) from None
         metadata = (("authorization", f"Bearer {token}"), (TENANT_METADATA, tenant_id))
         try:
-            await self._stub().GetAccount(billing_pb2.GetAccountRequest(id=account_id), metadata=metadata,
-                                          timeout=self.timeout)
+            await self._stub().GetAccount(
+                billing_pb2.GetAccountRequest(id=account_id), metadata=metadata, timeout=self.timeout
+            )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
-                raise InvalidArgument(f"{field} is not a billing account of this firm",
-                                      reason="BILLING_ACCOUNT_NOT_FOUND",
-                                      violations=[FieldViolation(field, "no such billing account")],
-                                      metadata={"field": field, "id": account_id}) from None
+                raise InvalidArgument(
+                    f"{field} is not a billing account of this firm",
+                    reason="BILLING_ACCOUNT_NOT_FOUND",
+                    violations=[FieldViolation(field, "no such billing account")],
+                    metadata={"field": field, "id": account_id},
+                ) from None
             log.warning("billing did not answer GetAccount", extra={"code": exc.code().name})
-            raise Unavailable("cannot check the billing account now (billing did not answer); retry later",
-                              reason="BILLING_UNAVAILABLE") from None
+            raise Unavailable(
+                "cannot check the billing account now (billing did not answer); retry later",
+                reason="BILLING_UNAVAILABLE",
+            ) from None
 
     async def close(self) -> None:
         channel, self._channel = self._channel, None

@@ -29,12 +29,14 @@ from .store import channels as store
 LIST_NAME = "channels"
 
 
-async def create(conn: AsyncConnection, values: ChannelValues, *, caller: Caller, accounts: BillingAccounts,
-                 trace_id: str = "") -> Channel:
+async def create(
+    conn: AsyncConnection, values: ChannelValues, *, caller: Caller, accounts: BillingAccounts, trace_id: str = ""
+) -> Channel:
     """In the caller's transaction: the channel with its directory and audit rows."""
     if values.billing_account_id:
-        await accounts.check(tenant_id=caller.tenant_id, account_id=values.billing_account_id,
-                             field="billing_account_id")
+        await accounts.check(
+            tenant_id=caller.tenant_id, account_id=values.billing_account_id, field="billing_account_id"
+        )
     return await store.insert(conn, values, tenant_id=caller.tenant_id, actor=caller.actor, trace_id=trace_id)
 
 
@@ -46,8 +48,9 @@ async def get(engine: AsyncEngine, caller: Caller, channel_id: str) -> Channel:
     return channel
 
 
-async def update(engine: AsyncEngine, caller: Caller, channel_id: str, values: dict, *,
-                 accounts: BillingAccounts, trace_id: str = "") -> Channel:
+async def update(
+    engine: AsyncEngine, caller: Caller, channel_id: str, values: dict, *, accounts: BillingAccounts, trace_id: str = ""
+) -> Channel:
     """`values`: the masked fields' new values (domain.channels.proposed). Only what differs
     is written (version and updated_at move only then)."""
     current = await get(engine, caller, channel_id)
@@ -64,13 +67,22 @@ async def update(engine: AsyncEngine, caller: Caller, channel_id: str, values: d
         return await store.update(conn, locked, diff, actor=caller.actor, trace_id=trace_id)
 
 
-async def list_page(engine: AsyncEngine, caller: Caller, *, limit: int, cursor: str, channel_type: str | None,
-                    active: bool | None, query: str) -> tuple[list[Channel], str]:
+async def list_page(
+    engine: AsyncEngine,
+    caller: Caller,
+    *,
+    limit: int,
+    cursor: str,
+    channel_type: str | None,
+    active: bool | None,
+    query: str,
+) -> tuple[list[Channel], str]:
     limit = page_limit(limit)
     after = cursor_position(cursor, LIST_NAME)
     async with scoped_tx(engine, caller.tenant_id, caller.channel_id) as conn:
-        rows = await store.page(conn, channel_type=channel_type, active=active, query=query, after=after,
-                                limit=limit + 1)
+        rows = await store.page(
+            conn, channel_type=channel_type, active=active, query=query, after=after, limit=limit + 1
+        )
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(LIST_NAME, [rows[-1].created_at.isoformat(), rows[-1].id]) if more else ""

@@ -53,8 +53,11 @@ def _channel_for(caller: Caller, requested: str | None) -> str:
     staff must name one."""
     if caller.is_portal:
         if requested is not None and requested != caller.channel_id:
-            raise PermissionDenied("a portal user submits for its own channel only", reason="CHANNEL_MISMATCH",
-                                   metadata={"channel_id": requested})
+            raise PermissionDenied(
+                "a portal user submits for its own channel only",
+                reason="CHANNEL_MISMATCH",
+                metadata={"channel_id": requested},
+            )
         return caller.channel_id
     if requested is None:
         raise invalid("channel_id", "is required")
@@ -67,8 +70,9 @@ async def submit(conn: AsyncConnection, caller: Caller, sub: rules.Submission, *
     if channel is None:
         raise not_found("channel", channel_id, field="channel_id")
     if not channel.is_active:
-        raise FailedPrecondition(f"channel {channel.name} is not active", reason="CHANNEL_INACTIVE",
-                                 metadata={"channel_id": channel_id})
+        raise FailedPrecondition(
+            f"channel {channel.name} is not active", reason="CHANNEL_INACTIVE", metadata={"channel_id": channel_id}
+        )
     bank_id = sub.bank_id
     if sub.bank_id or sub.branch_id:
         refs = await assignment_store.missing_references(conn, bank_id=sub.bank_id, branch_id=sub.branch_id)
@@ -83,17 +87,35 @@ async def submit(conn: AsyncConnection, caller: Caller, sub: rules.Submission, *
                 raise invalid("branch_id", "is a branch of another bank than bank_id")
     credits = sub.credits or channel.default_credits
     row = await store.insert(
-        conn, tenant_id=caller.tenant_id, channel_id=channel_id, borrower_name=sub.borrower_name,
-        borrower_phone=sub.borrower_phone, property=rules.property_json(sub.property), bank_id=bank_id,
-        branch_id=sub.branch_id, requested_service=sub.requested_service, credits=credits, notes=sub.notes,
-        actor=caller.actor)
+        conn,
+        tenant_id=caller.tenant_id,
+        channel_id=channel_id,
+        borrower_name=sub.borrower_name,
+        borrower_phone=sub.borrower_phone,
+        property=rules.property_json(sub.property),
+        bank_id=bank_id,
+        branch_id=sub.branch_id,
+        requested_service=sub.requested_service,
+        credits=credits,
+        notes=sub.notes,
+        actor=caller.actor,
+    )
     await activity.record(
-        conn, tenant_id=caller.tenant_id, kind="channel_request.submitted", actor=caller.actor,
-        channel_request_id=row.id, trace_id=trace_id,
-        summary=f"{channel.name} submitted a {sub.requested_service.replace('_', ' ')} request for "
-                f"{sub.borrower_name}",
-        detail={"channel_id": channel_id, "requested_service": sub.requested_service, "credits": credits,
-                "city": sub.property.city, "pin_code": sub.property.pin_code})
+        conn,
+        tenant_id=caller.tenant_id,
+        kind="channel_request.submitted",
+        actor=caller.actor,
+        channel_request_id=row.id,
+        trace_id=trace_id,
+        summary=f"{channel.name} submitted a {sub.requested_service.replace('_', ' ')} request for {sub.borrower_name}",
+        detail={
+            "channel_id": channel_id,
+            "requested_service": sub.requested_service,
+            "credits": credits,
+            "city": sub.property.city,
+            "pin_code": sub.property.pin_code,
+        },
+    )
     return row
 
 
@@ -109,14 +131,21 @@ async def fetch(engine: AsyncEngine, caller: Caller, request_id: str) -> Row:
     return row
 
 
-async def list_page(engine: AsyncEngine, caller: Caller, *, status: str | None, channel_id: str | None, limit: int,
-                    cursor: str) -> tuple[list[Row], str]:
+async def list_page(
+    engine: AsyncEngine, caller: Caller, *, status: str | None, channel_id: str | None, limit: int, cursor: str
+) -> tuple[list[Row], str]:
     """Newest first; a portal user's own channel's only (naming another channel finds none)."""
     limit = page_limit(limit)
     before = assignments.cursor_position(cursor, "channel_requests")
     async with scoped_tx(engine, caller.tenant_id, caller.channel_id) as conn:
-        rows = await store.page(conn, channel_id=caller.channel_id, filter_channel_id=channel_id, status=status,
-                                before=before, limit=limit + 1)
+        rows = await store.page(
+            conn,
+            channel_id=caller.channel_id,
+            filter_channel_id=channel_id,
+            status=status,
+            before=before,
+            limit=limit + 1,
+        )
     return assignments.next_page("channel_requests", rows, limit)
 
 
@@ -133,11 +162,15 @@ class AcceptOptions:
     fee_paise: int
 
 
-def accept_options(*, assignee_ids, due_at: datetime | None, priority: str, fee_paise: int,
-                   now: datetime) -> AcceptOptions:
-    return AcceptOptions(assignee_ids=assignment_rules.assignee_ids(assignee_ids),
-                         due_at=assignment_rules.due_at(due_at, now), priority=assignment_rules.priority(priority),
-                         fee_paise=assignment_rules.fee_paise(fee_paise))
+def accept_options(
+    *, assignee_ids, due_at: datetime | None, priority: str, fee_paise: int, now: datetime
+) -> AcceptOptions:
+    return AcceptOptions(
+        assignee_ids=assignment_rules.assignee_ids(assignee_ids),
+        due_at=assignment_rules.due_at(due_at, now),
+        priority=assignment_rules.priority(priority),
+        fee_paise=assignment_rules.fee_paise(fee_paise),
+    )
 
 
 async def _locked(conn: AsyncConnection, caller: Caller, request_id: str) -> Row:
@@ -147,8 +180,9 @@ async def _locked(conn: AsyncConnection, caller: Caller, request_id: str) -> Row
     return row
 
 
-async def accept(conn: AsyncConnection, caller: Caller, request_id: str, options: dict, *,
-                 trace_id: str) -> tuple[Row, Row]:
+async def accept(
+    conn: AsyncConnection, caller: Caller, request_id: str, options: dict, *, trace_id: str
+) -> tuple[Row, Row]:
     """The request ACCEPTED and its assignment (created, or the one made by the first accept).
     `options`: raw accept_options() arguments, checked only when the request is accepted now
     (accepting again answers as the first accept did, whatever it asks)."""
@@ -159,34 +193,75 @@ async def accept(conn: AsyncConnection, caller: Caller, request_id: str, options
     options = accept_options(**options, now=datetime.now(UTC))
     channel = await store.channel(conn, row.channel_id)
     # the property the partner described, unverified (an approver verifies what partners send)
-    prop = await masterdata_store.insert_property(conn, property_of(row), tenant_id=caller.tenant_id,
-                                                  actor=caller.actor, verification=masterdata_rules.UNVERIFIED,
-                                                  trace_id=trace_id)
+    prop = await masterdata_store.insert_property(
+        conn,
+        property_of(row),
+        tenant_id=caller.tenant_id,
+        actor=caller.actor,
+        verification=masterdata_rules.UNVERIFIED,
+        trace_id=trace_id,
+    )
     details = assignment_rules.Details(
-        bank_id=row.bank_id, branch_id=row.branch_id, property_id=prop.id, due_at=options.due_at,
-        priority=options.priority, assignee_ids=options.assignee_ids, fee_paise=options.fee_paise, notes=row.notes,
-        borrower_name=row.borrower_name)
+        bank_id=row.bank_id,
+        branch_id=row.branch_id,
+        property_id=prop.id,
+        due_at=options.due_at,
+        priority=options.priority,
+        assignee_ids=options.assignee_ids,
+        fee_paise=options.fee_paise,
+        notes=row.notes,
+        borrower_name=row.borrower_name,
+    )
     # a request accepted after its channel was deactivated is still the firm's work
     assignment = await assignments.create(
-        conn, tenant_id=caller.tenant_id, actor=caller.actor, trace_id=trace_id, source_type=assignment_rules.CHANNEL,
-        details=details, channel_id=row.channel_id, channel_request_id=row.id, require_active_channel=False)
+        conn,
+        tenant_id=caller.tenant_id,
+        actor=caller.actor,
+        trace_id=trace_id,
+        source_type=assignment_rules.CHANNEL,
+        details=details,
+        channel_id=row.channel_id,
+        channel_request_id=row.id,
+        require_active_channel=False,
+    )
     accepted = await store.accept(conn, row.id, assignment_id=assignment.id, actor=caller.actor)
     await activity.record(
-        conn, tenant_id=caller.tenant_id, kind="channel_request.accepted", actor=caller.actor,
-        channel_request_id=row.id, assignment_id=assignment.id, trace_id=trace_id,
+        conn,
+        tenant_id=caller.tenant_id,
+        kind="channel_request.accepted",
+        actor=caller.actor,
+        channel_request_id=row.id,
+        assignment_id=assignment.id,
+        trace_id=trace_id,
         summary=f"Request accepted as assignment {assignment.reference_number}",
-        detail={"assignment_id": assignment.id, "reference_number": assignment.reference_number,
-                "credits": row.credits, "fee_paise": assignment.fee_paise,
-                "billing_account_id": channel.billing_account_id})
+        detail={
+            "assignment_id": assignment.id,
+            "reference_number": assignment.reference_number,
+            "credits": row.credits,
+            "fee_paise": assignment.fee_paise,
+            "billing_account_id": channel.billing_account_id,
+        },
+    )
     await outbox.emit(
-        conn, event_type=outbox.CHANNEL_REQUEST_ACCEPTED, tenant_id=caller.tenant_id,
-        aggregate_type="channel_request", aggregate_id=row.id, aggregate_version=accepted.version,
+        conn,
+        event_type=outbox.CHANNEL_REQUEST_ACCEPTED,
+        tenant_id=caller.tenant_id,
+        aggregate_type="channel_request",
+        aggregate_id=row.id,
+        aggregate_version=accepted.version,
         event_id=_event_id(row.id, outbox.CHANNEL_REQUEST_ACCEPTED),
         payload=events.ChannelRequestAccepted(
-            channel_request_id=row.id, channel_id=row.channel_id, assignment_id=assignment.id,
-            billing_account_id=channel.billing_account_id or "", credits=row.credits,
-            report_requested=rules.report_requested(row.requested_service), fee_paise=assignment.fee_paise,
-            requested_service=row.requested_service, reference_number=assignment.reference_number))
+            channel_request_id=row.id,
+            channel_id=row.channel_id,
+            assignment_id=assignment.id,
+            billing_account_id=channel.billing_account_id or "",
+            credits=row.credits,
+            report_requested=rules.report_requested(row.requested_service),
+            fee_paise=assignment.fee_paise,
+            requested_service=row.requested_service,
+            reference_number=assignment.reference_number,
+        ),
+    )
     return accepted, assignment
 
 
@@ -197,23 +272,39 @@ async def reject(conn: AsyncConnection, caller: Caller, request_id: str, reason:
     channel = await store.channel(conn, row.channel_id)
     rejected = await store.reject(conn, row.id, reason=reason, actor=caller.actor)
     await activity.record(
-        conn, tenant_id=caller.tenant_id, kind="channel_request.rejected", actor=caller.actor,
-        channel_request_id=row.id, trace_id=trace_id, summary=f"Request rejected: {reason}",
-        detail={"reason": reason, "billing_account_id": channel.billing_account_id})
+        conn,
+        tenant_id=caller.tenant_id,
+        kind="channel_request.rejected",
+        actor=caller.actor,
+        channel_request_id=row.id,
+        trace_id=trace_id,
+        summary=f"Request rejected: {reason}",
+        detail={"reason": reason, "billing_account_id": channel.billing_account_id},
+    )
     await outbox.emit(
-        conn, event_type=outbox.CHANNEL_REQUEST_REJECTED, tenant_id=caller.tenant_id,
-        aggregate_type="channel_request", aggregate_id=row.id, aggregate_version=rejected.version,
+        conn,
+        event_type=outbox.CHANNEL_REQUEST_REJECTED,
+        tenant_id=caller.tenant_id,
+        aggregate_type="channel_request",
+        aggregate_id=row.id,
+        aggregate_version=rejected.version,
         event_id=_event_id(row.id, outbox.CHANNEL_REQUEST_REJECTED),
-        payload=events.ChannelRequestRejected(channel_request_id=row.id, channel_id=row.channel_id,
-                                              billing_account_id=channel.billing_account_id or "", reason=reason))
+        payload=events.ChannelRequestRejected(
+            channel_request_id=row.id,
+            channel_id=row.channel_id,
+            billing_account_id=channel.billing_account_id or "",
+            reason=reason,
+        ),
+    )
     return rejected
 
 
 # -- billing --------------------------------------------------------------------------------
 
 
-async def flag_credits_short(conn: AsyncConnection, *, tenant_id: str, request_id: str, actor: str, reason: str,
-                             detail: dict, summary: str) -> bool:
+async def flag_credits_short(
+    conn: AsyncConnection, *, tenant_id: str, request_id: str, actor: str, reason: str, detail: dict, summary: str
+) -> bool:
     """Mark the request (and its assignment, if any) "credits short" with one activity entry
     on both; False when there is no such request."""
     row = await store.get(conn, request_id, lock=True)
@@ -222,9 +313,16 @@ async def flag_credits_short(conn: AsyncConnection, *, tenant_id: str, request_i
     await store.flag_credits_short(conn, request_id, reason)
     if row.assignment_id is not None:
         await assignment_store.flag_credits_short(conn, row.assignment_id)
-    await activity.record(conn, tenant_id=tenant_id, kind="billing.credits_short", actor=actor,
-                          channel_request_id=request_id, assignment_id=row.assignment_id, summary=summary,
-                          detail=detail)
+    await activity.record(
+        conn,
+        tenant_id=tenant_id,
+        kind="billing.credits_short",
+        actor=actor,
+        channel_request_id=request_id,
+        assignment_id=row.assignment_id,
+        summary=summary,
+        detail=detail,
+    )
     return True
 
 
@@ -237,7 +335,8 @@ async def billing_ref_state(engine: AsyncEngine, *, tenant_id: str, ref_type: st
     async with scoped_tx(engine, tenant_id) as conn:
         if ref_type == "channel_request":
             row = await store.ref_state(conn, ref_id.lower())
-            return rules.NOT_FOUND if row is None else rules.channel_request_ref_state(row.status,
-                                                                                        row.assignment_status)
+            return (
+                rules.NOT_FOUND if row is None else rules.channel_request_ref_state(row.status, row.assignment_status)
+            )
         row = await assignment_store.get(conn, ref_id.lower())
         return rules.NOT_FOUND if row is None else rules.assignment_ref_state(row.status)

@@ -36,24 +36,47 @@ async def create(conn: AsyncConnection, caller: Caller, task: NewTask, *, trace_
     key). NOT_FOUND `assignment_id` when the assignment is not the tenant's."""
     rules.require_staff(caller.is_portal)
     creator = rules.person(caller.actor)
-    created = await store.insert(conn, task_id=str(uuid.uuid4()), tenant_id=caller.tenant_id, task=task,
-                                 creator=creator)
+    created = await store.insert(
+        conn, task_id=str(uuid.uuid4()), tenant_id=caller.tenant_id, task=task, creator=creator
+    )
     if created is None:
         raise rules.assignment_not_found(task.assignment_id or "")
     if created.assignment_id:
-        await activity.record(conn, tenant_id=caller.tenant_id, kind=rules.TASK_CREATED, actor=creator,
-                              summary=f"Task created: {created.title}", detail=rules.activity_detail(created),
-                              assignment_id=created.assignment_id, trace_id=trace_id)
+        await activity.record(
+            conn,
+            tenant_id=caller.tenant_id,
+            kind=rules.TASK_CREATED,
+            actor=creator,
+            summary=f"Task created: {created.title}",
+            detail=rules.activity_detail(created),
+            assignment_id=created.assignment_id,
+            trace_id=trace_id,
+        )
     return created
 
 
-async def list_page(engine: AsyncEngine, caller: Caller, *, limit: int, cursor: str, assigned_to_me: bool,
-                    status: str | None, due_soon: bool, overdue: bool, assignment_id: str
-                    ) -> tuple[list[Task], str]:
+async def list_page(
+    engine: AsyncEngine,
+    caller: Caller,
+    *,
+    limit: int,
+    cursor: str,
+    assigned_to_me: bool,
+    status: str | None,
+    due_soon: bool,
+    overdue: bool,
+    assignment_id: str,
+) -> tuple[list[Task], str]:
     """Newest first, the caller's visible tasks matching every filter given."""
     who = viewer(caller)
-    where: TaskFilter = rules.list_filter(me=who.person, assigned_to_me=assigned_to_me, status=status,
-                                          due_soon=due_soon, overdue=overdue, assignment_id=assignment_id)
+    where: TaskFilter = rules.list_filter(
+        me=who.person,
+        assigned_to_me=assigned_to_me,
+        status=status,
+        due_soon=due_soon,
+        overdue=overdue,
+        assignment_id=assignment_id,
+    )
     limit = page_limit(limit)
     after = _after(decode_cursor(cursor, CURSOR_KIND, 2))
     async with scoped_tx(engine, caller.tenant_id) as conn:
@@ -92,10 +115,15 @@ async def update(engine: AsyncEngine, caller: Caller, task_id: str, changes: dic
         if updated.assignment_id:
             done = delta.get("status") == rules.DONE
             await activity.record(
-                conn, tenant_id=caller.tenant_id, kind=rules.TASK_DONE if done else rules.TASK_UPDATED,
-                actor=who.person, summary=f"Task {'done' if done else 'updated'}: {updated.title}",
-                detail=rules.activity_detail(updated, delta), assignment_id=updated.assignment_id,
-                trace_id=trace_id)
+                conn,
+                tenant_id=caller.tenant_id,
+                kind=rules.TASK_DONE if done else rules.TASK_UPDATED,
+                actor=who.person,
+                summary=f"Task {'done' if done else 'updated'}: {updated.title}",
+                detail=rules.activity_detail(updated, delta),
+                assignment_id=updated.assignment_id,
+                trace_id=trace_id,
+            )
         return updated
 
 
@@ -111,7 +139,14 @@ async def mark_done(engine: AsyncEngine, caller: Caller, task_id: str, *, trace_
                 raise rules.task_not_found(task_id)
             return task
         if task.assignment_id:
-            await activity.record(conn, tenant_id=caller.tenant_id, kind=rules.TASK_DONE, actor=who.person,
-                                  summary=f"Task done: {task.title}", detail=rules.activity_detail(task),
-                                  assignment_id=task.assignment_id, trace_id=trace_id)
+            await activity.record(
+                conn,
+                tenant_id=caller.tenant_id,
+                kind=rules.TASK_DONE,
+                actor=who.person,
+                summary=f"Task done: {task.title}",
+                detail=rules.activity_detail(task),
+                assignment_id=task.assignment_id,
+                trace_id=trace_id,
+            )
         return task

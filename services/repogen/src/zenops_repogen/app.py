@@ -26,8 +26,7 @@ class RepogenApp(ServiceApp):
     service token), closed after the server and the workers have stopped."""
 
     def __init__(self, settings: RepogenSettings, *, verifier: TokenVerifier | None = None) -> None:
-        super().__init__(settings, name="repogen", register=register, public_methods=PUBLIC_METHODS,
-                         verifier=verifier)
+        super().__init__(settings, name="repogen", register=register, public_methods=PUBLIC_METHODS, verifier=verifier)
         self.subscriptions = self._subscriptions(settings)
 
     def ops_client(self) -> OpsClient:

@@ -50,8 +50,9 @@ async def list_artifacts(engine: AsyncEngine, caller: Caller, work_order_id: str
         return Listing(await store.artifacts_of(conn, work_order_id), await store.jobs_of(conn, work_order_id))
 
 
-async def presign_download(engine: AsyncEngine, storage: Storage, caller: Caller, artifact_id: str, *,
-                           ttl_seconds: int) -> SignedRequest:
+async def presign_download(
+    engine: AsyncEngine, storage: Storage, caller: Caller, artifact_id: str, *, ttl_seconds: int
+) -> SignedRequest:
     """A download URL of the artifact (of a work order the caller sees), audited."""
     async with scoped_tx(engine, caller.tenant_id, caller.channel_id) as conn:
         row = await store.artifact(conn, artifact_id)
@@ -59,18 +60,38 @@ async def presign_download(engine: AsyncEngine, storage: Storage, caller: Caller
         if row is None or await work_order_store.get(conn, row.work_order_id) is None:
             raise not_found("artifact", artifact_id, field="artifact_id")
         if row.storage_driver != storage.driver:
-            raise FailedPrecondition(f"artifact {artifact_id} is kept by the {row.storage_driver} storage driver; "
-                                     f"this service runs the {storage.driver} driver",
-                                     reason="STORAGE_DRIVER_MISMATCH",
-                                     metadata={"artifact_id": artifact_id, "driver": row.storage_driver})
+            raise FailedPrecondition(
+                f"artifact {artifact_id} is kept by the {row.storage_driver} storage driver; "
+                f"this service runs the {storage.driver} driver",
+                reason="STORAGE_DRIVER_MISMATCH",
+                metadata={"artifact_id": artifact_id, "driver": row.storage_driver},
+            )
         signed = await storage.presign_download(
-            StoredObject(key=row.storage_key, tenant_id=row.tenant_id, object_id=row.id, filename=row.filename,
-                         content_type=row.content_type, size_bytes=row.size_bytes, sha256=row.sha256), ttl_seconds)
+            StoredObject(
+                key=row.storage_key,
+                tenant_id=row.tenant_id,
+                object_id=row.id,
+                filename=row.filename,
+                content_type=row.content_type,
+                size_bytes=row.size_bytes,
+                sha256=row.sha256,
+            ),
+            ttl_seconds,
+        )
         await work_order_store.record(
-            conn, tenant_id=caller.tenant_id, work_order_id=row.work_order_id, kind="artifact.download_signed",
-            actor=caller.actor, trace_id=trace_id(),
-            detail={"artifact_id": row.id, "kind": row.kind, "sha256": row.sha256,
-                    "expires_at": signed.expires_at.isoformat()})
+            conn,
+            tenant_id=caller.tenant_id,
+            work_order_id=row.work_order_id,
+            kind="artifact.download_signed",
+            actor=caller.actor,
+            trace_id=trace_id(),
+            detail={
+                "artifact_id": row.id,
+                "kind": row.kind,
+                "sha256": row.sha256,
+                "expires_at": signed.expires_at.isoformat(),
+            },
+        )
     return signed
 
 
@@ -78,11 +99,14 @@ async def get_local_object(storage: Storage, token: str) -> AsyncIterator[pb.Get
     """The object a download grant names: a first message with its content type, filename and
     size, then its bytes in chunks."""
     if not isinstance(storage, LocalStorage):
-        raise FailedPrecondition(f"this service stores artifacts with the {storage.driver} driver; local signed "
-                                 "URLs are not served", reason="LOCAL_STORAGE_DISABLED")
+        raise FailedPrecondition(
+            f"this service stores artifacts with the {storage.driver} driver; local signed URLs are not served",
+            reason="LOCAL_STORAGE_DISABLED",
+        )
     grant = storage.grant(token, GET)
     async with storage.reader(grant.key) as reader:
-        yield pb.GetLocalObjectResponse(content_type=grant.content_type, filename=grant.filename,
-                                        size_bytes=reader.size_bytes)
+        yield pb.GetLocalObjectResponse(
+            content_type=grant.content_type, filename=grant.filename, size_bytes=reader.size_bytes
+        )
         async for chunk in reader.chunks():
             yield pb.GetLocalObjectResponse(data=chunk)

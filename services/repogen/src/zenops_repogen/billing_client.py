@@ -48,8 +48,12 @@ class Decision:
 
 
 # Billing's answers that are a decision about this release (not a failure to decide).
-_REFUSALS = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT,
-             grpc.StatusCode.ALREADY_EXISTS)
+_REFUSALS = (
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.ALREADY_EXISTS,
+)
 
 
 def release_key(work_order_id: str, override_reason: str, attempt_key: str) -> str:
@@ -63,8 +67,9 @@ def release_key(work_order_id: str, override_reason: str, attempt_key: str) -> s
 
 
 def _unavailable(why: str) -> Unavailable:
-    return Unavailable(f"cannot ask billing to authorize the release now ({why}); retry later",
-                       reason="BILLING_UNAVAILABLE")
+    return Unavailable(
+        f"cannot ask billing to authorize the release now ({why}); retry later", reason="BILLING_UNAVAILABLE"
+    )
 
 
 class BillingClient:
@@ -80,9 +85,18 @@ class BillingClient:
             self._channel = grpc_channel(self.billing_addr)
         return billing_pb2_grpc.BillingServiceStub(self._channel)
 
-    async def authorize_release(self, *, tenant_id: str, work_order_id: str, account_id: str,
-                                channel_request_id: str, credits: int, override_reason: str,
-                                attempt_key: str = "", user_token: str | None = None) -> Decision:
+    async def authorize_release(
+        self,
+        *,
+        tenant_id: str,
+        work_order_id: str,
+        account_id: str,
+        channel_request_id: str,
+        credits: int,
+        override_reason: str,
+        attempt_key: str = "",
+        user_token: str | None = None,
+    ) -> Decision:
         """Billing's decision to release; raises its refusal (see the module doc)."""
         if user_token is None:
             try:
@@ -93,22 +107,32 @@ class BillingClient:
         else:
             token = user_token
         request = billing_pb2.AuthorizeReleaseRequest(
-            work_order_id=work_order_id, account_id=account_id, channel_request_id=channel_request_id,
-            amount=max(credits, 0), override_reason=override_reason, tenant_id=tenant_id,
-            idempotency_key=release_key(work_order_id, override_reason, attempt_key))
+            work_order_id=work_order_id,
+            account_id=account_id,
+            channel_request_id=channel_request_id,
+            amount=max(credits, 0),
+            override_reason=override_reason,
+            tenant_id=tenant_id,
+            idempotency_key=release_key(work_order_id, override_reason, attempt_key),
+        )
         metadata = (("authorization", f"Bearer {token}"), (TENANT_METADATA, tenant_id))
         try:
             response = await self._stub().AuthorizeRelease(request, metadata=metadata, timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
             detail = parse_rpc_error(exc)
             if detail.code in _REFUSALS:
-                raise FailedPrecondition(f"billing refused the release: {detail.message}", reason=detail.reason,
-                                         metadata={**detail.metadata, "billing_reason": detail.reason}) from None
+                raise FailedPrecondition(
+                    f"billing refused the release: {detail.message}",
+                    reason=detail.reason,
+                    metadata={**detail.metadata, "billing_reason": detail.reason},
+                ) from None
             if detail.code == grpc.StatusCode.PERMISSION_DENIED and user_token is not None:
-                raise PermissionDenied(f"billing refused the override: {detail.message}", reason=detail.reason,
-                                       metadata=detail.metadata) from None
-            log.warning("billing did not answer AuthorizeRelease", extra={"code": detail.code.name,
-                                                                          "reason": detail.reason})
+                raise PermissionDenied(
+                    f"billing refused the override: {detail.message}", reason=detail.reason, metadata=detail.metadata
+                ) from None
+            log.warning(
+                "billing did not answer AuthorizeRelease", extra={"code": detail.code.name, "reason": detail.reason}
+            )
             raise _unavailable(f"billing answered {detail.code.name}") from None
         if not response.allowed:  # billing refuses with an error; an explicit "no" means the same
             raise FailedPrecondition("billing did not allow the release", reason="RELEASE_NOT_AUTHORIZED")
@@ -127,16 +151,20 @@ def billing_client_for(runtime) -> BillingClient:
     client = getattr(runtime, _ATTR, None)
     if client is None:
         s = runtime.settings
-        client = BillingClient(billing_addr=s.billing_addr, tokens=lambda: service_tokens_for(runtime),
-                               timeout=s.billing_call_timeout)
+        client = BillingClient(
+            billing_addr=s.billing_addr, tokens=lambda: service_tokens_for(runtime), timeout=s.billing_call_timeout
+        )
         setattr(runtime, _ATTR, client)
     return client
 
 
 def install_billing_client(runtime, *, billing_addr: str) -> BillingClient:
     """Ask the billing at `billing_addr` from now on (tests start billing after repogen)."""
-    client = BillingClient(billing_addr=billing_addr, tokens=lambda: service_tokens_for(runtime),
-                           timeout=runtime.settings.billing_call_timeout)
+    client = BillingClient(
+        billing_addr=billing_addr,
+        tokens=lambda: service_tokens_for(runtime),
+        timeout=runtime.settings.billing_call_timeout,
+    )
     setattr(runtime, _ATTR, client)
     return client
 

@@ -78,20 +78,25 @@ def parse(contract: dict, *, prefix: str = ""):
         return rules.parse_contract(contract)
     except rules.ContractError as err:
         violations = [FieldViolation(f"{prefix}{path}", message) for path, message in err.violations]
-        raise InvalidArgument("the contract is not valid: " + "; ".join(f"{v.field} {v.description}"
-                                                                      for v in violations[:5]),
-                              reason="CONTRACT_INVALID", violations=violations) from None
+        raise InvalidArgument(
+            "the contract is not valid: " + "; ".join(f"{v.field} {v.description}" for v in violations[:5]),
+            reason="CONTRACT_INVALID",
+            violations=violations,
+        ) from None
 
 
 def evaluate(contract: dict, *, bank_code: str, template_override: str | None, prefix: str = "") -> Evaluated:
     started = time.perf_counter_ns()
-    evaluation = rules.evaluate(parse(contract, prefix=prefix), bank_code=bank_code,
-                                template_override=template_override)
+    evaluation = rules.evaluate(
+        parse(contract, prefix=prefix), bank_code=bank_code, template_override=template_override
+    )
     outputs = rules.outputs_json(evaluation)
     duration_us = max(0, (time.perf_counter_ns() - started) // 1000)
     outputs.setdefault("rules_version", rules.rules_version())
-    messages = [{"severity": m.severity, "code": m.code, "field": m.field or "", "message": m.message}
-                for m in evaluation.messages]
+    messages = [
+        {"severity": m.severity, "code": m.code, "field": m.field or "", "message": m.message}
+        for m in evaluation.messages
+    ]
     return Evaluated(evaluation, outputs, messages, duration_us)
 
 
@@ -103,8 +108,13 @@ async def readiness_of(conn: AsyncConnection, work_order_id: str, evaluation, *,
     """rules.Readiness of `evaluation` with the work order's live evidence and links now."""
     counts = await evidence_store.evidence_counts(conn, work_order_id)
     linked = await evidence_store.linked_fields(conn, work_order_id)
-    return rules.readiness(evaluation, evidence_counts=counts, linked_fields=linked, today=today(),
-                           inspection_max_age_days=inspection_max_age_days)
+    return rules.readiness(
+        evaluation,
+        evidence_counts=counts,
+        linked_fields=linked,
+        today=today(),
+        inspection_max_age_days=inspection_max_age_days,
+    )
 
 
 def readiness_dict(readiness) -> dict:
@@ -120,32 +130,73 @@ class Written:
     work_order: Row
 
 
-async def first_snapshot(conn: AsyncConnection, work_order: Row, evaluated: Evaluated, contract: dict, *,
-                         actor: str, inspection_max_age_days: int) -> Row:
+async def first_snapshot(
+    conn: AsyncConnection,
+    work_order: Row,
+    evaluated: Evaluated,
+    contract: dict,
+    *,
+    actor: str,
+    inspection_max_age_days: int,
+) -> Row:
     """Snapshot 0 of a new work order (its rules run and readiness with it)."""
-    readiness = await readiness_of(conn, work_order.id, evaluated.evaluation,
-                                   inspection_max_age_days=inspection_max_age_days)
+    readiness = await readiness_of(
+        conn, work_order.id, evaluated.evaluation, inspection_max_age_days=inspection_max_age_days
+    )
     return await _insert(conn, work_order, 0, contract, evaluated, readiness, actor=actor, trigger="create")
 
 
-async def _insert(conn: AsyncConnection, work_order: Row, version: int, contract: dict, evaluated: Evaluated,
-                  readiness, *, actor: str, trigger: str) -> Row:
+async def _insert(
+    conn: AsyncConnection,
+    work_order: Row,
+    version: int,
+    contract: dict,
+    evaluated: Evaluated,
+    readiness,
+    *,
+    actor: str,
+    trigger: str,
+) -> Row:
     return await store.insert(
-        conn, tenant_id=work_order.tenant_id, work_order_id=work_order.id, version=version,
-        schema_version=rules.SCHEMA_VERSION, contract=contract, outputs=evaluated.outputs,
-        readiness=readiness_dict(readiness), ready=readiness.ready, score=readiness.score, actor=actor,
-        rules_version=rules.RULES_VERSION, registry_version=rules.REGISTRY_VERSION, messages=evaluated.messages,
-        duration_us=evaluated.duration_us, trigger=trigger)
+        conn,
+        tenant_id=work_order.tenant_id,
+        work_order_id=work_order.id,
+        version=version,
+        schema_version=rules.SCHEMA_VERSION,
+        contract=contract,
+        outputs=evaluated.outputs,
+        readiness=readiness_dict(readiness),
+        ready=readiness.ready,
+        score=readiness.score,
+        actor=actor,
+        rules_version=rules.RULES_VERSION,
+        registry_version=rules.REGISTRY_VERSION,
+        messages=evaluated.messages,
+        duration_us=evaluated.duration_us,
+        trigger=trigger,
+    )
 
 
-async def write_snapshot(conn: AsyncConnection, work_order: Row, contract: dict, *, actor: str, trace_id: str,
-                         trigger: str, kind: str, detail: dict, inspection_max_age_days: int,
-                         prefix: str = "") -> Written:
+async def write_snapshot(
+    conn: AsyncConnection,
+    work_order: Row,
+    contract: dict,
+    *,
+    actor: str,
+    trace_id: str,
+    trigger: str,
+    kind: str,
+    detail: dict,
+    inspection_max_age_days: int,
+    prefix: str = "",
+) -> Written:
     """Snapshot n+1 of a LOCKED, editable work order with `contract`, and the work order at it."""
-    evaluated = evaluate(contract, bank_code=bank_code_for(work_order, contract),
-                         template_override=_override(work_order), prefix=prefix)
-    readiness = await readiness_of(conn, work_order.id, evaluated.evaluation,
-                                   inspection_max_age_days=inspection_max_age_days)
+    evaluated = evaluate(
+        contract, bank_code=bank_code_for(work_order, contract), template_override=_override(work_order), prefix=prefix
+    )
+    readiness = await readiness_of(
+        conn, work_order.id, evaluated.evaluation, inspection_max_age_days=inspection_max_age_days
+    )
     version = work_order.snapshot_version + 1
     snapshot = await _insert(conn, work_order, version, contract, evaluated, readiness, actor=actor, trigger=trigger)
     template = evaluated.evaluation.template
@@ -154,11 +205,25 @@ async def write_snapshot(conn: AsyncConnection, work_order: Row, contract: dict,
         lifecycle.move(work_order.status, lifecycle.DATA_PENDING, lifecycle.By.CHANGE)
         status, from_status = lifecycle.DATA_PENDING, work_order.status
     moved = await work_order_store.set_snapshot(
-        conn, work_order.id, snapshot_version=version, template_id=template.id,
-        evidence_profile=template.evidence_profile, status=status, kind=kind, actor=actor, trace_id=trace_id,
-        from_status=from_status, reason="the contract changed" if from_status else "",
-        detail={"snapshot_version": version, "template_id": template.id, "ready": readiness.ready,
-                "score": readiness.score, **detail})
+        conn,
+        work_order.id,
+        snapshot_version=version,
+        template_id=template.id,
+        evidence_profile=template.evidence_profile,
+        status=status,
+        kind=kind,
+        actor=actor,
+        trace_id=trace_id,
+        from_status=from_status,
+        reason="the contract changed" if from_status else "",
+        detail={
+            "snapshot_version": version,
+            "template_id": template.id,
+            "ready": readiness.ready,
+            "score": readiness.score,
+            **detail,
+        },
+    )
     return Written(snapshot, moved)
 
 
@@ -183,9 +248,17 @@ def _patch(patch_json: str) -> dict:
     return patch
 
 
-async def patch(conn: AsyncConnection, *, tenant_id: str, actor: str, trace_id: str, work_order_id: str,
-                expected_version: int, patch_json: str,
-                inspection_max_age_days: int = DEFAULT_INSPECTION_MAX_AGE_DAYS) -> Written:
+async def patch(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    actor: str,
+    trace_id: str,
+    work_order_id: str,
+    expected_version: int,
+    patch_json: str,
+    inspection_max_age_days: int = DEFAULT_INSPECTION_MAX_AGE_DAYS,
+) -> Written:
     work_order_id = parse_uuid(work_order_id, "work_order_id")
     if expected_version < 0:
         raise invalid("expected_version", "must not be negative")
@@ -193,22 +266,33 @@ async def patch(conn: AsyncConnection, *, tenant_id: str, actor: str, trace_id: 
     work_order = await _locked(conn, work_order_id)
     lifecycle.require_editable(work_order.status, work_order_id)
     if expected_version != work_order.snapshot_version:
-        raise Aborted(f"the contract is at version {work_order.snapshot_version}, not {expected_version}",
-                      reason="VERSION_CONFLICT",
-                      metadata={"snapshot_version": str(work_order.snapshot_version),
-                                "expected_version": str(expected_version)})
+        raise Aborted(
+            f"the contract is at version {work_order.snapshot_version}, not {expected_version}",
+            reason="VERSION_CONFLICT",
+            metadata={"snapshot_version": str(work_order.snapshot_version), "expected_version": str(expected_version)},
+        )
     current = await store.get(conn, work_order_id, work_order.snapshot_version)
     merged = rules.merge_patch(loads(current.contract), changes)
-    return await write_snapshot(conn, work_order, merged, actor=actor, trace_id=trace_id, trigger="patch",
-                                kind="contract.patched", detail={"from_version": expected_version, "patch": changes},
-                                inspection_max_age_days=inspection_max_age_days, prefix="patch.")
+    return await write_snapshot(
+        conn,
+        work_order,
+        merged,
+        actor=actor,
+        trace_id=trace_id,
+        trigger="patch",
+        kind="contract.patched",
+        detail={"from_version": expected_version, "patch": changes},
+        inspection_max_age_days=inspection_max_age_days,
+        prefix="patch.",
+    )
 
 
 # -- reads -----------------------------------------------------------------------------------
 
 
-async def visible(conn: AsyncConnection, work_order_id: str, *, field: str = "work_order_id",
-                  lock: bool = False) -> Row:
+async def visible(
+    conn: AsyncConnection, work_order_id: str, *, field: str = "work_order_id", lock: bool = False
+) -> Row:
     """The work order if the caller's transaction sees it (tenant, and channel for portal
     users: RLS); NOT_FOUND naming `field` otherwise."""
     row = await work_order_store.get(conn, work_order_id, lock=lock)
@@ -217,8 +301,7 @@ async def visible(conn: AsyncConnection, work_order_id: str, *, field: str = "wo
     return row
 
 
-async def get_snapshot(engine: AsyncEngine, caller: Caller, work_order_id: str, *, version: int,
-                       latest: bool) -> Row:
+async def get_snapshot(engine: AsyncEngine, caller: Caller, work_order_id: str, *, version: int, latest: bool) -> Row:
     work_order_id = parse_uuid(work_order_id, "work_order_id")
     if not latest and version < 0:
         raise invalid("version", "must not be negative")
@@ -231,8 +314,9 @@ async def get_snapshot(engine: AsyncEngine, caller: Caller, work_order_id: str, 
     return row
 
 
-async def list_snapshots(engine: AsyncEngine, caller: Caller, work_order_id: str, *, limit: int,
-                         cursor: str) -> tuple[list[Row], str]:
+async def list_snapshots(
+    engine: AsyncEngine, caller: Caller, work_order_id: str, *, limit: int, cursor: str
+) -> tuple[list[Row], str]:
     work_order_id = parse_uuid(work_order_id, "work_order_id")
     limit = page_limit(limit)
     position = decode_cursor(cursor, "snapshots", 1)
@@ -257,38 +341,46 @@ class ReadinessNow:
     evaluated_at: datetime
 
 
-async def current_readiness(conn: AsyncConnection, work_order: Row, *,
-                            inspection_max_age_days: int) -> ReadinessNow:
+async def current_readiness(conn: AsyncConnection, work_order: Row, *, inspection_max_age_days: int) -> ReadinessNow:
     """Readiness of the latest snapshot with the evidence as it is now."""
     snapshot = await store.get(conn, work_order.id, work_order.snapshot_version)
     contract = loads(snapshot.contract)
-    evaluated = evaluate(contract, bank_code=bank_code_for(work_order, contract),
-                         template_override=_override(work_order))
-    readiness = await readiness_of(conn, work_order.id, evaluated.evaluation,
-                                   inspection_max_age_days=inspection_max_age_days)
+    evaluated = evaluate(
+        contract, bank_code=bank_code_for(work_order, contract), template_override=_override(work_order)
+    )
+    readiness = await readiness_of(
+        conn, work_order.id, evaluated.evaluation, inspection_max_age_days=inspection_max_age_days
+    )
     return ReadinessNow(readiness, work_order.snapshot_version, datetime.now(UTC))
 
 
-async def evaluate_readiness(engine: AsyncEngine, caller: Caller, work_order_id: str, *,
-                             inspection_max_age_days: int) -> ReadinessNow:
+async def evaluate_readiness(
+    engine: AsyncEngine, caller: Caller, work_order_id: str, *, inspection_max_age_days: int
+) -> ReadinessNow:
     work_order_id = parse_uuid(work_order_id, "work_order_id")
     async with scoped_tx(engine, caller.tenant_id, caller.channel_id) as conn:
         work_order = await visible(conn, work_order_id)
         return await current_readiness(conn, work_order, inspection_max_age_days=inspection_max_age_days)
 
 
-async def recompute_readiness(conn: AsyncConnection, work_order: Row, *, trigger: str,
-                              inspection_max_age_days: int) -> ReadinessNow:
+async def recompute_readiness(
+    conn: AsyncConnection, work_order: Row, *, trigger: str, inspection_max_age_days: int
+) -> ReadinessNow:
     """Readiness now, recorded as the work order's latest readiness result."""
     now = await current_readiness(conn, work_order, inspection_max_age_days=inspection_max_age_days)
     return await record_readiness(conn, work_order, now, trigger=trigger)
 
 
-async def record_readiness(conn: AsyncConnection, work_order: Row, now: ReadinessNow, *,
-                           trigger: str) -> ReadinessNow:
+async def record_readiness(conn: AsyncConnection, work_order: Row, now: ReadinessNow, *, trigger: str) -> ReadinessNow:
     """`now` recorded as the work order's latest readiness result (its time the row's)."""
-    at = await store.record_readiness(conn, tenant_id=work_order.tenant_id, work_order_id=work_order.id,
-                                      snapshot_version=now.snapshot_version, trigger=trigger,
-                                      ready=now.readiness.ready, score=now.readiness.score,
-                                      result=readiness_dict(now.readiness))
+    at = await store.record_readiness(
+        conn,
+        tenant_id=work_order.tenant_id,
+        work_order_id=work_order.id,
+        snapshot_version=now.snapshot_version,
+        trigger=trigger,
+        ready=now.readiness.ready,
+        score=now.readiness.score,
+        result=readiness_dict(now.readiness),
+    )
     return ReadinessNow(now.readiness, now.snapshot_version, at)

@@ -59,8 +59,9 @@ def _default(value):
 
 def canonical(value) -> bytes:
     """Canonical JSON bytes of `value` (floats are refused: they have no canonical form here)."""
-    return json.dumps(_no_floats(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False, default=_default).encode("utf-8")
+    return json.dumps(
+        _no_floats(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default
+    ).encode("utf-8")
 
 
 def _no_floats(value):
@@ -91,30 +92,56 @@ async def state(conn: AsyncConnection, work_order_id: str) -> dict:
     return {
         "bundle_version": BUNDLE_VERSION,
         "work_order": {
-            "id": wo.id, "assignment_id": wo.assignment_id, "channel_request_id": wo.channel_request_id,
-            "channel_id": wo.channel_id, "bank_code": wo.bank_code, "template_id": wo.template_id,
-            "template_overridden": wo.template_overridden, "template_override_reason": wo.template_override_reason,
-            "billing_account_id": wo.billing_account_id, "credits": wo.credits,
-            "evidence_profile": wo.evidence_profile, "snapshot_version": wo.snapshot_version,
-            "created_by": wo.created_by, "created_at": wo.created_at,
+            "id": wo.id,
+            "assignment_id": wo.assignment_id,
+            "channel_request_id": wo.channel_request_id,
+            "channel_id": wo.channel_id,
+            "bank_code": wo.bank_code,
+            "template_id": wo.template_id,
+            "template_overridden": wo.template_overridden,
+            "template_override_reason": wo.template_override_reason,
+            "billing_account_id": wo.billing_account_id,
+            "credits": wo.credits,
+            "evidence_profile": wo.evidence_profile,
+            "snapshot_version": wo.snapshot_version,
+            "created_by": wo.created_by,
+            "created_at": wo.created_at,
         },
         "template": _template(wo.template_id),
         "snapshot": {
-            "version": snapshot.version, "schema_version": snapshot.schema_version,
-            "contract": loads(snapshot.contract), "outputs": loads(snapshot.outputs), "actor": snapshot.actor,
+            "version": snapshot.version,
+            "schema_version": snapshot.schema_version,
+            "contract": loads(snapshot.contract),
+            "outputs": loads(snapshot.outputs),
+            "actor": snapshot.actor,
             "created_at": snapshot.created_at,
         },
         "readiness": loads(readiness.result) if readiness is not None else loads(snapshot.readiness),
         "evidence": [
-            {"id": e.id, "annexure_number": position, "annexure_order": e.annexure_order,
-             "document_id": e.document_id, "kind": e.kind, "caption": e.caption, "filename": e.filename,
-             "content_type": e.content_type, "captured_at": e.captured_at, "added_by": e.added_by,
-             "created_at": e.created_at}
+            {
+                "id": e.id,
+                "annexure_number": position,
+                "annexure_order": e.annexure_order,
+                "document_id": e.document_id,
+                "kind": e.kind,
+                "caption": e.caption,
+                "filename": e.filename,
+                "content_type": e.content_type,
+                "captured_at": e.captured_at,
+                "added_by": e.added_by,
+                "created_at": e.created_at,
+            }
             for position, e in enumerate(evidence, start=1)
         ],
         "field_links": [
-            {"id": link.id, "field_key": link.field_key, "evidence_id": link.evidence_id, "note": link.note,
-             "linked_by": link.linked_by, "linked_at": link.linked_at}
+            {
+                "id": link.id,
+                "field_key": link.field_key,
+                "evidence_id": link.evidence_id,
+                "note": link.note,
+                "linked_by": link.linked_by,
+                "linked_at": link.linked_at,
+            }
             for link in links
         ],
         "comments": [

@@ -56,18 +56,27 @@ def _cursor(cursor: str) -> tuple[datetime, str] | None:
 
 
 def _row(r: Row) -> MonitorRow:
-    gate = domain.billing_gate(status=r.status, released=r.released, billing_account_id=r.billing_account_id,
-                               credits=r.credits, born_from_request=bool(r.channel_request_id))
+    gate = domain.billing_gate(
+        status=r.status,
+        released=r.released,
+        billing_account_id=r.billing_account_id,
+        credits=r.credits,
+        born_from_request=bool(r.channel_request_id),
+    )
     # The work order's last error is the factory's (cleared when a render succeeds); a job that
     # failed and is waiting for its retry says why too.
     job_error = r.job_error if r.job_status in (domain.FAILED, domain.DEAD) else ""
     last_error = r.last_error or ("" if job_error.startswith(domain.SUPERSEDED) else job_error)
-    return MonitorRow(work_order=r, readiness_score=r.readiness_score or 0, job_status=r.job_status,
-                      billing_gate=gate, last_error=last_error)
+    return MonitorRow(
+        work_order=r,
+        readiness_score=r.readiness_score or 0,
+        job_status=r.job_status,
+        billing_gate=gate,
+        last_error=last_error,
+    )
 
 
-async def list_monitor(engine: AsyncEngine, caller: Caller, *, statuses: list[str], limit: int,
-                       cursor: str) -> Monitor:
+async def list_monitor(engine: AsyncEngine, caller: Caller, *, statuses: list[str], limit: int, cursor: str) -> Monitor:
     limit = page_limit(limit)
     before = _cursor(cursor)
     async with scoped_tx(engine, caller.tenant_id, caller.channel_id) as conn:
@@ -77,5 +86,8 @@ async def list_monitor(engine: AsyncEngine, caller: Caller, *, statuses: list[st
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = encode_cursor(_CURSOR, [rows[-1].created_at.isoformat(), rows[-1].id])
-    return Monitor(rows=[_row(r) for r in rows], next_cursor=next_cursor,
-                   counts={status.lower(): n for status, n in sorted(counts.items())})
+    return Monitor(
+        rows=[_row(r) for r in rows],
+        next_cursor=next_cursor,
+        counts={status.lower(): n for status, n in sorted(counts.items())},
+    )

@@ -85,27 +85,47 @@ class OpsClient:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 raise not_found(kind, id_, field=field) from None
             log.warning("ops did not answer", extra={"method": method, "code": exc.code().name})
-            raise Unavailable(f"cannot ask ops now ({method}: {exc.code().name}); retry later",
-                              reason="OPS_UNAVAILABLE") from None
+            raise Unavailable(
+                f"cannot ask ops now ({method}: {exc.code().name}); retry later", reason="OPS_UNAVAILABLE"
+            ) from None
 
     async def assignment(self, *, tenant_id: str, assignment_id: str, field: str = "assignment_id") -> AssignmentInfo:
-        resp = await self._call("GetAssignment", ops_pb2.GetAssignmentRequest(id=assignment_id), tenant_id=tenant_id,
-                                kind="assignment", id_=assignment_id, field=field)
+        resp = await self._call(
+            "GetAssignment",
+            ops_pb2.GetAssignmentRequest(id=assignment_id),
+            tenant_id=tenant_id,
+            kind="assignment",
+            id_=assignment_id,
+            field=field,
+        )
         a = resp.assignment
         return AssignmentInfo(
-            id=a.id.lower(), reference_number=a.reference_number,
+            id=a.id.lower(),
+            reference_number=a.reference_number,
             status=ops_pb2.AssignmentStatus.Name(a.status).removeprefix("ASSIGNMENT_STATUS_"),
-            bank_code=a.bank_code, channel_id=_opt(a.channel_id), channel_request_id=_opt(a.channel_request_id),
-            billing_account_id=_opt(a.billing_account_id))
+            bank_code=a.bank_code,
+            channel_id=_opt(a.channel_id),
+            channel_request_id=_opt(a.channel_request_id),
+            billing_account_id=_opt(a.billing_account_id),
+        )
 
     async def document(self, *, tenant_id: str, document_id: str, field: str = "document_id") -> DocumentInfo:
-        resp = await self._call("GetDocument", ops_pb2.GetDocumentRequest(id=document_id), tenant_id=tenant_id,
-                                kind="document", id_=document_id, field=field)
+        resp = await self._call(
+            "GetDocument",
+            ops_pb2.GetDocumentRequest(id=document_id),
+            tenant_id=tenant_id,
+            kind="document",
+            id_=document_id,
+            field=field,
+        )
         d = resp.document
         return DocumentInfo(
-            id=d.id.lower(), uploaded=d.status == ops_pb2.DOCUMENT_STATUS_UPLOADED, filename=d.filename,
+            id=d.id.lower(),
+            uploaded=d.status == ops_pb2.DOCUMENT_STATUS_UPLOADED,
+            filename=d.filename,
             content_type=d.content_type,
-            captured_at=d.captured_at.ToDatetime(tzinfo=UTC) if d.HasField("captured_at") else None)
+            captured_at=d.captured_at.ToDatetime(tzinfo=UTC) if d.HasField("captured_at") else None,
+        )
 
     async def close(self) -> None:
         channel, self._channel = self._channel, None
@@ -122,8 +142,7 @@ def ops_client_for(runtime) -> OpsClient:
     client = getattr(runtime, _ATTR, None)
     if client is None:
         s = runtime.settings
-        client = OpsClient(ops_addr=s.ops_addr, tokens=lambda: service_tokens_for(runtime),
-                           timeout=s.ops_call_timeout)
+        client = OpsClient(ops_addr=s.ops_addr, tokens=lambda: service_tokens_for(runtime), timeout=s.ops_call_timeout)
         setattr(runtime, _ATTR, client)
     return client
 

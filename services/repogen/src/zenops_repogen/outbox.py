@@ -23,11 +23,28 @@ def set_producer_version(version: str) -> None:
     _VERSION["version"] = version
 
 
-async def emit(conn: AsyncConnection, *, event_type: str, payload: Message, tenant_id: str, aggregate_type: str,
-               aggregate_id: str, aggregate_version: int, event_id: str | None = None) -> str:
+async def emit(
+    conn: AsyncConnection,
+    *,
+    event_type: str,
+    payload: Message,
+    tenant_id: str,
+    aggregate_type: str,
+    aggregate_id: str,
+    aggregate_version: int,
+    event_id: str | None = None,
+) -> str:
     """Append the event to the outbox; returns its id."""
-    env = new_event(event_type=event_type, payload=payload, producer=PRODUCER, producer_version=_VERSION["version"],
-                    aggregate_type=aggregate_type, aggregate_id=aggregate_id, aggregate_version=aggregate_version,
-                    tenant_id=tenant_id, event_id=event_id)
+    env = new_event(
+        event_type=event_type,
+        payload=payload,
+        producer=PRODUCER,
+        producer_version=_VERSION["version"],
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id,
+        aggregate_version=aggregate_version,
+        tenant_id=tenant_id,
+        event_id=event_id,
+    )
     await append_event(conn, env)
     return env.event_id

@@ -40,10 +40,16 @@ OVERRIDE_CAPABILITY = "billing.override"
 
 
 def release_pb(row: Row) -> pb.Release:
-    r = pb.Release(id=row.id, work_order_id=row.work_order_id, snapshot_version=row.snapshot_version,
-                   artifact_hashes=loads(row.artifact_hashes), billing_basis=row.billing_basis,
-                   billing_reservation_id=row.billing_reservation_id, override_reason=row.override_reason,
-                   released_by=row.released_by)
+    r = pb.Release(
+        id=row.id,
+        work_order_id=row.work_order_id,
+        snapshot_version=row.snapshot_version,
+        artifact_hashes=loads(row.artifact_hashes),
+        billing_basis=row.billing_basis,
+        billing_reservation_id=row.billing_reservation_id,
+        override_reason=row.override_reason,
+        released_by=row.released_by,
+    )
     ts(r.released_at, row.released_at)
     return r
 
@@ -53,26 +59,44 @@ async def _releasable(conn: AsyncConnection, work_order_id: str) -> tuple[Row, s
     work_order = await contract.visible(conn, work_order_id, lock=True)
     existing = await store.of_work_order(conn, work_order.id)
     if existing is not None:
-        raise AlreadyExists(f"work order {work_order.id} was already released", reason="RELEASE_EXISTS",
-                            metadata={"work_order_id": work_order.id, "release_id": existing.id})
+        raise AlreadyExists(
+            f"work order {work_order.id} was already released",
+            reason="RELEASE_EXISTS",
+            metadata={"work_order_id": work_order.id, "release_id": existing.id},
+        )
     if work_order.status != lifecycle.RENDERED:
-        raise FailedPrecondition(f"work order {work_order.id} is {work_order.status}; only a RENDERED report is "
-                                 "released", reason="WORK_ORDER_NOT_RENDERED",
-                                 metadata={"work_order_id": work_order.id, "status": work_order.status})
+        raise FailedPrecondition(
+            f"work order {work_order.id} is {work_order.status}; only a RENDERED report is released",
+            reason="WORK_ORDER_NOT_RENDERED",
+            metadata={"work_order_id": work_order.id, "status": work_order.status},
+        )
     if not work_order.billing_account_id:
-        raise FailedPrecondition(f"work order {work_order.id} names no billing account to charge",
-                                 reason="BILLING_ACCOUNT_MISSING", metadata={"work_order_id": work_order.id})
+        raise FailedPrecondition(
+            f"work order {work_order.id} names no billing account to charge",
+            reason="BILLING_ACCOUNT_MISSING",
+            metadata={"work_order_id": work_order.id},
+        )
     pack_id = await store.rendered_pack(conn, work_order.id, work_order.snapshot_version)
     if pack_id is None:  # RENDERED is only reached by a successful job: a broken invariant, said plainly
-        raise FailedPrecondition(f"work order {work_order.id} has no rendered report of snapshot "
-                                 f"{work_order.snapshot_version}", reason="REPORT_NOT_RENDERED",
-                                 metadata={"work_order_id": work_order.id})
+        raise FailedPrecondition(
+            f"work order {work_order.id} has no rendered report of snapshot {work_order.snapshot_version}",
+            reason="REPORT_NOT_RENDERED",
+            metadata={"work_order_id": work_order.id},
+        )
     return work_order, pack_id, await factory_store.pack_artifacts(conn, pack_id)
 
 
-async def release_deliverable(engine: AsyncEngine, billing: BillingClient, caller: Caller, *, work_order_id: str,
-                              override_reason: str, key: str, request: Message,
-                              user_token: str | None) -> pb.ReleaseDeliverableResponse:
+async def release_deliverable(
+    engine: AsyncEngine,
+    billing: BillingClient,
+    caller: Caller,
+    *,
+    work_order_id: str,
+    override_reason: str,
+    key: str,
+    request: Message,
+    user_token: str | None,
+) -> pb.ReleaseDeliverableResponse:
     """`override_reason` checked (domain.factory.override_reason); `user_token`: the caller's own
     bearer token, sent to billing in place of repogen's when overriding."""
     if override_reason:
@@ -81,27 +105,58 @@ async def release_deliverable(engine: AsyncEngine, billing: BillingClient, calle
     async def run(conn: AsyncConnection) -> pb.ReleaseDeliverableResponse:
         work_order, pack_id, artifacts = await _releasable(conn, work_order_id)
         decision = await billing.authorize_release(
-            tenant_id=work_order.tenant_id, work_order_id=work_order.id, account_id=work_order.billing_account_id,
-            channel_request_id=work_order.channel_request_id or "", credits=work_order.credits,
-            override_reason=override_reason, attempt_key=key, user_token=user_token if override_reason else None)
+            tenant_id=work_order.tenant_id,
+            work_order_id=work_order.id,
+            account_id=work_order.billing_account_id,
+            channel_request_id=work_order.channel_request_id or "",
+            credits=work_order.credits,
+            override_reason=override_reason,
+            attempt_key=key,
+            user_token=user_token if override_reason else None,
+        )
         release = await store.insert(
-            conn, tenant_id=work_order.tenant_id, work_order_id=work_order.id,
-            snapshot_version=work_order.snapshot_version, pack_id=pack_id,
-            artifact_hashes={a.kind: a.sha256 for a in artifacts}, billing_basis=decision.basis,
-            billing_reservation_id=decision.reservation_id, override_reason=override_reason, actor=caller.actor)
+            conn,
+            tenant_id=work_order.tenant_id,
+            work_order_id=work_order.id,
+            snapshot_version=work_order.snapshot_version,
+            pack_id=pack_id,
+            artifact_hashes={a.kind: a.sha256 for a in artifacts},
+            billing_basis=decision.basis,
+            billing_reservation_id=decision.reservation_id,
+            override_reason=override_reason,
+            actor=caller.actor,
+        )
         moved = await work_orders.mark_released(
-            conn, work_order_id=work_order.id, actor=caller.actor, trace_id=trace_id(), reason=override_reason,
-            detail={"release_id": release.id, "billing_basis": decision.basis,
-                    "billing_reservation_id": decision.reservation_id, "pack_id": pack_id})
+            conn,
+            work_order_id=work_order.id,
+            actor=caller.actor,
+            trace_id=trace_id(),
+            reason=override_reason,
+            detail={
+                "release_id": release.id,
+                "billing_basis": decision.basis,
+                "billing_reservation_id": decision.reservation_id,
+                "pack_id": pack_id,
+            },
+        )
         await outbox.emit(
-            conn, event_type=outbox.DELIVERABLE_RELEASED, tenant_id=work_order.tenant_id,
-            aggregate_type="work_order", aggregate_id=work_order.id, aggregate_version=moved.version,
+            conn,
+            event_type=outbox.DELIVERABLE_RELEASED,
+            tenant_id=work_order.tenant_id,
+            aggregate_type="work_order",
+            aggregate_id=work_order.id,
+            aggregate_version=moved.version,
             payload=events.DeliverableReleased(
-                work_order_id=work_order.id, deliverable_id=release.id,
+                work_order_id=work_order.id,
+                deliverable_id=release.id,
                 billing_account_id=work_order.billing_account_id,
-                channel_request_id=work_order.channel_request_id or "", assignment_id=work_order.assignment_id,
-                snapshot_version=work_order.snapshot_version))
+                channel_request_id=work_order.channel_request_id or "",
+                assignment_id=work_order.assignment_id,
+                snapshot_version=work_order.snapshot_version,
+            ),
+        )
         return pb.ReleaseDeliverableResponse(release=release_pb(release), work_order=work_order_pb(moved))
 
-    return await idempotent_as(engine, caller, key, "ReleaseDeliverable", request, run=run,
-                            decode=pb.ReleaseDeliverableResponse.FromString)
+    return await idempotent_as(
+        engine, caller, key, "ReleaseDeliverable", request, run=run, decode=pb.ReleaseDeliverableResponse.FromString
+    )

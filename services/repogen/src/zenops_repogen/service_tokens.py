@@ -21,8 +21,9 @@ def service_tokens_for(runtime) -> ServiceTokenProvider:
     tokens = getattr(runtime, _ATTR, None)
     if tokens is None:
         s = runtime.settings
-        tokens = ServiceTokenProvider.from_identity(s.identity_addr, CLIENT_ID,
-                                                    s.service_client_secret.get_secret_value())
+        tokens = ServiceTokenProvider.from_identity(
+            s.identity_addr, CLIENT_ID, s.service_client_secret.get_secret_value()
+        )
         setattr(runtime, _ATTR, tokens)
     return tokens
 

@@ -19,6 +19,7 @@ def requires(*capabilities: str) -> Callable:
 
     def decorate(method: Callable) -> Callable:
         if inspect.isasyncgenfunction(method):
+
             @functools.wraps(method)
             async def stream(*args, **kwargs):
                 current_context().require(*capabilities)
@@ -27,6 +28,7 @@ def requires(*capabilities: str) -> Callable:
 
             wrapper = stream
         elif inspect.iscoroutinefunction(method):
+
             @functools.wraps(method)
             async def unary(*args, **kwargs):
                 current_context().require(*capabilities)

@@ -208,8 +208,9 @@ class JwksKeySource:
         self._last_error = None
 
     def _unavailable(self) -> Unavailable:
-        return Unavailable("the token signing keys cannot be fetched from identity; retry later",
-                           retry_after=self.min_refetch_interval)
+        return Unavailable(
+            "the token signing keys cannot be fetched from identity; retry later", retry_after=self.min_refetch_interval
+        )
 
     async def close(self) -> None:
         task, self._inflight = self._inflight, None

@@ -81,7 +81,9 @@ class RevocationList:
         fallback = occurred + lookback
         if env.event_type == SESSION_REVOKED:
             msg = unpack_payload(env, identity_pb2.SessionsRevoked)
-            until = msg.access_valid_until.ToDatetime(UTC).timestamp() if msg.HasField("access_valid_until") else fallback
+            until = (
+                msg.access_valid_until.ToDatetime(UTC).timestamp() if msg.HasField("access_valid_until") else fallback
+            )
             self.revoke(msg.session_ids, until)
         elif env.event_type == USER_DISABLED:
             msg = unpack_payload(env, identity_pb2.UserDisabled)
@@ -105,14 +107,18 @@ class RevocationList:
                 config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
                 config.opt_start_seq = last_seq + 1
             try:
-                sub = await js.subscribe(SUBJECTS[0], stream=STREAM, config=config, ordered_consumer=True,
-                                         idle_heartbeat=HEARTBEAT)
+                sub = await js.subscribe(
+                    SUBJECTS[0], stream=STREAM, config=config, ordered_consumer=True, idle_heartbeat=HEARTBEAT
+                )
             except Exception as exc:  # noqa: BLE001 - stream missing (identity not started) or NATS away
                 level = logging.DEBUG if waiting_logged else logging.INFO
                 if not isinstance(exc, NotFoundError):
                     level = logging.WARNING
-                log.log(level, "cannot follow session revocations yet; retrying",
-                        extra={"stream": STREAM, "error": repr(exc)[:200]})
+                log.log(
+                    level,
+                    "cannot follow session revocations yet; retrying",
+                    extra={"stream": STREAM, "error": repr(exc)[:200]},
+                )
                 waiting_logged = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RETRY_MAX)

@@ -38,8 +38,9 @@ class ServiceTokenProvider:
         self.fetches = 0  # fetches started (observability and tests)
 
     @classmethod
-    def from_identity(cls, address: str, client_id: str, client_secret: str, *,
-                      timeout: float = 5.0) -> ServiceTokenProvider:
+    def from_identity(
+        cls, address: str, client_id: str, client_secret: str, *, timeout: float = 5.0
+    ) -> ServiceTokenProvider:
         """IssueServiceToken on identity at `address`, over this provider's own channel."""
         from zenops.identity.v1 import identity_pb2, identity_pb2_grpc
 
@@ -55,12 +56,19 @@ class ServiceTokenProvider:
                 resp = await stub.IssueServiceToken(request, timeout=timeout)
             except grpc.aio.AioRpcError as exc:
                 detail = parse_rpc_error(exc)
-                if detail.code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
-                                   grpc.StatusCode.INVALID_ARGUMENT):
-                    raise Unauthenticated(f"identity refused the service credentials of {client_id!r}: "
-                                          f"{detail.reason}", reason="SERVICE_CREDENTIALS_REJECTED") from None
-                raise Unavailable(f"identity at {address} did not issue a service token ({detail.code.name})",
-                                  retry_after=detail.retry_after) from None
+                if detail.code in (
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                ):
+                    raise Unauthenticated(
+                        f"identity refused the service credentials of {client_id!r}: {detail.reason}",
+                        reason="SERVICE_CREDENTIALS_REJECTED",
+                    ) from None
+                raise Unavailable(
+                    f"identity at {address} did not issue a service token ({detail.code.name})",
+                    retry_after=detail.retry_after,
+                ) from None
             return resp.access_token, resp.expires_in
 
         async def close() -> None:

@@ -151,8 +151,10 @@ class JwtVerifier:
         header, claims, signing_input, signature = self._parse(token)
         alg = header.get("alg")
         if alg not in ALLOWED_ALGORITHMS:
-            raise _reject("TOKEN_ALGORITHM_NOT_ALLOWED",
-                          f"token algorithm {_clip(alg)} is not allowed (allowed: {', '.join(ALLOWED_ALGORITHMS)})")
+            raise _reject(
+                "TOKEN_ALGORITHM_NOT_ALLOWED",
+                f"token algorithm {_clip(alg)} is not allowed (allowed: {', '.join(ALLOWED_ALGORITHMS)})",
+            )
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise _reject("TOKEN_KEY_UNKNOWN", "the token header names no signing key (kid)")
@@ -162,8 +164,10 @@ class JwtVerifier:
         key_alg = key_algorithm(key)
         if key_alg != alg:
             # e.g. an ES256 header pointing at an Ed25519 key: never let the token pick the algorithm.
-            raise _reject("TOKEN_ALGORITHM_NOT_ALLOWED",
-                          f"signing key {_clip(kid, 72)} verifies {key_alg or 'no'} tokens, not {alg}")
+            raise _reject(
+                "TOKEN_ALGORITHM_NOT_ALLOWED",
+                f"signing key {_clip(kid, 72)} verifies {key_alg or 'no'} tokens, not {alg}",
+            )
         if not _ALGORITHMS[key_alg].verify(signing_input, key, signature):
             raise _reject("TOKEN_SIGNATURE_INVALID", "the token signature does not verify")
         for name in REQUIRED_CLAIMS:

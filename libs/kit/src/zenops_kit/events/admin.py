@@ -34,8 +34,16 @@ DEFAULT_DEAD_LETTERS, MAX_DEAD_LETTERS = 20, 100
 
 
 class EventsView:
-    def __init__(self, service: str, engine: AsyncEngine, bus: EventBus, consumers: list[EventConsumer], *,
-                 produces_events: bool, workers: Callable[[], list] = list) -> None:
+    def __init__(
+        self,
+        service: str,
+        engine: AsyncEngine,
+        bus: EventBus,
+        consumers: list[EventConsumer],
+        *,
+        produces_events: bool,
+        workers: Callable[[], list] = list,
+    ) -> None:
         self.service = service
         self.engine = engine
         self.bus = bus
@@ -94,16 +102,19 @@ class EventsView:
             resp.outbox.backlog, resp.outbox.oldest_age_seconds = backlog
         for consumer, info in zip(self.consumers, infos, strict=True):
             open_, total = counts.get(consumer.spec.name, (0, 0))
-            stats = resp.consumers.add(name=consumer.spec.name, stream=consumer.stream, dead_letters_open=open_,
-                                       dead_letters_total=total)
+            stats = resp.consumers.add(
+                name=consumer.spec.name, stream=consumer.stream, dead_letters_open=open_, dead_letters_total=total
+            )
             if info is not None:
                 stats.jetstream_available = True
                 stats.pending = info.num_pending or 0
                 stats.ack_pending = info.num_ack_pending or 0
                 stats.redelivered = info.num_redelivered or 0
         resp.dead_letters.extend(dead_letter_pb(row) for row in dead)
-        resp.workers.extend(pb.WorkerStatus(name=w.name, state=w.state, restarts=w.restarts, last_error=w.last_error)
-                            for w in self.workers())
+        resp.workers.extend(
+            pb.WorkerStatus(name=w.name, state=w.state, restarts=w.restarts, last_error=w.last_error)
+            for w in self.workers()
+        )
         return resp
 
     # -- gauges ----------------------------------------------------------------------------------
@@ -128,20 +139,36 @@ class EventsView:
         return [] if self.outbox is None else [Observation(self.outbox[index], {"service": self.service})]
 
     def _jetstream(self, field: str) -> list[Observation]:
-        return [Observation(getattr(info, field) or 0,
-                            {"service": self.service, "consumer": name, "stream": self.by_name[name].stream})
-                for name, info in self.infos.items() if info is not None]
+        return [
+            Observation(
+                getattr(info, field) or 0,
+                {"service": self.service, "consumer": name, "stream": self.by_name[name].stream},
+            )
+            for name, info in self.infos.items()
+            if info is not None
+        ]
 
     def _dead_open(self) -> list[Observation]:
         if self.dead_letters is None:
             return []
-        return [Observation(self.dead_letters.get(c.spec.name, (0, 0))[0],
-                            {"service": self.service, "consumer": c.spec.name}) for c in self.consumers]
+        return [
+            Observation(
+                self.dead_letters.get(c.spec.name, (0, 0))[0], {"service": self.service, "consumer": c.spec.name}
+            )
+            for c in self.consumers
+        ]
 
 
 def dead_letter_pb(row: DeadLetterRow) -> pb.DeadLetter:
-    msg = pb.DeadLetter(id=row.id, consumer=row.consumer, event_id=row.event_id or "", event_type=row.event_type or "",
-                        subject=row.subject, error=row.error, deliveries=row.deliveries)
+    msg = pb.DeadLetter(
+        id=row.id,
+        consumer=row.consumer,
+        event_id=row.event_id or "",
+        event_type=row.event_type or "",
+        subject=row.subject,
+        error=row.error,
+        deliveries=row.deliveries,
+    )
     msg.created_at.FromDatetime(row.created_at)
     if row.replayed_at is not None:
         msg.replayed_at.FromDatetime(row.replayed_at)

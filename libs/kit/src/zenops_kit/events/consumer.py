@@ -70,6 +70,7 @@ _FAILURE_MEMORY = 10_000
 # which binds it again (the durable may have been deleted under it).
 _FETCH_FAILURES_BEFORE_RESTART = 20
 
+
 class InfrastructureUnavailable(RuntimeError):
     """A consumer paused on an infrastructure error; its supervisor restarts it after a backoff."""
 
@@ -204,7 +205,7 @@ class EventConsumer:
                         await self.handle(msg)
                     except BaseException:
                         # Hand the rest of the batch back now rather than after ack_wait.
-                        for rest in msgs[i + 1:]:
+                        for rest in msgs[i + 1 :]:
                             with contextlib.suppress(Exception):
                                 await rest.nak()
                         raise
@@ -263,8 +264,12 @@ class EventConsumer:
                 if failures >= self.spec.max_deliver:
                     log.error(
                         "event dead-lettered",
-                        extra={"consumer": self.spec.name, "event_id": env.event_id, "failures": failures,
-                               "error": repr(exc)},
+                        extra={
+                            "consumer": self.spec.name,
+                            "event_id": env.event_id,
+                            "failures": failures,
+                            "error": repr(exc),
+                        },
                     )
                     self._remember(env.event_id, failures)  # kept should recording the dead letter fail
                     await self._dead_letter_or_pause(msg, env, repr(exc), deliveries)
@@ -277,8 +282,14 @@ class EventConsumer:
                     delay = self.spec.backoff[min(failures - 1, len(self.spec.backoff) - 1)]
                     log.warning(
                         "event handler failed; will retry",
-                        extra={"consumer": self.spec.name, "event_id": env.event_id, "failures": failures,
-                               "delivery": deliveries, "retry_in": delay, "error": repr(exc)},
+                        extra={
+                            "consumer": self.spec.name,
+                            "event_id": env.event_id,
+                            "failures": failures,
+                            "delivery": deliveries,
+                            "retry_in": delay,
+                            "error": repr(exc),
+                        },
                     )
                     await msg.nak(delay=delay)
                 return
@@ -303,8 +314,10 @@ class EventConsumer:
         restarts the consumer after a backoff)."""
         self.stats.infra_failures += 1
         self._count("infra_error")
-        log.warning("consumer paused: infrastructure unavailable",
-                    extra={"consumer": self.spec.name, "event_id": event_id, "error": repr(exc)[:300]})
+        log.warning(
+            "consumer paused: infrastructure unavailable",
+            extra={"consumer": self.spec.name, "event_id": event_id, "error": repr(exc)[:300]},
+        )
         with contextlib.suppress(Exception):  # NATS may be the thing that is down: then ack_wait redelivers
             await msg.nak()
         raise InfrastructureUnavailable(f"consumer {self.spec.name}: {exc!r}"[:500]) from exc

@@ -32,8 +32,9 @@ _COUNTS = text(
     "FROM dead_letters GROUP BY consumer"
 )
 _COLUMNS = "id, consumer, event_id::text AS event_id, event_type, subject, error, deliveries, created_at, replayed_at"
-_OPEN = text(f"SELECT {_COLUMNS} FROM dead_letters WHERE replayed_at IS NULL ORDER BY created_at DESC, id DESC "
-             "LIMIT :limit")
+_OPEN = text(
+    f"SELECT {_COLUMNS} FROM dead_letters WHERE replayed_at IS NULL ORDER BY created_at DESC, id DESC LIMIT :limit"
+)
 _LOCK = text(f"SELECT {_COLUMNS}, envelope FROM dead_letters WHERE id = :id FOR UPDATE")
 _MARK = text(f"UPDATE dead_letters SET replayed_at = now() WHERE id = :id RETURNING {_COLUMNS}")
 
@@ -73,8 +74,9 @@ async def open_dead_letters(engine: AsyncEngine, limit: int) -> list[DeadLetterR
         return [DeadLetterRow.of(r) for r in await conn.execute(_OPEN, {"limit": limit})]
 
 
-async def replay(engine: AsyncEngine, consumers: dict[str, EventConsumer], dead_letter_id: int
-                 ) -> tuple[DeadLetterRow, bool]:
+async def replay(
+    engine: AsyncEngine, consumers: dict[str, EventConsumer], dead_letter_id: int
+) -> tuple[DeadLetterRow, bool]:
     """Run the consumer's handler on a dead letter once: its inbox row, the handler's effect
     and `replayed_at` commit together, and the row lock makes a concurrent replay wait and
     then find it replayed. Returns (the dead letter, whether the handler ran: False when the
@@ -84,26 +86,33 @@ async def replay(engine: AsyncEngine, consumers: dict[str, EventConsumer], dead_
         if row is None:
             raise NotFound(f"no dead letter {dead_letter_id}", reason="DEAD_LETTER_NOT_FOUND")
         if row.replayed_at is not None:
-            raise FailedPrecondition(f"dead letter {dead_letter_id} was replayed at {row.replayed_at.isoformat()}",
-                                     reason="DEAD_LETTER_ALREADY_REPLAYED")
+            raise FailedPrecondition(
+                f"dead letter {dead_letter_id} was replayed at {row.replayed_at.isoformat()}",
+                reason="DEAD_LETTER_ALREADY_REPLAYED",
+            )
         consumer = consumers.get(row.consumer)
         if consumer is None:
-            raise FailedPrecondition(f"this service declares no consumer {row.consumer!r}",
-                                     reason="DEAD_LETTER_CONSUMER_UNKNOWN")
+            raise FailedPrecondition(
+                f"this service declares no consumer {row.consumer!r}", reason="DEAD_LETTER_CONSUMER_UNKNOWN"
+            )
         try:
             env = envelope_pb2.EventEnvelope.FromString(bytes(row.envelope))
             if not env.event_id:
                 raise DecodeError("envelope has no event_id")
         except DecodeError:
-            raise FailedPrecondition(f"dead letter {dead_letter_id} holds no readable event",
-                                     reason="DEAD_LETTER_UNREADABLE") from None
+            raise FailedPrecondition(
+                f"dead letter {dead_letter_id} holds no readable event", reason="DEAD_LETTER_UNREADABLE"
+            ) from None
         try:
             applied = await consumer.apply_in(conn, env)
         except Exception as exc:
             if is_infrastructure_error(exc):
-                raise Unavailable(f"replay of dead letter {dead_letter_id} could not run: {exc!r}"[:300],
-                                  reason="DEAD_LETTER_REPLAY_UNAVAILABLE") from exc
-            raise FailedPrecondition(f"the handler failed again: {exc!r}"[:500],
-                                     reason="DEAD_LETTER_REPLAY_FAILED") from exc
+                raise Unavailable(
+                    f"replay of dead letter {dead_letter_id} could not run: {exc!r}"[:300],
+                    reason="DEAD_LETTER_REPLAY_UNAVAILABLE",
+                ) from exc
+            raise FailedPrecondition(
+                f"the handler failed again: {exc!r}"[:500], reason="DEAD_LETTER_REPLAY_FAILED"
+            ) from exc
         marked = (await conn.execute(_MARK, {"id": dead_letter_id})).one()
     return DeadLetterRow.of(marked), applied

@@ -34,9 +34,7 @@ _CLAIM = text(
     "WHERE published_at IS NULL ORDER BY created_at LIMIT :limit FOR UPDATE SKIP LOCKED"
 )
 _MARK = text("UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY(CAST(:ids AS uuid[]))")
-_FAILED = text(
-    "UPDATE outbox SET attempts = attempts + 1, last_error = :error WHERE id = ANY(CAST(:ids AS uuid[]))"
-)
+_FAILED = text("UPDATE outbox SET attempts = attempts + 1, last_error = :error WHERE id = ANY(CAST(:ids AS uuid[]))")
 _PRUNE = text("DELETE FROM outbox WHERE published_at < now() - make_interval(days => :days)")
 _PRUNE_INBOX = text("DELETE FROM inbox WHERE processed_at < now() - make_interval(days => :days)")
 

@@ -105,8 +105,9 @@ class KeyShape:
 DEFAULT_KEYS = KeyShape()
 
 
-def storage_key(tenant_id: str, owner_id: str, created_at: datetime, name: str, *,
-                shape: KeyShape = DEFAULT_KEYS) -> str:
+def storage_key(
+    tenant_id: str, owner_id: str, created_at: datetime, name: str, *, shape: KeyShape = DEFAULT_KEYS
+) -> str:
     """`tenant/<tenant_id>/<yyyy>/<mm>/<owner_id>/<name>` (`name` already safe:
     [A-Za-z0-9._-])."""
     key = f"tenant/{tenant_id}/{created_at:%Y}/{created_at:%m}/{owner_id}/{name}"

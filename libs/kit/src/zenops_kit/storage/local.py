@@ -87,8 +87,17 @@ class GrantSigner:
         return hmac.new(self._key, self._context + payload.encode(), hashlib.sha256).digest()
 
     def sign(self, grant: Grant) -> str:
-        body = {"v": _VERSION, "p": grant.purpose, "t": grant.tenant_id, "d": grant.object_id, "k": grant.key,
-                "s": grant.size_bytes, "c": grant.content_type, "f": grant.filename, "e": grant.expires_at}
+        body = {
+            "v": _VERSION,
+            "p": grant.purpose,
+            "t": grant.tenant_id,
+            "d": grant.object_id,
+            "k": grant.key,
+            "s": grant.size_bytes,
+            "c": grant.content_type,
+            "f": grant.filename,
+            "e": grant.expires_at,
+        }
         payload = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
         return f"{payload}.{_b64(self._mac(payload))}"
 
@@ -106,9 +115,16 @@ class GrantSigner:
             raise _invalid()
         try:
             body = json.loads(_unb64(payload))
-            grant = Grant(purpose=body["p"], tenant_id=body["t"], object_id=body["d"], key=body["k"],
-                          size_bytes=int(body["s"]), content_type=body["c"], filename=body["f"],
-                          expires_at=int(body["e"]))
+            grant = Grant(
+                purpose=body["p"],
+                tenant_id=body["t"],
+                object_id=body["d"],
+                key=body["k"],
+                size_bytes=int(body["s"]),
+                content_type=body["c"],
+                filename=body["f"],
+                expires_at=int(body["e"]),
+            )
             if body["v"] != _VERSION:
                 raise ValueError
         except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
@@ -172,8 +188,12 @@ class LocalStorage:
 
     @classmethod
     def from_settings(cls, settings, *, url_prefix: str, keys: KeyShape = DEFAULT_KEYS) -> LocalStorage:
-        return cls(Path(settings.storage_dir), settings.storage_signing_key.get_secret_value().encode(),
-                   url_prefix=url_prefix, keys=keys)
+        return cls(
+            Path(settings.storage_dir),
+            settings.storage_signing_key.get_secret_value().encode(),
+            url_prefix=url_prefix,
+            keys=keys,
+        )
 
     def path(self, key: str) -> Path:
         if not self.keys.valid(key):
@@ -182,12 +202,25 @@ class LocalStorage:
 
     def _sign(self, purpose: str, obj: StoredObject, ttl_seconds: int) -> SignedRequest:
         expires = int(time.time()) + ttl_seconds
-        token = self.signer.sign(Grant(purpose=purpose, tenant_id=obj.tenant_id, object_id=obj.object_id,
-                                       key=obj.key, size_bytes=obj.size_bytes, content_type=obj.content_type,
-                                       filename=obj.filename, expires_at=expires))
+        token = self.signer.sign(
+            Grant(
+                purpose=purpose,
+                tenant_id=obj.tenant_id,
+                object_id=obj.object_id,
+                key=obj.key,
+                size_bytes=obj.size_bytes,
+                content_type=obj.content_type,
+                filename=obj.filename,
+                expires_at=expires,
+            )
+        )
         headers = {"content-type": obj.content_type} if purpose == PUT else {}
-        return SignedRequest(url=self.url_prefix + token, method="PUT" if purpose == PUT else "GET",
-                             headers=headers, expires_at=datetime.fromtimestamp(expires, UTC))
+        return SignedRequest(
+            url=self.url_prefix + token,
+            method="PUT" if purpose == PUT else "GET",
+            headers=headers,
+            expires_at=datetime.fromtimestamp(expires, UTC),
+        )
 
     async def presign_upload(self, obj: StoredObject, ttl_seconds: int) -> SignedRequest:
         return self._sign(PUT, obj, ttl_seconds)
@@ -199,7 +232,7 @@ class LocalStorage:
         upload = await self.begin_upload(key)
         try:
             for start in range(0, len(data), CHUNK_BYTES):
-                await upload.write(data[start:start + CHUNK_BYTES])
+                await upload.write(data[start : start + CHUNK_BYTES])
             await upload.commit()
         except BaseException:
             upload.abort()

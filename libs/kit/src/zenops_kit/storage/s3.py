@@ -86,39 +86,62 @@ class S3Storage:
         )
         # Empty keys: boto3's default chain (environment, web identity / instance role).
         client = boto3.session.Session().client(
-            "s3", endpoint_url=endpoint, region_name=settings.s3_region, aws_access_key_id=key_id,
-            aws_secret_access_key=secret, config=config)
+            "s3",
+            endpoint_url=endpoint,
+            region_name=settings.s3_region,
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+            config=config,
+        )
         return cls(client, settings.s3_bucket)
 
     async def presign_upload(self, obj: StoredObject, ttl_seconds: int) -> SignedRequest:
         checksum = base64.b64encode(bytes.fromhex(obj.sha256)).decode()
-        params = {"Bucket": self.bucket, "Key": obj.key, "ContentType": obj.content_type,
-                  "ContentLength": obj.size_bytes, "ChecksumSHA256": checksum}
+        params = {
+            "Bucket": self.bucket,
+            "Key": obj.key,
+            "ContentType": obj.content_type,
+            "ContentLength": obj.size_bytes,
+            "ChecksumSHA256": checksum,
+        }
         url = await self._presign("put_object", params, ttl_seconds, "PUT")
-        headers = {"content-type": obj.content_type, "content-length": str(obj.size_bytes),
-                   "x-amz-checksum-sha256": checksum}
+        headers = {
+            "content-type": obj.content_type,
+            "content-length": str(obj.size_bytes),
+            "x-amz-checksum-sha256": checksum,
+        }
         return SignedRequest(url=url, method="PUT", headers=headers, expires_at=_expiry(ttl_seconds))
 
     async def presign_download(self, obj: StoredObject, ttl_seconds: int) -> SignedRequest:
-        params = {"Bucket": self.bucket, "Key": obj.key, "ResponseContentType": obj.content_type,
-                  # the filename is sanitised ([A-Za-z0-9._-]): safe inside the quotes
-                  "ResponseContentDisposition": f'attachment; filename="{obj.filename}"'}
+        params = {
+            "Bucket": self.bucket,
+            "Key": obj.key,
+            "ResponseContentType": obj.content_type,
+            # the filename is sanitised ([A-Za-z0-9._-]): safe inside the quotes
+            "ResponseContentDisposition": f'attachment; filename="{obj.filename}"',
+        }
         url = await self._presign("get_object", params, ttl_seconds, "GET")
         return SignedRequest(url=url, method="GET", headers={}, expires_at=_expiry(ttl_seconds))
 
     async def _presign(self, operation: str, params: dict, ttl_seconds: int, method: str) -> str:
         # Local computation, but resolving credentials from the default chain may block.
         try:
-            return await asyncio.to_thread(self.client.generate_presigned_url, operation, Params=params,
-                                           ExpiresIn=ttl_seconds, HttpMethod=method)
+            return await asyncio.to_thread(
+                self.client.generate_presigned_url, operation, Params=params, ExpiresIn=ttl_seconds, HttpMethod=method
+            )
         except BotoCoreError as exc:
             raise _store_unavailable(exc, operation) from exc
 
     def _put(self, key: str, data: bytes, content_type: str) -> ObjectStat:
         digest = hashlib.sha256(data)
-        self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
-                               ContentLength=len(data),
-                               ChecksumSHA256=base64.b64encode(digest.digest()).decode())
+        self.client.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=data,
+            ContentType=content_type,
+            ContentLength=len(data),
+            ChecksumSHA256=base64.b64encode(digest.digest()).decode(),
+        )
         return ObjectStat(size_bytes=len(data), sha256=digest.hexdigest())
 
     async def put(self, key: str, data: bytes, *, content_type: str) -> ObjectStat:

@@ -31,15 +31,25 @@ from .translate import (
     usage_pb,
 )
 
-SUB_STATUS_PB = {sub_rules.ACTIVE: pb.SUBSCRIPTION_STATUS_ACTIVE, sub_rules.PAUSED: pb.SUBSCRIPTION_STATUS_PAUSED,
-                 sub_rules.CANCELLED: pb.SUBSCRIPTION_STATUS_CANCELLED}
+SUB_STATUS_PB = {
+    sub_rules.ACTIVE: pb.SUBSCRIPTION_STATUS_ACTIVE,
+    sub_rules.PAUSED: pb.SUBSCRIPTION_STATUS_PAUSED,
+    sub_rules.CANCELLED: pb.SUBSCRIPTION_STATUS_CANCELLED,
+}
 # Creating a plan or subscribing to one mints credits (its refills): the capability of grants.
 MINTS_CREDITS = "billing.credits.write"
 
 
 def plan_pb(p: Plan) -> pb.Plan:
-    return pb.Plan(id=p.id, code=p.code, name=p.name, credits_per_period=p.credits_per_period, period=p.period,
-                   price_paise=p.price_paise, active=p.active)
+    return pb.Plan(
+        id=p.id,
+        code=p.code,
+        name=p.name,
+        credits_per_period=p.credits_per_period,
+        period=p.period,
+        price_paise=p.price_paise,
+        active=p.active,
+    )
 
 
 def subscription_pb(s: Subscription) -> pb.Subscription:
@@ -56,13 +66,19 @@ def _gate_tenant(ctx, request, context) -> str:
     the request (or in metadata x-tenant-id)."""
     if ctx.is_service and not ctx.tenant_id and not metadata(context).get(TENANT_METADATA):
         if not is_uuid(request.tenant_id):
-            raise InvalidArgument("a service caller names the tenant", reason="TENANT_REQUIRED", violations=[
-                FieldViolation("tenant_id", "required for service callers: the work order's tenant (a UUID)")])
+            raise InvalidArgument(
+                "a service caller names the tenant",
+                reason="TENANT_REQUIRED",
+                violations=[
+                    FieldViolation("tenant_id", "required for service callers: the work order's tenant (a UUID)")
+                ],
+            )
         return request.tenant_id.lower()
     tenant = caller_tenant(ctx, context)
     if request.tenant_id and request.tenant_id.lower() != tenant.lower():
-        raise PermissionDenied("a user acts in its own tenant only", reason="TENANT_MISMATCH",
-                               metadata={"field": "tenant_id"})
+        raise PermissionDenied(
+            "a user acts in its own tenant only", reason="TENANT_MISMATCH", metadata={"field": "tenant_id"}
+        )
     return tenant
 
 
@@ -75,15 +91,26 @@ class OperationsRpcs:
     @requires(MINTS_CREDITS)
     async def CreatePlan(self, request, context):
         ctx = current_context()
-        plan = await service.create_plan(self.runtime.engine, tenant_id=caller_tenant(ctx, context), spec=PlanSpec(
-            code=request.code, name=request.name, credits_per_period=request.credits_per_period,
-            period=request.period or sub_rules.MONTHLY, price_paise=request.price_paise))
+        plan = await service.create_plan(
+            self.runtime.engine,
+            tenant_id=caller_tenant(ctx, context),
+            spec=PlanSpec(
+                code=request.code,
+                name=request.name,
+                credits_per_period=request.credits_per_period,
+                period=request.period or sub_rules.MONTHLY,
+                price_paise=request.price_paise,
+            ),
+        )
         return pb.CreatePlanResponse(plan=plan_pb(plan))
 
     @requires("billing.read")
     async def ListPlans(self, request, context):
-        plans = await service.list_plans(self.runtime.engine, tenant_id=caller_tenant(current_context(), context),
-                                         include_inactive=request.include_inactive)
+        plans = await service.list_plans(
+            self.runtime.engine,
+            tenant_id=caller_tenant(current_context(), context),
+            include_inactive=request.include_inactive,
+        )
         return pb.ListPlansResponse(plans=[plan_pb(p) for p in plans])
 
     @requires("billing.write", MINTS_CREDITS)
@@ -95,20 +122,39 @@ class OperationsRpcs:
         anchor = service.check_subscribe(request.account_id, request.plan_id, start_at, service.now())
 
         async def run(conn):
-            sub, _ = await service.subscribe(conn, tenant_id=tenant_id, account_id=request.account_id,
-                                             plan_id=request.plan_id, anchor=anchor, actor=actor_of(ctx))
+            sub, _ = await service.subscribe(
+                conn,
+                tenant_id=tenant_id,
+                account_id=request.account_id,
+                plan_id=request.plan_id,
+                anchor=anchor,
+                actor=actor_of(ctx),
+            )
             return pb.SubscribeResponse(subscription=subscription_pb(sub))
 
         return await idempotent(
-            self.runtime.engine, tenant_id=tenant_id, key=key, operation="Subscribe",
-            request={"account_id": request.account_id, "plan_id": request.plan_id,
-                     "start_at": start_at.isoformat() if start_at else ""},
-            run=run, decode=pb.SubscribeResponse.FromString)
+            self.runtime.engine,
+            tenant_id=tenant_id,
+            key=key,
+            operation="Subscribe",
+            request={
+                "account_id": request.account_id,
+                "plan_id": request.plan_id,
+                "start_at": start_at.isoformat() if start_at else "",
+            },
+            run=run,
+            decode=pb.SubscribeResponse.FromString,
+        )
 
     async def _change(self, request, context, action: str) -> Subscription:
         ctx = current_context()
-        return await service.change(self.runtime.engine, tenant_id=caller_tenant(ctx, context),
-                                    subscription_id=request.id, action=action, actor=actor_of(ctx))
+        return await service.change(
+            self.runtime.engine,
+            tenant_id=caller_tenant(ctx, context),
+            subscription_id=request.id,
+            action=action,
+            actor=actor_of(ctx),
+        )
 
     @requires("billing.write")
     async def PauseSubscription(self, request, context):
@@ -140,34 +186,60 @@ class OperationsRpcs:
         gate_rules.check_caller(ctx)
         tenant_id = _gate_tenant(ctx, request, context)
         key = idempotency_key(request.idempotency_key, context)
-        req = gate_rules.validate(gate_rules.GateRequest(
-            work_order_id=request.work_order_id, account_id=request.account_id,
-            channel_request_id=request.channel_request_id, amount=request.amount,
-            override_reason=request.override_reason))
+        req = gate_rules.validate(
+            gate_rules.GateRequest(
+                work_order_id=request.work_order_id,
+                account_id=request.account_id,
+                channel_request_id=request.channel_request_id,
+                amount=request.amount,
+                override_reason=request.override_reason,
+            )
+        )
         ttl = timedelta(seconds=self.runtime.settings.reservation_ttl_seconds)
 
         async def run(conn):
-            decision = await release_gate.authorize(conn, tenant_id=tenant_id, req=req, capabilities=ctx.capabilities,
-                                                    actor=actor_of(ctx), reservation_ttl=ttl)
+            decision = await release_gate.authorize(
+                conn,
+                tenant_id=tenant_id,
+                req=req,
+                capabilities=ctx.capabilities,
+                actor=actor_of(ctx),
+                reservation_ttl=ttl,
+            )
             resp = pb.AuthorizeReleaseResponse(allowed=True, basis=decision.basis)
             if decision.reservation is not None:
                 resp.reservation.CopyFrom(reservation_pb(decision.reservation))
             return resp
 
         return await idempotent(
-            self.runtime.engine, tenant_id=tenant_id, key=key, operation="AuthorizeRelease",
-            request={"work_order_id": request.work_order_id, "account_id": request.account_id,
-                     "channel_request_id": request.channel_request_id, "amount": request.amount,
-                     "override_reason": request.override_reason},
-            run=run, decode=pb.AuthorizeReleaseResponse.FromString)
+            self.runtime.engine,
+            tenant_id=tenant_id,
+            key=key,
+            operation="AuthorizeRelease",
+            request={
+                "work_order_id": request.work_order_id,
+                "account_id": request.account_id,
+                "channel_request_id": request.channel_request_id,
+                "amount": request.amount,
+                "override_reason": request.override_reason,
+            },
+            run=run,
+            decode=pb.AuthorizeReleaseResponse.FromString,
+        )
 
     @requires("billing.write")
     async def RecordUsage(self, request, context):
         ctx = current_context()
         u = request.usage
         given = usage.UsageInput(
-            event_id=u.event_id, account_id=u.account_id, kind=u.kind, quantity=u.quantity, ref_type=u.ref_type,
-            ref_id=u.ref_id, occurred_at=u.occurred_at.ToDatetime(tzinfo=UTC) if u.HasField("occurred_at") else None)
+            event_id=u.event_id,
+            account_id=u.account_id,
+            kind=u.kind,
+            quantity=u.quantity,
+            ref_type=u.ref_type,
+            ref_id=u.ref_id,
+            occurred_at=u.occurred_at.ToDatetime(tzinfo=UTC) if u.HasField("occurred_at") else None,
+        )
         tenant_id = caller_tenant(ctx, context)
         async with tenant_tx(self.runtime.engine, tenant_id) as conn:
             event, created = await usage.record(conn, tenant_id=tenant_id, usage=given, source=f"api:{actor_of(ctx)}")
@@ -178,9 +250,25 @@ class OperationsRpcs:
         ctx = current_context()
         limit = reconciliation.check_limit(request.limit)
         report = await reconciliation.reconcile(
-            self.runtime.engine, owners_for(self.runtime), tenant_id=caller_tenant(ctx, context),
-            dry_run=request.dry_run, limit=limit,
-            threshold_seconds=self.runtime.settings.reconcile_threshold_seconds, actor=actor_of(ctx))
-        return pb.ReconcileResponse(dry_run=report.dry_run, violations=report.violations, actions=[
-            pb.ReconcileAction(reservation_id=a.reservation_id, ref_type=a.ref_type, ref_id=a.ref_id, action=a.action,
-                               reason=a.reason) for a in report.actions])
+            self.runtime.engine,
+            owners_for(self.runtime),
+            tenant_id=caller_tenant(ctx, context),
+            dry_run=request.dry_run,
+            limit=limit,
+            threshold_seconds=self.runtime.settings.reconcile_threshold_seconds,
+            actor=actor_of(ctx),
+        )
+        return pb.ReconcileResponse(
+            dry_run=report.dry_run,
+            violations=report.violations,
+            actions=[
+                pb.ReconcileAction(
+                    reservation_id=a.reservation_id,
+                    ref_type=a.ref_type,
+                    ref_id=a.ref_id,
+                    action=a.action,
+                    reason=a.reason,
+                )
+                for a in report.actions
+            ],
+        )

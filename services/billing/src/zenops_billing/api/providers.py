@@ -30,9 +30,18 @@ def _trace_id() -> str:
 
 
 def checkout_pb(c: CheckoutRow) -> ipb.Checkout:
-    msg = ipb.Checkout(id=c.id, provider=c.provider, purpose=c.purpose, account_id=c.account_id, credits=c.credits,
-                       invoice_id=c.invoice_id, amount_paise=c.amount_paise, provider_ref=c.provider_ref,
-                       checkout_url=c.checkout_url, status=c.status)
+    msg = ipb.Checkout(
+        id=c.id,
+        provider=c.provider,
+        purpose=c.purpose,
+        account_id=c.account_id,
+        credits=c.credits,
+        invoice_id=c.invoice_id,
+        amount_paise=c.amount_paise,
+        provider_ref=c.provider_ref,
+        checkout_url=c.checkout_url,
+        status=c.status,
+    )
     ts(msg.created_at, c.created_at)
     return msg
 
@@ -50,23 +59,42 @@ class ProviderRpcs:
             ctx.require(INVOICE_PAYERS[0])
         tenant = caller_tenant(ctx, context)
         key = idempotency_key(request.idempotency_key, context)
-        spec = rules.check_checkout(request.purpose, request.provider, request.account_id, request.credits,
-                                    request.invoice_id)
+        spec = rules.check_checkout(
+            request.purpose, request.provider, request.account_id, request.credits, request.invoice_id
+        )
         providers = providers_for(self.runtime)
         providers.gateway(spec.provider)  # UNAVAILABLE PROVIDER_NOT_CONFIGURED before anything else
 
         async def run(conn):
-            row = await checkout_use_case.create_checkout(conn, providers, tenant_id=tenant, spec=spec, key=key,
-                                                          actor=actor_of(ctx))
+            row = await checkout_use_case.create_checkout(
+                conn, providers, tenant_id=tenant, spec=spec, key=key, actor=actor_of(ctx)
+            )
             return ipb.CreateCheckoutResponse(checkout=checkout_pb(row))
 
-        fields = {"purpose": request.purpose, "provider": request.provider, "account_id": request.account_id,
-                  "credits": request.credits, "invoice_id": request.invoice_id}
-        return await idempotent(self.runtime.engine, tenant_id=tenant, key=key, operation="CreateCheckout",
-                                request=fields, run=run, decode=ipb.CreateCheckoutResponse.FromString)
+        fields = {
+            "purpose": request.purpose,
+            "provider": request.provider,
+            "account_id": request.account_id,
+            "credits": request.credits,
+            "invoice_id": request.invoice_id,
+        }
+        return await idempotent(
+            self.runtime.engine,
+            tenant_id=tenant,
+            key=key,
+            operation="CreateCheckout",
+            request=fields,
+            run=run,
+            decode=ipb.CreateCheckoutResponse.FromString,
+        )
 
     async def HandleProviderWebhook(self, request, context):
         event_id, outcome = await webhooks.handle(
-            self.runtime.engine, providers_for(self.runtime), provider=request.provider, body=bytes(request.body),
-            headers=dict(request.headers), trace_id=_trace_id())
+            self.runtime.engine,
+            providers_for(self.runtime),
+            provider=request.provider,
+            body=bytes(request.body),
+            headers=dict(request.headers),
+            trace_id=_trace_id(),
+        )
         return ipb.HandleProviderWebhookResponse(event_id=event_id, outcome=outcome)

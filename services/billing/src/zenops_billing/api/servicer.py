@@ -103,14 +103,25 @@ class BillingServicer(OperationsRpcs, billing_pb2_grpc.BillingServiceServicer):
         }
 
         async def run(conn):
-            account = await accounts.create(conn, tenant_id=tenant, actor=actor_of(ctx), trace_id=_trace_id(),
-                                            **values)
+            account = await accounts.create(conn, tenant_id=tenant, actor=actor_of(ctx), trace_id=_trace_id(), **values)
             return pb.CreateAccountResponse(account=account_pb(account))
 
-        fields = {"external_key": request.external_key, "display_name": request.display_name,
-                  "policy": request.policy, "gstin": request.gstin, "billing_address": request.billing_address}
-        return await idempotent(self.engine, tenant_id=tenant, key=key, operation="CreateAccount", request=fields,
-                                run=run, decode=pb.CreateAccountResponse.FromString)
+        fields = {
+            "external_key": request.external_key,
+            "display_name": request.display_name,
+            "policy": request.policy,
+            "gstin": request.gstin,
+            "billing_address": request.billing_address,
+        }
+        return await idempotent(
+            self.engine,
+            tenant_id=tenant,
+            key=key,
+            operation="CreateAccount",
+            request=fields,
+            run=run,
+            decode=pb.CreateAccountResponse.FromString,
+        )
 
     @requires("billing.read")
     async def GetAccount(self, request, context):
@@ -122,10 +133,12 @@ class BillingServicer(OperationsRpcs, billing_pb2_grpc.BillingServiceServicer):
         tenant = caller_tenant(current_context(), context)
         status = _status(request.status, "status") if request.status else None
         policy = _policy(request.policy, "policy") if request.policy else None
-        found, cursor = await accounts.list_page(self.engine, tenant, limit=request.page.limit,
-                                                 cursor=request.page.cursor, status=status, policy=policy)
-        return pb.ListAccountsResponse(accounts=[account_pb(a) for a in found],
-                                       page=common_pb2.PageInfo(next_cursor=cursor))
+        found, cursor = await accounts.list_page(
+            self.engine, tenant, limit=request.page.limit, cursor=request.page.cursor, status=status, policy=policy
+        )
+        return pb.ListAccountsResponse(
+            accounts=[account_pb(a) for a in found], page=common_pb2.PageInfo(next_cursor=cursor)
+        )
 
     @requires("billing.write")
     async def UpdateAccount(self, request, context):
@@ -134,16 +147,27 @@ class BillingServicer(OperationsRpcs, billing_pb2_grpc.BillingServiceServicer):
         account_id = rules.parse_uuid(request.id, "id")
         paths = account_rules.check_update_mask(list(request.update_mask.paths))
         given = request.account
-        values = {"display_name": given.display_name, "gstin": given.gstin, "billing_address": given.billing_address,
-                  "external_key": given.external_key}
+        values = {
+            "display_name": given.display_name,
+            "gstin": given.gstin,
+            "billing_address": given.billing_address,
+            "external_key": given.external_key,
+        }
         if "policy" in paths:
             values["policy"] = _policy(given.policy, "account.policy")
         if "status" in paths:
             values["status"] = _status(given.status, "account.status")
         changes = account_rules.clean_update(paths, values)
         reason = rules.check_reason(request.reason, required=False)
-        account = await accounts.update(self.engine, tenant_id=tenant, account_id=account_id, changes=changes,
-                                        reason=reason, actor=actor_of(ctx), trace_id=_trace_id())
+        account = await accounts.update(
+            self.engine,
+            tenant_id=tenant,
+            account_id=account_id,
+            changes=changes,
+            reason=reason,
+            actor=actor_of(ctx),
+            trace_id=_trace_id(),
+        )
         return pb.UpdateAccountResponse(account=account_pb(account))
 
     @requires("billing.read")
@@ -151,10 +175,14 @@ class BillingServicer(OperationsRpcs, billing_pb2_grpc.BillingServiceServicer):
         tenant = caller_tenant(current_context(), context)
         which = request.WhichOneof("account")
         account, open_reservations, unpaid = await accounts.status(
-            self.engine, tenant, account_id=request.account_id if which == "account_id" else None,
-            external_key=request.external_key if which == "external_key" else None)
-        return pb.GetAccountStatusResponse(account=account_pb(account), open_reservations=open_reservations,
-                                           unpaid_invoices=unpaid)
+            self.engine,
+            tenant,
+            account_id=request.account_id if which == "account_id" else None,
+            external_key=request.external_key if which == "external_key" else None,
+        )
+        return pb.GetAccountStatusResponse(
+            account=account_pb(account), open_reservations=open_reservations, unpaid_invoices=unpaid
+        )
 
     # -- wallet ------------------------------------------------------------------------------
 
@@ -170,19 +198,32 @@ class BillingServicer(OperationsRpcs, billing_pb2_grpc.BillingServiceServicer):
         reason = rules.check_reason(request.reason)
 
         async def run(conn, claim):
-            entry, wallet = await operations.grant(conn, tenant_id=tenant, account_id=account_id,
-                                                   amount=request.amount, kind=kind, reason=reason,
-                                                   actor=actor_of(ctx), idempotency_key=key, claim=claim)
+            entry, wallet = await operations.grant(
+                conn,
+                tenant_id=tenant,
+                account_id=account_id,
+                amount=request.amount,
+                kind=kind,
+                reason=reason,
+                actor=actor_of(ctx),
+                idempotency_key=key,
+                claim=claim,
+            )
             return pb.GrantCreditsResponse(entry=entry_pb(entry), wallet=wallet_pb(wallet))
 
         async def replay(conn, entry_id):
             entry, _ = await operations.recorded_result(conn, entry_id)
             return pb.GrantCreditsResponse(entry=entry_pb(entry), wallet=wallet_pb(entry.balance_after))
 
-        fields = {"account_id": request.account_id, "amount": request.amount, "kind": request.kind,
-                  "reason": request.reason}
-        return await idempotent_credit(self.engine, tenant_id=tenant, key=key, operation="GrantCredits",
-                                       request=fields, run=run, replay=replay)
+        fields = {
+            "account_id": request.account_id,
+            "amount": request.amount,
+            "kind": request.kind,
+            "reason": request.reason,
+        }
+        return await idempotent_credit(
+            self.engine, tenant_id=tenant, key=key, operation="GrantCredits", request=fields, run=run, replay=replay
+        )
 
     @requires("billing.write")
     async def ReserveCredits(self, request, context):
@@ -205,16 +246,38 @@ class BillingServicer(OperationsRpcs, billing_pb2_grpc.BillingServiceServicer):
 
         async def run(conn, claim):
             reservation, wallet = await operations.reserve(
-                conn, tenant_id=tenant, account_id=account_id, amount=request.amount, ref_type=request.ref_type,
-                ref_id=request.ref_id, expires_at=expires_at, actor=actor_of(ctx), override_reason=override_reason,
-                may_override=bool(override_reason), idempotency_key=key, claim=claim)
+                conn,
+                tenant_id=tenant,
+                account_id=account_id,
+                amount=request.amount,
+                ref_type=request.ref_type,
+                ref_id=request.ref_id,
+                expires_at=expires_at,
+                actor=actor_of(ctx),
+                override_reason=override_reason,
+                may_override=bool(override_reason),
+                idempotency_key=key,
+                claim=claim,
+            )
             return pb.ReserveCreditsResponse(reservation=reservation_pb(reservation), wallet=wallet_pb(wallet))
 
-        fields = {"account_id": request.account_id, "amount": request.amount, "ref_type": request.ref_type,
-                  "ref_id": request.ref_id, "override_reason": request.override_reason,
-                  "expires_at": request.expires_at.ToJsonString() if request.HasField("expires_at") else ""}
-        return await idempotent_credit(self.engine, tenant_id=tenant, key=key, operation="ReserveCredits",
-                                       request=fields, run=run, replay=_replay(pb.ReserveCreditsResponse))
+        fields = {
+            "account_id": request.account_id,
+            "amount": request.amount,
+            "ref_type": request.ref_type,
+            "ref_id": request.ref_id,
+            "override_reason": request.override_reason,
+            "expires_at": request.expires_at.ToJsonString() if request.HasField("expires_at") else "",
+        }
+        return await idempotent_credit(
+            self.engine,
+            tenant_id=tenant,
+            key=key,
+            operation="ReserveCredits",
+            request=fields,
+            run=run,
+            replay=_replay(pb.ReserveCreditsResponse),
+        )
 
     @requires("billing.write")
     async def ConsumeReservation(self, request, context):
@@ -226,14 +289,27 @@ class BillingServicer(OperationsRpcs, billing_pb2_grpc.BillingServiceServicer):
             raise rules.invalid("amount", "must be > 0 (or 0 for the whole reservation)")
 
         async def run(conn, claim):
-            reservation, wallet = await operations.consume(conn, tenant_id=tenant, reservation_id=reservation_id,
-                                                           amount=request.amount or None, actor=actor_of(ctx),
-                                                           idempotency_key=key, claim=claim)
+            reservation, wallet = await operations.consume(
+                conn,
+                tenant_id=tenant,
+                reservation_id=reservation_id,
+                amount=request.amount or None,
+                actor=actor_of(ctx),
+                idempotency_key=key,
+                claim=claim,
+            )
             return pb.ConsumeReservationResponse(reservation=reservation_pb(reservation), wallet=wallet_pb(wallet))
 
         fields = {"reservation_id": request.reservation_id, "amount": request.amount}
-        return await idempotent_credit(self.engine, tenant_id=tenant, key=key, operation="ConsumeReservation",
-                                       request=fields, run=run, replay=_replay(pb.ConsumeReservationResponse))
+        return await idempotent_credit(
+            self.engine,
+            tenant_id=tenant,
+            key=key,
+            operation="ConsumeReservation",
+            request=fields,
+            run=run,
+            replay=_replay(pb.ConsumeReservationResponse),
+        )
 
     @requires("billing.write")
     async def ReleaseReservation(self, request, context):
@@ -244,14 +320,27 @@ class BillingServicer(OperationsRpcs, billing_pb2_grpc.BillingServiceServicer):
         reason = rules.check_reason(request.reason)
 
         async def run(conn, claim):
-            reservation, wallet = await operations.release(conn, tenant_id=tenant, reservation_id=reservation_id,
-                                                           reason=reason, actor=actor_of(ctx), idempotency_key=key,
-                                                           claim=claim)
+            reservation, wallet = await operations.release(
+                conn,
+                tenant_id=tenant,
+                reservation_id=reservation_id,
+                reason=reason,
+                actor=actor_of(ctx),
+                idempotency_key=key,
+                claim=claim,
+            )
             return pb.ReleaseReservationResponse(reservation=reservation_pb(reservation), wallet=wallet_pb(wallet))
 
         fields = {"reservation_id": request.reservation_id, "reason": request.reason}
-        return await idempotent_credit(self.engine, tenant_id=tenant, key=key, operation="ReleaseReservation",
-                                       request=fields, run=run, replay=_replay(pb.ReleaseReservationResponse))
+        return await idempotent_credit(
+            self.engine,
+            tenant_id=tenant,
+            key=key,
+            operation="ReleaseReservation",
+            request=fields,
+            run=run,
+            replay=_replay(pb.ReleaseReservationResponse),
+        )
 
     @requires("billing.read")
     async def ListReservations(self, request, context):
@@ -262,16 +351,25 @@ class BillingServicer(OperationsRpcs, billing_pb2_grpc.BillingServiceServicer):
                 raise rules.invalid("status", "is not a reservation status")
             status = RESERVATION_STATUS_OF[request.status]
         found, cursor = await queries.list_reservations(
-            self.engine, tenant, limit=request.page.limit, cursor=request.page.cursor, account_id=request.account_id,
-            status=status, ref_type=request.ref_type, ref_id=request.ref_id)
-        return pb.ListReservationsResponse(reservations=[reservation_pb(r) for r in found],
-                                           page=common_pb2.PageInfo(next_cursor=cursor))
+            self.engine,
+            tenant,
+            limit=request.page.limit,
+            cursor=request.page.cursor,
+            account_id=request.account_id,
+            status=status,
+            ref_type=request.ref_type,
+            ref_id=request.ref_id,
+        )
+        return pb.ListReservationsResponse(
+            reservations=[reservation_pb(r) for r in found], page=common_pb2.PageInfo(next_cursor=cursor)
+        )
 
     @requires("billing.read")
     async def GetTimeline(self, request, context):
         tenant = caller_tenant(current_context(), context)
-        items, cursor = await queries.timeline(self.engine, tenant, account_id=request.account_id,
-                                               limit=request.page.limit, cursor=request.page.cursor)
+        items, cursor = await queries.timeline(
+            self.engine, tenant, account_id=request.account_id, limit=request.page.limit, cursor=request.page.cursor
+        )
         out = []
         for at, rank, _, item in items:
             msg = pb.TimelineItem()
@@ -289,8 +387,9 @@ class BillingServicer(OperationsRpcs, billing_pb2_grpc.BillingServiceServicer):
     async def GetCreditAggregate(self, request, context):
         tenant = caller_tenant(current_context(), context)
         total, count, active, negative = await queries.aggregate(self.engine, tenant)
-        return pb.GetCreditAggregateResponse(total=wallet_pb(total), accounts=count, active_reservations=active,
-                                             negative_accounts=negative)
+        return pb.GetCreditAggregateResponse(
+            total=wallet_pb(total), accounts=count, active_reservations=active, negative_accounts=negative
+        )
 
 
 def register(server, runtime: Runtime) -> list[str]:

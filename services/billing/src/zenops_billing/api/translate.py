@@ -18,11 +18,17 @@ POLICY_PB = {"CREDIT": pb.BILLING_POLICY_CREDIT, "POSTPAID": pb.BILLING_POLICY_P
 POLICY_OF = {v: k for k, v in POLICY_PB.items()}
 ACCOUNT_STATUS_PB = {"ACTIVE": pb.ACCOUNT_STATUS_ACTIVE, "SUSPENDED": pb.ACCOUNT_STATUS_SUSPENDED}
 ACCOUNT_STATUS_OF = {v: k for k, v in ACCOUNT_STATUS_PB.items()}
-RESERVATION_STATUS_PB = {"ACTIVE": pb.RESERVATION_STATUS_ACTIVE, "CONSUMED": pb.RESERVATION_STATUS_CONSUMED,
-                         "RELEASED": pb.RESERVATION_STATUS_RELEASED, "EXPIRED": pb.RESERVATION_STATUS_EXPIRED}
+RESERVATION_STATUS_PB = {
+    "ACTIVE": pb.RESERVATION_STATUS_ACTIVE,
+    "CONSUMED": pb.RESERVATION_STATUS_CONSUMED,
+    "RELEASED": pb.RESERVATION_STATUS_RELEASED,
+    "EXPIRED": pb.RESERVATION_STATUS_EXPIRED,
+}
 RESERVATION_STATUS_OF = {v: k for k, v in RESERVATION_STATUS_PB.items()}
-LEDGER_KIND_PB = {name: pb.LedgerKind.Value(f"LEDGER_KIND_{name}")
-                  for name in ("GRANT", "TOPUP", "REFILL", "RESERVE", "CONSUME", "RELEASE", "EXPIRE", "ADJUSTMENT")}
+LEDGER_KIND_PB = {
+    name: pb.LedgerKind.Value(f"LEDGER_KIND_{name}")
+    for name in ("GRANT", "TOPUP", "REFILL", "RESERVE", "CONSUME", "RELEASE", "EXPIRE", "ADJUSTMENT")
+}
 LEDGER_KIND_OF = {v: k for k, v in LEDGER_KIND_PB.items()}
 
 TENANT_METADATA = "x-tenant-id"
@@ -39,26 +45,51 @@ def wallet_pb(w: Wallet) -> pb.Wallet:
 
 
 def account_pb(a: Account) -> pb.Account:
-    msg = pb.Account(id=a.id, tenant_id=a.tenant_id, external_key=a.external_key, display_name=a.display_name,
-                     policy=POLICY_PB.get(a.policy, 0), status=ACCOUNT_STATUS_PB.get(a.status, 0), gstin=a.gstin,
-                     billing_address=a.billing_address, currency=a.currency, wallet=wallet_pb(a.wallet))
+    msg = pb.Account(
+        id=a.id,
+        tenant_id=a.tenant_id,
+        external_key=a.external_key,
+        display_name=a.display_name,
+        policy=POLICY_PB.get(a.policy, 0),
+        status=ACCOUNT_STATUS_PB.get(a.status, 0),
+        gstin=a.gstin,
+        billing_address=a.billing_address,
+        currency=a.currency,
+        wallet=wallet_pb(a.wallet),
+    )
     ts(msg.created_at, a.created_at)
     ts(msg.updated_at, a.updated_at)
     return msg
 
 
 def entry_pb(e: LedgerEntry) -> pb.LedgerEntry:
-    msg = pb.LedgerEntry(id=e.id, account_id=e.account_id, kind=LEDGER_KIND_PB.get(e.kind, 0), amount=e.amount,
-                         reservation_id=e.reservation_id, business_ref=e.business_ref, actor=e.actor, reason=e.reason,
-                         idempotency_key=e.idempotency_key, balance_after=wallet_pb(e.balance_after))
+    msg = pb.LedgerEntry(
+        id=e.id,
+        account_id=e.account_id,
+        kind=LEDGER_KIND_PB.get(e.kind, 0),
+        amount=e.amount,
+        reservation_id=e.reservation_id,
+        business_ref=e.business_ref,
+        actor=e.actor,
+        reason=e.reason,
+        idempotency_key=e.idempotency_key,
+        balance_after=wallet_pb(e.balance_after),
+    )
     ts(msg.created_at, e.created_at)
     return msg
 
 
 def reservation_pb(r: Reservation) -> pb.Reservation:
-    msg = pb.Reservation(id=r.id, account_id=r.account_id, amount=r.amount, ref_type=r.ref_type, ref_id=r.ref_id,
-                         status=RESERVATION_STATUS_PB.get(r.status, 0), consumed_amount=r.consumed_amount,
-                         override_reason=r.override_reason)
+    msg = pb.Reservation(
+        id=r.id,
+        account_id=r.account_id,
+        amount=r.amount,
+        ref_type=r.ref_type,
+        ref_id=r.ref_id,
+        status=RESERVATION_STATUS_PB.get(r.status, 0),
+        consumed_amount=r.consumed_amount,
+        override_reason=r.override_reason,
+    )
     ts(msg.expires_at, r.expires_at)
     ts(msg.created_at, r.created_at)
     ts(msg.settled_at, r.settled_at)
@@ -66,8 +97,14 @@ def reservation_pb(r: Reservation) -> pb.Reservation:
 
 
 def usage_pb(u: UsageEvent) -> pb.UsageEvent:
-    msg = pb.UsageEvent(event_id=u.event_id, account_id=u.account_id, kind=u.kind, quantity=u.quantity,
-                        ref_type=u.ref_type, ref_id=u.ref_id)
+    msg = pb.UsageEvent(
+        event_id=u.event_id,
+        account_id=u.account_id,
+        kind=u.kind,
+        quantity=u.quantity,
+        ref_type=u.ref_type,
+        ref_id=u.ref_id,
+    )
     ts(msg.occurred_at, u.occurred_at)
     return msg
 
@@ -85,8 +122,11 @@ def caller_tenant(ctx: RequestContext, context) -> str:
     if ctx.is_service:
         tenant = metadata(context).get(TENANT_METADATA, "")
         if not is_uuid(tenant):
-            raise invalid(TENANT_METADATA, "a service token must name the tenant (a UUID) in this metadata",
-                          reason="TENANT_REQUIRED")
+            raise invalid(
+                TENANT_METADATA,
+                "a service token must name the tenant (a UUID) in this metadata",
+                reason="TENANT_REQUIRED",
+            )
         return tenant.lower()
     raise PermissionDenied("this token names no tenant", reason="TENANT_REQUIRED")
 

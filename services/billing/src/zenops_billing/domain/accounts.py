@@ -116,6 +116,12 @@ def check_update_mask(paths: list[str]) -> list[str]:
 def clean_update(paths: list[str], values: dict[str, str]) -> dict[str, str]:
     """The new value of every field in `paths`, validated (field names as in the request:
     `account.<field>`)."""
-    cleaners = {"display_name": clean_display_name, "policy": check_policy, "status": check_status,
-                "gstin": clean_gstin, "billing_address": clean_address, "external_key": clean_external_key}
+    cleaners = {
+        "display_name": clean_display_name,
+        "policy": check_policy,
+        "status": check_status,
+        "gstin": clean_gstin,
+        "billing_address": clean_address,
+        "external_key": clean_external_key,
+    }
     return {path: cleaners[path](values.get(path, ""), f"account.{path}") for path in paths}

@@ -29,11 +29,44 @@ MAX_PAISE = 10**13  # ₹1 lakh crore: far above any real line, below bigint and
 # The GST state code (a GSTIN's first two digits) → the state. 25 (Daman and Diu) and 26
 # (Dadra and Nagar Haveli) merged in 2020; 28 is Andhra Pradesh's code before 2014.
 GST_STATE_CODES: dict[str, str] = {
-    "01": "JK", "02": "HP", "03": "PB", "04": "CH", "05": "UT", "06": "HR", "07": "DL", "08": "RJ", "09": "UP",
-    "10": "BR", "11": "SK", "12": "AR", "13": "NL", "14": "MN", "15": "MZ", "16": "TR", "17": "ML", "18": "AS",
-    "19": "WB", "20": "JH", "21": "OR", "22": "CT", "23": "MP", "24": "GJ", "25": "DH", "26": "DH", "27": "MH",
-    "28": "AP", "29": "KA", "30": "GA", "31": "LD", "32": "KL", "33": "TN", "34": "PY", "35": "AN", "36": "TG",
-    "37": "AP", "38": "LA",
+    "01": "JK",
+    "02": "HP",
+    "03": "PB",
+    "04": "CH",
+    "05": "UT",
+    "06": "HR",
+    "07": "DL",
+    "08": "RJ",
+    "09": "UP",
+    "10": "BR",
+    "11": "SK",
+    "12": "AR",
+    "13": "NL",
+    "14": "MN",
+    "15": "MZ",
+    "16": "TR",
+    "17": "ML",
+    "18": "AS",
+    "19": "WB",
+    "20": "JH",
+    "21": "OR",
+    "22": "CT",
+    "23": "MP",
+    "24": "GJ",
+    "25": "DH",
+    "26": "DH",
+    "27": "MH",
+    "28": "AP",
+    "29": "KA",
+    "30": "GA",
+    "31": "LD",
+    "32": "KL",
+    "33": "TN",
+    "34": "PY",
+    "35": "AN",
+    "36": "TG",
+    "37": "AP",
+    "38": "LA",
 }
 _GSTIN = re.compile(r"[0-9]{2}[A-Z]{5}[0-9]{4}[A-Z][1-9A-Z]Z[0-9A-Z]")
 _SAC = re.compile(r"[0-9]{4,8}")
@@ -127,8 +160,7 @@ def tax(taxable: int, *, intra_state: bool) -> LineTax:
         return LineTax(taxable, 0, 0, half_up(base * IGST_RATE))
 
 
-def line_tax(qty: Decimal, unit_price_paise: int, discount_paise: int, *, place: str, supplier_state: str
-             ) -> LineTax:
+def line_tax(qty: Decimal, unit_price_paise: int, discount_paise: int, *, place: str, supplier_state: str) -> LineTax:
     return tax(taxable_value(qty, unit_price_paise, discount_paise), intra_state=place == supplier_state)
 
 

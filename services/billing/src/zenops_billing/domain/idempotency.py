@@ -31,8 +31,9 @@ def canonical(request: dict) -> dict:
 
 
 def fingerprint(operation: str, request: dict) -> bytes:
-    raw = json.dumps({"operation": operation, "request": canonical(request)}, sort_keys=True,
-                     separators=(",", ":"), default=str)
+    raw = json.dumps(
+        {"operation": operation, "request": canonical(request)}, sort_keys=True, separators=(",", ":"), default=str
+    )
     return hashlib.sha256(raw.encode()).digest()
 
 

@@ -67,10 +67,18 @@ PROOF_ALREADY_REVIEWED = "PROOF_ALREADY_REVIEWED"
 DOCUMENT_NOT_FOUND = "DOCUMENT_NOT_FOUND"
 
 # Audit kinds (invoice_events.kind).
-EV_CREATED, EV_LINES_ADDED, EV_ISSUED, EV_VOIDED = "invoice.created", "invoice.lines_added", "invoice.issued", \
-    "invoice.voided"
-EV_ADJUSTED, EV_CREDITED, EV_PAYMENT, EV_PAID = "invoice.adjusted", "invoice.credited", "payment.recorded", \
-    "invoice.paid"
+EV_CREATED, EV_LINES_ADDED, EV_ISSUED, EV_VOIDED = (
+    "invoice.created",
+    "invoice.lines_added",
+    "invoice.issued",
+    "invoice.voided",
+)
+EV_ADJUSTED, EV_CREDITED, EV_PAYMENT, EV_PAID = (
+    "invoice.adjusted",
+    "invoice.credited",
+    "payment.recorded",
+    "invoice.paid",
+)
 EV_PROOF_SUBMITTED, EV_PROOF_CONFIRMED, EV_PROOF_REJECTED = "proof.submitted", "proof.confirmed", "proof.rejected"
 
 
@@ -100,8 +108,11 @@ def format_number(prefix: str, fy: int, n: int) -> str:
     room = MAX_NUMBER - len(head)
     digits = str(n)
     if n < 1 or len(digits) > room:
-        raise FailedPrecondition(f"the number series {head} cannot hold {n} in {MAX_NUMBER} characters",
-                                 reason=SERIES_EXHAUSTED, metadata={"series": head, "value": str(n)})
+        raise FailedPrecondition(
+            f"the number series {head} cannot hold {n} in {MAX_NUMBER} characters",
+            reason=SERIES_EXHAUSTED,
+            metadata={"series": head, "value": str(n)},
+        )
     number = head + digits.zfill(min(PADDING, room))
     assert NUMBER.fullmatch(number), number
     return number
@@ -139,23 +150,28 @@ def check_invoice_date(requested: date | None, today: date) -> date:
 def before_last(requested: date, last: date) -> FailedPrecondition:
     return FailedPrecondition(
         f"invoice_date {requested.isoformat()} is before the series' last issued date {last.isoformat()}",
-        reason=INVOICE_DATE_BEFORE_LAST, violations=[FieldViolation("invoice_date", "is before the last issued date")],
-        metadata={"invoice_date": requested.isoformat(), "last_date": last.isoformat()})
+        reason=INVOICE_DATE_BEFORE_LAST,
+        violations=[FieldViolation("invoice_date", "is before the last issued date")],
+        metadata={"invoice_date": requested.isoformat(), "last_date": last.isoformat()},
+    )
 
 
 def not_found(invoice_id: str, field: str = "id") -> NotFound:
-    return NotFound(f"invoice {invoice_id} not found", reason=INVOICE_NOT_FOUND,
-                    metadata={"field": field, "id": invoice_id})
+    return NotFound(
+        f"invoice {invoice_id} not found", reason=INVOICE_NOT_FOUND, metadata={"field": field, "id": invoice_id}
+    )
 
 
 def settings_required() -> FailedPrecondition:
-    return FailedPrecondition("the supplier's billing settings (legal name, GSTIN, state, prefix) are not set",
-                              reason=SETTINGS_REQUIRED)
+    return FailedPrecondition(
+        "the supplier's billing settings (legal name, GSTIN, state, prefix) are not set", reason=SETTINGS_REQUIRED
+    )
 
 
 def wrong_status(invoice_id: str, status: str, reason: str, wanted: str) -> FailedPrecondition:
-    return FailedPrecondition(f"invoice {invoice_id} is {status}; {wanted}", reason=reason,
-                              metadata={"status": status, "id": invoice_id})
+    return FailedPrecondition(
+        f"invoice {invoice_id} is {status}; {wanted}", reason=reason, metadata={"status": status, "id": invoice_id}
+    )
 
 
 def check_draft(invoice_id: str, status: str) -> None:
@@ -165,8 +181,9 @@ def check_draft(invoice_id: str, status: str) -> None:
 
 def check_voidable(invoice_id: str, status: str, paid_paise: int) -> None:
     if paid_paise > 0 or status in (PARTIALLY_PAID, PAID):
-        raise wrong_status(invoice_id, status, INVOICE_HAS_PAYMENTS,
-                           "an invoice with payments cannot be voided: issue a credit note")
+        raise wrong_status(
+            invoice_id, status, INVOICE_HAS_PAYMENTS, "an invoice with payments cannot be voided: issue a credit note"
+        )
     if status not in (DRAFT, ISSUED):
         raise wrong_status(invoice_id, status, INVOICE_NOT_ISSUED, "only a draft or an issued invoice can be voided")
 
@@ -184,9 +201,12 @@ def balance(total: int, adjusted: int, credited: int, paid: int) -> int:
 
 def check_within_balance(amount: int, due: int, field: str, *, reason: str = EXCEEDS_BALANCE) -> None:
     if amount > due:
-        raise FailedPrecondition(f"{field} {amount} is more than the balance {due}", reason=reason,
-                                 violations=[FieldViolation(field, f"must be at most the balance ({due} paise)")],
-                                 metadata={"field": field, field: str(amount), "balance_paise": str(due)})
+        raise FailedPrecondition(
+            f"{field} {amount} is more than the balance {due}",
+            reason=reason,
+            violations=[FieldViolation(field, f"must be at most the balance ({due} paise)")],
+            metadata={"field": field, field: str(amount), "balance_paise": str(due)},
+        )
 
 
 def status_after(status: str, total: int, adjusted: int, credited: int, paid: int) -> str:
@@ -207,10 +227,12 @@ def check_amount(amount: int, field: str) -> int:
 
 
 def reference_used(method: str, reference: str) -> AlreadyExists:
-    return AlreadyExists(f"a different payment was recorded with {method} reference {reference!r}",
-                         reason=PAYMENT_REFERENCE_USED,
-                         violations=[FieldViolation("reference", "was used by another payment")],
-                         metadata={"field": "reference", "method": method})
+    return AlreadyExists(
+        f"a different payment was recorded with {method} reference {reference!r}",
+        reason=PAYMENT_REFERENCE_USED,
+        violations=[FieldViolation("reference", "was used by another payment")],
+        metadata={"field": "reference", "method": method},
+    )
 
 
 @dataclass(frozen=True)
@@ -230,8 +252,12 @@ class Ageing:
         return Ageing(self.days_0_30, self.days_31_60, self.days_61_90, self.days_90_plus + amount)
 
     def __add__(self, other: Ageing) -> Ageing:
-        return Ageing(self.days_0_30 + other.days_0_30, self.days_31_60 + other.days_31_60,
-                      self.days_61_90 + other.days_61_90, self.days_90_plus + other.days_90_plus)
+        return Ageing(
+            self.days_0_30 + other.days_0_30,
+            self.days_31_60 + other.days_31_60,
+            self.days_61_90 + other.days_61_90,
+            self.days_90_plus + other.days_90_plus,
+        )
 
 
 def days_past(invoice_date: date, as_of: date) -> int:

@@ -53,18 +53,25 @@ RECOVERY_NOT_APPLICABLE = "NOT_APPLICABLE"
 
 
 def invalid(field_name: str, description: str, reason: str = "VALIDATION_FAILED") -> InvalidArgument:
-    return InvalidArgument(f"{field_name}: {description}", reason=reason,
-                           violations=[FieldViolation(field_name, description)])
+    return InvalidArgument(
+        f"{field_name}: {description}", reason=reason, violations=[FieldViolation(field_name, description)]
+    )
 
 
 def not_configured(provider: str) -> Unavailable:
-    return Unavailable(f"payment provider {provider} is not configured here", reason=PROVIDER_NOT_CONFIGURED,
-                       metadata={"provider": provider})
+    return Unavailable(
+        f"payment provider {provider} is not configured here",
+        reason=PROVIDER_NOT_CONFIGURED,
+        metadata={"provider": provider},
+    )
 
 
 def event_id_reused(provider: str, event_id: str) -> AlreadyExists:
-    return AlreadyExists(f"{provider} event {event_id} was received before with another body",
-                         reason=EVENT_ID_REUSED, metadata={"provider": provider, "event_id": event_id})
+    return AlreadyExists(
+        f"{provider} event {event_id} was received before with another body",
+        reason=EVENT_ID_REUSED,
+        metadata={"provider": provider, "event_id": event_id},
+    )
 
 
 # -- checkout --------------------------------------------------------------------------------
@@ -121,8 +128,7 @@ def checkout_id_for(tenant_id: str, key: str) -> str:
 
 def metadata_for(tenant_id: str, checkout_id: str, spec: CheckoutSpec) -> dict[str, str]:
     """What the provider object carries (Razorpay notes, Stripe metadata): purpose and target."""
-    out = {"purpose": spec.purpose, "tenant_id": tenant_id, "checkout_id": checkout_id,
-           "account_id": spec.account_id}
+    out = {"purpose": spec.purpose, "tenant_id": tenant_id, "checkout_id": checkout_id, "account_id": spec.account_id}
     if spec.purpose == TOPUP:
         out["credits"] = str(spec.credits)
     else:
@@ -219,8 +225,9 @@ def parse_razorpay(body: bytes, event_id: str) -> ProviderEvent:
         effect = DISPUTE_LOST
         amount = _int(dispute.get("amount")) or amount
     currency = _str(payment.get("currency")) or _str(refund.get("currency")) or _str(dispute.get("currency"))
-    return ProviderEvent(RAZORPAY, event_id, kind, effect, tuple(dict.fromkeys(refs)), payment_ref, amount,
-                         currency.upper())
+    return ProviderEvent(
+        RAZORPAY, event_id, kind, effect, tuple(dict.fromkeys(refs)), payment_ref, amount, currency.upper()
+    )
 
 
 def parse_stripe(body: bytes) -> ProviderEvent:

@@ -41,8 +41,9 @@ def check_caller(ctx: RequestContext) -> None:
         raise Unauthenticated("authentication required", reason="UNAUTHENTICATED")
     if WRITE_CAPABILITY in ctx.capabilities or (ctx.is_service and ctx.subject == REPOGEN_SERVICE):
         return
-    raise PermissionDenied(f"missing capability: {WRITE_CAPABILITY}", reason="MISSING_CAPABILITY",
-                           metadata={"missing": WRITE_CAPABILITY})
+    raise PermissionDenied(
+        f"missing capability: {WRITE_CAPABILITY}", reason="MISSING_CAPABILITY", metadata={"missing": WRITE_CAPABILITY}
+    )
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,13 @@ def validate(req: GateRequest) -> GateRequest:
         v.append(FieldViolation("override_reason", f"at most {MAX_REASON} characters, not blank"))
     if v:
         raise InvalidArgument("invalid release authorization", violations=v)
-    return GateRequest(req.work_order_id.strip(), req.account_id, req.channel_request_id.strip(),
-                       req.amount or DEFAULT_AMOUNT, req.override_reason.strip())
+    return GateRequest(
+        req.work_order_id.strip(),
+        req.account_id,
+        req.channel_request_id.strip(),
+        req.amount or DEFAULT_AMOUNT,
+        req.override_reason.strip(),
+    )
 
 
 def reservation_refs(req: GateRequest) -> list[tuple[str, str]]:

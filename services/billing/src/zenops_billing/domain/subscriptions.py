@@ -93,6 +93,7 @@ def validate_plan(spec: PlanSpec) -> None:
 
 # -- period arithmetic -----------------------------------------------------------------------
 
+
 def utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("naive datetime: billing times are UTC-aware")

@@ -41,7 +41,15 @@ ACCOUNT_ACTIVE, ACCOUNT_SUSPENDED = "ACTIVE", "SUSPENDED"
 ACCOUNT_STATUSES = (ACCOUNT_ACTIVE, ACCOUNT_SUSPENDED)
 
 GRANT, TOPUP, REFILL, RESERVE, CONSUME, RELEASE, EXPIRE, ADJUSTMENT = (
-    "GRANT", "TOPUP", "REFILL", "RESERVE", "CONSUME", "RELEASE", "EXPIRE", "ADJUSTMENT")
+    "GRANT",
+    "TOPUP",
+    "REFILL",
+    "RESERVE",
+    "CONSUME",
+    "RELEASE",
+    "EXPIRE",
+    "ADJUSTMENT",
+)
 LEDGER_KINDS = (GRANT, TOPUP, REFILL, RESERVE, CONSUME, RELEASE, EXPIRE, ADJUSTMENT)
 # Kinds that add credits (grant()); REFILL is the subscription scheduler's.
 GRANT_KINDS = (GRANT, TOPUP, REFILL, ADJUSTMENT)
@@ -128,8 +136,9 @@ class Reservation:
 
 
 def invalid(field_name: str, description: str, reason: str = "VALIDATION_FAILED") -> InvalidArgument:
-    return InvalidArgument(f"{field_name} {description}", reason=reason,
-                           violations=[FieldViolation(field_name, description)])
+    return InvalidArgument(
+        f"{field_name} {description}", reason=reason, violations=[FieldViolation(field_name, description)]
+    )
 
 
 def account_not_found(account_id: str) -> NotFound:
@@ -137,25 +146,27 @@ def account_not_found(account_id: str) -> NotFound:
 
 
 def reservation_not_found(reservation_id: str) -> NotFound:
-    return NotFound("no such reservation", reason=RESERVATION_NOT_FOUND,
-                    metadata={"reservation_id": reservation_id})
+    return NotFound("no such reservation", reason=RESERVATION_NOT_FOUND, metadata={"reservation_id": reservation_id})
 
 
 def account_suspended(account_id: str) -> FailedPrecondition:
-    return FailedPrecondition("the billing account is suspended", reason=ACCOUNT_SUSPENDED,
-                              metadata={"account_id": account_id})
+    return FailedPrecondition(
+        "the billing account is suspended", reason=ACCOUNT_SUSPENDED, metadata={"account_id": account_id}
+    )
 
 
 def insufficient_credits(requested: int, available: int) -> FailedPrecondition:
     return FailedPrecondition(
-        f"insufficient credits: {requested} requested, {available} available", reason=INSUFFICIENT_CREDITS,
+        f"insufficient credits: {requested} requested, {available} available",
+        reason=INSUFFICIENT_CREDITS,
         metadata={"requested": str(requested), "available": str(available)},
     )
 
 
 def reservation_exists(reservation_id: str, ref_type: str, ref_id: str) -> AlreadyExists:
     return AlreadyExists(
-        f"an ACTIVE reservation exists for {ref_type} {ref_id}", reason=RESERVATION_EXISTS,
+        f"an ACTIVE reservation exists for {ref_type} {ref_id}",
+        reason=RESERVATION_EXISTS,
         metadata={"reservation_id": reservation_id, "ref_type": ref_type, "ref_id": ref_id},
     )
 
@@ -217,9 +228,11 @@ def settle_refused(outcome: str, reservation_id: str, expires_at: datetime | Non
     """ACTIVE → CONSUMED | RELEASED | EXPIRED, nothing else: why a settle of a reservation in
     another state is refused. A reservation past its expires_at counts as expired even
     before the sweep has marked it (except to the expiry itself)."""
-    messages = {RESERVATION_ALREADY_CONSUMED: "the reservation was already consumed",
-                RESERVATION_ALREADY_RELEASED: "the reservation was already released",
-                RESERVATION_EXPIRED: "the reservation has expired"}
+    messages = {
+        RESERVATION_ALREADY_CONSUMED: "the reservation was already consumed",
+        RESERVATION_ALREADY_RELEASED: "the reservation was already released",
+        RESERVATION_EXPIRED: "the reservation has expired",
+    }
     metadata = {"reservation_id": reservation_id}
     if outcome == RESERVATION_EXPIRED and expires_at is not None:
         metadata["expires_at"] = expires_at.isoformat()
@@ -228,7 +241,8 @@ def settle_refused(outcome: str, reservation_id: str, expires_at: datetime | Non
 
 def exceeds_reserved(reservation_id: str, requested: int, reserved: int) -> FailedPrecondition:
     return FailedPrecondition(
-        f"cannot consume {requested}: the reservation holds {reserved}", reason=EXCEEDS_RESERVED_AMOUNT,
+        f"cannot consume {requested}: the reservation holds {reserved}",
+        reason=EXCEEDS_RESERVED_AMOUNT,
         metadata={"reservation_id": reservation_id, "requested": str(requested), "reserved": str(reserved)},
     )
 
@@ -248,8 +262,9 @@ class LedgerSums:
     last_seq: int
 
 
-def wallet_violations(account_id: str, wallet: Wallet, entries: int, sums: LedgerSums, active_reserved: int,
-                      last_after: Wallet | None) -> list[str]:
+def wallet_violations(
+    account_id: str, wallet: Wallet, entries: int, sums: LedgerSums, active_reserved: int, last_after: Wallet | None
+) -> list[str]:
     """Human-readable violations of one account's invariants (empty = healthy)."""
     out = []
     for name in ("granted", "consumed", "reserved", "overdraft"):
@@ -257,24 +272,31 @@ def wallet_violations(account_id: str, wallet: Wallet, entries: int, sums: Ledge
         if row != ledger:
             out.append(f"account {account_id}: {name} is {row} but the ledger sums to {ledger}")
     if wallet.reserved != active_reserved:
-        out.append(f"account {account_id}: reserved is {wallet.reserved} but ACTIVE reservations sum to "
-                   f"{active_reserved}")
+        out.append(
+            f"account {account_id}: reserved is {wallet.reserved} but ACTIVE reservations sum to {active_reserved}"
+        )
     if wallet.available < -wallet.overdraft:
-        out.append(f"account {account_id}: available {wallet.available} is below the recorded override "
-                   f"allowance -{wallet.overdraft}")
+        out.append(
+            f"account {account_id}: available {wallet.available} is below the recorded override "
+            f"allowance -{wallet.overdraft}"
+        )
     if min(wallet.granted, wallet.consumed, wallet.reserved, wallet.overdraft) < 0:
         out.append(f"account {account_id}: negative balance figure {wallet}")
     if entries != sums.entries or entries != sums.last_seq:
-        out.append(f"account {account_id}: {entries} entries counted, the ledger holds {sums.entries} "
-                   f"(last seq {sums.last_seq})")
+        out.append(
+            f"account {account_id}: {entries} entries counted, the ledger holds {sums.entries} "
+            f"(last seq {sums.last_seq})"
+        )
     if last_after is not None and last_after != wallet:
-        out.append(f"account {account_id}: the last ledger entry's balances {last_after} differ from the "
-                   f"balance row {wallet}")
+        out.append(
+            f"account {account_id}: the last ledger entry's balances {last_after} differ from the balance row {wallet}"
+        )
     return out
 
 
-def reservation_violation(r_id: str, status: str, amount: int, consumed_amount: int, reserve: int, consume: int,
-                          release: int, expire: int) -> str | None:
+def reservation_violation(
+    r_id: str, status: str, amount: int, consumed_amount: int, reserve: int, consume: int, release: int, expire: int
+) -> str | None:
     """The ledger entries a reservation must have in its state, or the violation."""
     expected = {
         ACTIVE: (amount, 0, 0, 0),
@@ -284,6 +306,8 @@ def reservation_violation(r_id: str, status: str, amount: int, consumed_amount: 
     }.get(status)
     actual = (reserve, consume, release, expire)
     if expected != actual:
-        return (f"reservation {r_id} ({status}, amount {amount}, consumed {consumed_amount}): ledger has "
-                f"RESERVE/CONSUME/RELEASE/EXPIRE {actual}, expected {expected}")
+        return (
+            f"reservation {r_id} ({status}, amount {amount}, consumed {consumed_amount}): ledger has "
+            f"RESERVE/CONSUME/RELEASE/EXPIRE {actual}, expected {expected}"
+        )
     return None

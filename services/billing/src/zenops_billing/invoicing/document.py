@@ -59,8 +59,14 @@ class InvoiceDoc:
 
 def _t(value: str) -> str:
     """What the PDF's core font can print (Latin-1); the rupee sign is written "Rs."."""
-    return (value or "").replace("₹", "Rs.").replace("—", "-").replace("–", "-").encode(
-        "latin-1", "replace").decode("latin-1")
+    return (
+        (value or "")
+        .replace("₹", "Rs.")
+        .replace("—", "-")
+        .replace("–", "-")
+        .encode("latin-1", "replace")
+        .decode("latin-1")
+    )
 
 
 def _state(code: str) -> str:
@@ -92,9 +98,12 @@ def render(doc: InvoiceDoc) -> tuple[bytes, str]:
     pdf.ln(2)
 
     pdf.set_font("Helvetica", "", 9)
-    facts = [("Invoice number", doc.number), ("Invoice date", doc.invoice_date.strftime("%d-%m-%Y")),
-             ("Due date", doc.due_date.strftime("%d-%m-%Y") if doc.due_date else ""),
-             ("Place of supply", _state(doc.place_of_supply))]
+    facts = [
+        ("Invoice number", doc.number),
+        ("Invoice date", doc.invoice_date.strftime("%d-%m-%Y")),
+        ("Due date", doc.due_date.strftime("%d-%m-%Y") if doc.due_date else ""),
+        ("Place of supply", _state(doc.place_of_supply)),
+    ]
     for label, value in facts:
         pdf.cell(35, 5, _t(label + ":"))
         pdf.cell(width - 35, 5, _t(value), new_x="LMARGIN", new_y="NEXT")
@@ -102,30 +111,78 @@ def render(doc: InvoiceDoc) -> tuple[bytes, str]:
     pdf.set_font("Helvetica", "B", 9)
     pdf.cell(width, 5, "Bill to", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 9)
-    for text in (doc.recipient_name, doc.recipient_address,
-                 f"GSTIN: {doc.recipient_gstin}" if doc.recipient_gstin else "GSTIN: unregistered"):
+    for text in (
+        doc.recipient_name,
+        doc.recipient_address,
+        f"GSTIN: {doc.recipient_gstin}" if doc.recipient_gstin else "GSTIN: unregistered",
+    ):
         if text:
             pdf.multi_cell(width, 5, _t(text), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
 
     pdf.set_font("Helvetica", "", 7.5)
-    headings = ("#", "Description", "SAC", "Qty", "Rate", "Disc.", "Taxable", "CGST 9%", "SGST 9%", "IGST 18%",
-                "Total", "POS")
+    headings = (
+        "#",
+        "Description",
+        "SAC",
+        "Qty",
+        "Rate",
+        "Disc.",
+        "Taxable",
+        "CGST 9%",
+        "SGST 9%",
+        "IGST 18%",
+        "Total",
+        "POS",
+    )
     widths = (6, 44, 12, 9, 16, 12, 17, 14, 14, 15, 17, 10)
-    with pdf.table(col_widths=widths, text_align=("LEFT", "LEFT", "LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT",
-                                                  "RIGHT", "RIGHT", "RIGHT", "RIGHT", "CENTER"),
-                   line_height=4.5, first_row_as_headings=True) as table:
+    with pdf.table(
+        col_widths=widths,
+        text_align=(
+            "LEFT",
+            "LEFT",
+            "LEFT",
+            "RIGHT",
+            "RIGHT",
+            "RIGHT",
+            "RIGHT",
+            "RIGHT",
+            "RIGHT",
+            "RIGHT",
+            "RIGHT",
+            "CENTER",
+        ),
+        line_height=4.5,
+        first_row_as_headings=True,
+    ) as table:
         table.row(headings)
         for n, line in enumerate(doc.lines, start=1):
-            table.row((str(n), _t(line.description), line.sac, line.quantity, format_paise(line.unit_price),
-                       format_paise(line.discount), format_paise(line.taxable), format_paise(line.cgst),
-                       format_paise(line.sgst), format_paise(line.igst), format_paise(line.total),
-                       line.place_of_supply))
+            table.row(
+                (
+                    str(n),
+                    _t(line.description),
+                    line.sac,
+                    line.quantity,
+                    format_paise(line.unit_price),
+                    format_paise(line.discount),
+                    format_paise(line.taxable),
+                    format_paise(line.cgst),
+                    format_paise(line.sgst),
+                    format_paise(line.igst),
+                    format_paise(line.total),
+                    line.place_of_supply,
+                )
+            )
     pdf.ln(3)
 
     pdf.set_font("Helvetica", "", 9)
-    rows = [("Taxable value", doc.taxable), ("CGST", doc.cgst), ("SGST", doc.sgst), ("IGST", doc.igst),
-            ("Round-off", doc.round_off)]
+    rows = [
+        ("Taxable value", doc.taxable),
+        ("CGST", doc.cgst),
+        ("SGST", doc.sgst),
+        ("IGST", doc.igst),
+        ("Round-off", doc.round_off),
+    ]
     for label, amount in rows:
         pdf.cell(width - 40, 5, _t(label), align="R")
         pdf.cell(40, 5, "Rs. " + format_paise(amount), align="R", new_x="LMARGIN", new_y="NEXT")
@@ -137,8 +194,15 @@ def render(doc: InvoiceDoc) -> tuple[bytes, str]:
     pdf.multi_cell(width, 5, _t("Amount in words: " + doc.total_in_words), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     pdf.set_font("Helvetica", "I", 8)
-    pdf.multi_cell(width, 4, _t("Place of supply for services on immovable property is the state where the property "
-                                "is located (IGST Act s.12(3)). This is a computer-generated invoice."),
-                   new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(
+        width,
+        4,
+        _t(
+            "Place of supply for services on immovable property is the state where the property "
+            "is located (IGST Act s.12(3)). This is a computer-generated invoice."
+        ),
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
     content = bytes(pdf.output())
     return content, hashlib.sha256(content).hexdigest()

@@ -40,13 +40,15 @@ class OpsPropertyStates:
         metadata = (("authorization", f"Bearer {token}"), ("x-tenant-id", tenant_id))
         try:
             resp = await self.stub.GetAssignment(
-                ops_pb2.GetAssignmentRequest(id=assignment_id), metadata=metadata, timeout=self.timeout)
+                ops_pb2.GetAssignmentRequest(id=assignment_id), metadata=metadata, timeout=self.timeout
+            )
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
                 log.info("assignment unknown to ops", extra={"assignment_id": assignment_id})
                 return ""
-            raise Unavailable(f"ops did not answer about assignment {assignment_id} ({exc.code().name})",
-                              retry_after=1.0) from None
+            raise Unavailable(
+                f"ops did not answer about assignment {assignment_id} ({exc.code().name})", retry_after=1.0
+            ) from None
         return resp.assignment.property_state.upper()
 
 
@@ -61,8 +63,9 @@ def property_states_for(runtime) -> PropertyStates:
         from ..reconciliation.owners import owners_for
 
         owners = owners_for(runtime)
-        found = OpsPropertyStates(channel=owners.channel("ops"), tokens=owners.tokens,
-                                  timeout=runtime.settings.owner_call_timeout)
+        found = OpsPropertyStates(
+            channel=owners.channel("ops"), tokens=owners.tokens, timeout=runtime.settings.owner_call_timeout
+        )
         setattr(runtime, _ATTR, found)
     return found
 

@@ -49,6 +49,13 @@ async def get(conn: AsyncConnection):
 
 
 async def put(conn: AsyncConnection, *, tenant_id: str, values: SettingsInput):
-    return await store.put_settings(conn, tenant_id=tenant_id, legal_name=values.legal_name, gstin=values.gstin,
-                                    state=values.state, address=values.address, invoice_prefix=values.invoice_prefix,
-                                    payment_terms_days=values.payment_terms_days)
+    return await store.put_settings(
+        conn,
+        tenant_id=tenant_id,
+        legal_name=values.legal_name,
+        gstin=values.gstin,
+        state=values.state,
+        address=values.address,
+        invoice_prefix=values.invoice_prefix,
+        payment_terms_days=values.payment_terms_days,
+    )

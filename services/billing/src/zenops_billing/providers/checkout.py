@@ -25,8 +25,9 @@ from .clients import Providers
 PAYABLE = ("ISSUED", "PARTIALLY_PAID")
 
 
-async def create_checkout(conn: AsyncConnection, providers: Providers, *, tenant_id: str, spec: CheckoutSpec,
-                          key: str, actor: str) -> store.CheckoutRow:
+async def create_checkout(
+    conn: AsyncConnection, providers: Providers, *, tenant_id: str, spec: CheckoutSpec, key: str, actor: str
+) -> store.CheckoutRow:
     gateway = providers.gateway(spec.provider)  # UNAVAILABLE PROVIDER_NOT_CONFIGURED
     account = await account_store.get(conn, spec.account_id)
     if account is None:
@@ -40,17 +41,30 @@ async def create_checkout(conn: AsyncConnection, providers: Providers, *, tenant
             raise rules.invalid("invoice_id", "no such invoice of this account", reason="INVOICE_NOT_FOUND")
         _, status, due = found
         if status not in PAYABLE or due <= 0:
-            raise FailedPrecondition(f"invoice {spec.invoice_id} is {status} with {due} paise due: nothing to pay",
-                                     reason=rules.INVOICE_NOT_PAYABLE,
-                                     metadata={"status": status, "balance_paise": str(due)})
+            raise FailedPrecondition(
+                f"invoice {spec.invoice_id} is {status} with {due} paise due: nothing to pay",
+                reason=rules.INVOICE_NOT_PAYABLE,
+                metadata={"status": status, "balance_paise": str(due)},
+            )
         amount = due
         description = f"Invoice {spec.invoice_id}"
     checkout_id = rules.checkout_id_for(tenant_id, key)
     metadata = rules.metadata_for(tenant_id, checkout_id, spec)
-    created = await gateway.create(checkout_id=checkout_id, amount_paise=amount, description=description,
-                                   metadata=metadata)
+    created = await gateway.create(
+        checkout_id=checkout_id, amount_paise=amount, description=description, metadata=metadata
+    )
     return await store.insert_checkout(
-        conn, checkout_id=checkout_id, tenant_id=tenant_id, account_id=spec.account_id, provider=spec.provider,
-        purpose=spec.purpose, credits=spec.credits, invoice_id=spec.invoice_id, amount_paise=amount,
-        provider_ref=created.provider_ref, checkout_url=created.checkout_url, actor=actor,
-        refs=[rules.checkout_ref(checkout_id), created.provider_ref])
+        conn,
+        checkout_id=checkout_id,
+        tenant_id=tenant_id,
+        account_id=spec.account_id,
+        provider=spec.provider,
+        purpose=spec.purpose,
+        credits=spec.credits,
+        invoice_id=spec.invoice_id,
+        amount_paise=amount,
+        provider_ref=created.provider_ref,
+        checkout_url=created.checkout_url,
+        actor=actor,
+        refs=[rules.checkout_ref(checkout_id), created.provider_ref],
+    )

@@ -35,14 +35,21 @@ class Created:
 
 def _unavailable(provider: str, exc: Exception) -> Unavailable:
     log.warning("payment provider call failed", extra={"provider": provider, "error": str(exc)[:300]})
-    return Unavailable(f"{provider} could not be reached; retry later", reason=rules.PROVIDER_UNAVAILABLE,
-                       metadata={"provider": provider}, retry_after=5)
+    return Unavailable(
+        f"{provider} could not be reached; retry later",
+        reason=rules.PROVIDER_UNAVAILABLE,
+        metadata={"provider": provider},
+        retry_after=5,
+    )
 
 
 def _rejected(provider: str, exc: Exception) -> FailedPrecondition:
     log.warning("payment provider refused the request", extra={"provider": provider, "error": str(exc)[:300]})
-    return FailedPrecondition(f"{provider} refused the checkout: {str(exc)[:200]}", reason=rules.PROVIDER_REJECTED,
-                              metadata={"provider": provider})
+    return FailedPrecondition(
+        f"{provider} refused the checkout: {str(exc)[:200]}",
+        reason=rules.PROVIDER_REJECTED,
+        metadata={"provider": provider},
+    )
 
 
 class RazorpayGateway:
@@ -55,16 +62,26 @@ class RazorpayGateway:
     def _create(self, data: dict) -> dict:
         return self.client.order.create(data=data, timeout=self.timeout)
 
-    async def create(self, *, checkout_id: str, amount_paise: int, description: str,
-                     metadata: dict[str, str]) -> Created:
-        data = {"amount": amount_paise, "currency": rules.CURRENCY, "receipt": checkout_id[:40],
-                "notes": metadata, "partial_payment": False}
+    async def create(
+        self, *, checkout_id: str, amount_paise: int, description: str, metadata: dict[str, str]
+    ) -> Created:
+        data = {
+            "amount": amount_paise,
+            "currency": rules.CURRENCY,
+            "receipt": checkout_id[:40],
+            "notes": metadata,
+            "partial_payment": False,
+        }
         try:
             order = await asyncio.to_thread(self._create, data)
         except razorpay.errors.BadRequestError as exc:
             raise _rejected(self.provider, exc) from exc
-        except (razorpay.errors.ServerError, razorpay.errors.GatewayError, requests.RequestException,
-                ValueError) as exc:
+        except (
+            razorpay.errors.ServerError,
+            razorpay.errors.GatewayError,
+            requests.RequestException,
+            ValueError,
+        ) as exc:
             raise _unavailable(self.provider, exc) from exc
         order_id = order.get("id") if isinstance(order, dict) else None
         if not isinstance(order_id, str) or not order_id:
@@ -77,18 +94,29 @@ class StripeGateway:
 
     def __init__(self, secret_key: str, api_base: str, timeout: float, success_url: str, cancel_url: str) -> None:
         self.client = stripe.StripeClient(
-            secret_key, base_addresses={"api": api_base.rstrip("/")}, max_network_retries=0,
-            http_client=stripe.HTTPXClient(timeout=timeout))
+            secret_key,
+            base_addresses={"api": api_base.rstrip("/")},
+            max_network_retries=0,
+            http_client=stripe.HTTPXClient(timeout=timeout),
+        )
         self.success_url, self.cancel_url = success_url, cancel_url
 
-    async def create(self, *, checkout_id: str, amount_paise: int, description: str,
-                     metadata: dict[str, str]) -> Created:
+    async def create(
+        self, *, checkout_id: str, amount_paise: int, description: str, metadata: dict[str, str]
+    ) -> Created:
         params = {
             "mode": "payment",
             "client_reference_id": checkout_id,
-            "line_items": [{"quantity": 1, "price_data": {
-                "currency": rules.CURRENCY.lower(), "unit_amount": amount_paise,
-                "product_data": {"name": description}}}],
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": rules.CURRENCY.lower(),
+                        "unit_amount": amount_paise,
+                        "product_data": {"name": description},
+                    },
+                }
+            ],
             "metadata": metadata,
             # The PaymentIntent carries them too: payment_intent.* events resolve by them.
             "payment_intent_data": {"metadata": metadata},
@@ -97,9 +125,14 @@ class StripeGateway:
         }
         try:
             session = await self.client.v1.checkout.sessions.create_async(
-                params, {"idempotency_key": f"zenops-checkout-{checkout_id}"})
-        except (stripe.InvalidRequestError, stripe.CardError, stripe.AuthenticationError,
-                stripe.PermissionError) as exc:
+                params, {"idempotency_key": f"zenops-checkout-{checkout_id}"}
+            )
+        except (
+            stripe.InvalidRequestError,
+            stripe.CardError,
+            stripe.AuthenticationError,
+            stripe.PermissionError,
+        ) as exc:
             raise _rejected(self.provider, exc) from exc
         except stripe.StripeError as exc:
             raise _unavailable(self.provider, exc) from exc
@@ -137,17 +170,21 @@ def verify_stripe(body: bytes, headers: dict[str, str], secret: str, *, now: flo
     if not header:
         raise WebhookRejected(rules.WEBHOOK_SIGNATURE_INVALID, "no Stripe-Signature header")
     try:
-        stripe.Webhook.construct_event(body, header, secret, tolerance=rules.STRIPE_TOLERANCE_SECONDS,
-                                       api_key="sk_unused")
+        stripe.Webhook.construct_event(
+            body, header, secret, tolerance=rules.STRIPE_TOLERANCE_SECONDS, api_key="sk_unused"
+        )
     except stripe.SignatureVerificationError as exc:
-        reason = (rules.WEBHOOK_TIMESTAMP_OUT_OF_TOLERANCE if "tolerance" in str(exc)
-                  else rules.WEBHOOK_SIGNATURE_INVALID)
+        reason = (
+            rules.WEBHOOK_TIMESTAMP_OUT_OF_TOLERANCE if "tolerance" in str(exc) else rules.WEBHOOK_SIGNATURE_INVALID
+        )
         raise WebhookRejected(reason, str(exc)[:200]) from None
     except (ValueError, UnicodeDecodeError):
         raise WebhookRejected(rules.WEBHOOK_MALFORMED, "the body is not a JSON event") from None
     if not rules.stripe_fresh(rules.stripe_timestamp(header), time.time() if now is None else now):
-        raise WebhookRejected(rules.WEBHOOK_TIMESTAMP_OUT_OF_TOLERANCE,
-                              f"the timestamp is more than {rules.STRIPE_TOLERANCE_SECONDS} s from now")
+        raise WebhookRejected(
+            rules.WEBHOOK_TIMESTAMP_OUT_OF_TOLERANCE,
+            f"the timestamp is more than {rules.STRIPE_TOLERANCE_SECONDS} s from now",
+        )
 
 
 VERIFY = {rules.RAZORPAY: verify_razorpay, rules.STRIPE: verify_stripe}
@@ -165,14 +202,20 @@ class Providers:
         timeout = settings.provider_call_timeout
         if _secret(settings.razorpay_key_secret) and settings.razorpay_key_id:
             self.gateways[rules.RAZORPAY] = RazorpayGateway(
-                settings.razorpay_key_id, _secret(settings.razorpay_key_secret), settings.razorpay_api_base,
-                timeout)
+                settings.razorpay_key_id, _secret(settings.razorpay_key_secret), settings.razorpay_api_base, timeout
+            )
         if _secret(settings.stripe_secret_key):
             self.gateways[rules.STRIPE] = StripeGateway(
-                _secret(settings.stripe_secret_key), settings.stripe_api_base, timeout,
-                settings.checkout_success_url, settings.checkout_cancel_url)
-        self.webhook_secrets = {rules.RAZORPAY: _secret(settings.razorpay_webhook_secret),
-                                rules.STRIPE: _secret(settings.stripe_webhook_secret)}
+                _secret(settings.stripe_secret_key),
+                settings.stripe_api_base,
+                timeout,
+                settings.checkout_success_url,
+                settings.checkout_cancel_url,
+            )
+        self.webhook_secrets = {
+            rules.RAZORPAY: _secret(settings.razorpay_webhook_secret),
+            rules.STRIPE: _secret(settings.stripe_webhook_secret),
+        }
         self.credit_price_paise = settings.credit_price_paise
 
     def gateway(self, provider: str):

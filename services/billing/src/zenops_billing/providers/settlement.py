@@ -63,8 +63,10 @@ async def apply(conn: AsyncConnection, tenant_id: str, row: store.StoredEvent, *
     elif checkout is not None and event.effect in (rules.REFUNDED, rules.DISPUTE_LOST):
         outcome = await _recover(conn, tenant_id, event, checkout)
     await store.mark_event(conn, row.id, outcome)
-    log.info("provider event settled", extra={"provider": row.provider, "event_id": row.event_id,
-                                              "event_type": row.event_type, "outcome": outcome})
+    log.info(
+        "provider event settled",
+        extra={"provider": row.provider, "event_id": row.event_id, "event_type": row.event_type, "outcome": outcome},
+    )
     return outcome
 
 
@@ -75,16 +77,28 @@ async def _paid(conn, tenant_id: str, event: ProviderEvent, checkout: store.Chec
     credits = 0
     if checkout.purpose == rules.TOPUP:
         if not rules.paid_covers(event, checkout.amount_paise):
-            log.warning("payment does not cover the top-up; not credited", extra={
-                "checkout_id": checkout.id, "paid": event.amount_paise, "due": checkout.amount_paise,
-                "currency": event.currency})
+            log.warning(
+                "payment does not cover the top-up; not credited",
+                extra={
+                    "checkout_id": checkout.id,
+                    "paid": event.amount_paise,
+                    "due": checkout.amount_paise,
+                    "currency": event.currency,
+                },
+            )
             return rules.IGNORED
         credits = checkout.credits
         entry, _ = await wallet.grant(
-            conn, tenant_id=tenant_id, account_id=checkout.account_id, amount=credits, kind=TOPUP,
-            reason=f"top-up paid through {event.provider} ({event.payment_ref})", actor=ACTOR,
+            conn,
+            tenant_id=tenant_id,
+            account_id=checkout.account_id,
+            amount=credits,
+            kind=TOPUP,
+            reason=f"top-up paid through {event.provider} ({event.payment_ref})",
+            actor=ACTOR,
             business_ref=rules.checkout_ref(checkout.id),
-            idempotency_key=f"{event.provider}:payment:{event.payment_ref}")
+            idempotency_key=f"{event.provider}:payment:{event.payment_ref}",
+        )
         entry_id = entry.id
     else:
         try:
@@ -92,16 +106,33 @@ async def _paid(conn, tenant_id: str, event: ProviderEvent, checkout: store.Chec
         except ImportError as exc:  # the invoicing area is not there: leave the event for the sweep
             raise Unavailable("invoice payments cannot be recorded yet", reason="INVOICING_UNAVAILABLE") from exc
         _, payment, _ = await record_payment(
-            conn, tenant_id=tenant_id, invoice_id=checkout.invoice_id, amount_paise=event.amount_paise,
-            method="provider", reference=event.payment_ref, provider=event.provider, received_at=datetime.now(UTC),
-            actor=ACTOR, trace_id=trace_id)
+            conn,
+            tenant_id=tenant_id,
+            invoice_id=checkout.invoice_id,
+            amount_paise=event.amount_paise,
+            method="provider",
+            reference=event.payment_ref,
+            provider=event.provider,
+            received_at=datetime.now(UTC),
+            actor=ACTOR,
+            trace_id=trace_id,
+        )
         payment_id = _id_of(payment)
     await store.insert_settlement(
-        conn, tenant_id=tenant_id, provider=event.provider, payment_ref=event.payment_ref, checkout=checkout,
-        amount_paise=event.amount_paise, credits=credits, ledger_entry_id=entry_id, invoice_payment_id=payment_id,
-        event_id=event.event_id)
-    await store.add_ref(conn, provider=event.provider, ref=event.payment_ref, tenant_id=tenant_id,
-                        checkout_id=checkout.id)
+        conn,
+        tenant_id=tenant_id,
+        provider=event.provider,
+        payment_ref=event.payment_ref,
+        checkout=checkout,
+        amount_paise=event.amount_paise,
+        credits=credits,
+        ledger_entry_id=entry_id,
+        invoice_payment_id=payment_id,
+        event_id=event.event_id,
+    )
+    await store.add_ref(
+        conn, provider=event.provider, ref=event.payment_ref, tenant_id=tenant_id, checkout_id=checkout.id
+    )
     if checkout.status != rules.REFUNDED_STATUS:
         await store.set_checkout_status(conn, checkout.id, rules.PAID_STATUS)
     return rules.APPLIED
@@ -128,26 +159,41 @@ async def _recover(conn, tenant_id: str, event: ProviderEvent, checkout: store.C
     if checkout.purpose == rules.TOPUP and settlement.credits > 0:
         credits = rules.credits_to_recover(settlement.credits, settlement.amount_paise, event.amount_paise)
         debited = await store.write_debit(
-            conn, account_id=settlement.account_id, amount=credits,
-            ref_id=f"recovery:{event.provider}:{event.payment_ref}"[:200], actor=ACTOR,
+            conn,
+            account_id=settlement.account_id,
+            amount=credits,
+            ref_id=f"recovery:{event.provider}:{event.payment_ref}"[:200],
+            actor=ACTOR,
             reason=f"{kind} of {event.provider} payment {event.payment_ref}",
-            idempotency_key=f"{event.provider}:{kind}:{event.payment_ref}")
+            idempotency_key=f"{event.provider}:{kind}:{event.payment_ref}",
+        )
         if debited.outcome != "OK" or debited.reservation is None:
             raise Unavailable(f"the compensating debit was refused: {debited.outcome}", reason=debited.outcome)
         reservation_id, shortfall = debited.reservation.id, debited.reservation.shortfall
         status = rules.RECOVERY_DUE if shortfall > 0 else rules.RECOVERY_SETTLED
         if shortfall:
-            log.warning("refund after the credits were spent: account flagged RECOVERY_DUE", extra={
-                "account_id": settlement.account_id, "credits": credits, "shortfall": shortfall})
-    await store.insert_recovery(conn, tenant_id=tenant_id, provider=event.provider, payment_ref=event.payment_ref,
-                                settlement=settlement, kind=kind, credits=credits, shortfall=shortfall,
-                                reservation_id=reservation_id, status=status, event_id=event.event_id)
+            log.warning(
+                "refund after the credits were spent: account flagged RECOVERY_DUE",
+                extra={"account_id": settlement.account_id, "credits": credits, "shortfall": shortfall},
+            )
+    await store.insert_recovery(
+        conn,
+        tenant_id=tenant_id,
+        provider=event.provider,
+        payment_ref=event.payment_ref,
+        settlement=settlement,
+        kind=kind,
+        credits=credits,
+        shortfall=shortfall,
+        reservation_id=reservation_id,
+        status=status,
+        event_id=event.event_id,
+    )
     await store.set_checkout_status(conn, checkout.id, rules.REFUNDED_STATUS)
     return rules.APPLIED
 
 
-async def apply_stored(engine: AsyncEngine, tenant_id: str, provider: str, event_id: str, *,
-                       trace_id: str = "") -> str:
+async def apply_stored(engine: AsyncEngine, tenant_id: str, provider: str, event_id: str, *, trace_id: str = "") -> str:
     """Applies one stored event if still pending (else its recorded outcome is a duplicate)."""
     async with tenant_tx(engine, tenant_id) as conn:
         row = await store.lock_event(conn, provider, event_id)

@@ -115,48 +115,96 @@ class Reactions:
         p = unpack_payload(env, ops_pb2.ChannelRequestAccepted)
         service = p.requested_service.replace("_", " ") if p.requested_service else "valuation"
         description = f"Professional fees: {service}" + (f" ({p.reference_number})" if p.reference_number else "")
-        await self._accept(conn, env, account_id=p.billing_account_id, ref_type="channel_request",
-                           ref_id=p.channel_request_id, credits=p.credits, assignment_id=p.assignment_id,
-                           line=_Line(description, p.fee_paise, p.channel_id if is_uuid(p.channel_id) else None))
+        await self._accept(
+            conn,
+            env,
+            account_id=p.billing_account_id,
+            ref_type="channel_request",
+            ref_id=p.channel_request_id,
+            credits=p.credits,
+            assignment_id=p.assignment_id,
+            line=_Line(description, p.fee_paise, p.channel_id if is_uuid(p.channel_id) else None),
+        )
 
     async def work_order_accepted(self, conn: AsyncConnection, env: envelope_pb2.EventEnvelope) -> None:
         p = unpack_payload(env, repogen_pb2.WorkOrderAccepted)
         if p.channel_request_id:
             return  # billed when its channel request was accepted
-        await self._accept(conn, env, account_id=p.billing_account_id, ref_type="work_order",
-                           ref_id=p.work_order_id, credits=p.credits, assignment_id="",
-                           line=_Line(f"Professional fees: valuation report (work order {p.work_order_id})", 0, None))
+        await self._accept(
+            conn,
+            env,
+            account_id=p.billing_account_id,
+            ref_type="work_order",
+            ref_id=p.work_order_id,
+            credits=p.credits,
+            assignment_id="",
+            line=_Line(f"Professional fees: valuation report (work order {p.work_order_id})", 0, None),
+        )
 
-    async def _accept(self, conn: AsyncConnection, env: envelope_pb2.EventEnvelope, *, account_id: str,
-                      ref_type: str, ref_id: str, credits: int, assignment_id: str, line: _Line) -> None:
+    async def _accept(
+        self,
+        conn: AsyncConnection,
+        env: envelope_pb2.EventEnvelope,
+        *,
+        account_id: str,
+        ref_type: str,
+        ref_id: str,
+        credits: int,
+        assignment_id: str,
+        line: _Line,
+    ) -> None:
         tenant_id = env.tenant_id
         account = await wallet.get_account(conn, account_id)
         if account is None:
             await self._failed(conn, env, account_id, ref_type, ref_id, credits, 0, ACCOUNT_NOT_FOUND)
             return
         if account.policy == POSTPAID:
-            await self._emit(conn, env, INVOICE_LINE_DUE, billing_events.InvoiceLineDue(
-                billing_account_id=account.id, ref_type=ref_type, ref_id=ref_id, assignment_id=assignment_id),
-                aggregate_id=account.id)
+            await self._emit(
+                conn,
+                env,
+                INVOICE_LINE_DUE,
+                billing_events.InvoiceLineDue(
+                    billing_account_id=account.id, ref_type=ref_type, ref_id=ref_id, assignment_id=assignment_id
+                ),
+                aggregate_id=account.id,
+            )
             # ... and the draft invoice line for the ref (once per ref: a redelivery adds none)
             added = await invoices.add_acceptance_line(
-                conn, tenant_id=tenant_id, account=account, ref_type=ref_type, ref_id=ref_id,
-                assignment_id=assignment_id, channel_id=line.channel_id, description=line.description,
-                unit_price_paise=line.fee_paise, actor=_actor(env),
-                trace_id=env.trace_context.traceparent)
+                conn,
+                tenant_id=tenant_id,
+                account=account,
+                ref_type=ref_type,
+                ref_id=ref_id,
+                assignment_id=assignment_id,
+                channel_id=line.channel_id,
+                description=line.description,
+                unit_price_paise=line.fee_paise,
+                actor=_actor(env),
+                trace_id=env.trace_context.traceparent,
+            )
             log.info("postpaid acceptance", extra={"event_id": env.event_id, "ref_id": ref_id, "line_added": added})
             return
         assert account.policy == CREDIT
         if credits <= 0:
-            log.warning("acceptance without credits: nothing to reserve",
-                        extra={"event_id": env.event_id, "ref_type": ref_type, "ref_id": ref_id})
+            log.warning(
+                "acceptance without credits: nothing to reserve",
+                extra={"event_id": env.event_id, "ref_type": ref_type, "ref_id": ref_id},
+            )
             return
         expires_at = datetime.now(UTC) + timedelta(seconds=self.settings.reservation_ttl_seconds)
         try:
             # a savepoint: the refusal must not take the inbox row and the failure event with it
             async with conn.begin_nested():
-                await wallet.reserve(conn, tenant_id=tenant_id, account_id=account.id, amount=credits,
-                                     ref_type=ref_type, ref_id=ref_id, expires_at=expires_at, actor=_actor(env))
+                await wallet.reserve(
+                    conn,
+                    tenant_id=tenant_id,
+                    account_id=account.id,
+                    amount=credits,
+                    ref_type=ref_type,
+                    ref_id=ref_id,
+                    expires_at=expires_at,
+                    actor=_actor(env),
+                )
         except AlreadyExists as err:
             if err.reason != RESERVATION_EXISTS:
                 raise
@@ -167,39 +215,85 @@ class Reactions:
             available = int(err.metadata.get("available", account.wallet.available))
             await self._failed(conn, env, account.id, ref_type, ref_id, credits, available, err.reason)
 
-    async def _failed(self, conn, env, account_id: str, ref_type: str, ref_id: str, requested: int, available: int,
-                      reason: str) -> None:
+    async def _failed(
+        self, conn, env, account_id: str, ref_type: str, ref_id: str, requested: int, available: int, reason: str
+    ) -> None:
         log.info("reservation failed", extra={"event_id": env.event_id, "ref_id": ref_id, "reason": reason})
-        await self._emit(conn, env, RESERVATION_FAILED, billing_events.ReservationFailed(
-            billing_account_id=account_id, ref_type=ref_type, ref_id=ref_id, requested=requested,
-            available=max(available, 0), reason=reason), aggregate_id=account_id if is_uuid(account_id) else ref_id)
+        await self._emit(
+            conn,
+            env,
+            RESERVATION_FAILED,
+            billing_events.ReservationFailed(
+                billing_account_id=account_id,
+                ref_type=ref_type,
+                ref_id=ref_id,
+                requested=requested,
+                available=max(available, 0),
+                reason=reason,
+            ),
+            aggregate_id=account_id if is_uuid(account_id) else ref_id,
+        )
 
-    async def _emit(self, conn: AsyncConnection, env: envelope_pb2.EventEnvelope, event_type: str, payload: Message,
-                    *, aggregate_id: str) -> None:
+    async def _emit(
+        self,
+        conn: AsyncConnection,
+        env: envelope_pb2.EventEnvelope,
+        event_type: str,
+        payload: Message,
+        *,
+        aggregate_id: str,
+    ) -> None:
         # Derived from the event it answers: a (theoretical) second handling could not publish
         # a second, different event (the outbox id is the event id).
-        await append_event(conn, new_event(
-            event_type=event_type, payload=payload, producer="billing", producer_version=self.settings.version,
-            aggregate_type="billing_account", aggregate_id=aggregate_id, aggregate_version=1,
-            tenant_id=env.tenant_id, event_id=_derived_id(env.event_id, event_type)))
+        await append_event(
+            conn,
+            new_event(
+                event_type=event_type,
+                payload=payload,
+                producer="billing",
+                producer_version=self.settings.version,
+                aggregate_type="billing_account",
+                aggregate_id=aggregate_id,
+                aggregate_version=1,
+                tenant_id=env.tenant_id,
+                event_id=_derived_id(env.event_id, event_type),
+            ),
+        )
 
     # -- release on reject / cancel ------------------------------------------------------------
 
     async def channel_request_rejected(self, conn: AsyncConnection, env: envelope_pb2.EventEnvelope) -> None:
         p = unpack_payload(env, ops_pb2.ChannelRequestRejected)
-        await self._release(conn, env, p.billing_account_id, [("channel_request", p.channel_request_id)],
-                            reason=f"channel request rejected: {p.reason}" if p.reason else "channel request rejected")
+        await self._release(
+            conn,
+            env,
+            p.billing_account_id,
+            [("channel_request", p.channel_request_id)],
+            reason=f"channel request rejected: {p.reason}" if p.reason else "channel request rejected",
+        )
 
     async def work_order_cancelled(self, conn: AsyncConnection, env: envelope_pb2.EventEnvelope) -> None:
         p = unpack_payload(env, repogen_pb2.WorkOrderCancelled)
         refs = [("work_order", p.work_order_id)]
         if p.channel_request_id:
             refs.append(("channel_request", p.channel_request_id))
-        await self._release(conn, env, p.billing_account_id, refs,
-                            reason=f"work order cancelled: {p.reason}" if p.reason else "work order cancelled")
+        await self._release(
+            conn,
+            env,
+            p.billing_account_id,
+            refs,
+            reason=f"work order cancelled: {p.reason}" if p.reason else "work order cancelled",
+        )
 
-    async def _release(self, conn: AsyncConnection, env: envelope_pb2.EventEnvelope, account_id: str,
-                       refs: list[tuple[str, str]], *, reason: str) -> None:
+    async def _release(
+        self,
+        conn: AsyncConnection,
+        env: envelope_pb2.EventEnvelope,
+        account_id: str,
+        refs: list[tuple[str, str]],
+        *,
+        reason: str,
+    ) -> None:
         for ref_type, ref_id in refs:
             if not ref_id:
                 continue
@@ -208,13 +302,13 @@ class Reactions:
                 continue
             try:
                 async with conn.begin_nested():
-                    await wallet.release(conn, tenant_id=env.tenant_id, reservation_id=active.id,
-                                         reason=reason[:500], actor=_actor(env))
+                    await wallet.release(
+                        conn, tenant_id=env.tenant_id, reservation_id=active.id, reason=reason[:500], actor=_actor(env)
+                    )
             except FailedPrecondition as err:
                 if err.reason not in _SETTLED:
                     raise
-                log.info("reservation settled meanwhile", extra={"event_id": env.event_id,
-                                                                 "reservation_id": active.id})
+                log.info("reservation settled meanwhile", extra={"event_id": env.event_id, "reservation_id": active.id})
 
     # -- usage -------------------------------------------------------------------------------
 
@@ -226,13 +320,25 @@ class Reactions:
         p = unpack_payload(env, repogen_pb2.DeliverableReleased)
         await self._usage(conn, env, usage.REPORT_RELEASED, p.billing_account_id, p.work_order_id)
 
-    async def _usage(self, conn: AsyncConnection, env: envelope_pb2.EventEnvelope, kind: str, account_id: str,
-                     work_order_id: str) -> None:
+    async def _usage(
+        self, conn: AsyncConnection, env: envelope_pb2.EventEnvelope, kind: str, account_id: str, work_order_id: str
+    ) -> None:
         try:
             async with conn.begin_nested():
-                await usage.record(conn, tenant_id=env.tenant_id, source=env.event_type, usage=usage.UsageInput(
-                    event_id=env.event_id, account_id=account_id, kind=kind, quantity=1, ref_type="work_order",
-                    ref_id=work_order_id, occurred_at=env.occurred_at.ToDatetime(tzinfo=UTC)))
+                await usage.record(
+                    conn,
+                    tenant_id=env.tenant_id,
+                    source=env.event_type,
+                    usage=usage.UsageInput(
+                        event_id=env.event_id,
+                        account_id=account_id,
+                        kind=kind,
+                        quantity=1,
+                        ref_type="work_order",
+                        ref_id=work_order_id,
+                        occurred_at=env.occurred_at.ToDatetime(tzinfo=UTC),
+                    ),
+                )
         except DomainError as err:
             # usage for an account billing does not know (or a malformed ref) cannot be recorded;
             # retrying will not change that
@@ -248,8 +354,12 @@ def subscriptions(settings: BillingSettings) -> list[Subscription]:
     ops = (CHANNEL_REQUEST_ACCEPTED, CHANNEL_REQUEST_REJECTED)
     repogen = (WORK_ORDER_ACCEPTED, WORK_ORDER_READY, WORK_ORDER_CANCELLED, DELIVERABLE_RELEASED)
     return [
-        Subscription(ConsumerSpec(name=OPS_CONSUMER, producer="ops", subjects=tuple(subject_for(t) for t in ops)),
-                     reactions.handle),
-        Subscription(ConsumerSpec(name=REPOGEN_CONSUMER, producer="repogen",
-                                  subjects=tuple(subject_for(t) for t in repogen)), reactions.handle),
+        Subscription(
+            ConsumerSpec(name=OPS_CONSUMER, producer="ops", subjects=tuple(subject_for(t) for t in ops)),
+            reactions.handle,
+        ),
+        Subscription(
+            ConsumerSpec(name=REPOGEN_CONSUMER, producer="repogen", subjects=tuple(subject_for(t) for t in repogen)),
+            reactions.handle,
+        ),
     ]

@@ -43,8 +43,7 @@ class RefOwners(Protocol):
 
 
 class GrpcRefOwners:
-    def __init__(self, *, ops_addr: str, repogen_addr: str, tokens: ServiceTokenProvider,
-                 timeout: float = 5.0) -> None:
+    def __init__(self, *, ops_addr: str, repogen_addr: str, tokens: ServiceTokenProvider, timeout: float = 5.0) -> None:
         self.addresses = {"ops": ops_addr, "repogen": repogen_addr}
         self.tokens = tokens
         self.timeout = timeout
@@ -69,14 +68,20 @@ class GrpcRefOwners:
             if owner == "ops":
                 resp = await ops_pb2_grpc.OpsServiceStub(self.channel(owner)).GetBillingRefState(
                     ops_pb2.GetBillingRefStateRequest(ref_type=ref_type, ref_id=ref_id, tenant_id=tenant_id),
-                    metadata=metadata, timeout=self.timeout)
+                    metadata=metadata,
+                    timeout=self.timeout,
+                )
             else:
                 resp = await repogen_pb2_grpc.RepogenServiceStub(self.channel(owner)).GetBillingRefState(
                     repogen_pb2.GetBillingRefStateRequest(ref_type=ref_type, ref_id=ref_id, tenant_id=tenant_id),
-                    metadata=metadata, timeout=self.timeout)
+                    metadata=metadata,
+                    timeout=self.timeout,
+                )
         except grpc.aio.AioRpcError as exc:
-            log.info("ref owner did not answer", extra={"owner": owner, "ref_type": ref_type, "ref_id": ref_id,
-                                                        "code": exc.code().name})
+            log.info(
+                "ref owner did not answer",
+                extra={"owner": owner, "ref_type": ref_type, "ref_id": ref_id, "code": exc.code().name},
+            )
             return OwnerAnswer(RefState.UNKNOWN, f"{owner}: {exc.code().name}")
         state = _STATES.get(resp.state)
         if state is None:
@@ -100,10 +105,12 @@ def owners_for(runtime) -> GrpcRefOwners:
     owners = getattr(runtime, _ATTR, None)
     if owners is None:
         s = runtime.settings
-        tokens = ServiceTokenProvider.from_identity(s.identity_addr, "billing",
-                                                    s.service_client_secret.get_secret_value())
-        owners = GrpcRefOwners(ops_addr=s.ops_addr, repogen_addr=s.repogen_addr, tokens=tokens,
-                               timeout=s.owner_call_timeout)
+        tokens = ServiceTokenProvider.from_identity(
+            s.identity_addr, "billing", s.service_client_secret.get_secret_value()
+        )
+        owners = GrpcRefOwners(
+            ops_addr=s.ops_addr, repogen_addr=s.repogen_addr, tokens=tokens, timeout=s.owner_call_timeout
+        )
         setattr(runtime, _ATTR, owners)
     return owners
 

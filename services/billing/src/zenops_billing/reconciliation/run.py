@@ -56,31 +56,51 @@ def check_limit(limit: int) -> int:
     if limit == 0:
         return rules.DEFAULT_LIMIT
     if not 0 < limit <= rules.MAX_LIMIT:
-        raise InvalidArgument("invalid limit", violations=[
-            FieldViolation("limit", f"must be between 1 and {rules.MAX_LIMIT} (0 means {rules.DEFAULT_LIMIT})")])
+        raise InvalidArgument(
+            "invalid limit",
+            violations=[
+                FieldViolation("limit", f"must be between 1 and {rules.MAX_LIMIT} (0 means {rules.DEFAULT_LIMIT})")
+            ],
+        )
     return limit
 
 
-async def _apply(engine: AsyncEngine, tenant_id: str, r: store.StaleReservation, decision: rules.Decision,
-                 actor: str) -> rules.Decision:
+async def _apply(
+    engine: AsyncEngine, tenant_id: str, r: store.StaleReservation, decision: rules.Decision, actor: str
+) -> rules.Decision:
     try:
         async with tenant_tx(engine, tenant_id) as conn:
             if decision.action == rules.CONSUME:
                 await wallet.consume(conn, tenant_id=tenant_id, reservation_id=r.id, amount=None, actor=actor)
             else:
-                await wallet.release(conn, tenant_id=tenant_id, reservation_id=r.id,
-                                     reason=f"reconciliation: {decision.reason}", actor=actor)
+                await wallet.release(
+                    conn,
+                    tenant_id=tenant_id,
+                    reservation_id=r.id,
+                    reason=f"reconciliation: {decision.reason}",
+                    actor=actor,
+                )
     except (FailedPrecondition, NotFound) as err:
         return rules.not_applied(err.reason)
     return decision
 
 
-async def reconcile(engine: AsyncEngine, owners: RefOwners, *, tenant_id: str, dry_run: bool, limit: int,
-                    threshold_seconds: int, actor: str, now: datetime | None = None) -> Report:
+async def reconcile(
+    engine: AsyncEngine,
+    owners: RefOwners,
+    *,
+    tenant_id: str,
+    dry_run: bool,
+    limit: int,
+    threshold_seconds: int,
+    actor: str,
+    now: datetime | None = None,
+) -> Report:
     now = now or datetime.now(UTC)
     async with tenant_tx(engine, tenant_id) as conn:
-        stale = await store.stale_reservations(conn, created_before=now - timedelta(seconds=threshold_seconds),
-                                               limit=limit)
+        stale = await store.stale_reservations(
+            conn, created_before=now - timedelta(seconds=threshold_seconds), limit=limit
+        )
     gate = asyncio.Semaphore(CONCURRENCY)
 
     async def ask(r: store.StaleReservation):
@@ -99,22 +119,37 @@ async def reconcile(engine: AsyncEngine, owners: RefOwners, *, tenant_id: str, d
     return report
 
 
-async def reconcile_all(engine: AsyncEngine, owners: RefOwners, *, limit: int, threshold_seconds: int,
-                        now: datetime | None = None) -> dict[str, Report]:
+async def reconcile_all(
+    engine: AsyncEngine, owners: RefOwners, *, limit: int, threshold_seconds: int, now: datetime | None = None
+) -> dict[str, Report]:
     """The scheduled run: every tenant with billing data, `limit` reservations each."""
     async with system_tx(engine) as conn:
         tenant_ids = await accounts_store.tenant_ids(conn)
     reports = {}
     for tenant_id in tenant_ids:
-        report = await reconcile(engine, owners, tenant_id=tenant_id, dry_run=False, limit=limit,
-                                 threshold_seconds=threshold_seconds, actor=SCHEDULE_ACTOR, now=now)
+        report = await reconcile(
+            engine,
+            owners,
+            tenant_id=tenant_id,
+            dry_run=False,
+            limit=limit,
+            threshold_seconds=threshold_seconds,
+            actor=SCHEDULE_ACTOR,
+            now=now,
+        )
         reports[tenant_id] = report
         left = [a for a in report.actions if a.action == rules.LEAVE]
         if report.actions:
-            log.info("reconciliation run", extra={
-                "tenant_id": tenant_id, "consumed": report.count(rules.CONSUME),
-                "released": report.count(rules.RELEASE), "left": len(left),
-                "left_reasons": sorted({a.reason for a in left})})
+            log.info(
+                "reconciliation run",
+                extra={
+                    "tenant_id": tenant_id,
+                    "consumed": report.count(rules.CONSUME),
+                    "released": report.count(rules.RELEASE),
+                    "left": len(left),
+                    "left_reasons": sorted({a.reason for a in left}),
+                },
+            )
         if report.violations:
             log.error("wallet invariant violations", extra={"tenant_id": tenant_id, "violations": report.violations})
     return reports

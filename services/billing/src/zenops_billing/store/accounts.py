@@ -29,29 +29,49 @@ _FROM = "billing_accounts a JOIN wallets w ON w.account_id = a.id"
 
 def account_of(r) -> Account:
     return Account(
-        id=r.id, tenant_id=r.tenant_id, external_key=r.external_key, display_name=r.display_name, policy=r.policy,
-        status=r.status, gstin=r.gstin, billing_address=r.billing_address, currency=r.currency,
-        wallet=Wallet(r.granted, r.consumed, r.reserved, r.overdraft), created_at=r.created_at,
-        updated_at=r.updated_at, version=r.version,
+        id=r.id,
+        tenant_id=r.tenant_id,
+        external_key=r.external_key,
+        display_name=r.display_name,
+        policy=r.policy,
+        status=r.status,
+        gstin=r.gstin,
+        billing_address=r.billing_address,
+        currency=r.currency,
+        wallet=Wallet(r.granted, r.consumed, r.reserved, r.overdraft),
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        version=r.version,
     )
 
 
 def _external_key_taken(exc: IntegrityError, field: str) -> AlreadyExists | None:
     if violated_constraint(exc) == "billing_accounts_external_key":
-        return AlreadyExists("another billing account has this external_key", reason="EXTERNAL_KEY_TAKEN",
-                             violations=[FieldViolation(field, "is already used by another account")],
-                             metadata={"field": field})
+        return AlreadyExists(
+            "another billing account has this external_key",
+            reason="EXTERNAL_KEY_TAKEN",
+            violations=[FieldViolation(field, "is already used by another account")],
+            metadata={"field": field},
+        )
     return None
 
 
 async def insert(
-    conn: AsyncConnection, *, account_id: str, tenant_id: str, external_key: str, display_name: str, policy: str,
-    gstin: str, billing_address: str,
+    conn: AsyncConnection,
+    *,
+    account_id: str,
+    tenant_id: str,
+    external_key: str,
+    display_name: str,
+    policy: str,
+    gstin: str,
+    billing_address: str,
 ) -> Account:
     """The account and its (empty) balance row, and the tenant in billing_tenants."""
     try:
-        row = (await conn.execute(
-            text(f"""
+        row = (
+            await conn.execute(
+                text(f"""
             WITH t AS (
                 INSERT INTO billing_tenants (tenant_id) VALUES (CAST(:tid AS uuid)) ON CONFLICT DO NOTHING
             ), a AS (
@@ -65,9 +85,17 @@ async def insert(
             )
             SELECT {ACCOUNT_COLUMNS} FROM a JOIN w ON w.account_id = a.id
             """),
-            {"id": account_id, "tid": tenant_id, "ekey": external_key, "name": display_name, "policy": policy,
-             "gstin": gstin, "address": billing_address},
-        )).one()
+                {
+                    "id": account_id,
+                    "tid": tenant_id,
+                    "ekey": external_key,
+                    "name": display_name,
+                    "policy": policy,
+                    "gstin": gstin,
+                    "address": billing_address,
+                },
+            )
+        ).one()
     except IntegrityError as exc:
         raise (_external_key_taken(exc, "external_key") or exc) from None
     return account_of(row)
@@ -75,14 +103,20 @@ async def insert(
 
 async def get(conn: AsyncConnection, account_id: str, *, for_update: bool = False) -> Account | None:
     lock = " FOR UPDATE OF a" if for_update else ""
-    row = (await conn.execute(text(f"SELECT {ACCOUNT_COLUMNS} FROM {_FROM} WHERE a.id = CAST(:id AS uuid){lock}"),
-                              {"id": account_id})).first()
+    row = (
+        await conn.execute(
+            text(f"SELECT {ACCOUNT_COLUMNS} FROM {_FROM} WHERE a.id = CAST(:id AS uuid){lock}"), {"id": account_id}
+        )
+    ).first()
     return account_of(row) if row else None
 
 
 async def by_external_key(conn: AsyncConnection, external_key: str) -> Account | None:
-    row = (await conn.execute(text(f"SELECT {ACCOUNT_COLUMNS} FROM {_FROM} WHERE a.external_key = :k"),
-                              {"k": external_key})).first()
+    row = (
+        await conn.execute(
+            text(f"SELECT {ACCOUNT_COLUMNS} FROM {_FROM} WHERE a.external_key = :k"), {"k": external_key}
+        )
+    ).first()
     return account_of(row) if row else None
 
 
@@ -103,13 +137,19 @@ async def page(
         params.update(after_at=datetime.fromisoformat(after[0]), after_id=after[1])
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     rows = await conn.execute(
-        text(f"SELECT {ACCOUNT_COLUMNS} FROM {_FROM} {where} ORDER BY a.created_at, a.id LIMIT :limit"), params)
+        text(f"SELECT {ACCOUNT_COLUMNS} FROM {_FROM} {where} ORDER BY a.created_at, a.id LIMIT :limit"), params
+    )
     return [account_of(r) for r in rows]
 
 
-_UPDATABLE = {"display_name": ":display_name", "policy": ":policy", "status": ":status",
-              "gstin": "NULLIF(:gstin, '')", "billing_address": ":billing_address",
-              "external_key": "NULLIF(:external_key, '')"}
+_UPDATABLE = {
+    "display_name": ":display_name",
+    "policy": ":policy",
+    "status": ":status",
+    "gstin": "NULLIF(:gstin, '')",
+    "billing_address": ":billing_address",
+    "external_key": "NULLIF(:external_key, '')",
+}
 
 
 async def update(conn: AsyncConnection, account_id: str, changes: dict[str, str], *, field_prefix: str = "") -> None:
@@ -119,8 +159,10 @@ async def update(conn: AsyncConnection, account_id: str, changes: dict[str, str]
     assignments = ", ".join(f"{name} = {_UPDATABLE[name]}" for name in changes)
     try:
         await conn.execute(
-            text(f"UPDATE billing_accounts SET {assignments}, updated_at = now(), version = version + 1 "
-                 "WHERE id = CAST(:id AS uuid)"),
+            text(
+                f"UPDATE billing_accounts SET {assignments}, updated_at = now(), version = version + 1 "
+                "WHERE id = CAST(:id AS uuid)"
+            ),
             {**changes, "id": account_id},
         )
     except IntegrityError as exc:
@@ -128,33 +170,56 @@ async def update(conn: AsyncConnection, account_id: str, changes: dict[str, str]
 
 
 async def open_reservations(conn: AsyncConnection, account_id: str) -> int:
-    return (await conn.execute(
-        text("SELECT count(*) FROM reservations WHERE account_id = CAST(:id AS uuid) AND status = 'ACTIVE'"),
-        {"id": account_id},
-    )).scalar()
+    return (
+        await conn.execute(
+            text("SELECT count(*) FROM reservations WHERE account_id = CAST(:id AS uuid) AND status = 'ACTIVE'"),
+            {"id": account_id},
+        )
+    ).scalar()
 
 
 _APPEND_EVENT = Statement(
     "INSERT INTO account_events (id, tenant_id, account_id, kind, actor, reason, detail, trace_id) "
     "VALUES (CAST(:id AS uuid), CAST(:tid AS uuid), CAST(:aid AS uuid), :kind, :actor, :reason, "
-    "CAST(:detail AS jsonb), :trace)")
+    "CAST(:detail AS jsonb), :trace)"
+)
 
 
 async def append_event(
-    conn, *, tenant_id: str, account_id: str, kind: str, actor: str, reason: str = "",
-    detail: dict | None = None, trace_id: str = "",
+    conn,
+    *,
+    tenant_id: str,
+    account_id: str,
+    kind: str,
+    actor: str,
+    reason: str = "",
+    detail: dict | None = None,
+    trace_id: str = "",
 ) -> None:
     """(Either connection kind: store.sql.)"""
-    await fetch(conn, _APPEND_EVENT, {
-        "id": str(uuid.uuid4()), "tid": tenant_id, "aid": account_id, "kind": kind, "actor": actor,
-        "reason": reason, "detail": json.dumps(detail or {}, default=str), "trace": trace_id})
+    await fetch(
+        conn,
+        _APPEND_EVENT,
+        {
+            "id": str(uuid.uuid4()),
+            "tid": tenant_id,
+            "aid": account_id,
+            "kind": kind,
+            "actor": actor,
+            "reason": reason,
+            "detail": json.dumps(detail or {}, default=str),
+            "trace": trace_id,
+        },
+    )
 
 
 async def events(conn: AsyncConnection, account_id: str) -> list:
     """An account's audit trail, oldest first (rows: kind, actor, reason, detail (dict), occurred_at)."""
     rows = await conn.execute(
-        text("SELECT kind, actor, reason, detail::text AS detail, occurred_at FROM account_events "
-             "WHERE account_id = CAST(:id AS uuid) ORDER BY occurred_at, id"),
+        text(
+            "SELECT kind, actor, reason, detail::text AS detail, occurred_at FROM account_events "
+            "WHERE account_id = CAST(:id AS uuid) ORDER BY occurred_at, id"
+        ),
         {"id": account_id},
     )
     return [(r.kind, r.actor, r.reason, json.loads(r.detail), r.occurred_at) for r in rows]

@@ -21,8 +21,11 @@ class StaleReservation:
 
 async def stale_reservations(conn: AsyncConnection, *, created_before: datetime, limit: int) -> list[StaleReservation]:
     """ACTIVE reservations made before `created_before`, oldest first."""
-    rows = await conn.execute(text(
-        "SELECT id::text, account_id::text, ref_type, ref_id, amount, created_at FROM reservations "
-        "WHERE status = 'ACTIVE' AND created_at <= :before ORDER BY created_at, id LIMIT :limit"),
-        {"before": created_before, "limit": limit})
+    rows = await conn.execute(
+        text(
+            "SELECT id::text, account_id::text, ref_type, ref_id, amount, created_at FROM reservations "
+            "WHERE status = 'ACTIVE' AND created_at <= :before ORDER BY created_at, id LIMIT :limit"
+        ),
+        {"before": created_before, "limit": limit},
+    )
     return [StaleReservation(*r) for r in rows]

@@ -43,26 +43,39 @@ async def page(
     items: list[TimelineItem] = []
     params: dict = {"aid": account_id, "limit": limit}
     cond = _after("l.created_at", LEDGER, "l.seq", before, params)
-    for r in await conn.execute(text(
+    for r in await conn.execute(
+        text(
             f"SELECT {LEDGER_COLUMNS.format(l='l')} FROM credit_ledger l WHERE l.account_id = CAST(:aid AS uuid)"
-            f"{cond} ORDER BY l.created_at DESC, l.seq DESC LIMIT :limit"), params):
+            f"{cond} ORDER BY l.created_at DESC, l.seq DESC LIMIT :limit"
+        ),
+        params,
+    ):
         entry = entry_of(r)
         items.append((entry.created_at, LEDGER, str(entry.seq), entry))
     params = {"aid": account_id, "limit": limit}
-    cond = _after("r.created_at", RESERVATION, "r.id::text COLLATE \"C\"", before, params)
-    for r in await conn.execute(text(
+    cond = _after("r.created_at", RESERVATION, 'r.id::text COLLATE "C"', before, params)
+    for r in await conn.execute(
+        text(
             f"SELECT {RESERVATION_COLUMNS.format(r='r')} FROM reservations r WHERE r.account_id = CAST(:aid AS uuid)"
-            f"{cond} ORDER BY r.created_at DESC, r.id::text COLLATE \"C\" DESC LIMIT :limit"), params):
+            f'{cond} ORDER BY r.created_at DESC, r.id::text COLLATE "C" DESC LIMIT :limit'
+        ),
+        params,
+    ):
         res = reservation_of(r)
         items.append((res.created_at, RESERVATION, res.id, res))
     params = {"aid": account_id, "limit": limit}
-    cond = _after("u.occurred_at", USAGE, "u.id::text COLLATE \"C\"", before, params)
-    for r in await conn.execute(text(
+    cond = _after("u.occurred_at", USAGE, 'u.id::text COLLATE "C"', before, params)
+    for r in await conn.execute(
+        text(
             f"SELECT {USAGE_COLUMNS} FROM usage_events u WHERE u.account_id = CAST(:aid AS uuid)"
-            f"{cond} ORDER BY u.occurred_at DESC, u.id::text COLLATE \"C\" DESC LIMIT :limit"), params):
+            f'{cond} ORDER BY u.occurred_at DESC, u.id::text COLLATE "C" DESC LIMIT :limit'
+        ),
+        params,
+    ):
         usage = usage_of(r)
         items.append((usage.occurred_at, USAGE, usage.id, usage))
     # Ledger keys compare as numbers, the others as text (keys only compare within a source).
-    items.sort(key=lambda i: (i[0], i[1], int(i[2]) if i[1] == LEDGER else 0, i[2] if i[1] != LEDGER else ""),
-               reverse=True)
+    items.sort(
+        key=lambda i: (i[0], i[1], int(i[2]) if i[1] == LEDGER else 0, i[2] if i[1] != LEDGER else ""), reverse=True
+    )
     return items[:limit]

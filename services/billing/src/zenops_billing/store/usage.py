@@ -31,18 +31,38 @@ class UsageEvent:
 
 
 def usage_of(r) -> UsageEvent:
-    return UsageEvent(r.u_id, r.u_event_id, r.u_account_id, r.u_kind, r.u_quantity, r.u_ref_type, r.u_ref_id,
-                      r.u_occurred_at, r.u_source, r.u_recorded_at)
+    return UsageEvent(
+        r.u_id,
+        r.u_event_id,
+        r.u_account_id,
+        r.u_kind,
+        r.u_quantity,
+        r.u_ref_type,
+        r.u_ref_id,
+        r.u_occurred_at,
+        r.u_source,
+        r.u_recorded_at,
+    )
 
 
 async def insert(
-    conn: AsyncConnection, *, tenant_id: str, event_id: str, account_id: str, kind: str, quantity: int,
-    ref_type: str = "", ref_id: str = "", occurred_at: datetime, source: str = "",
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    event_id: str,
+    account_id: str,
+    kind: str,
+    quantity: int,
+    ref_type: str = "",
+    ref_id: str = "",
+    occurred_at: datetime,
+    source: str = "",
 ) -> tuple[UsageEvent, bool]:
     """(the event, True) when recorded now; (the event recorded before, False) when this
     event id was already recorded (nothing changes). `account_id` must exist (or be '')."""
-    row = (await conn.execute(
-        text(f"""
+    row = (
+        await conn.execute(
+            text(f"""
         WITH u AS (
             INSERT INTO usage_events (id, tenant_id, event_id, account_id, kind, quantity, ref_type, ref_id,
                                       occurred_at, source)
@@ -53,9 +73,20 @@ async def insert(
         )
         SELECT {COLUMNS} FROM u
         """),
-        {"id": str(uuid.uuid4()), "tid": tenant_id, "eid": event_id, "aid": account_id, "kind": kind,
-         "qty": quantity, "rt": ref_type, "ri": ref_id, "at": occurred_at, "source": source},
-    )).first()
+            {
+                "id": str(uuid.uuid4()),
+                "tid": tenant_id,
+                "eid": event_id,
+                "aid": account_id,
+                "kind": kind,
+                "qty": quantity,
+                "rt": ref_type,
+                "ri": ref_id,
+                "at": occurred_at,
+                "source": source,
+            },
+        )
+    ).first()
     if row is not None:
         return usage_of(row), True
     existing = await by_event_id(conn, event_id)
@@ -64,6 +95,7 @@ async def insert(
 
 
 async def by_event_id(conn: AsyncConnection, event_id: str) -> UsageEvent | None:
-    row = (await conn.execute(text(f"SELECT {COLUMNS} FROM usage_events u WHERE u.event_id = :eid"),
-                              {"eid": event_id})).first()
+    row = (
+        await conn.execute(text(f"SELECT {COLUMNS} FROM usage_events u WHERE u.event_id = :eid"), {"eid": event_id})
+    ).first()
     return usage_of(row) if row else None

@@ -44,21 +44,39 @@ _L = LEDGER_COLUMNS.format(l="l")
 
 def reservation_of(row, ledger: tuple[LedgerEntry, ...] = ()) -> Reservation:
     return Reservation(
-        id=row.r_id, account_id=row.r_account_id, amount=row.r_amount, ref_type=row.r_ref_type, ref_id=row.r_ref_id,
-        status=row.r_status, consumed_amount=row.r_consumed_amount, expires_at=row.r_expires_at,
-        created_at=row.r_created_at, settled_at=row.r_settled_at, override_reason=row.r_override_reason,
-        shortfall=row.r_shortfall, actor=row.r_actor, settle_reason=row.r_settle_reason,
-        idempotency_key=row.r_idempotency_key, ledger=ledger,
+        id=row.r_id,
+        account_id=row.r_account_id,
+        amount=row.r_amount,
+        ref_type=row.r_ref_type,
+        ref_id=row.r_ref_id,
+        status=row.r_status,
+        consumed_amount=row.r_consumed_amount,
+        expires_at=row.r_expires_at,
+        created_at=row.r_created_at,
+        settled_at=row.r_settled_at,
+        override_reason=row.r_override_reason,
+        shortfall=row.r_shortfall,
+        actor=row.r_actor,
+        settle_reason=row.r_settle_reason,
+        idempotency_key=row.r_idempotency_key,
+        ledger=ledger,
     )
 
 
 def entry_of(row) -> LedgerEntry:
     return LedgerEntry(
-        id=row.l_id, account_id=row.l_account_id, kind=row.l_kind, amount=row.l_amount,
-        reservation_id=row.l_reservation_id, business_ref=row.l_business_ref, actor=row.l_actor, reason=row.l_reason,
+        id=row.l_id,
+        account_id=row.l_account_id,
+        kind=row.l_kind,
+        amount=row.l_amount,
+        reservation_id=row.l_reservation_id,
+        business_ref=row.l_business_ref,
+        actor=row.l_actor,
+        reason=row.l_reason,
         idempotency_key=row.l_idempotency_key,
         balance_after=Wallet(row.l_granted, row.l_consumed, row.l_reserved, row.l_overdraft),
-        created_at=row.l_created_at, seq=row.l_seq,
+        created_at=row.l_created_at,
+        seq=row.l_seq,
     )
 
 
@@ -72,7 +90,8 @@ def _wallet_of(row) -> Wallet:
 _GET_RESERVATION = Statement(f"SELECT {_R} FROM reservations r WHERE r.id = CAST(:id AS uuid)")
 _ACTIVE_RESERVATION = Statement(
     f"SELECT {_R} FROM reservations r WHERE r.account_id = CAST(:aid AS uuid) AND r.ref_type = :rt "
-    "AND r.ref_id = :ri AND r.status = 'ACTIVE'")
+    "AND r.ref_id = :ri AND r.status = 'ACTIVE'"
+)
 
 
 async def get_reservation(conn, reservation_id: str) -> Reservation | None:
@@ -88,19 +107,30 @@ async def active_reservation(conn, account_id: str, ref_type: str, ref_id: str) 
 async def reservation_ledger(conn: AsyncConnection, reservation_id: str) -> list[LedgerEntry]:
     rows = await conn.execute(
         text(f"SELECT {_L} FROM credit_ledger l WHERE l.reservation_id = CAST(:id AS uuid) ORDER BY l.seq"),
-        {"id": reservation_id})
+        {"id": reservation_id},
+    )
     return [entry_of(r) for r in rows]
 
 
 async def page_reservations(
-    conn: AsyncConnection, *, account_id: str, status: str, ref_type: str, ref_id: str, before: list[str] | None,
+    conn: AsyncConnection,
+    *,
+    account_id: str,
+    status: str,
+    ref_type: str,
+    ref_id: str,
+    before: list[str] | None,
     limit: int,
 ) -> list[Reservation]:
     """Newest first; `before` = (created_at ISO, id) of the previous page's last reservation."""
     clauses: list[str] = []
     params: dict = {"limit": limit}
-    for column, value, cast in (("account_id", account_id, "uuid"), ("status", status, None),
-                                ("ref_type", ref_type, None), ("ref_id", ref_id, None)):
+    for column, value, cast in (
+        ("account_id", account_id, "uuid"),
+        ("status", status, None),
+        ("ref_type", ref_type, None),
+        ("ref_id", ref_id, None),
+    ):
         if value:
             clauses.append(f"r.{column} = CAST(:{column} AS {cast})" if cast else f"r.{column} = :{column}")
             params[column] = value
@@ -109,18 +139,23 @@ async def page_reservations(
         params.update(before_at=datetime.fromisoformat(before[0]), before_id=before[1])
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     rows = await conn.execute(
-        text(f"SELECT {_R} FROM reservations r {where} ORDER BY r.created_at DESC, r.id DESC LIMIT :limit"), params)
+        text(f"SELECT {_R} FROM reservations r {where} ORDER BY r.created_at DESC, r.id DESC LIMIT :limit"), params
+    )
     return [reservation_of(r) for r in rows]
 
 
 async def due_reservation(conn: AsyncConnection, now: datetime) -> tuple[Reservation, datetime] | None:
     """The ACTIVE reservation that expired first (at or before `now`), locked; one another
     transaction holds is skipped (it is being settled: whoever locked it decides)."""
-    row = (await conn.execute(
-        text(f"SELECT {_R}, now() AS db_now FROM reservations r WHERE r.status = 'ACTIVE' AND r.expires_at <= :now "
-             "ORDER BY r.expires_at, r.id LIMIT 1 FOR UPDATE SKIP LOCKED"),
-        {"now": now},
-    )).first()
+    row = (
+        await conn.execute(
+            text(
+                f"SELECT {_R}, now() AS db_now FROM reservations r WHERE r.status = 'ACTIVE' AND r.expires_at <= :now "
+                "ORDER BY r.expires_at, r.id LIMIT 1 FOR UPDATE SKIP LOCKED"
+            ),
+            {"now": now},
+        )
+    ).first()
     return (reservation_of(row), row.db_now) if row else None
 
 
@@ -158,8 +193,11 @@ class Written:
 
 
 def _claim_params(params: dict, claim: Claim | None) -> dict:
-    params.update(cop=claim.operation if claim else None, chash=claim.request_hash if claim else None,
-                  creq=claim.request_json if claim else None)
+    params.update(
+        cop=claim.operation if claim else None,
+        chash=claim.request_hash if claim else None,
+        creq=claim.request_json if claim else None,
+    )
     return params
 
 
@@ -175,50 +213,105 @@ def _written(rows: list) -> Written:
 
 _GRANT = Statement(
     "SELECT * FROM billing_grant(CAST(:tenant AS uuid), CAST(:aid AS uuid), :kind, CAST(:amount AS bigint), "
-    ":reason, :actor, :bref, :ikey, CAST(:lid AS uuid), :cop, CAST(:chash AS bytea), CAST(:creq AS jsonb))")
+    ":reason, :actor, :bref, :ikey, CAST(:lid AS uuid), :cop, CAST(:chash AS bytea), CAST(:creq AS jsonb))"
+)
 
 _RESERVE = Statement(
     "SELECT * FROM billing_reserve(CAST(:tenant AS uuid), CAST(:aid AS uuid), CAST(:rid AS uuid), "
     "CAST(:amount AS bigint), :rt, :ri, CAST(:exp AS timestamptz), CAST(:may_override AS boolean), :oreason, "
     ":actor, :bref, :ikey, CAST(:adj_id AS uuid), CAST(:res_id AS uuid), :cop, CAST(:chash AS bytea), "
-    "CAST(:creq AS jsonb))")
+    "CAST(:creq AS jsonb))"
+)
 
 _SETTLE = Statement(
     "SELECT * FROM billing_settle(CAST(:tenant AS uuid), CAST(:rid AS uuid), :new_status, CAST(:take AS bigint), "
     ":x_kind, :actor, :reason, :x_reason, :ikey, CAST(:expiring AS boolean), CAST(:c_id AS uuid), "
-    "CAST(:x_id AS uuid), :cop, CAST(:chash AS bytea), CAST(:creq AS jsonb))")
+    "CAST(:x_id AS uuid), :cop, CAST(:chash AS bytea), CAST(:creq AS jsonb))"
+)
 
 
 async def write_grant(
-    conn, *, tenant_id: str | None, account_id: str, kind: str, amount: int, reason: str, actor: str,
-    business_ref: str, idempotency_key: str, claim: Claim | None = None,
+    conn,
+    *,
+    tenant_id: str | None,
+    account_id: str,
+    kind: str,
+    amount: int,
+    reason: str,
+    actor: str,
+    business_ref: str,
+    idempotency_key: str,
+    claim: Claim | None = None,
 ) -> Written:
     """Adds credits. Outcomes: OK, ACCOUNT_NOT_FOUND (KEY_TAKEN with a claim). `tenant_id`
     None: the caller's transaction is scoped already."""
-    params = {"tenant": tenant_id, "aid": account_id, "lid": str(uuid.uuid4()), "kind": kind, "amount": amount,
-              "bref": business_ref, "actor": actor, "reason": reason, "ikey": idempotency_key}
+    params = {
+        "tenant": tenant_id,
+        "aid": account_id,
+        "lid": str(uuid.uuid4()),
+        "kind": kind,
+        "amount": amount,
+        "bref": business_ref,
+        "actor": actor,
+        "reason": reason,
+        "ikey": idempotency_key,
+    }
     return _written(await fetch(conn, _GRANT, _claim_params(params, claim)))
 
 
 async def write_reserve(
-    conn, *, tenant_id: str | None, account_id: str, reservation_id: str, amount: int, ref_type: str, ref_id: str,
-    expires_at: datetime, may_override: bool, override_reason: str, actor: str, business_ref: str,
-    idempotency_key: str, claim: Claim | None = None,
+    conn,
+    *,
+    tenant_id: str | None,
+    account_id: str,
+    reservation_id: str,
+    amount: int,
+    ref_type: str,
+    ref_id: str,
+    expires_at: datetime,
+    may_override: bool,
+    override_reason: str,
+    actor: str,
+    business_ref: str,
+    idempotency_key: str,
+    claim: Claim | None = None,
 ) -> Written:
     """A new ACTIVE reservation, decided under the balance-row lock. Outcomes: OK,
     ACCOUNT_NOT_FOUND, RESERVATION_EXISTS (detail reservation_id), ACCOUNT_SUSPENDED,
     INSUFFICIENT_CREDITS (detail requested/available); with `may_override` a shortfall is let
     through as an ADJUSTMENT entry (and a CREDITS_OVERRIDE account event) before the RESERVE."""
-    params = {"tenant": tenant_id, "aid": account_id, "rid": reservation_id, "amount": amount, "rt": ref_type,
-              "ri": ref_id, "exp": expires_at, "may_override": may_override, "oreason": override_reason,
-              "actor": actor, "bref": business_ref, "ikey": idempotency_key, "adj_id": str(uuid.uuid4()),
-              "res_id": str(uuid.uuid4())}
+    params = {
+        "tenant": tenant_id,
+        "aid": account_id,
+        "rid": reservation_id,
+        "amount": amount,
+        "rt": ref_type,
+        "ri": ref_id,
+        "exp": expires_at,
+        "may_override": may_override,
+        "oreason": override_reason,
+        "actor": actor,
+        "bref": business_ref,
+        "ikey": idempotency_key,
+        "adj_id": str(uuid.uuid4()),
+        "res_id": str(uuid.uuid4()),
+    }
     return _written(await fetch(conn, _RESERVE, _claim_params(params, claim)))
 
 
 async def write_settle(
-    conn, *, tenant_id: str | None, reservation_id: str, new_status: str, take: int, returned_kind: str,
-    actor: str, reason: str, returned_reason: str, idempotency_key: str, expiring: bool = False,
+    conn,
+    *,
+    tenant_id: str | None,
+    reservation_id: str,
+    new_status: str,
+    take: int,
+    returned_kind: str,
+    actor: str,
+    reason: str,
+    returned_reason: str,
+    idempotency_key: str,
+    expiring: bool = False,
     claim: Claim | None = None,
 ) -> Written:
     """ACTIVE → `new_status`, decided under the reservation's row lock (then its balance row's).
@@ -226,9 +319,20 @@ async def write_settle(
     as `returned_kind` (RELEASE or EXPIRE). Outcomes: OK, RESERVATION_NOT_FOUND,
     RESERVATION_ALREADY_CONSUMED, RESERVATION_ALREADY_RELEASED, RESERVATION_EXPIRED (also an
     ACTIVE one past expires_at unless `expiring`), EXCEEDS_RESERVED_AMOUNT (detail requested/reserved)."""
-    params = {"tenant": tenant_id, "rid": reservation_id, "new_status": new_status, "take": take,
-              "x_kind": returned_kind, "actor": actor, "reason": reason, "x_reason": returned_reason,
-              "ikey": idempotency_key, "expiring": expiring, "c_id": str(uuid.uuid4()), "x_id": str(uuid.uuid4())}
+    params = {
+        "tenant": tenant_id,
+        "rid": reservation_id,
+        "new_status": new_status,
+        "take": take,
+        "x_kind": returned_kind,
+        "actor": actor,
+        "reason": reason,
+        "x_reason": returned_reason,
+        "ikey": idempotency_key,
+        "expiring": expiring,
+        "c_id": str(uuid.uuid4()),
+        "x_id": str(uuid.uuid4()),
+    }
     return _written(await fetch(conn, _SETTLE, _claim_params(params, claim)))
 
 
@@ -239,17 +343,22 @@ async def entry_by_id(conn, entry_id: str) -> LedgerEntry | None:
     row = await first(conn, _ENTRY, {"id": entry_id})
     return entry_of(row) if row else None
 
+
 # -- aggregates and invariants --------------------------------------------------------------
 
 
 async def aggregate(conn: AsyncConnection) -> tuple[Wallet, int, int, int]:
     """(totals, accounts, ACTIVE reservations, accounts with available < 0) of the tenant."""
-    row = (await conn.execute(text(
-        "SELECT count(*) AS accounts, COALESCE(sum(granted), 0) AS g, COALESCE(sum(consumed), 0) AS c, "
-        "COALESCE(sum(reserved), 0) AS r, COALESCE(sum(overdraft), 0) AS o, "
-        "count(*) FILTER (WHERE granted - consumed - reserved < 0) AS negative, "
-        "(SELECT count(*) FROM reservations WHERE status = 'ACTIVE') AS active FROM wallets"
-    ))).one()
+    row = (
+        await conn.execute(
+            text(
+                "SELECT count(*) AS accounts, COALESCE(sum(granted), 0) AS g, COALESCE(sum(consumed), 0) AS c, "
+                "COALESCE(sum(reserved), 0) AS r, COALESCE(sum(overdraft), 0) AS o, "
+                "count(*) FILTER (WHERE granted - consumed - reserved < 0) AS negative, "
+                "(SELECT count(*) FROM reservations WHERE status = 'ACTIVE') AS active FROM wallets"
+            )
+        )
+    ).one()
     return Wallet(int(row.g), int(row.c), int(row.r), int(row.o)), row.accounts, row.active, row.negative
 
 
@@ -263,7 +372,9 @@ async def invariant_rows(conn: AsyncConnection, account_ids: list[str] | None) -
     """Per account: the balance row, the ledger folded by kind, the ACTIVE reservations' sum
     and the balances after its last entry."""
     where, params = _accounts_filter(account_ids, "w.account_id")
-    return list(await conn.execute(text(f"""
+    return list(
+        await conn.execute(
+            text(f"""
         SELECT w.account_id::text AS account_id, w.granted, w.consumed, w.reserved, w.overdraft, w.entries,
             COALESCE(s.granted, 0) AS s_granted, COALESCE(s.consumed, 0) AS s_consumed,
             COALESCE(s.reserved, 0) AS s_reserved, COALESCE(s.overdraft, 0) AS s_overdraft,
@@ -291,13 +402,18 @@ async def invariant_rows(conn: AsyncConnection, account_ids: list[str] | None) -
         ) last ON true
         {where}
         ORDER BY w.account_id
-    """), params))
+    """),
+            params,
+        )
+    )
 
 
 async def reservation_ledger_rows(conn: AsyncConnection, account_ids: list[str] | None) -> list:
     """Per reservation: its state and the sums of its RESERVE/CONSUME/RELEASE/EXPIRE entries."""
     where, params = _accounts_filter(account_ids, "r.account_id")
-    return list(await conn.execute(text(f"""
+    return list(
+        await conn.execute(
+            text(f"""
         SELECT r.id::text AS id, r.status, r.amount, r.consumed_amount, r.shortfall,
             COALESCE(sum(l.amount) FILTER (WHERE l.kind = 'RESERVE'), 0) AS reserve,
             COALESCE(sum(l.amount) FILTER (WHERE l.kind = 'CONSUME'), 0) AS consume,
@@ -307,9 +423,18 @@ async def reservation_ledger_rows(conn: AsyncConnection, account_ids: list[str] 
         FROM reservations r LEFT JOIN credit_ledger l ON l.reservation_id = r.id
         {where}
         GROUP BY r.id
-    """), params))
+    """),
+            params,
+        )
+    )
 
 
 def sums_of(row) -> LedgerSums:
-    return LedgerSums(int(row.s_granted), int(row.s_consumed), int(row.s_reserved), int(row.s_overdraft),
-                      int(row.s_entries), int(row.s_last_seq))
+    return LedgerSums(
+        int(row.s_granted),
+        int(row.s_consumed),
+        int(row.s_reserved),
+        int(row.s_overdraft),
+        int(row.s_entries),
+        int(row.s_last_seq),
+    )

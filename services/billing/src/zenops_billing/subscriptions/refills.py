@@ -30,23 +30,38 @@ async def grant_period(conn: AsyncConnection, sub: Subscription, plan: Plan, *, 
     """Grant `sub.next_period` (if no refill row exists for it yet) and advance the pointer."""
     n = sub.next_period
     start = rules.period_start(sub.anchor_at, n)
-    if await store.claim_refill(conn, tenant_id=sub.tenant_id, subscription_id=sub.id, period_start=start,
-                                period_index=n, amount=plan.credits_per_period):
+    if await store.claim_refill(
+        conn,
+        tenant_id=sub.tenant_id,
+        subscription_id=sub.id,
+        period_start=start,
+        period_index=n,
+        amount=plan.credits_per_period,
+    ):
         entry, _ = await wallet.grant(
-            conn, tenant_id=sub.tenant_id, account_id=sub.account_id, amount=plan.credits_per_period, kind=REFILL,
-            reason=f"plan {plan.code}: period {n + 1} from {start:%Y-%m-%d}", actor=actor,
+            conn,
+            tenant_id=sub.tenant_id,
+            account_id=sub.account_id,
+            amount=plan.credits_per_period,
+            kind=REFILL,
+            reason=f"plan {plan.code}: period {n + 1} from {start:%Y-%m-%d}",
+            actor=actor,
             business_ref=rules.refill_ref(sub.id, start),
         )
         await store.record_refill_entry(conn, subscription_id=sub.id, period_start=start, ledger_entry_id=entry.id)
     else:  # pragma: no cover - the row lock on the subscription makes this a belt-and-braces path
         log.warning("refill row exists already; not granted again", extra={"subscription_id": sub.id, "period": n})
     nxt = n + 1
-    return dataclasses.replace(sub, next_period=nxt, next_refill_at=(
-        rules.period_start(sub.anchor_at, nxt) if sub.status == rules.ACTIVE else sub.next_refill_at))
+    return dataclasses.replace(
+        sub,
+        next_period=nxt,
+        next_refill_at=(rules.period_start(sub.anchor_at, nxt) if sub.status == rules.ACTIVE else sub.next_refill_at),
+    )
 
 
-async def catch_up(conn: AsyncConnection, sub: Subscription, plan: Plan, *, until: datetime | None,
-                   actor: str) -> tuple[Subscription, int]:
+async def catch_up(
+    conn: AsyncConnection, sub: Subscription, plan: Plan, *, until: datetime | None, actor: str
+) -> tuple[Subscription, int]:
     """Grant every period started by `until` that is not granted yet, all in `conn`'s
     transaction (the caller holds the subscription's row lock and saves it)."""
     granted = 0

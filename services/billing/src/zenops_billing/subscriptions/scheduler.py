@@ -36,8 +36,9 @@ class RefillRun:
     failed: list[str] = field(default_factory=list)
 
 
-async def refill_subscription(engine: AsyncEngine, tenant_id: str, subscription_id: str, *, now: datetime,
-                              run: RefillRun) -> None:
+async def refill_subscription(
+    engine: AsyncEngine, tenant_id: str, subscription_id: str, *, now: datetime, run: RefillRun
+) -> None:
     while True:
         async with tenant_tx(engine, tenant_id) as conn:
             sub = await store.get_subscription(conn, subscription_id, lock=True, skip_locked=True)
@@ -48,8 +49,10 @@ async def refill_subscription(engine: AsyncEngine, tenant_id: str, subscription_
                 sub = await grant_period(conn, sub, plan, actor=SCHEDULER_ACTOR)
             except DomainError as err:
                 # rolled back with the transaction; the period stays due for the next run
-                log.warning("refill not granted", extra={"subscription_id": subscription_id,
-                                                         "period": sub.next_period, "reason": err.reason})
+                log.warning(
+                    "refill not granted",
+                    extra={"subscription_id": subscription_id, "period": sub.next_period, "reason": err.reason},
+                )
                 run.failed.append(subscription_id)
                 raise _Skip from err
             await store.save_subscription(conn, sub)
@@ -75,8 +78,9 @@ async def run_tenant(engine: AsyncEngine, tenant_id: str, *, now: datetime, run:
         after = ids[-1]
 
 
-async def run_refills(engine: AsyncEngine, *, now: datetime | None = None,
-                      tenant_ids: list[str] | None = None) -> RefillRun:
+async def run_refills(
+    engine: AsyncEngine, *, now: datetime | None = None, tenant_ids: list[str] | None = None
+) -> RefillRun:
     """Grant every refill due by `now` (default: the current time) for `tenant_ids`
     (default: every tenant with a billing account)."""
     now = now or datetime.now(UTC)
@@ -87,4 +91,3 @@ async def run_refills(engine: AsyncEngine, *, now: datetime | None = None,
     for tenant_id in tenant_ids:
         await run_tenant(engine, tenant_id, now=now, run=run)
     return run
-

@@ -33,9 +33,12 @@ async def create_plan(engine: AsyncEngine, *, tenant_id: str, spec: PlanSpec) ->
     async with tenant_tx(engine, tenant_id) as conn:
         plan = await store.insert_plan(conn, tenant_id=tenant_id, spec=spec)
     if plan is None:
-        raise AlreadyExists(f"a plan with code {spec.code!r} exists", reason="PLAN_CODE_EXISTS",
-                            violations=[FieldViolation("code", "is already used by another plan")],
-                            metadata={"code": spec.code})
+        raise AlreadyExists(
+            f"a plan with code {spec.code!r} exists",
+            reason="PLAN_CODE_EXISTS",
+            violations=[FieldViolation("code", "is already used by another plan")],
+            metadata={"code": spec.code},
+        )
     return plan
 
 
@@ -55,16 +58,26 @@ def check_subscribe(account_id: str, plan_id: str, start_at: datetime | None, no
     _check_ids(account_id=account_id, plan_id=plan_id)
     anchor = now if start_at is None else rules.utc(start_at)
     if anchor < now - START_SKEW:
-        raise InvalidArgument("start_at is in the past", violations=[
-            FieldViolation("start_at", "must not be in the past (default: now)")])
+        raise InvalidArgument(
+            "start_at is in the past", violations=[FieldViolation("start_at", "must not be in the past (default: now)")]
+        )
     if anchor > now + MAX_START_AHEAD:
-        raise InvalidArgument("start_at is too far ahead", violations=[
-            FieldViolation("start_at", "must be within a year from now")])
+        raise InvalidArgument(
+            "start_at is too far ahead", violations=[FieldViolation("start_at", "must be within a year from now")]
+        )
     return anchor
 
 
-async def subscribe(conn: AsyncConnection, *, tenant_id: str, account_id: str, plan_id: str, anchor: datetime,
-                    actor: str, now: datetime | None = None) -> tuple[Subscription, Plan]:
+async def subscribe(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    account_id: str,
+    plan_id: str,
+    anchor: datetime,
+    actor: str,
+    now: datetime | None = None,
+) -> tuple[Subscription, Plan]:
     """In the caller's (idempotency) transaction: the new subscription, its first refill
     granted when the start has come."""
     now = now or datetime.now(UTC)
@@ -72,20 +85,24 @@ async def subscribe(conn: AsyncConnection, *, tenant_id: str, account_id: str, p
     if account is None:
         raise account_not_found(account_id)
     if account.status != ACCOUNT_ACTIVE:
-        raise FailedPrecondition("the billing account is suspended", reason="ACCOUNT_SUSPENDED",
-                                 metadata={"account_id": account_id})
+        raise FailedPrecondition(
+            "the billing account is suspended", reason="ACCOUNT_SUSPENDED", metadata={"account_id": account_id}
+        )
     plan = await store.get_plan(conn, plan_id)
     if plan is None:
         raise NotFound("no such plan", reason="PLAN_NOT_FOUND", metadata={"plan_id": plan_id})
     if not plan.active:
         raise FailedPrecondition("the plan is not active", reason="PLAN_INACTIVE", metadata={"plan_id": plan_id})
-    sub = await store.insert_subscription(conn, tenant_id=tenant_id, account_id=account_id, plan_id=plan_id,
-                                          anchor_at=anchor)
+    sub = await store.insert_subscription(
+        conn, tenant_id=tenant_id, account_id=account_id, plan_id=plan_id, anchor_at=anchor
+    )
     if sub is None:
         existing = await store.live_subscription(conn, account_id=account_id, plan_id=plan_id)
-        raise AlreadyExists("the account already has a live subscription to this plan",
-                            reason="SUBSCRIPTION_EXISTS",
-                            metadata={"subscription_id": existing.id if existing else ""})
+        raise AlreadyExists(
+            "the account already has a live subscription to this plan",
+            reason="SUBSCRIPTION_EXISTS",
+            metadata={"subscription_id": existing.id if existing else ""},
+        )
     sub, granted = await catch_up(conn, sub, plan, until=now, actor=actor)
     if granted:
         sub = await store.save_subscription(conn, sub)
@@ -96,15 +113,17 @@ async def _locked(conn: AsyncConnection, subscription_id: str) -> tuple[Subscrip
     _check_ids(id=subscription_id)
     sub = await store.get_subscription(conn, subscription_id, lock=True)
     if sub is None:
-        raise NotFound("no such subscription", reason="SUBSCRIPTION_NOT_FOUND",
-                       metadata={"subscription_id": subscription_id})
+        raise NotFound(
+            "no such subscription", reason="SUBSCRIPTION_NOT_FOUND", metadata={"subscription_id": subscription_id}
+        )
     plan = await store.get_plan(conn, sub.plan_id)
     assert plan is not None  # foreign key
     return sub, plan
 
 
-async def change(engine: AsyncEngine, *, tenant_id: str, subscription_id: str, action: str, actor: str,
-                 now: datetime | None = None) -> Subscription:
+async def change(
+    engine: AsyncEngine, *, tenant_id: str, subscription_id: str, action: str, actor: str, now: datetime | None = None
+) -> Subscription:
     """Pause, resume or cancel (a repeated request answers the subscription as it is).
 
     Pause stops refills from then on. Resume first grants what was due before the pause
@@ -122,11 +141,15 @@ async def change(engine: AsyncEngine, *, tenant_id: str, subscription_id: str, a
         elif action == rules.RESUME:
             sub, _ = await catch_up(conn, sub, plan, until=sub.paused_at, actor=actor)
             nxt = max(sub.next_period, rules.first_period_from(sub.anchor_at, now))
-            sub = dataclasses.replace(sub, status=rules.ACTIVE, paused_at=None, next_period=nxt,
-                                      next_refill_at=rules.period_start(sub.anchor_at, nxt))
+            sub = dataclasses.replace(
+                sub,
+                status=rules.ACTIVE,
+                paused_at=None,
+                next_period=nxt,
+                next_refill_at=rules.period_start(sub.anchor_at, nxt),
+            )
             sub, _ = await catch_up(conn, sub, plan, until=now, actor=actor)
         else:
-            sub, _ = await catch_up(conn, sub, plan, until=rules.due_until(sub.status, now, sub.paused_at),
-                                    actor=actor)
+            sub, _ = await catch_up(conn, sub, plan, until=rules.due_until(sub.status, now, sub.paused_at), actor=actor)
             sub = dataclasses.replace(sub, status=rules.CANCELLED, cancelled_at=now, next_refill_at=None)
         return await store.save_subscription(conn, sub)

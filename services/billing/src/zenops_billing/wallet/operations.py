@@ -107,24 +107,55 @@ def _done(written: store.Written, claim: Claim | None) -> store.Written:
 
 
 async def grant(
-    conn: AsyncConnection, *, tenant_id: str, account_id: str, amount: int, kind: str, reason: str, actor: str,
-    business_ref: str = "", idempotency_key: str = "", claim: Claim | None = None,
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    account_id: str,
+    amount: int,
+    kind: str,
+    reason: str,
+    actor: str,
+    business_ref: str = "",
+    idempotency_key: str = "",
+    claim: Claim | None = None,
 ) -> tuple[LedgerEntry, Wallet]:
     """Adds `amount` credits (GRANT | TOPUP | REFILL | ADJUSTMENT) with a reason."""
     rules.check_grant_kind(kind)
     rules.check_amount(amount)
     reason = rules.check_reason(reason)
     account_id = _clean_account_id(account_id)
-    written = _done(await store.write_grant(
-        conn, tenant_id=_tenant_for(conn, tenant_id), account_id=account_id, kind=kind, amount=amount,
-        reason=reason, actor=actor, business_ref=business_ref, idempotency_key=idempotency_key, claim=claim), claim)
+    written = _done(
+        await store.write_grant(
+            conn,
+            tenant_id=_tenant_for(conn, tenant_id),
+            account_id=account_id,
+            kind=kind,
+            amount=amount,
+            reason=reason,
+            actor=actor,
+            business_ref=business_ref,
+            idempotency_key=idempotency_key,
+            claim=claim,
+        ),
+        claim,
+    )
     return written.entries[0], written.wallet
 
 
 async def reserve(
-    conn: AsyncConnection, *, tenant_id: str, account_id: str, amount: int, ref_type: str, ref_id: str,
-    expires_at: datetime | None, actor: str, override_reason: str = "", may_override: bool = False,
-    idempotency_key: str = "", claim: Claim | None = None,
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    account_id: str,
+    amount: int,
+    ref_type: str,
+    ref_id: str,
+    expires_at: datetime | None,
+    actor: str,
+    override_reason: str = "",
+    may_override: bool = False,
+    idempotency_key: str = "",
+    claim: Claim | None = None,
 ) -> tuple[Reservation, Wallet]:
     """Moves `amount` from available to reserved for (ref_type, ref_id).
 
@@ -139,17 +170,37 @@ async def reserve(
     account_id = _clean_account_id(account_id)
     if expires_at is None:
         expires_at = datetime.now(UTC) + DEFAULT_RESERVATION_TTL
-    written = _done(await store.write_reserve(
-        conn, tenant_id=_tenant_for(conn, tenant_id), account_id=account_id, reservation_id=str(uuid.uuid4()),
-        amount=amount, ref_type=ref_type, ref_id=ref_id, expires_at=expires_at,
-        may_override=may_override and bool(override_reason), override_reason=override_reason, actor=actor,
-        business_ref=f"{ref_type}:{ref_id}", idempotency_key=idempotency_key, claim=claim), claim)
+    written = _done(
+        await store.write_reserve(
+            conn,
+            tenant_id=_tenant_for(conn, tenant_id),
+            account_id=account_id,
+            reservation_id=str(uuid.uuid4()),
+            amount=amount,
+            ref_type=ref_type,
+            ref_id=ref_id,
+            expires_at=expires_at,
+            may_override=may_override and bool(override_reason),
+            override_reason=override_reason,
+            actor=actor,
+            business_ref=f"{ref_type}:{ref_id}",
+            idempotency_key=idempotency_key,
+            claim=claim,
+        ),
+        claim,
+    )
     return written.reservation, written.wallet
 
 
 async def consume(
-    conn: AsyncConnection, *, tenant_id: str, reservation_id: str, amount: int | None, actor: str,
-    idempotency_key: str = "", claim: Claim | None = None,
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    reservation_id: str,
+    amount: int | None,
+    actor: str,
+    idempotency_key: str = "",
+    claim: Claim | None = None,
 ) -> tuple[Reservation, Wallet]:
     """Moves the reservation's credits to consumed: all of them (`amount` None or 0) or
     `amount`, the remainder released in the same transaction (CONSUME + RELEASE entries).
@@ -159,16 +210,35 @@ async def consume(
         raise rules.invalid("amount", "must be > 0 (or 0 for the whole reservation)")
     if not rules.is_uuid(reservation_id):
         raise rules.reservation_not_found(reservation_id)
-    written = _done(await store.write_settle(
-        conn, tenant_id=_tenant_for(conn, tenant_id), reservation_id=reservation_id, new_status=CONSUMED,
-        take=amount or -1, returned_kind=RELEASE, actor=actor, reason="", returned_reason=PARTIAL_REMAINDER,
-        idempotency_key=idempotency_key, claim=claim), claim)
+    written = _done(
+        await store.write_settle(
+            conn,
+            tenant_id=_tenant_for(conn, tenant_id),
+            reservation_id=reservation_id,
+            new_status=CONSUMED,
+            take=amount or -1,
+            returned_kind=RELEASE,
+            actor=actor,
+            reason="",
+            returned_reason=PARTIAL_REMAINDER,
+            idempotency_key=idempotency_key,
+            claim=claim,
+        ),
+        claim,
+    )
     return written.reservation, written.wallet
 
 
 async def release(
-    conn: AsyncConnection, *, tenant_id: str, reservation_id: str, reason: str, actor: str, expired: bool = False,
-    idempotency_key: str = "", claim: Claim | None = None,
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    reservation_id: str,
+    reason: str,
+    actor: str,
+    expired: bool = False,
+    idempotency_key: str = "",
+    claim: Claim | None = None,
 ) -> tuple[Reservation, Wallet]:
     """Returns the reservation's credits to available: RELEASED (a RELEASE entry), or with
     `expired` EXPIRED (an EXPIRE entry; allowed past expires_at, which a plain release is not:
@@ -176,11 +246,23 @@ async def release(
     reason = rules.check_reason(reason)
     if not rules.is_uuid(reservation_id):
         raise rules.reservation_not_found(reservation_id)
-    written = _done(await store.write_settle(
-        conn, tenant_id=_tenant_for(conn, tenant_id), reservation_id=reservation_id,
-        new_status=EXPIRED if expired else RELEASED, take=0, returned_kind=EXPIRE if expired else RELEASE,
-        actor=actor, reason=reason, returned_reason=reason, idempotency_key=idempotency_key, expiring=expired,
-        claim=claim), claim)
+    written = _done(
+        await store.write_settle(
+            conn,
+            tenant_id=_tenant_for(conn, tenant_id),
+            reservation_id=reservation_id,
+            new_status=EXPIRED if expired else RELEASED,
+            take=0,
+            returned_kind=EXPIRE if expired else RELEASE,
+            actor=actor,
+            reason=reason,
+            returned_reason=reason,
+            idempotency_key=idempotency_key,
+            expiring=expired,
+            claim=claim,
+        ),
+        claim,
+    )
     return written.reservation, written.wallet
 
 
@@ -196,8 +278,9 @@ async def recorded_result(conn: AsyncConnection, entry_id: str) -> tuple[LedgerE
     return entry, reservation
 
 
-async def active_reservation(conn: AsyncConnection, *, account_id: str, ref_type: str, ref_id: str
-                             ) -> Reservation | None:
+async def active_reservation(
+    conn: AsyncConnection, *, account_id: str, ref_type: str, ref_id: str
+) -> Reservation | None:
     if not rules.is_uuid(account_id):
         return None
     return await store.active_reservation(conn, account_id, ref_type, ref_id)
@@ -225,23 +308,27 @@ async def check_invariants(conn: AsyncConnection, account_ids: list[str] | None 
     violations: list[str] = []
     for row in await store.invariant_rows(conn, ids):
         wallet = Wallet(row.granted, row.consumed, row.reserved, row.overdraft)
-        last = None if row.l_granted is None else Wallet(row.l_granted, row.l_consumed, row.l_reserved,
-                                                          row.l_overdraft)
-        violations += rules.wallet_violations(row.account_id, wallet, row.entries, store.sums_of(row),
-                                              int(row.active), last)
+        last = None if row.l_granted is None else Wallet(row.l_granted, row.l_consumed, row.l_reserved, row.l_overdraft)
+        violations += rules.wallet_violations(
+            row.account_id, wallet, row.entries, store.sums_of(row), int(row.active), last
+        )
     for row in await store.reservation_ledger_rows(conn, ids):
-        problem = rules.reservation_violation(row.id, row.status, row.amount, row.consumed_amount, row.reserve,
-                                              row.consume, row.release, row.expire)
+        problem = rules.reservation_violation(
+            row.id, row.status, row.amount, row.consumed_amount, row.reserve, row.consume, row.release, row.expire
+        )
         if problem:
             violations.append(problem)
         if row.adjustment != row.shortfall:
-            violations.append(f"reservation {row.id}: override shortfall {row.shortfall} but ADJUSTMENT entries "
-                              f"sum to {row.adjustment}")
+            violations.append(
+                f"reservation {row.id}: override shortfall {row.shortfall} but ADJUSTMENT entries "
+                f"sum to {row.adjustment}"
+            )
     return violations
 
 
-async def expire_due(engine: AsyncEngine, tenant_id: str | None = None, *, now: datetime | None = None,
-                     limit: int = 10_000) -> int:
+async def expire_due(
+    engine: AsyncEngine, tenant_id: str | None = None, *, now: datetime | None = None, limit: int = 10_000
+) -> int:
     """The expiry sweep: every ACTIVE reservation past its expires_at becomes EXPIRED (an
     EXPIRE entry returns its credits), earliest first, one transaction each. A reservation
     another transaction holds (a consume or release in flight) is skipped; whoever holds it
@@ -261,9 +348,18 @@ async def expire_due(engine: AsyncEngine, tenant_id: str | None = None, *, now: 
                     break
                 reservation, _ = found
                 written = await store.write_settle(
-                    conn, tenant_id=None, reservation_id=reservation.id, new_status=EXPIRED, take=0,
-                    returned_kind=EXPIRE, actor=EXPIRY_ACTOR, reason="expired", returned_reason="expired",
-                    idempotency_key="", expiring=True)
+                    conn,
+                    tenant_id=None,
+                    reservation_id=reservation.id,
+                    new_status=EXPIRED,
+                    take=0,
+                    returned_kind=EXPIRE,
+                    actor=EXPIRY_ACTOR,
+                    reason="expired",
+                    returned_reason="expired",
+                    idempotency_key="",
+                    expiring=True,
+                )
                 assert written.outcome == "OK", written  # locked and ACTIVE: nothing else can refuse
             expired += 1
     if expired:

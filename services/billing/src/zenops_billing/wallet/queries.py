@@ -18,7 +18,14 @@ from ..store.timeline import TimelineItem
 
 
 async def list_reservations(
-    engine: AsyncEngine, tenant_id: str, *, limit: int, cursor: str, account_id: str, status: str, ref_type: str,
+    engine: AsyncEngine,
+    tenant_id: str,
+    *,
+    limit: int,
+    cursor: str,
+    account_id: str,
+    status: str,
+    ref_type: str,
     ref_id: str,
 ) -> tuple[list[Reservation], str]:
     limit = page_limit(limit)
@@ -30,16 +37,18 @@ async def list_reservations(
     if before is not None:
         check_cursor_position(*before)
     async with tenant_tx(engine, tenant_id) as conn:
-        rows = await store.page_reservations(conn, account_id=account_id, status=status, ref_type=ref_type,
-                                             ref_id=ref_id, before=before, limit=limit + 1)
+        rows = await store.page_reservations(
+            conn, account_id=account_id, status=status, ref_type=ref_type, ref_id=ref_id, before=before, limit=limit + 1
+        )
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor("reservations", [rows[-1].created_at.isoformat(), rows[-1].id]) if more else ""
     return rows, next_cursor
 
 
-async def timeline(engine: AsyncEngine, tenant_id: str, *, account_id: str, limit: int,
-                   cursor: str) -> tuple[list[TimelineItem], str]:
+async def timeline(
+    engine: AsyncEngine, tenant_id: str, *, account_id: str, limit: int, cursor: str
+) -> tuple[list[TimelineItem], str]:
     account_id = parse_uuid(account_id, "account_id")
     limit = page_limit(limit)
     position = decode_cursor(cursor, "timeline", 3)

@@ -30,10 +30,15 @@ class EventsAdminClient(UpstreamClient):
     async def close(self) -> None:
         """Nothing to do: the channel is the upstream client's, closed by it."""
 
-    async def get_event_stats(self, dead_letter_limit: int, *, token: str,
-                              deadline: float | None = None) -> pb.GetEventStatsResponse:
-        return await self.call(self.stub.GetEventStats, pb.GetEventStatsRequest(dead_letter_limit=dead_letter_limit),
-                               token=token, deadline=deadline)
+    async def get_event_stats(
+        self, dead_letter_limit: int, *, token: str, deadline: float | None = None
+    ) -> pb.GetEventStatsResponse:
+        return await self.call(
+            self.stub.GetEventStats,
+            pb.GetEventStatsRequest(dead_letter_limit=dead_letter_limit),
+            token=token,
+            deadline=deadline,
+        )
 
     async def replay_dead_letter(self, dead_letter_id: int, *, token: str) -> pb.ReplayDeadLetterResponse:
         return await self.call(self.stub.ReplayDeadLetter, pb.ReplayDeadLetterRequest(id=dead_letter_id), token=token)

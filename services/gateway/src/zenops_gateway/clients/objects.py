@@ -63,5 +63,12 @@ async def open_object_stream(service: str, call: grpc.aio.UnaryStreamCall) -> Lo
     except BaseException:
         call.cancel()
         raise
-    return LocalObject(content_type=first.content_type, filename=first.filename, size_bytes=first.size_bytes,
-                       first_data=first.data, _call=call, _messages=messages, _service=service)
+    return LocalObject(
+        content_type=first.content_type,
+        filename=first.filename,
+        size_bytes=first.size_bytes,
+        first_data=first.data,
+        _call=call,
+        _messages=messages,
+        _service=service,
+    )

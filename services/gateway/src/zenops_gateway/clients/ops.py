@@ -253,5 +253,9 @@ class OpsClient(UpstreamClient):
 
     async def open_local_object(self, token: str, *, deadline: float) -> LocalObject:
         """ops' GetLocalObject (the signed document URLs): see objects.open_object_stream."""
-        return await open_object_stream(self.service, self.stub.GetLocalObject(
-            pb.GetLocalObjectRequest(token=token), timeout=deadline, metadata=outgoing_metadata()))
+        return await open_object_stream(
+            self.service,
+            self.stub.GetLocalObject(
+                pb.GetLocalObjectRequest(token=token), timeout=deadline, metadata=outgoing_metadata()
+            ),
+        )

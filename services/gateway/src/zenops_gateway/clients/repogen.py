@@ -144,5 +144,9 @@ class RepogenClient(UpstreamClient):
 
     async def open_local_object(self, token: str, *, deadline: float) -> LocalObject:
         """repogen's GetLocalObject (the signed artifact URLs): see objects.open_object_stream."""
-        return await open_object_stream(self.service, self.stub.GetLocalObject(
-            pb.GetLocalObjectRequest(token=token), timeout=deadline, metadata=outgoing_metadata()))
+        return await open_object_stream(
+            self.service,
+            self.stub.GetLocalObject(
+                pb.GetLocalObjectRequest(token=token), timeout=deadline, metadata=outgoing_metadata()
+            ),
+        )

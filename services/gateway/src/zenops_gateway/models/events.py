@@ -38,10 +38,16 @@ class ConsumerStats(BaseModel):
     @classmethod
     def from_proto(cls, m: pb.ConsumerStats) -> ConsumerStats:
         live = m.jetstream_available
-        return cls(name=m.name, stream=m.stream, jetstream_available=live,
-                   pending=m.pending if live else None, ack_pending=m.ack_pending if live else None,
-                   redelivered=m.redelivered if live else None,
-                   dead_letters_open=m.dead_letters_open, dead_letters_total=m.dead_letters_total)
+        return cls(
+            name=m.name,
+            stream=m.stream,
+            jetstream_available=live,
+            pending=m.pending if live else None,
+            ack_pending=m.ack_pending if live else None,
+            redelivered=m.redelivered if live else None,
+            dead_letters_open=m.dead_letters_open,
+            dead_letters_total=m.dead_letters_total,
+        )
 
 
 class DeadLetter(BaseModel):
@@ -58,9 +64,18 @@ class DeadLetter(BaseModel):
 
     @classmethod
     def from_proto(cls, service: str, m: pb.DeadLetter) -> DeadLetter:
-        return cls(id=f"{service}:{m.id}", service=service, consumer=m.consumer, event_id=or_none(m.event_id),
-                   event_type=or_none(m.event_type), subject=m.subject, error=m.error, deliveries=m.deliveries,
-                   created_at=timestamp(m, "created_at"), replayed_at=timestamp(m, "replayed_at"))
+        return cls(
+            id=f"{service}:{m.id}",
+            service=service,
+            consumer=m.consumer,
+            event_id=or_none(m.event_id),
+            event_type=or_none(m.event_type),
+            subject=m.subject,
+            error=m.error,
+            deliveries=m.deliveries,
+            created_at=timestamp(m, "created_at"),
+            replayed_at=timestamp(m, "replayed_at"),
+        )
 
 
 class WorkerStatus(BaseModel):
@@ -85,11 +100,14 @@ class ServiceEvents(BaseModel):
             status="OK",
             nats_connected=m.nats_connected,
             outbox=OutboxStats(backlog=m.outbox.backlog, oldest_age_seconds=m.outbox.oldest_age_seconds)
-            if m.HasField("outbox") else None,
+            if m.HasField("outbox")
+            else None,
             consumers=[ConsumerStats.from_proto(c) for c in m.consumers],
             dead_letters=[DeadLetter.from_proto(service, d) for d in m.dead_letters],
-            workers=[WorkerStatus(name=w.name, state=w.state, restarts=w.restarts, last_error=or_none(w.last_error))
-                     for w in m.workers],
+            workers=[
+                WorkerStatus(name=w.name, state=w.state, restarts=w.restarts, last_error=or_none(w.last_error))
+                for w in m.workers
+            ],
         )
 
 

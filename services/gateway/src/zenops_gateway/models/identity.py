@@ -126,8 +126,9 @@ class User(BaseModel):
     channel_id: str | None = Field(None, description="The channel a portal user acts for.")
     last_login_at: datetime | None = None
     locked_until: datetime | None = Field(
-        None, description="Set while repeated failed logins delay this account's logins, until when (admins); "
-        "`POST /v1/users/{id}/unlock` clears it."
+        None,
+        description="Set while repeated failed logins delay this account's logins, until when (admins); "
+        "`POST /v1/users/{id}/unlock` clears it.",
     )
     created_at: datetime | None = None
     updated_at: datetime | None = None

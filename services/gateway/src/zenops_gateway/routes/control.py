@@ -65,8 +65,9 @@ async def events(
 
     async def one(name: str, client) -> ServiceEvents:
         try:
-            resp = await EventsAdminClient(client).get_event_stats(dead_letter_limit, token=caller.token,
-                                                                   deadline=deadline)
+            resp = await EventsAdminClient(client).get_event_stats(
+                dead_letter_limit, token=caller.token, deadline=deadline
+            )
         except UpstreamError as err:
             if err.detail.code.name in _CALLER_ERRORS:
                 raise

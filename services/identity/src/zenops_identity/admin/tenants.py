@@ -35,8 +35,14 @@ async def create(idn: Identity, ctx: RequestContext, *, slug: str, name: str, ki
         raise invalid("name", "must be 1-200 characters")
     async with tenant_tx(idn.engine, tenant_id) as conn:
         tenant = await tenants.insert(conn, str(uuid.uuid4()), slug, name, CUSTOMER)
-        await recording.audit(conn, ctx, tenant_id=tenant_id, kind=kinds.TENANT_CREATED, target=tenant.id,
-                              detail={"slug": slug, "name": name})
+        await recording.audit(
+            conn,
+            ctx,
+            tenant_id=tenant_id,
+            kind=kinds.TENANT_CREATED,
+            target=tenant.id,
+            detail={"slug": slug, "name": name},
+        )
     return tenant
 
 

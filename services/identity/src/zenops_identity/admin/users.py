@@ -43,8 +43,15 @@ def _not_found() -> NotFound:
 
 
 async def create(
-    idn: Identity, ctx: RequestContext, *, email: str, display_name: str, password: str, roles: list[str],
-    channel_id: str, tenant_id: str,
+    idn: Identity,
+    ctx: RequestContext,
+    *,
+    email: str,
+    display_name: str,
+    password: str,
+    roles: list[str],
+    channel_id: str,
+    tenant_id: str,
 ) -> User:
     caller_tenant, caller_id = require_user(ctx)
     email = normalize_email(email)
@@ -63,11 +70,24 @@ async def create(
     password_hash = await idn.hasher.hash(password)
     async with tenant_tx(idn.engine, target) as conn:
         user = await users.insert(
-            conn, user_id=str(uuid.uuid4()), tenant_id=target, email=email, display_name=display_name,
-            password_hash=password_hash, roles=roles, channel_id=channel, now=utcnow(),
+            conn,
+            user_id=str(uuid.uuid4()),
+            tenant_id=target,
+            email=email,
+            display_name=display_name,
+            password_hash=password_hash,
+            roles=roles,
+            channel_id=channel,
+            now=utcnow(),
         )
-        await recording.audit(conn, ctx, tenant_id=target, kind=kinds.USER_CREATED, target=user.id,
-                              detail={"email": email, "roles": roles, "channel_id": channel})
+        await recording.audit(
+            conn,
+            ctx,
+            tenant_id=target,
+            kind=kinds.USER_CREATED,
+            target=user.id,
+            detail={"email": email, "roles": roles, "channel_id": channel},
+        )
     return user
 
 
@@ -118,8 +138,14 @@ async def update(idn: Identity, ctx: RequestContext, *, user_id: str, paths: lis
         changes["channel_id"] = clean_channel_id(values.get("channel_id", ""), user.roles, field="user.channel_id")
     async with tenant_tx(idn.engine, user.tenant_id) as conn:
         await users.update_profile(conn, user, changes, utcnow())
-        await recording.audit(conn, ctx, tenant_id=user.tenant_id, kind=kinds.USER_UPDATED, target=user.id,
-                              detail={"fields": paths, **{f"new_{k}": v for k, v in changes.items()}})
+        await recording.audit(
+            conn,
+            ctx,
+            tenant_id=user.tenant_id,
+            kind=kinds.USER_UPDATED,
+            target=user.id,
+            detail={"fields": paths, **{f"new_{k}": v for k, v in changes.items()}},
+        )
         return await users.get(conn, user.id)
 
 
@@ -138,14 +164,33 @@ async def disable(idn: Identity, ctx: RequestContext, user_id: str) -> tuple[Use
         check_disable(user.id, ctx.user_id, user.roles, others)
         await users.set_status(conn, user.id, DISABLED, now)
         revoked = await sessions.revoke_user_sessions(conn, user.id, USER_DISABLED, now)
-        await recording.audit(conn, ctx, tenant_id=user.tenant_id, kind=kinds.USER_DISABLED, target=user.id,
-                              detail={"revoked_sessions": len(revoked)})
+        await recording.audit(
+            conn,
+            ctx,
+            tenant_id=user.tenant_id,
+            kind=kinds.USER_DISABLED,
+            target=user.id,
+            detail={"revoked_sessions": len(revoked)},
+        )
         updated = await users.get(conn, user.id)
-        await recording.user_disabled(conn, version=idn.settings.version, tenant_id=user.tenant_id, user_id=user.id,
-                                      user_version=updated.version, session_ids=revoked, now=now)
+        await recording.user_disabled(
+            conn,
+            version=idn.settings.version,
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            user_version=updated.version,
+            session_ids=revoked,
+            now=now,
+        )
         await recording.sessions_revoked(
-            conn, version=idn.settings.version, tenant_id=user.tenant_id, user_id=user.id, session_ids=revoked,
-            reason=USER_DISABLED, now=now, access_token_ttl=idn.settings.access_token_ttl,
+            conn,
+            version=idn.settings.version,
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            session_ids=revoked,
+            reason=USER_DISABLED,
+            now=now,
+            access_token_ttl=idn.settings.access_token_ttl,
         )
     return updated, len(revoked)
 
@@ -166,8 +211,14 @@ async def set_roles(idn: Identity, ctx: RequestContext, *, user_id: str, roles: 
             others = await users.count_active_with_role(conn, SUPER_ADMIN, excluding=user.id)
             check_keeps_a_super_admin(before, after, others if user.status == ACTIVE else 1)
         await users.set_roles(conn, user, after, utcnow())
-        await recording.audit(conn, ctx, tenant_id=user.tenant_id, kind=kinds.USER_ROLES_CHANGED, target=user.id,
-                              detail={"before": before, "after": after})
+        await recording.audit(
+            conn,
+            ctx,
+            tenant_id=user.tenant_id,
+            kind=kinds.USER_ROLES_CHANGED,
+            target=user.id,
+            detail={"before": before, "after": after},
+        )
         return await users.get(conn, user.id)
 
 
@@ -179,6 +230,12 @@ async def unlock(idn: Identity, ctx: RequestContext, user_id: str) -> tuple[User
     check_grantable(ctx.capabilities, user.roles)
     async with tenant_tx(idn.engine, user.tenant_id) as conn:
         cleared = await login_failures.clear(conn, user.tenant_id, user.email)
-        await recording.audit(conn, ctx, tenant_id=user.tenant_id, kind=kinds.ACCOUNT_UNLOCKED, target=user.id,
-                              detail={"cleared_failures": cleared})
+        await recording.audit(
+            conn,
+            ctx,
+            tenant_id=user.tenant_id,
+            kind=kinds.ACCOUNT_UNLOCKED,
+            target=user.id,
+            detail={"cleared_failures": cleared},
+        )
         return await users.get(conn, user.id), cleared

@@ -25,8 +25,7 @@ def invalid_credentials() -> Unauthenticated:
 
 def invalid_refresh_token() -> Unauthenticated:
     """The one answer to every refused refresh (unknown, spent, revoked, expired)."""
-    return Unauthenticated("the refresh token is invalid or has expired; log in again",
-                           reason="REFRESH_TOKEN_INVALID")
+    return Unauthenticated("the refresh token is invalid or has expired; log in again", reason="REFRESH_TOKEN_INVALID")
 
 
 def require_user(ctx: RequestContext) -> tuple[str, str]:

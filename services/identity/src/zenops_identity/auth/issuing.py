@@ -17,15 +17,23 @@ from ..tokens.minting import mint
 from .common import TokenPair
 
 
-async def access_token(idn: Identity, user: User, audience: str, session_id: str, *,
-                       issued_at: int | None = None, jti: str | None = None) -> str:
+async def access_token(
+    idn: Identity, user: User, audience: str, session_id: str, *, issued_at: int | None = None, jti: str | None = None
+) -> str:
     """`issued_at` and `jti` pin the token (EdDSA signatures are deterministic): a refresh
     replayed in the grace period gets the same access token as the first presentation."""
     now = int(time.time()) if issued_at is None else issued_at
     claims = user_claims(
-        issuer=idn.settings.jwt_issuer, user_id=user.id, tenant_id=user.tenant_id, audience=audience,
-        roles=user.roles, session_id=session_id, channel_id=user.channel_id, now=now,
-        ttl=idn.settings.access_token_ttl, jti=jti,
+        issuer=idn.settings.jwt_issuer,
+        user_id=user.id,
+        tenant_id=user.tenant_id,
+        audience=audience,
+        roles=user.roles,
+        session_id=session_id,
+        channel_id=user.channel_id,
+        now=now,
+        ttl=idn.settings.access_token_ttl,
+        jti=jti,
     )
     return mint(await idn.keys.active(), claims)
 
@@ -40,13 +48,26 @@ async def open_session(
     session_id = str(uuid.uuid4())
     expires_at, idle_expires_at = idn.session_policy.new_deadlines(now)
     await sessions.create(
-        conn, session_id=session_id, tenant_id=user.tenant_id, user_id=user.id, audience=audience, ip=ip,
-        user_agent=user_agent, now=now, expires_at=expires_at, idle_expires_at=idle_expires_at,
+        conn,
+        session_id=session_id,
+        tenant_id=user.tenant_id,
+        user_id=user.id,
+        audience=audience,
+        ip=ip,
+        user_agent=user_agent,
+        now=now,
+        expires_at=expires_at,
+        idle_expires_at=idle_expires_at,
     )
     token = refresh.new_token(user.tenant_id)
     await sessions.add_refresh_token(
-        conn, token_id=str(uuid.uuid4()), tenant_id=user.tenant_id, session_id=session_id,
-        token_hash=refresh.digest(token), parent_id=None, now=now,
+        conn,
+        token_id=str(uuid.uuid4()),
+        tenant_id=user.tenant_id,
+        session_id=session_id,
+        token_hash=refresh.digest(token),
+        parent_id=None,
+        now=now,
     )
     return TokenPair(
         access_token=await access_token(idn, user, audience, session_id),

@@ -61,8 +61,16 @@ async def login(
         await idn.hasher.verify_dummy(password)
         # An unknown tenant has no trail of its own: the platform's (internal) one keeps it.
         where = target if tenant is not None else idn.tenancy.internal_tenant_id
-        await record_failure(idn, ctx, target, email, audit_tenant=where, audit_target=email,
-                             cause=kinds.UNKNOWN_TENANT, requested_tenant=target)
+        await record_failure(
+            idn,
+            ctx,
+            target,
+            email,
+            audit_tenant=where,
+            audit_target=email,
+            cause=kinds.UNKNOWN_TENANT,
+            requested_tenant=target,
+        )
         raise invalid_credentials()
 
     async with tenant_tx(idn.engine, target) as conn:
@@ -88,11 +96,18 @@ async def login(
         if cause is None:
             await users.record_login(conn, user.id, now, new_hash)
             await login_failures.clear(conn, target, email)
-            pair = await open_session(idn, conn, current, audience, ip=ctx.client_ip or "",
-                                      user_agent=ctx.user_agent or "", now=now)
-            await recording.audit(conn, ctx, tenant_id=target, kind=kinds.LOGIN_SUCCEEDED, actor=user.id,
-                                  target=user.id, detail={"audience": audience, "session_id": pair.session_id,
-                                                          "rehashed": new_hash is not None})
+            pair = await open_session(
+                idn, conn, current, audience, ip=ctx.client_ip or "", user_agent=ctx.user_agent or "", now=now
+            )
+            await recording.audit(
+                conn,
+                ctx,
+                tenant_id=target,
+                kind=kinds.LOGIN_SUCCEEDED,
+                actor=user.id,
+                target=user.id,
+                detail={"audience": audience, "session_id": pair.session_id, "rehashed": new_hash is not None},
+            )
     if cause is not None:
         await record_failure(idn, ctx, target, email, audit_target=user.id, cause=cause, audience=audience)
         raise invalid_credentials()
@@ -113,8 +128,11 @@ def check_client_allowance(idn: Identity, ctx: RequestContext) -> None:
     """Refuse a client address that used up its failed-login allowance (before any hashing)."""
     retry_after = idn.client_throttle.retry_after(ctx.client_ip)
     if retry_after is not None:
-        raise ResourceExhausted("too many failed logins from this address; try again later",
-                                reason="TOO_MANY_LOGIN_ATTEMPTS", retry_after=retry_after)
+        raise ResourceExhausted(
+            "too many failed logins from this address; try again later",
+            reason="TOO_MANY_LOGIN_ATTEMPTS",
+            retry_after=retry_after,
+        )
 
 
 async def wait_for_turn(idn: Identity, tenant_id: str, email: str) -> None:
@@ -126,9 +144,19 @@ async def wait_for_turn(idn: Identity, tenant_id: str, email: str) -> None:
         await asyncio.sleep(wait)
 
 
-async def record_failure(idn: Identity, ctx: RequestContext, tenant_id: str, email: str, *, audit_target: str,
-                         cause: str, audit_tenant: str | None = None, kind: str = kinds.LOGIN_FAILED,
-                         actor: str = "", **detail) -> None:
+async def record_failure(
+    idn: Identity,
+    ctx: RequestContext,
+    tenant_id: str,
+    email: str,
+    *,
+    audit_target: str,
+    cause: str,
+    audit_tenant: str | None = None,
+    kind: str = kinds.LOGIN_FAILED,
+    actor: str = "",
+    **detail,
+) -> None:
     """Count a failed password check against (tenant, email) and the client address, and
     audit it — in the account's tenant, or `audit_tenant` (the platform's trail for an
     unknown tenant)."""
@@ -148,7 +176,8 @@ async def record_failure(idn: Identity, ctx: RequestContext, tenant_id: str, ema
             await _audit(conn, ctx, where, entries, actor=actor, target=audit_target)
 
 
-async def _audit(conn, ctx: RequestContext, tenant_id: str, entries: list[tuple[str, dict]], *, actor: str,
-                 target: str) -> None:
+async def _audit(
+    conn, ctx: RequestContext, tenant_id: str, entries: list[tuple[str, dict]], *, actor: str, target: str
+) -> None:
     for kind, detail in entries:
         await recording.audit(conn, ctx, tenant_id=tenant_id, kind=kind, actor=actor, target=target, detail=detail)

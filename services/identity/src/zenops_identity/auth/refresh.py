@@ -38,17 +38,33 @@ async def refresh(idn: Identity, ctx: RequestContext, token: str) -> TokenPair:
             raise invalid_refresh_token()
         session = row.session
         decision = decide_refresh(
-            idn.session_policy, used_at=row.used_at, revoked_at=session.revoked_at, expires_at=session.expires_at,
-            idle_expires_at=session.idle_expires_at, now=now,
+            idn.session_policy,
+            used_at=row.used_at,
+            revoked_at=session.revoked_at,
+            expires_at=session.expires_at,
+            idle_expires_at=session.idle_expires_at,
+            now=now,
         )
         if decision is RefreshDecision.REUSE:
             revoked = await sessions.revoke(conn, [session.id], REUSE_DETECTED, now)
-            await recording.audit(conn, ctx, tenant_id=tenant_id, kind=kinds.TOKEN_REUSE_DETECTED, actor="",
-                                  target=session.user_id,
-                                  detail={"session_id": session.id, "used_at": row.used_at.isoformat()})
+            await recording.audit(
+                conn,
+                ctx,
+                tenant_id=tenant_id,
+                kind=kinds.TOKEN_REUSE_DETECTED,
+                actor="",
+                target=session.user_id,
+                detail={"session_id": session.id, "used_at": row.used_at.isoformat()},
+            )
             await recording.sessions_revoked(
-                conn, version=idn.settings.version, tenant_id=tenant_id, user_id=session.user_id,
-                session_ids=revoked, reason=REUSE_DETECTED, now=now, access_token_ttl=idn.settings.access_token_ttl,
+                conn,
+                version=idn.settings.version,
+                tenant_id=tenant_id,
+                user_id=session.user_id,
+                session_ids=revoked,
+                reason=REUSE_DETECTED,
+                now=now,
+                access_token_ttl=idn.settings.access_token_ttl,
             )
         elif decision is not RefreshDecision.INACTIVE:
             user = await users.get(conn, session.user_id)
@@ -59,20 +75,36 @@ async def refresh(idn: Identity, ctx: RequestContext, token: str) -> TokenPair:
                     idle_expires_at = idn.session_policy.slide(session.expires_at, now)
                     await sessions.spend_refresh_token(conn, row.id, now)
                     await sessions.add_refresh_token(
-                        conn, token_id=str(uuid.uuid4()), tenant_id=tenant_id, session_id=session.id,
-                        token_hash=refresh_tokens.digest(successor), parent_id=row.id, now=now,
+                        conn,
+                        token_id=str(uuid.uuid4()),
+                        tenant_id=tenant_id,
+                        session_id=session.id,
+                        token_hash=refresh_tokens.digest(successor),
+                        parent_id=row.id,
+                        now=now,
                     )
                     await sessions.touch(conn, session.id, now, idle_expires_at)
-                await recording.audit(conn, ctx, tenant_id=tenant_id, kind=kinds.TOKEN_REFRESHED, actor=user.id,
-                                      target=user.id, detail={"session_id": session.id,
-                                                              "grace": decision is RefreshDecision.REPLAY_IN_GRACE})
+                await recording.audit(
+                    conn,
+                    ctx,
+                    tenant_id=tenant_id,
+                    kind=kinds.TOKEN_REFRESHED,
+                    actor=user.id,
+                    target=user.id,
+                    detail={"session_id": session.id, "grace": decision is RefreshDecision.REPLAY_IN_GRACE},
+                )
                 # The pair is a function of the spent token and the moment it was spent, so
                 # every presentation in the grace period gets the same pair (two tabs).
                 spent_at = now if decision is RefreshDecision.ROTATE else row.used_at
                 pair = TokenPair(
                     access_token=await access_token(
-                        idn, user, session.audience, session.id, issued_at=int(spent_at.timestamp()),
-                        jti=refresh_tokens.successor_jti(idn.refresh_pepper, successor)),
+                        idn,
+                        user,
+                        session.audience,
+                        session.id,
+                        issued_at=int(spent_at.timestamp()),
+                        jti=refresh_tokens.successor_jti(idn.refresh_pepper, successor),
+                    ),
                     refresh_token=successor,
                     expires_in=idn.settings.access_token_ttl,
                     refresh_expires_in=seconds_until(idle_expires_at, now),

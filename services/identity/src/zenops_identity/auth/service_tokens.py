@@ -32,13 +32,21 @@ async def issue(idn: Identity, ctx: RequestContext, *, client_id: str, client_se
     # Platform events: the internal tenant's trail keeps them.
     async with tenant_tx(idn.engine, idn.tenancy.internal_tenant_id) as conn:
         await recording.audit(
-            conn, ctx, tenant_id=idn.tenancy.internal_tenant_id,
+            conn,
+            ctx,
+            tenant_id=idn.tenancy.internal_tenant_id,
             kind=kinds.SERVICE_TOKEN_ISSUED if ok else kinds.SERVICE_TOKEN_DENIED,
-            actor=f"service:{shown}" if ok else "", target=f"service:{shown}",
+            actor=f"service:{shown}" if ok else "",
+            target=f"service:{shown}",
         )
     if not ok:
         raise Unauthenticated("invalid client credentials", reason="INVALID_CLIENT")
     ttl = idn.settings.service_token_ttl
-    claims = service_claims(issuer=idn.settings.jwt_issuer, client_id=client_id,
-                            capabilities=SERVICE_CLIENT_CAPABILITIES[client_id], now=int(time.time()), ttl=ttl)
+    claims = service_claims(
+        issuer=idn.settings.jwt_issuer,
+        client_id=client_id,
+        capabilities=SERVICE_CLIENT_CAPABILITIES[client_id],
+        now=int(time.time()),
+        ttl=ttl,
+    )
     return mint(await idn.keys.active(), claims), ttl

@@ -49,8 +49,9 @@ async def logout(idn: Identity, ctx: RequestContext) -> None:
     now = utcnow()
     async with tenant_tx(idn.engine, tenant_id) as conn:
         revoked = await sessions.revoke(conn, [ctx.session_id], LOGOUT, now)
-        await recording.audit(conn, ctx, tenant_id=tenant_id, kind=kinds.LOGOUT, target=user_id,
-                              detail={"session_id": ctx.session_id})
+        await recording.audit(
+            conn, ctx, tenant_id=tenant_id, kind=kinds.LOGOUT, target=user_id, detail={"session_id": ctx.session_id}
+        )
         await _announce(idn, conn, tenant_id, user_id, revoked, LOGOUT, now)
 
 
@@ -71,8 +72,14 @@ async def revoke_session(idn: Identity, ctx: RequestContext, session_id: str) ->
             # Other users' sessions are not even acknowledged to exist.
             raise NotFound("no such session", reason="SESSION_NOT_FOUND")
         revoked = await sessions.revoke(conn, [session_id], REVOKED, now)
-        await recording.audit(conn, ctx, tenant_id=tenant_id, kind=kinds.SESSION_REVOKED, target=session.user_id,
-                              detail={"session_id": session_id})
+        await recording.audit(
+            conn,
+            ctx,
+            tenant_id=tenant_id,
+            kind=kinds.SESSION_REVOKED,
+            target=session.user_id,
+            detail={"session_id": session_id},
+        )
         await _announce(idn, conn, tenant_id, session.user_id, revoked, REVOKED, now)
 
 
@@ -89,10 +96,19 @@ async def change_password(idn: Identity, ctx: RequestContext, *, current_passwor
     check_client_allowance(idn, ctx)
     await wait_for_turn(idn, tenant_id, user.email)
     if not await idn.hasher.verify(user.password_hash, current_password):
-        await record_failure(idn, ctx, tenant_id, user.email, audit_target=user_id, cause=kinds.WRONG_PASSWORD,
-                             kind=kinds.PASSWORD_CHANGE_FAILED, actor=user_id)
+        await record_failure(
+            idn,
+            ctx,
+            tenant_id,
+            user.email,
+            audit_target=user_id,
+            cause=kinds.WRONG_PASSWORD,
+            kind=kinds.PASSWORD_CHANGE_FAILED,
+            actor=user_id,
+        )
         raise InvalidArgument(
-            "the current password is not correct", reason="CURRENT_PASSWORD_INVALID",
+            "the current password is not correct",
+            reason="CURRENT_PASSWORD_INVALID",
             violations=[FieldViolation("current_password", "is not your current password")],
         )
     new_hash = await idn.hasher.hash(new_password)
@@ -101,14 +117,26 @@ async def change_password(idn: Identity, ctx: RequestContext, *, current_passwor
         await users.set_password(conn, user_id, new_hash, now)
         await login_failures.clear(conn, tenant_id, user.email)
         revoked = await sessions.revoke_user_sessions(conn, user_id, PASSWORD_CHANGED, now, keep=ctx.session_id)
-        await recording.audit(conn, ctx, tenant_id=tenant_id, kind=kinds.PASSWORD_CHANGED, target=user_id,
-                              detail={"revoked_sessions": len(revoked)})
+        await recording.audit(
+            conn,
+            ctx,
+            tenant_id=tenant_id,
+            kind=kinds.PASSWORD_CHANGED,
+            target=user_id,
+            detail={"revoked_sessions": len(revoked)},
+        )
         await _announce(idn, conn, tenant_id, user_id, revoked, PASSWORD_CHANGED, now)
     return len(revoked)
 
 
 async def _announce(idn: Identity, conn, tenant_id: str, user_id: str, revoked: list[str], reason: str, now) -> None:
     await recording.sessions_revoked(
-        conn, version=idn.settings.version, tenant_id=tenant_id, user_id=user_id, session_ids=revoked, reason=reason,
-        now=now, access_token_ttl=idn.settings.access_token_ttl,
+        conn,
+        version=idn.settings.version,
+        tenant_id=tenant_id,
+        user_id=user_id,
+        session_ids=revoked,
+        reason=reason,
+        now=now,
+        access_token_ttl=idn.settings.access_token_ttl,
     )

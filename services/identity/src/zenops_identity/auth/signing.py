@@ -33,10 +33,18 @@ async def _rotate(idn: Identity, ctx: RequestContext, *, only_if_due: bool, tena
         if rotation is None:
             return None
         await recording.audit(
-            conn, ctx, tenant_id=tenant_id, kind=kinds.SIGNING_KEY_ROTATED,
-            actor=recording.actor_of(ctx) or "system", target=rotation.new.kid,
-            detail={"old_kid": rotation.old_kid, "new_kid": rotation.new.kid, "alg": rotation.new.alg,
-                    "reason": "max_age" if only_if_due else "requested"},
+            conn,
+            ctx,
+            tenant_id=tenant_id,
+            kind=kinds.SIGNING_KEY_ROTATED,
+            actor=recording.actor_of(ctx) or "system",
+            target=rotation.new.kid,
+            detail={
+                "old_kid": rotation.old_kid,
+                "new_kid": rotation.new.kid,
+                "alg": rotation.new.alg,
+                "reason": "max_age" if only_if_due else "requested",
+            },
         )
     idn.keys.activate(rotation)
     log.info("signing key rotated", extra={"kid": rotation.new.kid, "old_kid": rotation.old_kid})

@@ -46,7 +46,11 @@ def _b64(raw: bytes) -> str:
 
 class PasswordHasher:
     def __init__(
-        self, *, memory_cost: int = MIN_MEMORY_COST_KIB, time_cost: int = MIN_TIME_COST, parallelism: int = 1,
+        self,
+        *,
+        memory_cost: int = MIN_MEMORY_COST_KIB,
+        time_cost: int = MIN_TIME_COST,
+        parallelism: int = 1,
         max_concurrent: int = 4,
     ) -> None:
         if memory_cost < MIN_MEMORY_COST_KIB:

@@ -31,7 +31,11 @@ BOOTSTRAP_ADMIN_CREATED = "bootstrap.admin_created"
 
 # Why a login failed (detail "cause"; visible in the audit trail only, never to the caller).
 UNKNOWN_EMAIL, WRONG_PASSWORD, DISABLED, AUDIENCE_NOT_ALLOWED, UNKNOWN_TENANT = (
-    "unknown_email", "wrong_password", "disabled", "audience_not_allowed", "unknown_tenant",
+    "unknown_email",
+    "wrong_password",
+    "disabled",
+    "audience_not_allowed",
+    "unknown_tenant",
 )
 
 _MAX_VALUE = 500

@@ -72,8 +72,14 @@ class AccountDelay:
 class ClientThrottle:
     """At most `max_failures` failed logins per `window` seconds per client address."""
 
-    def __init__(self, max_failures: int, window: float, *, max_clients: int = 100_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_failures: int,
+        window: float,
+        *,
+        max_clients: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_failures = max_failures
         self.window = window
         self.max_clients = max_clients

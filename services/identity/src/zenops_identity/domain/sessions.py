@@ -14,7 +14,11 @@ from datetime import datetime, timedelta
 
 # Session revocation reasons (SessionsRevoked.reason).
 LOGOUT, REVOKED, REUSE_DETECTED, PASSWORD_CHANGED, USER_DISABLED = (
-    "logout", "revoked", "reuse_detected", "password_changed", "user_disabled",
+    "logout",
+    "revoked",
+    "reuse_detected",
+    "password_changed",
+    "user_disabled",
 )
 
 

@@ -37,7 +37,8 @@ class Tenancy:
             return self.internal_tenant_id
         if requested_tenant_id != self.internal_tenant_id and not self.multi_tenant_enabled:
             raise PermissionDenied(
-                "this deployment serves a single tenant", reason="TENANT_NOT_ENABLED",
+                "this deployment serves a single tenant",
+                reason="TENANT_NOT_ENABLED",
                 metadata={"tenant_id": requested_tenant_id},
             )
         return requested_tenant_id

@@ -53,7 +53,8 @@ def check_grantable(caller_capabilities: frozenset[str], roles: Iterable[str]) -
     if beyond:
         raise PermissionDenied(
             "you cannot grant or remove roles with capabilities you do not have: " + ", ".join(beyond),
-            reason="ROLE_NOT_GRANTABLE", metadata={"roles": ",".join(beyond)},
+            reason="ROLE_NOT_GRANTABLE",
+            metadata={"roles": ",".join(beyond)},
         )
 
 
@@ -75,6 +76,4 @@ def check_disable(target_id: str, caller_id: str | None, roles: list[str], other
     if target_id == caller_id:
         raise FailedPrecondition("you cannot disable your own account", reason="CANNOT_DISABLE_SELF")
     if SUPER_ADMIN in roles and other_active_super_admins == 0:
-        raise FailedPrecondition(
-            "the tenant's last active super admin cannot be disabled", reason="LAST_SUPER_ADMIN"
-        )
+        raise FailedPrecondition("the tenant's last active super admin cannot be disabled", reason="LAST_SUPER_ADMIN")

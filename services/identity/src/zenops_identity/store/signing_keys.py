@@ -27,8 +27,9 @@ class KeyRow:
 
 
 def _row(r) -> KeyRow:
-    return KeyRow(r.kid, r.alg, bytes(r.private_key), json.loads(r.public_jwk), r.created_at, r.retired_at,
-                  r.publish_until)
+    return KeyRow(
+        r.kid, r.alg, bytes(r.private_key), json.loads(r.public_jwk), r.created_at, r.retired_at, r.publish_until
+    )
 
 
 async def lock(conn: AsyncConnection) -> None:
@@ -42,8 +43,10 @@ async def active(conn: AsyncConnection) -> KeyRow | None:
 
 async def published(conn: AsyncConnection, now: datetime) -> list[KeyRow]:
     rows = await conn.execute(
-        text(f"SELECT {_COLUMNS} FROM signing_keys WHERE publish_until IS NULL OR publish_until > :now "
-             "ORDER BY created_at DESC"),
+        text(
+            f"SELECT {_COLUMNS} FROM signing_keys WHERE publish_until IS NULL OR publish_until > :now "
+            "ORDER BY created_at DESC"
+        ),
         {"now": now},
     )
     return [_row(r) for r in rows]
@@ -51,9 +54,17 @@ async def published(conn: AsyncConnection, now: datetime) -> list[KeyRow]:
 
 async def insert(conn: AsyncConnection, row: KeyRow) -> None:
     await conn.execute(
-        text("INSERT INTO signing_keys (kid, alg, private_key, public_jwk, created_at) "
-             "VALUES (:kid, :alg, :pk, CAST(:jwk AS jsonb), :at)"),
-        {"kid": row.kid, "alg": row.alg, "pk": row.private_key, "jwk": json.dumps(row.public_jwk), "at": row.created_at},
+        text(
+            "INSERT INTO signing_keys (kid, alg, private_key, public_jwk, created_at) "
+            "VALUES (:kid, :alg, :pk, CAST(:jwk AS jsonb), :at)"
+        ),
+        {
+            "kid": row.kid,
+            "alg": row.alg,
+            "pk": row.private_key,
+            "jwk": json.dumps(row.public_jwk),
+            "at": row.created_at,
+        },
     )
 
 
@@ -70,5 +81,6 @@ async def all_keys(conn: AsyncConnection) -> list[KeyRow]:
 
 
 async def set_private_key(conn: AsyncConnection, kid: str, private_key: bytes) -> None:
-    await conn.execute(text("UPDATE signing_keys SET private_key = :pk WHERE kid = :kid"),
-                       {"kid": kid, "pk": private_key})
+    await conn.execute(
+        text("UPDATE signing_keys SET private_key = :pk WHERE kid = :kid"), {"kid": kid, "pk": private_key}
+    )

@@ -27,8 +27,9 @@ class Tenant:
 
 
 async def get(conn: AsyncConnection, tenant_id: str) -> Tenant | None:
-    r = (await conn.execute(text(f"SELECT {_COLUMNS} FROM tenants WHERE id = CAST(:id AS uuid)"),
-                            {"id": tenant_id})).first()
+    r = (
+        await conn.execute(text(f"SELECT {_COLUMNS} FROM tenants WHERE id = CAST(:id AS uuid)"), {"id": tenant_id})
+    ).first()
     return Tenant(*r) if r else None
 
 
@@ -38,11 +39,15 @@ async def list_all(conn: AsyncConnection) -> list[Tenant]:
 
 async def insert(conn: AsyncConnection, tenant_id: str, slug: str, name: str, kind: str) -> Tenant:
     try:
-        r = (await conn.execute(
-            text(f"INSERT INTO tenants (id, slug, name, kind) VALUES (CAST(:id AS uuid), :slug, :name, :kind) "
-                 f"RETURNING {_COLUMNS}"),
-            {"id": tenant_id, "slug": slug, "name": name, "kind": kind},
-        )).one()
+        r = (
+            await conn.execute(
+                text(
+                    f"INSERT INTO tenants (id, slug, name, kind) VALUES (CAST(:id AS uuid), :slug, :name, :kind) "
+                    f"RETURNING {_COLUMNS}"
+                ),
+                {"id": tenant_id, "slug": slug, "name": name, "kind": kind},
+            )
+        ).one()
     except IntegrityError as exc:
         if violated_constraint(exc) == "tenants_slug_key":
             raise AlreadyExists(f"a tenant with slug {slug!r} exists", reason="SLUG_TAKEN") from None
@@ -53,8 +58,10 @@ async def insert(conn: AsyncConnection, tenant_id: str, slug: str, name: str, ki
 async def ensure(conn: AsyncConnection, tenant_id: str, slug: str, name: str, kind: str) -> bool:
     """Create the tenant unless it exists; True when created."""
     result = await conn.execute(
-        text("INSERT INTO tenants (id, slug, name, kind) VALUES (CAST(:id AS uuid), :slug, :name, :kind) "
-             "ON CONFLICT (id) DO NOTHING"),
+        text(
+            "INSERT INTO tenants (id, slug, name, kind) VALUES (CAST(:id AS uuid), :slug, :name, :kind) "
+            "ON CONFLICT (id) DO NOTHING"
+        ),
         {"id": tenant_id, "slug": slug, "name": name, "kind": kind},
     )
     return result.rowcount == 1

@@ -50,21 +50,28 @@ def _user(r) -> User:
 
 def _email_taken(exc: IntegrityError, email: str) -> AlreadyExists | None:
     if violated_constraint(exc) == "users_tenant_email":
-        return AlreadyExists(f"a user with email {email!r} exists in this tenant", reason="EMAIL_TAKEN",
-                             metadata={"field": "email"})
+        return AlreadyExists(
+            f"a user with email {email!r} exists in this tenant", reason="EMAIL_TAKEN", metadata={"field": "email"}
+        )
     return None
 
 
 async def by_email(conn: AsyncConnection, email: str) -> User | None:
-    r = (await conn.execute(text(f"SELECT {_COLUMNS} FROM {_FROM} WHERE lower(u.email) = lower(:email)"),
-                            {"email": email})).first()
+    r = (
+        await conn.execute(
+            text(f"SELECT {_COLUMNS} FROM {_FROM} WHERE lower(u.email) = lower(:email)"), {"email": email}
+        )
+    ).first()
     return _user(r) if r else None
 
 
 async def get(conn: AsyncConnection, user_id: str, *, for_update: bool = False) -> User | None:
     lock = " FOR UPDATE OF u" if for_update else ""
-    r = (await conn.execute(text(f"SELECT {_COLUMNS} FROM {_FROM} WHERE u.id = CAST(:id AS uuid){lock}"),
-                            {"id": user_id})).first()
+    r = (
+        await conn.execute(
+            text(f"SELECT {_COLUMNS} FROM {_FROM} WHERE u.id = CAST(:id AS uuid){lock}"), {"id": user_id}
+        )
+    ).first()
     return _user(r) if r else None
 
 
@@ -73,16 +80,33 @@ async def any_user(conn: AsyncConnection) -> bool:
 
 
 async def insert(
-    conn: AsyncConnection, *, user_id: str, tenant_id: str, email: str, display_name: str, password_hash: str,
-    roles: list[str], channel_id: str | None, now: datetime,
+    conn: AsyncConnection,
+    *,
+    user_id: str,
+    tenant_id: str,
+    email: str,
+    display_name: str,
+    password_hash: str,
+    roles: list[str],
+    channel_id: str | None,
+    now: datetime,
 ) -> User:
     try:
         await conn.execute(
-            text("INSERT INTO users (id, tenant_id, email, display_name, password_hash, channel_id, created_at, "
-                 "updated_at) VALUES (CAST(:id AS uuid), CAST(:tid AS uuid), :email, :name, :hash, "
-                 "CAST(:channel AS uuid), :now, :now)"),
-            {"id": user_id, "tid": tenant_id, "email": email, "name": display_name, "hash": password_hash,
-             "channel": channel_id, "now": now},
+            text(
+                "INSERT INTO users (id, tenant_id, email, display_name, password_hash, channel_id, created_at, "
+                "updated_at) VALUES (CAST(:id AS uuid), CAST(:tid AS uuid), :email, :name, :hash, "
+                "CAST(:channel AS uuid), :now, :now)"
+            ),
+            {
+                "id": user_id,
+                "tid": tenant_id,
+                "email": email,
+                "name": display_name,
+                "hash": password_hash,
+                "channel": channel_id,
+                "now": now,
+            },
         )
     except IntegrityError as exc:
         raise (_email_taken(exc, email) or exc) from None
@@ -92,8 +116,10 @@ async def insert(
 
 async def _insert_roles(conn: AsyncConnection, tenant_id: str, user_id: str, roles: list[str]) -> None:
     await conn.execute(
-        text("INSERT INTO user_roles (tenant_id, user_id, role) "
-             "SELECT CAST(:tid AS uuid), CAST(:uid AS uuid), unnest(CAST(:roles AS text[]))"),
+        text(
+            "INSERT INTO user_roles (tenant_id, user_id, role) "
+            "SELECT CAST(:tid AS uuid), CAST(:uid AS uuid), unnest(CAST(:roles AS text[]))"
+        ),
         {"tid": tenant_id, "uid": user_id, "roles": roles},
     )
 
@@ -105,8 +131,10 @@ async def set_roles(conn: AsyncConnection, user: User, roles: list[str], now: da
 
 
 async def _touch(conn: AsyncConnection, user_id: str, now: datetime) -> None:
-    await conn.execute(text("UPDATE users SET updated_at = :now, version = version + 1 WHERE id = CAST(:id AS uuid)"),
-                       {"id": user_id, "now": now})
+    await conn.execute(
+        text("UPDATE users SET updated_at = :now, version = version + 1 WHERE id = CAST(:id AS uuid)"),
+        {"id": user_id, "now": now},
+    )
 
 
 async def update_profile(conn: AsyncConnection, user: User, changes: dict[str, str | None], now: datetime) -> None:
@@ -116,8 +144,9 @@ async def update_profile(conn: AsyncConnection, user: User, changes: dict[str, s
     )
     try:
         await conn.execute(
-            text(f"UPDATE users SET {assignments}, updated_at = :now, version = version + 1 "
-                 "WHERE id = CAST(:id AS uuid)"),
+            text(
+                f"UPDATE users SET {assignments}, updated_at = :now, version = version + 1 WHERE id = CAST(:id AS uuid)"
+            ),
             {**changes, "id": user.id, "now": now},
         )
     except IntegrityError as exc:
@@ -127,40 +156,50 @@ async def update_profile(conn: AsyncConnection, user: User, changes: dict[str, s
 async def record_login(conn: AsyncConnection, user_id: str, now: datetime, new_hash: str | None) -> None:
     """A successful login; a re-hash replaces the stored hash."""
     await conn.execute(
-        text("UPDATE users SET last_login_at = :now, password_hash = COALESCE(:hash, password_hash) "
-             "WHERE id = CAST(:id AS uuid)"),
+        text(
+            "UPDATE users SET last_login_at = :now, password_hash = COALESCE(:hash, password_hash) "
+            "WHERE id = CAST(:id AS uuid)"
+        ),
         {"id": user_id, "now": now, "hash": new_hash},
     )
 
 
 async def set_password(conn: AsyncConnection, user_id: str, password_hash: str, now: datetime) -> None:
     await conn.execute(
-        text("UPDATE users SET password_hash = :hash, updated_at = :now, version = version + 1 "
-             "WHERE id = CAST(:id AS uuid)"),
+        text(
+            "UPDATE users SET password_hash = :hash, updated_at = :now, version = version + 1 "
+            "WHERE id = CAST(:id AS uuid)"
+        ),
         {"id": user_id, "hash": password_hash, "now": now},
     )
 
 
 async def set_status(conn: AsyncConnection, user_id: str, status: str, now: datetime) -> None:
     await conn.execute(
-        text("UPDATE users SET status = :status, updated_at = :now, version = version + 1 "
-             "WHERE id = CAST(:id AS uuid)"),
+        text(
+            "UPDATE users SET status = :status, updated_at = :now, version = version + 1 WHERE id = CAST(:id AS uuid)"
+        ),
         {"id": user_id, "status": status, "now": now},
     )
 
 
 async def lock_roles(conn: AsyncConnection, tenant_id: str) -> None:
     """Serialise role changes and disables in a tenant (the last-super-admin rule reads then writes)."""
-    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('identity.roles.' || :tid, 0))"),
-                       {"tid": tenant_id})
+    await conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended('identity.roles.' || :tid, 0))"), {"tid": tenant_id}
+    )
 
 
 async def count_active_with_role(conn: AsyncConnection, role: str, *, excluding: str) -> int:
-    return (await conn.execute(
-        text("SELECT count(*) FROM users u JOIN user_roles r ON r.user_id = u.id "
-             "WHERE r.role = :role AND u.status = 'ACTIVE' AND u.id <> CAST(:id AS uuid)"),
-        {"role": role, "id": excluding},
-    )).scalar()
+    return (
+        await conn.execute(
+            text(
+                "SELECT count(*) FROM users u JOIN user_roles r ON r.user_id = u.id "
+                "WHERE r.role = :role AND u.status = 'ACTIVE' AND u.id <> CAST(:id AS uuid)"
+            ),
+            {"role": role, "id": excluding},
+        )
+    ).scalar()
 
 
 async def page(

@@ -55,8 +55,12 @@ def generate(alg: str) -> tuple[PrivateKey, dict]:
     elif alg == "ES256":
         private = ec.generate_private_key(ec.SECP256R1())
         numbers = private.public_key().public_numbers()
-        members = {"crv": "P-256", "kty": "EC", "x": _b64(numbers.x.to_bytes(32, "big")),
-                   "y": _b64(numbers.y.to_bytes(32, "big"))}
+        members = {
+            "crv": "P-256",
+            "kty": "EC",
+            "x": _b64(numbers.x.to_bytes(32, "big")),
+            "y": _b64(numbers.y.to_bytes(32, "big")),
+        }
     else:
         raise ValueError(f"unsupported signing algorithm {alg!r}")
     thumbprint = _b64(hashlib.sha256(json.dumps(members, sort_keys=True, separators=(",", ":")).encode()).digest())
@@ -136,11 +140,19 @@ class SigningKeyStore:
     async def _create(self, conn: AsyncConnection, now: datetime) -> db.KeyRow:
         private, jwk = generate(self.algorithm)
         encrypted = self._cipher.encrypt(
-            private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption())
+            private.private_bytes(
+                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
         )
-        row = db.KeyRow(kid=jwk["kid"], alg=self.algorithm, private_key=encrypted, public_jwk=jwk,
-                        created_at=now, retired_at=None, publish_until=None)
+        row = db.KeyRow(
+            kid=jwk["kid"],
+            alg=self.algorithm,
+            private_key=encrypted,
+            public_jwk=jwk,
+            created_at=now,
+            retired_at=None,
+            publish_until=None,
+        )
         await db.insert(conn, row)
         return row
 
@@ -204,8 +216,10 @@ class SigningKeyStore:
             # Keep the same key object per kid: the kit verifier's token cache checks identity.
             known = self._public
             self._public = {
-                row.kid: (known[row.kid][0] if row.kid in known else jwk_to_public_key(row.public_jwk),
-                          row.publish_until)
+                row.kid: (
+                    known[row.kid][0] if row.kid in known else jwk_to_public_key(row.public_jwk),
+                    row.publish_until,
+                )
                 for row in rows
             }
             self._public_read = time.monotonic()

@@ -22,6 +22,9 @@ class AnalyticsRpcs:
         view = await analytics.overview(self.engine, who)
         return pb.GetAnalyticsOverviewResponse(
             assignments_by_status=_by_status(view.assignments_by_status, ASSIGNMENT_STATUS_OF),
-            open_tasks=view.open_tasks, overdue_tasks=view.overdue_tasks,
+            open_tasks=view.open_tasks,
+            overdue_tasks=view.overdue_tasks,
             channel_requests_by_status=_by_status(view.channel_requests_by_status, CHANNEL_REQUEST_STATUS_OF),
-            outbox_failed=view.outbox_failed, outbox_dead=view.outbox_dead)
+            outbox_failed=view.outbox_failed,
+            outbox_dead=view.outbox_dead,
+        )

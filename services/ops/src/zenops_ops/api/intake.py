@@ -37,14 +37,26 @@ _REF_STATES = {
 
 def channel_request_pb(row: Row) -> pb.ChannelRequest:
     r = pb.ChannelRequest(
-        id=row.id, channel_id=row.channel_id, status=CHANNEL_REQUEST_STATUS_PB[row.status],
-        borrower_name=row.borrower_name, borrower_phone=row.borrower_phone,
-        property=pb.PropertyDetails(**{k: v for k, v in json.loads(row.property).items()
-                                       if k in pb.PropertyDetails.DESCRIPTOR.fields_by_name}),
-        bank_id=row.bank_id or "", branch_id=row.branch_id or "", requested_service=row.requested_service,
-        credits=row.credits, notes=row.notes, assignment_id=row.assignment_id or "", submitted_by=row.submitted_by,
-        reviewed_by=row.reviewed_by or "", rejection_reason=row.rejection_reason, credits_short=row.credits_short,
-        credits_short_reason=row.credits_short_reason)
+        id=row.id,
+        channel_id=row.channel_id,
+        status=CHANNEL_REQUEST_STATUS_PB[row.status],
+        borrower_name=row.borrower_name,
+        borrower_phone=row.borrower_phone,
+        property=pb.PropertyDetails(
+            **{k: v for k, v in json.loads(row.property).items() if k in pb.PropertyDetails.DESCRIPTOR.fields_by_name}
+        ),
+        bank_id=row.bank_id or "",
+        branch_id=row.branch_id or "",
+        requested_service=row.requested_service,
+        credits=row.credits,
+        notes=row.notes,
+        assignment_id=row.assignment_id or "",
+        submitted_by=row.submitted_by,
+        reviewed_by=row.reviewed_by or "",
+        rejection_reason=row.rejection_reason,
+        credits_short=row.credits_short,
+        credits_short_reason=row.credits_short_reason,
+    )
     ts(r.reviewed_at, row.reviewed_at)
     ts(r.created_at, row.created_at)
     ts(r.updated_at, row.updated_at)
@@ -56,8 +68,9 @@ class IntakeRpcs:
 
     async def GetBillingRefState(self, request, context):
         tenant = ref_state_tenant(request.tenant_id, context)
-        state = await intake.billing_ref_state(self.engine, tenant_id=tenant, ref_type=request.ref_type,
-                                               ref_id=request.ref_id)
+        state = await intake.billing_ref_state(
+            self.engine, tenant_id=tenant, ref_type=request.ref_type, ref_id=request.ref_id
+        )
         return pb.GetBillingRefStateResponse(state=_REF_STATES[state])
 
     async def SubmitChannelRequest(self, request, context):
@@ -68,8 +81,15 @@ class IntakeRpcs:
             row = await intake.submit(conn, c, rules.submission(request), trace_id=trace_id())
             return pb.SubmitChannelRequestResponse(channel_request=channel_request_pb(row))
 
-        return await idempotent_as(self.engine, c, key, "SubmitChannelRequest", request, run=run,
-                                decode=pb.SubmitChannelRequestResponse.FromString)
+        return await idempotent_as(
+            self.engine,
+            c,
+            key,
+            "SubmitChannelRequest",
+            request,
+            run=run,
+            decode=pb.SubmitChannelRequestResponse.FromString,
+        )
 
     async def FetchChannelRequest(self, request, context):
         c = await caller(self.engine, context, "channel_requests.read")
@@ -80,10 +100,16 @@ class IntakeRpcs:
         c = await caller(self.engine, context, "channel_requests.read")
         status = choice(request.status, "status", CHANNEL_REQUEST_STATUS_OF) if request.status else None
         rows, next_cursor = await intake.list_page(
-            self.engine, c, status=status, channel_id=optional_uuid(request.channel_id, "channel_id"),
-            limit=request.page.limit, cursor=request.page.cursor)
-        return pb.ListChannelRequestsResponse(channel_requests=[channel_request_pb(r) for r in rows],
-                                              page=common_pb2.PageInfo(next_cursor=next_cursor))
+            self.engine,
+            c,
+            status=status,
+            channel_id=optional_uuid(request.channel_id, "channel_id"),
+            limit=request.page.limit,
+            cursor=request.page.cursor,
+        )
+        return pb.ListChannelRequestsResponse(
+            channel_requests=[channel_request_pb(r) for r in rows], page=common_pb2.PageInfo(next_cursor=next_cursor)
+        )
 
     async def AcceptChannelRequest(self, request, context):
         c = await caller(self.engine, context, "channel_requests.review")
@@ -91,16 +117,28 @@ class IntakeRpcs:
 
         async def run(conn):
             request_id = parse_uuid(request.id, "id")
-            options = {"assignee_ids": list(request.assignee_ids), "due_at": when(request, "due_at"),
-                       "fee_paise": request.fee_paise,
-                       "priority": choice(request.priority, "priority", PRIORITY_OF,
-                                          default=assignment_rules.DEFAULT_PRIORITY)}
+            options = {
+                "assignee_ids": list(request.assignee_ids),
+                "due_at": when(request, "due_at"),
+                "fee_paise": request.fee_paise,
+                "priority": choice(
+                    request.priority, "priority", PRIORITY_OF, default=assignment_rules.DEFAULT_PRIORITY
+                ),
+            }
             row, assignment = await intake.accept(conn, c, request_id, options, trace_id=trace_id())
-            return pb.AcceptChannelRequestResponse(channel_request=channel_request_pb(row),
-                                                   assignment=assignment_pb(assignment))
+            return pb.AcceptChannelRequestResponse(
+                channel_request=channel_request_pb(row), assignment=assignment_pb(assignment)
+            )
 
-        return await idempotent_as(self.engine, c, key, "AcceptChannelRequest", request, run=run,
-                                decode=pb.AcceptChannelRequestResponse.FromString)
+        return await idempotent_as(
+            self.engine,
+            c,
+            key,
+            "AcceptChannelRequest",
+            request,
+            run=run,
+            decode=pb.AcceptChannelRequestResponse.FromString,
+        )
 
     async def RejectChannelRequest(self, request, context):
         c = await caller(self.engine, context, "channel_requests.review")
@@ -112,5 +150,12 @@ class IntakeRpcs:
             row = await intake.reject(conn, c, request_id, reason, trace_id=trace_id())
             return pb.RejectChannelRequestResponse(channel_request=channel_request_pb(row))
 
-        return await idempotent_as(self.engine, c, key, "RejectChannelRequest", request, run=run,
-                                decode=pb.RejectChannelRequestResponse.FromString)
+        return await idempotent_as(
+            self.engine,
+            c,
+            key,
+            "RejectChannelRequest",
+            request,
+            run=run,
+            decode=pb.RejectChannelRequestResponse.FromString,
+        )

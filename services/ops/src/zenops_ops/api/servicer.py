@@ -15,8 +15,9 @@ from .tasks import TaskRpcs
 SERVICE_NAME = ops_pb2.DESCRIPTOR.services_by_name["OpsService"].full_name
 
 
-class OpsServicer(MasterDataRpcs, AssignmentRpcs, TaskRpcs, IntakeRpcs, DocumentRpcs, AnalyticsRpcs,
-                  ops_pb2_grpc.OpsServiceServicer):
+class OpsServicer(
+    MasterDataRpcs, AssignmentRpcs, TaskRpcs, IntakeRpcs, DocumentRpcs, AnalyticsRpcs, ops_pb2_grpc.OpsServiceServicer
+):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 

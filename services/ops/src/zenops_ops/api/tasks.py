@@ -16,10 +16,17 @@ from .translate import PRIORITY_OF, PRIORITY_PB, TASK_STATUS_OF, TASK_STATUS_PB,
 
 
 def task_pb(task: Task) -> pb.Task:
-    message = pb.Task(id=task.id, title=task.title, description=task.description,
-                      assignment_id=task.assignment_id or "", assignee_id=task.assignee_id,
-                      created_by=task.created_by, priority=PRIORITY_PB[task.priority],
-                      status=TASK_STATUS_PB[task.status], overdue=task.overdue)
+    message = pb.Task(
+        id=task.id,
+        title=task.title,
+        description=task.description,
+        assignment_id=task.assignment_id or "",
+        assignee_id=task.assignee_id,
+        created_by=task.created_by,
+        priority=PRIORITY_PB[task.priority],
+        status=TASK_STATUS_PB[task.status],
+        overdue=task.overdue,
+    )
     ts(message.due_at, task.due_at)
     ts(message.done_at, task.done_at)
     ts(message.created_at, task.created_at)
@@ -60,25 +67,37 @@ class TaskRpcs:
         who = await caller(self.engine, context, "tasks.write")
         key = idempotency_key(request.idempotency_key, context)
         new = rules.new_task(
-            title=request.title, description=request.description, assignment_id=request.assignment_id,
-            assignee_id=request.assignee_id, due_at=_time(request, "due_at", "due_at"),
+            title=request.title,
+            description=request.description,
+            assignment_id=request.assignment_id,
+            assignee_id=request.assignee_id,
+            due_at=_time(request, "due_at", "due_at"),
             priority=choice(request.priority, "priority", PRIORITY_OF, default=rules.DEFAULT_PRIORITY),
-            actor=who.actor)
+            actor=who.actor,
+        )
         trace = trace_id()
 
         async def run(conn):
             return pb.CreateTaskResponse(task=task_pb(await tasks.create(conn, who, new, trace_id=trace)))
 
-        return await idempotent_as(self.engine, who, key, "CreateTask", request, run=run,
-                                decode=pb.CreateTaskResponse.FromString)
+        return await idempotent_as(
+            self.engine, who, key, "CreateTask", request, run=run, decode=pb.CreateTaskResponse.FromString
+        )
 
     async def ListTasks(self, request, context):
         who = await caller(self.engine, context, "tasks.read")
         status = choice(request.status, "status", TASK_STATUS_OF) if request.status else None
         rows, next_cursor = await tasks.list_page(
-            self.engine, who, limit=request.page.limit, cursor=request.page.cursor,
-            assigned_to_me=request.assigned_to_me, status=status, due_soon=request.due_soon,
-            overdue=request.overdue, assignment_id=request.assignment_id)
+            self.engine,
+            who,
+            limit=request.page.limit,
+            cursor=request.page.cursor,
+            assigned_to_me=request.assigned_to_me,
+            status=status,
+            due_soon=request.due_soon,
+            overdue=request.overdue,
+            assignment_id=request.assignment_id,
+        )
         response = pb.ListTasksResponse(tasks=[task_pb(t) for t in rows])
         response.page.next_cursor = next_cursor
         return response

@@ -37,11 +37,28 @@ DUE_HORIZON = timedelta(days=5 * 366)
 MAX_SEQUENCE = 999_999
 
 # The update_mask paths UpdateAssignment accepts (as the proto names them).
-UPDATABLE = ("bank_id", "branch_id", "client_org_id", "property_id", "contact_id", "due_at", "priority",
-             "assignee_ids", "fee_paise", "notes", "borrower_name")
+UPDATABLE = (
+    "bank_id",
+    "branch_id",
+    "client_org_id",
+    "property_id",
+    "contact_id",
+    "due_at",
+    "priority",
+    "assignee_ids",
+    "fee_paise",
+    "notes",
+    "borrower_name",
+)
 # Fields that reference another record: path → the kind of record.
-REFERENCES = {"bank_id": "bank", "branch_id": "bank_branch", "client_org_id": "client_org",
-              "property_id": "property", "contact_id": "contact", "channel_id": "channel"}
+REFERENCES = {
+    "bank_id": "bank",
+    "branch_id": "bank_branch",
+    "client_org_id": "client_org",
+    "property_id": "property",
+    "contact_id": "contact",
+    "channel_id": "channel",
+}
 
 
 def reference_year(now: datetime) -> int:
@@ -126,8 +143,14 @@ def clean(path: str, value, now: datetime):
     """The checked value of one UPDATABLE field (ids: '' → None)."""
     if path in REFERENCES:
         return optional_uuid(value, path)
-    checks = {"due_at": lambda v: due_at(v, now), "priority": priority, "assignee_ids": assignee_ids,
-              "fee_paise": fee_paise, "notes": notes, "borrower_name": borrower_name}
+    checks = {
+        "due_at": lambda v: due_at(v, now),
+        "priority": priority,
+        "assignee_ids": assignee_ids,
+        "fee_paise": fee_paise,
+        "notes": notes,
+        "borrower_name": borrower_name,
+    }
     if path not in checks:
         raise invalid("update_mask", f"cannot update {path!r}; updatable: " + ", ".join(UPDATABLE))
     return checks[path](value)
@@ -152,8 +175,10 @@ def update_paths(paths) -> tuple[str, ...]:
 def updated(current: Details, values: dict, now: datetime) -> Details:
     """`current` with the given raw values (path → value) checked and applied. A due date
     that is not changed is kept even if it has passed."""
-    changes = {path: clean(path, value, now) if not (path == "due_at" and value == current.due_at) else value
-               for path, value in values.items()}
+    changes = {
+        path: clean(path, value, now) if not (path == "due_at" and value == current.due_at) else value
+        for path, value in values.items()
+    }
     return replace(current, **changes)
 
 

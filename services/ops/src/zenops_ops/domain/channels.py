@@ -17,8 +17,16 @@ from zenops_kit.fields import invalid, optional_uuid, parse_uuid, text
 CHANNEL_TYPES = ("AGENT", "ADVOCATE", "BUILDER", "OTHER")
 COMMISSION_MODES = ("PERCENT", "FLAT")
 PERCENT, FLAT = COMMISSION_MODES
-UPDATABLE = ("name", "channel_type", "commission_mode", "commission_value", "is_active", "billing_account_id",
-             "default_credits", "portal_user_ids")
+UPDATABLE = (
+    "name",
+    "channel_type",
+    "commission_mode",
+    "commission_value",
+    "is_active",
+    "billing_account_id",
+    "default_credits",
+    "portal_user_ids",
+)
 ACTIVITY = {"": None, "active": True, "inactive": False}
 
 MAX_NAME = 200
@@ -98,8 +106,16 @@ def check_name(value: str, field: str = "name") -> str:
     return text(value, field, max_length=MAX_NAME)
 
 
-def new_channel(*, name: str, channel_type: str, commission_mode: str, commission_value: int,
-                billing_account_id: str, default_credits: int, portal_user_ids) -> ChannelValues:
+def new_channel(
+    *,
+    name: str,
+    channel_type: str,
+    commission_mode: str,
+    commission_value: int,
+    billing_account_id: str,
+    default_credits: int,
+    portal_user_ids,
+) -> ChannelValues:
     mode = check_commission_mode(commission_mode)
     return ChannelValues(
         name=check_name(name),
@@ -144,8 +160,11 @@ def changes(current: Channel, values: dict) -> dict:
     will stand (a new mode with the old value, or the reverse)."""
     after = replace(current, **values)
     check_commission_value(after.commission_mode, after.commission_value, "channel.commission_value")
-    return {f.name: getattr(after, f.name) for f in fields(ChannelValues)
-            if getattr(after, f.name) != getattr(current, f.name)}
+    return {
+        f.name: getattr(after, f.name)
+        for f in fields(ChannelValues)
+        if getattr(after, f.name) != getattr(current, f.name)
+    }
 
 
 def activity(value: str) -> bool | None:

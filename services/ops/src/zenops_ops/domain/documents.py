@@ -146,14 +146,18 @@ class ListFilter:
 
 # -- the file -------------------------------------------------------------------------------------
 
+
 def content_type(value: str) -> str:
     """An allowed content type, lower-cased, without parameters ("text/plain; charset=utf-8")."""
     value = (value or "").split(";", 1)[0].strip().lower()
     if not value:
         raise invalid("content_type", "is required")
     if value not in CONTENT_TYPES:
-        raise invalid("content_type", "is not an allowed file type; allowed: " + ", ".join(CONTENT_TYPES),
-                      reason="CONTENT_TYPE_NOT_ALLOWED")
+        raise invalid(
+            "content_type",
+            "is not an allowed file type; allowed: " + ", ".join(CONTENT_TYPES),
+            reason="CONTENT_TYPE_NOT_ALLOWED",
+        )
     return value
 
 
@@ -175,8 +179,10 @@ def safe_filename(value: str, content_type_: str) -> str:
         stem, ext = name, ""  # no extension of a file type we store: part of the name
     allowed = CONTENT_TYPES[content_type_]
     if ext and ext not in allowed:
-        raise invalid("filename", f"has the extension {ext}, which does not match content_type {content_type_} "
-                      f"({', '.join(allowed)})")
+        raise invalid(
+            "filename",
+            f"has the extension {ext}, which does not match content_type {content_type_} ({', '.join(allowed)})",
+        )
     ext = ext or allowed[0]
     stem = stem.rstrip(".")[: MAX_FILENAME - len(ext)].rstrip(".")
     if not stem.strip("_"):
@@ -201,6 +207,7 @@ def sha256(value: str) -> str:
 
 
 # -- what it is ----------------------------------------------------------------------------------
+
 
 def metadata(values: dict[str, str]) -> dict[str, str]:
     if len(values) > MAX_METADATA_KEYS:
@@ -238,10 +245,23 @@ def links(values: dict[str, str], *, portal: bool, field_prefix: str = "links") 
     return parsed
 
 
-def new_document(*, filename: str, content_type_: str, size: int, digest: str, source: str, classification: str,
-                 sensitivity: str, link_values: dict[str, str], captured: datetime | None,
-                 captured_by_employee_id: str, metadata_values: dict[str, str], portal: bool, max_bytes: int,
-                 now: datetime) -> NewDocument:
+def new_document(
+    *,
+    filename: str,
+    content_type_: str,
+    size: int,
+    digest: str,
+    source: str,
+    classification: str,
+    sensitivity: str,
+    link_values: dict[str, str],
+    captured: datetime | None,
+    captured_by_employee_id: str,
+    metadata_values: dict[str, str],
+    portal: bool,
+    max_bytes: int,
+    now: datetime,
+) -> NewDocument:
     """PresignUpload's input, checked (errors name the request's fields). Enums arrive as
     their names ('' when unset)."""
     ctype = content_type(content_type_)
@@ -252,15 +272,22 @@ def new_document(*, filename: str, content_type_: str, size: int, digest: str, s
     if not classification:
         raise invalid("classification", "is required")
     return NewDocument(
-        filename=safe_filename(filename, ctype), content_type=ctype, size_bytes=size_bytes(size, max_bytes),
-        sha256=sha256(digest), source=source, classification=classification,
-        sensitivity=sensitivity or DEFAULT_SENSITIVITY, links=links(link_values, portal=portal),
+        filename=safe_filename(filename, ctype),
+        content_type=ctype,
+        size_bytes=size_bytes(size, max_bytes),
+        sha256=sha256(digest),
+        source=source,
+        classification=classification,
+        sensitivity=sensitivity or DEFAULT_SENSITIVITY,
+        links=links(link_values, portal=portal),
         captured_at=captured_at(captured, now),
         captured_by_employee_id=optional_uuid(captured_by_employee_id, "captured_by_employee_id") or "",
-        metadata=metadata(metadata_values))
+        metadata=metadata(metadata_values),
+    )
 
 
 # -- which channel it belongs to ------------------------------------------------------------------
+
 
 def document_channel(links_: Links, *, assignment_channel: str | None, request_channel: str | None) -> str | None:
     """The channel of the linked request, else of the linked assignment. A request and an
@@ -276,11 +303,14 @@ def link_not_found(kind: str, id_: str):
 
 # -- who may read it ------------------------------------------------------------------------------
 
+
 def require_readable(doc: Document, *, read_sensitive: bool) -> None:
     if doc.sensitive and not read_sensitive:
-        raise PermissionDenied(f"document {doc.id} is {doc.sensitivity.lower()}: documents.read_sensitive is "
-                               "required", reason="SENSITIVE_DOCUMENT",
-                               metadata={"document_id": doc.id, "sensitivity": doc.sensitivity.lower()})
+        raise PermissionDenied(
+            f"document {doc.id} is {doc.sensitivity.lower()}: documents.read_sensitive is required",
+            reason="SENSITIVE_DOCUMENT",
+            metadata={"document_id": doc.id, "sensitivity": doc.sensitivity.lower()},
+        )
 
 
 def require_confirmable(doc: Document, *, read_sensitive: bool, actor: str) -> None:
@@ -291,8 +321,11 @@ def require_confirmable(doc: Document, *, read_sensitive: bool, actor: str) -> N
 
 def require_uploaded(doc: Document) -> None:
     if doc.status != UPLOADED:
-        raise FailedPrecondition(f"document {doc.id} has not been uploaded yet", reason="DOCUMENT_NOT_UPLOADED",
-                                 metadata={"document_id": doc.id})
+        raise FailedPrecondition(
+            f"document {doc.id} has not been uploaded yet",
+            reason="DOCUMENT_NOT_UPLOADED",
+            metadata={"document_id": doc.id},
+        )
 
 
 def document_not_found(document_id: str):
@@ -301,26 +334,33 @@ def document_not_found(document_id: str):
 
 # -- confirm --------------------------------------------------------------------------------------
 
+
 def object_missing(doc: Document) -> FailedPrecondition:
-    return FailedPrecondition(f"nothing has been uploaded for document {doc.id}", reason="OBJECT_MISSING",
-                              metadata={"document_id": doc.id})
+    return FailedPrecondition(
+        f"nothing has been uploaded for document {doc.id}", reason="OBJECT_MISSING", metadata={"document_id": doc.id}
+    )
 
 
 def verify_object(doc: Document, size: int, digest: str) -> None:
     """The stored object is the declared file, or FAILED_PRECONDITION naming what differs."""
     if size != doc.size_bytes:
         raise FailedPrecondition(
-            f"the uploaded file has {size} bytes, not the declared {doc.size_bytes}", reason="SIZE_MISMATCH",
+            f"the uploaded file has {size} bytes, not the declared {doc.size_bytes}",
+            reason="SIZE_MISMATCH",
             violations=[FieldViolation("size_bytes", f"declared {doc.size_bytes}, uploaded {size}")],
-            metadata={"document_id": doc.id, "declared": str(doc.size_bytes), "uploaded": str(size)})
+            metadata={"document_id": doc.id, "declared": str(doc.size_bytes), "uploaded": str(size)},
+        )
     if digest != doc.sha256:
         raise FailedPrecondition(
-            "the uploaded file's SHA-256 differs from the declared one", reason="CHECKSUM_MISMATCH",
+            "the uploaded file's SHA-256 differs from the declared one",
+            reason="CHECKSUM_MISMATCH",
             violations=[FieldViolation("sha256", f"declared {doc.sha256}, uploaded {digest}")],
-            metadata={"document_id": doc.id, "declared": doc.sha256, "uploaded": digest})
+            metadata={"document_id": doc.id, "declared": doc.sha256, "uploaded": digest},
+        )
 
 
 # -- tags and lists -------------------------------------------------------------------------------
+
 
 def tag_changes(values: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     """SetDocumentTags' map: (upserts, removals); an empty value removes its key."""
@@ -344,17 +384,34 @@ def too_many_tags(count: int):
     return invalid("tags", f"a document has at most {MAX_TAGS} tags (this would make {count})")
 
 
-def list_filter(*, link_values: dict[str, str], tag_key: str, tag_value: str, classification: str | None,
-                source: str | None, sensitivity: str | None, status: str | None, read_sensitive: bool,
-                channel_id: str | None) -> ListFilter:
+def list_filter(
+    *,
+    link_values: dict[str, str],
+    tag_key: str,
+    tag_value: str,
+    classification: str | None,
+    source: str | None,
+    sensitivity: str | None,
+    status: str | None,
+    read_sensitive: bool,
+    channel_id: str | None,
+) -> ListFilter:
     parsed = Links(**{f: optional_uuid(link_values.get(f, ""), f"links.{f}") for f in LINK_FIELDS})
     if tag_key and not TAG_KEY.fullmatch(tag_key):
         raise invalid("tag_key", f"must match {TAG_KEY.pattern}")
     if tag_value and not tag_key:
         raise invalid("tag_value", "needs tag_key")
-    return ListFilter(links=parsed, tag_key=tag_key or None, tag_value=tag_value or None,
-                      classification=classification, source=source, sensitivity=sensitivity, status=status,
-                      include_sensitive=read_sensitive, channel_id=channel_id)
+    return ListFilter(
+        links=parsed,
+        tag_key=tag_key or None,
+        tag_value=tag_value or None,
+        classification=classification,
+        source=source,
+        sensitivity=sensitivity,
+        status=status,
+        include_sensitive=read_sensitive,
+        channel_id=channel_id,
+    )
 
 
 def document_id(value: str) -> str:

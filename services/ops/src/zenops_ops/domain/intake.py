@@ -98,10 +98,16 @@ def property_from_json(values: dict) -> PropertyDetails:
         return Decimal(values[key]) if values.get(key) else None
 
     return PropertyDetails(
-        address_line1=values.get("address_line1", ""), address_line2=values.get("address_line2", ""),
-        locality=values.get("locality", ""), city=values.get("city", ""), state=values.get("state", ""),
-        pin_code=values.get("pin_code", ""), property_type=values.get("property_type", ""),
-        latitude=coordinate("latitude"), longitude=coordinate("longitude"))
+        address_line1=values.get("address_line1", ""),
+        address_line2=values.get("address_line2", ""),
+        locality=values.get("locality", ""),
+        city=values.get("city", ""),
+        state=values.get("state", ""),
+        pin_code=values.get("pin_code", ""),
+        property_type=values.get("property_type", ""),
+        latitude=coordinate("latitude"),
+        longitude=coordinate("longitude"),
+    )
 
 
 def check_acceptable(status: str) -> bool:

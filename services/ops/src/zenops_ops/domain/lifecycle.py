@@ -58,8 +58,11 @@ def needs_reason(from_status: str, to_status: str) -> bool:
 
 
 def illegal(from_status: str, to_status: str) -> FailedPrecondition:
-    return FailedPrecondition(f"an assignment cannot move from {from_status} to {to_status}",
-                              reason="ILLEGAL_TRANSITION", metadata={"from": from_status, "to": to_status})
+    return FailedPrecondition(
+        f"an assignment cannot move from {from_status} to {to_status}",
+        reason="ILLEGAL_TRANSITION",
+        metadata={"from": from_status, "to": to_status},
+    )
 
 
 def clean_reason(reason: str) -> str:

@@ -33,8 +33,12 @@ KINDS: dict[str, str] = {
     "property": "properties",
     "branch_contact": "branch_contacts",
 }
-_KIND_ALIASES = {**{k: k for k in KINDS}, **{t: k for k, t in KINDS.items()}, "branch": "bank_branch",
-                 "branches": "bank_branch"}
+_KIND_ALIASES = {
+    **{k: k for k in KINDS},
+    **{t: k for k, t in KINDS.items()},
+    "branch": "bank_branch",
+    "branches": "bank_branch",
+}
 
 ORG_TYPES = ("bank", "corporate", "individual", "builder", "government", "other")
 _BANK_CODE = re.compile(r"[A-Z0-9]{2,20}")
@@ -230,16 +234,22 @@ def new_contact(*, name: str, phone: str, email: str, client_org_id: str, design
     )
     if not contact.phone and not contact.email:
         description = "is required when no e-mail address is given"
-        raise InvalidArgument("a contact needs a phone number or an e-mail address", violations=[
-            FieldViolation("phone", description), FieldViolation("email", "is required when no phone is given")])
+        raise InvalidArgument(
+            "a contact needs a phone number or an e-mail address",
+            violations=[
+                FieldViolation("phone", description),
+                FieldViolation("email", "is required when no phone is given"),
+            ],
+        )
     return contact
 
 
 def new_branch_contact(*, branch_id: str, contact_id: str, role: str) -> NewBranchContact:
     """The role is kept lower-case with single spaces (branch_manager, credit officer, ...)."""
     role = " ".join(text(role, "role", max_length=MAX_ROLE).split()).lower()
-    return NewBranchContact(branch_id=parse_uuid(branch_id, "branch_id"),
-                            contact_id=parse_uuid(contact_id, "contact_id"), role=role)
+    return NewBranchContact(
+        branch_id=parse_uuid(branch_id, "branch_id"), contact_id=parse_uuid(contact_id, "contact_id"), role=role
+    )
 
 
 # -- lists -----------------------------------------------------------------------------------
@@ -275,11 +285,18 @@ def cursor_position(cursor: str, list_name: str) -> tuple[datetime, str] | None:
 
 def missing(kind_: str, id_: str, field: str) -> NotFound:
     """A referenced record that is not in the caller's tenant: NOT_FOUND naming the field."""
-    return NotFound(f"{kind_.replace('_', ' ')} {id_} not found", reason=f"{kind_.upper()}_NOT_FOUND",
-                    violations=[FieldViolation(field, f"no such {kind_.replace('_', ' ')}")],
-                    metadata={"field": field, "id": id_})
+    return NotFound(
+        f"{kind_.replace('_', ' ')} {id_} not found",
+        reason=f"{kind_.upper()}_NOT_FOUND",
+        violations=[FieldViolation(field, f"no such {kind_.replace('_', ' ')}")],
+        metadata={"field": field, "id": id_},
+    )
 
 
 def taken(reason: str, field: str, description: str) -> AlreadyExists:
-    return AlreadyExists(f"{field} {description}", reason=reason, violations=[FieldViolation(field, description)],
-                         metadata={"field": field})
+    return AlreadyExists(
+        f"{field} {description}",
+        reason=reason,
+        violations=[FieldViolation(field, description)],
+        metadata={"field": field},
+    )

@@ -12,14 +12,22 @@ from email_validator import EmailNotValidError, validate_email
 from zenops_kit.fields import invalid, text
 from zenops_kit.india import state
 
-PROPERTY_TYPES = ("residential_flat", "independent_house", "villa", "plot", "commercial_office", "shop",
-                  "industrial", "agricultural_land", "other")
+PROPERTY_TYPES = (
+    "residential_flat",
+    "independent_house",
+    "villa",
+    "plot",
+    "commercial_office",
+    "shop",
+    "industrial",
+    "agricultural_land",
+    "other",
+)
 
 _PIN = re.compile(r"[1-9][0-9]{5}")
 _IFSC = re.compile(r"[A-Z]{4}0[A-Z0-9]{6}")
 _E164 = re.compile(r"\+[1-9][0-9]{7,14}")
 _INDIAN_MOBILE = re.compile(r"[6-9][0-9]{9}")
-
 
 
 def pin_code(value: str, field: str) -> str:
@@ -102,6 +110,7 @@ class PropertyDetails:
 
 def property_details(d, prefix: str) -> PropertyDetails:
     """A zenops.ops.v1.PropertyDetails checked; fields named `<prefix>.<name>`."""
+
     def f(name: str) -> str:
         return f"{prefix}.{name}" if prefix else name
 

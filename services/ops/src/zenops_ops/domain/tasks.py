@@ -87,7 +87,7 @@ class Viewer:
 
 @dataclass(frozen=True)
 class TaskFilter:
-    assignee_id: str | None = None      # assigned_to_me: the viewer
+    assignee_id: str | None = None  # assigned_to_me: the viewer
     status: str | None = None
     due_soon: bool = False
     overdue: bool = False
@@ -131,8 +131,16 @@ def _description(value: str, field: str) -> str:
     return text(value, field, max_length=MAX_DESCRIPTION, required=False)
 
 
-def new_task(*, title: str, description: str, assignment_id: str, assignee_id: str, due_at: datetime | None,
-             priority: str, actor: str) -> NewTask:
+def new_task(
+    *,
+    title: str,
+    description: str,
+    assignment_id: str,
+    assignee_id: str,
+    due_at: datetime | None,
+    priority: str,
+    actor: str,
+) -> NewTask:
     """CreateTask's input, checked (errors name the request's fields). An empty assignee is
     the caller, who must then be a user."""
     title = _title(title, "title")
@@ -144,8 +152,14 @@ def new_task(*, title: str, description: str, assignment_id: str, assignee_id: s
         assignee = actor.lower()
     else:
         raise invalid("assignee_id", "is required when a service creates a task")
-    return NewTask(title=title, description=description, assignment_id=assignment, assignee_id=assignee,
-                   due_at=_due(due_at, "due_at"), priority=priority)
+    return NewTask(
+        title=title,
+        description=description,
+        assignment_id=assignment,
+        assignee_id=assignee,
+        due_at=_due(due_at, "due_at"),
+        priority=priority,
+    )
 
 
 def mask_paths(paths: Iterable[str]) -> list[str]:
@@ -180,16 +194,28 @@ def diff(task: Task, changes: dict) -> dict:
     return {k: v for k, v in changes.items() if getattr(task, k) != v}
 
 
-def list_filter(*, me: str, assigned_to_me: bool, status: str | None, due_soon: bool, overdue: bool,
-                assignment_id: str) -> TaskFilter:
-    return TaskFilter(assignee_id=me if assigned_to_me else None, status=status, due_soon=due_soon,
-                      overdue=overdue, assignment_id=optional_uuid(assignment_id, "assignment_id"))
+def list_filter(
+    *, me: str, assigned_to_me: bool, status: str | None, due_soon: bool, overdue: bool, assignment_id: str
+) -> TaskFilter:
+    return TaskFilter(
+        assignee_id=me if assigned_to_me else None,
+        status=status,
+        due_soon=due_soon,
+        overdue=overdue,
+        assignment_id=optional_uuid(assignment_id, "assignment_id"),
+    )
 
 
 def activity_detail(task: Task, fields: Iterable[str] = ()) -> dict:
     """What a linked assignment's activity entry records about the task."""
-    detail = {"task_id": task.id, "title": task.title, "assignee_id": task.assignee_id, "status": task.status,
-              "priority": task.priority, "due_at": task.due_at.isoformat() if task.due_at else None}
+    detail = {
+        "task_id": task.id,
+        "title": task.title,
+        "assignee_id": task.assignee_id,
+        "status": task.status,
+        "priority": task.priority,
+        "due_at": task.due_at.isoformat() if task.due_at else None,
+    }
     fields = list(fields)
     if fields:
         detail["fields"] = fields

@@ -82,25 +82,39 @@ class Reactions:
         if p.ref_type not in ("channel_request", "assignment"):
             return  # work orders are repogen's
         if not is_uuid(p.ref_id):
-            log.warning("reservation failure for a malformed ref", extra={"event_id": env.event_id,
-                                                                          "ref_type": p.ref_type})
+            log.warning(
+                "reservation failure for a malformed ref", extra={"event_id": env.event_id, "ref_type": p.ref_type}
+            )
             return
         ref_id = p.ref_id.lower()
         reason = "".join(c for c in p.reason if c.isprintable())[:100]  # billing's reason code, bounded
-        detail = {"requested": p.requested, "available": p.available, "reason": reason,
-                  "billing_account_id": p.billing_account_id, "event_id": env.event_id}
-        summary = (f"Billing could not reserve {p.requested} credit(s): {reason} "
-                   f"({p.available} available)")
+        detail = {
+            "requested": p.requested,
+            "available": p.available,
+            "reason": reason,
+            "billing_account_id": p.billing_account_id,
+            "event_id": env.event_id,
+        }
+        summary = f"Billing could not reserve {p.requested} credit(s): {reason} ({p.available} available)"
         if p.ref_type == "channel_request":
-            found = await intake.flag_credits_short(conn, tenant_id=env.tenant_id, request_id=ref_id,
-                                                    actor=_actor(env), reason=reason, detail=detail,
-                                                    summary=summary)
+            found = await intake.flag_credits_short(
+                conn,
+                tenant_id=env.tenant_id,
+                request_id=ref_id,
+                actor=_actor(env),
+                reason=reason,
+                detail=detail,
+                summary=summary,
+            )
         else:
-            found = await assignments.flag_credits_short(conn, tenant_id=env.tenant_id, assignment_id=ref_id,
-                                                         actor=_actor(env), detail=detail, summary=summary)
+            found = await assignments.flag_credits_short(
+                conn, tenant_id=env.tenant_id, assignment_id=ref_id, actor=_actor(env), detail=detail, summary=summary
+            )
         if not found:
-            log.warning("reservation failure for an unknown ref", extra={
-                "event_id": env.event_id, "ref_type": p.ref_type, "ref_id": ref_id})
+            log.warning(
+                "reservation failure for an unknown ref",
+                extra={"event_id": env.event_id, "ref_type": p.ref_type, "ref_id": ref_id},
+            )
 
     # -- repogen ----------------------------------------------------------------------------
 
@@ -112,9 +126,14 @@ class Reactions:
             assignment_id = request.assignment_id if request is not None else None
         row = await assignment_store.get(conn, assignment_id, lock=True) if assignment_id else None
         if row is None:
-            log.warning("released deliverable of an unknown assignment", extra={
-                "event_id": env.event_id, "assignment_id": p.assignment_id,
-                "channel_request_id": p.channel_request_id})
+            log.warning(
+                "released deliverable of an unknown assignment",
+                extra={
+                    "event_id": env.event_id,
+                    "assignment_id": p.assignment_id,
+                    "channel_request_id": p.channel_request_id,
+                },
+            )
             return
         reason = "report released" + (f" (work order {p.work_order_id})" if is_uuid(p.work_order_id) else "")
         if row.status == lifecycle.DELIVERED:
@@ -122,22 +141,42 @@ class Reactions:
             return
         if row.status not in lifecycle.RELEASE_FROM:
             await activity.record(
-                conn, tenant_id=env.tenant_id, kind="repogen.deliverable_released", actor=_actor(env),
-                assignment_id=row.id, trace_id=_trace_id(),
+                conn,
+                tenant_id=env.tenant_id,
+                kind="repogen.deliverable_released",
+                actor=_actor(env),
+                assignment_id=row.id,
+                trace_id=_trace_id(),
                 summary=f"A report was released for {row.reference_number}, which stays {row.status}",
-                detail={"work_order_id": p.work_order_id, "deliverable_id": p.deliverable_id,
-                        "status": row.status, "event_id": env.event_id})
+                detail={
+                    "work_order_id": p.work_order_id,
+                    "deliverable_id": p.deliverable_id,
+                    "status": row.status,
+                    "event_id": env.event_id,
+                },
+            )
             return
-        await assignments.transition(conn, tenant_id=env.tenant_id, actor=_actor(env), trace_id=_trace_id(),
-                                     assignment_id=row.id, to_status=lifecycle.DELIVERED, reason=reason,
-                                     released=True)
+        await assignments.transition(
+            conn,
+            tenant_id=env.tenant_id,
+            actor=_actor(env),
+            trace_id=_trace_id(),
+            assignment_id=row.id,
+            to_status=lifecycle.DELIVERED,
+            reason=reason,
+            released=True,
+        )
 
 
 def subscriptions(settings: OpsSettings) -> list[Subscription]:
     reactions = Reactions(settings)
     return [
-        Subscription(ConsumerSpec(name=BILLING_CONSUMER, producer="billing",
-                                  subjects=(subject_for(RESERVATION_FAILED),)), reactions.handle),
-        Subscription(ConsumerSpec(name=REPOGEN_CONSUMER, producer="repogen",
-                                  subjects=(subject_for(DELIVERABLE_RELEASED),)), reactions.handle),
+        Subscription(
+            ConsumerSpec(name=BILLING_CONSUMER, producer="billing", subjects=(subject_for(RESERVATION_FAILED),)),
+            reactions.handle,
+        ),
+        Subscription(
+            ConsumerSpec(name=REPOGEN_CONSUMER, producer="repogen", subjects=(subject_for(DELIVERABLE_RELEASED),)),
+            reactions.handle,
+        ),
     ]

@@ -42,7 +42,8 @@ COLUMNS = (
     "COALESCE((SELECT b.code FROM banks b WHERE b.id = a.bank_id), '') AS bank_code, "
     "COALESCE((SELECT c.billing_account_id::text FROM channels c WHERE c.id = a.channel_id), '') "
     "AS billing_account_id, "
-    "COALESCE((SELECT p.state FROM properties p WHERE p.id = a.property_id), '') AS property_state")
+    "COALESCE((SELECT p.state FROM properties p WHERE p.id = a.property_id), '') AS property_state"
+)
 
 # The constraint a failed write names → the field (and kind of record) it is about.
 _FOREIGN_KEYS = {
@@ -75,7 +76,8 @@ _REFERENCES = text("""
 _NEXT_SEQUENCE = text(
     "INSERT INTO reference_counters (tenant_id, year, last_value) VALUES (CAST(:tid AS uuid), :year, 1) "
     "ON CONFLICT (tenant_id, year) DO UPDATE SET last_value = reference_counters.last_value + 1 "
-    "RETURNING last_value")
+    "RETURNING last_value"
+)
 
 # The assignment, its first status-history row (NULL → DRAFT) and its first stage, at once.
 _INSERT = text(f"""
@@ -135,15 +137,18 @@ _TRANSITION = text(f"""
 # After the previous stage closed (the unique index allows one open stage per assignment).
 _OPEN_STAGE = text(
     "INSERT INTO assignment_stages (id, tenant_id, assignment_id, stage) "
-    "VALUES (CAST(:id AS uuid), CAST(:tid AS uuid), CAST(:aid AS uuid), :stage)")
+    "VALUES (CAST(:id AS uuid), CAST(:tid AS uuid), CAST(:aid AS uuid), :stage)"
+)
 
 _SET_CREDITS_SHORT = text(
     "UPDATE assignments SET credits_short = true, updated_at = now(), version = version + 1 "
-    "WHERE id = CAST(:id AS uuid) AND NOT credits_short RETURNING version")
+    "WHERE id = CAST(:id AS uuid) AND NOT credits_short RETURNING version"
+)
 
 _HISTORY = text(
     "SELECT from_status, to_status, actor, reason, created_at FROM assignment_status_history "
-    "WHERE assignment_id = CAST(:id AS uuid) ORDER BY created_at, id")
+    "WHERE assignment_id = CAST(:id AS uuid) ORDER BY created_at, id"
+)
 
 _ACTIVITY = text("""
     SELECT id::text AS id, kind, actor, summary, detail::text AS detail, created_at FROM activities
@@ -181,13 +186,31 @@ def _fk_error(exc: IntegrityError, values: dict[str, str | None]) -> Exception |
     return not_found(kind, values.get(field) or "", field=field)
 
 
-async def missing_references(conn: AsyncConnection, *, bank_id=None, branch_id=None, client_org_id=None,
-                             property_id=None, contact_id=None, channel_id=None) -> Row:
+async def missing_references(
+    conn: AsyncConnection,
+    *,
+    bank_id=None,
+    branch_id=None,
+    client_org_id=None,
+    property_id=None,
+    contact_id=None,
+    channel_id=None,
+) -> Row:
     """One row: per field, whether the record it names exists in the tenant (True when
     unset); `branch_bank_id` (the branch's bank) and `channel_active`."""
-    return (await conn.execute(_REFERENCES, {
-        "bank": bank_id, "branch": branch_id, "org": client_org_id, "property": property_id, "contact": contact_id,
-        "channel": channel_id})).one()
+    return (
+        await conn.execute(
+            _REFERENCES,
+            {
+                "bank": bank_id,
+                "branch": branch_id,
+                "org": client_org_id,
+                "property": property_id,
+                "contact": contact_id,
+                "channel": channel_id,
+            },
+        )
+    ).one()
 
 
 async def next_sequence(conn: AsyncConnection, tenant_id: str, year: int) -> int:
@@ -196,31 +219,68 @@ async def next_sequence(conn: AsyncConnection, tenant_id: str, year: int) -> int
     try:
         return (await conn.execute(_NEXT_SEQUENCE, {"tid": tenant_id, "year": year})).scalar_one()
     except IntegrityError:  # the counter's CHECK: the year's 999,999 numbers are all taken
-        raise FailedPrecondition(f"no reference numbers are left for {year}",
-                                 reason="REFERENCE_NUMBERS_EXHAUSTED", metadata={"year": str(year)}) from None
+        raise FailedPrecondition(
+            f"no reference numbers are left for {year}",
+            reason="REFERENCE_NUMBERS_EXHAUSTED",
+            metadata={"year": str(year)},
+        ) from None
 
 
 def _detail_params(d: rules.Details) -> dict:
-    return {"bank": d.bank_id, "branch": d.branch_id, "org": d.client_org_id, "property": d.property_id,
-            "contact": d.contact_id, "due_at": d.due_at, "priority": d.priority, "assignees": list(d.assignee_ids),
-            "fee": d.fee_paise, "notes": d.notes, "borrower": d.borrower_name}
+    return {
+        "bank": d.bank_id,
+        "branch": d.branch_id,
+        "org": d.client_org_id,
+        "property": d.property_id,
+        "contact": d.contact_id,
+        "due_at": d.due_at,
+        "priority": d.priority,
+        "assignees": list(d.assignee_ids),
+        "fee": d.fee_paise,
+        "notes": d.notes,
+        "borrower": d.borrower_name,
+    }
 
 
-async def insert(conn: AsyncConnection, *, tenant_id: str, reference: str, source_type: str, status: str,
-                 details: rules.Details, channel_id: str | None, channel_request_id: str | None, score: int,
-                 actor: str, trace_id: str) -> Row:
+async def insert(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    reference: str,
+    source_type: str,
+    status: str,
+    details: rules.Details,
+    channel_id: str | None,
+    channel_request_id: str | None,
+    score: int,
+    actor: str,
+    trace_id: str,
+) -> Row:
     params = {
-        "id": str(uuid.uuid4()), "tid": tenant_id, "reference": reference, "source": source_type, "status": status,
-        "channel": channel_id, "request": channel_request_id, "score": score, "actor": actor, "trace": trace_id,
-        "history_id": str(uuid.uuid4()), "stage_id": str(uuid.uuid4()), **_detail_params(details)}
+        "id": str(uuid.uuid4()),
+        "tid": tenant_id,
+        "reference": reference,
+        "source": source_type,
+        "status": status,
+        "channel": channel_id,
+        "request": channel_request_id,
+        "score": score,
+        "actor": actor,
+        "trace": trace_id,
+        "history_id": str(uuid.uuid4()),
+        "stage_id": str(uuid.uuid4()),
+        **_detail_params(details),
+    }
     try:
         return (await conn.execute(_INSERT, params)).one()
     except IntegrityError as exc:  # the transaction is lost either way: the caller's rolls back
-        error = _fk_error(exc, {**details.as_dict(), "channel_id": channel_id,
-                                "channel_request_id": channel_request_id})
+        error = _fk_error(
+            exc, {**details.as_dict(), "channel_id": channel_id, "channel_request_id": channel_request_id}
+        )
         if error is None and violated_constraint(exc) == "assignments_channel_request":
-            error = FailedPrecondition("the channel request already has an assignment",
-                                       reason="CHANNEL_REQUEST_ALREADY_LINKED")
+            error = FailedPrecondition(
+                "the channel request already has an assignment", reason="CHANNEL_REQUEST_ALREADY_LINKED"
+            )
         if error is None:
             raise
         raise error from None
@@ -245,14 +305,35 @@ async def update(conn: AsyncConnection, assignment_id: str, details: rules.Detai
         raise error from None
 
 
-async def transition(conn: AsyncConnection, *, tenant_id: str, assignment_id: str, from_status: str,
-                     to_status: str, actor: str, reason: str, trace_id: str) -> Row:
+async def transition(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    assignment_id: str,
+    from_status: str,
+    to_status: str,
+    actor: str,
+    reason: str,
+    trace_id: str,
+) -> Row:
     """Move a locked assignment: the row, its history row, its stages. Returns the row."""
-    row = (await conn.execute(_TRANSITION, {
-        "id": assignment_id, "from": from_status, "to": to_status, "actor": actor, "reason": reason,
-        "trace": trace_id, "history_id": str(uuid.uuid4())})).one()
-    await conn.execute(_OPEN_STAGE, {"id": str(uuid.uuid4()), "tid": tenant_id, "aid": assignment_id,
-                                     "stage": to_status})
+    row = (
+        await conn.execute(
+            _TRANSITION,
+            {
+                "id": assignment_id,
+                "from": from_status,
+                "to": to_status,
+                "actor": actor,
+                "reason": reason,
+                "trace": trace_id,
+                "history_id": str(uuid.uuid4()),
+            },
+        )
+    ).one()
+    await conn.execute(
+        _OPEN_STAGE, {"id": str(uuid.uuid4()), "tid": tenant_id, "aid": assignment_id, "stage": to_status}
+    )
     return row
 
 
@@ -266,18 +347,42 @@ async def history(conn: AsyncConnection, assignment_id: str) -> list[Row]:
     return list(await conn.execute(_HISTORY, {"id": assignment_id}))
 
 
-async def activity(conn: AsyncConnection, assignment_id: str, *, before: tuple[datetime, str] | None,
-                   limit: int) -> list[Row]:
+async def activity(
+    conn: AsyncConnection, assignment_id: str, *, before: tuple[datetime, str] | None, limit: int
+) -> list[Row]:
     """Activity newest first, after the cursor position `before` (created_at, id)."""
     at, key = before or (None, None)
     return list(await conn.execute(_ACTIVITY, {"id": assignment_id, "at": at, "key": key, "limit": limit}))
 
 
-async def page(conn: AsyncConnection, *, statuses: list[str], assignee_id: str | None, bank_id: str | None,
-               channel_id: str | None, due_after: datetime | None, due_before: datetime | None, pattern: str | None,
-               before: tuple[datetime, str] | None, limit: int) -> list[Row]:
+async def page(
+    conn: AsyncConnection,
+    *,
+    statuses: list[str],
+    assignee_id: str | None,
+    bank_id: str | None,
+    channel_id: str | None,
+    due_after: datetime | None,
+    due_before: datetime | None,
+    pattern: str | None,
+    before: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Row]:
     at, key = before or (None, None)
-    return list(await conn.execute(_PAGE, {
-        "statuses": statuses, "assignee": assignee_id, "bank": bank_id, "channel": channel_id,
-        "due_after": due_after, "due_before": due_before, "pattern": pattern, "at": at, "key": key,
-        "limit": limit}))
+    return list(
+        await conn.execute(
+            _PAGE,
+            {
+                "statuses": statuses,
+                "assignee": assignee_id,
+                "bank": bank_id,
+                "channel": channel_id,
+                "due_after": due_after,
+                "due_before": due_before,
+                "pattern": pattern,
+                "at": at,
+                "key": key,
+                "limit": limit,
+            },
+        )
+    )

@@ -43,22 +43,39 @@ _COLUMNS = """
 """
 # Parameter expression of every column a caller sets (parameters named as the columns).
 _VALUES = {
-    "name": ":name", "channel_type": ":channel_type", "commission_mode": ":commission_mode",
-    "commission_value": ":commission_value", "is_active": ":is_active",
-    "billing_account_id": "CAST(:billing_account_id AS uuid)", "default_credits": ":default_credits",
+    "name": ":name",
+    "channel_type": ":channel_type",
+    "commission_mode": ":commission_mode",
+    "commission_value": ":commission_value",
+    "is_active": ":is_active",
+    "billing_account_id": "CAST(:billing_account_id AS uuid)",
+    "default_credits": ":default_credits",
     "portal_user_ids": "CAST(:portal_user_ids AS uuid[])",
 }
-_AUDIT = ("INSERT INTO masterdata_audit (id, tenant_id, resource_type, resource_id, action, actor, detail, trace_id) "
-          "SELECT CAST(:audit_id AS uuid), tenant_id, 'channel', id, :action, :actor, CAST(:detail AS jsonb), :trace "
-          "FROM c")
+_AUDIT = (
+    "INSERT INTO masterdata_audit (id, tenant_id, resource_type, resource_id, action, actor, detail, trace_id) "
+    "SELECT CAST(:audit_id AS uuid), tenant_id, 'channel', id, :action, :actor, CAST(:detail AS jsonb), :trace "
+    "FROM c"
+)
 
 
 def channel_of(r) -> Channel:
     return Channel(
-        id=r.id, tenant_id=r.tenant_id, name=r.name, channel_type=r.channel_type, commission_mode=r.commission_mode,
-        commission_value=r.commission_value, is_active=r.is_active, billing_account_id=r.billing_account_id,
-        default_credits=r.default_credits, portal_user_ids=tuple(r.portal_user_ids or ()), created_by=r.created_by,
-        created_at=r.created_at, updated_at=r.updated_at, version=r.version)
+        id=r.id,
+        tenant_id=r.tenant_id,
+        name=r.name,
+        channel_type=r.channel_type,
+        commission_mode=r.commission_mode,
+        commission_value=r.commission_value,
+        is_active=r.is_active,
+        billing_account_id=r.billing_account_id,
+        default_credits=r.default_credits,
+        portal_user_ids=tuple(r.portal_user_ids or ()),
+        created_by=r.created_by,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        version=r.version,
+    )
 
 
 def _params(values: dict) -> dict:
@@ -71,8 +88,9 @@ def _name_taken(exc: IntegrityError, field: str):
     return exc
 
 
-async def insert(conn: AsyncConnection, values: ChannelValues, *, tenant_id: str, actor: str,
-                 trace_id: str = "") -> Channel:
+async def insert(
+    conn: AsyncConnection, values: ChannelValues, *, tenant_id: str, actor: str, trace_id: str = ""
+) -> Channel:
     """The channel, its channel_directory row and its audit row."""
     columns = {k: getattr(values, k) for k in _VALUES}
     statement = text(f"""
@@ -84,9 +102,16 @@ async def insert(conn: AsyncConnection, values: ChannelValues, *, tenant_id: str
             INSERT INTO channel_directory (channel_id, tenant_id) SELECT id, tenant_id FROM c
         ), audit AS ({_AUDIT})
         SELECT {_COLUMNS} FROM c""")
-    params = {**_params(columns), "id": str(uuid.uuid4()), "tid": tenant_id, "actor": actor,
-              "audit_id": str(uuid.uuid4()), "action": "created", "trace": trace_id,
-              "detail": json.dumps(_params(columns), default=str)}
+    params = {
+        **_params(columns),
+        "id": str(uuid.uuid4()),
+        "tid": tenant_id,
+        "actor": actor,
+        "audit_id": str(uuid.uuid4()),
+        "action": "created",
+        "trace": trace_id,
+        "detail": json.dumps(_params(columns), default=str),
+    }
     try:
         row = (await conn.execute(statement, params)).one()
     except IntegrityError as exc:
@@ -96,18 +121,31 @@ async def insert(conn: AsyncConnection, values: ChannelValues, *, tenant_id: str
 
 async def get(conn: AsyncConnection, channel_id: str, *, for_update: bool = False) -> Channel | None:
     lock = " FOR UPDATE" if for_update else ""
-    row = (await conn.execute(text(f"SELECT {_COLUMNS} FROM channels WHERE id = CAST(:id AS uuid){lock}"),
-                              {"id": channel_id})).first()
+    row = (
+        await conn.execute(
+            text(f"SELECT {_COLUMNS} FROM channels WHERE id = CAST(:id AS uuid){lock}"), {"id": channel_id}
+        )
+    ).first()
     return channel_of(row) if row is not None else None
 
 
-async def update(conn: AsyncConnection, before: Channel, changes: dict, *, actor: str, trace_id: str = "",
-                 field_prefix: str = "channel.") -> Channel:
+async def update(
+    conn: AsyncConnection,
+    before: Channel,
+    changes: dict,
+    *,
+    actor: str,
+    trace_id: str = "",
+    field_prefix: str = "channel.",
+) -> Channel:
     """`changes`: column → new value (only what differs); bumps version and updated_at and
     records before/after."""
     sets = ", ".join(f"{k} = {_VALUES[k]}" for k in changes)
-    detail = {"fields": sorted(changes), "before": _params({k: getattr(before, k) for k in changes}),
-              "after": _params(changes)}
+    detail = {
+        "fields": sorted(changes),
+        "before": _params({k: getattr(before, k) for k in changes}),
+        "after": _params(changes),
+    }
     statement = text(f"""
         WITH c AS (
             UPDATE channels SET {sets}, updated_at = now(), version = version + 1
@@ -115,8 +153,15 @@ async def update(conn: AsyncConnection, before: Channel, changes: dict, *, actor
             RETURNING *
         ), audit AS ({_AUDIT})
         SELECT {_COLUMNS} FROM c""")
-    params = {**_params(changes), "id": before.id, "actor": actor, "audit_id": str(uuid.uuid4()),
-              "action": "updated", "trace": trace_id, "detail": json.dumps(detail, default=str)}
+    params = {
+        **_params(changes),
+        "id": before.id,
+        "actor": actor,
+        "audit_id": str(uuid.uuid4()),
+        "action": "updated",
+        "trace": trace_id,
+        "detail": json.dumps(detail, default=str),
+    }
     try:
         row = (await conn.execute(statement, params)).one()
     except IntegrityError as exc:
@@ -124,8 +169,15 @@ async def update(conn: AsyncConnection, before: Channel, changes: dict, *, actor
     return channel_of(row)
 
 
-async def page(conn: AsyncConnection, *, channel_type: str | None, active: bool | None, query: str,
-               after: tuple[datetime, str] | None, limit: int) -> list[Channel]:
+async def page(
+    conn: AsyncConnection,
+    *,
+    channel_type: str | None,
+    active: bool | None,
+    query: str,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Channel]:
     """Newest first; `after` = (created_at, id) of the previous page's last channel."""
     clauses: list[str] = []
     params: dict = {"limit": limit}
@@ -143,5 +195,6 @@ async def page(conn: AsyncConnection, *, channel_type: str | None, active: bool 
         params.update(after_at=after[0], after_id=after[1])
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     rows = await conn.execute(
-        text(f"SELECT {_COLUMNS} FROM channels {where} ORDER BY created_at DESC, id DESC LIMIT :limit"), params)
+        text(f"SELECT {_COLUMNS} FROM channels {where} ORDER BY created_at DESC, id DESC LIMIT :limit"), params
+    )
     return [channel_of(r) for r in rows]

@@ -30,7 +30,8 @@ _COLUMNS = """
 _LINK_TARGETS = text(
     "SELECT 'assignment' AS kind, channel_id::text AS channel_id FROM assignments WHERE id = CAST(:aid AS uuid) "
     "UNION ALL "
-    "SELECT 'channel_request', channel_id::text FROM channel_requests WHERE id = CAST(:crid AS uuid)")
+    "SELECT 'channel_request', channel_id::text FROM channel_requests WHERE id = CAST(:crid AS uuid)"
+)
 
 _INSERT = text(f"""
     WITH d AS (
@@ -77,37 +78,81 @@ _SET_TAGS = text("""
 _AUDIT = text(
     "INSERT INTO document_audit (id, tenant_id, document_id, action, actor, detail, trace_id) "
     "VALUES (CAST(:id AS uuid), CAST(:tid AS uuid), CAST(:did AS uuid), :action, :actor, CAST(:detail AS jsonb), "
-    ":trace)")
+    ":trace)"
+)
 
 
 def _document(row) -> Document:
     return Document(
-        id=row.id, filename=row.filename, content_type=row.content_type, size_bytes=int(row.size_bytes),
-        sha256=row.sha256, status=row.status, source=row.source, classification=row.classification,
-        sensitivity=row.sensitivity, captured_at=row.captured_at, captured_by_employee_id=row.captured_by_employee_id,
-        metadata=json.loads(row.metadata), tags=json.loads(row.tags),
-        links=Links(**{f: getattr(row, f) for f in LINK_FIELDS}), channel_id=row.channel_id,
-        storage_driver=row.storage_driver, storage_key=row.storage_key, created_by=row.created_by,
-        created_at=row.created_at, uploaded_at=row.uploaded_at)
+        id=row.id,
+        filename=row.filename,
+        content_type=row.content_type,
+        size_bytes=int(row.size_bytes),
+        sha256=row.sha256,
+        status=row.status,
+        source=row.source,
+        classification=row.classification,
+        sensitivity=row.sensitivity,
+        captured_at=row.captured_at,
+        captured_by_employee_id=row.captured_by_employee_id,
+        metadata=json.loads(row.metadata),
+        tags=json.loads(row.tags),
+        links=Links(**{f: getattr(row, f) for f in LINK_FIELDS}),
+        channel_id=row.channel_id,
+        storage_driver=row.storage_driver,
+        storage_key=row.storage_key,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        uploaded_at=row.uploaded_at,
+    )
 
 
-async def link_targets(conn: AsyncConnection, *, assignment_id: str | None,
-                       channel_request_id: str | None) -> dict[str, str | None]:
+async def link_targets(
+    conn: AsyncConnection, *, assignment_id: str | None, channel_request_id: str | None
+) -> dict[str, str | None]:
     """{'assignment': its channel id or None, 'channel_request': ...} for those that exist
     (and that this transaction may see)."""
     rows = await conn.execute(_LINK_TARGETS, {"aid": assignment_id, "crid": channel_request_id})
     return {r.kind: r.channel_id for r in rows}
 
 
-async def insert(conn: AsyncConnection, *, document_id: str, tenant_id: str, channel_id: str | None,
-                 new: NewDocument, driver: str, key: str, actor: str, created_at: datetime) -> Document:
-    row = (await conn.execute(_INSERT, {
-        "id": document_id, "tid": tenant_id, "channel": channel_id, "filename": new.filename,
-        "content_type": new.content_type, "size": new.size_bytes, "sha256": new.sha256, "source": new.source,
-        "classification": new.classification, "sensitivity": new.sensitivity, "captured_at": new.captured_at,
-        "captured_by": new.captured_by_employee_id, "metadata": json.dumps(new.metadata), "driver": driver,
-        "key": key, **{f: getattr(new.links, f) for f in LINK_FIELDS}, "actor": actor,
-        "created_at": created_at})).one()
+async def insert(
+    conn: AsyncConnection,
+    *,
+    document_id: str,
+    tenant_id: str,
+    channel_id: str | None,
+    new: NewDocument,
+    driver: str,
+    key: str,
+    actor: str,
+    created_at: datetime,
+) -> Document:
+    row = (
+        await conn.execute(
+            _INSERT,
+            {
+                "id": document_id,
+                "tid": tenant_id,
+                "channel": channel_id,
+                "filename": new.filename,
+                "content_type": new.content_type,
+                "size": new.size_bytes,
+                "sha256": new.sha256,
+                "source": new.source,
+                "classification": new.classification,
+                "sensitivity": new.sensitivity,
+                "captured_at": new.captured_at,
+                "captured_by": new.captured_by_employee_id,
+                "metadata": json.dumps(new.metadata),
+                "driver": driver,
+                "key": key,
+                **{f: getattr(new.links, f) for f in LINK_FIELDS},
+                "actor": actor,
+                "created_at": created_at,
+            },
+        )
+    ).one()
     return _document(row)
 
 
@@ -125,16 +170,29 @@ async def mark_uploaded(conn: AsyncConnection, document_id: str) -> Document:
     return _document((await conn.execute(_MARK_UPLOADED, {"id": document_id})).one())
 
 
-async def set_tags(conn: AsyncConnection, *, tenant_id: str, document_id: str, upserts: dict[str, str],
-                   removals: list[str]) -> None:
-    await conn.execute(_SET_TAGS, {"tid": tenant_id, "id": document_id, "upserts": json.dumps(upserts),
-                                   "removals": removals})
+async def set_tags(
+    conn: AsyncConnection, *, tenant_id: str, document_id: str, upserts: dict[str, str], removals: list[str]
+) -> None:
+    await conn.execute(
+        _SET_TAGS, {"tid": tenant_id, "id": document_id, "upserts": json.dumps(upserts), "removals": removals}
+    )
 
 
-async def audit(conn: AsyncConnection, *, tenant_id: str, document_id: str, action: str, actor: str,
-                detail: dict, trace_id: str) -> None:
-    await conn.execute(_AUDIT, {"id": str(uuid.uuid4()), "tid": tenant_id, "did": document_id, "action": action,
-                                "actor": actor, "detail": json.dumps(detail, default=str), "trace": trace_id})
+async def audit(
+    conn: AsyncConnection, *, tenant_id: str, document_id: str, action: str, actor: str, detail: dict, trace_id: str
+) -> None:
+    await conn.execute(
+        _AUDIT,
+        {
+            "id": str(uuid.uuid4()),
+            "tid": tenant_id,
+            "did": document_id,
+            "action": action,
+            "actor": actor,
+            "detail": json.dumps(detail, default=str),
+            "trace": trace_id,
+        },
+    )
 
 
 def _where(flt: ListFilter, params: dict) -> list[str]:
@@ -164,8 +222,9 @@ def _where(flt: ListFilter, params: dict) -> list[str]:
     return where
 
 
-async def page(conn: AsyncConnection, flt: ListFilter, *, after: tuple[datetime, str] | None,
-               limit: int) -> list[Document]:
+async def page(
+    conn: AsyncConnection, flt: ListFilter, *, after: tuple[datetime, str] | None, limit: int
+) -> list[Document]:
     """Newest first; `after` = (created_at, id) of the previous page's last document; one more
     than `limit` rows tell the caller whether a next page exists."""
     params: dict = {"limit": limit + 1}
@@ -173,7 +232,9 @@ async def page(conn: AsyncConnection, flt: ListFilter, *, after: tuple[datetime,
     if after is not None:
         where.append("(d.created_at, d.id) < (:after_at, CAST(:after_id AS uuid))")
         params["after_at"], params["after_id"] = after
-    sql = (f"SELECT {_COLUMNS} FROM documents d" + (" WHERE " + " AND ".join(where) if where else "")
-           + " ORDER BY d.created_at DESC, d.id DESC LIMIT :limit")
+    sql = (
+        f"SELECT {_COLUMNS} FROM documents d"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY d.created_at DESC, d.id DESC LIMIT :limit"
+    )
     return [_document(r) for r in await conn.execute(text(sql), params)]
-

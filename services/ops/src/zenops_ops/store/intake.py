@@ -25,7 +25,8 @@ COLUMNS = (
     "r.property::text AS property, r.bank_id::text AS bank_id, r.branch_id::text AS branch_id, "
     "r.requested_service, r.credits, r.notes, r.assignment_id::text AS assignment_id, r.submitted_by, "
     "r.reviewed_by, r.reviewed_at, r.rejection_reason, r.credits_short, r.credits_short_reason, r.created_at, "
-    "r.updated_at, r.version")
+    "r.updated_at, r.version"
+)
 
 # The constraint a failed insert names → (field, kind of record).
 _FOREIGN_KEYS = {
@@ -36,7 +37,8 @@ _FOREIGN_KEYS = {
 
 _CHANNEL = text(
     "SELECT id::text AS id, name, is_active, billing_account_id::text AS billing_account_id, default_credits "
-    "FROM channels WHERE id = CAST(:id AS uuid)")
+    "FROM channels WHERE id = CAST(:id AS uuid)"
+)
 
 _INSERT = text(f"""
     WITH r AS (
@@ -87,45 +89,96 @@ _REJECT = text(f"""
 
 _CREDITS_SHORT = text(
     "UPDATE channel_requests SET credits_short = true, credits_short_reason = :reason, updated_at = now(), "
-    "version = version + 1 WHERE id = CAST(:id AS uuid)")
+    "version = version + 1 WHERE id = CAST(:id AS uuid)"
+)
 
 _REF_STATE = text(
     "SELECT r.status, a.status AS assignment_status FROM channel_requests r "
-    "LEFT JOIN assignments a ON a.id = r.assignment_id WHERE r.id = CAST(:id AS uuid)")
+    "LEFT JOIN assignments a ON a.id = r.assignment_id WHERE r.id = CAST(:id AS uuid)"
+)
 
 
 async def channel(conn: AsyncConnection, channel_id: str) -> Row | None:
     return (await conn.execute(_CHANNEL, {"id": channel_id})).first()
 
 
-async def insert(conn: AsyncConnection, *, tenant_id: str, channel_id: str, borrower_name: str, borrower_phone: str,
-                 property: dict, bank_id: str | None, branch_id: str | None, requested_service: str, credits: int,
-                 notes: str, actor: str) -> Row:
+async def insert(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    channel_id: str,
+    borrower_name: str,
+    borrower_phone: str,
+    property: dict,
+    bank_id: str | None,
+    branch_id: str | None,
+    requested_service: str,
+    credits: int,
+    notes: str,
+    actor: str,
+) -> Row:
     try:
-        return (await conn.execute(_INSERT, {
-            "id": str(uuid.uuid4()), "tid": tenant_id, "channel": channel_id, "borrower": borrower_name,
-            "phone": borrower_phone, "property": json.dumps(property), "bank": bank_id, "branch": branch_id,
-            "service": requested_service, "credits": credits, "notes": notes, "actor": actor})).one()
+        return (
+            await conn.execute(
+                _INSERT,
+                {
+                    "id": str(uuid.uuid4()),
+                    "tid": tenant_id,
+                    "channel": channel_id,
+                    "borrower": borrower_name,
+                    "phone": borrower_phone,
+                    "property": json.dumps(property),
+                    "bank": bank_id,
+                    "branch": branch_id,
+                    "service": requested_service,
+                    "credits": credits,
+                    "notes": notes,
+                    "actor": actor,
+                },
+            )
+        ).one()
     except IntegrityError as exc:  # the caller's transaction rolls back
         mapped = _FOREIGN_KEYS.get(violated_constraint(exc) or "")
         if mapped is None:
             raise
-        field, kind, value = mapped[0], mapped[1], {"channel_id": channel_id, "bank_id": bank_id,
-                                                    "branch_id": branch_id}[mapped[0]]
+        field, kind, value = (
+            mapped[0],
+            mapped[1],
+            {"channel_id": channel_id, "bank_id": bank_id, "branch_id": branch_id}[mapped[0]],
+        )
         raise not_found(kind, value or "", field=field) from None
 
 
-async def get(conn: AsyncConnection, request_id: str, *, channel_id: str | None = None,
-              lock: bool = False) -> Row | None:
+async def get(
+    conn: AsyncConnection, request_id: str, *, channel_id: str | None = None, lock: bool = False
+) -> Row | None:
     """The request (of `channel_id` only, when given); `lock`: FOR UPDATE."""
     return (await conn.execute(_LOCK if lock else _GET, {"id": request_id, "channel": channel_id})).first()
 
 
-async def page(conn: AsyncConnection, *, channel_id: str | None, filter_channel_id: str | None, status: str | None,
-               before: tuple[datetime, str] | None, limit: int) -> list[Row]:
+async def page(
+    conn: AsyncConnection,
+    *,
+    channel_id: str | None,
+    filter_channel_id: str | None,
+    status: str | None,
+    before: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Row]:
     at, key = before or (None, None)
-    return list(await conn.execute(_PAGE, {"channel": channel_id, "filter_channel": filter_channel_id,
-                                           "status": status, "at": at, "key": key, "limit": limit}))
+    return list(
+        await conn.execute(
+            _PAGE,
+            {
+                "channel": channel_id,
+                "filter_channel": filter_channel_id,
+                "status": status,
+                "at": at,
+                "key": key,
+                "limit": limit,
+            },
+        )
+    )
 
 
 async def accept(conn: AsyncConnection, request_id: str, *, assignment_id: str, actor: str) -> Row:

@@ -52,16 +52,29 @@ _SETS = {
     "assignee_id": "assignee_id = :assignee_id",
     "due_at": "due_at = CAST(:due_at AS timestamptz)",
     "priority": "priority = :priority",
-    "status": ("status = :status, "
-               "done_at = CASE WHEN CAST(:status AS text) = 'DONE' THEN COALESCE(t.done_at, now()) END"),
+    "status": (
+        "status = :status, done_at = CASE WHEN CAST(:status AS text) = 'DONE' THEN COALESCE(t.done_at, now()) END"
+    ),
 }
 
 
 def task_of(r) -> Task:
-    return Task(id=r.id, title=r.title, description=r.description, assignment_id=r.assignment_id,
-                assignee_id=r.assignee_id, created_by=r.created_by, due_at=r.due_at, priority=r.priority,
-                status=r.status, overdue=r.overdue, done_at=r.done_at, created_at=r.created_at,
-                updated_at=r.updated_at, version=r.version)
+    return Task(
+        id=r.id,
+        title=r.title,
+        description=r.description,
+        assignment_id=r.assignment_id,
+        assignee_id=r.assignee_id,
+        created_by=r.created_by,
+        due_at=r.due_at,
+        priority=r.priority,
+        status=r.status,
+        overdue=r.overdue,
+        done_at=r.done_at,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        version=r.version,
+    )
 
 
 def _seen_by(viewer: Viewer) -> dict:
@@ -71,10 +84,22 @@ def _seen_by(viewer: Viewer) -> dict:
 async def insert(conn: AsyncConnection, *, task_id: str, tenant_id: str, task: NewTask, creator: str) -> Task | None:
     """The new task; None when its assignment does not exist in the tenant."""
     try:
-        row = (await conn.execute(_INSERT, {
-            "id": task_id, "tid": tenant_id, "title": task.title, "description": task.description,
-            "aid": task.assignment_id, "assignee": task.assignee_id, "creator": creator, "due_at": task.due_at,
-            "priority": task.priority})).first()
+        row = (
+            await conn.execute(
+                _INSERT,
+                {
+                    "id": task_id,
+                    "tid": tenant_id,
+                    "title": task.title,
+                    "description": task.description,
+                    "aid": task.assignment_id,
+                    "assignee": task.assignee_id,
+                    "creator": creator,
+                    "due_at": task.due_at,
+                    "priority": task.priority,
+                },
+            )
+        ).first()
     except IntegrityError as exc:
         if violated_constraint(exc) == "tasks_assignment_id_fkey":
             raise assignment_not_found(task.assignment_id or "") from None
@@ -90,10 +115,15 @@ async def get(conn: AsyncConnection, task_id: str, viewer: Viewer, *, for_update
 async def update(conn: AsyncConnection, task_id: str, changes: dict) -> Task:
     """Apply `changes` (column → new value, non-empty) to a task the caller has locked."""
     sets = ", ".join(_SETS[name] for name in changes)
-    row = (await conn.execute(
-        text(f"UPDATE tasks AS t SET {sets}, updated_at = now(), version = t.version + 1 "
-             f"WHERE t.id = CAST(:id AS uuid) RETURNING {COLUMNS}"),
-        {**changes, "id": task_id})).one()
+    row = (
+        await conn.execute(
+            text(
+                f"UPDATE tasks AS t SET {sets}, updated_at = now(), version = t.version + 1 "
+                f"WHERE t.id = CAST(:id AS uuid) RETURNING {COLUMNS}"
+            ),
+            {**changes, "id": task_id},
+        )
+    ).one()
     return task_of(row)
 
 
@@ -104,8 +134,9 @@ async def mark_done(conn: AsyncConnection, task_id: str, viewer: Viewer) -> Task
     return task_of(row) if row else None
 
 
-async def page(conn: AsyncConnection, viewer: Viewer, where: TaskFilter, *, after: tuple[datetime, str] | None,
-               limit: int) -> list[Task]:
+async def page(
+    conn: AsyncConnection, viewer: Viewer, where: TaskFilter, *, after: tuple[datetime, str] | None, limit: int
+) -> list[Task]:
     """Newest first; `after` = (created_at, id) of the previous page's last task."""
     clauses = [VISIBLE]
     params: dict = {**_seen_by(viewer), "limit": limit}
@@ -127,6 +158,10 @@ async def page(conn: AsyncConnection, viewer: Viewer, where: TaskFilter, *, afte
         clauses.append("(t.created_at, t.id) < (CAST(:after_at AS timestamptz), CAST(:after_id AS uuid))")
         params.update(after_at=after[0], after_id=after[1])
     rows = await conn.execute(
-        text(f"SELECT {COLUMNS} FROM tasks t WHERE {' AND '.join(clauses)} "
-             "ORDER BY t.created_at DESC, t.id DESC LIMIT :limit"), params)
+        text(
+            f"SELECT {COLUMNS} FROM tasks t WHERE {' AND '.join(clauses)} "
+            "ORDER BY t.created_at DESC, t.id DESC LIMIT :limit"
+        ),
+        params,
+    )
     return [task_of(r) for r in rows]

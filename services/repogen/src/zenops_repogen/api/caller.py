@@ -15,5 +15,6 @@ __all__ = ["TENANT_METADATA", "Caller", "caller", "idempotency_key", "metadata",
 
 async def caller(engine: AsyncEngine, context, *capabilities: str) -> Caller:
     """The verified caller holding every capability named, with the tenant it acts in."""
-    return await resolve_caller(context, capabilities,
-                                channel_tenant=lambda channel: work_order_store.owner_tenant(engine, channel))
+    return await resolve_caller(
+        context, capabilities, channel_tenant=lambda channel: work_order_store.owner_tenant(engine, channel)
+    )

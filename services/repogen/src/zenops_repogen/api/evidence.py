@@ -31,13 +31,22 @@ class EvidenceRpcs:
 
         async def run(conn):
             changed = await evidence.add(
-                conn, ops=ops, tenant_id=c.tenant_id, actor=c.actor, trace_id=trace_id(),
-                work_order_id=request.work_order_id, document_id=request.document_id, kind=request.kind,
-                caption=request.caption, inspection_max_age_days=self.settings.inspection_max_age_days)
+                conn,
+                ops=ops,
+                tenant_id=c.tenant_id,
+                actor=c.actor,
+                trace_id=trace_id(),
+                work_order_id=request.work_order_id,
+                document_id=request.document_id,
+                kind=request.kind,
+                caption=request.caption,
+                inspection_max_age_days=self.settings.inspection_max_age_days,
+            )
             return pb.AddEvidenceResponse(evidence=evidence_pb(changed.row), readiness=_readiness(changed))
 
-        return await idempotent_as(self.engine, c, key, "AddEvidence", request, run=run,
-                                decode=pb.AddEvidenceResponse.FromString)
+        return await idempotent_as(
+            self.engine, c, key, "AddEvidence", request, run=run, decode=pb.AddEvidenceResponse.FromString
+        )
 
     async def ListEvidence(self, request, context):
         c = await caller(self.engine, context, "repogen.read")
@@ -50,13 +59,20 @@ class EvidenceRpcs:
 
         async def run(conn):
             changed = await evidence.remove(
-                conn, tenant_id=c.tenant_id, actor=c.actor, trace_id=trace_id(), work_order_id=request.work_order_id,
-                evidence_id=request.evidence_id, reason=request.reason,
-                inspection_max_age_days=self.settings.inspection_max_age_days)
+                conn,
+                tenant_id=c.tenant_id,
+                actor=c.actor,
+                trace_id=trace_id(),
+                work_order_id=request.work_order_id,
+                evidence_id=request.evidence_id,
+                reason=request.reason,
+                inspection_max_age_days=self.settings.inspection_max_age_days,
+            )
             return pb.RemoveEvidenceResponse(readiness=_readiness(changed))
 
-        return await idempotent_as(self.engine, c, key, "RemoveEvidence", request, run=run,
-                                decode=pb.RemoveEvidenceResponse.FromString)
+        return await idempotent_as(
+            self.engine, c, key, "RemoveEvidence", request, run=run, decode=pb.RemoveEvidenceResponse.FromString
+        )
 
     async def LinkFieldEvidence(self, request, context):
         c = await caller(self.engine, context, "repogen.write")
@@ -64,13 +80,21 @@ class EvidenceRpcs:
 
         async def run(conn):
             changed = await evidence.link(
-                conn, tenant_id=c.tenant_id, actor=c.actor, trace_id=trace_id(), work_order_id=request.work_order_id,
-                field_key=request.field_key, evidence_id=request.evidence_id, note=request.note,
-                inspection_max_age_days=self.settings.inspection_max_age_days)
+                conn,
+                tenant_id=c.tenant_id,
+                actor=c.actor,
+                trace_id=trace_id(),
+                work_order_id=request.work_order_id,
+                field_key=request.field_key,
+                evidence_id=request.evidence_id,
+                note=request.note,
+                inspection_max_age_days=self.settings.inspection_max_age_days,
+            )
             return pb.LinkFieldEvidenceResponse(link=link_pb(changed.row))
 
-        return await idempotent_as(self.engine, c, key, "LinkFieldEvidence", request, run=run,
-                                decode=pb.LinkFieldEvidenceResponse.FromString)
+        return await idempotent_as(
+            self.engine, c, key, "LinkFieldEvidence", request, run=run, decode=pb.LinkFieldEvidenceResponse.FromString
+        )
 
     async def UnlinkFieldEvidence(self, request, context):
         c = await caller(self.engine, context, "repogen.write")
@@ -78,18 +102,30 @@ class EvidenceRpcs:
 
         async def run(conn):
             changed = await evidence.unlink(
-                conn, tenant_id=c.tenant_id, actor=c.actor, trace_id=trace_id(), work_order_id=request.work_order_id,
-                link_id=request.link_id, reason=request.reason,
-                inspection_max_age_days=self.settings.inspection_max_age_days)
+                conn,
+                tenant_id=c.tenant_id,
+                actor=c.actor,
+                trace_id=trace_id(),
+                work_order_id=request.work_order_id,
+                link_id=request.link_id,
+                reason=request.reason,
+                inspection_max_age_days=self.settings.inspection_max_age_days,
+            )
             return pb.UnlinkFieldEvidenceResponse(link=link_pb(changed.row))
 
-        return await idempotent_as(self.engine, c, key, "UnlinkFieldEvidence", request, run=run,
-                                decode=pb.UnlinkFieldEvidenceResponse.FromString)
+        return await idempotent_as(
+            self.engine,
+            c,
+            key,
+            "UnlinkFieldEvidence",
+            request,
+            run=run,
+            decode=pb.UnlinkFieldEvidenceResponse.FromString,
+        )
 
     async def ListFieldLinks(self, request, context):
         c = await caller(self.engine, context, "repogen.read")
-        rows = await evidence.list_links(self.engine, c, request.work_order_id,
-                                         include_removed=request.include_removed)
+        rows = await evidence.list_links(self.engine, c, request.work_order_id, include_removed=request.include_removed)
         return pb.ListFieldLinksResponse(links=[link_pb(r) for r in rows])
 
     async def AutoOrderAnnexures(self, request, context):
@@ -97,25 +133,34 @@ class EvidenceRpcs:
         key = idempotency_key("", context)
 
         async def run(conn):
-            rows = await evidence.auto_order(conn, tenant_id=c.tenant_id, actor=c.actor, trace_id=trace_id(),
-                                             work_order_id=request.work_order_id)
+            rows = await evidence.auto_order(
+                conn, tenant_id=c.tenant_id, actor=c.actor, trace_id=trace_id(), work_order_id=request.work_order_id
+            )
             return pb.AutoOrderAnnexuresResponse(evidence=[evidence_pb(r) for r in rows])
 
-        return await idempotent_as(self.engine, c, key, "AutoOrderAnnexures", request, run=run,
-                                decode=pb.AutoOrderAnnexuresResponse.FromString)
+        return await idempotent_as(
+            self.engine, c, key, "AutoOrderAnnexures", request, run=run, decode=pb.AutoOrderAnnexuresResponse.FromString
+        )
 
     async def AddComment(self, request, context):
         c = await caller(self.engine, context, "repogen.write")
         key = idempotency_key(request.idempotency_key, context)
 
         async def run(conn):
-            row = await evidence.add_comment(conn, tenant_id=c.tenant_id, actor=c.actor, trace_id=trace_id(),
-                                             work_order_id=request.work_order_id, kind=request.kind,
-                                             body=request.body)
+            row = await evidence.add_comment(
+                conn,
+                tenant_id=c.tenant_id,
+                actor=c.actor,
+                trace_id=trace_id(),
+                work_order_id=request.work_order_id,
+                kind=request.kind,
+                body=request.body,
+            )
             return pb.AddCommentResponse(comment=comment_pb(row))
 
-        return await idempotent_as(self.engine, c, key, "AddComment", request, run=run,
-                                decode=pb.AddCommentResponse.FromString)
+        return await idempotent_as(
+            self.engine, c, key, "AddComment", request, run=run, decode=pb.AddCommentResponse.FromString
+        )
 
     async def ListComments(self, request, context):
         c = await caller(self.engine, context, "repogen.read")

@@ -25,5 +25,12 @@ class ReleaseRpcs:
         override = domain.override_reason(request.override_reason)
         key = idempotency_key(request.idempotency_key, context)
         return await release.release_deliverable(
-            self.engine, billing_client_for(self.runtime), c, work_order_id=work_order_id, override_reason=override,
-            key=key, request=request, user_token=_bearer(context))
+            self.engine,
+            billing_client_for(self.runtime),
+            c,
+            work_order_id=work_order_id,
+            override_reason=override,
+            key=key,
+            request=request,
+            user_token=_bearer(context),
+        )

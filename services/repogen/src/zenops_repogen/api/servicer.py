@@ -14,8 +14,9 @@ from .work_orders import WorkOrderRpcs
 SERVICE_NAME = repogen_pb2.DESCRIPTOR.services_by_name["RepogenService"].full_name
 
 
-class RepogenServicer(WorkOrderRpcs, ContractRpcs, EvidenceRpcs, FactoryRpcs, ReleaseRpcs,
-                      repogen_pb2_grpc.RepogenServiceServicer):
+class RepogenServicer(
+    WorkOrderRpcs, ContractRpcs, EvidenceRpcs, FactoryRpcs, ReleaseRpcs, repogen_pb2_grpc.RepogenServiceServicer
+):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 

@@ -33,8 +33,9 @@ class WorkOrderRpcs:
 
     async def GetBillingRefState(self, request, context):
         tenant = ref_state_tenant(request.tenant_id, context)
-        state = await work_orders.billing_ref_state(self.engine, tenant_id=tenant, ref_type=request.ref_type,
-                                                    ref_id=request.ref_id)
+        state = await work_orders.billing_ref_state(
+            self.engine, tenant_id=tenant, ref_type=request.ref_type, ref_id=request.ref_id
+        )
         return pb.GetBillingRefStateResponse(state=_REF_STATES[state])
 
     async def CreateWorkOrder(self, request, context):
@@ -50,31 +51,45 @@ class WorkOrderRpcs:
             # assignment is replayed as unknown; ops being away is not recorded)
             assignment = await ops.assignment(tenant_id=c.tenant_id, assignment_id=assignment_id)
             created = await work_orders.create(
-                conn, tenant_id=c.tenant_id, actor=c.actor, trace_id=trace_id(), assignment=assignment,
-                billing_account_id=account or assignment.billing_account_id, credits=credits,
+                conn,
+                tenant_id=c.tenant_id,
+                actor=c.actor,
+                trace_id=trace_id(),
+                assignment=assignment,
+                billing_account_id=account or assignment.billing_account_id,
+                credits=credits,
                 channel_request_id=await work_orders.channel_request_for(conn, assignment),
-                inspection_max_age_days=self.settings.inspection_max_age_days)
-            return pb.CreateWorkOrderResponse(work_order=work_order_pb(created.work_order),
-                                              snapshot=snapshot_pb(created.snapshot))
+                inspection_max_age_days=self.settings.inspection_max_age_days,
+            )
+            return pb.CreateWorkOrderResponse(
+                work_order=work_order_pb(created.work_order), snapshot=snapshot_pb(created.snapshot)
+            )
 
-        return await idempotent_as(self.engine, c, key, "CreateWorkOrder", request, run=run,
-                                decode=pb.CreateWorkOrderResponse.FromString)
+        return await idempotent_as(
+            self.engine, c, key, "CreateWorkOrder", request, run=run, decode=pb.CreateWorkOrderResponse.FromString
+        )
 
     async def GetWorkOrder(self, request, context):
         c = await caller(self.engine, context, "repogen.read")
         detail = await work_orders.get(self.engine, c, request.id)
-        return pb.GetWorkOrderResponse(work_order=work_order_pb(detail.work_order),
-                                       latest_snapshot=snapshot_pb(detail.snapshot))
+        return pb.GetWorkOrderResponse(
+            work_order=work_order_pb(detail.work_order), latest_snapshot=snapshot_pb(detail.snapshot)
+        )
 
     async def ListWorkOrders(self, request, context):
         c = await caller(self.engine, context, "repogen.read")
         rows, next_cursor = await work_orders.list_page(
-            self.engine, c, statuses=sorted({choice(s, "statuses", STATUS_OF) for s in request.statuses}),
+            self.engine,
+            c,
+            statuses=sorted({choice(s, "statuses", STATUS_OF) for s in request.statuses}),
             assignment_id=optional_uuid(request.assignment_id, "assignment_id"),
             channel_id=optional_uuid(request.channel_id, "channel_id"),
-            limit=request.page.limit, cursor=request.page.cursor)
-        return pb.ListWorkOrdersResponse(work_orders=[work_order_pb(r) for r in rows],
-                                         page=common_pb2.PageInfo(next_cursor=next_cursor))
+            limit=request.page.limit,
+            cursor=request.page.cursor,
+        )
+        return pb.ListWorkOrdersResponse(
+            work_orders=[work_order_pb(r) for r in rows], page=common_pb2.PageInfo(next_cursor=next_cursor)
+        )
 
     async def TransitionWorkOrder(self, request, context):
         c = await caller(self.engine, context, "repogen.transition")
@@ -83,16 +98,31 @@ class WorkOrderRpcs:
 
         async def run(conn):
             moved = await work_orders.transition(
-                conn, tenant_id=c.tenant_id, actor=c.actor, trace_id=trace_id(), work_order_id=request.id,
-                to_status=to, reason=request.reason, inspection_max_age_days=self.settings.inspection_max_age_days)
+                conn,
+                tenant_id=c.tenant_id,
+                actor=c.actor,
+                trace_id=trace_id(),
+                work_order_id=request.id,
+                to_status=to,
+                reason=request.reason,
+                inspection_max_age_days=self.settings.inspection_max_age_days,
+            )
             response = pb.TransitionWorkOrderResponse(work_order=work_order_pb(moved.work_order))
             if moved.readiness is not None:
-                response.readiness.CopyFrom(readiness_pb(contract.readiness_dict(moved.readiness.readiness),
-                                                         moved.readiness.evaluated_at))
+                response.readiness.CopyFrom(
+                    readiness_pb(contract.readiness_dict(moved.readiness.readiness), moved.readiness.evaluated_at)
+                )
             return response
 
-        return await idempotent_as(self.engine, c, key, "TransitionWorkOrder", request, run=run,
-                                decode=pb.TransitionWorkOrderResponse.FromString)
+        return await idempotent_as(
+            self.engine,
+            c,
+            key,
+            "TransitionWorkOrder",
+            request,
+            run=run,
+            decode=pb.TransitionWorkOrderResponse.FromString,
+        )
 
     async def OverrideTemplate(self, request, context):
         c = await caller(self.engine, context, "repogen.write")
@@ -100,14 +130,22 @@ class WorkOrderRpcs:
 
         async def run(conn):
             row = await work_orders.override_template(
-                conn, actor=c.actor, trace_id=trace_id(), work_order_id=request.id, template_id=request.template_id,
-                reason=request.reason, inspection_max_age_days=self.settings.inspection_max_age_days)
+                conn,
+                actor=c.actor,
+                trace_id=trace_id(),
+                work_order_id=request.id,
+                template_id=request.template_id,
+                reason=request.reason,
+                inspection_max_age_days=self.settings.inspection_max_age_days,
+            )
             return pb.OverrideTemplateResponse(work_order=work_order_pb(row))
 
-        return await idempotent_as(self.engine, c, key, "OverrideTemplate", request, run=run,
-                                decode=pb.OverrideTemplateResponse.FromString)
+        return await idempotent_as(
+            self.engine, c, key, "OverrideTemplate", request, run=run, decode=pb.OverrideTemplateResponse.FromString
+        )
 
     async def ListTemplates(self, request, context):
         await caller(self.engine, context, "repogen.read")
-        return pb.ListTemplatesResponse(registry_version=str(rules.REGISTRY_VERSION),
-                                        templates=[template_pb(t) for t in rules.templates()])
+        return pb.ListTemplatesResponse(
+            registry_version=str(rules.REGISTRY_VERSION), templates=[template_pb(t) for t in rules.templates()]
+        )

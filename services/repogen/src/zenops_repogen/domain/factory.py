@@ -63,8 +63,7 @@ def parse_job_id(value: str) -> tuple[str, int] | None:
 def artifact_key(tenant_id: str, work_order_id: str, snapshot_version: int, kind: str, at: datetime) -> str:
     """`tenant/<tenant>/<yyyy>/<mm>/<work_order>/<snapshot>-<kind>.<ext>`: `at` is the pack's
     creation time, so every attempt of a job writes the same keys."""
-    return (f"tenant/{tenant_id}/{at:%Y}/{at:%m}/{work_order_id}/"
-            f"{snapshot_version}-{kind}.{EXTENSIONS[kind]}")
+    return f"tenant/{tenant_id}/{at:%Y}/{at:%m}/{work_order_id}/{snapshot_version}-{kind}.{EXTENSIONS[kind]}"
 
 
 def artifact_filename(work_order_id: str, snapshot_version: int, kind: str) -> str:
@@ -94,14 +93,17 @@ def supersession(*, job_snapshot: int, current_snapshot: int, status: str, ready
     """Why the job no longer applies (None when it does): its snapshot is not the work order's
     current one, or the work order left READY_FOR_RENDER."""
     if current_snapshot != job_snapshot:
-        return (f"{SUPERSEDED}: the work order is at snapshot {current_snapshot}, this job renders snapshot "
-                f"{job_snapshot}; a new job renders the new snapshot once it is ready for render")
+        return (
+            f"{SUPERSEDED}: the work order is at snapshot {current_snapshot}, this job renders snapshot "
+            f"{job_snapshot}; a new job renders the new snapshot once it is ready for render"
+        )
     if status != ready_status:
         return f"{SUPERSEDED}: the work order is {status}, not {ready_status}; nothing to render"
     return None
 
 
 # -- money as a report prints it -----------------------------------------------------------------
+
 
 def rupees(n: int) -> str:
     """₹ in Indian digit grouping: 4520000 → "₹45,20,000"."""
@@ -127,8 +129,9 @@ POSTPAID = "postpaid"
 UNKNOWN = "unknown"
 
 
-def billing_gate(*, status: str, released: bool, billing_account_id: str | None, credits: int,
-                 born_from_request: bool) -> str:
+def billing_gate(
+    *, status: str, released: bool, billing_account_id: str | None, credits: int, born_from_request: bool
+) -> str:
     """What stands between the work order and its release, billing-wise, from what repogen
     holds: its release row, whether it was accepted (billing reserves credits at acceptance,
     or at the channel request's acceptance for a work order born from one) and the credits it
@@ -147,6 +150,7 @@ def billing_gate(*, status: str, released: bool, billing_account_id: str | None,
 
 
 # -- input ------------------------------------------------------------------------------------
+
 
 def work_order_id(value: str) -> str:
     return parse_uuid(value, "work_order_id")

@@ -70,8 +70,10 @@ TRANSITIONS: dict[tuple[str, str], Move] = {
     (READY_FOR_RENDER, DATA_PENDING): Move(By.CHANGE),
     (READY_FOR_RENDER, RENDERED): Move(By.FACTORY),
     (RENDERED, RELEASED): Move(By.RELEASE),
-    **{(state, CANCELLED): Move(By.TRANSITION, reason_required=True, event=CANCELLED_EVENT)
-       for state in (DRAFT, DATA_PENDING, READY_FOR_RENDER, RENDERED)},
+    **{
+        (state, CANCELLED): Move(By.TRANSITION, reason_required=True, event=CANCELLED_EVENT)
+        for state in (DRAFT, DATA_PENDING, READY_FOR_RENDER, RENDERED)
+    },
 }
 
 MAX_REASON = 1000
@@ -86,8 +88,11 @@ def move(from_status: str, to_status: str, by: By) -> Move:
 
 
 def illegal(from_status: str, to_status: str) -> FailedPrecondition:
-    return FailedPrecondition(f"a work order cannot move from {from_status} to {to_status}",
-                              reason="ILLEGAL_TRANSITION", metadata={"from": from_status, "to": to_status})
+    return FailedPrecondition(
+        f"a work order cannot move from {from_status} to {to_status}",
+        reason="ILLEGAL_TRANSITION",
+        metadata={"from": from_status, "to": to_status},
+    )
 
 
 def clean_reason(reason: str) -> str:
@@ -105,15 +110,19 @@ def check_manual(from_status: str, to_status: str, reason: str) -> Move:
 def require_editable(status: str, work_order_id: str) -> None:
     """The work order's data may still change (FAILED_PRECONDITION WORK_ORDER_CLOSED)."""
     if status not in EDITABLE:
-        raise FailedPrecondition(f"work order {work_order_id} is {status}: its data can no longer change",
-                                 reason="WORK_ORDER_CLOSED", metadata={"status": status})
+        raise FailedPrecondition(
+            f"work order {work_order_id} is {status}: its data can no longer change",
+            reason="WORK_ORDER_CLOSED",
+            metadata={"status": status},
+        )
 
 
 def require_open(status: str, work_order_id: str) -> None:
     """Not released or cancelled (comments)."""
     if status in (RELEASED, CANCELLED):
-        raise FailedPrecondition(f"work order {work_order_id} is {status}", reason="WORK_ORDER_CLOSED",
-                                 metadata={"status": status})
+        raise FailedPrecondition(
+            f"work order {work_order_id} is {status}", reason="WORK_ORDER_CLOSED", metadata={"status": status}
+        )
 
 
 def billing_ref_state(status: str | None) -> str:

@@ -38,13 +38,22 @@ def subscriptions(settings, *, runtime: Callable[[], Runtime]) -> list[Subscript
     Runtime once started."""
     worker = RenderWorker(runtime)
     render_spec = ConsumerSpec(
-        name=RENDER_CONSUMER, producer="repogen", subjects=(subject_for(outbox.RENDER_JOB_QUEUED),),
-        max_deliver=settings.render_max_attempts, backoff=tuple(settings.render_backoff_seconds),
-        ack_wait=settings.render_ack_wait_seconds, batch=1, max_ack_pending=16)
+        name=RENDER_CONSUMER,
+        producer="repogen",
+        subjects=(subject_for(outbox.RENDER_JOB_QUEUED),),
+        max_deliver=settings.render_max_attempts,
+        backoff=tuple(settings.render_backoff_seconds),
+        ack_wait=settings.render_ack_wait_seconds,
+        batch=1,
+        max_ack_pending=16,
+    )
     return [
-        Subscription(ConsumerSpec(name=TRIGGER_CONSUMER, producer="repogen",
-                                  subjects=(subject_for(outbox.WORK_ORDER_READY_FOR_RENDER),)),
-                     on_ready_for_render),
+        Subscription(
+            ConsumerSpec(
+                name=TRIGGER_CONSUMER, producer="repogen", subjects=(subject_for(outbox.WORK_ORDER_READY_FOR_RENDER),)
+            ),
+            on_ready_for_render,
+        ),
         Subscription(render_spec, worker.handle),
     ]
 

@@ -32,14 +32,42 @@ IST = ZoneInfo("Asia/Kolkata")
 NONE = "—"
 _CENTS = Decimal("0.01")
 
-REPORT_CONTEXT = ("report", "parties", "property", "areas", "lines", "extras", "values", "guideline", "inspection",
-                  "legal", "justification", "enclosures", "checklist", "notes", "annexures", "warnings")
+REPORT_CONTEXT = (
+    "report",
+    "parties",
+    "property",
+    "areas",
+    "lines",
+    "extras",
+    "values",
+    "guideline",
+    "inspection",
+    "legal",
+    "justification",
+    "enclosures",
+    "checklist",
+    "notes",
+    "annexures",
+    "warnings",
+)
 SECTIONS = ("justification", "enclosures", "checklist", "notes")
-AREA_LABELS = {"land": "Land area", "carpet": "Carpet area", "built_up": "Built-up area",
-               "super_built_up": "Super built-up area"}
-KIND_LABELS = {"SALE_DEED": "Sale deed", "INDEX_II": "Index II", "TAX_RECEIPT": "Property tax receipt",
-               "ELECTRICITY_BILL": "Electricity bill", "APPROVED_PLAN": "Approved plan", "SITE_PHOTO": "Site photograph",
-               "LOCATION_MAP": "Location map", "SOCIETY_NOC": "Society NOC", "OTHER": "Other document"}
+AREA_LABELS = {
+    "land": "Land area",
+    "carpet": "Carpet area",
+    "built_up": "Built-up area",
+    "super_built_up": "Super built-up area",
+}
+KIND_LABELS = {
+    "SALE_DEED": "Sale deed",
+    "INDEX_II": "Index II",
+    "TAX_RECEIPT": "Property tax receipt",
+    "ELECTRICITY_BILL": "Electricity bill",
+    "APPROVED_PLAN": "Approved plan",
+    "SITE_PHOTO": "Site photograph",
+    "LOCATION_MAP": "Location map",
+    "SOCIETY_NOC": "Society NOC",
+    "OTHER": "Other document",
+}
 UNIT_LABELS = {"sqft": "sq ft", "sqm": "sq m"}
 
 
@@ -83,13 +111,26 @@ def _area_row(name: str, area: Mapping[str, Any]) -> dict:
     value, unit = Decimal(str(area["value"])), area["unit"]
     sqm = Decimal(str(area["sqm"])) if area.get("sqm") not in (None, "") else rule_values.to_sqm(value, unit)
     sqft = value if unit == "sqft" else (value / rule_values.SQM_PER_SQFT)
-    return {"label": AREA_LABELS.get(name, _humanise(name)), "entered": f"{_number(value)} {UNIT_LABELS[unit]}",
-            "sqft": _number(sqft), "sqm": _number(sqm)}
+    return {
+        "label": AREA_LABELS.get(name, _humanise(name)),
+        "entered": f"{_number(value)} {UNIT_LABELS[unit]}",
+        "sqft": _number(sqft),
+        "sqm": _number(sqm),
+    }
 
 
-def report_context(*, work_order: Mapping[str, Any], snapshot_version: int, snapshot_created_at: datetime,
-                   contract: Mapping[str, Any], outputs: Mapping[str, Any], evidence: Sequence[Mapping[str, Any]],
-                   comments: Sequence[Mapping[str, Any]], template: rules.Template, bundle_sha256: str) -> dict:
+def report_context(
+    *,
+    work_order: Mapping[str, Any],
+    snapshot_version: int,
+    snapshot_created_at: datetime,
+    contract: Mapping[str, Any],
+    outputs: Mapping[str, Any],
+    evidence: Sequence[Mapping[str, Any]],
+    comments: Sequence[Mapping[str, Any]],
+    template: rules.Template,
+    bundle_sha256: str,
+) -> dict:
     """The context of one report. `contract` and `outputs` are the snapshot's JSON (decimals as
     strings); `evidence` the live evidence in annexure order; `comments` oldest first."""
     c = rules.parse_contract(dict(contract))
@@ -100,24 +141,36 @@ def report_context(*, work_order: Mapping[str, Any], snapshot_version: int, snap
     lines = []
     for n, line in enumerate(c.valuation_lines, start=1):
         sqm = rule_values.to_sqm(line.area.value, line.area.unit) if line.area else None
-        amount = (rule_values.line_amount(sqm, line.rate_per_sqm)
-                  if sqm is not None and line.rate_per_sqm is not None else None)
-        lines.append({
-            "n": n, "description": _text(line.description),
-            "area": f"{_number(line.area.value)} {UNIT_LABELS[line.area.unit]}" if line.area else NONE,
-            "area_sqm": _number(sqm) if sqm is not None else NONE,
-            "rate": decimal_rupees(str(line.rate_per_sqm)) if line.rate_per_sqm is not None else NONE,
-            "amount": rupees(rule_values.round_rupees(amount)) if amount is not None else NONE,
-        })
-    extras = [{"n": n, "description": _text(x.description),
-               "amount": decimal_rupees(str(x.amount)) if x.amount is not None else NONE}
-              for n, x in enumerate(c.extras, start=1)]
+        amount = (
+            rule_values.line_amount(sqm, line.rate_per_sqm)
+            if sqm is not None and line.rate_per_sqm is not None
+            else None
+        )
+        lines.append(
+            {
+                "n": n,
+                "description": _text(line.description),
+                "area": f"{_number(line.area.value)} {UNIT_LABELS[line.area.unit]}" if line.area else NONE,
+                "area_sqm": _number(sqm) if sqm is not None else NONE,
+                "rate": decimal_rupees(str(line.rate_per_sqm)) if line.rate_per_sqm is not None else NONE,
+                "amount": rupees(rule_values.round_rupees(amount)) if amount is not None else NONE,
+            }
+        )
+    extras = [
+        {
+            "n": n,
+            "description": _text(x.description),
+            "amount": decimal_rupees(str(x.amount)) if x.amount is not None else NONE,
+        }
+        for n, x in enumerate(c.extras, start=1)
+    ]
 
     fmv = int(outputs.get("fair_market_value") or 0)
     coop = prop.is_coop_society is True
     adopted = c.adopted_value
     values = {
-        "fmv": rupees(fmv), "fmv_words": outputs.get("fair_market_value_in_words") or rules.amount_in_words(fmv),
+        "fmv": rupees(fmv),
+        "fmv_words": outputs.get("fair_market_value_in_words") or rules.amount_in_words(fmv),
         "realisable": rupees(int(outputs.get("realisable_value") or 0)),
         "realisable_words": outputs.get("realisable_value_in_words") or "",
         "distress": rupees(int(outputs.get("distress_value") or 0)),
@@ -137,16 +190,21 @@ def report_context(*, work_order: Mapping[str, Any], snapshot_version: int, snap
         "value": rupees(guideline_value) if guideline_value else NONE,
         "below": below,
         "difference": rupees(guideline_value - fmv) if below else rupees(0),
-        "comparison": ("below the guideline value" if below else
-                       "at or above the guideline value" if guideline_value else NONE),
+        "comparison": (
+            "below the guideline value" if below else "at or above the guideline value" if guideline_value else NONE
+        ),
     }
 
     legal = []
     for f in fields(c.legal):
         value = getattr(c.legal, f.name)
         if value is not None and value != "":
-            legal.append({"label": rule_fields.FIELDS[f"legal.{f.name}"].label,
-                          "value": _day(value) if isinstance(value, date) else str(value)})
+            legal.append(
+                {
+                    "label": rule_fields.FIELDS[f"legal.{f.name}"].label,
+                    "value": _day(value) if isinstance(value, date) else str(value),
+                }
+            )
 
     by_kind: dict[str, list[str]] = {kind: [] for kind in SECTIONS}
     for comment in comments:
@@ -154,32 +212,48 @@ def report_context(*, work_order: Mapping[str, Any], snapshot_version: int, snap
             by_kind[comment["kind"]].append(comment.get("body") or "")
     sections = {kind: _paragraphs(getattr(c.sections, kind), *by_kind[kind]) for kind in SECTIONS}
 
-    annexures = [{"n": item.get("annexure_number") or n, "kind": KIND_LABELS.get(item.get("kind", ""),
-                                                                               _humanise(item.get("kind"))),
-                  "caption": _text(item.get("caption")), "filename": _text(item.get("filename"))}
-                 for n, item in enumerate(evidence, start=1)]
+    annexures = [
+        {
+            "n": item.get("annexure_number") or n,
+            "kind": KIND_LABELS.get(item.get("kind", ""), _humanise(item.get("kind"))),
+            "caption": _text(item.get("caption")),
+            "filename": _text(item.get("filename")),
+        }
+        for n, item in enumerate(evidence, start=1)
+    ]
 
-    boundaries = [{"side": side.capitalize(), "text": _text(getattr(prop.boundaries, side))}
-                  for side in ("north", "south", "east", "west")]
+    boundaries = [
+        {"side": side.capitalize(), "text": _text(getattr(prop.boundaries, side))}
+        for side in ("north", "south", "east", "west")
+    ]
     report_day = snapshot_created_at.astimezone(IST).date()
     return {
         "report": {
-            "reference": work_order["id"], "work_order_id": work_order["id"],
-            "assignment_id": work_order.get("assignment_id") or NONE, "snapshot_version": snapshot_version,
-            "date": _day(report_day), "template_id": template.id, "template_version": template.version,
-            "bundle_sha256": bundle_sha256, "bundle_sha256_short": bundle_sha256[:12],
-            "rules_version": outputs.get("rules_version") or NONE, "place": "",
+            "reference": work_order["id"],
+            "work_order_id": work_order["id"],
+            "assignment_id": work_order.get("assignment_id") or NONE,
+            "snapshot_version": snapshot_version,
+            "date": _day(report_day),
+            "template_id": template.id,
+            "template_version": template.version,
+            "bundle_sha256": bundle_sha256,
+            "bundle_sha256_short": bundle_sha256[:12],
+            "rules_version": outputs.get("rules_version") or NONE,
+            "place": "",
         },
         "parties": {
             "bank_code": _text(parties.bank_code or work_order.get("bank_code")),
-            "branch_ifsc": _text(parties.branch_ifsc), "borrower_name": _text(parties.borrower_name),
+            "branch_ifsc": _text(parties.branch_ifsc),
+            "borrower_name": _text(parties.borrower_name),
             "owner_name": _text(parties.owner_name),
         },
         "property": {
             "address": ", ".join(_paragraphs(prop.address)) or NONE,
             "property_type": _humanise(prop.property_type),
             "coop": NONE if prop.is_coop_society is None else ("Yes" if prop.is_coop_society else "No"),
-            "ownership": _text(prop.ownership), "tenure": _text(prop.tenure), "occupancy": _text(prop.occupancy),
+            "ownership": _text(prop.ownership),
+            "tenure": _text(prop.tenure),
+            "occupancy": _text(prop.occupancy),
             "boundaries": boundaries,
         },
         "areas": areas,
@@ -187,22 +261,33 @@ def report_context(*, work_order: Mapping[str, Any], snapshot_version: int, snap
         "extras": extras,
         "values": values,
         "guideline": guideline,
-        "inspection": {"date": _day(c.inspection.date), "inspector": _text(c.inspection.inspector),
-                       "remarks": _paragraphs(c.inspection.remarks)},
+        "inspection": {
+            "date": _day(c.inspection.date),
+            "inspector": _text(c.inspection.inspector),
+            "remarks": _paragraphs(c.inspection.remarks),
+        },
         "legal": legal,
         **sections,
         "annexures": annexures,
-        "warnings": [m.get("message") or m.get("code", "") for m in outputs.get("messages") or []
-                     if m.get("severity") == "WARNING"],
+        "warnings": [
+            m.get("message") or m.get("code", "")
+            for m in outputs.get("messages") or []
+            if m.get("severity") == "WARNING"
+        ],
     }
-
 
 
 def from_bundle(bundle: Mapping[str, Any], bundle_sha256: str, template: rules.Template) -> dict:
     """The context of the report rendered from an export bundle (export.py's shape, decoded)."""
     snapshot = bundle["snapshot"]
     return report_context(
-        work_order=bundle["work_order"], snapshot_version=int(snapshot["version"]),
-        snapshot_created_at=datetime.fromisoformat(snapshot["created_at"]), contract=snapshot["contract"],
-        outputs=snapshot["outputs"], evidence=bundle.get("evidence") or [], comments=bundle.get("comments") or [],
-        template=template, bundle_sha256=bundle_sha256)
+        work_order=bundle["work_order"],
+        snapshot_version=int(snapshot["version"]),
+        snapshot_created_at=datetime.fromisoformat(snapshot["created_at"]),
+        contract=snapshot["contract"],
+        outputs=snapshot["outputs"],
+        evidence=bundle.get("evidence") or [],
+        comments=bundle.get("comments") or [],
+        template=template,
+        bundle_sha256=bundle_sha256,
+    )

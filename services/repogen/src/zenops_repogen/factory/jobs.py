@@ -43,24 +43,46 @@ async def on_ready_for_render(conn: AsyncConnection, env: envelope_pb2.EventEnve
     work_order_id = p.work_order_id.lower()
     work_order = await work_order_store.get(conn, work_order_id)
     if work_order is None:
-        log.warning("ready_for_render of an unknown work order", extra={
-            "event_id": env.event_id, "work_order_id": work_order_id})
+        log.warning(
+            "ready_for_render of an unknown work order",
+            extra={"event_id": env.event_id, "work_order_id": work_order_id},
+        )
         return
     template = rules.template(work_order.template_id)
     job_id = domain.job_id(work_order_id, p.snapshot_version)
     created = await store.create_job(
-        conn, tenant_id=work_order.tenant_id, work_order_id=work_order_id, snapshot_version=p.snapshot_version,
-        job_id=job_id, template_id=work_order.template_id, template_version=template.version if template else 0)
+        conn,
+        tenant_id=work_order.tenant_id,
+        work_order_id=work_order_id,
+        snapshot_version=p.snapshot_version,
+        job_id=job_id,
+        template_id=work_order.template_id,
+        template_version=template.version if template else 0,
+    )
     if not created:
         log.info("render job already exists", extra={"event_id": env.event_id, "job_id": job_id})
         return
     await work_order_store.record(
-        conn, tenant_id=work_order.tenant_id, work_order_id=work_order_id, kind="render_job.queued", actor=ACTOR,
-        trace_id=span_trace_id(), detail={"job_id": job_id, "snapshot_version": p.snapshot_version,
-                                          "template_id": work_order.template_id, "event_id": env.event_id})
-    await outbox.emit(conn, event_type=outbox.RENDER_JOB_QUEUED,
-                      payload=events.RenderJobQueued(job_id=job_id, work_order_id=work_order_id,
-                                                     snapshot_version=p.snapshot_version),
-                      tenant_id=work_order.tenant_id, aggregate_type="render_job", aggregate_id=job_id,
-                      aggregate_version=1)
+        conn,
+        tenant_id=work_order.tenant_id,
+        work_order_id=work_order_id,
+        kind="render_job.queued",
+        actor=ACTOR,
+        trace_id=span_trace_id(),
+        detail={
+            "job_id": job_id,
+            "snapshot_version": p.snapshot_version,
+            "template_id": work_order.template_id,
+            "event_id": env.event_id,
+        },
+    )
+    await outbox.emit(
+        conn,
+        event_type=outbox.RENDER_JOB_QUEUED,
+        payload=events.RenderJobQueued(job_id=job_id, work_order_id=work_order_id, snapshot_version=p.snapshot_version),
+        tenant_id=work_order.tenant_id,
+        aggregate_type="render_job",
+        aggregate_id=job_id,
+        aggregate_version=1,
+    )
     log.info("render job queued", extra={"job_id": job_id})

@@ -58,8 +58,10 @@ def _check_template(path: Path, template_id: str, version: int) -> None:
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same failure
         raise TemplateError(f"report template {path.name} cannot be read: {exc}") from exc
     if props.identifier != template_id or props.version != str(version):
-        raise TemplateError(f"report template {path.name} is {props.identifier or '?'} version "
-                            f"{props.version or '?'}, not {template_id} version {version}")
+        raise TemplateError(
+            f"report template {path.name} is {props.identifier or '?'} version "
+            f"{props.version or '?'}, not {template_id} version {version}"
+        )
 
 
 def _environment() -> jinja2.Environment:
@@ -92,11 +94,13 @@ def render_docx_sync(path: Path, template_id: str, version: int, context: dict) 
 
 async def render_docx(template_id: str, version: int, context: dict, *, templates_dir: str = "") -> bytes:
     """The filled report (CPU work, in a worker thread)."""
-    return await asyncio.to_thread(render_docx_sync, template_path(template_id, templates_dir), template_id,
-                                   version, context)
+    return await asyncio.to_thread(
+        render_docx_sync, template_path(template_id, templates_dir), template_id, version, context
+    )
 
 
 # -- PDF --------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class PdfResult:
@@ -113,17 +117,29 @@ async def to_pdf(docx: bytes, *, converter: str = "soffice", limit_seconds: floa
     """The PDF of `docx`, or a note saying why there is none."""
     executable = converter_path(converter)
     if executable is None:
-        return PdfResult(None, f"no PDF converter on this machine ({converter or 'none'} is not on PATH); "
-                               "the DOCX is the report")
+        return PdfResult(
+            None, f"no PDF converter on this machine ({converter or 'none'} is not on PATH); the DOCX is the report"
+        )
     with tempfile.TemporaryDirectory(prefix="zenops-pdf-") as scratch:
         work = Path(scratch)
         source = work / "report.docx"
         source.write_bytes(docx)
         profile = (work / "profile").as_uri()
         proc = await asyncio.create_subprocess_exec(
-            executable, f"-env:UserInstallation={profile}", "--headless", "--norestore", "--convert-to", "pdf",
-            "--outdir", str(work), str(source), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+            executable,
+            f"-env:UserInstallation={profile}",
+            "--headless",
+            "--norestore",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(work),
+            str(source),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             async with asyncio.timeout(limit_seconds):
                 output, _ = await proc.communicate()
@@ -138,8 +154,11 @@ async def to_pdf(docx: bytes, *, converter: str = "soffice", limit_seconds: floa
         if proc.returncode != 0 or not target.is_file() or target.stat().st_size == 0:
             detail = output.decode(errors="replace").strip().splitlines()[-1:] if output else []
             log.warning("PDF conversion failed", extra={"returncode": proc.returncode, "output": detail})
-            return PdfResult(None, f"PDF conversion failed (exit {proc.returncode}"
-                                   f"{': ' + detail[0][:200] if detail else ''}); the DOCX is the report")
+            return PdfResult(
+                None,
+                f"PDF conversion failed (exit {proc.returncode}"
+                f"{': ' + detail[0][:200] if detail else ''}); the DOCX is the report",
+            )
         return PdfResult(target.read_bytes(), "")
 
 

@@ -52,6 +52,7 @@ from .jobs import ACTOR, span_trace_id
 
 log = logging.getLogger("zenops.repogen.factory.worker")
 
+
 class Superseded(Exception):
     """The job no longer applies (its snapshot or its work order's state moved on)."""
 
@@ -128,23 +129,33 @@ class RenderWorker:
             if job is None:
                 log.warning("render job not found", extra={"job_id": job_id})
                 return None
-            if job.status in domain.FINAL or (job.status == domain.FAILED
-                                              and job.last_error.startswith(domain.SUPERSEDED)):
+            if job.status in domain.FINAL or (
+                job.status == domain.FAILED and job.last_error.startswith(domain.SUPERSEDED)
+            ):
                 log.info("render job already ended", extra={"job_id": job_id, "status": job.status})
                 return None
             work_order = await work_order_store.get(conn, job.work_order_id)
-            why = domain.supersession(job_snapshot=job.snapshot_version,
-                                      current_snapshot=work_order.snapshot_version if work_order else -1,
-                                      status=work_order.status if work_order else "missing",
-                                      ready_status=lifecycle.READY_FOR_RENDER)
+            why = domain.supersession(
+                job_snapshot=job.snapshot_version,
+                current_snapshot=work_order.snapshot_version if work_order else -1,
+                status=work_order.status if work_order else "missing",
+                ready_status=lifecycle.READY_FOR_RENDER,
+            )
             if why is not None:
                 await self._supersede(conn, tenant_id, job.id, job.work_order_id, why)
                 return None
             started = await store.start_attempt(conn, job_id)
         log.info("render attempt started", extra={"job_id": job_id, "attempt": started.attempts})
-        return _Job(id=job.id, work_order_id=job.work_order_id, snapshot_version=job.snapshot_version,
-                    pack_id=job.pack_id, template_id=job.template_id, template_version=job.template_version,
-                    pack_created_at=job.pack_created_at, attempt=started.attempts)
+        return _Job(
+            id=job.id,
+            work_order_id=job.work_order_id,
+            snapshot_version=job.snapshot_version,
+            pack_id=job.pack_id,
+            template_id=job.template_id,
+            template_version=job.template_version,
+            pack_created_at=job.pack_created_at,
+            attempt=started.attempts,
+        )
 
     # -- 2. render ---------------------------------------------------------------------------
 
@@ -162,18 +173,23 @@ class RenderWorker:
             data, sha = await export.bundle(conn, job.work_order_id)
         bundle = json.loads(data, parse_float=Decimal)
         if int(bundle["snapshot"]["version"]) != job.snapshot_version:
-            raise Superseded(f"{domain.SUPERSEDED}: the work order moved on to snapshot "
-                             f"{bundle['snapshot']['version']} before this job rendered snapshot "
-                             f"{job.snapshot_version}")
+            raise Superseded(
+                f"{domain.SUPERSEDED}: the work order moved on to snapshot "
+                f"{bundle['snapshot']['version']} before this job rendered snapshot "
+                f"{job.snapshot_version}"
+            )
         template = rules.template(job.template_id)
         if template is None or template.version != job.template_version:
-            raise render.TemplateError(f"report template {job.template_id} version {job.template_version} is not "
-                                       "in the template registry")
+            raise render.TemplateError(
+                f"report template {job.template_id} version {job.template_version} is not in the template registry"
+            )
         context = from_bundle(bundle, sha, template)
-        docx = await render.render_docx(template.id, template.version, context,
-                                        templates_dir=self.settings.report_templates_dir)
-        pdf = await render.to_pdf(docx, converter=self.settings.pdf_converter,
-                                  limit_seconds=self.settings.pdf_timeout_seconds)
+        docx = await render.render_docx(
+            template.id, template.version, context, templates_dir=self.settings.report_templates_dir
+        )
+        pdf = await render.to_pdf(
+            docx, converter=self.settings.pdf_converter, limit_seconds=self.settings.pdf_timeout_seconds
+        )
         contents = [(domain.EXPORT_BUNDLE, data), (domain.DOCX, docx)]
         if pdf.pdf is not None:
             contents.append((domain.PDF, pdf.pdf))
@@ -192,30 +208,53 @@ class RenderWorker:
             log.info("render job ended elsewhere meanwhile", extra={"job_id": job.id})
             return
         work_order = await work_order_store.get(conn, job.work_order_id, lock=True)
-        why = domain.supersession(job_snapshot=job.snapshot_version,
-                                  current_snapshot=work_order.snapshot_version if work_order else -1,
-                                  status=work_order.status if work_order else "missing",
-                                  ready_status=lifecycle.READY_FOR_RENDER)
+        why = domain.supersession(
+            job_snapshot=job.snapshot_version,
+            current_snapshot=work_order.snapshot_version if work_order else -1,
+            status=work_order.status if work_order else "missing",
+            ready_status=lifecycle.READY_FOR_RENDER,
+        )
         if why is not None:
             await self._supersede(conn, tenant_id, job.id, job.work_order_id, why)
             await self._discard(result)
             return
         for item in result.artifacts:
             await store.insert_artifact(
-                conn, tenant_id=tenant_id, work_order_id=job.work_order_id, pack_id=job.pack_id,
-                snapshot_version=job.snapshot_version, kind=item.kind, content_type=domain.CONTENT_TYPES[item.kind],
+                conn,
+                tenant_id=tenant_id,
+                work_order_id=job.work_order_id,
+                pack_id=job.pack_id,
+                snapshot_version=job.snapshot_version,
+                kind=item.kind,
+                content_type=domain.CONTENT_TYPES[item.kind],
                 filename=domain.artifact_filename(job.work_order_id, job.snapshot_version, item.kind),
-                size_bytes=item.size_bytes, sha256=item.sha256, template_id=job.template_id,
-                template_version=job.template_version, bundle_sha256=result.bundle_sha256,
-                driver=self.storage.driver, key=item.key)
+                size_bytes=item.size_bytes,
+                sha256=item.sha256,
+                template_id=job.template_id,
+                template_version=job.template_version,
+                bundle_sha256=result.bundle_sha256,
+                driver=self.storage.driver,
+                key=item.key,
+            )
         await store.set_pack_bundle(conn, job.pack_id, result.bundle_sha256)
         await store.finish(conn, job.id, status=domain.SUCCEEDED, pdf_note=result.pdf_note)
         await work_orders.mark_rendered(
-            conn, work_order_id=job.work_order_id, snapshot_version=job.snapshot_version, actor=ACTOR,
-            trace_id=span_trace_id(), detail={"job_id": job.id, "bundle_sha256": result.bundle_sha256,
-                    "artifacts": {a.kind: a.sha256 for a in result.artifacts}, "pdf_note": result.pdf_note})
-        log.info("render job succeeded", extra={"job_id": job.id, "attempt": job.attempt,
-                                                "artifacts": [a.kind for a in result.artifacts]})
+            conn,
+            work_order_id=job.work_order_id,
+            snapshot_version=job.snapshot_version,
+            actor=ACTOR,
+            trace_id=span_trace_id(),
+            detail={
+                "job_id": job.id,
+                "bundle_sha256": result.bundle_sha256,
+                "artifacts": {a.kind: a.sha256 for a in result.artifacts},
+                "pdf_note": result.pdf_note,
+            },
+        )
+        log.info(
+            "render job succeeded",
+            extra={"job_id": job.id, "attempt": job.attempt, "artifacts": [a.kind for a in result.artifacts]},
+        )
 
     async def _end_superseded(self, tenant_id: str, job: _Job, why: str) -> None:
         async with tenant_tx(self.engine, tenant_id) as conn:
@@ -226,9 +265,16 @@ class RenderWorker:
         """The job ends FAILED without rendering (not retried), audited on its work order."""
         await store.finish(conn, job_id, status=domain.FAILED, error=why)
         if await work_order_store.get(conn, work_order_id) is not None:
-            await work_order_store.record(conn, tenant_id=tenant_id, work_order_id=work_order_id,
-                                          kind="render_job.superseded", actor=ACTOR, trace_id=span_trace_id(),
-                                          reason=why[:1000], detail={"job_id": job_id})
+            await work_order_store.record(
+                conn,
+                tenant_id=tenant_id,
+                work_order_id=work_order_id,
+                kind="render_job.superseded",
+                actor=ACTOR,
+                trace_id=span_trace_id(),
+                reason=why[:1000],
+                detail={"job_id": job_id},
+            )
         log.info("render job superseded", extra={"job_id": job_id, "reason": why})
 
     async def _discard(self, result: Rendered) -> None:
@@ -241,14 +287,20 @@ class RenderWorker:
     async def _failed(self, tenant_id: str, job: _Job, exc: BaseException) -> bool:
         """Records the failed attempt; True when the job is now DEAD."""
         outcome = domain.failed_attempt(job.attempt, self.settings.render_max_attempts, describe(exc))
-        log.warning("render attempt failed", extra={"job_id": job.id, "attempt": job.attempt,
-                                                    "status": outcome.status, "error": outcome.error})
+        log.warning(
+            "render attempt failed",
+            extra={"job_id": job.id, "attempt": job.attempt, "status": outcome.status, "error": outcome.error},
+        )
         async with tenant_tx(self.engine, tenant_id) as conn:
             await store.finish(conn, job.id, status=outcome.status, error=outcome.error)
             await work_orders.record_factory_error(
-                conn, work_order_id=job.work_order_id, actor=ACTOR, trace_id=span_trace_id(),
+                conn,
+                work_order_id=job.work_order_id,
+                actor=ACTOR,
+                trace_id=span_trace_id(),
                 error=f"render job {job.id} {outcome.status.lower()}: {outcome.error}",
-                detail={"job_id": job.id, "attempt": job.attempt, "status": outcome.status})
+                detail={"job_id": job.id, "attempt": job.attempt, "status": outcome.status},
+            )
         return outcome.dead
 
 

@@ -101,28 +101,45 @@ class Reactions:
         try:
             async with conn.begin_nested():  # a refusal leaves nothing behind
                 created = await work_orders.create(
-                    conn, tenant_id=tenant, actor=actor, trace_id=trace_id, assignment=assignment,
-                    billing_account_id=p.billing_account_id.lower() if is_uuid(p.billing_account_id)
+                    conn,
+                    tenant_id=tenant,
+                    actor=actor,
+                    trace_id=trace_id,
+                    assignment=assignment,
+                    billing_account_id=p.billing_account_id.lower()
+                    if is_uuid(p.billing_account_id)
                     else assignment.billing_account_id,
-                    credits=max(0, min(p.credits, work_orders.MAX_CREDITS)), channel_request_id=request_id,
-                    inspection_max_age_days=self.settings.inspection_max_age_days)
-                await work_orders.transition(conn, tenant_id=tenant, actor=actor, trace_id=trace_id,
-                                             work_order_id=created.work_order.id, to_status=lifecycle.DATA_PENDING,
-                                             reason="channel request accepted",
-                                             inspection_max_age_days=self.settings.inspection_max_age_days)
+                    credits=max(0, min(p.credits, work_orders.MAX_CREDITS)),
+                    channel_request_id=request_id,
+                    inspection_max_age_days=self.settings.inspection_max_age_days,
+                )
+                await work_orders.transition(
+                    conn,
+                    tenant_id=tenant,
+                    actor=actor,
+                    trace_id=trace_id,
+                    work_order_id=created.work_order.id,
+                    to_status=lifecycle.DATA_PENDING,
+                    reason="channel request accepted",
+                    inspection_max_age_days=self.settings.inspection_max_age_days,
+                )
         except Unavailable:
             raise
         except DomainError as err:
-            log.warning("no work order for the accepted request", extra={**extra, "reason": err.reason,
-                                                                          "error": err.message})
+            log.warning(
+                "no work order for the accepted request", extra={**extra, "reason": err.reason, "error": err.message}
+            )
             return
-        log.info("work order opened for an accepted channel request",
-                 extra={**extra, "work_order_id": created.work_order.id})
+        log.info(
+            "work order opened for an accepted channel request", extra={**extra, "work_order_id": created.work_order.id}
+        )
 
 
 def subscriptions(settings: RepogenSettings, *, ops: Callable[[], OpsClient]) -> list[Subscription]:
     reactions = Reactions(settings, ops=ops)
     return [
-        Subscription(ConsumerSpec(name=OPS_CONSUMER, producer="ops", subjects=(subject_for(CHANNEL_REQUEST_ACCEPTED),)),
-                     reactions.handle),
+        Subscription(
+            ConsumerSpec(name=OPS_CONSUMER, producer="ops", subjects=(subject_for(CHANNEL_REQUEST_ACCEPTED),)),
+            reactions.handle,
+        ),
     ]

@@ -29,8 +29,17 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 
-PROPERTY_TYPES = ("residential_flat", "independent_house", "villa", "plot", "commercial_office", "shop",
-                  "industrial", "agricultural_land", "other")
+PROPERTY_TYPES = (
+    "residential_flat",
+    "independent_house",
+    "villa",
+    "plot",
+    "commercial_office",
+    "shop",
+    "industrial",
+    "agricultural_land",
+    "other",
+)
 AREA_NAMES = ("land", "carpet", "built_up", "super_built_up")
 AREA_UNITS = ("sqft", "sqm")
 SECTION_NAMES = ("justification", "enclosures", "checklist", "notes")
@@ -38,8 +47,8 @@ SIDES = ("north", "south", "east", "west")
 
 # Bounds. Areas are in the unit entered (sqft or sqm); rates in rupees per square metre; money
 # in rupees. With these limits a report's value stays far inside a signed 64-bit integer.
-MAX_AREA = Decimal(100_000_000)          # 10,000 hectares
-MAX_RATE = Decimal(100_000_000)          # ₹10 crore per sqm
+MAX_AREA = Decimal(100_000_000)  # 10,000 hectares
+MAX_RATE = Decimal(100_000_000)  # ₹10 crore per sqm
 MAX_AMOUNT = Decimal(10_000_000_000_000)  # ₹10 lakh crore
 AREA_PLACES = 4
 MONEY_PLACES = 2
@@ -301,11 +310,14 @@ class _Reader:
         if value is None:
             return None
         if isinstance(value, bool):
-            self.bad(path, "must be a number written as a string, e.g. \"1250.50\"")
+            self.bad(path, 'must be a number written as a string, e.g. "1250.50"')
             return None
         if isinstance(value, float):
-            self.bad(path, "must be a decimal written as a string, e.g. \"1250.50\": a JSON number with a fraction "
-                           "or an exponent is read as a binary float and would lose exactness")
+            self.bad(
+                path,
+                'must be a decimal written as a string, e.g. "1250.50": a JSON number with a fraction '
+                "or an exponent is read as a binary float and would lose exactness",
+            )
             return None
         if isinstance(value, int):
             number = Decimal(value)
@@ -317,12 +329,15 @@ class _Reader:
                 self.bad(path, "must not be negative")
                 return None
             if len(raw) > MAX_NUMBER_TEXT or not _DECIMAL.fullmatch(raw):
-                self.bad(path, "must be a decimal number such as \"1250.50\" (digits and an optional point; "
-                               "no commas, spaces, signs or exponents)")
+                self.bad(
+                    path,
+                    'must be a decimal number such as "1250.50" (digits and an optional point; '
+                    "no commas, spaces, signs or exponents)",
+                )
                 return None
             number = Decimal(raw)
         else:
-            self.bad(path, "must be a number written as a string, e.g. \"1250.50\"")
+            self.bad(path, 'must be a number written as a string, e.g. "1250.50"')
             return None
         if number < 0:
             self.bad(path, "must not be negative")
@@ -342,8 +357,9 @@ class _Reader:
         data = self.object(value, path, ("value", "unit"))
         if not data:
             return None
-        number = self.decimal(data.get("value"), _join(path, "value"), places=AREA_PLACES, maximum=MAX_AREA,
-                              positive=True)
+        number = self.decimal(
+            data.get("value"), _join(path, "value"), places=AREA_PLACES, maximum=MAX_AREA, positive=True
+        )
         unit = self.choice(data.get("unit"), _join(path, "unit"), AREA_UNITS)
         if _blank(data.get("value")):
             self.bad(_join(path, "value"), "is required (an area is a value and a unit)")
@@ -392,10 +408,15 @@ def parse_contract(data: Any) -> Contract:
 
     p = r.object(top.get("parties"), "parties", _names(Parties))
     parties = Parties(
-        bank_code=r.pattern(p.get("bank_code"), "parties.bank_code", _BANK_CODE,
-                            "must be 2 to 20 letters or digits, e.g. SBI"),
-        branch_ifsc=r.pattern(p.get("branch_ifsc"), "parties.branch_ifsc", _IFSC,
-                              "must be an IFSC: 4 letters, the digit 0, then 6 letters or digits (e.g. SBIN0001234)"),
+        bank_code=r.pattern(
+            p.get("bank_code"), "parties.bank_code", _BANK_CODE, "must be 2 to 20 letters or digits, e.g. SBI"
+        ),
+        branch_ifsc=r.pattern(
+            p.get("branch_ifsc"),
+            "parties.branch_ifsc",
+            _IFSC,
+            "must be an IFSC: 4 letters, the digit 0, then 6 letters or digits (e.g. SBIN0001234)",
+        ),
         borrower_name=r.text(p.get("borrower_name"), "parties.borrower_name", 300),
         owner_name=r.text(p.get("owner_name"), "parties.owner_name", 500),
     )
@@ -422,11 +443,13 @@ def parse_contract(data: Any) -> Contract:
             r.bad(path, "must be an object")
             continue
         r.object(item, path, _names(ValuationLine))
-        lines.append(ValuationLine(
-            description=r.text(item.get("description"), f"{path}.description", 500),
-            area=r.area(item.get("area"), f"{path}.area"),
-            rate_per_sqm=r.rate(item.get("rate_per_sqm"), f"{path}.rate_per_sqm"),
-        ))
+        lines.append(
+            ValuationLine(
+                description=r.text(item.get("description"), f"{path}.description", 500),
+                area=r.area(item.get("area"), f"{path}.area"),
+                rate_per_sqm=r.rate(item.get("rate_per_sqm"), f"{path}.rate_per_sqm"),
+            )
+        )
 
     extras = []
     for i, item in enumerate(r.array(top.get("extras"), "extras", MAX_EXTRAS)):
@@ -435,24 +458,38 @@ def parse_contract(data: Any) -> Contract:
             r.bad(path, "must be an object")
             continue
         r.object(item, path, _names(Extra))
-        extras.append(Extra(
-            description=r.text(item.get("description"), f"{path}.description", 500),
-            amount=r.money(item.get("amount"), f"{path}.amount"),
-        ))
+        extras.append(
+            Extra(
+                description=r.text(item.get("description"), f"{path}.description", 500),
+                amount=r.money(item.get("amount"), f"{path}.amount"),
+            )
+        )
 
     g = r.object(top.get("guideline"), "guideline", _names(Guideline))
-    guideline = Guideline(rate_per_sqm=r.rate(g.get("rate_per_sqm"), "guideline.rate_per_sqm"),
-                          value=r.money(g.get("value"), "guideline.value"))
+    guideline = Guideline(
+        rate_per_sqm=r.rate(g.get("rate_per_sqm"), "guideline.rate_per_sqm"),
+        value=r.money(g.get("value"), "guideline.value"),
+    )
 
     n = r.object(top.get("inspection"), "inspection", _names(Inspection))
-    inspection = Inspection(date=r.day(n.get("date"), "inspection.date"),
-                            inspector=r.text(n.get("inspector"), "inspection.inspector", 200),
-                            remarks=r.text(n.get("remarks"), "inspection.remarks", 4000))
+    inspection = Inspection(
+        date=r.day(n.get("date"), "inspection.date"),
+        inspector=r.text(n.get("inspector"), "inspection.inspector", 200),
+        remarks=r.text(n.get("remarks"), "inspection.remarks", 4000),
+    )
 
     legal_keys = _names(Legal)
     lg = r.object(top.get("legal"), "legal", legal_keys)
-    legal = Legal(**{key: (r.day(lg.get(key), f"legal.{key}") if key.endswith("_date")
-                           else r.text(lg.get(key), f"legal.{key}", 200)) for key in legal_keys})
+    legal = Legal(
+        **{
+            key: (
+                r.day(lg.get(key), f"legal.{key}")
+                if key.endswith("_date")
+                else r.text(lg.get(key), f"legal.{key}", 200)
+            )
+            for key in legal_keys
+        }
+    )
 
     s = r.object(top.get("sections"), "sections", SECTION_NAMES)
     sections = Sections(**{name: r.text(s.get(name), f"sections.{name}", 20_000) for name in SECTION_NAMES})
@@ -461,6 +498,15 @@ def parse_contract(data: Any) -> Contract:
 
     if r.violations:
         raise ContractError(r.violations)
-    return Contract(parties=parties, property=prop, areas=areas, valuation_lines=tuple(lines),
-                    extras=tuple(extras), adopted_value=adopted, guideline=guideline, inspection=inspection,
-                    legal=legal, sections=sections)
+    return Contract(
+        parties=parties,
+        property=prop,
+        areas=areas,
+        valuation_lines=tuple(lines),
+        extras=tuple(extras),
+        adopted_value=adopted,
+        guideline=guideline,
+        inspection=inspection,
+        legal=legal,
+        sections=sections,
+    )

@@ -134,8 +134,9 @@ def evaluate(contract: Contract, *, bank_code: str, template_override: str | Non
         msgs.append(RuleMessage(severity, code, field, message))
 
     # 1. areas
-    areas = {name: values.standardise(area) for name in AREA_NAMES
-             if (area := getattr(contract.areas, name)) is not None}
+    areas = {
+        name: values.standardise(area) for name in AREA_NAMES if (area := getattr(contract.areas, name)) is not None
+    }
 
     # 2. lines and extras
     lines = []
@@ -150,8 +151,11 @@ def evaluate(contract: Contract, *, bank_code: str, template_override: str | Non
             say(ERROR, "MISSING_RATE", f"{path}.rate_per_sqm", "the valuation line has no rate per sqm")
         elif line.rate_per_sqm == 0:
             say(WARNING, "ZERO_RATE", f"{path}.rate_per_sqm", "the valuation line's rate is 0: it adds nothing")
-        amount = (values.line_amount(area.sqm, line.rate_per_sqm)
-                  if area is not None and line.rate_per_sqm is not None else None)
+        amount = (
+            values.line_amount(area.sqm, line.rate_per_sqm)
+            if area is not None and line.rate_per_sqm is not None
+            else None
+        )
         lines.append(LineValue(line.description, area, line.rate_per_sqm, amount))
     for i, extra in enumerate(contract.extras):
         if extra.description is None:
@@ -166,36 +170,54 @@ def evaluate(contract: Contract, *, bank_code: str, template_override: str | Non
     if contract.property.is_coop_society:
         if adopted is None:
             basis = "none"
-            say(ERROR, "MISSING_ADOPTED_VALUE", "adopted_value",
-                "a co-operative society property is valued from its adopted value: enter adopted_value")
+            say(
+                ERROR,
+                "MISSING_ADOPTED_VALUE",
+                "adopted_value",
+                "a co-operative society property is valued from its adopted value: enter adopted_value",
+            )
         else:
             basis = "coop_adopted"
             if contract.valuation_lines or contract.extras:
-                say(WARNING, "COOP_LINES_NOT_USED", "valuation_lines" if contract.valuation_lines else "extras",
+                say(
+                    WARNING,
+                    "COOP_LINES_NOT_USED",
+                    "valuation_lines" if contract.valuation_lines else "extras",
                     "a co-operative society property's value comes from adopted_value; valuation lines and "
-                    "extras are shown but not added")
+                    "extras are shown but not added",
+                )
     elif contract.valuation_lines:
         basis = "lines"
         if adopted is not None:
-            say(WARNING, "ADOPTED_VALUE_UNUSED", "adopted_value",
+            say(
+                WARNING,
+                "ADOPTED_VALUE_UNUSED",
+                "adopted_value",
                 "the value comes from the valuation lines; adopted_value is used only for co-operative society "
-                "properties or when there are no lines")
+                "properties or when there are no lines",
+            )
     elif adopted is not None:
         basis = "adopted"
     else:
         basis = "none"
-        say(ERROR, "NO_VALUATION_BASIS", "valuation_lines",
-            "there is nothing to value: add valuation lines (area × rate per sqm), or an adopted value")
+        say(
+            ERROR,
+            "NO_VALUATION_BASIS",
+            "valuation_lines",
+            "there is nothing to value: add valuation lines (area × rate per sqm), or an adopted value",
+        )
 
     def compute(tmpl: Template) -> Values:
         if basis == "coop_adopted":
             return values.coop_values(adopted, tmpl.realisable_percent, tmpl.distress_percent)
         if basis == "lines":
-            return values.market_values(values.total((lines_total, extras_total)), tmpl.realisable_percent,
-                                        tmpl.distress_percent)
+            return values.market_values(
+                values.total((lines_total, extras_total)), tmpl.realisable_percent, tmpl.distress_percent
+            )
         if basis == "adopted":
-            return values.market_values(values.total((adopted, extras_total)), tmpl.realisable_percent,
-                                        tmpl.distress_percent)
+            return values.market_values(
+                values.total((adopted, extras_total)), tmpl.realisable_percent, tmpl.distress_percent
+            )
         return Values(0, 0, 0)
 
     # 4–5. the template and the values
@@ -215,19 +237,31 @@ def evaluate(contract: Contract, *, bank_code: str, template_override: str | Non
     # 6. guideline
     guideline_value, guideline_area = _guideline(contract, areas)
     if contract.guideline.value is None and contract.guideline.rate_per_sqm is not None and guideline_area is None:
-        say(WARNING, "GUIDELINE_AREA_MISSING", "guideline.rate_per_sqm",
+        say(
+            WARNING,
+            "GUIDELINE_AREA_MISSING",
+            "guideline.rate_per_sqm",
             "a guideline rate is given but the property has no area it applies to ("
-            + ", ".join(f"areas.{a}" for a in GUIDELINE_AREAS.get(contract.property.property_type, ())) + ")")
+            + ", ".join(f"areas.{a}" for a in GUIDELINE_AREAS.get(contract.property.property_type, ()))
+            + ")",
+        )
     below = basis != "none" and guideline_value is not None and result.fair_market_value < guideline_value
     if below:
-        say(WARNING, "BELOW_GUIDELINE", "guideline.value" if contract.guideline.value is not None
-            else "guideline.rate_per_sqm",
+        say(
+            WARNING,
+            "BELOW_GUIDELINE",
+            "guideline.value" if contract.guideline.value is not None else "guideline.rate_per_sqm",
             f"the fair market value {_rupees(result.fair_market_value)} is below the guideline value "
-            f"{_rupees(guideline_value)}: the report must justify it (sections.justification)")
+            f"{_rupees(guideline_value)}: the report must justify it (sections.justification)",
+        )
 
     if contract.parties.bank_code and bank and not registry.same_bank(contract.parties.bank_code, bank):
-        say(WARNING, "BANK_MISMATCH", "parties.bank_code",
-            f"the contract names bank {contract.parties.bank_code} but the work order is for {bank}")
+        say(
+            WARNING,
+            "BANK_MISMATCH",
+            "parties.bank_code",
+            f"the contract names bank {contract.parties.bank_code} but the work order is for {bank}",
+        )
 
     # 7. fields and completeness
     required, evidence = registry.effective_requirements(chosen, contract)
@@ -296,7 +330,8 @@ def outputs_json(evaluation: Evaluation) -> dict[str, Any]:
         "areas": {name: {"value": str(a.value), "unit": a.unit, "sqm": str(a.sqm)} for name, a in e.areas.items()},
         "guideline_value": e.guideline_value or 0,
         "below_guideline": e.below_guideline,
-        "messages": [{"severity": m.severity, "code": m.code, "field": m.field, "message": m.message}
-                     for m in e.messages],
+        "messages": [
+            {"severity": m.severity, "code": m.code, "field": m.field, "message": m.message} for m in e.messages
+        ],
         "rules_version": rules_version(),
     }

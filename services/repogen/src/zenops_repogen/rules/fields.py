@@ -60,8 +60,10 @@ def _defs() -> dict[str, FieldDef]:
         FieldDef("property.occupancy", "text", "", "Occupancy", False),
         FieldDef("property.boundaries", "composite", "", "Boundaries", True, presence="all"),
         *(FieldDef(f"property.boundaries.{side}", "text", "", f"Boundary ({side})", True) for side in SIDES),
-        *(FieldDef(f"areas.{name}", "area", "sqft|sqm", f"{name.replace('_', ' ').capitalize()} area", True)
-          for name in AREA_NAMES),
+        *(
+            FieldDef(f"areas.{name}", "area", "sqft|sqm", f"{name.replace('_', ' ').capitalize()} area", True)
+            for name in AREA_NAMES
+        ),
         FieldDef("valuation_lines", "list", "", "Valuation lines (area × rate per sqm)", False),
         FieldDef("extras", "list", "", "Extras (amenities, car parking)", False),
         FieldDef("adopted_value", "money", "INR", "Adopted value (co-operative society)", False),
@@ -73,8 +75,9 @@ def _defs() -> dict[str, FieldDef]:
         FieldDef("inspection.remarks", "text", "", "Inspection remarks", False),
     ]
     for f in fields(Legal):
-        out.append(FieldDef(f"legal.{f.name}", "date" if f.name.endswith("_date") else "text", "",
-                            _LEGAL_LABELS[f.name], True))
+        out.append(
+            FieldDef(f"legal.{f.name}", "date" if f.name.endswith("_date") else "text", "", _LEGAL_LABELS[f.name], True)
+        )
     out.extend(FieldDef(f"sections.{name}", "text", "", name.capitalize(), False) for name in SECTION_NAMES)
     return {d.key: d for d in out}
 

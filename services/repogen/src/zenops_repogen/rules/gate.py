@@ -56,8 +56,14 @@ def _linked(key: str, linked: set[str]) -> bool:
     return key in linked or any(k.startswith(prefix) for k in linked)
 
 
-def readiness(evaluation: Evaluation, *, evidence_counts: Mapping[str, int], linked_fields: Collection[str],
-              today: date, inspection_max_age_days: int = DEFAULT_INSPECTION_MAX_AGE_DAYS) -> Readiness:
+def readiness(
+    evaluation: Evaluation,
+    *,
+    evidence_counts: Mapping[str, int],
+    linked_fields: Collection[str],
+    today: date,
+    inspection_max_age_days: int = DEFAULT_INSPECTION_MAX_AGE_DAYS,
+) -> Readiness:
     """Readiness of an evaluated contract given the evidence as it is now: `evidence_counts`
     (kind → number of items), `linked_fields` (canonical keys with at least one live link)."""
     if inspection_max_age_days < 0:
@@ -69,19 +75,31 @@ def readiness(evaluation: Evaluation, *, evidence_counts: Mapping[str, int], lin
     inspected = e.contract.inspection.date
     if inspected is not None:
         if inspected > today:
-            errors.append(RuleMessage(ERROR, "INSPECTION_IN_FUTURE", "inspection.date",
-                                      f"the inspection date {inspected.isoformat()} is after today "
-                                      f"({today.isoformat()})"))
+            errors.append(
+                RuleMessage(
+                    ERROR,
+                    "INSPECTION_IN_FUTURE",
+                    "inspection.date",
+                    f"the inspection date {inspected.isoformat()} is after today ({today.isoformat()})",
+                )
+            )
         elif (today - inspected).days > inspection_max_age_days:
-            warnings.append(RuleMessage(WARNING, "INSPECTION_STALE", "inspection.date",
-                                        f"the inspection on {inspected.isoformat()} is {(today - inspected).days} "
-                                        f"days old (more than {inspection_max_age_days})"))
+            warnings.append(
+                RuleMessage(
+                    WARNING,
+                    "INSPECTION_STALE",
+                    "inspection.date",
+                    f"the inspection on {inspected.isoformat()} is {(today - inspected).days} "
+                    f"days old (more than {inspection_max_age_days})",
+                )
+            )
 
     linked = set(linked_fields)
     for key in e.required_fields:
         if key in e.present_fields and FIELDS[key].evidence and not _linked(key, linked):
-            warnings.append(RuleMessage(WARNING, "UNLINKED_FIELD", key,
-                                        f"{FIELDS[key].label} has no evidence linked to it"))
+            warnings.append(
+                RuleMessage(WARNING, "UNLINKED_FIELD", key, f"{FIELDS[key].label} has no evidence linked to it")
+            )
 
     missing_evidence = []
     evidence_units = met_evidence = 0
@@ -112,8 +130,9 @@ def readiness_json(result: Readiness) -> dict[str, Any]:
         "ready": result.ready,
         "score": result.score,
         "missing_fields": list(result.missing_fields),
-        "missing_evidence": [{"kind": m.kind, "required": m.required, "present": m.present}
-                             for m in result.missing_evidence],
+        "missing_evidence": [
+            {"kind": m.kind, "required": m.required, "present": m.present} for m in result.missing_evidence
+        ],
         "errors": list(result.errors),
         "warnings": list(result.warnings),
     }

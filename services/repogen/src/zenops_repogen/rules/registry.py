@@ -24,8 +24,17 @@ from typing import Any, NamedTuple
 from zenops_repogen.rules.contract import PROPERTY_TYPES, Contract
 from zenops_repogen.rules.fields import FIELDS, value_of
 
-EVIDENCE_KINDS = ("SALE_DEED", "INDEX_II", "TAX_RECEIPT", "ELECTRICITY_BILL", "APPROVED_PLAN", "SITE_PHOTO",
-                  "LOCATION_MAP", "SOCIETY_NOC", "OTHER")
+EVIDENCE_KINDS = (
+    "SALE_DEED",
+    "INDEX_II",
+    "TAX_RECEIPT",
+    "ELECTRICITY_BILL",
+    "APPROVED_PLAN",
+    "SITE_PHOTO",
+    "LOCATION_MAP",
+    "SOCIETY_NOC",
+    "OTHER",
+)
 
 FIVE_CRORE = 5_00_00_000
 
@@ -41,14 +50,27 @@ _COMMON_CONDITIONS = [
     {"when": {"field": "property.property_type", "in": _LAND}, "fields": ["areas.land"]},
     {"when": {"field": "property.property_type", "in": _LAND_AND_BUILDING}, "fields": ["areas.land", "areas.built_up"]},
     {"when": {"field": "property.is_coop_society", "in": [False, None]}, "fields": ["valuation_lines"]},
-    {"when": {"field": "property.is_coop_society", "in": [True]}, "fields": ["adopted_value"],
-     "evidence": [["SOCIETY_NOC", 1]]},
+    {
+        "when": {"field": "property.is_coop_society", "in": [True]},
+        "fields": ["adopted_value"],
+        "evidence": [["SOCIETY_NOC", 1]],
+    },
 ]
 
 _SBI_FIELDS = [
-    "parties.branch_ifsc", "parties.borrower_name", "parties.owner_name",
-    "property.address", "property.property_type", "property.ownership", "property.tenure", "property.occupancy",
-    "property.boundaries", "guideline", "inspection.date", "inspection.inspector", "legal.sale_deed_number",
+    "parties.branch_ifsc",
+    "parties.borrower_name",
+    "parties.owner_name",
+    "property.address",
+    "property.property_type",
+    "property.ownership",
+    "property.tenure",
+    "property.occupancy",
+    "property.boundaries",
+    "guideline",
+    "inspection.date",
+    "inspection.inspector",
+    "legal.sale_deed_number",
 ]
 
 REGISTRY: dict[str, Any] = {
@@ -66,8 +88,10 @@ REGISTRY: dict[str, Any] = {
             "distress_percent": "80",
             "conditional": [
                 *_COMMON_CONDITIONS,
-                {"when": {"field": "property.is_coop_society", "in": [True]},
-                 "fields": ["legal.share_certificate_number"]},
+                {
+                    "when": {"field": "property.is_coop_society", "in": [True]},
+                    "fields": ["legal.share_certificate_number"],
+                },
             ],
         },
         {
@@ -75,24 +99,39 @@ REGISTRY: dict[str, Any] = {
             "version": 1,
             "bank_code": "SBI",
             "description": "State Bank of India valuation report, fair market value ₹5 crore and above "
-                           "(fuller legal particulars, justification and evidence)",
+            "(fuller legal particulars, justification and evidence)",
             "required_fields": [
                 *_SBI_FIELDS,
-                "legal.sale_deed_date", "legal.registration_office", "legal.index_ii_number", "legal.survey_number",
-                "legal.property_tax_number", "inspection.remarks", "sections.justification",
+                "legal.sale_deed_date",
+                "legal.registration_office",
+                "legal.index_ii_number",
+                "legal.survey_number",
+                "legal.property_tax_number",
+                "inspection.remarks",
+                "sections.justification",
             ],
             "evidence_profile": "SBI_HIGH_VALUE_V1",
-            "evidence_requirements": [["SITE_PHOTO", 8], ["SALE_DEED", 1], ["INDEX_II", 1], ["TAX_RECEIPT", 1],
-                                      ["ELECTRICITY_BILL", 1], ["LOCATION_MAP", 1]],
+            "evidence_requirements": [
+                ["SITE_PHOTO", 8],
+                ["SALE_DEED", 1],
+                ["INDEX_II", 1],
+                ["TAX_RECEIPT", 1],
+                ["ELECTRICITY_BILL", 1],
+                ["LOCATION_MAP", 1],
+            ],
             "realisable_percent": "95",
             "distress_percent": "80",
             "conditional": [
                 *_COMMON_CONDITIONS,
-                {"when": {"field": "property.is_coop_society", "in": [True]},
-                 "fields": ["legal.share_certificate_number", "legal.society_registration_number"]},
-                {"when": {"field": "property.property_type", "in": _CONSTRUCTED},
-                 "fields": ["legal.approved_plan_number", "legal.approving_authority"],
-                 "evidence": [["APPROVED_PLAN", 1]]},
+                {
+                    "when": {"field": "property.is_coop_society", "in": [True]},
+                    "fields": ["legal.share_certificate_number", "legal.society_registration_number"],
+                },
+                {
+                    "when": {"field": "property.property_type", "in": _CONSTRUCTED},
+                    "fields": ["legal.approved_plan_number", "legal.approving_authority"],
+                    "evidence": [["APPROVED_PLAN", 1]],
+                },
             ],
         },
         {
@@ -101,8 +140,12 @@ REGISTRY: dict[str, Any] = {
             "bank_code": "",  # any bank
             "description": "Valuation report for banks without a template of their own",
             "required_fields": [
-                "parties.borrower_name", "parties.owner_name", "property.address", "property.property_type",
-                "inspection.date", "inspection.inspector",
+                "parties.borrower_name",
+                "parties.owner_name",
+                "property.address",
+                "property.property_type",
+                "inspection.date",
+                "inspection.inspector",
             ],
             "evidence_profile": "BANK_STANDARD_V1",
             "evidence_requirements": [["SITE_PHOTO", 4], ["SALE_DEED", 1]],
@@ -114,12 +157,21 @@ REGISTRY: dict[str, Any] = {
     # First matching row wins. bank_codes / property_types: null = any. FMV band in whole
     # rupees: fmv_from ≤ FMV < fmv_below (null = unbounded).
     "selection": [
-        {"bank_codes": ["SBI", "SBIN"], "property_types": None, "fmv_from": FIVE_CRORE, "fmv_below": None,
-         "template": "SBI_5CR_AND_ABOVE_V1"},
-        {"bank_codes": ["SBI", "SBIN"], "property_types": None, "fmv_from": 0, "fmv_below": FIVE_CRORE,
-         "template": "SBI_UNDER_5CR_V1"},
-        {"bank_codes": None, "property_types": None, "fmv_from": 0, "fmv_below": None,
-         "template": "GENERIC_BANK_V1"},
+        {
+            "bank_codes": ["SBI", "SBIN"],
+            "property_types": None,
+            "fmv_from": FIVE_CRORE,
+            "fmv_below": None,
+            "template": "SBI_5CR_AND_ABOVE_V1",
+        },
+        {
+            "bank_codes": ["SBI", "SBIN"],
+            "property_types": None,
+            "fmv_from": 0,
+            "fmv_below": FIVE_CRORE,
+            "template": "SBI_UNDER_5CR_V1",
+        },
+        {"bank_codes": None, "property_types": None, "fmv_from": 0, "fmv_below": None, "template": "GENERIC_BANK_V1"},
     ],
 }
 
@@ -171,8 +223,9 @@ class Selection:
     template: Template
 
     def matches(self, bank_code: str, property_type: str | None) -> bool:
-        return ((self.bank_codes is None or bank_code in self.bank_codes)
-                and (self.property_types is None or property_type in self.property_types))
+        return (self.bank_codes is None or bank_code in self.bank_codes) and (
+            self.property_types is None or property_type in self.property_types
+        )
 
     def in_band(self, fair_market_value: int) -> bool:
         return self.fmv_from <= fair_market_value and (self.fmv_below is None or fair_market_value < self.fmv_below)
@@ -216,22 +269,38 @@ def _load(data: dict) -> tuple[str, dict[str, Template], tuple[Selection, ...]]:
                 raise RegistryError(f"{where}: unknown condition field {field}")
             if field == "property.property_type" and not set(c["when"]["in"]) <= set(PROPERTY_TYPES):
                 raise RegistryError(f"{where}: unknown property type in a condition")
-            conditional.append(Conditional(when=Condition(field, tuple(c["when"]["in"])),
-                                           fields=_keys(c.get("fields", []), where),
-                                           evidence=_requirements(c.get("evidence", []), where)))
+            conditional.append(
+                Conditional(
+                    when=Condition(field, tuple(c["when"]["in"])),
+                    fields=_keys(c.get("fields", []), where),
+                    evidence=_requirements(c.get("evidence", []), where),
+                )
+            )
         found[t["id"]] = Template(
-            id=t["id"], version=t["version"], bank_code=t["bank_code"], description=t["description"],
-            required_fields=_keys(t["required_fields"], where), evidence_profile=t["evidence_profile"],
+            id=t["id"],
+            version=t["version"],
+            bank_code=t["bank_code"],
+            description=t["description"],
+            required_fields=_keys(t["required_fields"], where),
+            evidence_profile=t["evidence_profile"],
             evidence_requirements=_requirements(t["evidence_requirements"], where),
-            realisable_percent=realisable, distress_percent=distress, conditional=tuple(conditional))
+            realisable_percent=realisable,
+            distress_percent=distress,
+            conditional=tuple(conditional),
+        )
     selection = []
     for row in data["selection"]:
         if row["template"] not in found:
             raise RegistryError(f"selection: unknown template {row['template']}")
-        selection.append(Selection(
-            bank_codes=None if row["bank_codes"] is None else frozenset(row["bank_codes"]),
-            property_types=None if row["property_types"] is None else frozenset(row["property_types"]),
-            fmv_from=row["fmv_from"], fmv_below=row["fmv_below"], template=found[row["template"]]))
+        selection.append(
+            Selection(
+                bank_codes=None if row["bank_codes"] is None else frozenset(row["bank_codes"]),
+                property_types=None if row["property_types"] is None else frozenset(row["property_types"]),
+                fmv_from=row["fmv_from"],
+                fmv_below=row["fmv_below"],
+                template=found[row["template"]],
+            )
+        )
     last = selection[-1]
     if last.bank_codes is not None or last.property_types is not None or last.fmv_from != 0 or last.fmv_below:
         raise RegistryError("selection: the last row must match every contract")
@@ -274,7 +343,9 @@ def select_template(bank_code: str | None, fair_market_value: int, property_type
     return SELECTION[-1].template
 
 
-def effective_requirements(tmpl: Template, contract: Contract) -> tuple[tuple[str, ...], tuple[EvidenceRequirement, ...]]:
+def effective_requirements(
+    tmpl: Template, contract: Contract
+) -> tuple[tuple[str, ...], tuple[EvidenceRequirement, ...]]:
     """The fields and evidence `tmpl` requires of this contract: its own, plus those of every
     conditional entry whose condition holds (fields in order, once; evidence: the largest
     minimum per kind, in order of first mention)."""
@@ -307,10 +378,22 @@ def field_definitions() -> list[FieldDefinition]:
     out = []
     for key, d in FIELDS.items():
         always = tuple(t.id for t in _TEMPLATES.values() if key in t.required_fields)
-        sometimes = tuple(t.id for t in _TEMPLATES.values()
-                          if key not in t.required_fields and any(key in c.fields for c in t.conditional))
-        out.append(FieldDefinition(key=key, type=d.type, unit=d.unit, label=d.label, evidence=d.evidence,
-                                   required_by=always, conditionally_required_by=sometimes))
+        sometimes = tuple(
+            t.id
+            for t in _TEMPLATES.values()
+            if key not in t.required_fields and any(key in c.fields for c in t.conditional)
+        )
+        out.append(
+            FieldDefinition(
+                key=key,
+                type=d.type,
+                unit=d.unit,
+                label=d.label,
+                evidence=d.evidence,
+                required_by=always,
+                conditionally_required_by=sometimes,
+            )
+        )
     return out
 
 

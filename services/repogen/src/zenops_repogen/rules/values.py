@@ -87,9 +87,11 @@ def market_values(exact_fmv: Decimal, realisable_percent: Decimal, distress_perc
     """The ordinary case: FMV = the exact total rounded half-up to the rupee; realisable and
     distress = their percentages of that FMV, each rounded half-up to the rupee."""
     fmv = round_rupees(exact_fmv)
-    return Values(fair_market_value=fmv,
-                  realisable_value=round_rupees(percent_of(fmv, realisable_percent)),
-                  distress_value=round_rupees(percent_of(fmv, distress_percent)))
+    return Values(
+        fair_market_value=fmv,
+        realisable_value=round_rupees(percent_of(fmv, realisable_percent)),
+        distress_value=round_rupees(percent_of(fmv, distress_percent)),
+    )
 
 
 def coop_values(adopted_value: Decimal, realisable_percent: Decimal, distress_percent: Decimal) -> Values:
@@ -116,6 +118,8 @@ def coop_values(adopted_value: Decimal, realisable_percent: Decimal, distress_pe
     if realisable_percent <= 0:
         raise ValueError("realisable_percent must be greater than 0 to invert it")
     exact_fmv = Fraction(adopted_value) * 100 / Fraction(realisable_percent)
-    return Values(fair_market_value=round_up_to(exact_fmv, COOP_ROUNDING),
-                  realisable_value=round_up_to(exact_fmv * Fraction(realisable_percent) / 100, COOP_ROUNDING),
-                  distress_value=round_up_to(exact_fmv * Fraction(distress_percent) / 100, COOP_ROUNDING))
+    return Values(
+        fair_market_value=round_up_to(exact_fmv, COOP_ROUNDING),
+        realisable_value=round_up_to(exact_fmv * Fraction(realisable_percent) / 100, COOP_ROUNDING),
+        distress_value=round_up_to(exact_fmv * Fraction(distress_percent) / 100, COOP_ROUNDING),
+    )

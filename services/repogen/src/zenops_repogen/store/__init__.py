@@ -26,8 +26,13 @@ def violated_constraint(exc: IntegrityError) -> str | None:
 
 def dumps(value) -> str:
     """JSON text for a jsonb parameter (decimals as strings, never floats)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True,
-                      default=lambda v: str(v) if isinstance(v, Decimal) else _refuse(v))
+    return json.dumps(
+        value,
+        ensure_ascii=False,
+        separators=(",", ":"),
+        sort_keys=True,
+        default=lambda v: str(v) if isinstance(v, Decimal) else _refuse(v),
+    )
 
 
 def loads(value: str | None):

@@ -19,14 +19,18 @@ from zenops_kit.errors import AlreadyExists
 
 from . import violated_constraint
 
-EVIDENCE = ("e.id::text AS id, e.work_order_id::text AS work_order_id, e.document_id::text AS document_id, e.kind, "
-            "e.caption, e.annexure_order, e.captured_at, e.filename, e.content_type, e.added_by, e.created_at, "
-            "e.removed_by, e.removed_at, e.removal_reason")
+EVIDENCE = (
+    "e.id::text AS id, e.work_order_id::text AS work_order_id, e.document_id::text AS document_id, e.kind, "
+    "e.caption, e.annexure_order, e.captured_at, e.filename, e.content_type, e.added_by, e.created_at, "
+    "e.removed_by, e.removed_at, e.removal_reason"
+)
 # Annexure order: positioned items first (1..n), then the ones not ordered yet, oldest first.
 _ANNEXURE_ORDER = "(e.annexure_order = 0), e.annexure_order, e.created_at, e.id"
 
-LINKS = ("l.id::text AS id, l.work_order_id::text AS work_order_id, l.field_key, l.evidence_id::text AS evidence_id, "
-         "l.note, l.linked_by, l.linked_at, l.removed_by, l.removed_at, l.removal_reason")
+LINKS = (
+    "l.id::text AS id, l.work_order_id::text AS work_order_id, l.field_key, l.evidence_id::text AS evidence_id, "
+    "l.note, l.linked_by, l.linked_at, l.removed_by, l.removed_at, l.removal_reason"
+)
 
 COMMENTS = "c.id::text AS id, c.work_order_id::text AS work_order_id, c.kind, c.body, c.author, c.created_at"
 
@@ -42,12 +46,17 @@ _INSERT_EVIDENCE = text(f"""
     )
     SELECT {EVIDENCE} FROM e
 """)
-_GET_EVIDENCE = text(f"SELECT {EVIDENCE} FROM evidence e WHERE e.work_order_id = CAST(:wo AS uuid) "
-                     "AND e.id = CAST(:id AS uuid)")
-_LIVE_EVIDENCE = text(f"SELECT {EVIDENCE} FROM evidence e WHERE e.work_order_id = CAST(:wo AS uuid) "
-                      f"AND e.removed_at IS NULL ORDER BY {_ANNEXURE_ORDER}")
-_EVIDENCE_COUNTS = text("SELECT kind, count(*) AS n FROM evidence WHERE work_order_id = CAST(:wo AS uuid) "
-                        "AND removed_at IS NULL GROUP BY kind")
+_GET_EVIDENCE = text(
+    f"SELECT {EVIDENCE} FROM evidence e WHERE e.work_order_id = CAST(:wo AS uuid) AND e.id = CAST(:id AS uuid)"
+)
+_LIVE_EVIDENCE = text(
+    f"SELECT {EVIDENCE} FROM evidence e WHERE e.work_order_id = CAST(:wo AS uuid) "
+    f"AND e.removed_at IS NULL ORDER BY {_ANNEXURE_ORDER}"
+)
+_EVIDENCE_COUNTS = text(
+    "SELECT kind, count(*) AS n FROM evidence WHERE work_order_id = CAST(:wo AS uuid) "
+    "AND removed_at IS NULL GROUP BY kind"
+)
 # Removing evidence removes its live links the same way, and closes the gap it leaves in
 # the annexure order.
 _REMOVE_EVIDENCE = text(f"""
@@ -74,21 +83,46 @@ _SET_ORDER = text("""
 """)
 
 
-async def insert_evidence(conn: AsyncConnection, *, tenant_id: str, work_order_id: str, document_id: str, kind: str,
-                          caption: str, captured_at: datetime | None, filename: str, content_type: str,
-                          actor: str) -> Row:
+async def insert_evidence(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    work_order_id: str,
+    document_id: str,
+    kind: str,
+    caption: str,
+    captured_at: datetime | None,
+    filename: str,
+    content_type: str,
+    actor: str,
+) -> Row:
     """ALREADY_EXISTS when the document is live evidence of the work order already."""
     try:
         async with conn.begin_nested():
-            return (await conn.execute(_INSERT_EVIDENCE, {
-                "id": str(uuid.uuid4()), "tid": tenant_id, "wo": work_order_id, "doc": document_id, "kind": kind,
-                "caption": caption, "captured_at": captured_at, "filename": filename[:500],
-                "content_type": content_type[:200], "actor": actor})).one()
+            return (
+                await conn.execute(
+                    _INSERT_EVIDENCE,
+                    {
+                        "id": str(uuid.uuid4()),
+                        "tid": tenant_id,
+                        "wo": work_order_id,
+                        "doc": document_id,
+                        "kind": kind,
+                        "caption": caption,
+                        "captured_at": captured_at,
+                        "filename": filename[:500],
+                        "content_type": content_type[:200],
+                        "actor": actor,
+                    },
+                )
+            ).one()
     except IntegrityError as exc:
         if violated_constraint(exc) == "evidence_document":
-            raise AlreadyExists(f"document {document_id} is evidence of this work order already",
-                                reason="EVIDENCE_EXISTS", metadata={"field": "document_id",
-                                                                    "document_id": document_id}) from None
+            raise AlreadyExists(
+                f"document {document_id} is evidence of this work order already",
+                reason="EVIDENCE_EXISTS",
+                metadata={"field": "document_id", "document_id": document_id},
+            ) from None
         raise
 
 
@@ -105,12 +139,22 @@ async def evidence_counts(conn: AsyncConnection, work_order_id: str) -> dict[str
     return {r.kind: r.n for r in await conn.execute(_EVIDENCE_COUNTS, {"wo": work_order_id})}
 
 
-async def remove_evidence(conn: AsyncConnection, *, work_order_id: str, evidence_id: str, actor: str,
-                          reason: str) -> Row | None:
+async def remove_evidence(
+    conn: AsyncConnection, *, work_order_id: str, evidence_id: str, actor: str, reason: str
+) -> Row | None:
     """The removed evidence (with `links_removed`); None when it was not live."""
-    return (await conn.execute(_REMOVE_EVIDENCE, {
-        "wo": work_order_id, "id": evidence_id, "actor": actor, "reason": reason,
-        "link_reason": f"evidence removed: {reason}"[:1000]})).first()
+    return (
+        await conn.execute(
+            _REMOVE_EVIDENCE,
+            {
+                "wo": work_order_id,
+                "id": evidence_id,
+                "actor": actor,
+                "reason": reason,
+                "link_reason": f"evidence removed: {reason}"[:1000],
+            },
+        )
+    ).first()
 
 
 async def set_annexure_order(conn: AsyncConnection, work_order_id: str, ids: list[str]) -> None:
@@ -129,8 +173,9 @@ _INSERT_LINK = text(f"""
     )
     SELECT {LINKS} FROM l
 """)
-_GET_LINK = text(f"SELECT {LINKS} FROM field_links l WHERE l.work_order_id = CAST(:wo AS uuid) "
-                 "AND l.id = CAST(:id AS uuid)")
+_GET_LINK = text(
+    f"SELECT {LINKS} FROM field_links l WHERE l.work_order_id = CAST(:wo AS uuid) AND l.id = CAST(:id AS uuid)"
+)
 _REMOVE_LINK = text(f"""
     WITH l AS (
         UPDATE field_links SET removed_by = :actor, removed_at = clock_timestamp(), removal_reason = :reason
@@ -139,25 +184,50 @@ _REMOVE_LINK = text(f"""
     )
     SELECT {LINKS} FROM l
 """)
-_LINKS = text(f"SELECT {LINKS} FROM field_links l WHERE l.work_order_id = CAST(:wo AS uuid) "
-              "AND (:all OR l.removed_at IS NULL) ORDER BY l.linked_at, l.id")
-_LINKED_FIELDS = text("SELECT DISTINCT l.field_key FROM field_links l JOIN evidence e ON e.id = l.evidence_id "
-                      "WHERE l.work_order_id = CAST(:wo AS uuid) AND l.removed_at IS NULL AND e.removed_at IS NULL")
+_LINKS = text(
+    f"SELECT {LINKS} FROM field_links l WHERE l.work_order_id = CAST(:wo AS uuid) "
+    "AND (:all OR l.removed_at IS NULL) ORDER BY l.linked_at, l.id"
+)
+_LINKED_FIELDS = text(
+    "SELECT DISTINCT l.field_key FROM field_links l JOIN evidence e ON e.id = l.evidence_id "
+    "WHERE l.work_order_id = CAST(:wo AS uuid) AND l.removed_at IS NULL AND e.removed_at IS NULL"
+)
 
 
-async def insert_link(conn: AsyncConnection, *, tenant_id: str, work_order_id: str, field_key: str, evidence_id: str,
-                      note: str, actor: str) -> Row:
+async def insert_link(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    work_order_id: str,
+    field_key: str,
+    evidence_id: str,
+    note: str,
+    actor: str,
+) -> Row:
     """ALREADY_EXISTS when the same live link exists."""
     try:
         async with conn.begin_nested():
-            return (await conn.execute(_INSERT_LINK, {
-                "id": str(uuid.uuid4()), "tid": tenant_id, "wo": work_order_id, "field_key": field_key,
-                "evidence": evidence_id, "note": note, "actor": actor})).one()
+            return (
+                await conn.execute(
+                    _INSERT_LINK,
+                    {
+                        "id": str(uuid.uuid4()),
+                        "tid": tenant_id,
+                        "wo": work_order_id,
+                        "field_key": field_key,
+                        "evidence": evidence_id,
+                        "note": note,
+                        "actor": actor,
+                    },
+                )
+            ).one()
     except IntegrityError as exc:
         if violated_constraint(exc) == "field_links_live":
-            raise AlreadyExists(f"{field_key} is linked to evidence {evidence_id} already", reason="LINK_EXISTS",
-                                metadata={"field": "field_key", "field_key": field_key,
-                                          "evidence_id": evidence_id}) from None
+            raise AlreadyExists(
+                f"{field_key} is linked to evidence {evidence_id} already",
+                reason="LINK_EXISTS",
+                metadata={"field": "field_key", "field_key": field_key, "evidence_id": evidence_id},
+            ) from None
         raise
 
 
@@ -165,11 +235,13 @@ async def get_link(conn: AsyncConnection, work_order_id: str, link_id: str) -> R
     return (await conn.execute(_GET_LINK, {"wo": work_order_id, "id": link_id})).first()
 
 
-async def remove_link(conn: AsyncConnection, *, work_order_id: str, link_id: str, actor: str,
-                      reason: str) -> Row | None:
+async def remove_link(
+    conn: AsyncConnection, *, work_order_id: str, link_id: str, actor: str, reason: str
+) -> Row | None:
     """The removed link; None when it was not live."""
-    return (await conn.execute(_REMOVE_LINK, {"wo": work_order_id, "id": link_id, "actor": actor,
-                                              "reason": reason})).first()
+    return (
+        await conn.execute(_REMOVE_LINK, {"wo": work_order_id, "id": link_id, "actor": actor, "reason": reason})
+    ).first()
 
 
 async def links(conn: AsyncConnection, work_order_id: str, *, include_removed: bool = False) -> list[Row]:
@@ -192,14 +264,28 @@ _INSERT_COMMENT = text(f"""
     )
     SELECT {COMMENTS} FROM c
 """)
-_COMMENTS = text(f"SELECT {COMMENTS} FROM comments c WHERE c.work_order_id = CAST(:wo AS uuid) "
-                 "AND (CAST(:kind AS text) IS NULL OR c.kind = :kind) ORDER BY c.created_at, c.id")
+_COMMENTS = text(
+    f"SELECT {COMMENTS} FROM comments c WHERE c.work_order_id = CAST(:wo AS uuid) "
+    "AND (CAST(:kind AS text) IS NULL OR c.kind = :kind) ORDER BY c.created_at, c.id"
+)
 
 
-async def insert_comment(conn: AsyncConnection, *, tenant_id: str, work_order_id: str, kind: str, body: str,
-                         actor: str) -> Row:
-    return (await conn.execute(_INSERT_COMMENT, {"id": str(uuid.uuid4()), "tid": tenant_id, "wo": work_order_id,
-                                                 "kind": kind, "body": body, "actor": actor})).one()
+async def insert_comment(
+    conn: AsyncConnection, *, tenant_id: str, work_order_id: str, kind: str, body: str, actor: str
+) -> Row:
+    return (
+        await conn.execute(
+            _INSERT_COMMENT,
+            {
+                "id": str(uuid.uuid4()),
+                "tid": tenant_id,
+                "wo": work_order_id,
+                "kind": kind,
+                "body": body,
+                "actor": actor,
+            },
+        )
+    ).one()
 
 
 async def comments(conn: AsyncConnection, work_order_id: str, *, kind: str | None = None) -> list[Row]:

@@ -18,13 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .work_orders import COLUMNS as WORK_ORDER_COLUMNS
 
-JOB_COLUMNS = ("j.id, j.tenant_id::text AS tenant_id, j.work_order_id::text AS work_order_id, j.snapshot_version, "
-               "j.pack_id::text AS pack_id, j.status, j.attempts, j.last_error, j.pdf_note, j.created_at, "
-               "j.started_at, j.finished_at")
-ARTIFACT_COLUMNS = ("a.id::text AS id, a.tenant_id::text AS tenant_id, a.work_order_id::text AS work_order_id, "
-                    "a.pack_id::text AS pack_id, a.snapshot_version, a.kind, a.content_type, a.filename, a.size_bytes, "
-                    "a.sha256, a.template_id, a.template_version, a.bundle_sha256, a.storage_driver, a.storage_key, "
-                    "a.created_at")
+JOB_COLUMNS = (
+    "j.id, j.tenant_id::text AS tenant_id, j.work_order_id::text AS work_order_id, j.snapshot_version, "
+    "j.pack_id::text AS pack_id, j.status, j.attempts, j.last_error, j.pdf_note, j.created_at, "
+    "j.started_at, j.finished_at"
+)
+ARTIFACT_COLUMNS = (
+    "a.id::text AS id, a.tenant_id::text AS tenant_id, a.work_order_id::text AS work_order_id, "
+    "a.pack_id::text AS pack_id, a.snapshot_version, a.kind, a.content_type, a.filename, a.size_bytes, "
+    "a.sha256, a.template_id, a.template_version, a.bundle_sha256, a.storage_driver, a.storage_key, "
+    "a.created_at"
+)
 
 # -- packs and jobs -----------------------------------------------------------------------------
 
@@ -50,12 +54,31 @@ _CREATE = text("""
 """)
 
 
-async def create_job(conn: AsyncConnection, *, tenant_id: str, work_order_id: str, snapshot_version: int,
-                     job_id: str, template_id: str, template_version: int) -> bool:
+async def create_job(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    work_order_id: str,
+    snapshot_version: int,
+    job_id: str,
+    template_id: str,
+    template_version: int,
+) -> bool:
     """The pack and job of (work order, snapshot); False when they were already made."""
-    row = (await conn.execute(_CREATE, {
-        "pack_id": str(uuid.uuid4()), "tid": tenant_id, "wo": work_order_id, "version": snapshot_version,
-        "job_id": job_id, "template_id": template_id, "template_version": template_version})).one()
+    row = (
+        await conn.execute(
+            _CREATE,
+            {
+                "pack_id": str(uuid.uuid4()),
+                "tid": tenant_id,
+                "wo": work_order_id,
+                "version": snapshot_version,
+                "job_id": job_id,
+                "template_id": template_id,
+                "template_version": template_version,
+            },
+        )
+    ).one()
     return bool(row.created)
 
 
@@ -92,8 +115,7 @@ async def start_attempt(conn: AsyncConnection, job_id: str) -> Row:
 
 
 async def finish(conn: AsyncConnection, job_id: str, *, status: str, error: str = "", pdf_note: str = "") -> Row:
-    return (await conn.execute(_FINISH, {"id": job_id, "status": status, "error": error,
-                                         "pdf_note": pdf_note})).one()
+    return (await conn.execute(_FINISH, {"id": job_id, "status": status, "error": error, "pdf_note": pdf_note})).one()
 
 
 async def set_pack_bundle(conn: AsyncConnection, pack_id: str, sha256: str) -> None:
@@ -126,19 +148,51 @@ _ARTIFACTS_OF = text(f"""
     ORDER BY a.snapshot_version DESC, array_position(ARRAY['docx', 'pdf', 'export_bundle'], a.kind), a.id
 """)
 _ARTIFACT = text(f"SELECT {ARTIFACT_COLUMNS} FROM artifacts a WHERE a.id = CAST(:id AS uuid)")
-_PACK_ARTIFACTS = text(f"SELECT {ARTIFACT_COLUMNS} FROM artifacts a WHERE a.pack_id = CAST(:pack AS uuid) "
-                       "ORDER BY a.kind")
+_PACK_ARTIFACTS = text(
+    f"SELECT {ARTIFACT_COLUMNS} FROM artifacts a WHERE a.pack_id = CAST(:pack AS uuid) ORDER BY a.kind"
+)
 
 
-async def insert_artifact(conn: AsyncConnection, *, tenant_id: str, work_order_id: str, pack_id: str,
-                          snapshot_version: int, kind: str, content_type: str, filename: str, size_bytes: int,
-                          sha256: str, template_id: str, template_version: int, bundle_sha256: str, driver: str,
-                          key: str) -> Row:
-    return (await conn.execute(_INSERT_ARTIFACT, {
-        "id": str(uuid.uuid4()), "tid": tenant_id, "wo": work_order_id, "pack_id": pack_id,
-        "version": snapshot_version, "kind": kind, "content_type": content_type, "filename": filename,
-        "size": size_bytes, "sha256": sha256, "template_id": template_id, "template_version": template_version,
-        "bundle_sha256": bundle_sha256, "driver": driver, "key": key})).one()
+async def insert_artifact(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    work_order_id: str,
+    pack_id: str,
+    snapshot_version: int,
+    kind: str,
+    content_type: str,
+    filename: str,
+    size_bytes: int,
+    sha256: str,
+    template_id: str,
+    template_version: int,
+    bundle_sha256: str,
+    driver: str,
+    key: str,
+) -> Row:
+    return (
+        await conn.execute(
+            _INSERT_ARTIFACT,
+            {
+                "id": str(uuid.uuid4()),
+                "tid": tenant_id,
+                "wo": work_order_id,
+                "pack_id": pack_id,
+                "version": snapshot_version,
+                "kind": kind,
+                "content_type": content_type,
+                "filename": filename,
+                "size": size_bytes,
+                "sha256": sha256,
+                "template_id": template_id,
+                "template_version": template_version,
+                "bundle_sha256": bundle_sha256,
+                "driver": driver,
+                "key": key,
+            },
+        )
+    ).one()
 
 
 async def artifacts_of(conn: AsyncConnection, work_order_id: str) -> list[Row]:
@@ -175,8 +229,9 @@ _MONITOR = text(f"""
 _COUNTS = text("SELECT status, count(*) AS n FROM work_orders GROUP BY status")
 
 
-async def monitor_page(conn: AsyncConnection, *, statuses: list[str], before: tuple[datetime, str] | None,
-                       limit: int) -> list[Row]:
+async def monitor_page(
+    conn: AsyncConnection, *, statuses: list[str], before: tuple[datetime, str] | None, limit: int
+) -> list[Row]:
     """Work orders with their readiness score, latest job and release flag, newest
     first; `limit` + 1 rows when there are more."""
     at, key = before or (None, None)

@@ -10,9 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import dumps
 
-COLUMNS = ("r.id::text AS id, r.tenant_id::text AS tenant_id, r.work_order_id::text AS work_order_id, "
-           "r.snapshot_version, r.pack_id::text AS pack_id, r.artifact_hashes::text AS artifact_hashes, "
-           "r.billing_basis, r.billing_reservation_id, r.override_reason, r.released_by, r.released_at")
+COLUMNS = (
+    "r.id::text AS id, r.tenant_id::text AS tenant_id, r.work_order_id::text AS work_order_id, "
+    "r.snapshot_version, r.pack_id::text AS pack_id, r.artifact_hashes::text AS artifact_hashes, "
+    "r.billing_basis, r.billing_reservation_id, r.override_reason, r.released_by, r.released_at"
+)
 
 _GET = text(f"SELECT {COLUMNS} FROM releases r WHERE r.work_order_id = CAST(:wo AS uuid)")
 _INSERT = text(f"""
@@ -37,10 +39,33 @@ async def rendered_pack(conn: AsyncConnection, work_order_id: str, snapshot_vers
     return (await conn.execute(_RENDERED_PACK, {"wo": work_order_id, "version": snapshot_version})).scalar()
 
 
-async def insert(conn: AsyncConnection, *, tenant_id: str, work_order_id: str, snapshot_version: int, pack_id: str,
-                 artifact_hashes: dict[str, str], billing_basis: str, billing_reservation_id: str,
-                 override_reason: str, actor: str) -> Row:
-    return (await conn.execute(_INSERT, {
-        "id": str(uuid.uuid4()), "tid": tenant_id, "wo": work_order_id, "version": snapshot_version,
-        "pack": pack_id, "hashes": dumps(artifact_hashes), "basis": billing_basis,
-        "reservation": billing_reservation_id, "override": override_reason, "actor": actor})).one()
+async def insert(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    work_order_id: str,
+    snapshot_version: int,
+    pack_id: str,
+    artifact_hashes: dict[str, str],
+    billing_basis: str,
+    billing_reservation_id: str,
+    override_reason: str,
+    actor: str,
+) -> Row:
+    return (
+        await conn.execute(
+            _INSERT,
+            {
+                "id": str(uuid.uuid4()),
+                "tid": tenant_id,
+                "wo": work_order_id,
+                "version": snapshot_version,
+                "pack": pack_id,
+                "hashes": dumps(artifact_hashes),
+                "basis": billing_basis,
+                "reservation": billing_reservation_id,
+                "override": override_reason,
+                "actor": actor,
+            },
+        )
+    ).one()

@@ -17,8 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import dumps
 
-COLUMNS = ("s.work_order_id::text AS work_order_id, s.version, s.schema_version, s.contract::text AS contract, "
-           "s.outputs::text AS outputs, s.readiness::text AS readiness, s.actor, s.created_at")
+COLUMNS = (
+    "s.work_order_id::text AS work_order_id, s.version, s.schema_version, s.contract::text AS contract, "
+    "s.outputs::text AS outputs, s.readiness::text AS readiness, s.actor, s.created_at"
+)
 
 _INSERT = text(f"""
     WITH s AS (
@@ -63,15 +65,49 @@ _RULES_RUNS = text("""
 """)
 
 
-async def insert(conn: AsyncConnection, *, tenant_id: str, work_order_id: str, version: int, schema_version: int,
-                 contract: dict, outputs: dict, readiness: dict, ready: bool, score: int, actor: str,
-                 rules_version: str, registry_version: str, messages: list, duration_us: int, trigger: str) -> Row:
-    return (await conn.execute(_INSERT, {
-        "tid": tenant_id, "wo": work_order_id, "version": version, "schema_version": schema_version,
-        "contract": dumps(contract), "outputs": dumps(outputs), "readiness": dumps(readiness), "actor": actor,
-        "run_id": str(uuid.uuid4()), "rules_version": rules_version, "registry_version": registry_version,
-        "messages": dumps(messages), "duration_us": duration_us, "result_id": str(uuid.uuid4()), "trigger": trigger,
-        "ready": ready, "score": score})).one()
+async def insert(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    work_order_id: str,
+    version: int,
+    schema_version: int,
+    contract: dict,
+    outputs: dict,
+    readiness: dict,
+    ready: bool,
+    score: int,
+    actor: str,
+    rules_version: str,
+    registry_version: str,
+    messages: list,
+    duration_us: int,
+    trigger: str,
+) -> Row:
+    return (
+        await conn.execute(
+            _INSERT,
+            {
+                "tid": tenant_id,
+                "wo": work_order_id,
+                "version": version,
+                "schema_version": schema_version,
+                "contract": dumps(contract),
+                "outputs": dumps(outputs),
+                "readiness": dumps(readiness),
+                "actor": actor,
+                "run_id": str(uuid.uuid4()),
+                "rules_version": rules_version,
+                "registry_version": registry_version,
+                "messages": dumps(messages),
+                "duration_us": duration_us,
+                "result_id": str(uuid.uuid4()),
+                "trigger": trigger,
+                "ready": ready,
+                "score": score,
+            },
+        )
+    ).one()
 
 
 async def get(conn: AsyncConnection, work_order_id: str, version: int) -> Row | None:
@@ -83,12 +119,33 @@ async def page(conn: AsyncConnection, work_order_id: str, *, before: int | None,
     return list(await conn.execute(_PAGE, {"wo": work_order_id, "before": before, "limit": limit}))
 
 
-async def record_readiness(conn: AsyncConnection, *, tenant_id: str, work_order_id: str, snapshot_version: int,
-                           trigger: str, ready: bool, score: int, result: dict):
+async def record_readiness(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    work_order_id: str,
+    snapshot_version: int,
+    trigger: str,
+    ready: bool,
+    score: int,
+    result: dict,
+):
     """A readiness result of the snapshot; returns its time."""
-    return (await conn.execute(_RECORD_READINESS, {
-        "id": str(uuid.uuid4()), "tid": tenant_id, "wo": work_order_id, "version": snapshot_version,
-        "trigger": trigger, "ready": ready, "score": score, "result": dumps(result)})).scalar_one()
+    return (
+        await conn.execute(
+            _RECORD_READINESS,
+            {
+                "id": str(uuid.uuid4()),
+                "tid": tenant_id,
+                "wo": work_order_id,
+                "version": snapshot_version,
+                "trigger": trigger,
+                "ready": ready,
+                "score": score,
+                "result": dumps(result),
+            },
+        )
+    ).scalar_one()
 
 
 async def latest_readiness(conn: AsyncConnection, work_order_id: str) -> Row | None:

@@ -27,15 +27,18 @@ COLUMNS = (
     "w.channel_request_id::text AS channel_request_id, w.channel_id::text AS channel_id, w.bank_code, w.template_id, "
     "w.template_overridden, w.template_override_reason, w.billing_account_id::text AS billing_account_id, w.status, "
     "w.snapshot_version, w.evidence_profile, w.credits, w.last_error, w.created_by, w.created_at, w.updated_at, "
-    "w.version")
+    "w.version"
+)
 
 # -- channel directory ---------------------------------------------------------------------
 
 # A channel never changes owner: its tenant is cached for the life of the process.
 _OWNERS: dict[str, str] = {}
 _OWNER = text("SELECT tenant_id::text FROM channel_tenants WHERE channel_id = CAST(:id AS uuid)")
-_LEARN_CHANNEL = text("INSERT INTO channel_tenants (channel_id, tenant_id) VALUES (CAST(:c AS uuid), CAST(:t AS uuid)) "
-                      "ON CONFLICT (channel_id) DO NOTHING")
+_LEARN_CHANNEL = text(
+    "INSERT INTO channel_tenants (channel_id, tenant_id) VALUES (CAST(:c AS uuid), CAST(:t AS uuid)) "
+    "ON CONFLICT (channel_id) DO NOTHING"
+)
 
 
 async def owner_tenant(engine: AsyncEngine, channel_id: str) -> str | None:
@@ -57,8 +60,9 @@ async def learn_channel(conn: AsyncConnection, channel_id: str, tenant_id: str) 
 
 _GET = text(f"SELECT {COLUMNS} FROM work_orders w WHERE w.id = CAST(:id AS uuid)")
 _LOCK = text(f"SELECT {COLUMNS} FROM work_orders w WHERE w.id = CAST(:id AS uuid) FOR NO KEY UPDATE")
-_LIVE_FOR_ASSIGNMENT = text(f"SELECT {COLUMNS} FROM work_orders w WHERE w.assignment_id = CAST(:id AS uuid) "
-                            "AND w.status <> 'CANCELLED'")
+_LIVE_FOR_ASSIGNMENT = text(
+    f"SELECT {COLUMNS} FROM work_orders w WHERE w.assignment_id = CAST(:id AS uuid) AND w.status <> 'CANCELLED'"
+)
 _BY_CHANNEL_REQUEST = text(f"SELECT {COLUMNS} FROM work_orders w WHERE w.channel_request_id = CAST(:id AS uuid)")
 _PAGE = text(f"""
     SELECT {COLUMNS} FROM work_orders w
@@ -88,11 +92,29 @@ async def by_channel_request(conn: AsyncConnection, channel_request_id: str) -> 
     return (await conn.execute(_BY_CHANNEL_REQUEST, {"id": channel_request_id})).first()
 
 
-async def page(conn: AsyncConnection, *, statuses: list[str], assignment_id: str | None, channel_id: str | None,
-               before: tuple[datetime, str] | None, limit: int) -> list[Row]:
+async def page(
+    conn: AsyncConnection,
+    *,
+    statuses: list[str],
+    assignment_id: str | None,
+    channel_id: str | None,
+    before: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Row]:
     at, key = before or (None, None)
-    return list(await conn.execute(_PAGE, {"statuses": statuses, "assignment": assignment_id, "channel": channel_id,
-                                           "at": at, "key": key, "limit": limit}))
+    return list(
+        await conn.execute(
+            _PAGE,
+            {
+                "statuses": statuses,
+                "assignment": assignment_id,
+                "channel": channel_id,
+                "at": at,
+                "key": key,
+                "limit": limit,
+            },
+        )
+    )
 
 
 async def events(conn: AsyncConnection, work_order_id: str) -> list[Row]:
@@ -102,9 +124,11 @@ async def events(conn: AsyncConnection, work_order_id: str) -> list[Row]:
 
 # -- writes --------------------------------------------------------------------------------
 
-_AUDIT = ("INSERT INTO work_order_events (id, tenant_id, work_order_id, kind, from_status, to_status, actor, reason, "
-          "detail, trace_id) SELECT CAST(:event_id AS uuid), w.tenant_id, w.id, :kind, :from_status, :to_status, "
-          ":actor, :reason, CAST(:detail AS jsonb), :trace FROM w")
+_AUDIT = (
+    "INSERT INTO work_order_events (id, tenant_id, work_order_id, kind, from_status, to_status, actor, reason, "
+    "detail, trace_id) SELECT CAST(:event_id AS uuid), w.tenant_id, w.id, :kind, :from_status, :to_status, "
+    ":actor, :reason, CAST(:detail AS jsonb), :trace FROM w"
+)
 
 _INSERT = text(f"""
     WITH w AS (
@@ -119,30 +143,63 @@ _INSERT = text(f"""
 """)
 
 
-async def insert(conn: AsyncConnection, *, tenant_id: str, assignment_id: str, channel_request_id: str | None,
-                 channel_id: str | None, bank_code: str, template_id: str, billing_account_id: str | None,
-                 status: str, evidence_profile: str, credits: int, actor: str, trace_id: str, detail: dict) -> Row:
+async def insert(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    assignment_id: str,
+    channel_request_id: str | None,
+    channel_id: str | None,
+    bank_code: str,
+    template_id: str,
+    billing_account_id: str | None,
+    status: str,
+    evidence_profile: str,
+    credits: int,
+    actor: str,
+    trace_id: str,
+    detail: dict,
+) -> Row:
     """A new work order and its "work_order.created" audit row. ALREADY_EXISTS when the
     assignment has a live work order, or the channel request one."""
-    params = {"id": str(uuid.uuid4()), "tid": tenant_id, "assignment": assignment_id, "request": channel_request_id,
-              "channel": channel_id, "bank_code": bank_code, "template_id": template_id,
-              "account": billing_account_id, "status": status, "profile": evidence_profile, "credits": credits,
-              "actor": actor, "event_id": str(uuid.uuid4()), "kind": "work_order.created", "from_status": None,
-              "to_status": status, "reason": "", "detail": dumps(detail), "trace": trace_id}
+    params = {
+        "id": str(uuid.uuid4()),
+        "tid": tenant_id,
+        "assignment": assignment_id,
+        "request": channel_request_id,
+        "channel": channel_id,
+        "bank_code": bank_code,
+        "template_id": template_id,
+        "account": billing_account_id,
+        "status": status,
+        "profile": evidence_profile,
+        "credits": credits,
+        "actor": actor,
+        "event_id": str(uuid.uuid4()),
+        "kind": "work_order.created",
+        "from_status": None,
+        "to_status": status,
+        "reason": "",
+        "detail": dumps(detail),
+        "trace": trace_id,
+    }
     try:
         async with conn.begin_nested():
             return (await conn.execute(_INSERT, params)).one()
     except IntegrityError as exc:
         constraint = violated_constraint(exc)
         if constraint == "work_orders_assignment":
-            raise AlreadyExists(f"assignment {assignment_id} already has a live work order",
-                                reason="WORK_ORDER_EXISTS",
-                                metadata={"field": "assignment_id", "assignment_id": assignment_id}) from None
+            raise AlreadyExists(
+                f"assignment {assignment_id} already has a live work order",
+                reason="WORK_ORDER_EXISTS",
+                metadata={"field": "assignment_id", "assignment_id": assignment_id},
+            ) from None
         if constraint == "work_orders_channel_request":
-            raise AlreadyExists(f"channel request {channel_request_id} already has a work order",
-                                reason="WORK_ORDER_EXISTS",
-                                metadata={"field": "channel_request_id",
-                                          "channel_request_id": channel_request_id or ""}) from None
+            raise AlreadyExists(
+                f"channel request {channel_request_id} already has a work order",
+                reason="WORK_ORDER_EXISTS",
+                metadata={"field": "channel_request_id", "channel_request_id": channel_request_id or ""},
+            ) from None
         raise
 
 
@@ -158,62 +215,165 @@ def _changed(assignments: str) -> text:
 
 
 _SET_STATUS = _changed("status = :to_status")
-_SET_SNAPSHOT = _changed("snapshot_version = :snapshot_version, template_id = :template_id, "
-                         "evidence_profile = :profile, status = :status")
-_OVERRIDE = _changed("template_id = :template_id, template_overridden = true, template_override_reason = :reason, "
-                     "evidence_profile = :profile")
+_SET_SNAPSHOT = _changed(
+    "snapshot_version = :snapshot_version, template_id = :template_id, evidence_profile = :profile, status = :status"
+)
+_OVERRIDE = _changed(
+    "template_id = :template_id, template_overridden = true, template_override_reason = :reason, "
+    "evidence_profile = :profile"
+)
 _SET_LAST_ERROR = _changed("last_error = :error")
 _SET_RENDERED = _changed("status = :to_status, last_error = ''")
 
 
-def _audit(kind: str, actor: str, trace_id: str, *, from_status: str | None = None, to_status: str | None = None,
-           reason: str = "", detail: dict | None = None) -> dict:
-    return {"event_id": str(uuid.uuid4()), "kind": kind, "from_status": from_status, "to_status": to_status,
-            "actor": actor, "reason": reason, "detail": dumps(detail or {}), "trace": trace_id}
+def _audit(
+    kind: str,
+    actor: str,
+    trace_id: str,
+    *,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    reason: str = "",
+    detail: dict | None = None,
+) -> dict:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "kind": kind,
+        "from_status": from_status,
+        "to_status": to_status,
+        "actor": actor,
+        "reason": reason,
+        "detail": dumps(detail or {}),
+        "trace": trace_id,
+    }
 
 
-async def set_status(conn: AsyncConnection, work_order_id: str, *, from_status: str, to_status: str, actor: str,
-                     reason: str, trace_id: str, detail: dict | None = None, kind: str = "work_order.status_changed",
-                     clear_last_error: bool = False) -> Row:
+async def set_status(
+    conn: AsyncConnection,
+    work_order_id: str,
+    *,
+    from_status: str,
+    to_status: str,
+    actor: str,
+    reason: str,
+    trace_id: str,
+    detail: dict | None = None,
+    kind: str = "work_order.status_changed",
+    clear_last_error: bool = False,
+) -> Row:
     statement = _SET_RENDERED if clear_last_error else _SET_STATUS
-    return (await conn.execute(statement, {
-        "id": work_order_id, **_audit(kind, actor, trace_id, from_status=from_status, to_status=to_status,
-                                      reason=reason, detail=detail)})).one()
+    return (
+        await conn.execute(
+            statement,
+            {
+                "id": work_order_id,
+                **_audit(
+                    kind, actor, trace_id, from_status=from_status, to_status=to_status, reason=reason, detail=detail
+                ),
+            },
+        )
+    ).one()
 
 
-async def set_snapshot(conn: AsyncConnection, work_order_id: str, *, snapshot_version: int, template_id: str,
-                       evidence_profile: str, status: str, kind: str, actor: str, trace_id: str, reason: str = "",
-                       from_status: str | None = None, detail: dict | None = None) -> Row:
+async def set_snapshot(
+    conn: AsyncConnection,
+    work_order_id: str,
+    *,
+    snapshot_version: int,
+    template_id: str,
+    evidence_profile: str,
+    status: str,
+    kind: str,
+    actor: str,
+    trace_id: str,
+    reason: str = "",
+    from_status: str | None = None,
+    detail: dict | None = None,
+) -> Row:
     """The work order now stands at `snapshot_version` (template, profile and status with it)."""
-    return (await conn.execute(_SET_SNAPSHOT, {
-        "id": work_order_id, "snapshot_version": snapshot_version, "template_id": template_id,
-        "profile": evidence_profile, "status": status,
-        **_audit(kind, actor, trace_id, from_status=from_status, to_status=status if from_status else None,
-                 reason=reason, detail=detail)})).one()
+    return (
+        await conn.execute(
+            _SET_SNAPSHOT,
+            {
+                "id": work_order_id,
+                "snapshot_version": snapshot_version,
+                "template_id": template_id,
+                "profile": evidence_profile,
+                "status": status,
+                **_audit(
+                    kind,
+                    actor,
+                    trace_id,
+                    from_status=from_status,
+                    to_status=status if from_status else None,
+                    reason=reason,
+                    detail=detail,
+                ),
+            },
+        )
+    ).one()
 
 
-async def override_template(conn: AsyncConnection, work_order_id: str, *, template_id: str, reason: str,
-                            evidence_profile: str, actor: str, trace_id: str, detail: dict) -> Row:
-    return (await conn.execute(_OVERRIDE, {
-        "id": work_order_id, "template_id": template_id, "reason": reason, "profile": evidence_profile,
-        **_audit("template.overridden", actor, trace_id, reason=reason, detail=detail)})).one()
+async def override_template(
+    conn: AsyncConnection,
+    work_order_id: str,
+    *,
+    template_id: str,
+    reason: str,
+    evidence_profile: str,
+    actor: str,
+    trace_id: str,
+    detail: dict,
+) -> Row:
+    return (
+        await conn.execute(
+            _OVERRIDE,
+            {
+                "id": work_order_id,
+                "template_id": template_id,
+                "reason": reason,
+                "profile": evidence_profile,
+                **_audit("template.overridden", actor, trace_id, reason=reason, detail=detail),
+            },
+        )
+    ).one()
 
 
-async def set_last_error(conn: AsyncConnection, work_order_id: str, *, error: str, actor: str, trace_id: str,
-                         detail: dict | None = None) -> Row:
-    return (await conn.execute(_SET_LAST_ERROR, {
-        "id": work_order_id, "error": error,
-        **_audit("factory.failed", actor, trace_id, reason=error[:1000], detail=detail)})).one()
+async def set_last_error(
+    conn: AsyncConnection, work_order_id: str, *, error: str, actor: str, trace_id: str, detail: dict | None = None
+) -> Row:
+    return (
+        await conn.execute(
+            _SET_LAST_ERROR,
+            {
+                "id": work_order_id,
+                "error": error,
+                **_audit("factory.failed", actor, trace_id, reason=error[:1000], detail=detail),
+            },
+        )
+    ).one()
 
 
-_RECORD = text("INSERT INTO work_order_events (id, tenant_id, work_order_id, kind, from_status, to_status, actor, "
-               "reason, detail, trace_id) VALUES (CAST(:event_id AS uuid), CAST(:tid AS uuid), CAST(:id AS uuid), "
-               ":kind, :from_status, :to_status, :actor, :reason, CAST(:detail AS jsonb), :trace)")
+_RECORD = text(
+    "INSERT INTO work_order_events (id, tenant_id, work_order_id, kind, from_status, to_status, actor, "
+    "reason, detail, trace_id) VALUES (CAST(:event_id AS uuid), CAST(:tid AS uuid), CAST(:id AS uuid), "
+    ":kind, :from_status, :to_status, :actor, :reason, CAST(:detail AS jsonb), :trace)"
+)
 
 
-async def record(conn: AsyncConnection, *, tenant_id: str, work_order_id: str, kind: str, actor: str, trace_id: str,
-                 reason: str = "", detail: dict | None = None) -> None:
+async def record(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    work_order_id: str,
+    kind: str,
+    actor: str,
+    trace_id: str,
+    reason: str = "",
+    detail: dict | None = None,
+) -> None:
     """An audit row about the work order that does not change its row (evidence, links,
     annexures, comments)."""
-    await conn.execute(_RECORD, {"tid": tenant_id, "id": work_order_id,
-                                 **_audit(kind, actor, trace_id, reason=reason, detail=detail)})
+    await conn.execute(
+        _RECORD, {"tid": tenant_id, "id": work_order_id, **_audit(kind, actor, trace_id, reason=reason, detail=detail)}
+    )

@@ -51,8 +51,15 @@ def _sql(name: str) -> str:
     return "".join(lines)
 
 
-TENANT_TABLES = ("billing_accounts", "wallets", "credit_ledger", "reservations", "idempotency_keys",
-                 "usage_events", "account_events")
+TENANT_TABLES = (
+    "billing_accounts",
+    "wallets",
+    "credit_ledger",
+    "reservations",
+    "idempotency_keys",
+    "usage_events",
+    "account_events",
+)
 
 GSTIN = "^[0-9]{2}[A-Z]{5}[0-9]{4}[A-Z][1-9A-Z]Z[0-9A-Z]$"
 

@@ -30,8 +30,18 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-TENANT_TABLES = ("billing_settings", "invoice_series", "invoices", "invoice_lines", "invoice_adjustments",
-                 "credit_notes", "payments", "payment_proofs", "invoice_documents", "invoice_events")
+TENANT_TABLES = (
+    "billing_settings",
+    "invoice_series",
+    "invoices",
+    "invoice_lines",
+    "invoice_adjustments",
+    "credit_notes",
+    "payments",
+    "payment_proofs",
+    "invoice_documents",
+    "invoice_events",
+)
 STATE = "'^[A-Z]{2}$'"
 GSTIN = "'^[0-9]{2}[A-Z]{5}[0-9]{4}[A-Z][1-9A-Z]Z[0-9A-Z]$'"
 NUMBER = "'^[A-Za-z0-9/-]{1,16}$'"
@@ -241,8 +251,10 @@ UP = [
     )
     """,
     # The audit trail, payments and credit notes are never changed or removed.
-    *(f"CREATE TRIGGER {t}_append_only BEFORE UPDATE OR DELETE ON {t} FOR EACH ROW EXECUTE FUNCTION billing_append_only()"
-      for t in ("invoice_events", "payments", "credit_notes", "invoice_adjustments")),
+    *(
+        f"CREATE TRIGGER {t}_append_only BEFORE UPDATE OR DELETE ON {t} FOR EACH ROW EXECUTE FUNCTION billing_append_only()"
+        for t in ("invoice_events", "payments", "credit_notes", "invoice_adjustments")
+    ),
 ]
 
 DOWN = ["DROP TABLE IF EXISTS invoice_channels", *(f"DROP TABLE IF EXISTS {t}" for t in reversed(TENANT_TABLES))]

@@ -175,9 +175,11 @@ UP = [
     )
     """,
     "CREATE INDEX webhook_rejections_recent ON webhook_rejections (received_at DESC)",
-    *(f"CREATE TRIGGER {t}_append_only BEFORE UPDATE OR DELETE ON {t} FOR EACH ROW EXECUTE FUNCTION "
-      "billing_append_only()" for t in ("payment_settlements", "payment_recoveries", "webhook_rejections",
-                                        "provider_event_receipts")),
+    *(
+        f"CREATE TRIGGER {t}_append_only BEFORE UPDATE OR DELETE ON {t} FOR EACH ROW EXECUTE FUNCTION "
+        "billing_append_only()"
+        for t in ("payment_settlements", "payment_recoveries", "webhook_rejections", "provider_event_receipts")
+    ),
 ]
 
 # One call: lock the balance row, take `p_amount` back as a reservation consumed at once, the

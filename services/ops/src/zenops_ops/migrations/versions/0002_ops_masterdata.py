@@ -31,8 +31,17 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-TENANT_TABLES = ("banks", "bank_branches", "client_orgs", "contacts", "properties", "branch_contacts", "channels",
-                 "masterdata_audit", "idempotency_keys")
+TENANT_TABLES = (
+    "banks",
+    "bank_branches",
+    "client_orgs",
+    "contacts",
+    "properties",
+    "branch_contacts",
+    "channels",
+    "masterdata_audit",
+    "idempotency_keys",
+)
 ORG_TYPES = "'bank', 'corporate', 'individual', 'builder', 'government', 'other'"
 GSTIN = "^[0-9]{2}[A-Z]{5}[0-9]{4}[A-Z][1-9A-Z]Z[0-9A-Z]$"
 
@@ -158,8 +167,10 @@ UP = [
     )
     """,
     "CREATE UNIQUE INDEX channels_name_unique ON channels (tenant_id, lower(name))",
-    *(f"CREATE INDEX {t}_page ON {t} (tenant_id, created_at DESC, id DESC)" for t in (
-        "banks", "bank_branches", "client_orgs", "contacts", "properties", "branch_contacts", "channels")),
+    *(
+        f"CREATE INDEX {t}_page ON {t} (tenant_id, created_at DESC, id DESC)"
+        for t in ("banks", "bank_branches", "client_orgs", "contacts", "properties", "branch_contacts", "channels")
+    ),
     "CREATE INDEX contacts_client_org ON contacts (tenant_id, client_org_id)",
     """
     CREATE TABLE channel_directory (
@@ -195,9 +206,21 @@ UP = [
 ]
 
 DOWN = [
-    *(f"DROP TABLE IF EXISTS {t}" for t in (
-        "idempotency_keys", "masterdata_audit", "channel_directory", "channels", "branch_contacts", "properties",
-        "contacts", "client_orgs", "bank_branches", "banks")),
+    *(
+        f"DROP TABLE IF EXISTS {t}"
+        for t in (
+            "idempotency_keys",
+            "masterdata_audit",
+            "channel_directory",
+            "channels",
+            "branch_contacts",
+            "properties",
+            "contacts",
+            "client_orgs",
+            "bank_branches",
+            "banks",
+        )
+    ),
     "DROP FUNCTION IF EXISTS ops_masterdata_audit_append_only()",
 ]
 

@@ -27,8 +27,14 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-TENANT_TABLES = ("reference_counters", "assignments", "assignment_status_history", "assignment_stages", "activities",
-                 "tasks")
+TENANT_TABLES = (
+    "reference_counters",
+    "assignments",
+    "assignment_status_history",
+    "assignment_stages",
+    "activities",
+    "tasks",
+)
 STATUSES = "'DRAFT', 'COLLECTING', 'SITE_VISIT', 'UNDER_REVIEW', 'DELIVERED', 'CANCELLED'"
 
 UP = [
@@ -169,8 +175,17 @@ UP = [
 ]
 
 DOWN = [
-    *(f"DROP TABLE IF EXISTS {t}" for t in ("tasks", "activities", "assignment_stages", "assignment_status_history",
-                                             "assignments", "reference_counters")),
+    *(
+        f"DROP TABLE IF EXISTS {t}"
+        for t in (
+            "tasks",
+            "activities",
+            "assignment_stages",
+            "assignment_status_history",
+            "assignments",
+            "reference_counters",
+        )
+    ),
     "DROP FUNCTION IF EXISTS ops_append_only()",
 ]
 

@@ -34,8 +34,10 @@ STATUSES = "'DRAFT', 'DATA_PENDING', 'READY_FOR_RENDER', 'RENDERED', 'RELEASED',
 TENANT_TABLES = ("snapshots", "rules_runs", "readiness_results", "work_order_events", "idempotency_keys")
 
 _TENANT = "tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid"
-_CHANNEL = ("(NULLIF(current_setting('app.channel_id', true), '') IS NULL "
-            "OR channel_id = NULLIF(current_setting('app.channel_id', true), '')::uuid)")
+_CHANNEL = (
+    "(NULLIF(current_setting('app.channel_id', true), '') IS NULL "
+    "OR channel_id = NULLIF(current_setting('app.channel_id', true), '')::uuid)"
+)
 
 UP = [
     """
@@ -147,17 +149,23 @@ UP = [
     END
     $$
     """,
-    *(f"CREATE TRIGGER {t}_immutable BEFORE UPDATE OR DELETE ON {t} FOR EACH ROW EXECUTE FUNCTION repogen_immutable()"
-      for t in ("snapshots", "rules_runs", "readiness_results", "work_order_events")),
-    *(f"CREATE TRIGGER {t}_no_truncate BEFORE TRUNCATE ON {t} FOR EACH STATEMENT EXECUTE FUNCTION repogen_immutable()"
-      for t in ("snapshots", "work_order_events")),
+    *(
+        f"CREATE TRIGGER {t}_immutable BEFORE UPDATE OR DELETE ON {t} FOR EACH ROW EXECUTE FUNCTION repogen_immutable()"
+        for t in ("snapshots", "rules_runs", "readiness_results", "work_order_events")
+    ),
+    *(
+        f"CREATE TRIGGER {t}_no_truncate BEFORE TRUNCATE ON {t} FOR EACH STATEMENT EXECUTE FUNCTION repogen_immutable()"
+        for t in ("snapshots", "work_order_events")
+    ),
     IDEMPOTENCY_TABLE_UP,
 ]
 
 DOWN = [
     IDEMPOTENCY_TABLE_DOWN,
-    *(f"DROP TABLE IF EXISTS {t}" for t in ("work_order_events", "readiness_results", "rules_runs", "snapshots",
-                                             "work_orders", "channel_tenants")),
+    *(
+        f"DROP TABLE IF EXISTS {t}"
+        for t in ("work_order_events", "readiness_results", "rules_runs", "snapshots", "work_orders", "channel_tenants")
+    ),
     "DROP FUNCTION IF EXISTS repogen_immutable()",
 ]
 
@@ -171,8 +179,10 @@ def upgrade() -> None:
     predicate = f"{_TENANT} AND {_CHANNEL}"
     op.execute("ALTER TABLE work_orders ENABLE ROW LEVEL SECURITY")
     op.execute("ALTER TABLE work_orders FORCE ROW LEVEL SECURITY")
-    op.execute(f"CREATE POLICY work_orders_tenant_channel_isolation ON work_orders USING ({predicate}) "
-               f"WITH CHECK ({predicate})")
+    op.execute(
+        f"CREATE POLICY work_orders_tenant_channel_isolation ON work_orders USING ({predicate}) "
+        f"WITH CHECK ({predicate})"
+    )
 
 
 def downgrade() -> None:

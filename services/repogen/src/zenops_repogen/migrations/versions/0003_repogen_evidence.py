@@ -20,8 +20,10 @@ branch_labels = None
 depends_on = None
 
 TENANT_TABLES = ("evidence", "field_links", "comments")
-KINDS = ("'SALE_DEED', 'INDEX_II', 'TAX_RECEIPT', 'ELECTRICITY_BILL', 'APPROVED_PLAN', 'SITE_PHOTO', "
-         "'LOCATION_MAP', 'SOCIETY_NOC', 'OTHER'")
+KINDS = (
+    "'SALE_DEED', 'INDEX_II', 'TAX_RECEIPT', 'ELECTRICITY_BILL', 'APPROVED_PLAN', 'SITE_PHOTO', "
+    "'LOCATION_MAP', 'SOCIETY_NOC', 'OTHER'"
+)
 
 UP = [
     f"""
