@@ -489,3 +489,12 @@ def run_concurrently(fn: Callable[[int], object], n: int, workers: int, chaos: C
         if chaos is not None:
             chaos.run_until(lambda: all(f.done() for f in futures))
         return [f.result() for f in futures]
+
+
+def suite_env(providers) -> dict[str, str]:
+    """Multi-tenant (the isolation sweep's second tenant); the payment providers' API is the
+    fake that billing's tests own (checkout and webhooks answer as configured, not 503)."""
+    return {
+        "ZENOPS_MULTI_TENANT_ENABLED": "true",
+        **{f"ZENOPS_{name.upper()}": str(value) for name, value in providers.settings().items()},
+    }

@@ -16,18 +16,9 @@ from zenops_devstack.suite import REPO_ROOT, Ports, Suite
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO_ROOT / "services" / "billing" / "tests"))
-from chaos_harness import World, sbi_world  # noqa: E402
+from chaos_harness import World, sbi_world, suite_env  # noqa: E402
 from fake_providers import FakeProviders  # noqa: E402
 from reliability_summary import FIGURES, print_table, write_summary  # noqa: E402
-
-
-def suite_env(providers: FakeProviders) -> dict[str, str]:
-    """Multi-tenant (the isolation sweep's second tenant); the payment providers' API is the
-    fake that billing's tests own (checkout and webhooks answer as configured, not 503)."""
-    return {
-        "ZENOPS_MULTI_TENANT_ENABLED": "true",
-        **{f"ZENOPS_{name.upper()}": str(value) for name, value in providers.settings().items()},
-    }
 
 
 @pytest.fixture(scope="session")

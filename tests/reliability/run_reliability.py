@@ -28,12 +28,11 @@ from chaos_drivers import (  # noqa: E402
     r5_fuzzing,
     r8_graceful_shutdown,
 )
-from chaos_harness import sbi_world  # noqa: E402
+from chaos_harness import sbi_world, suite_env  # noqa: E402
 from fake_providers import FakeProviders  # noqa: E402
 from reliability_summary import passed, print_table, write_summary  # noqa: E402
 from test_reliability_fast import test_r5_envoys_own_errors_are_problems_matching_the_schema  # noqa: E402
 
-from conftest import suite_env  # noqa: E402
 from zenops_devstack.suite import REPO_ROOT, Ports, Suite  # noqa: E402
 
 FULL = {
