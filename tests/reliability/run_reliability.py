@@ -36,7 +36,7 @@ from test_reliability_fast import test_r5_envoys_own_errors_are_problems_matchin
 from zenops_devstack.suite import REPO_ROOT, Ports, Suite  # noqa: E402
 
 FULL = {
-    "r2": {"requests": 400, "reports": 12, "workers": 6},
+    "r2": {"requests": 520, "reports": 12, "workers": 6},  # ≈ 2.1 outbox events a request: ≥ 1,000
     "r3": {"outage": 30.0, "workers": 4},
     "r4": {"outage": 10.0, "workers": 6},
     "r5": {"max_examples": 25, "max_time": 600},
