@@ -8,7 +8,7 @@ from zenops_kit.storage import close_storage
 
 from .api.servicer import register
 from .billing_accounts import close_billing_accounts
-from .outbox import set_producer_version
+from .outbox import PRODUCER
 from .reactions import subscriptions
 from .settings import OpsSettings
 
@@ -31,7 +31,7 @@ class OpsApp(ServiceApp):
 
 def build_app(settings: OpsSettings, *, verifier: TokenVerifier | None = None) -> ServiceApp:
     """`verifier` None: the kit's default (identity's JWKS + revocation events)."""
-    set_producer_version(settings.version)
+    PRODUCER.version = settings.version
     return OpsApp(
         settings,
         name="ops",

@@ -10,7 +10,7 @@ from .billing_client import close_billing_client
 from .factory import close_factory
 from .factory import subscriptions as factory_subscriptions
 from .ops_client import OpsClient, close_ops_client, ops_client_for
-from .outbox import set_producer_version
+from .outbox import PRODUCER
 from .reactions import subscriptions as reaction_subscriptions
 from .service_tokens import close_service_tokens
 from .settings import RepogenSettings
@@ -50,5 +50,5 @@ class RepogenApp(ServiceApp):
 
 def build_app(settings: RepogenSettings, *, verifier: TokenVerifier | None = None) -> ServiceApp:
     """`verifier` None: the kit's default (identity's JWKS + revocation events)."""
-    set_producer_version(settings.version)
+    PRODUCER.version = settings.version
     return RepogenApp(settings, verifier=verifier)

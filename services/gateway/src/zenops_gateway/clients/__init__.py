@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ..settings import GatewaySettings
 from .base import HealthResult, UpstreamClient, outgoing_metadata
 from .billing import BillingClient
+from .events_admin import EventsAdminClient
 from .identity import IdentityClient
 from .invoicing import InvoicingClient
 from .ops import OpsClient
@@ -35,17 +36,26 @@ class Upstreams:
     # Billing's InvoicingService, on the billing client's channel (not a separate upstream:
     # health and meta list billing once).
     invoicing: InvoicingClient
+    # Every service's EventsAdminService (the kit's), on that service's channel, by service name.
+    events_admin: dict[str, EventsAdminClient]
 
     @classmethod
     def from_settings(cls, s: GatewaySettings) -> Upstreams:
         kw = {"timeout": s.rpc_timeout, "health_timeout": s.health_timeout}
-        billing = BillingClient(s.billing_addr, **kw)
+        services = (
+            IdentityClient(s.identity_addr, **kw),
+            OpsClient(s.ops_addr, **kw),
+            BillingClient(s.billing_addr, **kw),
+            RepogenClient(s.repogen_addr, **kw),
+        )
+        identity, ops, billing, repogen = services
         return cls(
-            identity=IdentityClient(s.identity_addr, **kw),
-            ops=OpsClient(s.ops_addr, **kw),
+            identity=identity,
+            ops=ops,
             billing=billing,
-            repogen=RepogenClient(s.repogen_addr, **kw),
+            repogen=repogen,
             invoicing=InvoicingClient(billing),
+            events_admin={c.service: EventsAdminClient(c) for c in services},
         )
 
     def all(self) -> dict[str, UpstreamClient]:

@@ -146,3 +146,20 @@ class UpstreamClient:
 
     async def close(self) -> None:
         await self.channel.close(grace=None)
+
+
+class SharedChannelClient(UpstreamClient):
+    """A client of a second gRPC service in an upstream's process: it talks over that
+    upstream's channel (one connection, one address), and `close()` leaves the channel to it."""
+
+    def __init__(self, upstream: UpstreamClient) -> None:
+        self.service = upstream.service  # errors name the process that failed
+        self.address = upstream.address
+        self.timeout = upstream.timeout
+        self.health_timeout = upstream.health_timeout
+        self.channel = upstream.channel
+        self.stub = self.stub_class(self.channel)
+        self._health = health_pb2_grpc.HealthStub(self.channel)
+
+    async def close(self) -> None:
+        """Nothing to do: the channel is the upstream client's, closed by it."""

@@ -11,31 +11,15 @@ provider's signature (checked by billing) is the authorisation.
 
 from __future__ import annotations
 
-from grpc_health.v1 import health_pb2_grpc
-
 from zenops.billing.v1 import invoicing_pb2 as pb
 from zenops.billing.v1 import invoicing_pb2_grpc
 
-from .base import UpstreamClient
-from .billing import BillingClient
+from .base import SharedChannelClient
 
 
-class InvoicingClient(UpstreamClient):
-    service = "billing"
+class InvoicingClient(SharedChannelClient):
     stub_class = invoicing_pb2_grpc.InvoicingServiceStub
     stub: invoicing_pb2_grpc.InvoicingServiceStub
-
-    def __init__(self, billing: BillingClient) -> None:
-        # No channel of its own: billing's (same process, same address).
-        self.address = billing.address
-        self.timeout = billing.timeout
-        self.health_timeout = billing.health_timeout
-        self.channel = billing.channel
-        self.stub = self.stub_class(self.channel)
-        self._health = health_pb2_grpc.HealthStub(self.channel)
-
-    async def close(self) -> None:
-        """Nothing to do: the channel is the billing client's, closed by it."""
 
     # -- supplier settings -------------------------------------------------------------------------
 

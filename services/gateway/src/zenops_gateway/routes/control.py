@@ -63,18 +63,16 @@ async def events(
 ) -> EventsView:
     deadline = rt.settings.rpc_timeout
 
-    async def one(name: str, client) -> ServiceEvents:
+    async def one(name: str, client: EventsAdminClient) -> ServiceEvents:
         try:
-            resp = await EventsAdminClient(client).get_event_stats(
-                dead_letter_limit, token=caller.token, deadline=deadline
-            )
+            resp = await client.get_event_stats(dead_letter_limit, token=caller.token, deadline=deadline)
         except UpstreamError as err:
             if err.detail.code.name in _CALLER_ERRORS:
                 raise
             return ServiceEvents(status="UNAVAILABLE", code=err.detail.reason or err.detail.code.name)
         return ServiceEvents.from_proto(name, resp)
 
-    clients = upstreams.all()
+    clients = upstreams.events_admin
     answers = await asyncio.gather(*(one(name, client) for name, client in clients.items()))
     return EventsView(services=dict(zip(clients, answers, strict=True)))
 
@@ -98,6 +96,5 @@ async def replay_dead_letter(
     upstreams: UpstreamsDep,
 ) -> ReplayResult:
     service, _, number = dead_letter_id.partition(":")
-    client = EventsAdminClient(upstreams.all()[service])
-    resp = await client.replay_dead_letter(int(number), token=caller.token)
+    resp = await upstreams.events_admin[service].replay_dead_letter(int(number), token=caller.token)
     return ReplayResult(dead_letter=DeadLetter.from_proto(service, resp.dead_letter), applied=resp.applied)
