@@ -42,6 +42,7 @@ class OpenLoopResult:
     connections: int = 0
     max_dispatch_lag_ms: float = 0.0  # how late the generator itself dispatched (should be ~0)
     elapsed: float = 0.0  # first request due → last answer
+    sequential: bool = False  # run_sequential: one client, back to back (rate = achieved)
 
     @property
     def errors(self) -> int:
@@ -77,8 +78,9 @@ class OpenLoopResult:
     def line(self) -> str:
         j = self.to_json()
         lat = j["latency_ms"]
+        offered = "one client, back to back" if self.sequential else f"offered {self.rate:g} req/s"
         return (
-            f"offered {self.rate:g} req/s for {self.seconds:g}s: answered {j['achieved_rps']:,} req/s, "
+            f"{offered} for {self.seconds:.3g}s: answered {j['achieved_rps']:,} req/s, "
             f"p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f} ms, p99 {lat['p99']:.2f} ms, max {lat['max']:.1f} ms, "
             f"errors {self.errors} (statuses {j['statuses']}), {self.connections} connections"
         )
@@ -179,6 +181,42 @@ async def _run(
     for conn in idle:
         conn.writer.close()
     return result
+
+
+async def _run_sequential(
+    host: str, port: int, count: int, make_request: Callable[[int], Request], warmup: int
+) -> OpenLoopResult:
+    result = OpenLoopResult(rate=0.0, seconds=0.0, sequential=True)
+    conn = _Conn(*await asyncio.open_connection(host, port))
+    result.connections = 1
+    start = time.perf_counter()
+    try:
+        for i in range(warmup + count):
+            raw = _raw(host, make_request(i))
+            t0 = time.perf_counter()
+            status, _ = await conn.exchange(raw)
+            if i < warmup:
+                start = time.perf_counter()
+                continue
+            result.latencies_ms.append((time.perf_counter() - t0) * 1e3)
+            result.sent += 1
+            result.answered += 1
+            result.statuses[status] = result.statuses.get(status, 0) + 1
+    finally:
+        conn.writer.close()
+    result.elapsed = time.perf_counter() - start
+    result.seconds = result.elapsed
+    result.rate = round(count / result.elapsed, 1) if result.elapsed else 0.0
+    return result
+
+
+def run_sequential(
+    host: str, port: int, *, count: int, make_request: Callable[[int], Request], warmup: int = 20
+) -> OpenLoopResult:
+    """One client on one kept-alive connection, each request sent when the previous answer has
+    arrived (closed loop of one): the unloaded latency of the path, the client's own cost
+    minimal (no httpx)."""
+    return uvloop.run(_run_sequential(host, port, count, make_request, warmup))
 
 
 def run_open_loop(
