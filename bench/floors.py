@@ -11,7 +11,8 @@ Processes, all started here on free ports, no suite and no database:
 - `relay-fastapi`: the same relay as one FastAPI route with one async dependency (what the
   framework adds on top);
 - `envoy`: Envoy (one worker, as the suite runs it) routing everything to `relay`, no access log
-  and no filters but the router — the least the edge can cost;
+  and no filters but the router — the least the edge can cost; then the edge's own
+  configuration (deploy/envoy/envoy.yaml, as `make run` renders it) in front of the same relay;
 - the in-run baseline: uvicorn with a bare ASGI app answering the same JSON without any call.
 
 For each target, wrk (closed loop, 32 connections, 2 threads) and the CPU per request of each
@@ -43,7 +44,7 @@ BODY = json.dumps(
     {"name": "ops", "status": "OK", "version": "0.1.0", "git_sha": "0" * 12, "schema_revision": "0005"}
 ).encode()
 METHOD = "/floor.Floor/Info"
-SHORT = ("relay", "FastAPI relay", "Envoy + relay")
+SHORT = ("relay", "FastAPI relay", "Envoy + relay", "edge config + relay")
 
 
 def say(msg: str = "") -> None:
@@ -259,7 +260,7 @@ def measure(label: str, wrk: str, port: int, pids: dict[str, int], args) -> dict
 
 
 def run(args) -> int:
-    from zenops_devstack.envoy import envoy_binary
+    from zenops_devstack.envoy import envoy_binary, render_envoy_config
 
     wrk = ensure_wrk()
     procs: list[subprocess.Popen] = []
@@ -270,7 +271,7 @@ def run(args) -> int:
         return p.pid
 
     try:
-        grpc_port, base_port, relay_port, fast_port, envoy_port, admin = distinct_ports(6)
+        grpc_port, base_port, relay_port, fast_port, envoy_port, admin, edge_port, edge_admin = distinct_ports(8)
         grpc_pid = start("--serve", "grpc", "--port", str(grpc_port))
         base_pid = start("--serve", "baseline", "--port", str(base_port))
         relay_pid = start("--serve", "relay", "--port", str(relay_port), "--upstream", str(grpc_port))
@@ -280,14 +281,23 @@ def run(args) -> int:
         with tempfile.TemporaryDirectory(prefix="zenops-floors-") as tmp:
             config = Path(tmp) / "envoy.json"
             envoy_config(config, envoy_port, relay_port, admin)
-            envoy = subprocess.Popen(
-                [envoy_binary(), "-c", str(config), "--concurrency", "1", "--disable-hot-restart"]
-                + ["--base-id", str(envoy_port), "--log-level", "warn"],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+            edge = Path(tmp) / "edge.yaml"
+            edge.write_text(
+                render_envoy_config(
+                    listen_port=edge_port, gateway_host="127.0.0.1", gateway_port=relay_port, admin_port=edge_admin
+                )
             )
-            procs.append(envoy)
-            wait_http(envoy_port)
+            proxies = {}
+            for name, cfg, port in (("envoy", config, envoy_port), ("edge", edge, edge_port)):
+                proc = subprocess.Popen(
+                    [envoy_binary(), "-c", str(cfg), "--concurrency", "1", "--disable-hot-restart"]
+                    + ["--base-id", str(port), "--log-level", "warn"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                procs.append(proc)
+                proxies[name] = proc.pid
+                wait_http(port)
             say(f"floors — {os.cpu_count()} logical cores; wrk 32 connections, {args.duration:g}s per target")
             results = [
                 measure("(b) baseline: uvicorn, bare ASGI, fixed JSON", wrk, base_port, {"app": base_pid}, args),
@@ -303,14 +313,21 @@ def run(args) -> int:
                     "Envoy → relay (bare ASGI) → grpc.aio",
                     wrk,
                     envoy_port,
-                    {"envoy": envoy.pid, "relay": relay_pid, "grpc": grpc_pid},
+                    {"envoy": proxies["envoy"], "relay": relay_pid, "grpc": grpc_pid},
+                    args,
+                ),
+                measure(
+                    "Envoy (the edge's config) → relay → grpc.aio",
+                    wrk,
+                    edge_port,
+                    {"envoy": proxies["edge"], "relay": relay_pid, "grpc": grpc_pid},
                     args,
                 ),
             ]
         base = results[0]["total"]
         say(
-            "  ratios to the in-run baseline (CPU per request): "
-            + ", ".join(f"{r['label'].split(':')[0]} {r['total'] / base:.2f}×" for r in results[1:])
+            "  CPU per request ÷ the baseline's: "
+            + ", ".join(f"{name} {r['total'] / base:.1f}×" for name, r in zip(SHORT, results[1:], strict=True))
         )
         OUT_PATH.parent.mkdir(exist_ok=True)
         OUT_PATH.write_text(json.dumps({"results": results}, indent=2))
