@@ -22,7 +22,8 @@ class Guarded:
     async def Read(self, request: bytes, context) -> bytes:
         """Answers who called."""
         ctx = current_context()
-        return json.dumps({"subject": ctx.subject, "tenant": ctx.tenant_id, "request_id": ctx.request_id}).encode()
+        who = {"subject": ctx.subject, "tenant": ctx.tenant_id, "request_id": ctx.request_id}
+        return json.dumps({**who, "client": [ctx.client_ip, ctx.user_agent], "caps": sorted(ctx.capabilities)}).encode()
 
     @requires("orders.read", "orders.export")
     async def Export(self, request: bytes, context):
@@ -78,9 +79,15 @@ async def failure(channel, method: str, metadata=()):
 
 async def test_token_with_the_capabilities_is_served(channel, signer):
     token = signer.token(aud="studio", caps=["orders.read", "orders.export"])
-    [answer] = await call(channel, "Read", bearer(token, **{"x-request-id": "r-1"}))
+    client = {"x-client-ip": "203.0.113.9", "x-client-user-agent": "portal-app/2.1"}
+    [answer] = await call(channel, "Read", bearer(token, **{"x-request-id": "r-1"}, **client))
     claims = json.loads(answer)
     assert claims["subject"] and claims["tenant"] and claims["request_id"] == "r-1"
+    assert claims["client"] == ["203.0.113.9", "portal-app/2.1"]
+    assert claims["caps"] == ["orders.export", "orders.read"]
+    # the verified context is cached per token: the next call has its own request id and client
+    [again] = await call(channel, "Read", bearer(token, **{"x-request-id": "r-2"}))
+    assert json.loads(again) == {**claims, "request_id": "r-2", "client": [None, None]}
     assert await call(channel, "Export", bearer(token)) == [b"row-0", b"row-1", b"row-2"]
 
 

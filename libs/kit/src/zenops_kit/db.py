@@ -10,6 +10,7 @@ on a pooled connection.
 from __future__ import annotations
 
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -75,11 +76,20 @@ async def system_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
+# engine → its AUTOCOMMIT view: same pool, same listeners, made once (an
+# `execution_options` call per checkout costs a greenlet hop per call).
+_autocommit_engines: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = weakref.WeakKeyDictionary()
+
+
 @asynccontextmanager
 async def autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection without BEGIN/ROLLBACK around it: one round trip per single-statement read."""
-    async with engine.connect() as conn:
-        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+    """A connection without BEGIN/ROLLBACK around it: one round trip per single-statement read.
+    The pool resets the isolation level when the connection is checked in."""
+    view = _autocommit_engines.get(engine)
+    if view is None:
+        view = _autocommit_engines[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    async with view.connect() as conn:
+        yield conn
 
 
 async def ping(engine: AsyncEngine) -> None:

@@ -10,7 +10,8 @@ and a failure while building the context (a refused token, a verifier whose sess
 meets its database down) is translated like a handler's.
 
 Telemetry lives here too, so a call pays for one interceptor, not two: the SERVER span
-(continuing the caller's W3C `traceparent`; an un-sampled trace costs a non-recording span)
+(continuing the caller's W3C `traceparent`; a caller's un-sampled trace gets the
+non-recording span the SDK would give it, made here without the SDK's extract and sampler)
 and the `rpc.server.duration` histogram (ms; rpc.system, rpc.service, rpc.method,
 rpc.grpc.status_code) through the global OpenTelemetry API — a no-op until the process sets
 providers. Instruments are created once, attribute dicts once per method and status.
@@ -18,8 +19,9 @@ providers. Instruments are created once, attribute dicts once per method and sta
 
 from __future__ import annotations
 
-import dataclasses
 import logging
+import random
+import re
 import time
 import uuid
 
@@ -89,6 +91,53 @@ def _status_of(context, exc: BaseException | None) -> grpc.StatusCode:
     return grpc.StatusCode.OK if exc is None else grpc.StatusCode.UNKNOWN
 
 
+# A plain version-00 traceparent (anything else is left to the SDK's propagator).
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_UNSAMPLED_REMOTE_PARENT = trace.set_span_in_context(
+    trace.NonRecordingSpan(trace.SpanContext(1, 1, is_remote=True)), otel_context.Context()
+)
+_drops_unsampled: tuple[object, bool] = (None, False)  # (sampler, its verdict), the last one asked
+
+
+def _sampler_drops_unsampled(sampler) -> bool:
+    """Whether `sampler` records no child of an un-sampled remote parent: true of every
+    parentbased_* sampler (the SDK's default) and always_off; asked through the public
+    sampler API with trace ids both ends of any ratio, once per sampler."""
+    global _drops_unsampled
+    if _drops_unsampled[0] is not sampler:
+        verdict = not any(
+            sampler.should_sample(_UNSAMPLED_REMOTE_PARENT, trace_id, "probe").decision.is_recording()
+            for trace_id in (1, 2**128 - 1)
+        )
+        _drops_unsampled = (sampler, verdict)
+    return _drops_unsampled[1]
+
+
+def _unsampled_span(metadata: dict[str, str]) -> trace.NonRecordingSpan | None:
+    """For a caller whose trace is not sampled, the span the SDK would start (a NonRecordingSpan
+    in the caller's trace, a span id of its own, the caller's random-trace-id flag) without the
+    SDK's work: extract, sampler, span. None when the SDK must decide: a sampled, absent or
+    unusual traceparent, a tracestate or baggage to carry, or a sampler that may record it."""
+    match = _TRACEPARENT.fullmatch(metadata["traceparent"])
+    if match is None or "tracestate" in metadata or "baggage" in metadata:
+        return None
+    flags = int(match[3], 16)
+    trace_id = int(match[1], 16)
+    if flags & trace.TraceFlags.SAMPLED or not trace_id or not int(match[2], 16):
+        return None
+    # The module's tracer is the global proxy (its sampler is the global provider's) unless a
+    # test put an SDK tracer in its place.
+    tracer = _tracer
+    sampler = getattr(trace.get_tracer_provider() if isinstance(tracer, trace.ProxyTracer) else tracer, "sampler", None)
+    if sampler is None or not _sampler_drops_unsampled(sampler):
+        return None
+    span_id = random.getrandbits(64) or 1  # as the SDK's RandomIdGenerator: never the invalid 0
+    context = trace.SpanContext(
+        trace_id, span_id, is_remote=False, trace_flags=trace.TraceFlags(flags & trace.TraceFlags.RANDOM_TRACE_ID)
+    )
+    return trace.NonRecordingSpan(context)
+
+
 class _Telemetry:
     """The span and the duration of one call."""
 
@@ -97,9 +146,16 @@ class _Telemetry:
     def __init__(self, method: _Method, metadata: dict[str, str]) -> None:
         self.method = method
         self.started = time.perf_counter()
-        parent = propagate.extract(metadata) if "traceparent" in metadata else None
-        self.span = _tracer.start_span(method.name, context=parent, kind=SpanKind.SERVER, attributes=method.attributes)
-        self.token = otel_context.attach(trace.set_span_in_context(self.span, parent))
+        span = _unsampled_span(metadata) if "traceparent" in metadata else None
+        if span is not None:
+            # As propagate.extract would: the call's context holds the span and nothing else.
+            context = trace.set_span_in_context(span, otel_context.Context())
+        else:
+            parent = propagate.extract(metadata) if "traceparent" in metadata else None
+            span = _tracer.start_span(method.name, context=parent, kind=SpanKind.SERVER, attributes=method.attributes)
+            context = trace.set_span_in_context(span, parent)
+        self.span = span
+        self.token = otel_context.attach(context)
 
     def end(self, context, exc: BaseException | None) -> None:
         code = _status_of(context, exc)
@@ -110,7 +166,7 @@ class _Telemetry:
             span.set_attribute("rpc.grpc.status_code", code.value[0])
             if code in _SERVER_FAULTS:
                 span.set_status(StatusCode.ERROR, code.name)
-        span.end()
+            span.end()
         otel_context.detach(self.token)
 
 
@@ -130,7 +186,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             return RequestContext(request_id=request_id, **client)
         # One copy of the (cached) verified context, with this call's request id and client.
         ctx = await self._verify(metadata.get("authorization", ""))
-        return dataclasses.replace(ctx, request_id=request_id, **client)
+        return ctx.for_call(request_id, **client)
 
     async def _verify(self, auth: str) -> RequestContext:
         if not auth:

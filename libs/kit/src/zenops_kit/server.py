@@ -26,6 +26,7 @@ unless the app brings its own verifier, it is checked against identity's JWKS.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -88,12 +89,20 @@ class Runtime:
     async def service_info(self) -> common_pb2.ServiceInfo:
         async with autocommit(self.engine) as conn:
             revision = (await conn.execute(_SCHEMA_REVISION)).scalar() or ""
+        info = common_pb2.ServiceInfo()
+        info.CopyFrom(self._build_info)
+        info.schema_revision = revision
+        return info
+
+    @functools.cached_property
+    def _build_info(self) -> common_pb2.ServiceInfo:
+        """What never changes while the process runs (the schema revision can: a migration
+        may run meanwhile), made once."""
         info = common_pb2.ServiceInfo(
             name=self.name,
             version=self.settings.version,
             git_sha=self.settings.git_sha,
             environment=self.settings.environment,
-            schema_revision=revision,
         )
         built = datetime.fromisoformat(self.settings.build_time) if self.settings.build_time else self.started_at
         info.build_time.FromDatetime(built.astimezone(UTC))

@@ -24,6 +24,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from sqlalchemy import event
 
 log = logging.getLogger("zenops.telemetry")
 
@@ -110,10 +111,59 @@ def setup_telemetry(
     return provider
 
 
+# SQL statement spans (see instrument_engine); a module global so tests can swap the tracer.
+_sql_tracer = trace.get_tracer("zenops.db")
+
+
 def instrument_engine(engine) -> None:
-    """Database spans for an async SQLAlchemy engine (statements, not parameters)."""
+    """Client spans for an async SQLAlchemy engine's statements (the SQL, never parameters),
+    as children of a recording span only: a sampled RPC or consumed event shows its queries,
+    an un-sampled call pays one `is_recording()` per statement. Pool connections are gauged
+    by the app (`zenops.db.pool.*`), so no per-checkout work is done here."""
     if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return
-    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+    _StatementSpans(engine.sync_engine)
 
-    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, enable_commenter=False)
+
+class _StatementSpans:
+    """The listeners of one engine (attributes as the contrib SQLAlchemy instrumentation's
+    default semantic conventions)."""
+
+    def __init__(self, engine) -> None:
+        url = engine.url
+        self.database = url.database or "postgresql"
+        attributes = {
+            "db.system": "postgresql",
+            "db.name": url.database,
+            "db.user": url.username,
+            "net.peer.name": url.host,
+            "net.peer.port": url.port,
+        }
+        self.attributes = {k: v for k, v in attributes.items() if v is not None}
+        event.listen(engine, "before_cursor_execute", self.start)
+        event.listen(engine, "after_cursor_execute", self.end)
+        event.listen(engine, "handle_error", self.failed)
+
+    def start(self, conn, cursor, statement: str, parameters, context, executemany: bool) -> None:
+        if not trace.get_current_span().is_recording():
+            return
+        operation = (statement.split(None, 1) or [""])[0]  # the SQL verb, as the contrib names spans
+        context._zenops_span = _sql_tracer.start_span(
+            f"{operation} {self.database}".lstrip(),
+            kind=trace.SpanKind.CLIENT,
+            attributes={**self.attributes, "db.statement": statement, "db.operation": operation},
+        )
+
+    @staticmethod
+    def end(conn, cursor, statement, parameters, context, executemany) -> None:
+        span = getattr(context, "_zenops_span", None)
+        if span is not None:
+            span.end()
+
+    @staticmethod
+    def failed(exception_context) -> None:
+        span = getattr(exception_context.execution_context, "_zenops_span", None)
+        if span is not None:
+            # The exception's class, not its text: a constraint violation's DETAIL carries values.
+            span.set_status(trace.StatusCode.ERROR, type(exception_context.original_exception).__name__)
+            span.end()
