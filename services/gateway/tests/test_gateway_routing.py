@@ -1,6 +1,6 @@
-"""routing.skip_impossible_routers: the prefilter only skips routers that could not match —
-every route of the gateway resolves to the same endpoint as with FastAPI's plain matching,
-and paths no route serves stay unmatched."""
+"""routing.skip_impossible_routers and LeanRoute.matches: the prefilters only skip routers
+and routes that could not match — every route of the gateway resolves to the same endpoint
+as with FastAPI's plain matching, and paths no route serves stay unmatched."""
 
 import re
 import uuid
@@ -53,6 +53,17 @@ def test_every_route_resolves_as_without_the_prefilter(apps):
     assert skipped, "the prefilter is installed"
     for method, path in routes:
         assert resolve(fast, method, path) is resolve(plain, method, path) is not None, (method, path)
+
+
+def test_lean_routes_match_as_fastapis_routes():
+    routes = [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)]
+    scopes = [
+        {"type": "http", "method": method, "path": path, "root_path": "", "headers": [], "query_string": b""}
+        for method, path in samples() + [("GET", "/v1/billing/accounts/x/y"), ("GET", "/prefix/v1/users")]
+    ]
+    for route in routes:
+        for scope in scopes:
+            assert route.matches(dict(scope))[0] == APIRoute.matches(route, dict(scope))[0], (route.path, scope)
 
 
 @pytest.mark.parametrize("path", ["/v1/nothing-here", "/v1/billing", "/v1/billing/no-such", "/v2/tasks", "/v1"])

@@ -12,6 +12,7 @@ import uvicorn
 from zenops_kit.logging import setup_logging
 
 from .app import SERVICE_NAME, create_app
+from .protocol import CoalescingHttpToolsProtocol
 from .runtime import Runtime
 from .settings import GatewaySettings
 
@@ -57,7 +58,7 @@ def build_server(settings: GatewaySettings) -> GatewayServer:
         host=settings.gateway_host,
         port=settings.gateway_port,
         loop="uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,  # httptools, one write per response (protocol.py)
         lifespan="on",
         access_log=False,  # Envoy writes the access log
         log_config=None,  # keep kit's JSON logging on the root logger

@@ -35,6 +35,7 @@ from .routes import ROUTERS
 from .routing import skip_impossible_routers
 from .runtime import Runtime
 from .settings import GatewaySettings
+from .telemetry import HttpTelemetry
 
 log = logging.getLogger("zenops.gateway")
 
@@ -44,15 +45,12 @@ DOCS_URL = "/v1/docs"
 # Probes are polled every few seconds: no spans for them. Signed file URLs carry their
 # authorisation in the path: a span would record the token.
 UNTRACED_PREFIXES = ("/v1/livez", "/v1/readyz", "/v1/files/", "/v1/artifact-files/")
-# FastAPI's own OpenTelemetry (not the contrib ASGI middleware, which cost ~17% of the
-# gateway's CPU with its per-message spans): one SERVER span per request continuing the
-# caller's traceparent, and the `http.server.request.duration` histogram (route template,
-# method, status). Not its per-dependency/serialisation spans, nor its log records.
-TELEMETRY = {
-    "operation_spans": False,
-    "logs": False,
-    "exclude": lambda scope: scope.get("path", "").startswith(UNTRACED_PREFIXES),
-}
+# HTTP telemetry (telemetry.py): one SERVER span per request continuing the caller's
+# traceparent, and the `http.server.request.duration` histogram (route template, method,
+# status) — FastAPI's, with the attribute work only for sampled spans. FastAPI's own is off
+# (it did that work for every request); so are its per-dependency spans and log records. Not
+# the contrib ASGI middleware either: its per-message spans cost ~17% of the gateway's CPU.
+TELEMETRY = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 # Tokens the gateway accepts from HTTP callers: users' tokens. `aud=service` tokens are for
 # service-to-service calls and are refused here (TOKEN_AUDIENCE_INVALID).
 USER_AUDIENCES = ("web", "studio", "portal")
@@ -108,6 +106,18 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         telemetry=TELEMETRY,
     )
     app.edge = EdgeTrust(parse_networks(settings.trusted_proxies))
+    app.telemetry = HttpTelemetry(
+        exclude=lambda scope: scope.get("path", "").startswith(UNTRACED_PREFIXES),
+        # The OpenAPI document is served by a plain route, outside FastAPI's API routes.
+        templates=lambda endpoint: next(
+            (
+                r.path_format
+                for r in app.router.routes
+                if endpoint is not None and getattr(r, "endpoint", None) is endpoint
+            ),
+            None,
+        ),
+    )
     app.state.runtime = runtime
     for router in ROUTERS:
         app.include_router(router)

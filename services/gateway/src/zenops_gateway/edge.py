@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
+from .telemetry import HttpTelemetry
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 TRACE_HEADERS = (b"traceparent", b"tracestate", b"baggage")
 
@@ -92,14 +94,15 @@ class EdgeTrust:
 
 
 class EdgeAwareFastAPI(FastAPI):
-    """FastAPI that drops a non-edge caller's trace headers before its telemetry reads them
-    (the telemetry runs in `FastAPI.__call__`, ahead of every middleware)."""
+    """FastAPI that drops a non-edge caller's trace headers before the request's span reads
+    them (`telemetry`, telemetry.py, runs ahead of FastAPI and every middleware)."""
 
     edge: EdgeTrust
+    telemetry: HttpTelemetry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             peer = scope.get("client")
             if not self.edge.is_trusted(peer[0] if peer else None):
                 scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k not in TRACE_HEADERS]}
-        await super().__call__(scope, receive, send)
+        await self.telemetry(super().__call__, scope, receive, send)

@@ -10,6 +10,10 @@ before the first `{` of each of its routes' paths. A request path that starts wi
 them cannot match any of its routes (Starlette compiles that text literally, anchored at the
 start), so the router answers NONE without trying them; otherwise FastAPI matches as before.
 Matching results, order and precedence are unchanged.
+
+FastAPI then matches the chosen router's routes a second time to pick the route
+(`_handle_selected` calls `_match` again on the same scope): `_match` remembers its answer
+for the request's path and method in the scope, so the routes are tried once per request.
 """
 
 from __future__ import annotations
@@ -43,8 +47,28 @@ def _prefiltered(route: BaseRoute, prefixes: tuple[str, ...]):
     return prefiltered_matches
 
 
+# Scope key of the last `_match` answer: (included router, path, method, answer).
+_MATCH_MEMO = "zenops.route_match"
+
+
+def _remembered(included: _IncludedRouter):
+    match = included._match
+
+    def remembered_match(scope: Scope):
+        memo = scope.get(_MATCH_MEMO)
+        if memo is not None and memo[0] is included and memo[1] == scope["path"] and memo[2] == scope.get("method"):
+            return memo[3]
+        answer = match(scope)
+        scope[_MATCH_MEMO] = (included, scope["path"], scope.get("method"), answer)
+        return answer
+
+    return remembered_match
+
+
 def skip_impossible_routers(app: FastAPI) -> None:
     """Call once, after every router is included."""
     for route in app.router.routes:
-        if isinstance(route, _IncludedRouter) and (prefixes := _literal_prefixes(route)):
-            route.matches = _prefiltered(route, prefixes)  # type: ignore[method-assign]
+        if isinstance(route, _IncludedRouter):
+            route._match = _remembered(route)  # type: ignore[method-assign]
+            if prefixes := _literal_prefixes(route):
+                route.matches = _prefiltered(route, prefixes)  # type: ignore[method-assign]

@@ -1,7 +1,7 @@
 """HTTP routes, one module per area (`system.py`, `auth.py`, `users.py`, ...).
 
-To add an area: write `routes/<area>.py` with an `APIRouter(prefix="/v1", tags=["<area>"])`
-whose handlers take the verified caller (`deps.CallerDep`) and a typed client via
+To add an area: write `routes/<area>.py` with an
+`APIRouter(prefix="/v1", tags=["<area>"], route_class=LeanRoute)` (handler.py) whose handlers take the verified caller (`deps.CallerDep`) and a typed client via
 `deps.<Svc>Dep`, call one client method with `token=caller.token` (it calls the RPC with a
 deadline and raises `UpstreamError` on failure — never catch it) and return a pydantic
 response model (`models/<area>.py`); then list the router in `ROUTERS` below. See README.

@@ -20,6 +20,7 @@ from zenops.ops.v1 import ops_pb2 as pb
 
 from ..deps import CallerDep, OpsDep
 from ..errors import problem_responses
+from ..handler import LeanRoute
 from ..models.assignments import (
     Activity,
     Assignment,
@@ -35,7 +36,7 @@ from ..models.common import Cursor, Limit, or_none
 from ..models.ops_common import AssignmentStatus, Search, UtcDatetime, enum_value, id_text, to_timestamp
 from .ops_common import CREATED, MERGE_PATCH, OptionalIdempotencyKey, ops_field_names, page, query_fields
 
-router = APIRouter(prefix="/v1", tags=["assignments"])
+router = APIRouter(prefix="/v1", tags=["assignments"], route_class=LeanRoute)
 
 AssignmentId = Annotated[UUID, Path(description="Assignment id.")]
 PATH_ID = {"id": "path.assignment_id"}

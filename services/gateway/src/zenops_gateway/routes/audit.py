@@ -11,10 +11,11 @@ from zenops.identity.v1 import identity_pb2 as pb
 
 from ..deps import CallerDep, IdentityDep
 from ..errors import problem_responses
+from ..handler import LeanRoute
 from ..models.common import Cursor, Limit, or_none
 from ..models.identity import AuditEvent, AuditEventList
 
-router = APIRouter(prefix="/v1", tags=["audit"])
+router = APIRouter(prefix="/v1", tags=["audit"], route_class=LeanRoute)
 
 
 @router.get(

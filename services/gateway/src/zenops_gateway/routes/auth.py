@@ -12,6 +12,7 @@ from zenops.identity.v1 import identity_pb2 as pb
 
 from ..deps import CallerDep, IdentityDep
 from ..errors import http_field_names, problem_responses
+from ..handler import LeanRoute
 from ..models.identity import (
     ChangePasswordBody,
     Jwk,
@@ -25,7 +26,7 @@ from ..models.identity import (
     TokenPair,
 )
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], route_class=LeanRoute)
 
 # RFC 6749 §5.1: token responses must not be cached anywhere.
 NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}

@@ -25,6 +25,7 @@ from zenops.common.v1 import common_pb2
 
 from ..deps import BillingDep, CallerDep
 from ..errors import http_field_names, problem_responses
+from ..handler import LeanRoute
 from ..models.billing import (
     Account,
     AccountList,
@@ -56,7 +57,7 @@ from ..models.billing import (
 from ..models.billing import Reservation as ReservationView
 from ..models.common import Cursor, Limit, enum_value, or_none, to_timestamp
 
-router = APIRouter(prefix="/v1/billing", tags=["billing"])
+router = APIRouter(prefix="/v1/billing", tags=["billing"], route_class=LeanRoute)
 
 MERGE_PATCH = "application/merge-patch+json"
 MAX_IDEMPOTENCY_KEY = 200

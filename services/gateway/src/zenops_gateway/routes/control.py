@@ -17,13 +17,14 @@ from zenops.billing.v1 import billing_pb2 as pb
 from ..clients.events_admin import EventsAdminClient
 from ..deps import BillingDep, CallerDep, RuntimeDep, UpstreamsDep
 from ..errors import UpstreamError, problem_responses
+from ..handler import LeanRoute
 from ..models.billing import ReconcileBody, ReconcileResult
 from ..models.events import DEAD_LETTER_ID_PATTERN, DeadLetter, EventsView, ReplayResult, ServiceEvents
 
 # The caller's own fault, the same at every service: answered as such, not as an outage.
 _CALLER_ERRORS = {"UNAUTHENTICATED", "PERMISSION_DENIED", "INVALID_ARGUMENT"}
 
-router = APIRouter(prefix="/v1/control", tags=["control"])
+router = APIRouter(prefix="/v1/control", tags=["control"], route_class=LeanRoute)
 
 
 @router.post(

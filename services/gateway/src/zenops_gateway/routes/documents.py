@@ -19,6 +19,7 @@ from zenops.ops.v1 import ops_pb2 as pb
 
 from ..deps import CallerDep, OpsDep
 from ..errors import problem_responses
+from ..handler import LeanRoute
 from ..models.common import Cursor, Limit, or_none
 from ..models.documents import (
     Document,
@@ -33,7 +34,7 @@ from ..models.documents import (
 from ..models.ops_common import Classification, DocumentSource, DocumentStatus, Sensitivity, id_text, pb_enum
 from .ops_common import CREATED, OptionalIdempotencyKey, ops_field_names, page, query_fields
 
-router = APIRouter(prefix="/v1", tags=["documents"])
+router = APIRouter(prefix="/v1", tags=["documents"], route_class=LeanRoute)
 
 DocumentId = Annotated[UUID, Path(description="Document id.")]
 PATH_ID = {"id": "path.document_id"}

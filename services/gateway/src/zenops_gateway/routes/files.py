@@ -31,10 +31,11 @@ from fastapi.responses import StreamingResponse
 from ..clients.objects import LocalObject
 from ..deps import OpsDep, RepogenDep, SettingsDep
 from ..errors import problem_responses
+from ..handler import LeanRoute
 from ..models.documents import StoredFile
 from .ops_common import ops_field_names
 
-router = APIRouter(prefix="/v1", tags=["files"])
+router = APIRouter(prefix="/v1", tags=["files"], route_class=LeanRoute)
 
 MAX_TOKEN = 4096
 FileToken = Annotated[

@@ -19,6 +19,7 @@ from zenops.ops.v1 import ops_pb2 as pb
 
 from ..deps import CallerDep, OpsDep
 from ..errors import problem_responses
+from ..handler import LeanRoute
 from ..models.common import Cursor, Limit, or_none
 from ..models.intake import (
     AcceptBody,
@@ -31,7 +32,7 @@ from ..models.intake import (
 from ..models.ops_common import ChannelRequestStatus, id_text, pb_enum
 from .ops_common import CREATED, OptionalIdempotencyKey, ops_field_names, page, query_fields
 
-router = APIRouter(prefix="/v1", tags=["channel requests"])
+router = APIRouter(prefix="/v1", tags=["channel requests"], route_class=LeanRoute)
 
 ChannelRequestId = Annotated[UUID, Path(description="Channel request id.")]
 PATH_ID = {"id": "path.channel_request_id"}

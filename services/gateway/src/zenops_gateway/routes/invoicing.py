@@ -29,6 +29,7 @@ from zenops.billing.v1 import invoicing_pb2 as pb
 
 from ..deps import CallerDep, InvoicingDep
 from ..errors import problem_responses as problems
+from ..handler import LeanRoute
 from ..models.common import Cursor, Limit, or_none
 from ..models.invoicing import (
     AddLinesBody,
@@ -63,9 +64,9 @@ from .files import content_disposition, safe_content_type
 from .ops_common import CREATED, IDEMPOTENCY_DOC, MAX_IDEMPOTENCY_KEY, OptionalIdempotencyKey, page, query_fields
 from .ops_common import ops_field_names as billing_field_names
 
-router = APIRouter(prefix="/v1/billing", tags=["invoicing"])
+router = APIRouter(prefix="/v1/billing", tags=["invoicing"], route_class=LeanRoute)
 # The seeds' names of the invoice routes: the same handlers (deprecated; use /v1/billing/invoices).
-compat_router = APIRouter(prefix="/v1/service-invoices", tags=["invoicing"], deprecated=True)
+compat_router = APIRouter(prefix="/v1/service-invoices", tags=["invoicing"], deprecated=True, route_class=LeanRoute)
 
 _KEY_PATTERN = r"^[!-~]+$"  # visible ASCII, as every Idempotency-Key of the API
 IdempotencyKey = Annotated[

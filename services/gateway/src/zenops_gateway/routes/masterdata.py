@@ -22,6 +22,7 @@ from zenops.ops.v1 import ops_pb2 as pb
 
 from ..deps import CallerDep, OpsDep
 from ..errors import problem_responses
+from ..handler import LeanRoute
 from ..models.common import Cursor, Limit, or_none
 from ..models.masterdata import (
     MASTER_DATA_KINDS,
@@ -52,8 +53,8 @@ from ..models.masterdata import (
 from ..models.ops_common import ChannelType, PropertyBody, Search, StateCode, Verification, id_text, pb_enum
 from .ops_common import CREATED, MERGE_PATCH, OptionalIdempotencyKey, ops_field_names, page, query_fields
 
-router = APIRouter(prefix="/v1", tags=["master data"])
-channels_router = APIRouter(prefix="/v1", tags=["channels"])
+router = APIRouter(prefix="/v1", tags=["master data"], route_class=LeanRoute)
+channels_router = APIRouter(prefix="/v1", tags=["channels"], route_class=LeanRoute)
 
 BankId = Annotated[UUID, Path(description="Bank id.")]
 ChannelId = Annotated[UUID, Path(description="Channel id.")]

@@ -30,6 +30,7 @@ from zenops.repogen.v1 import repogen_pb2 as pb
 from ..deps import CallerDep, RepogenDep
 from ..errors import FieldError, Problem, ProblemResponse, UpstreamError, expand_violations, http_status_for, problem
 from ..errors import problem_responses as problems
+from ..handler import LeanRoute
 from ..models.common import Cursor, Limit, or_none
 from ..models.ops_common import Reason, id_text
 from ..models.repogen import (
@@ -83,7 +84,7 @@ from .ops_common import (
 )
 from .ops_common import ops_field_names as repogen_field_names
 
-router = APIRouter(prefix="/v1", tags=["repogen"])
+router = APIRouter(prefix="/v1", tags=["repogen"], route_class=LeanRoute)
 
 _KEY_PATTERN = r"^[!-~]+$"  # visible ASCII, as every Idempotency-Key of the API
 WorkOrderId = Annotated[UUID, Path(description="Work order id.")]

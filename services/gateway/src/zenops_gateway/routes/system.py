@@ -26,8 +26,9 @@ from zenops_kit.errors import DomainError
 from ..clients import HealthResult
 from ..deps import CallerDep, RuntimeDep, get_caller
 from ..errors import Problem, UpstreamError, problem, problem_responses
+from ..handler import LeanRoute
 
-router = APIRouter(prefix="/v1", tags=["system"])
+router = APIRouter(prefix="/v1", tags=["system"], route_class=LeanRoute)
 log = logging.getLogger("zenops.gateway.health")
 
 APP_NAME = "zenops"

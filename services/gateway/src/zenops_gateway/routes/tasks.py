@@ -18,13 +18,14 @@ from zenops.ops.v1 import ops_pb2 as pb
 
 from ..deps import CallerDep, OpsDep
 from ..errors import problem_responses
+from ..handler import LeanRoute
 from ..models.common import Cursor, Limit, or_none
 from ..models.ops_common import TaskStatus, id_text, pb_enum
 from ..models.tasks import TASK_PATCHABLE, AnalyticsOverview, CreateTaskBody, Task, TaskList, TaskPatch
 from .ops_common import MERGE_PATCH, OptionalIdempotencyKey, ops_field_names, page, query_fields
 
-router = APIRouter(prefix="/v1", tags=["tasks"])
-analytics_router = APIRouter(prefix="/v1", tags=["analytics"])
+router = APIRouter(prefix="/v1", tags=["tasks"], route_class=LeanRoute)
+analytics_router = APIRouter(prefix="/v1", tags=["analytics"], route_class=LeanRoute)
 
 TaskId = Annotated[UUID, Path(description="Task id.")]
 PATH_ID = {"id": "path.task_id"}

@@ -8,10 +8,11 @@ from zenops.identity.v1 import identity_pb2 as pb
 
 from ..deps import CallerDep, IdentityDep
 from ..errors import problem_responses
+from ..handler import LeanRoute
 from ..models.common import enum_value
 from ..models.identity import CreateTenantBody, Tenant, TenantList
 
-router = APIRouter(prefix="/v1", tags=["tenants"])
+router = APIRouter(prefix="/v1", tags=["tenants"], route_class=LeanRoute)
 
 
 @router.get(

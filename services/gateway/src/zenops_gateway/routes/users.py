@@ -14,6 +14,7 @@ from zenops.identity.v1 import identity_pb2 as pb
 
 from ..deps import CallerDep, IdentityDep
 from ..errors import http_field_names, problem_responses
+from ..handler import LeanRoute
 from ..models.common import Cursor, Limit, enum_value, or_none
 from ..models.identity import (
     CreateUserBody,
@@ -27,7 +28,7 @@ from ..models.identity import (
     UserStatus,
 )
 
-router = APIRouter(prefix="/v1", tags=["users"])
+router = APIRouter(prefix="/v1", tags=["users"], route_class=LeanRoute)
 
 UserId = Annotated[UUID, Path(description="User id.")]
 MERGE_PATCH = "application/merge-patch+json"

@@ -27,9 +27,10 @@ from zenops.billing.v1 import invoicing_pb2 as pb
 from ..deps import InvoicingDep
 from ..errors import ProblemHTTPException
 from ..errors import problem_responses as problems
+from ..handler import LeanRoute
 from ..models.invoicing import Provider, WebhookResult
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=LeanRoute)
 
 MAX_WEBHOOK_BYTES = 256 * 1024
 
