@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 
 from .context import RequestContext, current_context
 from .errors import PermissionDenied
 from .fields import invalid, is_uuid
+from .logging import request_id_var
 
 TENANT_METADATA = "x-tenant-id"
 IDEMPOTENCY_METADATA = "idempotency-key"
@@ -92,6 +93,24 @@ def idempotency_key(request_key: str, context) -> str:
     if key and not all(33 <= ord(c) <= 126 for c in key):
         raise invalid(field, "must be visible ASCII characters")
     return key
+
+
+def onward_metadata(token: str, tenant_id: str | None = None) -> tuple[tuple[str, str], ...]:
+    """gRPC metadata of a call to another service: the bearer token, the tenant it acts in
+    (`x-tenant-id`, for a service token), and this call's request id and W3C trace context.
+    The kit's channels carry no tracing interceptor (an intercepted grpc.aio call costs ~70 µs
+    of client CPU and an extra task), so the trace goes on here, sampled or not."""
+    md: list[tuple[str, str]] = [("authorization", f"Bearer {token}")]
+    if tenant_id:
+        md.append((TENANT_METADATA, tenant_id))
+    if trace.get_current_span().get_span_context().is_valid:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        md.extend(carrier.items())
+    request_id = request_id_var.get()
+    if request_id:
+        md.append(("x-request-id", request_id))
+    return tuple(md)
 
 
 def trace_id() -> str:

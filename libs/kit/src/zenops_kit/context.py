@@ -34,12 +34,17 @@ class RequestContext:
     # The caller's raw bearer token, forwarded on onward calls (never logged).
     token: str | None = field(default=None, repr=False)
 
-    def for_call(self, request_id: str | None, client_ip: str | None, user_agent: str | None) -> RequestContext:
-        """This (verified, cached) context with one call's request id and client: a copy of
-        the fields as they are, without `dataclasses.replace`'s per-field __init__ (the
-        class validates nothing on construction)."""
+    def for_call(
+        self, request_id: str | None, client_ip: str | None, user_agent: str | None, token: str | None = None
+    ) -> RequestContext:
+        """This (verified, cached) context with one call's request id and client (and the
+        raw token, where the caller keeps it: the gateway): a copy of the fields as they are,
+        without `dataclasses.replace`'s per-field __init__ (the class validates nothing on
+        construction)."""
         copy = object.__new__(RequestContext)
         copy.__dict__.update(self.__dict__, request_id=request_id, client_ip=client_ip, user_agent=user_agent)
+        if token is not None:
+            copy.__dict__["token"] = token
         return copy
 
     @property

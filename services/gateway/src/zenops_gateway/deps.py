@@ -9,7 +9,6 @@ async def get_thing(id: str, caller: CallerDep, ops: OpsDep) -> Thing:
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -97,9 +96,7 @@ async def get_caller(
     # The verifier's cached context as is (no copy), then one copy with this request's details.
     ctx = await get_runtime(request).require_verifier().verify(token, None)
     client = client_info_var.get() or ClientInfo()
-    return dataclasses.replace(
-        ctx, request_id=request_id_var.get(), client_ip=client.ip, user_agent=client.user_agent, token=token
-    )
+    return ctx.for_call(request_id_var.get(), client.ip, client.user_agent, token)
 
 
 # Dependencies are `async def`: FastAPI runs a plain `def` dependency in its thread pool, a

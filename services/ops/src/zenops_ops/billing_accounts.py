@@ -16,10 +16,9 @@ import grpc
 
 from zenops.billing.v1 import billing_pb2, billing_pb2_grpc
 from zenops_kit.auth import ServiceTokenProvider
+from zenops_kit.caller import onward_metadata
 from zenops_kit.errors import DomainError, FieldViolation, InvalidArgument, Unavailable
 from zenops_kit.tls import channel as grpc_channel
-
-from .api.caller import TENANT_METADATA
 
 log = logging.getLogger("zenops.ops.billing_accounts")
 
@@ -30,11 +29,14 @@ class BillingAccounts:
         self.tokens = tokens
         self.timeout = timeout
         self._channel: grpc.aio.Channel | None = None
+        self._billing: billing_pb2_grpc.BillingServiceStub | None = None
 
     def _stub(self) -> billing_pb2_grpc.BillingServiceStub:
-        if self._channel is None:
+        # Built once: a stub makes a callable per method of the service.
+        if self._billing is None:
             self._channel = grpc_channel(self.billing_addr)
-        return billing_pb2_grpc.BillingServiceStub(self._channel)
+            self._billing = billing_pb2_grpc.BillingServiceStub(self._channel)
+        return self._billing
 
     async def check(self, *, tenant_id: str, account_id: str, field: str) -> None:
         """Returns when billing knows `account_id` in `tenant_id`; raises otherwise."""
@@ -45,7 +47,7 @@ class BillingAccounts:
             raise Unavailable(
                 "cannot check the billing account now (no service token); retry later", reason="BILLING_UNAVAILABLE"
             ) from None
-        metadata = (("authorization", f"Bearer {token}"), (TENANT_METADATA, tenant_id))
+        metadata = onward_metadata(token, tenant_id)
         try:
             await self._stub().GetAccount(
                 billing_pb2.GetAccountRequest(id=account_id), metadata=metadata, timeout=self.timeout
@@ -65,7 +67,7 @@ class BillingAccounts:
             ) from None
 
     async def close(self) -> None:
-        channel, self._channel = self._channel, None
+        channel, self._channel, self._billing = self._channel, None, None
         if channel is not None:
             await channel.close()
         await self.tokens.close()

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import grpc
 
 from zenops.billing.v1 import billing_pb2, billing_pb2_grpc
-from zenops_kit.caller import TENANT_METADATA
+from zenops_kit.caller import onward_metadata
 from zenops_kit.errors import DomainError, FailedPrecondition, PermissionDenied, Unavailable, parse_rpc_error
 from zenops_kit.tls import channel as grpc_channel
 
@@ -79,11 +79,14 @@ class BillingClient:
         self.tokens = tokens
         self.timeout = timeout
         self._channel: grpc.aio.Channel | None = None
+        self._service: billing_pb2_grpc.BillingServiceStub | None = None
 
     def _stub(self) -> billing_pb2_grpc.BillingServiceStub:
-        if self._channel is None:
+        # Built once: a stub makes a callable per method of the service.
+        if self._service is None:
             self._channel = grpc_channel(self.billing_addr)
-        return billing_pb2_grpc.BillingServiceStub(self._channel)
+            self._service = billing_pb2_grpc.BillingServiceStub(self._channel)
+        return self._service
 
     async def authorize_release(
         self,
@@ -115,7 +118,7 @@ class BillingClient:
             tenant_id=tenant_id,
             idempotency_key=release_key(work_order_id, override_reason, attempt_key),
         )
-        metadata = (("authorization", f"Bearer {token}"), (TENANT_METADATA, tenant_id))
+        metadata = onward_metadata(token, tenant_id)
         try:
             response = await self._stub().AuthorizeRelease(request, metadata=metadata, timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
@@ -139,7 +142,7 @@ class BillingClient:
         return Decision(basis=response.basis, reservation_id=response.reservation.id)
 
     async def close(self) -> None:
-        channel, self._channel = self._channel, None
+        channel, self._channel, self._service = self._channel, None, None
         if channel is not None:
             await channel.close()
 

@@ -20,7 +20,7 @@ import grpc
 
 from zenops.ops.v1 import ops_pb2, ops_pb2_grpc
 from zenops_kit.auth import ServiceTokenProvider
-from zenops_kit.caller import TENANT_METADATA
+from zenops_kit.caller import onward_metadata
 from zenops_kit.errors import DomainError, Unavailable
 from zenops_kit.fields import not_found
 from zenops_kit.tls import channel as grpc_channel
@@ -63,11 +63,14 @@ class OpsClient:
         self.tokens = tokens
         self.timeout = timeout
         self._channel: grpc.aio.Channel | None = None
+        self._service: ops_pb2_grpc.OpsServiceStub | None = None
 
     def _stub(self) -> ops_pb2_grpc.OpsServiceStub:
-        if self._channel is None:
+        # Built once: a stub makes a callable per method of the service.
+        if self._service is None:
             self._channel = grpc_channel(self.ops_addr)
-        return ops_pb2_grpc.OpsServiceStub(self._channel)
+            self._service = ops_pb2_grpc.OpsServiceStub(self._channel)
+        return self._service
 
     async def _metadata(self, tenant_id: str) -> tuple:
         try:
@@ -75,7 +78,7 @@ class OpsClient:
         except DomainError as err:
             log.warning("no service token to ask ops", extra={"reason": err.reason})
             raise Unavailable("cannot ask ops now (no service token); retry later", reason="OPS_UNAVAILABLE") from None
-        return (("authorization", f"Bearer {token}"), (TENANT_METADATA, tenant_id))
+        return onward_metadata(token, tenant_id)
 
     async def _call(self, method: str, request, *, tenant_id: str, kind: str, id_: str, field: str):
         metadata = await self._metadata(tenant_id)
@@ -128,7 +131,7 @@ class OpsClient:
         )
 
     async def close(self) -> None:
-        channel, self._channel = self._channel, None
+        channel, self._channel, self._service = self._channel, None, None
         if channel is not None:
             await channel.close()
 
