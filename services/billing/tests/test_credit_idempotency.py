@@ -7,9 +7,12 @@ import uuid
 from collections import Counter
 
 import grpc
+import pytest
 from billing_harness import outcome, pb
 
+from zenops_billing.store.sql import raw_autocommit
 from zenops_billing.wallet import operations
+from zenops_kit.errors import Unavailable
 
 
 def key() -> str:
@@ -211,6 +214,23 @@ async def test_concurrent_twins_take_effect_once(billing):
         assert {d.metadata["fields"] for r, d in results if r != "OK"} == {"ref_id"}
         assert await h.ledger_sums(account.id) == {"GRANT": 10, "RESERVE": 4}
         assert await h.invariants() == []
+
+
+async def test_a_connection_lost_under_a_credit_call_is_unavailable_and_never_reused(billing):
+    """The credit RPCs' pooled asyncpg connection (`raw_autocommit`): when PostgreSQL drops it,
+    the call fails UNAVAILABLE (retry with the key) and the pool never hands it out again."""
+    async with billing() as h:
+        with pytest.raises(Unavailable, match="retry with the same key"):
+            async with raw_autocommit(h.engine) as conn:
+                pid = await conn.fetchval("SELECT pg_backend_pid()")
+                # another pooled connection ends it (and waits until it is gone)
+                await h.sql("SELECT pg_terminate_backend(:pid, 5000)", {"pid": pid}, tenant=None)
+                await conn.fetchval("SELECT 1")
+        for _ in range(h.settings.database_pool_size + 1):
+            async with raw_autocommit(h.engine) as conn:
+                assert await conn.fetchval("SELECT 1") == 1
+        account = await h.account(10)
+        assert (await h.reserve(account.id, 2)).wallet.reserved == 2
 
 
 async def test_keys_are_per_tenant(billing):

@@ -17,6 +17,8 @@ from .wallet import invalid
 IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 # Printable ASCII without spaces: what fits an HTTP header and a log line unchanged.
 KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+# Values a JSON round trip returns unchanged (a float may not: 1e400, -0.0).
+_JSON_SCALARS = (str, int, bool, type(None))
 
 
 def check_key(key: str, field_name: str = "idempotency_key") -> str:
@@ -26,7 +28,10 @@ def check_key(key: str, field_name: str = "idempotency_key") -> str:
 
 
 def canonical(request: dict) -> dict:
-    """`request` as JSON would return it (what the database stores and gives back)."""
+    """`request` as JSON would return it (what the database stores and gives back). Flat
+    str/int/bool/None fields (every RPC's request) come back as they are: no round trip."""
+    if all(type(k) is str and type(v) in _JSON_SCALARS for k, v in request.items()):
+        return dict(request)
     return json.loads(json.dumps(request, sort_keys=True, default=str))
 
 

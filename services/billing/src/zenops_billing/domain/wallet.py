@@ -17,7 +17,7 @@ Reservation states: ACTIVE → CONSUMED | RELEASED | EXPIRED, nothing else. A co
 all of it or part (the remainder is released in the same transaction); a consume beyond the
 amount is EXCEEDS_RESERVED_AMOUNT; an ACTIVE reservation past its expires_at is expired to
 everyone but the expiry sweep. These decisions are taken in the database functions that
-write (migration 0002: billing_reserve, billing_settle, billing_grant), against the rows
+write (billing_reserve, billing_settle, billing_grant: migrations 0002, 0007), against the rows
 they have locked: deciding here would cost client round trips while the account's balance
 row is locked. This module names the outcomes (the reason codes), turns them into errors and
 checks the invariants. The database also refuses any other transition (trigger) and any

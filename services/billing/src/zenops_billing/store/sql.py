@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections import namedtuple
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
 from sqlalchemy import text
+from sqlalchemy.engine.interfaces import PoolProxiedConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from zenops_kit.errors import Unavailable
 
@@ -29,7 +32,7 @@ class Statement:
     """SQL with `:name` parameters, prepared for both connection kinds (build once, at import
     or through functools.cache: the texts are the statement caches' keys)."""
 
-    __slots__ = ("names", "positional", "sa")
+    __slots__ = ("names", "positional", "row_type", "sa")
 
     def __init__(self, sql: str) -> None:
         self.sa = text(sql)
@@ -43,21 +46,18 @@ class Statement:
 
         self.positional = _PARAM.sub(number, sql)
         self.names = tuple(names)
+        self.row_type = None
 
-
-class _Record:
-    """An asyncpg Record read by attribute, like a SQLAlchemy Row."""
-
-    __slots__ = ("_r",)
-
-    def __init__(self, record: asyncpg.Record) -> None:
-        self._r = record
-
-    def __getattr__(self, name: str):
-        try:
-            return self._r[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    def rows(self, records: list[asyncpg.Record]) -> list:
+        """asyncpg's records as named tuples, read by attribute like SQLAlchemy's rows: the
+        type is made once per statement (a wallet function's row read through a Python
+        __getattr__ per column cost ~20 µs more per call)."""
+        if not records:
+            return []
+        if self.row_type is None or len(self.row_type._fields) != len(records[0]):
+            self.row_type = namedtuple("Row", records[0].keys(), rename=True)
+        make = self.row_type._make
+        return [make(r) for r in records]
 
 
 async def fetch(conn, statement: Statement, params: dict) -> list:
@@ -65,8 +65,7 @@ async def fetch(conn, statement: Statement, params: dict) -> list:
     if isinstance(conn, AsyncConnection):
         result = await conn.execute(statement.sa, params)
         return list(result.all()) if result.returns_rows else []
-    records = await conn.fetch(statement.positional, *[params[n] for n in statement.names])
-    return [_Record(r) for r in records]
+    return statement.rows(await conn.fetch(statement.positional, *[params[n] for n in statement.names]))
 
 
 async def first(conn, statement: Statement, params: dict):
@@ -75,17 +74,35 @@ async def first(conn, statement: Statement, params: dict):
 
 
 @asynccontextmanager
+async def _pooled(engine: AsyncEngine) -> AsyncIterator[PoolProxiedConnection]:
+    """A connection of the engine's pool without SQLAlchemy's Connection around it (~15 µs of
+    CPU to check out and return against ~48 µs for engine.connect() + get_raw_connection()).
+    Nothing is begun through SQLAlchemy on it, so its return to the pool awaits nothing."""
+    pooled = await engine.raw_connection()
+    try:
+        yield pooled
+    finally:
+        if pooled.is_valid:  # an invalidated one went back already
+            pooled.close()
+
+
+async def _discard(pooled: PoolProxiedConnection) -> None:
+    """A broken connection: closed, never handed out again (the pool opens another)."""
+    if pooled.is_valid:
+        await greenlet_spawn(pooled.invalidate)
+
+
+@asynccontextmanager
 async def raw_autocommit(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
     """A pooled asyncpg connection outside any transaction: each statement commits on its own.
     For the wallet's database functions, which scope themselves to a tenant (set_config
     local to the statement's implicit transaction: nothing leaks to the connection's next user)."""
-    async with engine.connect() as sa_conn:
-        raw = (await sa_conn.get_raw_connection()).driver_connection
+    async with _pooled(engine) as pooled:
         try:
-            yield raw
+            yield pooled.driver_connection
         except CONNECTION_ERRORS as exc:
             # Whether a write committed is unknown: the caller retries with its idempotency key.
-            await sa_conn.invalidate()
+            await _discard(pooled)
             raise Unavailable("the database connection was lost; retry with the same key") from exc
 
 
@@ -95,12 +112,12 @@ async def raw_tenant_tx(engine: AsyncEngine, tenant_id: str) -> AsyncIterator[as
     leaking to the pooled connection's next user), yielding the asyncpg connection: BEGIN and
     the tenant setting in one round trip, COMMIT (or ROLLBACK on any exception) at the end."""
     tenant = str(uuid.UUID(str(tenant_id)))  # canonical UUID text: safe to put in the SQL
-    async with engine.connect() as sa_conn:
-        raw = (await sa_conn.get_raw_connection()).driver_connection
+    async with _pooled(engine) as pooled:
+        raw = pooled.driver_connection
         try:
             await raw.execute(f"BEGIN; SELECT set_config('app.tenant_id', '{tenant}', true)")
         except CONNECTION_ERRORS as exc:
-            await sa_conn.invalidate()
+            await _discard(pooled)
             raise Unavailable("the database is unavailable; retry later") from exc
         try:
             yield raw
@@ -108,7 +125,7 @@ async def raw_tenant_tx(engine: AsyncEngine, tenant_id: str) -> AsyncIterator[as
             try:
                 await raw.execute("ROLLBACK")
             except Exception:  # noqa: BLE001 - a broken connection: never hand it out again
-                await sa_conn.invalidate()
+                await _discard(pooled)
             if isinstance(exc, CONNECTION_ERRORS):
                 raise Unavailable("the database is unavailable; retry later") from exc
             raise
@@ -116,5 +133,5 @@ async def raw_tenant_tx(engine: AsyncEngine, tenant_id: str) -> AsyncIterator[as
             await raw.execute("COMMIT")
         except CONNECTION_ERRORS as exc:
             # Whether it committed is unknown: the caller retries with its idempotency key.
-            await sa_conn.invalidate()
+            await _discard(pooled)
             raise Unavailable("the database connection was lost at commit; retry with the same key") from exc

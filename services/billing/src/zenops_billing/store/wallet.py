@@ -161,8 +161,8 @@ async def due_reservation(conn: AsyncConnection, now: datetime) -> tuple[Reserva
 
 # -- writes ---------------------------------------------------------------------------------
 #
-# Each operation is one call of its database function (migration 0002: billing_grant,
-# billing_reserve, billing_settle): lock, decide, write the reservation, the balance row and
+# Each operation is one call of its database function (billing_grant, billing_reserve,
+# billing_settle: migrations 0002, 0007): lock, decide, write the reservation, the balance row and
 # the ledger entries, optionally claim the idempotency key and record the answer — one round
 # trip. Called in autocommit (the credit RPCs, `autocommit_tx`) the balance row is locked only
 # while the function runs inside the database; called in a caller's transaction the lock
@@ -293,7 +293,7 @@ async def write_reserve(
         "actor": actor,
         "bref": business_ref,
         "ikey": idempotency_key,
-        "adj_id": str(uuid.uuid4()),
+        "adj_id": str(uuid.uuid4()) if may_override else None,  # only an override's shortfall needs one
         "res_id": str(uuid.uuid4()),
     }
     return _written(await fetch(conn, _RESERVE, _claim_params(params, claim)))
@@ -330,8 +330,10 @@ async def write_settle(
         "x_reason": returned_reason,
         "ikey": idempotency_key,
         "expiring": expiring,
-        "c_id": str(uuid.uuid4()),
-        "x_id": str(uuid.uuid4()),
+        # ids of the entries it can write: a CONSUME unless it takes nothing, the returned part's
+        # unless it takes all
+        "c_id": str(uuid.uuid4()) if take != 0 else None,
+        "x_id": str(uuid.uuid4()) if take >= 0 else None,
     }
     return _written(await fetch(conn, _SETTLE, _claim_params(params, claim)))
 
