@@ -52,7 +52,7 @@ class FakeOps:
 
 @pytest.fixture
 async def fake_ops():
-    setup_telemetry("gateway")  # instrument grpc.aio before the server below is created
+    setup_telemetry("gateway")
     fake = FakeOps()
     server = grpc.aio.server(
         interceptors=[ServiceInterceptor("ops", verifier=None, public_methods={f"/{OPS_SERVICE}/GetServiceInfo"})]

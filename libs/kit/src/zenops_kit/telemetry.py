@@ -79,14 +79,13 @@ def _prometheus(port: int) -> MetricReader:
     return reader
 
 
-def setup_telemetry(
-    service_name: str, version: str = "", *, metrics_port: int = 0, grpc_client: bool = True
-) -> TracerProvider | None:
-    """Install the tracer and meter providers, W3C propagation and the gRPC client
-    instrumentor (idempotent: the first call in a process decides). Server spans and
-    `rpc.server.duration` come from the kit's ServiceInterceptor (one interceptor per call,
-    not two); `grpc_client=False` for a process that propagates `traceparent` itself (the
-    gateway: an intercepted grpc.aio call costs an extra task per call)."""
+def setup_telemetry(service_name: str, version: str = "", *, metrics_port: int = 0) -> TracerProvider | None:
+    """Install the tracer and meter providers and W3C propagation (idempotent: the first call
+    in a process decides). Server spans and `rpc.server.duration` come from the kit's
+    ServiceInterceptor (one interceptor per call, not two). Outgoing calls carry the trace
+    through their metadata (`zenops_kit.caller.onward_metadata`, the gateway's
+    `outgoing_metadata`), not a client interceptor: an intercepted grpc.aio call costs ~70 µs
+    of client CPU and an extra task per call."""
     global _configured
     propagate.set_global_textmap(TraceContextTextMapPropagator())
     if _configured or os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
@@ -103,10 +102,6 @@ def setup_telemetry(
     readers = _metric_readers(metrics_port)
     if readers:
         metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
-    if grpc_client:
-        from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient
-
-        GrpcAioInstrumentorClient().instrument()
     _configured = True
     return provider
 

@@ -65,7 +65,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The typed clients put `traceparent` on their calls themselves (clients/base.py).
-        setup_telemetry(SERVICE_NAME, settings.version, grpc_client=False, metrics_port=settings.metrics_port)
+        setup_telemetry(SERVICE_NAME, settings.version, metrics_port=settings.metrics_port)
         runtime.upstreams = Upstreams.from_settings(settings)
         runtime.bus = EventBus(settings.nats_url, name=f"zenops-{SERVICE_NAME}", options=nats_options(settings))
         runtime.bus.start()

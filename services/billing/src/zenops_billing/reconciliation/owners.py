@@ -17,6 +17,7 @@ import grpc
 from zenops.ops.v1 import ops_pb2, ops_pb2_grpc
 from zenops.repogen.v1 import repogen_pb2, repogen_pb2_grpc
 from zenops_kit.auth import ServiceTokenProvider
+from zenops_kit.caller import onward_metadata
 from zenops_kit.errors import DomainError
 from zenops_kit.tls import channel as grpc_channel
 
@@ -63,7 +64,7 @@ class GrpcRefOwners:
             token = await self.tokens.token()
         except DomainError as err:
             return OwnerAnswer(RefState.UNKNOWN, f"no service token: {err.reason}")
-        metadata = (("authorization", f"Bearer {token}"),)
+        metadata = onward_metadata(token)
         try:
             if owner == "ops":
                 resp = await ops_pb2_grpc.OpsServiceStub(self.channel(owner)).GetBillingRefState(
