@@ -12,7 +12,8 @@ Processes, all started here on free ports, no suite and no database:
   framework adds on top);
 - `envoy`: Envoy (one worker, as the suite runs it) routing everything to `relay`, no access log
   and no filters but the router — the least the edge can cost; then the edge's own
-  configuration (deploy/envoy/envoy.yaml, as `make run` renders it) in front of the same relay;
+  configuration (deploy/envoy/envoy.yaml, as `make run` renders it, less its 2,000 req/s flood
+  limit) in front of the same relay;
 - the in-run baseline: uvicorn with a bare ASGI app answering the same JSON without any call.
 
 For each target, wrk (closed loop, 32 connections, 2 threads) and the CPU per request of each
@@ -213,6 +214,24 @@ def envoy_config(path: Path, port: int, upstream: int, admin: int) -> None:
     )
 
 
+def edge_config(port: int, upstream: int, admin: int) -> str:
+    """The edge's configuration as `make run` renders it, less its listener-wide flood limit
+    (2,000 req/s: the bare relay goes faster and would be answered 429)."""
+    import yaml
+
+    from zenops_devstack.envoy import render_envoy_config
+
+    config = yaml.safe_load(
+        render_envoy_config(listen_port=port, gateway_host="127.0.0.1", gateway_port=upstream, admin_port=admin)
+    )
+    for listener in config["static_resources"]["listeners"]:
+        for chain in listener["filter_chains"]:
+            for f in chain["filters"]:
+                hcm = f["typed_config"]
+                hcm["http_filters"] = [h for h in hcm.get("http_filters", []) if h["name"] != "local_ratelimit_global"]
+    return yaml.safe_dump(config, sort_keys=False)
+
+
 def distinct_ports(n: int) -> list[int]:
     """`n` free ports, all different (free_port can hand out a port it just handed out)."""
     ports: list[int] = []
@@ -260,7 +279,7 @@ def measure(label: str, wrk: str, port: int, pids: dict[str, int], args) -> dict
 
 
 def run(args) -> int:
-    from zenops_devstack.envoy import envoy_binary, render_envoy_config
+    from zenops_devstack.envoy import envoy_binary
 
     wrk = ensure_wrk()
     procs: list[subprocess.Popen] = []
@@ -282,11 +301,7 @@ def run(args) -> int:
             config = Path(tmp) / "envoy.json"
             envoy_config(config, envoy_port, relay_port, admin)
             edge = Path(tmp) / "edge.yaml"
-            edge.write_text(
-                render_envoy_config(
-                    listen_port=edge_port, gateway_host="127.0.0.1", gateway_port=relay_port, admin_port=edge_admin
-                )
-            )
+            edge.write_text(edge_config(edge_port, relay_port, edge_admin))
             proxies = {}
             for name, cfg, port in (("envoy", config, envoy_port), ("edge", edge, edge_port)):
                 proc = subprocess.Popen(
@@ -334,9 +349,8 @@ def run(args) -> int:
         say(f"figures written to {OUT_PATH}")
         return 0
     finally:
-        for p in procs:
+        for p in reversed(procs):  # proxies first, the gRPC server last: no request meets a stopped hop
             p.terminate()
-        for p in procs:
             try:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
