@@ -29,26 +29,15 @@ Revision ID: 0002
 Revises: 0001
 """
 
-from pathlib import Path
-
 from alembic import op
 
+from zenops_billing.migrations.sql import sql_file
 from zenops_kit.events.schema import tenant_rls
 
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
-
-
-def _sql(name: str) -> str:
-    """One statement from migrations/sql/ (its leading comment block dropped): versioned
-    files, never edited once applied. One statement per file: every statement is executed
-    on its own (the asyncpg driver prepares each one, so one command per execute)."""
-    lines = (Path(__file__).resolve().parent.parent / "sql" / name).read_text(encoding="utf-8").splitlines(True)
-    while lines and (lines[0].startswith("--") or not lines[0].strip()):
-        lines.pop(0)
-    return "".join(lines)
 
 
 TENANT_TABLES = (
@@ -208,7 +197,7 @@ UP = [
     )
     """,
     "CREATE INDEX account_events_account ON account_events (account_id, occurred_at DESC, id DESC)",
-    _sql("0002_billing_append_only.sql"),
+    sql_file("0002_billing_append_only.sql"),
     """
     CREATE TRIGGER credit_ledger_append_only BEFORE UPDATE OR DELETE ON credit_ledger
         FOR EACH ROW EXECUTE FUNCTION billing_append_only()
@@ -226,7 +215,7 @@ UP = [
         FOR EACH STATEMENT EXECUTE FUNCTION billing_append_only()
     """,
     # The state machine, enforced where no code path can skip it.
-    _sql("0002_reservations_transition.sql"),
+    sql_file("0002_reservations_transition.sql"),
     """
     CREATE TRIGGER reservations_transition BEFORE UPDATE OR DELETE ON reservations
         FOR EACH ROW EXECUTE FUNCTION reservations_transition()
@@ -246,13 +235,13 @@ UP = [
 # codes are the outcomes); the functions return one billing_op_result row per ledger entry
 # written, or one row with the refusal.
 FUNCTIONS_UP = [
-    _sql("0002_billing_op_result.sql"),
-    _sql("0002_billing_claim.sql"),
-    _sql("0002_billing_refused.sql"),
-    _sql("0002_billing_written.sql"),
-    _sql("0002_billing_grant.sql"),
-    _sql("0002_billing_reserve.sql"),
-    _sql("0002_billing_settle.sql"),
+    sql_file("0002_billing_op_result.sql"),
+    sql_file("0002_billing_claim.sql"),
+    sql_file("0002_billing_refused.sql"),
+    sql_file("0002_billing_written.sql"),
+    sql_file("0002_billing_grant.sql"),
+    sql_file("0002_billing_reserve.sql"),
+    sql_file("0002_billing_settle.sql"),
 ]
 
 FUNCTIONS_DOWN = [

@@ -34,26 +34,15 @@ Revision ID: 0005
 Revises: 0004
 """
 
-from pathlib import Path
-
 from alembic import op
 
+from zenops_billing.migrations.sql import sql_file
 from zenops_kit.events.schema import tenant_rls
 
 revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None
-
-
-def _sql(name: str) -> str:
-    """One statement from migrations/sql/ (its leading comment block dropped): versioned
-    files, never edited once applied. One statement per file: every statement is executed
-    on its own (the asyncpg driver prepares each one, so one command per execute)."""
-    lines = (Path(__file__).resolve().parent.parent / "sql" / name).read_text(encoding="utf-8").splitlines(True)
-    while lines and (lines[0].startswith("--") or not lines[0].strip()):
-        lines.pop(0)
-    return "".join(lines)
 
 
 TENANT_TABLES = ("checkouts", "payment_events", "payment_settlements", "payment_recoveries")
@@ -186,7 +175,7 @@ UP = [
 # uncovered part an ADJUSTMENT (overdraft) tied to it plus an account event RECOVERY_DUE.
 # Returns billing_op_result rows like the other wallet functions (billing_written). Unlike a
 # reserve it ignores the account's status: money already refunded is recovered regardless.
-FUNCTIONS_UP = [_sql("0005_billing_debit.sql")]
+FUNCTIONS_UP = [sql_file("0005_billing_debit.sql")]
 
 DOWN = [
     "DROP FUNCTION billing_debit(uuid, uuid, bigint, text, text, text, text, uuid, uuid, uuid)",

@@ -23,24 +23,14 @@ Revision ID: 0007
 Revises: 0006
 """
 
-from pathlib import Path
-
 from alembic import op
+
+from zenops_billing.migrations.sql import sql_file
 
 revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
-
-
-def _sql(name: str) -> str:
-    """One statement from migrations/sql/ (its leading comment block dropped): versioned
-    files, never edited once applied. One statement per file: every statement is executed
-    on its own (the asyncpg driver prepares each one, so one command per execute)."""
-    lines = (Path(__file__).resolve().parent.parent / "sql" / name).read_text(encoding="utf-8").splitlines(True)
-    while lines and (lines[0].startswith("--") or not lines[0].strip()):
-        lines.pop(0)
-    return "".join(lines)
 
 
 KEY_FK = "ALTER TABLE idempotency_keys ALTER CONSTRAINT idempotency_keys_ledger_entry_id_fkey"
@@ -61,21 +51,21 @@ UP = [
     "DROP INDEX reservations_active_ref",
     "DROP INDEX reservations_one_active",
     "CREATE UNIQUE INDEX " + ONE_ACTIVE.format("account_id, ref_type, ref_id"),
-    _sql("0007_billing_refused.sql"),
-    _sql("0007_billing_grant.sql"),
-    _sql("0007_billing_reserve.sql"),
-    _sql("0007_billing_settle.sql"),
+    sql_file("0007_billing_refused.sql"),
+    sql_file("0007_billing_grant.sql"),
+    sql_file("0007_billing_reserve.sql"),
+    sql_file("0007_billing_settle.sql"),
     "DROP FUNCTION billing_claim(text, text, bytea, jsonb)",
 ]
 
 # 0002's functions back (their files create them: the new ones are dropped first).
 DOWN = [
-    _sql("0002_billing_claim.sql"),
+    sql_file("0002_billing_claim.sql"),
     *(f"DROP FUNCTION {signature}" for signature in (SETTLE, RESERVE, GRANT, REFUSED)),
-    _sql("0002_billing_refused.sql"),
-    _sql("0002_billing_grant.sql"),
-    _sql("0002_billing_reserve.sql"),
-    _sql("0002_billing_settle.sql"),
+    sql_file("0002_billing_refused.sql"),
+    sql_file("0002_billing_grant.sql"),
+    sql_file("0002_billing_reserve.sql"),
+    sql_file("0002_billing_settle.sql"),
     "DROP INDEX reservations_one_active",
     "CREATE UNIQUE INDEX " + ONE_ACTIVE.format("tenant_id, account_id, ref_type, ref_id"),
     "CREATE INDEX reservations_active_ref ON reservations (account_id, ref_type, ref_id) WHERE status = 'ACTIVE'",
