@@ -20,9 +20,8 @@ from typing import Any, ClassVar, Literal
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from opentelemetry import propagate, trace
 
-from zenops_kit.logging import request_id_var
+from zenops_kit.caller import call_metadata
 from zenops_kit.tls import channel as grpc_channel
 
 from ..errors import UpstreamError
@@ -71,14 +70,7 @@ def outgoing_metadata(token: str | None = None, extra: dict[str, str] | None = N
     agent (`x-client-ip`, `x-client-user-agent`), the trace context (W3C `traceparent`, the
     gateway's request span: the gateway's channels carry no tracing interceptor) and, if
     given, the caller's token."""
-    md: list[tuple[str, str]] = []
-    if trace.get_current_span().get_span_context().is_valid:
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)
-        md.extend(carrier.items())
-    rid = request_id_var.get()
-    if rid:
-        md.append(("x-request-id", rid))
+    md = call_metadata()
     client = client_info_var.get()
     if client is not None:
         if client.ip:
