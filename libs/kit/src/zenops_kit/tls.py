@@ -33,7 +33,13 @@ SERVER_OPTIONS: tuple[tuple[str, Any], ...] = (
     ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
     ("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS),
 )
-CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (("grpc.lb_policy_name", "round_robin"),)
+# round_robin over the peer's addresses. Reconnect backoff capped at 2 s (gRPC's default grows to
+# 120 s): a restarted or rescheduled peer is reached again within ~2 s, not minutes later.
+CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
+    ("grpc.lb_policy_name", "round_robin"),
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+)
 
 
 def _read(path: str) -> bytes:

@@ -49,8 +49,12 @@ class BillingAccounts:
             ) from None
         metadata = onward_metadata(token, tenant_id)
         try:
+            # wait_for_ready: a peer that is restarting is waited for within the deadline, not failed at once.
             await self._stub().GetAccount(
-                billing_pb2.GetAccountRequest(id=account_id), metadata=metadata, timeout=self.timeout
+                billing_pb2.GetAccountRequest(id=account_id),
+                metadata=metadata,
+                timeout=self.timeout,
+                wait_for_ready=True,
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:

@@ -120,7 +120,10 @@ class BillingClient:
         )
         metadata = onward_metadata(token, tenant_id)
         try:
-            response = await self._stub().AuthorizeRelease(request, metadata=metadata, timeout=self.timeout)
+            # wait_for_ready: a peer that is restarting is waited for within the deadline, not failed at once.
+            response = await self._stub().AuthorizeRelease(
+                request, metadata=metadata, timeout=self.timeout, wait_for_ready=True
+            )
         except grpc.aio.AioRpcError as exc:
             detail = parse_rpc_error(exc)
             if detail.code in _REFUSALS:

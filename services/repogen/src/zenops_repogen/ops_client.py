@@ -83,7 +83,10 @@ class OpsClient:
     async def _call(self, method: str, request, *, tenant_id: str, kind: str, id_: str, field: str):
         metadata = await self._metadata(tenant_id)
         try:
-            return await getattr(self._stub(), method)(request, metadata=metadata, timeout=self.timeout)
+            # wait_for_ready: a peer that is restarting is waited for within the deadline, not failed at once.
+            return await getattr(self._stub(), method)(
+                request, metadata=metadata, timeout=self.timeout, wait_for_ready=True
+            )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 raise not_found(kind, id_, field=field) from None
