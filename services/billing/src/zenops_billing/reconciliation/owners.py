@@ -66,20 +66,19 @@ class GrpcRefOwners:
             return OwnerAnswer(RefState.UNKNOWN, f"no service token: {err.reason}")
         metadata = onward_metadata(token)
         try:
-            # wait_for_ready: a peer that is restarting is waited for within the deadline, not failed at once.
+            # No wait_for_ready (unlike the request paths): a sweep over many refs takes an owner
+            # that does not answer as "leave" at once rather than waiting out each deadline.
             if owner == "ops":
                 resp = await ops_pb2_grpc.OpsServiceStub(self.channel(owner)).GetBillingRefState(
                     ops_pb2.GetBillingRefStateRequest(ref_type=ref_type, ref_id=ref_id, tenant_id=tenant_id),
                     metadata=metadata,
                     timeout=self.timeout,
-                    wait_for_ready=True,
                 )
             else:
                 resp = await repogen_pb2_grpc.RepogenServiceStub(self.channel(owner)).GetBillingRefState(
                     repogen_pb2.GetBillingRefStateRequest(ref_type=ref_type, ref_id=ref_id, tenant_id=tenant_id),
                     metadata=metadata,
                     timeout=self.timeout,
-                    wait_for_ready=True,
                 )
         except grpc.aio.AioRpcError as exc:
             log.info(
