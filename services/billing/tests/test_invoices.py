@@ -346,7 +346,9 @@ async def test_the_property_state_comes_from_ops(billing, start_service):
             ).assignment
         assert assignment.property_state == "KA"
         service = h.signer.token(aud="service", sub="service:billing", caps=["assignments.read"])
-        use_property_states(h.app.runtime, OpsPropertyStates(channel=ops_channel, tokens=StaticToken(service)))
+        use_property_states(
+            h.app.runtime, OpsPropertyStates(stub=ops_pb2_grpc.OpsServiceStub(ops_channel), tokens=StaticToken(service))
+        )
         inv = Invoicing(h)
         await inv.settings()
         account = await inv.account()  # recipient in MH, the supplier in MH

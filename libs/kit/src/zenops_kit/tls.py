@@ -18,7 +18,7 @@ import os
 import ssl
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
@@ -40,6 +40,32 @@ CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
     ("grpc.initial_reconnect_backoff_ms", 250),
     ("grpc.max_reconnect_backoff_ms", 2000),
 )
+
+
+Stub = TypeVar("Stub")
+
+
+class PeerStub(Generic[Stub]):
+    """A generated stub of a peer service over its own `channel`, both made on first use (in
+    the running loop) and then kept: a stub makes a callable per method of the service, too
+    much to build per call. `peer()` is the stub; `close()` closes the channel."""
+
+    def __init__(self, address: str, stub_class: type[Stub]) -> None:
+        self.address = address
+        self.stub_class = stub_class
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: Stub | None = None
+
+    def __call__(self) -> Stub:
+        if self._stub is None:
+            self._channel = channel(self.address)
+            self._stub = self.stub_class(self._channel)
+        return self._stub
+
+    async def close(self) -> None:
+        ch, self._channel, self._stub = self._channel, None, None
+        if ch is not None:
+            await ch.close()
 
 
 def _read(path: str) -> bytes:

@@ -18,7 +18,7 @@ from zenops.billing.v1 import billing_pb2, billing_pb2_grpc
 from zenops_kit.auth import ServiceTokenProvider
 from zenops_kit.caller import onward_metadata
 from zenops_kit.errors import DomainError, FieldViolation, InvalidArgument, Unavailable
-from zenops_kit.tls import channel as grpc_channel
+from zenops_kit.tls import PeerStub
 
 log = logging.getLogger("zenops.ops.billing_accounts")
 
@@ -28,15 +28,7 @@ class BillingAccounts:
         self.billing_addr = billing_addr
         self.tokens = tokens
         self.timeout = timeout
-        self._channel: grpc.aio.Channel | None = None
-        self._billing: billing_pb2_grpc.BillingServiceStub | None = None
-
-    def _stub(self) -> billing_pb2_grpc.BillingServiceStub:
-        # Built once: a stub makes a callable per method of the service.
-        if self._billing is None:
-            self._channel = grpc_channel(self.billing_addr)
-            self._billing = billing_pb2_grpc.BillingServiceStub(self._channel)
-        return self._billing
+        self._stub = PeerStub(billing_addr, billing_pb2_grpc.BillingServiceStub)
 
     async def check(self, *, tenant_id: str, account_id: str, field: str) -> None:
         """Returns when billing knows `account_id` in `tenant_id`; raises otherwise."""
@@ -71,9 +63,7 @@ class BillingAccounts:
             ) from None
 
     async def close(self) -> None:
-        channel, self._channel, self._billing = self._channel, None, None
-        if channel is not None:
-            await channel.close()
+        await self._stub.close()
         await self.tokens.close()
 
 

@@ -34,7 +34,7 @@ import grpc
 from zenops.billing.v1 import billing_pb2, billing_pb2_grpc
 from zenops_kit.caller import onward_metadata
 from zenops_kit.errors import DomainError, FailedPrecondition, PermissionDenied, Unavailable, parse_rpc_error
-from zenops_kit.tls import channel as grpc_channel
+from zenops_kit.tls import PeerStub
 
 from .service_tokens import service_tokens_for
 
@@ -78,15 +78,7 @@ class BillingClient:
         self.billing_addr = billing_addr
         self.tokens = tokens
         self.timeout = timeout
-        self._channel: grpc.aio.Channel | None = None
-        self._service: billing_pb2_grpc.BillingServiceStub | None = None
-
-    def _stub(self) -> billing_pb2_grpc.BillingServiceStub:
-        # Built once: a stub makes a callable per method of the service.
-        if self._service is None:
-            self._channel = grpc_channel(self.billing_addr)
-            self._service = billing_pb2_grpc.BillingServiceStub(self._channel)
-        return self._service
+        self._stub = PeerStub(billing_addr, billing_pb2_grpc.BillingServiceStub)
 
     async def authorize_release(
         self,
@@ -145,9 +137,7 @@ class BillingClient:
         return Decision(basis=response.basis, reservation_id=response.reservation.id)
 
     async def close(self) -> None:
-        channel, self._channel, self._service = self._channel, None, None
-        if channel is not None:
-            await channel.close()
+        await self._stub.close()
 
 
 _ATTR = "_repogen_billing_client"

@@ -23,7 +23,7 @@ from zenops_kit.auth import ServiceTokenProvider
 from zenops_kit.caller import onward_metadata
 from zenops_kit.errors import DomainError, Unavailable
 from zenops_kit.fields import not_found
-from zenops_kit.tls import channel as grpc_channel
+from zenops_kit.tls import PeerStub
 
 from .service_tokens import service_tokens_for
 
@@ -62,15 +62,7 @@ class OpsClient:
         self.ops_addr = ops_addr
         self.tokens = tokens
         self.timeout = timeout
-        self._channel: grpc.aio.Channel | None = None
-        self._service: ops_pb2_grpc.OpsServiceStub | None = None
-
-    def _stub(self) -> ops_pb2_grpc.OpsServiceStub:
-        # Built once: a stub makes a callable per method of the service.
-        if self._service is None:
-            self._channel = grpc_channel(self.ops_addr)
-            self._service = ops_pb2_grpc.OpsServiceStub(self._channel)
-        return self._service
+        self._stub = PeerStub(ops_addr, ops_pb2_grpc.OpsServiceStub)
 
     async def _metadata(self, tenant_id: str) -> tuple:
         try:
@@ -134,9 +126,7 @@ class OpsClient:
         )
 
     async def close(self) -> None:
-        channel, self._channel, self._service = self._channel, None, None
-        if channel is not None:
-            await channel.close()
+        await self._stub.close()
 
 
 _ATTR = "_repogen_ops_client"

@@ -14,6 +14,7 @@ from typing import Protocol
 import grpc
 
 from zenops.ops.v1 import ops_pb2, ops_pb2_grpc
+from zenops_kit.caller import onward_metadata
 from zenops_kit.errors import DomainError, Unavailable
 
 log = logging.getLogger("zenops.billing.places")
@@ -27,8 +28,8 @@ class PropertyStates(Protocol):
 
 
 class OpsPropertyStates:
-    def __init__(self, *, channel: grpc.aio.Channel, tokens, timeout: float = 5.0) -> None:
-        self.stub = ops_pb2_grpc.OpsServiceStub(channel)
+    def __init__(self, *, stub: ops_pb2_grpc.OpsServiceStub, tokens, timeout: float = 5.0) -> None:
+        self.stub = stub
         self.tokens = tokens  # zenops_kit.auth.ServiceTokenProvider (anything with `async token()`)
         self.timeout = timeout
 
@@ -37,7 +38,7 @@ class OpsPropertyStates:
             token = await self.tokens.token()
         except DomainError as err:
             raise Unavailable(f"billing has no service token to ask ops ({err.reason})") from None
-        metadata = (("authorization", f"Bearer {token}"), ("x-tenant-id", tenant_id))
+        metadata = onward_metadata(token, tenant_id)
         try:
             resp = await self.stub.GetAssignment(
                 ops_pb2.GetAssignmentRequest(id=assignment_id), metadata=metadata, timeout=self.timeout
@@ -63,9 +64,7 @@ def property_states_for(runtime) -> PropertyStates:
         from ..reconciliation.owners import owners_for
 
         owners = owners_for(runtime)
-        found = OpsPropertyStates(
-            channel=owners.channel("ops"), tokens=owners.tokens, timeout=runtime.settings.owner_call_timeout
-        )
+        found = OpsPropertyStates(stub=owners.ops(), tokens=owners.tokens, timeout=runtime.settings.owner_call_timeout)
         setattr(runtime, _ATTR, found)
     return found
 

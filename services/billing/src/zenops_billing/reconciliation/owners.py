@@ -19,7 +19,7 @@ from zenops.repogen.v1 import repogen_pb2, repogen_pb2_grpc
 from zenops_kit.auth import ServiceTokenProvider
 from zenops_kit.caller import onward_metadata
 from zenops_kit.errors import DomainError
-from zenops_kit.tls import channel as grpc_channel
+from zenops_kit.tls import PeerStub
 
 from ..domain.reconciliation import OwnerAnswer, RefState, owner_of
 
@@ -45,16 +45,11 @@ class RefOwners(Protocol):
 
 class GrpcRefOwners:
     def __init__(self, *, ops_addr: str, repogen_addr: str, tokens: ServiceTokenProvider, timeout: float = 5.0) -> None:
-        self.addresses = {"ops": ops_addr, "repogen": repogen_addr}
         self.tokens = tokens
         self.timeout = timeout
-        self._channels: dict[str, grpc.aio.Channel] = {}
-
-    def channel(self, owner: str) -> grpc.aio.Channel:
-        """The process's channel to `owner` ("ops" | "repogen"), made on first use."""
-        if owner not in self._channels:
-            self._channels[owner] = grpc_channel(self.addresses[owner])
-        return self._channels[owner]
+        # Shared with invoicing's property lookup (invoicing/places.py).
+        self.ops = PeerStub(ops_addr, ops_pb2_grpc.OpsServiceStub)
+        self.repogen = PeerStub(repogen_addr, repogen_pb2_grpc.RepogenServiceStub)
 
     async def state(self, *, tenant_id: str, ref_type: str, ref_id: str) -> OwnerAnswer | None:
         owner = owner_of(ref_type)
@@ -69,13 +64,13 @@ class GrpcRefOwners:
             # No wait_for_ready (unlike the request paths): a sweep over many refs takes an owner
             # that does not answer as "leave" at once rather than waiting out each deadline.
             if owner == "ops":
-                resp = await ops_pb2_grpc.OpsServiceStub(self.channel(owner)).GetBillingRefState(
+                resp = await self.ops().GetBillingRefState(
                     ops_pb2.GetBillingRefStateRequest(ref_type=ref_type, ref_id=ref_id, tenant_id=tenant_id),
                     metadata=metadata,
                     timeout=self.timeout,
                 )
             else:
-                resp = await repogen_pb2_grpc.RepogenServiceStub(self.channel(owner)).GetBillingRefState(
+                resp = await self.repogen().GetBillingRefState(
                     repogen_pb2.GetBillingRefStateRequest(ref_type=ref_type, ref_id=ref_id, tenant_id=tenant_id),
                     metadata=metadata,
                     timeout=self.timeout,
@@ -92,9 +87,8 @@ class GrpcRefOwners:
         return OwnerAnswer(state)
 
     async def close(self) -> None:
-        channels, self._channels = list(self._channels.values()), {}
-        for channel in channels:
-            await channel.close()
+        await self.ops.close()
+        await self.repogen.close()
         await self.tokens.close()
 
 
