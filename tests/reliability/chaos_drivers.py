@@ -275,13 +275,29 @@ def r5_fuzzing(
         str(report),
         *(a for path in SELF_ENDING for a in ("--exclude-path", path)),
     ]
+    logs = {path: path.stat().st_size for path in Path(suite.logs).glob("*.log")}
     started = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=max_time * 3 + 300)
     figures = read_schemathesis_report(report)
     figures |= {"exit_code": proc.returncode, "seconds": round(time.monotonic() - started, 1)}
     if proc.returncode != 0:
         figures["output_tail"] = proc.stdout[-6000:] + proc.stderr[-2000:]
+    if figures["server_errors"]:
+        # schemathesis' report may not name the request; the services' own warnings do.
+        figures["service_warnings"] = warnings_since(logs)[-40:]
     return figures
+
+
+def warnings_since(offsets: dict[Path, int]) -> list[str]:
+    """The WARNING and ERROR lines each suite log gained after `offsets` (its size then)."""
+    lines: list[str] = []
+    for path, offset in offsets.items():
+        with path.open(errors="replace") as f:
+            f.seek(offset)
+            lines += [
+                f"{path.stem}: {ln.strip()[:600]}" for ln in f if '"level": "ERROR"' in ln or '"level": "WARNING"' in ln
+            ]
+    return lines
 
 
 def read_schemathesis_report(path: Path) -> dict:

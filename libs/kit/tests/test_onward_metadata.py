@@ -1,6 +1,10 @@
 """A service's call to another service carries the caller's trace and request id through
-`onward_metadata` (the kit's channels have no tracing interceptor): two real grpc.aio servers,
-the first calling the second from its handler."""
+`onward_metadata` (the kit's channels have no tracing interceptor), and its deadline is cut to
+what the call being served has left (`onward_timeout`): two real grpc.aio servers, the first
+calling the second from its handler."""
+
+import asyncio
+import time
 
 import grpc
 import pytest
@@ -9,7 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 
 from zenops_kit import interceptors
-from zenops_kit.caller import TENANT_METADATA, metadata, onward_metadata
+from zenops_kit.caller import ONWARD_MARGIN, TENANT_METADATA, metadata, onward_metadata, onward_timeout
 from zenops_kit.interceptors import ServiceInterceptor
 
 SERVICE = "zenops.test.v1.Onward"
@@ -63,3 +67,46 @@ async def test_the_callee_continues_the_callers_trace_and_request_id():
 def test_outside_any_call_only_the_token_and_tenant_go():
     assert onward_metadata("t") == (("authorization", "Bearer t"),)
     assert onward_metadata("t", TENANT) == (("authorization", "Bearer t"), (TENANT_METADATA, TENANT))
+
+
+async def test_an_onward_call_ends_before_its_callers_deadline_so_the_service_answers_first():
+    """The caller gives the first service 1 s; that service's client would wait 5 s for a peer
+    that never answers. The onward call is cut to the caller's remaining time less the margin,
+    so the service answers (here: which peer failed) before its caller's deadline."""
+    hung = asyncio.Event()
+
+    async def callee(request: bytes, context) -> bytes:
+        await hung.wait()
+        return b"late"
+
+    onward: list[float] = []
+
+    async def caller(request: bytes, context) -> bytes:
+        timeout = onward_timeout(5.0)
+        onward.append(timeout)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{second}") as ch:
+            try:
+                await ch.unary_unary(f"/{SERVICE}/Hop")(b"", timeout=timeout)
+            except grpc.aio.AioRpcError as exc:
+                return f"peer: {exc.code().name}".encode()
+        return b"ok"
+
+    srv2, second = await _server(grpc.unary_unary_rpc_method_handler(callee))
+    srv1, first = await _server(grpc.unary_unary_rpc_method_handler(caller))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{first}") as ch:
+            started = time.monotonic()
+            answer = await ch.unary_unary(f"/{SERVICE}/Hop")(b"", timeout=1.0)
+            took = time.monotonic() - started
+    finally:
+        hung.set()
+        await srv1.stop(0)
+        await srv2.stop(0)
+    assert answer == b"peer: DEADLINE_EXCEEDED"
+    # gRPC rounds the deadline it sends up a little: the cut is the caller's 1 s less the margin, give or take.
+    assert abs(onward[0] - (1.0 - ONWARD_MARGIN)) < 0.05
+    assert took < 1.0
+
+
+def test_outside_any_call_an_onward_call_keeps_its_own_deadline():
+    assert onward_timeout(5.0) == 5.0

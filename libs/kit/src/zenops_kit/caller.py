@@ -12,6 +12,7 @@ RPC from the verified token, before any use case runs.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from opentelemetry import propagate, trace
@@ -20,6 +21,13 @@ from .context import RequestContext, current_context
 from .errors import PermissionDenied
 from .fields import invalid, is_uuid
 from .logging import request_id_var
+
+# The gRPC servicer context of the call being served (set by the kit interceptor): its
+# deadline bounds the deadlines of the onward calls it makes (onward_timeout).
+servicer_context_var: ContextVar = ContextVar("zenops_servicer_context", default=None)
+# What an onward call leaves of its caller's deadline, so that this service answers (e.g.
+# UNAVAILABLE, saying which peer) before its own caller gives up on it.
+ONWARD_MARGIN = 0.25
 
 TENANT_METADATA = "x-tenant-id"
 IDEMPOTENCY_METADATA = "idempotency-key"
@@ -108,6 +116,17 @@ def call_metadata() -> list[tuple[str, str]]:
     if request_id:
         md.append(("x-request-id", request_id))
     return md
+
+
+def onward_timeout(own: float) -> float:
+    """The deadline (seconds) of an onward call: the client's own `own`, cut to what the call
+    being served has left less ONWARD_MARGIN (at least 10 ms: past that the onward call fails
+    at once, as the caller has given up anyway)."""
+    context = servicer_context_var.get()
+    remaining = context.time_remaining() if context is not None else None
+    if remaining is None:
+        return own
+    return max(min(own, remaining - ONWARD_MARGIN), 0.01)
 
 
 def onward_metadata(token: str, tenant_id: str | None = None) -> tuple[tuple[str, str], ...]:

@@ -30,6 +30,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
 
+from .caller import servicer_context_var
 from .context import ANONYMOUS, RequestContext, TokenVerifier, reset_context, set_context
 from .errors import DomainError, Unauthenticated, Unavailable, to_grpc_status
 from .infrastructure import is_infrastructure_error
@@ -219,23 +220,26 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             telemetry = _Telemetry(described, metadata)
             request_id = metadata.get("x-request-id") or str(uuid.uuid4())
             rid_token = request_id_var.set(request_id)
+            sc_token = servicer_context_var.set(context)
             ctx_token = set_context(ANONYMOUS)
             try:
                 ctx = await self._context(method, metadata, request_id)
             except Exception as exc:  # noqa: BLE001 - translated like a handler's failure
                 # e.g. a refused token, or a verifier whose session check met its database down
                 reset_context(ctx_token)
+                servicer_context_var.reset(sc_token)
                 request_id_var.reset(rid_token)
                 try:
                     await self._translate(context, exc)
                 finally:
                     telemetry.end(context, exc)
             reset_context(ctx_token)
-            return telemetry, rid_token, set_context(ctx)
+            return telemetry, rid_token, sc_token, set_context(ctx)
 
         def leave(tokens, context, exc: BaseException | None) -> None:
-            telemetry, rid_token, ctx_token = tokens
+            telemetry, rid_token, sc_token, ctx_token = tokens
             reset_context(ctx_token)
+            servicer_context_var.reset(sc_token)
             request_id_var.reset(rid_token)
             telemetry.end(context, exc)
 

@@ -16,7 +16,7 @@ import grpc
 
 from zenops.billing.v1 import billing_pb2, billing_pb2_grpc
 from zenops_kit.auth import ServiceTokenProvider
-from zenops_kit.caller import onward_metadata
+from zenops_kit.caller import onward_metadata, onward_timeout
 from zenops_kit.errors import DomainError, FieldViolation, InvalidArgument, Unavailable
 from zenops_kit.tls import PeerStub
 
@@ -45,7 +45,7 @@ class BillingAccounts:
             await self._stub().GetAccount(
                 billing_pb2.GetAccountRequest(id=account_id),
                 metadata=metadata,
-                timeout=self.timeout,
+                timeout=onward_timeout(self.timeout),
                 wait_for_ready=True,
             )
         except grpc.aio.AioRpcError as exc:

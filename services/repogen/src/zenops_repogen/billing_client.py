@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import grpc
 
 from zenops.billing.v1 import billing_pb2, billing_pb2_grpc
-from zenops_kit.caller import onward_metadata
+from zenops_kit.caller import onward_metadata, onward_timeout
 from zenops_kit.errors import DomainError, FailedPrecondition, PermissionDenied, Unavailable, parse_rpc_error
 from zenops_kit.tls import PeerStub
 
@@ -114,7 +114,7 @@ class BillingClient:
         try:
             # wait_for_ready: a peer that is restarting is waited for within the deadline, not failed at once.
             response = await self._stub().AuthorizeRelease(
-                request, metadata=metadata, timeout=self.timeout, wait_for_ready=True
+                request, metadata=metadata, timeout=onward_timeout(self.timeout), wait_for_ready=True
             )
         except grpc.aio.AioRpcError as exc:
             detail = parse_rpc_error(exc)

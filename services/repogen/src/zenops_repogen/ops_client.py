@@ -20,7 +20,7 @@ import grpc
 
 from zenops.ops.v1 import ops_pb2, ops_pb2_grpc
 from zenops_kit.auth import ServiceTokenProvider
-from zenops_kit.caller import onward_metadata
+from zenops_kit.caller import onward_metadata, onward_timeout
 from zenops_kit.errors import DomainError, Unavailable
 from zenops_kit.fields import not_found
 from zenops_kit.tls import PeerStub
@@ -77,7 +77,7 @@ class OpsClient:
         try:
             # wait_for_ready: a peer that is restarting is waited for within the deadline, not failed at once.
             return await getattr(self._stub(), method)(
-                request, metadata=metadata, timeout=self.timeout, wait_for_ready=True
+                request, metadata=metadata, timeout=onward_timeout(self.timeout), wait_for_ready=True
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:

@@ -14,7 +14,7 @@ from typing import Protocol
 import grpc
 
 from zenops.ops.v1 import ops_pb2, ops_pb2_grpc
-from zenops_kit.caller import onward_metadata
+from zenops_kit.caller import onward_metadata, onward_timeout
 from zenops_kit.errors import DomainError, Unavailable
 
 log = logging.getLogger("zenops.billing.places")
@@ -41,7 +41,7 @@ class OpsPropertyStates:
         metadata = onward_metadata(token, tenant_id)
         try:
             resp = await self.stub.GetAssignment(
-                ops_pb2.GetAssignmentRequest(id=assignment_id), metadata=metadata, timeout=self.timeout
+                ops_pb2.GetAssignmentRequest(id=assignment_id), metadata=metadata, timeout=onward_timeout(self.timeout)
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):

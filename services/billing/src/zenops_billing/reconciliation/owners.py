@@ -17,7 +17,7 @@ import grpc
 from zenops.ops.v1 import ops_pb2, ops_pb2_grpc
 from zenops.repogen.v1 import repogen_pb2, repogen_pb2_grpc
 from zenops_kit.auth import ServiceTokenProvider
-from zenops_kit.caller import onward_metadata
+from zenops_kit.caller import onward_metadata, onward_timeout
 from zenops_kit.errors import DomainError
 from zenops_kit.tls import PeerStub
 
@@ -67,13 +67,13 @@ class GrpcRefOwners:
                 resp = await self.ops().GetBillingRefState(
                     ops_pb2.GetBillingRefStateRequest(ref_type=ref_type, ref_id=ref_id, tenant_id=tenant_id),
                     metadata=metadata,
-                    timeout=self.timeout,
+                    timeout=onward_timeout(self.timeout),
                 )
             else:
                 resp = await self.repogen().GetBillingRefState(
                     repogen_pb2.GetBillingRefStateRequest(ref_type=ref_type, ref_id=ref_id, tenant_id=tenant_id),
                     metadata=metadata,
-                    timeout=self.timeout,
+                    timeout=onward_timeout(self.timeout),
                 )
         except grpc.aio.AioRpcError as exc:
             log.info(
