@@ -52,6 +52,7 @@ from .context import TokenVerifier
 from .db import autocommit, create_engine
 from .events import ConsumerSpec, EventBus, EventConsumer, OutboxRelay, ensure_stream
 from .events import admin as events_admin
+from .heap import settle_heap
 from .interceptors import ServiceInterceptor
 from .logging import setup_logging
 from .settings import ServiceSettings
@@ -306,6 +307,7 @@ class ServiceApp:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await self.start()
+        settle_heap()  # the process is a server from here on (tests' in-process apps keep the defaults)
         await stop.wait()
         log.info("signal received; draining", extra={"service": self.name, "seconds": self.settings.shutdown_drain})
         # Not ready first, still serving: callers move away before the server refuses calls.

@@ -9,6 +9,7 @@ from types import FrameType
 
 import uvicorn
 
+from zenops_kit.heap import settle_heap
 from zenops_kit.logging import setup_logging
 
 from .app import SERVICE_NAME, create_app
@@ -31,6 +32,10 @@ class GatewayServer(uvicorn.Server):
         self.runtime = runtime
         self.drain_seconds = drain_seconds
         self._drain_until: float | None = None
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets)
+        settle_heap()  # the app and its lifespan are up: what they built is frozen (zenops_kit.heap)
 
     def begin_drain(self) -> None:
         self.runtime.ready = False
