@@ -60,8 +60,10 @@ from skeleton_path import (
     ensure_wrk,
     machine_busy_seconds,
     machine_info,
+    measure,
     parse_wrk,
     reaped_children_seconds,
+    start_baseline,
 )
 
 from zenops.billing.v1 import billing_pb2 as pb
@@ -645,12 +647,16 @@ async def suite_figures(suite: Suite, args, wrk: str, tmp: Path) -> tuple[list[R
     finally:
         await setup.close()
 
+    await asyncio.to_thread(wait_for_quiet, after="the set-up")
+    baseline = in_run_baseline(suite, wrk, tmp, args)
     results: list[Result] = []
     for accounts, which in ((hot, "one hot account"), (many, f"{len(many)} accounts")):
         token = await login(suite)  # fresh for each target: access tokens live minutes
+        await asyncio.to_thread(wait_for_quiet, after="the last run")
         results.append(measure_http(f"HTTP via Envoy, {which}", suite, wrk, token, accounts, args, http_groups, tmp))
         billing = Billing(billing_addr, token)
         try:
+            await asyncio.to_thread(wait_for_quiet, after="the last run")
             results.append(await measure_grpc(f"gRPC to billing, {which}", suite, billing, accounts, args, grpc_groups))
         finally:
             await billing.close()
@@ -664,16 +670,37 @@ async def suite_figures(suite: Suite, args, wrk: str, tmp: Path) -> tuple[list[R
     finally:
         await billing.close()
     invariants["open_loop"] = open_loop
+    invariants["baseline"] = baseline
     return results, invariants
+
+
+def in_run_baseline(suite: Suite, wrk: str, tmp: Path, args) -> dict:
+    """skeleton_path.py's baseline (Starlette + asyncpg answering one trivial query) measured
+    in this run: this VM's speed moves by a fifth or more from one run to the next, so each
+    target's CPU per op is also shown as a multiple of this, which the machine's mood cancels."""
+    proc, root = start_baseline(suite, tmp, pool_size=8)
+    try:
+        settings = argparse.Namespace(warmup=args.warmup, duration=min(args.duration, 5.0), connections=32, threads=2)
+        m = measure(
+            "in-run baseline",
+            wrk,
+            f"{root}/v1/meta/ops",
+            {"baseline": proc.pid, "postgres": suite.pg.proc.pid},
+            settings,
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    return {"req_per_s": round(m.wrk.rps), "cpu_ms_per_request": round(m.cpu_ms_per_request, 3)}
 
 
 # -- (iii) open loop through Envoy: fixed arrival rate, latency from each request's due time --------
 
 
-def wait_for_quiet(busy_cores: float = 0.15, timeout: float = 90.0) -> float:
-    """Wait until the machine is quiet (busy < `busy_cores`, one second at a time): the closed-loop
-    targets leave PostgreSQL checkpointing and vacuuming tens of thousands of new rows, which
-    is not the latency of the path. Returns the seconds waited (reported)."""
+def wait_for_quiet(busy_cores: float = 0.15, timeout: float = 90.0, after: str = "the closed-loop targets") -> float:
+    """Wait until the machine is quiet (busy < `busy_cores`, one second at a time): the set-up and
+    each target leave PostgreSQL checkpointing, vacuuming and analysing thousands of new rows,
+    which is not the cost of the next target. Returns the seconds waited (reported)."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         before = machine_busy_seconds()
@@ -681,8 +708,33 @@ def wait_for_quiet(busy_cores: float = 0.15, timeout: float = 90.0) -> float:
         if machine_busy_seconds() - before < busy_cores:
             break
     waited = time.monotonic() - t0
-    say(f"\n(waited {waited:.0f}s for the machine to be quiet after the closed-loop targets)")
+    say(f"\n(waited {waited:.0f}s for the machine to be quiet after {after})")
     return round(waited, 1)
+
+
+# PostgreSQL's background work that can stall commits: checkpoints (and their fsync time) on the
+# server, autovacuum and autoanalyze runs on the billing database.
+PG_BACKGROUND = (
+    "SELECT (SELECT num_timed + num_requested FROM pg_stat_checkpointer), "
+    "(SELECT round(sync_time) FROM pg_stat_checkpointer), "
+    "(SELECT sum(autovacuum_count + autoanalyze_count) FROM pg_stat_all_tables)"
+)
+
+
+def pg_background(suite: Suite) -> tuple[int, int, int] | None:
+    try:
+        return tuple(int(x or 0) for x in suite.pg.psql(PG_BACKGROUND, "billing").split("|"))
+    except (RuntimeError, ValueError):
+        return None
+
+
+def background_during(before: tuple | None, after: tuple | None) -> dict | None:
+    """What PostgreSQL did in the background during a run: a stall in the open loop with a
+    checkpoint here points at its fsync."""
+    if before is None or after is None:
+        return None
+    names = ("checkpoints", "checkpoint_sync_ms", "autovacuums")
+    return {name: a - b for name, a, b in zip(names, after, before, strict=True)}
 
 
 async def open_loop_figures(suite: Suite, token: str, accounts: list[str], args) -> dict:
@@ -716,11 +768,18 @@ async def open_loop_figures(suite: Suite, token: str, accounts: list[str], args)
     out["get account, unloaded"] = result.to_json()
     for name, rate, make, seconds in runs:
         say(f"\n[open loop via Envoy: {name}] {rate:g} req/s offered for {seconds:g}s ...")
+        pg0 = pg_background(suite)
         result: OpenLoopResult = await asyncio.to_thread(
             run_open_loop, host, port, rate=rate, seconds=seconds, make_request=make
         )
+        background = background_during(pg0, pg_background(suite))
         say("  " + result.line())
-        out[name] = result.to_json()
+        if background is not None:
+            say(
+                f"  PostgreSQL meanwhile: {background['checkpoints']} checkpoint(s) "
+                f"({background['checkpoint_sync_ms']} ms of fsync), {background['autovacuums']} autovacuum/analyze run(s)"
+            )
+        out[name] = {**result.to_json(), "postgres_background": background}
     return out
 
 
@@ -750,16 +809,21 @@ def print_summary(results: list[Result], invariants: dict, machine: dict) -> Non
         f"credits — reserve+consume, {results[0].clients} concurrent clients; "
         f"{machine['cores_logical']} logical cores ({machine['cores_usable']} usable), {machine['cpu']}"
     )
-    say(f"  {'target':<40} {'ops/s':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU ms/op':>10}")
+    base = invariants["baseline"]["cpu_ms_per_request"]
+    say(
+        f"  {'target':<40} {'ops/s':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU ms/op':>10} "
+        f"{'÷ base':>7}"
+    )
     for r in results:
         p50 = r.latency_ms.get("op_p50", r.latency_ms.get("request_p50"))
         p99 = r.latency_ms.get("op_p99", r.latency_ms.get("request_p99"))
         say(
             f"  {r.label:<40} {r.ops:>9,.1f} {r.requests / r.seconds:>9,.1f} {p50:>8} {p99:>8} "
-            f"{sum(r.errors.values()):>7} {r.cpu_ms_per_op:>10.2f}"
+            f"{sum(r.errors.values()):>7} {r.cpu_ms_per_op:>10.2f} {r.cpu_ms_per_op / base:>6.1f}×"
         )
     say("  (op = reserve + consume. Latency: per op for gRPC; per HTTP request for wrk, which reports only")
-    say("   requests; an op over HTTP is two of them.)")
+    say("   requests; an op over HTTP is two of them. ÷ base: CPU per op over the in-run baseline's CPU per")
+    say(f"   request, {base:.3f} ms — skeleton_path.py's Starlette + asyncpg read, measured in this run.)")
     noisy = [f"{r.label} ({r.other_cores:.2f} cores)" for r in results if r.other_cores > 0.25]
     if noisy:
         say("  NOISY: something outside the suite used CPU during " + "; ".join(noisy) + " — rerun on a quiet machine")
