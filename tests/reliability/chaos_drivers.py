@@ -281,23 +281,41 @@ def r5_fuzzing(
     figures = read_schemathesis_report(report)
     figures |= {"exit_code": proc.returncode, "seconds": round(time.monotonic() - started, 1)}
     if proc.returncode != 0:
-        figures["output_tail"] = proc.stdout[-6000:] + proc.stderr[-2000:]
+        # schemathesis' FAILURES section names each failing request (with a curl to replay it)
+        failures = proc.stdout.find("FAILURES")
+        figures["output_tail"] = (proc.stdout[failures : failures + 6000] if failures >= 0 else proc.stdout[-6000:]) + (
+            proc.stderr[-2000:]
+        )
     if figures["server_errors"]:
         # schemathesis' report may not name the request; the services' own warnings do.
-        figures["service_warnings"] = warnings_since(logs)[-40:]
+        figures["service_warnings"] = warnings_since(logs)[:40]
     return figures
 
 
+def _brief(line: str) -> str:
+    """A JSON log line, its traceback cut to the exception's last lines."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return line.strip()[:600]
+    exc = entry.pop("exc", "") if isinstance(entry, dict) else ""
+    return json.dumps(entry)[:600] + (f" exc: ...{exc[-1200:]}" if exc else "")
+
+
 def warnings_since(offsets: dict[Path, int]) -> list[str]:
-    """The WARNING and ERROR lines each suite log gained after `offsets` (its size then)."""
-    lines: list[str] = []
+    """What each suite log gained after `offsets` (its size then): ERROR lines and Envoy's
+    access-log lines of 5xx answers first, then WARNING lines."""
+    errors: list[str] = []
+    warnings: list[str] = []
     for path, offset in offsets.items():
         with path.open(errors="replace") as f:
             f.seek(offset)
-            lines += [
-                f"{path.stem}: {ln.strip()[:600]}" for ln in f if '"level": "ERROR"' in ln or '"level": "WARNING"' in ln
-            ]
-    return lines
+            for ln in f:
+                if '"level": "ERROR"' in ln or '"status":5' in ln or '"status": 5' in ln:
+                    errors.append(f"{path.stem}: {_brief(ln)}")
+                elif '"level": "WARNING"' in ln:
+                    warnings.append(f"{path.stem}: {_brief(ln)}")
+    return errors + warnings
 
 
 def read_schemathesis_report(path: Path) -> dict:

@@ -113,3 +113,39 @@ async def test_every_kind_translates_failures(channel, kind, payload, token, cod
     assert err.value.code() == code
     if code == grpc.StatusCode.INTERNAL:
         assert "a bug" not in (err.value.details() or "")  # no internals leak
+
+
+async def test_text_the_database_cannot_store_is_the_callers_fault_not_an_internal_error(engine):
+    """A backstop behind field validation: PostgreSQL refuses a NUL in text (22021, through
+    SQLAlchemy) and in jsonb (22P05, asyncpg directly); either is INVALID_ARGUMENT, not INTERNAL."""
+    from sqlalchemy import text
+
+    from zenops_kit.errors import parse_rpc_error
+
+    async def store(request: bytes, context) -> bytes:
+        if request == b"text":
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT CAST(:v AS text)"), {"v": "a\x00b"})
+        else:
+            async with engine.connect() as conn:
+                raw = (await conn.get_raw_connection()).driver_connection
+                await raw.fetchval("SELECT $1::jsonb", '{"a": "\\u0000"}')
+        return b"stored"
+
+    srv = grpc.aio.server(interceptors=[ServiceInterceptor("test", verifier=Verifier(), public_methods=set())])
+    srv.add_generic_rpc_handlers(
+        [grpc.method_handlers_generic_handler(SERVICE, {"Store": grpc.unary_unary_rpc_method_handler(store)})]
+    )
+    port = srv.add_insecure_port("127.0.0.1:0")
+    await srv.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            for payload in (b"text", b"jsonb"):
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await ch.unary_unary(f"/{SERVICE}/Store")(
+                        payload, metadata=(("authorization", f"Bearer {GOOD}"),), timeout=5
+                    )
+                assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, payload
+                assert parse_rpc_error(err.value).reason == "INVALID_CHARACTER"
+    finally:
+        await srv.stop(0)

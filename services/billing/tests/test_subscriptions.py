@@ -144,6 +144,10 @@ async def test_plans_are_validated_unique_and_listed(billing):
         )
         assert bad.code == grpc.StatusCode.INVALID_ARGUMENT
         assert {v.field for v in bad.violations} == {"code", "name", "credits_per_period", "period", "price_paise"}
+        # a NUL in the name (schemathesis' find: PostgreSQL cannot store one) is named, not a 500
+        bad = await h.fails("CreatePlan", pb.CreatePlanRequest(code="nul", name="Gold\x00", credits_per_period=1))
+        assert bad.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert [(v.field, v.description) for v in bad.violations] == [("name", "must not contain control characters")]
 
         first = await plan(h, credits=50, code="starter-50")
         assert (first.period, first.active, first.credits_per_period, first.price_paise) == (

@@ -331,3 +331,57 @@ async def test_operations_racing_on_one_small_wallet_in_callers_transactions(bil
         await asyncio.gather(*(worker(n) for n in range(16)))
         assert unexpected == []
         assert await h.invariants() == []
+
+
+async def test_a_hot_accounts_writers_queue_on_its_advisory_lock_not_its_balance_row(billing):
+    """Migration 0008: reserve and settle wait for a busy account on its advisory lock (a
+    row-lock waiter costs PostgreSQL a tuple lock, a wait on the holder's transaction and a
+    re-check of the updated row). A reserve holds the account in an open transaction; a second
+    reserve and a consume of an earlier reservation of the account must wait on the advisory
+    lock, then both go through once it commits."""
+    from sqlalchemy import text
+
+    async with billing() as h:
+        account = (await h.account(100)).id
+        earlier = (await h.reserve(account, 5)).reservation.id
+
+        async def waiting_locks() -> list[str]:
+            async with h.engine.connect() as conn:
+                rows = await conn.execute(
+                    text(
+                        "SELECT locktype FROM pg_locks WHERE NOT granted AND pid IN "
+                        "(SELECT pid FROM pg_stat_activity WHERE datname = current_database())"
+                    )
+                )
+                return sorted(r.locktype for r in rows)
+
+        async with h.tx() as holder:
+            await operations.reserve(
+                holder,
+                tenant_id=h.tenant,
+                account_id=account,
+                amount=1,
+                ref_type="manual",
+                ref_id="holder",
+                expires_at=None,
+                actor="test",
+            )
+            second = asyncio.create_task(h.reserve(account, 1, "second"))
+            consume = asyncio.create_task(
+                h.call(
+                    "ConsumeReservation",
+                    pb.ConsumeReservationRequest(reservation_id=earlier, idempotency_key=uuid.uuid4().hex),
+                )
+            )
+            deadline = time.monotonic() + 10
+            while (waiting := await waiting_locks()) != ["advisory", "advisory"]:
+                assert time.monotonic() < deadline, f"waiters never queued on the advisory lock: {waiting}"
+                assert not second.done() and not consume.done(), "a writer went past a held account"
+                await asyncio.sleep(0.02)  # polling pg_locks, not synchronising
+        reserved = await asyncio.wait_for(second, 10)
+        consumed = await asyncio.wait_for(consume, 10)
+        assert reserved.reservation.status == pb.RESERVATION_STATUS_ACTIVE
+        assert consumed.reservation.status == pb.RESERVATION_STATUS_CONSUMED
+        wallet = await h.wallet(account)
+        assert (wallet.consumed, wallet.reserved) == (5, 2)
+        assert await h.invariants(account_ids=[account]) == []

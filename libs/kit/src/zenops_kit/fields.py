@@ -55,9 +55,17 @@ def text(value: str, field: str, *, max_length: int, required: bool = True, min_
         raise invalid(field, f"must be at most {max_length} characters")
     if len(value) < min_length:
         raise invalid(field, f"must be at least {min_length} characters")
-    if any(ord(c) < 32 and c not in "\n\t" for c in value) or "\x7f" in value:
-        raise invalid(field, "must not contain control characters")
+    if has_control_characters(value):
+        raise invalid(field, CONTROL_CHARACTERS)
     return value
+
+
+CONTROL_CHARACTERS = "must not contain control characters"
+
+
+def has_control_characters(value: str) -> bool:
+    """Control characters other than newline and tab (NUL among them: PostgreSQL cannot store it)."""
+    return any(ord(c) < 32 and c not in "\n\t" for c in value) or "\x7f" in value
 
 
 def choice(value: str, field: str, allowed: dict[int, str] | tuple[str, ...], *, default: str | None = None):

@@ -34,9 +34,12 @@ _INFRA_TYPES: tuple[type[BaseException], ...] = (
 )
 
 
-def is_infrastructure_error(exc: BaseException) -> bool:
-    """True when `exc` (or an exception it was raised from or during) says that a dependency
-    is unreachable rather than that the work at hand is at fault."""
+# 22021 (e.g. NUL in text), 22P05 (e.g. \u0000 in jsonb).
+_UNSTORABLE_TEXT = (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
+
+
+def _chain(exc: BaseException):
+    """`exc` and every exception it was raised from or during (a DBAPI error's original too)."""
     seen: set[int] = set()
     stack = [exc]
     while stack:
@@ -44,11 +47,24 @@ def is_infrastructure_error(exc: BaseException) -> bool:
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
+        yield e
+        stack += [e.__cause__, e.__context__, getattr(e, "orig", None)]
+
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """True when `exc` (or an exception it was raised from or during) says that a dependency
+    is unreachable rather than that the work at hand is at fault."""
+    for e in _chain(exc):
         if isinstance(e, _INFRA_TYPES):
             return True
         if isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated:
             return True
         if isinstance(e, grpc.aio.AioRpcError) and e.code() == grpc.StatusCode.UNAVAILABLE:
             return True
-        stack += [e.__cause__, e.__context__, getattr(e, "orig", None)]
     return False
+
+
+def is_unstorable_text(exc: BaseException) -> bool:
+    """True when PostgreSQL refused a text value it cannot store (a NUL character): the
+    request's fault, which field validation should have named."""
+    return any(isinstance(e, _UNSTORABLE_TEXT) for e in _chain(exc))

@@ -32,8 +32,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from .caller import servicer_context_var
 from .context import ANONYMOUS, RequestContext, TokenVerifier, reset_context, set_context
-from .errors import DomainError, Unauthenticated, Unavailable, to_grpc_status
-from .infrastructure import is_infrastructure_error
+from .errors import DomainError, InvalidArgument, Unauthenticated, Unavailable, to_grpc_status
+from .infrastructure import is_infrastructure_error, is_unstorable_text
 from .logging import request_id_var
 
 log = logging.getLogger("zenops.grpc")
@@ -341,5 +341,14 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         if is_infrastructure_error(exc):
             log.warning("dependency unavailable", extra={"error": repr(exc)})
             await self._abort(context, Unavailable("a dependency is unavailable; retry later"))
+        if is_unstorable_text(exc):
+            # A backstop: the request's own fault (400, not 500), but a field went unvalidated.
+            log.warning("text the database cannot store reached it unvalidated", extra={"error": repr(exc)[:300]})
+            await self._abort(
+                context,
+                InvalidArgument(
+                    "a text value holds a character that cannot be stored (NUL)", reason="INVALID_CHARACTER"
+                ),
+            )
         log.exception("unhandled error in RPC")
         await context.abort(grpc.StatusCode.INTERNAL, f"internal error (trace id {trace_id})")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from zenops_kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from zenops_kit.fields import CONTROL_CHARACTERS, has_control_characters
 
 ACTIVE = "ACTIVE"
 PAUSED = "PAUSED"
@@ -81,6 +82,8 @@ def validate_plan(spec: PlanSpec) -> None:
         v.append(FieldViolation("code", "1-64 characters: letters, digits, '_', '.', '-' (starting alphanumeric)"))
     if not spec.name.strip() or len(spec.name) > MAX_NAME:
         v.append(FieldViolation("name", f"required, at most {MAX_NAME} characters"))
+    elif has_control_characters(spec.name):
+        v.append(FieldViolation("name", CONTROL_CHARACTERS))
     if not 0 < spec.credits_per_period <= MAX_CREDITS_PER_PERIOD:
         v.append(FieldViolation("credits_per_period", f"must be between 1 and {MAX_CREDITS_PER_PERIOD}"))
     if spec.period not in PERIODS:

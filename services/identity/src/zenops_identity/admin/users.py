@@ -7,6 +7,7 @@ import uuid
 from zenops_kit.context import RequestContext
 from zenops_kit.db import autocommit, tenant_tx
 from zenops_kit.errors import NotFound, PermissionDenied
+from zenops_kit.fields import CONTROL_CHARACTERS, has_control_characters, invalid
 from zenops_kit.paging import decode_cursor, encode_cursor, page_limit
 
 from .. import recording
@@ -116,6 +117,8 @@ async def list_page(
     tenant_id, _ = require_user(ctx)
     limit = page_limit(limit)
     after = decode_cursor(cursor, "users", 2, types=("text", "uuid"))
+    if has_control_characters(query):
+        raise invalid("query", CONTROL_CHARACTERS)
     async with tenant_tx(idn.engine, tenant_id) as conn:
         rows = await users.page(conn, query=query.strip()[:200], status=status, after=after, limit=limit + 1)
     more = len(rows) > limit
