@@ -306,6 +306,31 @@ class Result:
         }
 
 
+def sleeps(groups: dict[str, int]) -> dict[str, int]:
+    """Voluntary context switches so far of each group's processes and all their threads: one
+    each time a thread waits for something, so about one per wake-up."""
+    out = {}
+    for name, pid in groups.items():
+        total = 0
+        try:
+            procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            procs = []
+        for proc in procs:
+            for status in Path(f"/proc/{proc.pid}/task").glob("*/status"):
+                try:
+                    text = status.read_text()
+                except OSError:  # the thread ended meanwhile
+                    continue
+                total += int(text.split("voluntary_ctxt_switches:")[1].split()[0])
+        out[name] = total
+    return out
+
+
+def per_op(before: dict[str, int], after: dict[str, int], cycles: int) -> dict[str, float]:
+    return {k: round((after[k] - before[k]) / max(cycles, 1), 1) for k in before}
+
+
 def idle_groups(suite: Suite, groups: dict[str, int]) -> dict[str, int]:
     """The suite's processes that are not on the measured path."""
     return {name: p.pid for name, p in suite.procs.items() if name not in groups}
@@ -324,10 +349,12 @@ def measure_http(
     db0 = settled_db_counters(suite)
     idle = idle_groups(suite, groups)
     idle0, wrk0 = cpu_snapshot(idle), reaped_children_seconds()
+    sleeps0 = sleeps(groups)
     before, busy0, t0 = cpu_snapshot(groups), machine_busy_seconds(), time.monotonic()
     out = run_wrk_lua(wrk, url, script, seconds=args.duration, connections=args.clients, threads=args.threads)
     wall = time.monotonic() - t0
     after, busy1 = cpu_snapshot(groups), machine_busy_seconds()
+    sleeps1 = sleeps(groups)
     idle1, wrk1 = cpu_snapshot(idle), reaped_children_seconds()
     db1 = settled_db_counters(suite)
     w, counts = parse_wrk(out), wrk_counts(out)
@@ -353,6 +380,7 @@ def measure_http(
         extra={
             "reservations_left_active": max(0, counts["reserves"] - counts["cycles"]),
             "billing_db_per_op": db_per_op(db0, db1, counts["cycles"]),
+            "sleeps_per_op": per_op(sleeps0, sleeps1, counts["cycles"]),
         },
     )
     report(result)
@@ -417,11 +445,13 @@ async def measure_grpc(label: str, suite: Suite, billing: Billing, accounts: lis
     db0 = settled_db_counters(suite)
     idle = idle_groups(suite, groups)
     idle0 = cpu_snapshot(idle)
+    sleeps0 = sleeps(groups)
     before, busy0 = cpu_snapshot(groups), machine_busy_seconds()
     me = psutil.Process()
     own0 = sum(me.cpu_times()[:2])
     r = await grpc_cycles(billing, accounts, args.clients, args.duration, f"gm{uuid.uuid4().hex[:8]}")
     after, busy1 = cpu_snapshot(groups), machine_busy_seconds()
+    sleeps1 = sleeps(groups)
     own = sum(me.cpu_times()[:2]) - own0
     idle1 = cpu_snapshot(idle)
     db1 = settled_db_counters(suite)
@@ -453,6 +483,7 @@ async def measure_grpc(label: str, suite: Suite, billing: Billing, accounts: lis
         extra={
             "load_generator_cpu_ms_per_op": round(own * 1e3 / max(cycles, 1), 3),
             "billing_db_per_op": db_per_op(db0, db1, cycles),
+            "sleeps_per_op": per_op(sleeps0, sleeps1, cycles),
         },
     )
     report(result)
@@ -486,6 +517,12 @@ def report(r: Result) -> None:
         f"{r.other_cores:.2f} other"
         + ("   <- another load shared the machine: figures are noisy" if r.other_cores > 0.25 else "")
     )
+    waits = r.extra.get("sleeps_per_op")
+    if waits:
+        say(
+            "  thread sleeps per op (voluntary context switches, ~ wake-ups): "
+            + ", ".join(f"{k} {v}" for k, v in waits.items())
+        )
     db = r.extra.get("billing_db_per_op")
     if db:
         say(

@@ -160,14 +160,20 @@ def test_reconciliation_asks_the_real_ops(suite):
         {"account_id": account["id"], "amount": 1, "ref_type": "channel_request", "ref_id": dropped["id"]},
     )
 
+    last: dict = {}
+
     def reconcile() -> dict:
         # An owner that does not answer in time is left for the next run (that is the design):
         # run again until ops has answered about the rejected request.
         result = admin.post("/v1/control/credits/reconcile", {"dry_run": False, "limit": 1000}, status=200)
         actions = {a["ref_id"]: (a["action"], a["reason"]) for a in result["actions"]}
+        last.update(dropped=actions.get(dropped["id"]), stale=len(actions))
         return actions if actions.get(dropped["id"], ("",))[0] == "release" else None
 
-    actions = poll(reconcile, "reconciliation to release the rejected request's reservation")
+    try:
+        actions = poll(reconcile, "reconciliation to release the rejected request's reservation")
+    except AssertionError as err:  # what the last run answered for it, and how many it looked at
+        raise AssertionError(f"{err}; last run: {last}") from None
     assert actions[kept["id"]][0] == "leave", actions
     assert reservations(admin, dropped["id"])[0]["status"] == "released"
     assert reservations(admin, kept["id"])[0]["status"] == "active"

@@ -91,4 +91,7 @@ class EventBus:
                 async with asyncio.timeout(5):
                     await self.nc.drain()
             except Exception:  # noqa: BLE001 - shutting down; close regardless
-                await self.nc.close()
+                try:
+                    await self.nc.close()
+                except Exception as exc:  # noqa: BLE001 - e.g. NATS away: its socket is already gone
+                    log.debug("NATS close failed at shutdown", extra={"error": repr(exc)})
