@@ -12,11 +12,12 @@ serialized response, commits: the effect and the record of it commit together or
 A key that exists is locked (SELECT ... FOR UPDATE) and replayed.
 
 `idempotent_credit()` (grant, reserve, consume, release: the hot path): the wallet operation
-is one database function call in autocommit that claims the key first (a twin waits on it),
-does the work and records the key's answer: its last ledger entry (the response is rebuilt
-from the ledger and the reservation, both immutable, on replay) or its refusal. One round
-trip in all. If the key exists (a retry, or a twin that committed first) the function does
-nothing and the recorded answer is replayed.
+is one database function call in autocommit (through `store.wallet.CreditWrites`: a hot
+account's concurrent calls share one statement and commit) that claims the key first (a twin
+waits on it), does the work and records the key's answer: its last ledger entry (the response
+is rebuilt from the ledger and the reservation, both immutable, on replay) or its refusal. One
+round trip in all. If the key exists (a retry, or a twin that committed first) the function
+does nothing and the recorded answer is replayed.
 
 Both: a DomainError from the operation rolls its effects back and is then recorded in a
 fresh transaction, so a retry fails the same way; if a concurrent attempt recorded the key
@@ -44,8 +45,7 @@ from zenops_kit.errors import DomainError, FieldViolation
 from .domain.idempotency import canonical, fingerprint, key_reused, mismatched_fields
 from .store import idempotency as store
 from .store import sqlstate
-from .store.sql import raw_autocommit
-from .store.wallet import Claim
+from .store.wallet import Claim, CreditWrites
 from .wallet.operations import KeyTaken, refusal
 
 log = logging.getLogger("zenops.billing.idempotency")
@@ -170,7 +170,7 @@ async def idempotent(
 
 
 async def idempotent_credit(
-    engine: AsyncEngine,
+    writes: CreditWrites,
     *,
     tenant_id: str,
     key: str,
@@ -179,28 +179,27 @@ async def idempotent_credit(
     run: Callable[[AsyncConnection, Claim | None], Awaitable[T]],
     replay: Callable[[AsyncConnection, str], Awaitable[T]],
 ) -> T:
-    """`run(conn, claim)` performs a wallet operation passing `claim` on (it records the key
-    with its answer, or raises KeyTaken); `conn` is an asyncpg connection in autocommit (use
-    the store functions that take either kind). `replay(conn, ledger_entry_id)` rebuilds the
-    response from that entry. Empty `key`: just run it (claim None)."""
+    """`run(writes, claim)` performs a wallet operation on `writes` (in place of a connection)
+    passing `claim` on (it records the key with its answer, or raises KeyTaken).
+    `replay(conn, ledger_entry_id)` rebuilds the response from that entry. Empty `key`: just
+    run it (claim None)."""
     return await _retrying(
         operation,
         lambda: _attempt_credit(
-            engine, tenant_id=tenant_id, key=key, operation=operation, request=request, run=run, replay=replay
+            writes, tenant_id=tenant_id, key=key, operation=operation, request=request, run=run, replay=replay
         ),
     )
 
 
-async def _attempt_credit(engine, *, tenant_id, key, operation, request, run, replay):
+async def _attempt_credit(writes: CreditWrites, *, tenant_id, key, operation, request, run, replay):
     if not key:
-        async with raw_autocommit(engine) as conn:
-            return await run(conn, None)
+        return await run(writes, None)
     digest = fingerprint(operation, request)
     claim = Claim(key, operation, digest, json.dumps(canonical(request), sort_keys=True))
     error: DomainError | None = None
+    engine = writes.engine
     try:
-        async with raw_autocommit(engine) as conn:
-            return await run(conn, claim)
+        return await run(writes, claim)
     except KeyTaken:
         pass  # nothing was done: replay what was recorded
     except DomainError as err:

@@ -25,6 +25,7 @@ from ..domain import accounts as account_rules
 from ..domain import wallet as rules
 from ..idempotency import idempotent, idempotent_credit
 from ..store.timeline import LEDGER, RESERVATION
+from ..store.wallet import CreditWrites
 from ..wallet import operations, queries
 from .invoicing import register as register_invoicing
 from .operations import OperationsRpcs
@@ -78,6 +79,8 @@ def _replay(response_type):
 class BillingServicer(OperationsRpcs, billing_pb2_grpc.BillingServiceServicer):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        # the credit RPCs' writes (one per process: its lanes group an account's concurrent writes)
+        self.credit_writes = CreditWrites(runtime.engine)
 
     @property
     def engine(self):
@@ -222,7 +225,13 @@ class BillingServicer(OperationsRpcs, billing_pb2_grpc.BillingServiceServicer):
             "reason": request.reason,
         }
         return await idempotent_credit(
-            self.engine, tenant_id=tenant, key=key, operation="GrantCredits", request=fields, run=run, replay=replay
+            self.credit_writes,
+            tenant_id=tenant,
+            key=key,
+            operation="GrantCredits",
+            request=fields,
+            run=run,
+            replay=replay,
         )
 
     @requires("billing.write")
@@ -270,7 +279,7 @@ class BillingServicer(OperationsRpcs, billing_pb2_grpc.BillingServiceServicer):
             "expires_at": request.expires_at.ToJsonString() if request.HasField("expires_at") else "",
         }
         return await idempotent_credit(
-            self.engine,
+            self.credit_writes,
             tenant_id=tenant,
             key=key,
             operation="ReserveCredits",
@@ -302,7 +311,7 @@ class BillingServicer(OperationsRpcs, billing_pb2_grpc.BillingServiceServicer):
 
         fields = {"reservation_id": request.reservation_id, "amount": request.amount}
         return await idempotent_credit(
-            self.engine,
+            self.credit_writes,
             tenant_id=tenant,
             key=key,
             operation="ConsumeReservation",
@@ -333,7 +342,7 @@ class BillingServicer(OperationsRpcs, billing_pb2_grpc.BillingServiceServicer):
 
         fields = {"reservation_id": request.reservation_id, "reason": request.reason}
         return await idempotent_credit(
-            self.engine,
+            self.credit_writes,
             tenant_id=tenant,
             key=key,
             operation="ReleaseReservation",

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..domain.wallet import LedgerEntry, LedgerSums, Reservation, Wallet
+from .group_commit import GroupCommit
 from .sql import Statement, fetch, first
 
 RESERVATION_COLUMNS = """
@@ -164,9 +165,10 @@ async def due_reservation(conn: AsyncConnection, now: datetime) -> tuple[Reserva
 # Each operation is one call of its database function (billing_grant, billing_reserve,
 # billing_settle: migrations 0002, 0007): lock, decide, write the reservation, the balance row and
 # the ledger entries, optionally claim the idempotency key and record the answer — one round
-# trip. Called in autocommit (the credit RPCs, `autocommit_tx`) the balance row is locked only
-# while the function runs inside the database; called in a caller's transaction the lock
-# lasts to that transaction's end, as any row lock. A refused operation writes nothing but
+# trip. Called through CreditWrites (the credit RPCs: autocommit) the account is locked only
+# while the function runs inside the database, and a hot account's concurrent reserves and
+# settles commit together (billing_write_batch, migration 0009); called in a caller's
+# transaction the locks last to that transaction's end. A refused operation writes nothing but
 # the key's refusal, and says why (`outcome`, `detail`).
 
 
@@ -230,6 +232,75 @@ _SETTLE = Statement(
 )
 
 
+_SINGLE = {"grant": _GRANT, "reserve": _RESERVE, "settle": _SETTLE}
+_BATCH = Statement(
+    "SELECT b.item, (b.result).* FROM billing_write_batch(CAST(:settles AS jsonb), CAST(:reserves AS jsonb)) b"
+)
+
+
+def _json_value(value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()  # the batch function decodes it
+    return value
+
+
+async def _write_one(conn, kind: str, params: dict) -> list:
+    return await fetch(conn, _SINGLE[kind], params)
+
+
+async def _write_batch(conn, items: list[tuple[str, dict]]) -> list[list]:
+    """Settles and reserves in one statement (billing_write_batch): each item's rows, in order."""
+    settles: list[dict] = []
+    reserves: list[dict] = []
+    for index, (kind, params) in enumerate(items):
+        (settles if kind == "settle" else reserves).append(
+            {"i": index, **{name: _json_value(value) for name, value in params.items()}}
+        )
+    rows = await fetch(conn, _BATCH, {"settles": json.dumps(settles), "reserves": json.dumps(reserves)})
+    answers: list[list] = [[] for _ in items]
+    for row in rows:
+        answers[row.item].append(row)
+    return answers
+
+
+class CreditWrites:
+    """Where the credit RPCs write: each write one database function call in autocommit, an
+    account's concurrent reserves and settles committed together (store.group_commit, one lane
+    per account). A settle names only its reservation: the reservations this process reserved
+    are remembered with their account (at most `remembered`, oldest forgotten first), so their
+    settles join that account's lane; any other settle runs on its own. The account a lane is
+    named after is a grouping only: the database function locks the reservation's real account."""
+
+    def __init__(self, engine: AsyncEngine, *, remembered: int = 100_000) -> None:
+        self.engine = engine
+        self.group = GroupCommit(engine, _write_one, _write_batch)
+        self._account_of: dict[str, str] = {}
+        self._remembered = remembered
+
+    def lane_of_reservation(self, reservation_id: str) -> str | None:
+        return self._account_of.get(reservation_id)
+
+    async def write(self, kind: str, params: dict, lane: str | None) -> list:
+        rows = await self.group.write(lane, kind, params)
+        first = rows[0] if rows else None
+        if first is not None and first.outcome == "OK" and first.r_id is not None:
+            if kind == "reserve":
+                if len(self._account_of) >= self._remembered:
+                    del self._account_of[next(iter(self._account_of))]
+                self._account_of[first.r_id] = first.r_account_id
+            elif kind == "settle":
+                self._account_of.pop(first.r_id, None)  # settled for good: no settle of it follows
+        return rows
+
+
+async def _call(conn, kind: str, params: dict, lane: str | None) -> list:
+    if isinstance(conn, CreditWrites):
+        return await conn.write(kind, params, lane)
+    return await fetch(conn, _SINGLE[kind], params)
+
+
 async def write_grant(
     conn,
     *,
@@ -256,7 +327,7 @@ async def write_grant(
         "reason": reason,
         "ikey": idempotency_key,
     }
-    return _written(await fetch(conn, _GRANT, _claim_params(params, claim)))
+    return _written(await _call(conn, "grant", _claim_params(params, claim), None))
 
 
 async def write_reserve(
@@ -296,7 +367,7 @@ async def write_reserve(
         "adj_id": str(uuid.uuid4()) if may_override else None,  # only an override's shortfall needs one
         "res_id": str(uuid.uuid4()),
     }
-    return _written(await fetch(conn, _RESERVE, _claim_params(params, claim)))
+    return _written(await _call(conn, "reserve", _claim_params(params, claim), account_id))
 
 
 async def write_settle(
@@ -335,7 +406,8 @@ async def write_settle(
         "c_id": str(uuid.uuid4()) if take != 0 else None,
         "x_id": str(uuid.uuid4()) if take >= 0 else None,
     }
-    return _written(await fetch(conn, _SETTLE, _claim_params(params, claim)))
+    lane = conn.lane_of_reservation(reservation_id) if isinstance(conn, CreditWrites) else None
+    return _written(await _call(conn, "settle", _claim_params(params, claim), lane))
 
 
 _ENTRY = Statement(f"SELECT {_L} FROM credit_ledger l WHERE l.id = CAST(:id AS uuid)")
