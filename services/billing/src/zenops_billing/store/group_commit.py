@@ -16,18 +16,25 @@ lost connection fails them all as Unavailable (whether it committed is unknown: 
 with their idempotency keys). A caller that gave up before its batch started is left out of it.
 
 A lane is only a grouping: PostgreSQL's locks still decide (another process, or a write that
-names no lane, is serialised against a batch by the account's lock as before).
+names no lane, is serialised against a batch by the account's lock as before). Twins of one
+idempotency key in different lanes or processes can deadlock with a batch (its claim of the key
+waits for the twin, the twin for the account the batch holds): PostgreSQL breaks it after
+deadlock_timeout and the batch's items run one by one.
+
+A batched request's span records how many writes its transaction carried (`billing.batch_size`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zenops_kit.errors import Unavailable
@@ -45,6 +52,7 @@ class _Item:
     kind: str
     params: dict
     future: asyncio.Future = field(repr=False)
+    batch_size: int = 1
 
 
 class GroupCommit:
@@ -71,7 +79,11 @@ class GroupCommit:
         if queue is not None:
             item = _Item(kind, params, asyncio.get_running_loop().create_future())
             queue.append(item)
-            return await item.future
+            rows = await item.future
+            span = trace.get_current_span()
+            if span.is_recording():
+                span.set_attribute("billing.batch_size", item.batch_size)
+            return rows
         self._lanes[lane] = []
         try:
             return await self._run_single(kind, params)
@@ -89,7 +101,8 @@ class GroupCommit:
             del self._lanes[lane]
             return
         items, self._lanes[lane] = queue[: self._max_batch], queue[self._max_batch :]
-        task = asyncio.get_running_loop().create_task(self._run_batch(lane, items))
+        # its own context: the batch belongs to none of its callers' traces
+        task = asyncio.get_running_loop().create_task(self._run_batch(lane, items), context=contextvars.Context())
         self._tasks.add(task)  # the loop keeps only a weak reference
         task.add_done_callback(self._tasks.discard)
 
@@ -114,6 +127,7 @@ class GroupCommit:
                     await self._settle(item)
                 return
             for item, rows in zip(items, results, strict=True):
+                item.batch_size = len(items)
                 if not item.future.done():
                     item.future.set_result(rows)
         except BaseException as exc:  # never leave a caller waiting
