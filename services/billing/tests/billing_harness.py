@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import asynccontextmanager
 
 import grpc
 from sqlalchemy import text
@@ -117,6 +118,23 @@ class Harness:
     def tx(self, tenant: str | None = None):
         """A transaction of the harness tenant (or `tenant`) on the service's own engine."""
         return tenant_tx(self.engine, tenant or self.tenant)
+
+    @asynccontextmanager
+    async def holding(self, account_id: str):
+        """The account held by another transaction until the block ends: a reserve of 1 credit
+        (ref manual:holder) in a transaction left open, so the account's writers wait for it."""
+        async with self.tx() as conn:
+            await operations.reserve(
+                conn,
+                tenant_id=self.tenant,
+                account_id=account_id,
+                amount=1,
+                ref_type="manual",
+                ref_id="holder",
+                expires_at=None,
+                actor="test",
+            )
+            yield conn
 
     async def invariants(self, tenant: str | None = None, account_ids: list[str] | None = None) -> list[str]:
         async with tenant_tx(self.engine, tenant or self.tenant) as conn:

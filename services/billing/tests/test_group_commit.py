@@ -14,6 +14,8 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from sqlalchemy import text
 
 from zenops_billing.store.wallet import Claim, CreditWrites
@@ -44,17 +46,7 @@ async def held(h, writes: CreditWrites, account: str):
             )
             return rows.one().n == 1
 
-    async with h.tx() as holder:
-        await operations.reserve(
-            holder,
-            tenant_id=h.tenant,
-            account_id=account,
-            amount=1,
-            ref_type="manual",
-            ref_id="holder",
-            expires_at=None,
-            actor="test",
-        )
+    async with h.holding(account):
         lead = asyncio.create_task(reserve(h, writes, account, "lead"))
         await _poll(lead_waits, "the lane's first write to wait on the account")
         yield lead
@@ -89,12 +81,21 @@ async def transactions_of(h, account: str) -> dict[str, set[str]]:
 
 
 async def test_writes_queued_behind_an_accounts_transaction_commit_together_each_with_its_own_outcome(billing):
+    tracer = TracerProvider(sampler=ALWAYS_ON).get_tracer("test")
+    spans = []
+
+    async def traced(write):
+        with tracer.start_as_current_span("ReserveCredits") as span:  # as a request's span, recording
+            spans.append(span)
+            return await write
+
     async with billing() as h:
         account = (await h.account(20)).id
         writes = CreditWrites(h.engine)
         earlier = [(await reserve(h, writes, account, f"earlier-{i}", 2))[0].id for i in range(3)]
         async with held(h, writes, account) as lead:
-            queued = [asyncio.create_task(reserve(h, writes, account, f"q-{i}")) for i in range(5)]
+            queued = [asyncio.create_task(reserve(h, writes, account, f"q-{i}")) for i in range(4)]
+            queued.append(asyncio.create_task(traced(reserve(h, writes, account, "q-4"))))
             too_big = asyncio.create_task(reserve(h, writes, account, "too-big", 50))
             settles = [
                 asyncio.create_task(
@@ -118,6 +119,7 @@ async def test_writes_queued_behind_an_accounts_transaction_commit_together_each
         settled = [(await asyncio.wait_for(t, 10))[0] for t in settles]
 
         # each item answered for itself: its own balances after it, its own state
+        assert spans[0].attributes["billing.batch_size"] == 9  # its request's span says it was batched
         assert len({wallet.reserved for _, wallet in reserved}) == 5
         assert [r.status for r in settled] == ["CONSUMED", "CONSUMED", "RELEASED"]
         # the nine queued writes were one transaction (the refused one wrote nothing), the lead another

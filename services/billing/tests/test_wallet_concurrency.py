@@ -356,17 +356,7 @@ async def test_a_hot_accounts_writers_queue_on_its_advisory_lock_not_its_balance
                 )
                 return sorted(r.locktype for r in rows)
 
-        async with h.tx() as holder:
-            await operations.reserve(
-                holder,
-                tenant_id=h.tenant,
-                account_id=account,
-                amount=1,
-                ref_type="manual",
-                ref_id="holder",
-                expires_at=None,
-                actor="test",
-            )
+        async with h.holding(account):
             second = asyncio.create_task(h.reserve(account, 1, "second"))
             consume = asyncio.create_task(
                 h.call(
