@@ -16,6 +16,7 @@ from .domain.accounts import Account
 from .domain.wallet import account_not_found, invalid, is_uuid, parse_uuid
 from .store import accounts as store
 from .store import invoices as invoice_store
+from .store.sql import raw_tenant_tx
 
 
 async def create(
@@ -125,7 +126,8 @@ async def _update(
 
 async def get(engine: AsyncEngine, tenant_id: str, account_id: str, field: str = "id") -> Account:
     account_id = parse_uuid(account_id, field)
-    async with tenant_tx(engine, tenant_id) as conn:
+    # asyncpg directly: BEGIN and the tenant in one round trip, no SQLAlchemy around the one read
+    async with raw_tenant_tx(engine, tenant_id) as conn:
         account = await store.get(conn, account_id)
     if account is None:
         raise account_not_found(account_id)

@@ -16,7 +16,7 @@ from zenops_kit.errors import AlreadyExists, FieldViolation
 from ..domain.accounts import Account
 from ..domain.wallet import Wallet
 from . import violated_constraint
-from .sql import Statement, fetch
+from .sql import Statement, fetch, first
 
 ACCOUNT_COLUMNS = """
     a.id::text AS id, a.tenant_id::text AS tenant_id, COALESCE(a.external_key, '') AS external_key,
@@ -101,13 +101,13 @@ async def insert(
     return account_of(row)
 
 
-async def get(conn: AsyncConnection, account_id: str, *, for_update: bool = False) -> Account | None:
-    lock = " FOR UPDATE OF a" if for_update else ""
-    row = (
-        await conn.execute(
-            text(f"SELECT {ACCOUNT_COLUMNS} FROM {_FROM} WHERE a.id = CAST(:id AS uuid){lock}"), {"id": account_id}
-        )
-    ).first()
+_GET = Statement(f"SELECT {ACCOUNT_COLUMNS} FROM {_FROM} WHERE a.id = CAST(:id AS uuid)")
+_GET_FOR_UPDATE = Statement(f"SELECT {ACCOUNT_COLUMNS} FROM {_FROM} WHERE a.id = CAST(:id AS uuid) FOR UPDATE OF a")
+
+
+async def get(conn, account_id: str, *, for_update: bool = False) -> Account | None:
+    """The account with its wallet; `conn` of either kind (store.sql)."""
+    row = await first(conn, _GET_FOR_UPDATE if for_update else _GET, {"id": account_id})
     return account_of(row) if row else None
 
 

@@ -1,6 +1,7 @@
 """Statements that run on either kind of connection: a SQLAlchemy AsyncConnection (callers
 inside `tenant_tx`, event handlers, the release gate, refills) or the asyncpg connection
-underneath one (the credit RPCs' hot path: `raw_autocommit`, `raw_tenant_tx`).
+underneath one (the hot paths: the credit RPCs' writes in `raw_autocommit`, through
+store.wallet.CreditWrites; GetAccount's read in `raw_tenant_tx`).
 
 Why the raw path: measured on the reserve+consume hot path, SQLAlchemy's per-statement work
 (text compile cache, parameter processing, greenlet hops, row wrapping) cost ~0.35 ms of CPU
