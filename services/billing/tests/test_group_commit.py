@@ -9,6 +9,7 @@ deterministically; releasing the holder lets them through."""
 import asyncio
 import inspect
 import time
+import uuid
 from collections import defaultdict
 from contextlib import asynccontextmanager
 
@@ -194,4 +195,35 @@ async def test_a_caller_that_gave_up_before_its_batch_started_is_left_out_of_it(
         )
         assert [r.ref_id for r in refs] == ["holder", "kept", "lead"]
         await _poll(lambda: writes.group.queued(account) == 0, "the lane to go idle")
+        assert await h.invariants(account_ids=[account]) == []
+
+
+async def test_each_item_of_a_batch_sees_only_its_own_tenant(billing):
+    """A batch is one transaction of several callers: an item of another tenant naming this
+    account is refused as unknown (RLS under its own tenant), and the others are not affected."""
+    async with billing() as h:
+        account = (await h.account(20)).id
+        writes = CreditWrites(h.engine)
+        intruder = str(uuid.uuid4())
+        async with held(h, writes, account):
+            ours = asyncio.create_task(reserve(h, writes, account, "ours"))
+            theirs = asyncio.create_task(
+                operations.reserve(
+                    writes,
+                    tenant_id=intruder,
+                    account_id=account,
+                    amount=1,
+                    ref_type="manual",
+                    ref_id="theirs",
+                    expires_at=None,
+                    actor="intruder",
+                )
+            )
+            await _poll(lambda: writes.group.queued(account) == 2, "both writes to queue in the lane")
+        assert (await asyncio.wait_for(ours, 10))[0].ref_id == "ours"
+        with pytest.raises(DomainError) as refused:
+            await asyncio.wait_for(theirs, 10)
+        assert refused.value.reason == "ACCOUNT_NOT_FOUND"
+        refs = await h.sql("SELECT ref_id FROM reservations WHERE account_id = CAST(:id AS uuid)", {"id": account})
+        assert sorted(r.ref_id for r in refs) == ["holder", "lead", "ours"]
         assert await h.invariants(account_ids=[account]) == []
