@@ -12,6 +12,7 @@ import time
 import uuid
 
 import httpx
+from test_report_flow import outbox
 
 from zenops.events.v1 import envelope_pb2
 
@@ -60,18 +61,6 @@ def poll(check, what: str, timeout: float = 20.0):
             return value
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
-
-
-def event_about(suite, service: str, event_type: str, aggregate_id: str) -> str | None:
-    """The id of the `event_type` event about `aggregate_id` in `service`'s outbox, if written."""
-    rows = suite.pg.psql(
-        f"SELECT id::text, encode(envelope, 'hex') FROM outbox WHERE event_type = '{event_type}'", service
-    )
-    for line in rows.split():
-        event_id, envelope = line.split("|")
-        if envelope_pb2.EventEnvelope.FromString(bytes.fromhex(envelope)).aggregate_id == aggregate_id:
-            return event_id
-    return None
 
 
 def user(admin: Client, suite, roles: list[str], aud: str = "web", **extra) -> str:
@@ -170,9 +159,10 @@ def test_reconciliation_asks_the_real_ops(suite):
     admin.post(f"/v1/channel-requests/{dropped['id']}/reject", {"reason": "duplicate of another request"}, status=200)
     # Billing's reaction to the rejection releases the ref's reservation: once it has taken the
     # event, a reservation made for the ref is left behind (as if the rejection's event were lost).
-    rejection = poll(
-        lambda: event_about(suite, "ops", "ops.channel_request.rejected", dropped["id"]), "the rejection's event"
+    [envelope] = poll(
+        lambda: outbox(suite, "ops.channel_request.rejected", dropped["id"], service="ops"), "the rejection's event"
     )
+    rejection = envelope_pb2.EventEnvelope.FromString(envelope).event_id
     poll(
         lambda: suite.pg.psql(f"SELECT count(*) FROM inbox WHERE event_id = '{rejection}'", "billing").strip() != "0",
         "billing to take the rejection's event",

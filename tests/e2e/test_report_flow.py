@@ -394,14 +394,14 @@ def export_bundle(client: Client, work_order_id: str) -> tuple[bytes, str]:
 # -- NATS: publish as the outbox relay does ----------------------------------------------------------------
 
 
-def outbox(suite, event_type: str, work_order_id: str) -> list[bytes]:
-    """The envelopes (the bytes the relay publishes) of `event_type` about the work order in
-    repogen's outbox, published or not."""
+def outbox(suite, event_type: str, aggregate_id: str, service: str = "repogen") -> list[bytes]:
+    """The envelopes (the bytes the relay publishes) of `event_type` about the aggregate (a
+    work order, by default in repogen's outbox) in `service`'s outbox, published or not."""
     rows = suite.pg.psql(
-        f"SELECT encode(envelope, 'hex') FROM outbox WHERE event_type = '{event_type}' ORDER BY created_at", "repogen"
+        f"SELECT encode(envelope, 'hex') FROM outbox WHERE event_type = '{event_type}' ORDER BY created_at", service
     )
     envelopes = [bytes.fromhex(line) for line in rows.split()]
-    return [e for e in envelopes if envelope_pb2.EventEnvelope.FromString(e).aggregate_id == work_order_id]
+    return [e for e in envelopes if envelope_pb2.EventEnvelope.FromString(e).aggregate_id == aggregate_id]
 
 
 async def _publish_and_wait(suite, envelopes: list[bytes], timeout: float = 15.0) -> None:

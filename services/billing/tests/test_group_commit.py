@@ -53,10 +53,20 @@ async def held(h, writes: CreditWrites, account: str):
         yield lead
 
 
-def reserve(h, writes, account: str, ref: str, amount: int = 1, *, claim: Claim | None = None, actor: str = "test"):
+def reserve(
+    h,
+    writes,
+    account: str,
+    ref: str,
+    amount: int = 1,
+    *,
+    claim: Claim | None = None,
+    actor: str = "test",
+    tenant: str | None = None,
+):
     return operations.reserve(
         writes,
-        tenant_id=h.tenant,
+        tenant_id=tenant or h.tenant,
         account_id=account,
         amount=amount,
         ref_type="manual",
@@ -207,18 +217,7 @@ async def test_each_item_of_a_batch_sees_only_its_own_tenant(billing):
         intruder = str(uuid.uuid4())
         async with held(h, writes, account):
             ours = asyncio.create_task(reserve(h, writes, account, "ours"))
-            theirs = asyncio.create_task(
-                operations.reserve(
-                    writes,
-                    tenant_id=intruder,
-                    account_id=account,
-                    amount=1,
-                    ref_type="manual",
-                    ref_id="theirs",
-                    expires_at=None,
-                    actor="intruder",
-                )
-            )
+            theirs = asyncio.create_task(reserve(h, writes, account, "theirs", actor="intruder", tenant=intruder))
             await _poll(lambda: writes.group.queued(account) == 2, "both writes to queue in the lane")
         assert (await asyncio.wait_for(ours, 10))[0].ref_id == "ours"
         with pytest.raises(DomainError) as refused:

@@ -279,11 +279,16 @@ class CreditWrites:
         self._account_of: dict[str, str] = {}
         self._remembered = remembered
 
-    def lane_of_reservation(self, reservation_id: str) -> str | None:
-        return self._account_of.get(reservation_id)
+    def _lane(self, kind: str, params: dict) -> str | None:
+        """A reserve's account; a settle's, when this process made its reservation; else none."""
+        if kind == "reserve":
+            return params["aid"]
+        if kind == "settle":
+            return self._account_of.get(params["rid"])
+        return None  # a grant: rare, on its own
 
-    async def write(self, kind: str, params: dict, lane: str | None) -> list:
-        rows = await self.group.write(lane, kind, params)
+    async def write(self, kind: str, params: dict) -> list:
+        rows = await self.group.write(self._lane(kind, params), kind, params)
         first = rows[0] if rows else None
         if first is not None and first.outcome == "OK" and first.r_id is not None:
             if kind == "reserve":
@@ -295,10 +300,10 @@ class CreditWrites:
         return rows
 
 
-async def _call(conn, kind: str, params: dict, lane: str | None) -> list:
+async def _call(conn, kind: str, params: dict) -> list:
     if isinstance(conn, CreditWrites):
-        return await conn.write(kind, params, lane)
-    return await fetch(conn, _SINGLE[kind], params)
+        return await conn.write(kind, params)
+    return await _write_one(conn, kind, params)
 
 
 async def write_grant(
@@ -327,7 +332,7 @@ async def write_grant(
         "reason": reason,
         "ikey": idempotency_key,
     }
-    return _written(await _call(conn, "grant", _claim_params(params, claim), None))
+    return _written(await _call(conn, "grant", _claim_params(params, claim)))
 
 
 async def write_reserve(
@@ -367,7 +372,7 @@ async def write_reserve(
         "adj_id": str(uuid.uuid4()) if may_override else None,  # only an override's shortfall needs one
         "res_id": str(uuid.uuid4()),
     }
-    return _written(await _call(conn, "reserve", _claim_params(params, claim), account_id))
+    return _written(await _call(conn, "reserve", _claim_params(params, claim)))
 
 
 async def write_settle(
@@ -406,8 +411,7 @@ async def write_settle(
         "c_id": str(uuid.uuid4()) if take != 0 else None,
         "x_id": str(uuid.uuid4()) if take >= 0 else None,
     }
-    lane = conn.lane_of_reservation(reservation_id) if isinstance(conn, CreditWrites) else None
-    return _written(await _call(conn, "settle", _claim_params(params, claim), lane))
+    return _written(await _call(conn, "settle", _claim_params(params, claim)))
 
 
 _ENTRY = Statement(f"SELECT {_L} FROM credit_ledger l WHERE l.id = CAST(:id AS uuid)")
